@@ -1,0 +1,49 @@
+"""GET /api/workers: inspect details per worker (Flower's shape), with status and freshness."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from celery_monitor.api.errors import ApiError, json_response
+from celery_monitor.api.params import get_bool
+from celery_monitor.api.tasks import monitor_of
+
+
+async def list_workers(request: Request) -> Response:
+    monitor = monitor_of(request)
+    refresh = get_bool(request, "refresh")
+    status_only = get_bool(request, "status")
+    workername = request.query_params.get("workername") or None
+
+    live = monitor.live.worker_dicts()
+    if workername and workername not in live and not monitor.inspector.details(workername) and not refresh:
+        raise ApiError(404, f"Unknown worker '{workername}'")
+    if status_only:
+        names = [workername] if workername else list(live)
+        return json_response({name: bool(live.get(name, {}).get("status")) for name in names})
+    if refresh:
+        future = monitor.inspector.refresh(workername)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), timeout=monitor.inspector.timeout * 3 + 5)
+        except (TimeoutError, Exception):
+            pass  # the cached details are answered; freshness tells their age
+    details = monitor.inspector.details(workername)
+    if workername and workername not in live and not details:
+        raise ApiError(404, f"Unknown worker '{workername}'")
+    names = [workername] if workername else sorted(set(live) | set(details))
+    result: dict[str, Any] = {}
+    for name in names:
+        entry: dict[str, Any] = dict(details.get(name, {}))
+        worker = live.get(name)
+        entry["status"] = bool(worker and worker["status"])
+        entry["inspected_at"] = entry.get("timestamp")
+        if worker is not None:
+            entry["events"] = {k: worker[k] for k in ("active", "processed", "loadavg", "freq", "pid",
+                                                      "sw_ident", "sw_ver", "sw_sys", "last_heartbeat",
+                                                      "clock_skew", "counters")}
+        result[name] = entry
+    return json_response(result)

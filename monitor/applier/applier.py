@@ -1,0 +1,217 @@
+"""The applier: turns batches of raw messages into task and worker changes.
+
+It runs in its own thread, takes everything the reader handed over since last time, decodes it,
+applies Celery's event semantics to the live view, then hands the changed records to the store
+writer and change notices to the hub, once per batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery_monitor.applier.task_events import apply_task_event
+from celery_monitor.applier.worker_events import apply_worker_event
+from celery_monitor.hub import Hub, Notice
+from celery_monitor.receiver.envelope import MalformedMessage, decode_body, decode_envelope
+from celery_monitor.receiver.handoff import Handoff, RawMessage
+from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.state.live import LiveView
+from celery_monitor.state.models import TaskRecord, WorkerRecord
+from celery_monitor.store.base import Store
+from celery_monitor.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+MALFORMED_LOG_INTERVAL = 10.0
+
+
+class Applier(threading.Thread):
+    def __init__(
+        self,
+        handoff: Handoff,
+        live: LiveView,
+        store: Store,
+        writer: StoreWriter,
+        health: ReceiverHealth,
+        hub: Hub,
+        max_workers: int = 5000,
+        purge_offline_workers: float | None = None,
+        on_worker_online: Callable[[str], None] | None = None,
+    ) -> None:
+        super().__init__(name="event-applier", daemon=True)
+        self.handoff = handoff
+        self.live = live
+        self.store = store
+        self.writer = writer
+        self.health = health
+        self.hub = hub
+        self.max_workers = max_workers
+        self.purge_offline_workers = purge_offline_workers
+        self.on_worker_online = on_worker_online
+        self._stop_event = threading.Event()
+        self._last_malformed_log = 0.0
+        self.batches_applied = 0
+        self.last_lag = 0.0
+
+    def stop(self) -> None:
+        self._stop_event.set()
+
+    def run(self) -> None:
+        next_housekeeping = time.monotonic() + 1.0
+        while not self._stop_event.is_set():
+            items = self.handoff.take(timeout=0.2)
+            if items:
+                try:
+                    self.apply(items)
+                except Exception:  # never let one bad batch stop ingestion
+                    log.exception("applying a batch of events failed")
+            if time.monotonic() >= next_housekeeping:
+                next_housekeeping = time.monotonic() + 1.0
+                self.housekeeping()
+        remaining = self.handoff.take(timeout=0)
+        if remaining:
+            self.apply(remaining)
+
+    # -- applying ------------------------------------------------------------------------------
+
+    def decode(self, raw: RawMessage) -> list[dict[str, Any]]:
+        try:
+            if raw.content_type is None:
+                return decode_envelope(raw.body)
+            return decode_body(raw.body, raw.content_type)
+        except MalformedMessage as exc:
+            self.health.events_malformed += 1
+            now = time.monotonic()
+            if now - self._last_malformed_log > MALFORMED_LOG_INTERVAL:
+                self._last_malformed_log = now
+                log.warning("skipping a malformed event message (%s); %d so far", exc,
+                            self.health.events_malformed)
+            return []
+
+    def apply(self, items: list[tuple[float, list[RawMessage]]]) -> None:
+        dirty_tasks: dict[str, TaskRecord] = {}
+        dirty_workers: dict[str, WorkerRecord] = {}
+        events_for_hub: list[Notice] = []
+        want_notices = self.hub.has_subscribers
+        with self.live.lock:
+            for received_at, batch in items:
+                for raw in batch:
+                    for event in self.decode(raw):
+                        event["local_received"] = received_at
+                        if self.apply_event(event, received_at, dirty_tasks, dirty_workers) and want_notices:
+                            events_for_hub.append(event)
+            task_dicts = {uuid: task.as_dict() for uuid, task in dirty_tasks.items()}
+            worker_dicts = {name: worker.to_store() for name, worker in dirty_workers.items()}
+            now = time.time()
+            worker_notices = [w.as_dict(now) for w in dirty_workers.values()] if want_notices else []
+        self.writer.submit(task_dicts, worker_dicts)
+        self.batches_applied += 1
+        self.last_lag = max(0.0, time.time() - items[0][0])
+        if want_notices:
+            notices: list[Notice] = [{"kind": "event", "event": e} for e in events_for_hub]
+            notices.extend({"kind": "task", "task": t} for t in task_dicts.values())
+            notices.extend({"kind": "worker", "worker": w} for w in worker_notices)
+            self.hub.publish(notices)
+
+    def apply_event(
+        self,
+        event: dict[str, Any],
+        received_at: float,
+        dirty_tasks: dict[str, TaskRecord],
+        dirty_workers: dict[str, WorkerRecord],
+    ) -> bool:
+        event_type = event.get("type")
+        if not isinstance(event_type, str):
+            self.health.events_malformed += 1
+            return False
+        health = self.health
+        health.events_received += 1
+        health.last_event_time = received_at
+        hostname = event.get("hostname")
+        if event_type.startswith("task-"):
+            uuid = event.get("uuid")
+            if not isinstance(uuid, str) or not uuid:
+                health.events_malformed += 1
+                return False
+            task = self.task(uuid)
+            old_state = task.state
+            is_new = not task.transitions
+            apply_task_event(task, event)
+            self.live.count_state(None if is_new else old_state, task.state)
+            if task.name:
+                self.live.task_names.add(task.name)
+            if task.parent_id and task.parent_id != uuid:
+                parent = self.task(task.parent_id)
+                if uuid not in parent.children:
+                    parent.children.append(uuid)
+                    if not parent.transitions:
+                        self.live.count_state(None, parent.state)
+                    dirty_tasks[parent.uuid] = parent
+            dirty_tasks[uuid] = task
+            if isinstance(hostname, str) and hostname and event_type != "task-sent":
+                worker = self.worker(hostname)
+                apply_worker_event(worker, event, received_at)
+                worker.counters[event_type] = worker.counters.get(event_type, 0) + 1
+                dirty_workers[hostname] = worker
+            self.live.stats.record(event_type, task, event)
+            return True
+        if event_type.startswith("worker-") and isinstance(hostname, str) and hostname:
+            worker = self.worker(hostname)
+            was_online = worker.is_online(received_at)
+            apply_worker_event(worker, event, received_at)
+            if not was_online and worker.is_online(received_at) and self.on_worker_online:
+                self.on_worker_online(hostname)
+            dirty_workers[hostname] = worker
+            return True
+        return True
+
+    def task(self, uuid: str) -> TaskRecord:
+        """The task from the live view, the pending writes or the store, or a new one."""
+        task = self.live.recent.get(uuid)
+        if task is None:
+            stored = self.writer.pending_task(uuid) or self.store.get_task(uuid)
+            task = TaskRecord.from_dict(stored) if stored else TaskRecord(uuid=uuid)
+        self.live.remember(task)
+        return task
+
+    def worker(self, hostname: str) -> WorkerRecord:
+        worker = self.live.workers.get(hostname)
+        if worker is None:
+            worker = self.live.workers[hostname] = WorkerRecord(hostname=hostname)
+            self._enforce_worker_limit()
+        return worker
+
+    # -- housekeeping --------------------------------------------------------------------------
+
+    def _enforce_worker_limit(self) -> None:
+        workers = self.live.workers
+        if len(workers) <= self.max_workers:
+            return
+        now = time.time()
+        by_age = sorted(workers.values(), key=lambda w: (w.is_online(now), w.last_seen or 0))
+        excess = [w.hostname for w in by_age[: len(workers) - self.max_workers]]
+        self._forget_workers(excess)
+
+    def _forget_workers(self, names: list[str]) -> None:
+        for name in names:
+            self.live.workers.pop(name, None)
+            self.live.stats.forget_worker(name)
+        if names:
+            self.store.delete_workers(names)
+
+    def housekeeping(self) -> None:
+        if not self.purge_offline_workers:
+            return
+        now = time.time()
+        with self.live.lock:
+            stale = []
+            for worker in self.live.workers.values():
+                if worker.is_online(now):
+                    continue
+                offline_since = worker.went_offline or worker.heartbeat_expires or worker.last_seen or now
+                if now - offline_since > self.purge_offline_workers:
+                    stale.append(worker.hostname)
+            self._forget_workers(stale)

@@ -1,0 +1,88 @@
+"""Celery's task event semantics: how one event changes one task.
+
+Events can arrive out of order (several workers, several connections). A state is only replaced
+by one that logically follows it; an earlier state's event still fills in the fields it alone
+carries (a late ``task-received`` after ``task-succeeded`` still brings the name and args).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery_monitor.state.models import EVENT_TASK_FIELDS, TaskRecord
+
+EVENT_STATES: dict[str, str] = {
+    "task-sent": "PENDING",
+    "task-received": "RECEIVED",
+    "task-started": "STARTED",
+    "task-succeeded": "SUCCESS",
+    "task-failed": "FAILURE",
+    "task-retried": "RETRY",
+    "task-revoked": "REVOKED",
+    "task-rejected": "REJECTED",
+}
+
+# Lower rank = further along; a custom state sits between the finished and the running ones.
+_RANK: dict[str | None, int] = {
+    "SUCCESS": 0, "FAILURE": 1, None: 2, "REVOKED": 3, "STARTED": 4,
+    "RECEIVED": 5, "REJECTED": 6, "RETRY": 7, "PENDING": 8,
+}  # fmt: skip
+_CUSTOM_RANK = _RANK[None]
+
+# What a state that arrives after a later one may still contribute.
+_MERGE_ONLY: dict[str, frozenset[str]] = {
+    "RECEIVED": frozenset({"name", "args", "kwargs", "parent_id", "root_id", "retries", "eta", "expires"}),
+}
+
+FINISHED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED"})
+
+
+def rank(state: str | None) -> int:
+    return _RANK.get(state, _CUSTOM_RANK)
+
+
+def _stringify(value: Any) -> Any:
+    """Args, kwargs and results arrive as repr strings from Celery; keep other types printable."""
+    if value is None or isinstance(value, str):
+        return value
+    return repr(value)
+
+
+def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
+    """Apply ``event`` to ``task`` in place and return the state the event stands for."""
+    event_type: str = event["type"]
+    timestamp = event.get("timestamp")
+    state = EVENT_STATES.get(event_type)
+    if state is not None:
+        setattr(task, event_type[5:], timestamp)
+    else:
+        state = event_type[5:].upper() if event_type.startswith("task-") else event_type.upper()
+
+    takes_over = (task.state is None or state == "RETRY" or task.state == "RETRY"
+                  or rank(state) <= rank(task.state))
+    keep = None if takes_over else _MERGE_ONLY.get(state)
+
+    for key, value in event.items():
+        if key in EVENT_TASK_FIELDS and value is not None and (keep is None or key in keep):
+            if key in ("args", "kwargs", "result") or key in ("eta", "expires", "exception", "traceback"):
+                value = _stringify(value)
+            setattr(task, key, value)
+    hostname = event.get("hostname")
+    if hostname and (takes_over or task.worker is None) and event_type != "task-sent":
+        task.worker = hostname
+    if event_type == "task-sent" and task.client is None and hostname:
+        task.client = hostname
+    if takes_over:
+        task.state = state
+        task.timestamp = timestamp
+    if state not in EVENT_STATES.values():
+        extra = {k: v for k, v in event.items() if k not in _ENVELOPE_KEYS}
+        if extra:
+            task.custom.setdefault(state, {}).update(extra)
+    task.transitions.append([state, timestamp, hostname])
+    return state
+
+
+_ENVELOPE_KEYS = frozenset(
+    {"type", "uuid", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"}
+)

@@ -1,0 +1,124 @@
+"""Queue lengths straight from the broker: Redis lists (priority sub-lists summed) or RabbitMQ's
+management API (falling back to a passive declare over AMQP when no management API answers).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+from urllib.parse import quote, unquote, urlparse
+
+import httpx
+import redis
+from celery import Celery
+from kombu import Connection
+
+from celery_monitor.celery_app import broker_url
+
+log = logging.getLogger(__name__)
+PRIORITY_SEP = "\x06\x16"
+PRIORITY_STEPS = range(1, 10)
+
+
+class BrokerUnavailable(RuntimeError):
+    pass
+
+
+def queue_names(app: Celery, active_queues: list[str]) -> list[str]:
+    names = {app.conf.task_default_queue or "celery"}
+    for queue in app.conf.task_queues or []:
+        names.add(queue.name if hasattr(queue, "name") else str(queue))
+    names.update(active_queues)
+    return sorted(n for n in names if n)
+
+
+def management_url(app: Celery, broker_api: str) -> str | None:
+    if broker_api:
+        return broker_api.rstrip("/") + "/"
+    url = urlparse(broker_url(app))
+    if url.scheme not in ("amqp", "amqps", "pyamqp"):
+        return None
+    user = quote(unquote(url.username or "guest"), safe="")
+    password = quote(unquote(url.password or "guest"), safe="")
+    scheme = "https" if url.scheme == "amqps" else "http"
+    return f"{scheme}://{user}:{password}@{url.hostname or 'localhost'}:15672/api/"
+
+
+class QueueLengths:
+    def __init__(self, app: Celery, broker_api: str = "") -> None:
+        self.app = app
+        self.url = broker_url(app)
+        self.api = management_url(app, broker_api)
+        self._redis: redis.Redis | None = None
+
+    def lengths(self, names: list[str]) -> list[dict[str, Any]]:
+        """One dict per queue: name, messages, and ready/unacked/consumers where the broker tells."""
+        if self.url.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
+            return self._redis_lengths(names)
+        if self.api:
+            try:
+                return self._management_lengths(names)
+            except (httpx.HTTPError, ValueError) as exc:
+                log.debug("management API unavailable (%s); using AMQP", exc)
+        return self._amqp_lengths(names)
+
+    def _redis_client(self) -> redis.Redis:
+        if self._redis is None:
+            self._redis = redis.Redis.from_url(self.url, socket_timeout=5, socket_connect_timeout=5)
+        return self._redis
+
+    def _redis_lengths(self, names: list[str]) -> list[dict[str, Any]]:
+        prefix = (self.app.conf.broker_transport_options or {}).get("global_keyprefix", "")
+        try:
+            pipe = self._redis_client().pipeline(transaction=False)
+            for name in names:
+                pipe.llen(f"{prefix}{name}")
+                for step in PRIORITY_STEPS:
+                    pipe.llen(f"{prefix}{name}{PRIORITY_SEP}{step}")
+            counts = pipe.execute()
+        except redis.RedisError as exc:
+            raise BrokerUnavailable(f"redis: {exc}") from None
+        per_queue = len(PRIORITY_STEPS) + 1
+        return [
+            {"name": name, "messages": int(sum(counts[i * per_queue : (i + 1) * per_queue]))}
+            for i, name in enumerate(names)
+        ]
+
+    def _management_lengths(self, names: list[str]) -> list[dict[str, Any]]:
+        assert self.api is not None
+        url = urlparse(self.api)
+        vhost = quote(unquote(urlparse(self.url).path.lstrip("/")) or "/", safe="")
+        auth = (unquote(url.username or "guest"), unquote(url.password or "guest"))
+        base = url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl()
+        with httpx.Client(auth=auth, timeout=5) as client:
+            response = client.get(f"{base}queues/{vhost}", params={"columns": "name,messages,messages_ready,"
+                                  "messages_unacknowledged,consumers,head_message_timestamp"})
+            response.raise_for_status()
+            found = {q["name"]: q for q in response.json()}
+        out = []
+        for name in names:
+            queue = found.get(name, {})
+            out.append({
+                "name": name,
+                "messages": int(queue.get("messages") or 0),
+                "ready": int(queue.get("messages_ready") or 0),
+                "unacked": int(queue.get("messages_unacknowledged") or 0),
+                "consumers": int(queue.get("consumers") or 0),
+            })
+        return out
+
+    def _amqp_lengths(self, names: list[str]) -> list[dict[str, Any]]:
+        out = []
+        try:
+            with Connection(self.url, connect_timeout=5) as conn:
+                channel = conn.channel()
+                for name in names:
+                    try:
+                        _, messages, consumers = channel.queue_declare(queue=name, passive=True)
+                    except Exception:  # the queue does not exist (yet): it holds nothing
+                        channel = conn.channel()
+                        messages, consumers = 0, 0
+                    out.append({"name": name, "messages": messages, "ready": messages, "consumers": consumers})
+        except OSError as exc:
+            raise BrokerUnavailable(f"broker: {exc}") from None
+        return out

@@ -1,0 +1,252 @@
+"""Reading options from the command line, a config file, the environment and defaults.
+
+Precedence, highest first: command line > config file > environment > defaults. Every value is
+parsed and checked here, once; a bad one raises :class:`ConfigError` naming the option.
+"""
+
+from __future__ import annotations
+
+import os
+import runpy
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from celery_monitor.cli.options import BY_NAME, CONFIG_ONLY, TASKS_COLUMNS, Option
+from celery_monitor.settings import Settings
+
+ENV_PREFIXES = ("CELERY_MONITOR_", "FLOWER_")  # first wins
+CELERY_ENV = {"broker": "CELERY_BROKER_URL", "result_backend": "CELERY_RESULT_BACKEND"}
+SHORT_FLAGS = {"-A": "app", "-b": "broker"}
+_TRUE = {"1", "true", "yes", "on", "y", "t"}
+_FALSE = {"0", "false", "no", "off", "n", "f", "none", ""}
+BROKER_SCHEMES = {"redis", "rediss", "redis+socket", "sentinel", "amqp", "amqps", "pyamqp", "librabbitmq",
+                  "memory", "sqs", "qpid", "filesystem", "mongodb", "zookeeper", "confluentkafka"}
+
+
+class ConfigError(ValueError):
+    """A bad option value: the message names the option and what is wrong, on one line."""
+
+    def __init__(self, option: str, message: str) -> None:
+        super().__init__(f"--{option}: {message}")
+        self.option = option
+
+
+class HelpRequested(Exception):
+    pass
+
+
+@dataclass(frozen=True)
+class CommandLine:
+    values: dict[str, str | bool]
+    show_help: bool = False
+    show_version: bool = False
+
+
+def _normalise(flag: str) -> str:
+    return flag.lstrip("-").replace("-", "_")
+
+
+def parse_command_line(argv: Sequence[str]) -> CommandLine:
+    """Parse ``--name=value``, ``--name value``, bare boolean ``--name`` and ``-A``/``-b``."""
+    values: dict[str, str | bool] = {}
+    show_help = show_version = False
+    i = 0
+    args = list(argv)
+    while i < len(args):
+        arg = args[i]
+        i += 1
+        if arg in ("-h", "--help"):
+            show_help = True
+            continue
+        if arg == "--version":
+            show_version = True
+            continue
+        if arg in SHORT_FLAGS:
+            if i >= len(args):
+                raise ConfigError(SHORT_FLAGS[arg], "needs a value")
+            values[SHORT_FLAGS[arg]] = args[i]
+            i += 1
+            continue
+        if not arg.startswith("--"):
+            raise ConfigError(arg.lstrip("-") or arg, f"unexpected argument {arg!r}")
+        name, has_value, value = arg.partition("=")
+        name = _normalise(name)
+        option = BY_NAME.get(name)
+        if option is None:
+            raise ConfigError(name, "unknown option (see --help)")
+        if has_value:
+            values[name] = value
+        elif option.kind == "bool":
+            if i < len(args) and args[i].lower() in _TRUE | _FALSE and not args[i].startswith("-"):
+                values[name] = args[i]
+                i += 1
+            else:
+                values[name] = True
+        else:
+            if i >= len(args):
+                raise ConfigError(name, "needs a value")
+            values[name] = args[i]
+            i += 1
+    return CommandLine(values, show_help, show_version)
+
+
+def parse_value(option: Option, raw: Any) -> Any:
+    """Turn a raw value (a string, or a Python value from the config file) into the option's type."""
+    name = option.name
+    kind = option.kind
+    if raw is None:
+        return None
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        text = str(raw).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise ConfigError(name, f"{raw!r} is not a boolean (use true or false)")
+    if kind in ("int", "float"):
+        caster = int if kind == "int" else float
+        if isinstance(raw, bool):
+            raise ConfigError(name, f"{raw!r} is not a number")
+        try:
+            value = caster(raw) if not isinstance(raw, str) else caster(raw.strip())
+        except (TypeError, ValueError):
+            word = "an integer" if kind == "int" else "a number"
+            raise ConfigError(name, f"{raw!r} is not {word}") from None
+        if option.minimum is not None and value < option.minimum:
+            raise ConfigError(name, f"{value} is below the minimum {option.minimum:g}")
+        if option.maximum is not None and value > option.maximum:
+            raise ConfigError(name, f"{value} is above the maximum {option.maximum:g}")
+        return value
+    if kind == "list":
+        items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
+        return [str(item).strip() for item in items if str(item).strip()]
+    if kind == "floats":
+        items = raw if isinstance(raw, list | tuple) else [p for p in str(raw).split(",") if p.strip()]
+        try:
+            return sorted(float(item) for item in items)
+        except (TypeError, ValueError):
+            raise ConfigError(name, f"{raw!r} is not a comma-separated list of numbers") from None
+    if not isinstance(raw, str):
+        raise ConfigError(name, f"expected a string, got {type(raw).__name__}")
+    return raw
+
+
+def read_environment(environ: Mapping[str, str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for name in BY_NAME:
+        for prefix in ENV_PREFIXES:
+            key = prefix + name.upper()
+            if key in environ:
+                found[name] = environ[key]
+                break
+        else:
+            if name in CELERY_ENV and CELERY_ENV[name] in environ:
+                found[name] = environ[CELERY_ENV[name]]
+    return found
+
+
+def read_config_file(path: str, required: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Run the Python config file; return (our options, Celery settings) found in it."""
+    if not os.path.exists(path):
+        if required:
+            raise ConfigError("conf", f"config file {path!r} does not exist")
+        return {}, {}
+    try:
+        namespace = runpy.run_path(path)
+    except Exception as exc:  # the file is user code: any error is a config error
+        raise ConfigError("conf", f"cannot load {path!r}: {type(exc).__name__}: {exc}") from None
+    options: dict[str, Any] = {}
+    celery_settings: dict[str, Any] = {}
+    from celery.app.defaults import flatten, NAMESPACES  # noqa: I001 — only needed here
+
+    celery_keys = {key for key, _ in flatten(NAMESPACES)}
+    for key, value in namespace.items():
+        if key.startswith("_"):
+            continue
+        if key in BY_NAME or key in CONFIG_ONLY:
+            options[key] = value
+        elif key == "broker_url":
+            options.setdefault("broker", value)
+        elif key in celery_keys:
+            celery_settings[key] = value
+    return options, celery_settings
+
+
+def check_broker_url(url: str) -> None:
+    if not url:
+        return
+    _scheme, sep, _ = url.partition("://")
+    if not sep:
+        raise ConfigError("broker", "malformed URL: expected scheme://host[:port]/...")
+    for part in url.split(";"):
+        parsed = urlparse(part.strip())
+        base_scheme = parsed.scheme.split("+")[0] if parsed.scheme != "redis+socket" else parsed.scheme
+        if base_scheme not in BROKER_SCHEMES and parsed.scheme not in BROKER_SCHEMES:
+            raise ConfigError("broker", f"unsupported broker scheme {parsed.scheme!r}")
+        try:
+            parsed.port  # noqa: B018 — raises on a bad port
+        except ValueError:
+            raise ConfigError("broker", "malformed URL: the port is not a number in 0-65535") from None
+        if parsed.scheme in ("redis", "rediss"):
+            db = parsed.path.lstrip("/")
+            if db and not db.isdigit():
+                raise ConfigError("broker", f"malformed URL: redis database {db!r} is not a number")
+
+
+def check_consistency(values: dict[str, Any]) -> None:
+    for user in values.get("basic_auth") or []:
+        if ":" not in user or not user.split(":", 1)[0]:
+            raise ConfigError("basic_auth", "expected user:password pairs separated by commas")
+    columns = values.get("tasks_columns") or ""
+    if columns != "all":
+        unknown = [c for c in (p.strip() for p in columns.split(",")) if c and c not in TASKS_COLUMNS]
+        if unknown:
+            raise ConfigError("tasks_columns", f"unknown column {unknown[0]!r} (known: {', '.join(TASKS_COLUMNS)})")
+    if bool(values.get("certfile")) != bool(values.get("keyfile")):
+        raise ConfigError("certfile", "--certfile and --keyfile must be given together")
+    for name in ("certfile", "keyfile", "ca_certs"):
+        path = values.get(name)
+        if path and not os.path.isfile(path):
+            raise ConfigError(name, f"file {path!r} does not exist")
+    if values.get("broker_api"):
+        parsed = urlparse(values["broker_api"])
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ConfigError("broker_api", "expected an http(s):// URL of the RabbitMQ management API")
+    if values.get("logging", "info").lower() not in ("debug", "info", "warning", "warn", "error", "critical"):
+        raise ConfigError("logging", f"unknown level {values['logging']!r}")
+    if values.get("format_task") is not None and not callable(values["format_task"]):
+        raise ConfigError("format_task", "must be a function defined in the config file")
+    check_broker_url(values.get("broker") or "")
+
+
+def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
+    """Build settings from every source; raises ConfigError or HelpRequested."""
+    environ = os.environ if environ is None else environ
+    command_line = parse_command_line(argv)
+    if command_line.show_help or command_line.show_version:
+        raise HelpRequested("version" if command_line.show_version else "help")
+    env_values = read_environment(environ)
+
+    conf_path = command_line.values.get("conf") or env_values.get("conf")
+    file_values, celery_settings = read_config_file(
+        str(conf_path or BY_NAME["conf"].default), required=conf_path is not None
+    )
+
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, option in BY_NAME.items():
+        values[name] = option.default
+        sources[name] = "default"
+        for source, layer in (("environment", env_values), ("config file", file_values),
+                              ("command line", command_line.values)):
+            if name in layer:
+                values[name] = parse_value(option, layer[name])
+                sources[name] = source
+    if "format_task" in file_values:
+        values["format_task"] = file_values["format_task"]
+    check_consistency(values)
+    return Settings(**values, celery_settings=celery_settings, sources=sources)

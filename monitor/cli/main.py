@@ -1,0 +1,72 @@
+"""``celery-monitor``: parse options, build the monitor, serve it. Errors end in one line, exit 2."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Sequence
+
+from celery import Celery
+
+from celery_monitor import __version__
+from celery_monitor.cli.config import ConfigError, HelpRequested, load_settings
+from celery_monitor.cli.options import OPTIONS
+from celery_monitor.settings import Settings
+
+PROG = "celery-monitor"
+
+
+def usage() -> str:
+    lines = [f"usage: {PROG} [--option=value ...]", "",
+             "Options (also CELERY_MONITOR_<OPTION> or FLOWER_<OPTION> in the environment,",
+             "or <option> = value in the --conf file; command line > config file > environment):", ""]
+    for option in OPTIONS:
+        default = "" if option.default in ("", None, []) else f" (default: {option.default})"
+        lines.append(f"  --{option.name:<28} {option.help}{default}")
+    lines += ["", "  -A, --app                     Celery application (module[:attribute])",
+              "  -b, --broker                  broker URL"]
+    return "\n".join(lines)
+
+
+def fail(message: str) -> None:
+    print(f"{PROG}: error: {message}", file=sys.stderr)
+    sys.exit(2)
+
+
+def configure_logging(settings: Settings) -> None:
+    level = "DEBUG" if settings.debug else settings.logging.upper().replace("WARN", "WARNING")
+    level = level.replace("WARNINGING", "WARNING")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run(settings: Settings, app: Celery | None = None) -> None:
+    from celery_monitor.app import create_app
+    from celery_monitor.celery_app import build_app
+    from celery_monitor.server import serve
+    from celery_monitor.service import Monitor
+    from celery_monitor.store.sqlite import StoreError
+
+    configure_logging(settings)
+    try:
+        celery_app = build_app(settings, app)
+    except Exception as exc:  # the user's -A module failed to import
+        fail(f"--app: cannot load {settings.app!r}: {type(exc).__name__}: {exc}")
+    try:
+        monitor = Monitor(settings, celery_app)
+    except StoreError as exc:
+        fail(f"--db: {exc}")
+    logging.getLogger(__name__).info("Celery Monitor %s on %s", __version__,
+                                     settings.unix_socket or f"{settings.address or '0.0.0.0'}:{settings.port}")
+    serve(create_app(monitor), settings)
+
+
+def main(argv: Sequence[str] | None = None, app: Celery | None = None) -> None:
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        settings = load_settings(args)
+    except HelpRequested as request:
+        print(__version__ if str(request) == "version" else usage())
+        sys.exit(0)
+    except ConfigError as exc:
+        fail(str(exc))
+    run(settings, app)

@@ -1,0 +1,103 @@
+"""Worker details from inspect broadcasts, run off the request path and cached per worker.
+
+A refresh runs every inspect method at once, broadcast to all workers (or one), and waits at
+most ``--inspect_timeout``. Concurrent requests for the same refresh share it. A worker that
+comes online triggers a refresh of its own, so new workers never wait for the next period.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from celery import Celery
+
+log = logging.getLogger(__name__)
+
+METHODS: tuple[str, ...] = (
+    "stats", "active_queues", "registered", "scheduled", "active", "reserved", "revoked", "conf",
+)  # fmt: skip
+
+
+class Inspector:
+    def __init__(self, app: Celery, timeout: float, interval: float = 10.0) -> None:
+        self.app = app
+        self.timeout = timeout
+        self.interval = interval
+        self.cache: dict[str, dict[str, Any]] = {}
+        self._lock = threading.Lock()
+        self._inflight: dict[str | None, Future[dict[str, dict[str, Any]]]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=len(METHODS) + 2, thread_name_prefix="inspect")
+        self._stop_event = threading.Event()
+        self._thread = threading.Thread(target=self._periodic, name="inspector", daemon=True)
+        self.last_error: str | None = None
+
+    @property
+    def started(self) -> bool:
+        return self._thread.is_alive()
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _periodic(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.refresh().result(timeout=self.timeout * 3 + 5)
+            except Exception as exc:
+                self.last_error = f"{type(exc).__name__}: {exc}"
+            if self._stop_event.wait(self.interval):
+                break
+
+    def refresh(self, workername: str | None = None) -> Future[dict[str, dict[str, Any]]]:
+        """Start (or join) a refresh of one worker or all of them."""
+        with self._lock:
+            running = self._inflight.get(workername)
+            if running is not None and not running.done():
+                return running
+            future = self._pool.submit(self._inspect, workername)
+            self._inflight[workername] = future
+            return future
+
+    def _call(self, method: str, destination: list[str] | None) -> dict[str, Any]:
+        inspect = self.app.control.inspect(timeout=self.timeout, destination=destination)
+        if method == "conf":
+            return inspect.conf(with_defaults=False) or {}
+        return getattr(inspect, method)() or {}
+
+    def _inspect(self, workername: str | None) -> dict[str, dict[str, Any]]:
+        destination = [workername] if workername else None
+        futures = {method: self._pool.submit(self._call, method, destination) for method in METHODS}
+        replies: dict[str, dict[str, Any]] = {}
+        for method, future in futures.items():
+            try:
+                result = future.result(timeout=self.timeout * 2 + 5)
+            except Exception as exc:
+                self.last_error = f"{method}: {type(exc).__name__}: {exc}"
+                log.warning("inspect %s failed: %s", method, exc)
+                continue
+            for worker, value in result.items():
+                replies.setdefault(worker, {})[method] = value
+        now = time.time()
+        with self._lock:
+            for worker, info in replies.items():
+                entry = self.cache.setdefault(worker, {})
+                entry.update(info)
+                entry["timestamp"] = now
+        return {worker: self.cache[worker] for worker in replies}
+
+    def details(self, workername: str | None = None) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            if workername is not None:
+                return {workername: dict(self.cache[workername])} if workername in self.cache else {}
+            return {name: dict(entry) for name, entry in self.cache.items()}
+
+    def forget(self, workername: str) -> None:
+        with self._lock:
+            self.cache.pop(workername, None)

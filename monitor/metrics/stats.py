@@ -1,0 +1,97 @@
+"""Counters and histograms the applier keeps per event, exported at scrape time.
+
+Plain dicts keyed by label tuples: one dict increment per event instead of a prometheus-client
+child lookup, and the whole set is saved with the history so a restart keeps the counts.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery_monitor.metrics.histogram import DEFAULT_BUCKETS, Histogram
+from celery_monitor.state.models import TaskRecord
+
+WAIT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+OUTCOME_STATES = {
+    "task-succeeded": "SUCCESS", "task-failed": "FAILURE", "task-retried": "RETRY",
+    "task-revoked": "REVOKED", "task-rejected": "REJECTED",
+}  # fmt: skip
+
+
+def exception_class(exception: str | None) -> str:
+    """``ValueError('bad')`` -> ``ValueError``."""
+    if not exception:
+        return ""
+    return exception.split("(", 1)[0].strip()[:200]
+
+
+class EventStats:
+    def __init__(self, runtime_buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
+        self.runtime_buckets = runtime_buckets
+        self.events: dict[tuple[str, str, str], int] = {}
+        self.runtime: dict[tuple[str, str], Histogram] = {}
+        self.prefetch_time: dict[tuple[str, str], float] = {}
+        self.prefetched: dict[tuple[str, str], int] = {}
+        self.outcomes: dict[tuple[str, str, str], int] = {}
+        self.queue_wait: dict[str, Histogram] = {}
+
+    def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
+        name = task.name or ""
+        key = (name, event_type, event.get("hostname") or "")
+        worker = task.worker or ""
+        self.events[key] = self.events.get(key, 0) + 1
+        pair = (name, worker)
+        if event_type == "task-received":
+            self.prefetched[pair] = self.prefetched.get(pair, 0) + 1
+        elif event_type == "task-started":
+            if self.prefetched.get(pair, 0) > 0:
+                self.prefetched[pair] -= 1
+            if task.received is not None and task.started is not None:
+                self.prefetch_time[pair] = max(0.0, task.started - task.received)
+            self._record_wait(name, task)
+        elif event_type == "task-succeeded":
+            runtime = event.get("runtime")
+            if isinstance(runtime, int | float):
+                hist = self.runtime.get(pair)
+                if hist is None:
+                    hist = self.runtime[pair] = Histogram(self.runtime_buckets)
+                hist.observe(float(runtime))
+        outcome = OUTCOME_STATES.get(event_type)
+        if outcome is not None:
+            okey = (name, outcome, exception_class(event.get("exception")) if outcome != "SUCCESS" else "")
+            self.outcomes[okey] = self.outcomes.get(okey, 0) + 1
+
+    def _record_wait(self, name: str, task: TaskRecord) -> None:
+        queued_at = task.sent if task.sent is not None else task.received
+        if queued_at is None or task.started is None:
+            return
+        wait = max(0.0, task.started - queued_at)
+        hist = self.queue_wait.get(name)
+        if hist is None:
+            hist = self.queue_wait[name] = Histogram(WAIT_BUCKETS)
+        hist.observe(wait)
+
+    def forget_worker(self, worker: str) -> None:
+        for table in (self.events, self.runtime, self.prefetch_time, self.prefetched):
+            for key in [k for k in table if k[-1] == worker]:
+                del table[key]
+
+    def to_store(self) -> dict[str, Any]:
+        return {
+            "events": [[*k, v] for k, v in self.events.items()],
+            "runtime": [[*k, h.to_store()] for k, h in self.runtime.items()],
+            "prefetch_time": [[*k, v] for k, v in self.prefetch_time.items()],
+            "prefetched": [[*k, v] for k, v in self.prefetched.items()],
+            "outcomes": [[*k, v] for k, v in self.outcomes.items()],
+            "queue_wait": [[k, h.to_store()] for k, h in self.queue_wait.items()],
+        }
+
+    def load(self, data: dict[str, Any] | None) -> None:
+        if not data:
+            return
+        self.events = {(a, b, c): v for a, b, c, v in data.get("events", [])}
+        self.runtime = {(a, b): Histogram.from_store(h, self.runtime_buckets) for a, b, h in data.get("runtime", [])}
+        self.prefetch_time = {(a, b): v for a, b, v in data.get("prefetch_time", [])}
+        self.prefetched = {(a, b): v for a, b, v in data.get("prefetched", [])}
+        self.outcomes = {(a, b, c): v for a, b, c, v in data.get("outcomes", [])}
+        self.queue_wait = {k: Histogram.from_store(h, WAIT_BUCKETS) for k, h in data.get("queue_wait", [])}

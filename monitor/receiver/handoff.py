@@ -1,0 +1,54 @@
+"""A bounded hand-off from the reader thread to the applier.
+
+The reader must never wait: if it stopped reading, the broker's own buffer would fill and the
+broker would drop the connection (Redis does at 32 MB of pub/sub backlog). So the bound is in
+bytes, generous, and when it is exceeded the newest batch is dropped and counted instead.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+
+@dataclass(slots=True)
+class RawMessage:
+    """Undecoded bytes from the broker; ``content_type`` None means a kombu JSON envelope."""
+
+    body: bytes
+    content_type: str | None = None
+
+
+class Handoff:
+    def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
+        self._batches: deque[tuple[float, list[RawMessage]]] = deque()
+        self._bytes = 0
+        self._max_bytes = max_bytes
+        self._ready = threading.Condition(threading.Lock())
+        self.dropped = 0
+
+    def put(self, received_at: float, batch: list[RawMessage], size: int) -> bool:
+        """Queue a batch; returns False (and counts the messages) when over the bound."""
+        with self._ready:
+            if self._bytes + size > self._max_bytes:
+                self.dropped += len(batch)
+                return False
+            self._batches.append((received_at, batch))
+            self._bytes += size
+            self._ready.notify()
+        return True
+
+    def take(self, timeout: float) -> list[tuple[float, list[RawMessage]]]:
+        """Everything queued so far (waiting up to ``timeout`` for something to arrive)."""
+        with self._ready:
+            if not self._batches:
+                self._ready.wait(timeout)
+            taken = list(self._batches)
+            self._batches.clear()
+            self._bytes = 0
+        return taken
+
+    @property
+    def pending_bytes(self) -> int:
+        return self._bytes

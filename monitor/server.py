@@ -1,0 +1,38 @@
+"""Serving the app with uvicorn on a TCP port or a UNIX socket, optionally with TLS."""
+
+from __future__ import annotations
+
+import logging
+import ssl
+
+import uvicorn
+from starlette.applications import Starlette
+
+from celery_monitor.settings import Settings
+
+
+def serve(app: Starlette, settings: Settings) -> None:
+    kwargs: dict[str, object] = {}
+    if settings.unix_socket:
+        kwargs["uds"] = settings.unix_socket
+    else:
+        kwargs["host"] = settings.address or "0.0.0.0"
+        kwargs["port"] = settings.port
+    if settings.certfile:
+        kwargs["ssl_certfile"] = settings.certfile
+        kwargs["ssl_keyfile"] = settings.keyfile
+        if settings.ca_certs:
+            kwargs["ssl_ca_certs"] = settings.ca_certs
+            kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
+    config = uvicorn.Config(
+        app,
+        proxy_headers=settings.xheaders,
+        forwarded_allow_ips="*" if settings.xheaders else None,
+        server_header=False,
+        log_config=None,
+        access_log=settings.debug,
+        log_level=logging.getLevelName(logging.getLogger().level).lower(),
+        timeout_graceful_shutdown=5,
+        **kwargs,  # type: ignore[arg-type]
+    )
+    uvicorn.Server(config).run()

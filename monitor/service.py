@@ -1,0 +1,185 @@
+"""The monitor: wires receiver -> applier -> live view / store / hub, and the readers beside them."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
+
+from celery import Celery
+from prometheus_client.core import GaugeMetricFamily, Metric
+
+from celery_monitor import __version__
+from celery_monitor.applier.applier import Applier
+from celery_monitor.broker.poller import QueuePoller
+from celery_monitor.broker.queues import QueueLengths, queue_names
+from celery_monitor.hub import Hub
+from celery_monitor.inspector.inspector import Inspector
+from celery_monitor.metrics.histogram import DEFAULT_BUCKETS
+from celery_monitor.metrics.stats import EventStats
+from celery_monitor.receiver.factory import build_reader
+from celery_monitor.receiver.handoff import Handoff
+from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.settings import Settings
+from celery_monitor.state.live import LiveView
+from celery_monitor.state.models import WorkerRecord
+from celery_monitor.store.query import TaskQuery
+from celery_monitor.store.sqlite import SQLiteStore
+from celery_monitor.store.writer import StoreWriter
+
+log = logging.getLogger(__name__)
+ENABLE_EVENTS_EVERY = 10.0
+META_EVERY = 1.0
+
+
+class Monitor:
+    def __init__(self, settings: Settings, app: Celery) -> None:
+        self.settings = settings
+        self.app = app
+        self.health = ReceiverHealth()
+        self.handoff = Handoff()
+        self.store = SQLiteStore(settings.db if settings.persistent else None)
+        buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
+        self.live = LiveView(EventStats(buckets))
+        self.hub = Hub()
+        self.inspector = Inspector(app, settings.inspect_timeout / 1000)
+        self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
+                                  snapshot_meta=self._meta_snapshot, on_trim=self._on_trim)
+        self.applier = Applier(self.handoff, self.live, self.store, self.writer, self.health, self.hub,
+                               max_workers=settings.max_workers,
+                               purge_offline_workers=settings.purge_offline_workers,
+                               on_worker_online=self._worker_came_online)
+        self.reader = build_reader(app, self.handoff, self.health)
+        self.queues = QueueLengths(app, settings.broker_api)
+        self.queue_poller = QueuePoller(self.queues, self.queue_names)
+        self._last_meta = 0.0
+        self._stop_event = threading.Event()
+        self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
+        self.started_at = time.time()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def restore(self) -> None:
+        """Reload workers, counters and task counts saved by the previous run."""
+        with self.live.lock:
+            for data in self.store.load_workers():
+                worker = WorkerRecord.from_store(data)
+                self.live.workers[worker.hostname] = worker
+            self.live.stats.load(self.store.load_meta("stats"))
+            self.live.state_counts = self.store.state_counts()
+            self.live.task_names = set(self.store.task_names())
+
+    def start(self) -> None:
+        self.restore()
+        self.writer.start()
+        self.applier.start()
+        self.reader.start()
+        self.inspector.start()
+        self.queue_poller.start()
+        if self.settings.enable_events:
+            self._events_enabler.start()
+        self.started_at = time.time()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self.reader.stop()
+        self.inspector.stop()
+        self.queue_poller.stop()
+        self.applier.stop()
+        self.applier.join(timeout=10)
+        self.writer.stop()
+        self.writer.join(timeout=10)
+        self.store.close()
+
+    def _enable_events(self) -> None:
+        while not self._stop_event.is_set():
+            try:
+                self.app.control.enable_events()
+            except Exception as exc:
+                log.debug("enable_events broadcast failed: %s", exc)
+            self._stop_event.wait(ENABLE_EVENTS_EVERY)
+
+    def _worker_came_online(self, hostname: str) -> None:
+        """Inspect a worker as soon as it appears, instead of waiting for the next period."""
+        if self.inspector.started:
+            self.inspector.refresh(hostname)
+
+    def _meta_snapshot(self) -> dict[str, Any]:
+        now = time.monotonic()
+        if now - self._last_meta < META_EVERY:
+            return {}
+        self._last_meta = now
+        with self.live.lock:
+            return {"stats": self.live.stats.to_store()}
+
+    def _on_trim(self, removed: dict[str, int]) -> None:
+        with self.live.lock:
+            for state, count in removed.items():
+                self.live.state_counts[state] = max(0, self.live.state_counts.get(state, 0) - count)
+
+    # -- reads ---------------------------------------------------------------------------------
+
+    def get_task(self, uuid: str) -> dict[str, Any] | None:
+        return self.live.recent_task(uuid) or self.writer.pending_task(uuid) or self.store.get_task(uuid)
+
+    def query_tasks(self, query: TaskQuery) -> list[dict[str, Any]]:
+        return self.store.query_tasks(query)
+
+    def count_tasks(self, query: TaskQuery) -> int:
+        return self.store.count_tasks(query)
+
+    def task_names(self) -> list[str]:
+        with self.live.lock:
+            return sorted(self.live.task_names)
+
+    def task_count(self) -> int:
+        return self.store.task_count()
+
+    def queue_names(self) -> list[str]:
+        active: list[str] = []
+        for details in self.inspector.details().values():
+            for queue in details.get("active_queues") or []:
+                if isinstance(queue, dict) and queue.get("name"):
+                    active.append(queue["name"])
+        return queue_names(self.app, active)
+
+    def queue_lengths(self) -> list[dict[str, Any]]:
+        return self.queue_poller.poll()
+
+    def extra_metrics(self) -> Iterator[Metric]:
+        latest = self.queue_poller.latest
+        families = {
+            "messages": GaugeMetricFamily("celery_monitor_queue_length", "Messages waiting in a queue",
+                                          labels=["queue"]),
+            "unacked": GaugeMetricFamily("celery_monitor_queue_unacked", "Messages delivered, not acknowledged",
+                                         labels=["queue"]),
+            "consumers": GaugeMetricFamily("celery_monitor_queue_consumers", "Consumers of a queue",
+                                           labels=["queue"]),
+        }
+        for queue in latest:
+            for key, family in families.items():
+                if key in queue:
+                    family.add_metric([queue["name"]], queue[key])
+        yield from families.values()
+
+    def status(self) -> dict[str, Any]:
+        return {
+            "version": __version__,
+            "started_at": self.started_at,
+            "receiver": self.health.as_dict(),
+            "handoff_pending_bytes": self.handoff.pending_bytes,
+            "ingest_lag_seconds": self.applier.last_lag,
+            "store": {
+                "persistent": self.settings.persistent,
+                "path": self.settings.db if self.settings.persistent else None,
+                "tasks": self.task_count(),
+                "size_bytes": self.store.size_bytes(),
+                "last_flush": self.writer.last_flush,
+                "write_errors": self.writer.errors,
+            },
+            "workers": len(self.live.workers),
+            "inspector": {"last_error": self.inspector.last_error},
+            "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error},
+        }

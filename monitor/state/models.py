@@ -1,0 +1,148 @@
+"""Task and worker records: the shapes every part of the monitor shares.
+
+Field names follow Celery's event fields and Flower's task JSON, so the API can emit a record as is.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+# Fields of Flower's task JSON, in the order the API emits them.
+TASK_FIELDS: tuple[str, ...] = (
+    "uuid", "name", "state", "args", "kwargs", "result", "exception", "traceback",
+    "received", "sent", "started", "succeeded", "failed", "retried", "revoked", "rejected",
+    "runtime", "retries", "eta", "expires", "worker", "exchange", "routing_key", "queue",
+    "clock", "timestamp", "root_id", "parent_id", "children", "client",
+)  # fmt: skip
+
+# Fields an event may carry that a task keeps (anything else an event holds is ignored).
+EVENT_TASK_FIELDS: frozenset[str] = frozenset(TASK_FIELDS) - {"uuid", "children", "worker", "state"}
+
+
+@dataclass(slots=True)
+class TaskRecord:
+    """One task as the monitor knows it, with the ordered list of its state transitions."""
+
+    uuid: str
+    name: str | None = None
+    state: str | None = None
+    args: str | None = None
+    kwargs: str | None = None
+    result: str | None = None
+    exception: str | None = None
+    traceback: str | None = None
+    received: float | None = None
+    sent: float | None = None
+    started: float | None = None
+    succeeded: float | None = None
+    failed: float | None = None
+    retried: float | None = None
+    revoked: float | None = None
+    rejected: float | None = None
+    runtime: float | None = None
+    retries: int | None = None
+    eta: str | None = None
+    expires: str | None = None
+    worker: str | None = None
+    exchange: str | None = None
+    routing_key: str | None = None
+    queue: str | None = None
+    clock: int | None = None
+    timestamp: float | None = None
+    root_id: str | None = None
+    parent_id: str | None = None
+    children: list[str] = field(default_factory=list)
+    client: str | None = None
+    transitions: list[list[Any]] = field(default_factory=list)
+    custom: dict[str, Any] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """Flower's task JSON plus our additions (transitions, custom event data)."""
+        data = {name: getattr(self, name) for name in TASK_FIELDS}
+        data["transitions"] = self.transitions
+        if self.custom:
+            data["custom"] = self.custom
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskRecord:
+        record = cls(uuid=data["uuid"])
+        for name in TASK_FIELDS:
+            if name != "uuid" and name in data:
+                setattr(record, name, data[name])
+        record.children = list(data.get("children") or [])
+        record.transitions = list(data.get("transitions") or [])
+        record.custom = dict(data.get("custom") or {})
+        return record
+
+
+# Worker fields copied from worker events.
+WORKER_EVENT_FIELDS: frozenset[str] = frozenset(
+    {"pid", "freq", "active", "processed", "loadavg", "sw_ident", "sw_ver", "sw_sys", "clock"}
+)
+
+
+@dataclass(slots=True)
+class WorkerRecord:
+    """One worker: identity, last heartbeat data, and heartbeat times on the monitor's own clock."""
+
+    hostname: str
+    pid: int | None = None
+    freq: float = 60.0
+    active: int | None = None
+    processed: int | None = None
+    loadavg: list[float] | None = None
+    sw_ident: str | None = None
+    sw_ver: str | None = None
+    sw_sys: str | None = None
+    clock: int | None = None
+    heartbeats: list[float] = field(default_factory=list)
+    last_seen: float | None = None
+    clock_skew: float | None = None
+    went_offline: float | None = None
+    counters: dict[str, int] = field(default_factory=dict)
+
+    # A worker is online while its last heartbeat is younger than twice its heartbeat interval
+    # (Celery's own expiry rule); heartbeats are stamped with the monitor's receive time, so a
+    # worker whose clock is skewed is still judged correctly.
+    EXPIRE_WINDOW = 2.0
+
+    @property
+    def heartbeat_expires(self) -> float | None:
+        if not self.heartbeats:
+            return None
+        return self.heartbeats[-1] + self.freq * self.EXPIRE_WINDOW
+
+    def is_online(self, now: float) -> bool:
+        expires = self.heartbeat_expires
+        return expires is not None and now < expires
+
+    def as_dict(self, now: float) -> dict[str, Any]:
+        return {
+            "hostname": self.hostname,
+            "pid": self.pid,
+            "freq": self.freq,
+            "active": self.active,
+            "processed": self.processed,
+            "loadavg": self.loadavg,
+            "sw_ident": self.sw_ident,
+            "sw_ver": self.sw_ver,
+            "sw_sys": self.sw_sys,
+            "clock": self.clock,
+            "heartbeats": list(self.heartbeats),
+            "last_heartbeat": self.heartbeats[-1] if self.heartbeats else None,
+            "heartbeat_expires": self.heartbeat_expires,
+            "status": self.is_online(now),
+            "last_seen": self.last_seen,
+            "clock_skew": self.clock_skew,
+            "counters": dict(self.counters),
+        }
+
+    def to_store(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+    @classmethod
+    def from_store(cls, data: dict[str, Any]) -> WorkerRecord:
+        known = set(cls.__slots__)  # type: ignore[attr-defined]
+        return cls(**{k: v for k, v in data.items() if k in known})

@@ -1,0 +1,48 @@
+"""The store's narrow interface: everything the monitor keeps durably goes through these calls.
+
+A second implementation (a shared PostgreSQL store for several replicas) only has to provide
+this protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any, Protocol
+
+from celery_monitor.store.query import TaskQuery
+
+TaskDict = dict[str, Any]
+
+
+class Store(Protocol):
+    def write(
+        self, tasks: Iterable[TaskDict], workers: Iterable[dict[str, Any]], meta: dict[str, Any]
+    ) -> None:
+        """Upsert tasks and workers and replace meta entries, atomically."""
+
+    def get_task(self, uuid: str) -> TaskDict | None: ...
+
+    def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]: ...
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskDict]: ...
+
+    def count_tasks(self, query: TaskQuery) -> int: ...
+
+    def task_names(self) -> list[str]: ...
+
+    def state_counts(self) -> dict[str, int]: ...
+
+    def load_workers(self) -> list[dict[str, Any]]: ...
+
+    def delete_workers(self, hostnames: Iterable[str]) -> None: ...
+
+    def load_meta(self, key: str) -> Any: ...
+
+    def trim(self, max_tasks: int) -> dict[str, int]:
+        """Delete the oldest tasks beyond ``max_tasks``; return how many were removed per state."""
+
+    def task_count(self) -> int: ...
+
+    def size_bytes(self) -> int: ...
+
+    def close(self) -> None: ...

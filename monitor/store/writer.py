@@ -1,0 +1,102 @@
+"""Batched, periodic store writes off the applier path.
+
+The applier hands over changed records; this thread writes them in one transaction every
+``interval`` seconds, so a crash loses at most that interval of history.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from celery_monitor.store.base import Store, TaskDict
+
+log = logging.getLogger(__name__)
+
+
+class StoreWriter(threading.Thread):
+    def __init__(
+        self,
+        store: Store,
+        interval: float = 0.5,
+        max_tasks: int = 100_000,
+        snapshot_meta: Callable[[], dict[str, Any]] | None = None,
+        on_trim: Callable[[dict[str, int]], None] | None = None,
+        trim_every: float = 2.0,
+    ) -> None:
+        super().__init__(name="store-writer", daemon=True)
+        self.store = store
+        self.interval = interval
+        self.max_tasks = max_tasks
+        self.snapshot_meta = snapshot_meta
+        self.on_trim = on_trim
+        self.trim_every = trim_every
+        self._lock = threading.Lock()
+        self._tasks: dict[str, TaskDict] = {}
+        self._workers: dict[str, dict[str, Any]] = {}
+        self._stop_event = threading.Event()
+        self._flushed = threading.Condition()
+        self.flushes = 0
+        self.last_flush: float | None = None
+        self.errors = 0
+
+    def submit(self, tasks: dict[str, TaskDict], workers: dict[str, dict[str, Any]]) -> None:
+        with self._lock:
+            self._tasks.update(tasks)
+            self._workers.update(workers)
+
+    def pending_task(self, uuid: str) -> TaskDict | None:
+        with self._lock:
+            return self._tasks.get(uuid)
+
+    def flush(self) -> None:
+        with self._lock:
+            tasks, self._tasks = self._tasks, {}
+            workers, self._workers = self._workers, {}
+        meta = self.snapshot_meta() if self.snapshot_meta and (tasks or workers) else {}
+        if tasks or workers or meta:
+            try:
+                self.store.write(tasks.values(), workers.values(), meta)
+            except Exception:
+                self.errors += 1
+                log.exception("writing the history failed; will retry")
+                with self._lock:
+                    # Keep what was not written, unless newer versions arrived meanwhile.
+                    for uuid, task in tasks.items():
+                        self._tasks.setdefault(uuid, task)
+                    for name, worker in workers.items():
+                        self._workers.setdefault(name, worker)
+                return
+        self.last_flush = time.time()
+        with self._flushed:
+            self.flushes += 1
+            self._flushed.notify_all()
+
+    def wait_for_flush(self, timeout: float = 5.0) -> bool:
+        """Block until a flush that starts after this call has completed (used by shutdown and tests)."""
+        with self._flushed:
+            target = self.flushes + 2
+            return self._flushed.wait_for(lambda: self.flushes >= target, timeout)
+
+    def trim(self) -> None:
+        removed = self.store.trim(self.max_tasks)
+        if removed and self.on_trim:
+            self.on_trim(removed)
+
+    def run(self) -> None:
+        next_trim = time.monotonic() + self.trim_every
+        while not self._stop_event.wait(self.interval):
+            self.flush()
+            if time.monotonic() >= next_trim:
+                next_trim = time.monotonic() + self.trim_every
+                try:
+                    self.trim()
+                except Exception:
+                    log.exception("trimming the history failed")
+        self.flush()
+
+    def stop(self) -> None:
+        self._stop_event.set()

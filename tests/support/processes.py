@@ -1,0 +1,183 @@
+"""Real processes for the tests: Celery workers, the monitor, a private redis-server."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import httpx
+
+TESTS_DIR = Path(__file__).resolve().parent.parent
+REPO = TESTS_DIR.parent
+BIN = Path(sys.executable).parent
+T = TypeVar("T")
+
+
+def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
+             message: str = "condition") -> T:
+    """Poll ``condition`` until it returns something truthy; fail with ``message`` on timeout."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = condition()
+            if value:
+                return value
+        except Exception as exc:  # the thing polled may not be up yet
+            last_error = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}"
+                         + (f" (last error: {last_error})" if last_error else ""))
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+
+@dataclass
+class Worker:
+    hostname: str
+    process: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self) -> None:
+        _stop(self.process, 15)
+
+
+def start_worker(broker: str, name: str, log_dir: Path, *extra: str, backend: str | None = None,
+                 env: dict[str, str] | None = None) -> Worker:
+    hostname = f"{name}@{socket.gethostname()}"
+    log = log_dir / f"worker-{name}.log"
+    environ = {**os.environ, "TEST_BROKER_URL": broker, **(env or {})}
+    if backend:
+        environ["TEST_RESULT_BACKEND"] = backend
+    process = subprocess.Popen(
+        [str(BIN / "celery"), "-A", "support.tasks", "worker", "-E", "-P", "prefork", "-c", "2",
+         "-n", hostname, "--loglevel=INFO", "--without-mingle", "--without-gossip", *extra],
+        cwd=TESTS_DIR, env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT,
+    )
+    return Worker(hostname, process, log)
+
+
+@dataclass
+class MonitorProcess:
+    args: list[str]
+    port: int
+    log: Path
+    env: dict[str, str]
+    auth: tuple[str, str] | None = None
+    process: subprocess.Popen[bytes] | None = None
+    prefix: str = ""
+    client: httpx.Client = field(init=False)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}{self.prefix}"
+
+    def start(self, timeout: float = 20, wait_connected: bool = True) -> MonitorProcess:
+        self.process = subprocess.Popen(
+            [str(BIN / "celery-monitor"), f"--port={self.port}", "--address=127.0.0.1", *self.args],
+            cwd=self.log.parent, env={**os.environ, **self.env},
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT,
+        )
+        self.client = httpx.Client(base_url=self.url, auth=self.auth, timeout=15)
+        wait_for(lambda: self._healthy(), timeout, message=f"the monitor on port {self.port} (log: {self.log})")
+        if wait_connected:
+            wait_for(lambda: self.json("/api/monitor/status")["receiver"]["connected"], timeout,
+                     message="the monitor's event receiver to connect")
+        return self
+
+    def _healthy(self) -> bool:
+        assert self.process is not None
+        if self.process.poll() is not None:
+            raise AssertionError(f"the monitor exited with {self.process.returncode}: {self.log.read_text()[-2000:]}")
+        return self.client.get("/healthcheck").status_code == 200
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.client.get(path, **kwargs)
+
+    def json(self, path: str, **kwargs: Any) -> Any:
+        response = self.get(path, **kwargs)
+        assert response.status_code == 200, f"{path}: {response.status_code} {response.text}"
+        return response.json()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+        self.client.close()
+
+    def kill9(self) -> None:
+        assert self.process is not None
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(5)
+        self.client.close()
+
+    def metric(self, name: str, **labels: str) -> float:
+        """The value of one sample from /metrics (0 when absent)."""
+        from prometheus_client.parser import text_string_to_metric_families
+
+        for family in text_string_to_metric_families(self.get("/metrics").text):
+            for sample in family.samples:
+                if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                    return float(sample.value)
+        return 0.0
+
+
+def new_monitor(broker: str, tmp: Path, *args: str, auth: tuple[str, str] | None = None,
+                env: dict[str, str] | None = None, prefix: str = "") -> MonitorProcess:
+    base = [f"--broker={broker}", f"--db={tmp / 'monitor.db'}", "--inspect_timeout=1000"]
+    if auth:
+        base.append(f"--basic_auth={auth[0]}:{auth[1]}")
+    else:
+        base.append("--unauthenticated_api")
+    return MonitorProcess([*base, *args], free_port(), tmp / "monitor.log", env or {}, auth, prefix=prefix)
+
+
+@dataclass
+class RedisServer:
+    """A private redis-server, so a test may stop and start it without touching the shared one."""
+
+    port: int
+    directory: Path
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> RedisServer:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(self.directory)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for(self._ping, 10, message=f"redis-server on {self.port}")
+        return self
+
+    def _ping(self) -> bool:
+        with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
+            sock.sendall(b"PING\r\n")
+            return sock.recv(16).startswith(b"+PONG")
+
+    def stop(self) -> None:
+        if self.process is not None:
+            _stop(self.process)
+            self.process = None

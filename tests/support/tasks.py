@@ -1,0 +1,53 @@
+"""The Celery app the integration tests run on real workers (broker from TEST_BROKER_URL)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+from celery import Celery
+
+app = Celery("tests", broker=os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15"),
+             backend=os.environ.get("TEST_RESULT_BACKEND", "redis://127.0.0.1:6379/14"))
+app.conf.update(
+    worker_send_task_events=True,
+    task_send_sent_event=True,
+    worker_hijack_root_logger=False,
+    broker_connection_retry_on_startup=True,
+    result_extended=True,
+)
+
+
+@app.task(name="tests.add")
+def add(x: int, y: int) -> int:
+    return x + y
+
+
+@app.task(name="tests.fail")
+def fail(message: str) -> None:
+    raise ValueError(message)
+
+
+@app.task(name="tests.sleep")
+def sleep(seconds: float) -> float:
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(name="tests.echo")
+def echo(*args: object, **kwargs: object) -> dict[str, object]:
+    return {"args": list(args), "kwargs": kwargs}
+
+
+@app.task(name="tests.flaky", bind=True, max_retries=2, default_retry_delay=0.1)
+def flaky(self, fail_times: int) -> str:  # type: ignore[no-untyped-def]
+    if self.request.retries < fail_times:
+        raise self.retry(exc=RuntimeError(f"attempt {self.request.retries}"), countdown=0.1)
+    return f"ok after {self.request.retries} retries"
+
+
+@app.task(name="tests.progress", bind=True)
+def progress(self, steps: int) -> int:  # type: ignore[no-untyped-def]
+    for step in range(steps):
+        self.send_event("task-progress", current=step + 1, total=steps)
+    return steps
