@@ -31,7 +31,6 @@ from celery_monitor.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 ENABLE_EVENTS_EVERY = 10.0
-META_EVERY = 1.0
 
 
 class Monitor:
@@ -54,7 +53,7 @@ class Monitor:
         self.reader = build_reader(app, self.handoff, self.health)
         self.queues = QueueLengths(app, settings.broker_api)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
-        self._last_meta = 0.0
+        self._meta_saved_at_batch = 0
         self._stop_event = threading.Event()
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
         self.started_at = time.time()
@@ -107,10 +106,11 @@ class Monitor:
             self.inspector.refresh(hostname)
 
     def _meta_snapshot(self) -> dict[str, Any]:
-        now = time.monotonic()
-        if now - self._last_meta < META_EVERY:
+        """The counters, saved with each flush that follows new events (so a restart keeps them)."""
+        applied = self.applier.batches_applied
+        if applied == self._meta_saved_at_batch:
             return {}
-        self._last_meta = now
+        self._meta_saved_at_batch = applied
         with self.live.lock:
             return {"stats": self.live.stats.to_store()}
 

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from support.processes import MonitorProcess, RedisServer, Worker, free_port, new_monitor, start_worker, wait_for
 
 

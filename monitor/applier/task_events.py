@@ -63,7 +63,7 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
     keep = None if takes_over else _MERGE_ONLY.get(state)
 
     for key, value in event.items():
-        if key in EVENT_TASK_FIELDS and value is not None and (keep is None or key in keep):
+        if key in _COPIED and value is not None and (keep is None or key in keep):
             if key in ("args", "kwargs", "result") or key in ("eta", "expires", "exception", "traceback"):
                 value = _stringify(value)
             setattr(task, key, value)
@@ -79,9 +79,25 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
         extra = {k: v for k, v in event.items() if k not in _ENVELOPE_KEYS}
         if extra:
             task.custom.setdefault(state, {}).update(extra)
-    task.transitions.append([state, timestamp, hostname])
+    _record_transition(task.transitions, [state, timestamp, hostname])
     return state
 
+
+def _record_transition(transitions: list[list[Any]], entry: list[Any]) -> None:
+    """Keep the timeline in time order even when events arrive out of order."""
+    timestamp = entry[1]
+    index = len(transitions)
+    if isinstance(timestamp, int | float):
+        while index > 0:
+            previous = transitions[index - 1][1]
+            if not isinstance(previous, int | float) or previous <= timestamp:
+                break
+            index -= 1
+    transitions.insert(index, entry)
+
+
+# The state's own time is set only by the event that decides the state.
+_COPIED = EVENT_TASK_FIELDS - {"timestamp"}
 
 _ENVELOPE_KEYS = frozenset(
     {"type", "uuid", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"}

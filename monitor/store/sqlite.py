@@ -97,15 +97,15 @@ class SQLiteStore:
             self._target = f"file:{path}"
         self._local = threading.local()
         self._write_lock = threading.Lock()
-        self._writer = self._connect(writer=True)
         # An in-memory database lives while one connection is open: the writer keeps it.
         try:
+            self._writer = self._connect()
             self._writer.executescript(_SCHEMA)
             self._check_version()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a Celery Monitor database ({exc})") from None
 
-    def _connect(self, writer: bool = False) -> sqlite3.Connection:
+    def _connect(self) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self._target, uri=True, check_same_thread=False, isolation_level=None,
                                    timeout=30)

@@ -56,7 +56,7 @@ class StoreWriter(threading.Thread):
         with self._lock:
             tasks, self._tasks = self._tasks, {}
             workers, self._workers = self._workers, {}
-        meta = self.snapshot_meta() if self.snapshot_meta and (tasks or workers) else {}
+        meta = self.snapshot_meta() if self.snapshot_meta else {}
         if tasks or workers or meta:
             try:
                 self.store.write(tasks.values(), workers.values(), meta)

@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from support.client import celery_client
 from support.processes import new_monitor, wait_for
 

@@ -6,7 +6,6 @@ import time
 from typing import Any
 
 from celery import chain
-
 from support.client import celery_client
 from support.processes import wait_for
 

@@ -1,0 +1,130 @@
+"""The command line as a user meets it: Flower's option names, sources in order, one-line errors."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+from support.processes import BIN, TESTS_DIR, free_port, new_monitor
+
+from celery_monitor.cli.config import ConfigError, load_settings
+
+
+def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    import os
+
+    return subprocess.run([str(BIN / "celery-monitor"), *args], cwd=cwd, capture_output=True, text=True,
+                          timeout=30, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.parametrize(("args", "needle"), [
+    (["--no_such_option=1"], "--no_such_option: unknown option"),
+    (["--port=eighty"], "--port: 'eighty' is not an integer"),
+    (["--port=70000"], "--port: 70000 is above the maximum 65535"),
+    (["--conf=/nonexistent/flowerconfig.py"], "--conf: config file '/nonexistent/flowerconfig.py' does not exist"),
+    (["--broker=redis://localhost:notaport/0"], "--broker: malformed URL: the port is not a number"),
+    (["--broker=nonsense"], "--broker: malformed URL"),
+    (["--broker=gopher://host/"], "--broker: unsupported broker scheme 'gopher'"),
+    (["--persistent=maybe"], "--persistent: 'maybe' is not a boolean"),
+    (["--tasks_columns=name,colour"], "--tasks_columns: unknown column 'colour'"),
+    (["--basic_auth=nopassword"], "--basic_auth: expected user:password pairs"),
+    (["--max_tasks=0"], "--max_tasks: 0 is below the minimum 1"),
+    (["--certfile=/nonexistent.pem", "--keyfile=/nonexistent.key"],
+     "--certfile: file '/nonexistent.pem' does not exist"),
+])
+def test_bad_values_end_in_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
+    result = run_cli(*args, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("celery-monitor: error: ")
+    assert needle in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_broken_config_file_is_one_line(tmp_path: Path) -> None:
+    (tmp_path / "flowerconfig.py").write_text("port = (\n")
+    result = run_cli(cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and "--conf: cannot load 'flowerconfig.py': SyntaxError" in result.stderr
+
+
+def test_a_database_that_is_not_ours_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "flower").write_bytes(b"this is not sqlite" * 100)
+    result = run_cli("--db=flower", f"--port={free_port()}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("celery-monitor: error: --db: flower is not a Celery Monitor database")
+
+
+def test_help_lists_flower_options(tmp_path: Path) -> None:
+    result = run_cli("--help", cwd=tmp_path)
+    assert result.returncode == 0
+    for name in ("address", "port", "unix_socket", "broker_api", "basic_auth", "max_tasks", "max_workers",
+                 "purge_offline_workers", "persistent", "db", "state_save_interval", "url_prefix",
+                 "inspect_timeout", "enable_events", "xheaders", "natural_time", "tasks_columns", "auto_refresh",
+                 "conf", "certfile", "keyfile", "ca_certs", "cookie_secret", "debug"):
+        assert f"--{name}" in result.stdout
+
+
+def test_precedence_command_line_over_file_over_environment(tmp_path: Path) -> None:
+    conf = tmp_path / "monitor.conf.py"
+    conf.write_text("port = 6000\nmax_tasks = 700\nurl_prefix = 'from-file'\nbroker_url = 'redis://file:6379/0'\n")
+    environ = {"CELERY_MONITOR_PORT": "7000", "CELERY_MONITOR_MAX_TASKS": "800", "FLOWER_MAX_WORKERS": "9",
+               "CELERY_MONITOR_DEBUG": "true", "CELERY_MONITOR_CONF": str(conf), "FLOWER_PORT": "7500"}
+    settings = load_settings(["--port=8000"], environ)
+    assert settings.port == 8000 and settings.sources["port"] == "command line"
+    assert settings.max_tasks == 700 and settings.sources["max_tasks"] == "config file"
+    assert settings.max_workers == 9 and settings.sources["max_workers"] == "environment"
+    assert settings.debug is True
+    assert settings.url_prefix == "from-file" and settings.prefix == "/from-file"
+    assert settings.broker == "redis://file:6379/0"
+    assert settings.inspect_timeout == 1000.0 and settings.sources["inspect_timeout"] == "default"
+
+
+def test_ours_beats_flower_in_the_environment_and_celery_broker_url_is_read() -> None:
+    with pytest.raises(ConfigError, match=r"--conf: config file '/nope\.py' does not exist"):
+        load_settings([], {"FLOWER_CONF": "/nope.py"})
+    settings = load_settings([], {"FLOWER_PORT": "1", "CELERY_MONITOR_PORT": "2",
+                                  "CELERY_BROKER_URL": "amqp://guest@localhost//"})
+    assert settings.port == 2
+    assert settings.broker == "amqp://guest@localhost//"
+
+
+def test_flower_spellings_are_accepted() -> None:
+    settings = load_settings(["--unix-socket", "/tmp/x.sock", "--auto_refresh=False", "--persistent", "false",
+                              "--xheaders", "-b", "redis://127.0.0.1:6379/2", "--basic_auth=a:b,c:d:e",
+                              "--task_runtime_metric_buckets=1,0.5,5"], {})
+    assert settings.unix_socket == "/tmp/x.sock"
+    assert settings.auto_refresh is False and settings.persistent is False and settings.xheaders is True
+    assert settings.broker == "redis://127.0.0.1:6379/2"
+    assert settings.basic_auth == ["a:b", "c:d:e"]
+    assert settings.task_runtime_metric_buckets == [0.5, 1.0, 5.0]
+
+
+def test_celery_subcommand_uses_the_apps_broker(tmp_path: Path, redis_server: object) -> None:
+    import os
+
+    env = {**os.environ, "TEST_BROKER_URL": redis_server.url}  # type: ignore[attr-defined]
+    bad = subprocess.run([str(BIN / "celery"), "-A", "support.tasks", "monitor", "--port=abc"], cwd=TESTS_DIR,
+                         capture_output=True, text=True, timeout=30, env=env)
+    assert bad.returncode == 2 and bad.stderr.strip() == "celery-monitor: error: --port: 'abc' is not an integer"
+
+    port = free_port()
+    process = subprocess.Popen([str(BIN / "celery"), "-A", "support.tasks", "monitor", f"--port={port}",
+                                "--address=127.0.0.1", f"--db={tmp_path / 'm.db'}", "--unauthenticated_api"],
+                               cwd=TESTS_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        monitor = new_monitor("unused", tmp_path)
+        monitor.port = port
+        import httpx
+        from support.processes import wait_for
+
+        status = wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/api/monitor/status").json(), 20,
+                          message="the celery monitor sub-command serving")
+        assert status["receiver"]["transport"] == "redis"
+        wait_for(lambda: httpx.get(f"http://127.0.0.1:{port}/api/monitor/status").json()["receiver"]["connected"],
+                 20, message="connected to the app's broker")
+    finally:
+        process.terminate()
+        process.wait(10)

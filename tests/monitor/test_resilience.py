@@ -1,0 +1,98 @@
+"""Broker restarts and malformed messages: the monitor survives, says so, and keeps its state."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+from typing import Any
+
+import redis
+from kombu import Connection, Exchange, Producer
+from support.client import celery_client
+from support.processes import RedisServer, free_port, new_monitor, start_worker, wait_for
+
+
+def test_redis_restart_reconnects_and_keeps_state(tmp_path: Path) -> None:
+    server = RedisServer(free_port(), tmp_path).start()
+    broker = server.url
+    monitor = new_monitor(broker, tmp_path).start()
+    worker = start_worker(broker, "restart", tmp_path, backend=broker.replace("/0", "/1"))
+    try:
+        with celery_client(broker, broker.replace("/0", "/1")) as app:
+            first = app.send_task("tests.add", args=(1, 2))
+            assert first.get(timeout=20) == 3
+        wait_for(lambda: monitor.json(f"/api/task/info/{first.id}")["state"] == "SUCCESS", 10, message="first")
+
+        server.stop()
+        status = wait_for(lambda: (s := monitor.json("/api/monitor/status"))["receiver"]["connected"] is False
+                          and s, 10, message="the receiver noticing the broker is gone")
+        assert status["receiver"]["last_error"]
+        assert monitor.metric("celery_monitor_receiver_connected") == 0
+        # Still serving the history while the broker is down.
+        assert monitor.json(f"/api/task/info/{first.id}")["state"] == "SUCCESS"
+
+        server.start()
+        wait_for(lambda: monitor.json("/api/monitor/status")["receiver"]["connected"], 15,
+                 message="the receiver reconnecting")
+        assert monitor.metric("celery_monitor_receiver_reconnects_total") >= 1
+        with celery_client(broker, broker.replace("/0", "/1")) as app:
+            second = app.send_task("tests.add", args=(3, 4))
+            assert second.get(timeout=30) == 7
+        wait_for(lambda: monitor.json(f"/api/task/info/{second.id}")["state"] == "SUCCESS", 15,
+                 message="events after the restart")
+        assert monitor.json(f"/api/task/info/{first.id}")["state"] == "SUCCESS"
+    finally:
+        worker.stop()
+        monitor.stop()
+        server.stop()
+
+
+def _envelope(body: bytes, content_type: str = "application/json") -> bytes:
+    return json.dumps({
+        "body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": content_type,
+        "headers": {}, "properties": {"body_encoding": "base64", "delivery_info": {"exchange": "celeryev"}},
+    }).encode()
+
+
+def test_malformed_redis_messages_are_counted_and_skipped(redis_server: Any, tmp_path: Path) -> None:
+    broker = redis_server.url.replace("/0", "/9")
+    monitor = new_monitor(broker, tmp_path).start()
+    try:
+        client = redis.Redis(port=redis_server.port, db=9)
+        channel = "/9.celeryev/task.multi"
+        garbage = [b"not json at all", b'{"no": "body"}', _envelope(b"{broken"), _envelope(b'{"no_type": 1}'),
+                   _envelope(b"\x80\x03pickle", "application/x-python-serialize"),
+                   _envelope(b'[{"type": "task-received"}]')]  # a task event without a uuid
+        for payload in garbage:
+            assert client.publish(channel, payload) == 1
+        good = {"type": "task-received", "uuid": "after-garbage", "name": "tests.add", "hostname": "w@h",
+                "timestamp": 1.0, "args": "()", "kwargs": "{}"}
+        client.publish(channel, _envelope(json.dumps([good]).encode()))
+        wait_for(lambda: monitor.get("/api/task/info/after-garbage").status_code == 200, 10,
+                 message="the good event after the garbage")
+        assert monitor.metric("celery_monitor_events_malformed_total") == len(garbage)
+        assert monitor.json("/api/monitor/status")["receiver"]["connected"] is True
+    finally:
+        monitor.stop()
+
+
+def test_malformed_amqp_messages_are_counted_and_skipped(rabbitmq_vhost: str, tmp_path: Path) -> None:
+    broker = f"amqp://guest:guest@127.0.0.1:5672/{rabbitmq_vhost}"
+    monitor = new_monitor(broker, tmp_path).start()
+    try:
+        with Connection(broker) as conn:
+            producer = Producer(conn.channel(), exchange=Exchange("celeryev", type="topic"))
+            producer.publish(b"\x00\x01garbage", routing_key="task.multi", content_type="application/json",
+                             content_encoding="binary")
+            producer.publish(b"x", routing_key="task.multi", content_type="application/x-python-serialize",
+                             content_encoding="binary")
+            good = {"type": "task-received", "uuid": "amqp-after-garbage", "name": "tests.add",
+                    "hostname": "w@h", "timestamp": 1.0}
+            producer.publish(json.dumps(good).encode(), routing_key="task.received",
+                             content_type="application/json", content_encoding="utf-8")
+        wait_for(lambda: monitor.get("/api/task/info/amqp-after-garbage").status_code == 200, 10,
+                 message="the good event after the garbage")
+        assert monitor.metric("celery_monitor_events_malformed_total") == 2
+    finally:
+        monitor.stop()

@@ -1,0 +1,89 @@
+"""Celery's event semantics, event by event: order, merging, custom states, heartbeats and skew."""
+
+from __future__ import annotations
+
+import pytest
+
+from celery_monitor.applier.task_events import apply_task_event
+from celery_monitor.applier.worker_events import apply_worker_event
+from celery_monitor.receiver.envelope import MalformedMessage, decode_body
+from celery_monitor.state.models import TaskRecord, WorkerRecord
+
+
+def event(kind: str, ts: float, **fields: object) -> dict[str, object]:
+    return {"type": kind, "uuid": "t1", "timestamp": ts, "hostname": "w@h", **fields}
+
+
+def test_in_order_events_walk_the_states() -> None:
+    task = TaskRecord("t1")
+    apply_task_event(task, event("task-received", 1, name="app.add", args="(1, 2)", kwargs="{}"))
+    apply_task_event(task, event("task-started", 2))
+    apply_task_event(task, event("task-succeeded", 3, result="3", runtime=0.9))
+    assert (task.state, task.name, task.result, task.runtime) == ("SUCCESS", "app.add", "3", 0.9)
+    assert (task.received, task.started, task.succeeded, task.timestamp) == (1, 2, 3, 3)
+    assert [t[0] for t in task.transitions] == ["RECEIVED", "STARTED", "SUCCESS"]
+
+
+def test_late_received_fills_fields_but_keeps_the_final_state() -> None:
+    task = TaskRecord("t1")
+    apply_task_event(task, event("task-succeeded", 3, result="3"))
+    apply_task_event(task, event("task-started", 2))
+    apply_task_event(task, event("task-received", 1, name="app.add", args="(1, 2)", result="ignored"))
+    assert task.state == "SUCCESS" and task.timestamp == 3
+    assert task.name == "app.add" and task.args == "(1, 2)"
+    assert task.result == "3"  # RECEIVED may only contribute its own fields
+    assert task.received == 1 and task.started == 2
+
+
+def test_retry_always_takes_over_and_a_new_attempt_follows() -> None:
+    task = TaskRecord("t1")
+    apply_task_event(task, event("task-started", 1))
+    apply_task_event(task, event("task-retried", 2, exception="IOError()"))
+    assert task.state == "RETRY"
+    apply_task_event(task, event("task-received", 3, retries=1))
+    assert task.state == "RECEIVED" and task.retries == 1
+
+
+def test_custom_events_become_states_with_their_data() -> None:
+    task = TaskRecord("t1")
+    apply_task_event(task, event("task-started", 1))
+    apply_task_event(task, event("task-progress", 2, current=5, total=10))
+    assert task.state == "PROGRESS"
+    assert task.custom["PROGRESS"] == {"current": 5, "total": 10}
+    apply_task_event(task, event("task-succeeded", 3))
+    assert task.state == "SUCCESS"
+
+
+def test_non_string_args_are_kept_printable() -> None:
+    task = TaskRecord("t1")
+    apply_task_event(task, event("task-received", 1, args=[1, "<b>"], kwargs={"k": 1}))
+    assert task.args == "[1, '<b>']" and task.kwargs == "{'k': 1}"
+
+
+def test_worker_liveness_uses_the_monitors_clock_not_the_workers() -> None:
+    worker = WorkerRecord("w@h")
+    # The worker's clock is an hour behind: its own timestamps must not make it look offline.
+    apply_worker_event(worker, {"type": "worker-heartbeat", "timestamp": 1000.0, "freq": 2.0, "active": 3},
+                       received_at=4600.0)
+    assert worker.is_online(4601.0)
+    assert not worker.is_online(4600.0 + 2 * 2.0 + 0.01)
+    assert worker.clock_skew == 3600.0 and worker.active == 3
+    apply_worker_event(worker, {"type": "worker-offline", "timestamp": 1001.0}, received_at=4601.0)
+    assert not worker.is_online(4601.5)
+
+
+def test_out_of_order_heartbeats_keep_the_latest() -> None:
+    worker = WorkerRecord("w@h", freq=60)
+    apply_worker_event(worker, {"type": "worker-heartbeat", "timestamp": 10.0}, received_at=20.0)
+    apply_worker_event(worker, {"type": "worker-heartbeat", "timestamp": 9.0}, received_at=19.0)
+    assert worker.heartbeats == [19.0, 20.0]
+
+
+@pytest.mark.parametrize("body", [b"[", b'"text"', b"[1, 2]", b'{"no": "type"}', b'[{"type": 3}]'])
+def test_bodies_that_are_not_events_are_refused(body: bytes) -> None:
+    with pytest.raises(MalformedMessage):
+        decode_body(body, "application/json")
+
+
+def test_batched_bodies_decode_to_every_event() -> None:
+    assert [e["type"] for e in decode_body(b'[{"type": "a"}, {"type": "b"}]', None)] == ["a", "b"]
