@@ -128,3 +128,10 @@ def test_celery_subcommand_uses_the_apps_broker(tmp_path: Path, redis_server: ob
     finally:
         process.terminate()
         process.wait(10)
+
+
+def test_option_reference_is_up_to_date() -> None:
+    from celery_monitor.cli.reference import render
+
+    assert (TESTS_DIR.parent / "docs" / "options.md").read_text() == render(), \
+        "docs/options.md is stale: run .venv/bin/celery-monitor-docs > docs/options.md"
