@@ -11,7 +11,7 @@ import ssl
 import time
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlparse
+from urllib.parse import parse_qsl, unquote, urlparse
 
 import hiredis
 
@@ -33,6 +33,10 @@ class RedisTarget:
     username: str | None = None
     password: str | None = None
     tls: bool = False
+    ssl_options: tuple[tuple[str, str], ...] = ()
+
+
+SSL_QUERY_KEYS = ("ssl_cert_reqs", "ssl_ca_certs", "ssl_certfile", "ssl_keyfile")
 
 
 def parse_redis_url(url: str) -> RedisTarget:
@@ -47,6 +51,7 @@ def parse_redis_url(url: str) -> RedisTarget:
         username=unquote(parts.username) if parts.username else None,
         password=unquote(parts.password) if parts.password else None,
         tls=parts.scheme == "rediss",
+        ssl_options=tuple((k, v) for k, v in parse_qsl(parts.query) if k in SSL_QUERY_KEYS),
     )
 
 
@@ -87,7 +92,8 @@ class RedisEventReader(EventReader):
         super().__init__(handoff, health)
         self.target = parse_redis_url(url)
         self.patterns = event_channel_patterns(self.target.db, exchange, transport_options or {})
-        self.ssl_options = ssl_options or {}
+        # TLS settings from the URL's query (as kombu reads them), then from broker_use_ssl.
+        self.ssl_options = {**dict(self.target.ssl_options), **(ssl_options or {})}
         self._sock: socket.socket | None = None
 
     def interrupt(self) -> None:
