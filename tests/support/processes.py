@@ -65,14 +65,14 @@ class Worker:
 
 
 def start_worker(broker: str, name: str, log_dir: Path, *extra: str, backend: str | None = None,
-                 env: dict[str, str] | None = None) -> Worker:
+                 env: dict[str, str] | None = None, events: bool = True) -> Worker:
     hostname = f"{name}@{socket.gethostname()}"
     log = log_dir / f"worker-{name}.log"
     environ = {**os.environ, "TEST_BROKER_URL": broker, **(env or {})}
     if backend:
         environ["TEST_RESULT_BACKEND"] = backend
     process = subprocess.Popen(
-        [str(BIN / "celery"), "-A", "support.tasks", "worker", "-E", "-P", "prefork", "-c", "2",
+        [str(BIN / "celery"), "-A", "support.tasks", "worker", *(["-E"] if events else []), "-P", "prefork", "-c", "2",
          "-n", hostname, "--loglevel=INFO", "--without-mingle", "--without-gossip", *extra],
         cwd=TESTS_DIR, env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
