@@ -1,0 +1,64 @@
+"""The metric families the monitor promises to export, and the series names they expose.
+
+The alert rules and the dashboard may name only these: a rule on a metric nobody exports never fires.
+"""
+
+from __future__ import annotations
+
+COUNTER = "counter"
+GAUGE = "gauge"
+HISTOGRAM = "histogram"
+
+# Family name as it appears on /metrics -> type. Counters are listed with their `_total` suffix.
+METRIC_FAMILIES: dict[str, str] = {
+    # Flower's six families, unchanged.
+    "flower_events_total": COUNTER,
+    "flower_task_runtime_seconds": HISTOGRAM,
+    "flower_task_prefetch_time_seconds": GAUGE,
+    "flower_worker_prefetched_tasks": GAUGE,
+    "flower_worker_online": GAUGE,
+    "flower_worker_number_of_currently_executing_tasks": GAUGE,
+    # The monitor's own.
+    "celery_monitor_queue_length": GAUGE,
+    "celery_monitor_queue_unacked": GAUGE,
+    "celery_monitor_queue_consumers": GAUGE,
+    "celery_monitor_queue_oldest_message_age_seconds": GAUGE,
+    "celery_monitor_tasks": GAUGE,
+    "celery_monitor_task_outcomes_total": COUNTER,
+    "celery_monitor_task_queue_wait_seconds": HISTOGRAM,
+    "celery_monitor_workers": GAUGE,
+    "celery_monitor_worker_pool_processes": GAUGE,
+    "celery_monitor_events_received_total": COUNTER,
+    "celery_monitor_events_dropped_total": COUNTER,
+    "celery_monitor_events_malformed_total": COUNTER,
+    "celery_monitor_receiver_connected": GAUGE,
+    "celery_monitor_receiver_reconnects_total": COUNTER,
+    "celery_monitor_last_event_timestamp_seconds": GAUGE,
+    "celery_monitor_ingest_lag_seconds": GAUGE,
+    "celery_monitor_store_tasks": GAUGE,
+    "celery_monitor_store_size_bytes": GAUGE,
+}
+
+_HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
+
+
+def series_names() -> frozenset[str]:
+    """Every series name a query may select: gauges and counters as is, histograms by their parts."""
+    names: set[str] = set()
+    for family, kind in METRIC_FAMILIES.items():
+        if kind == HISTOGRAM:
+            names.update(family + suffix for suffix in _HISTOGRAM_SUFFIXES)
+        else:
+            names.add(family)
+    return frozenset(names)
+
+
+def family_of(series: str) -> str | None:
+    """The contract family a series name belongs to, or None when the contract has no such series."""
+    if series in METRIC_FAMILIES and METRIC_FAMILIES[series] != HISTOGRAM:
+        return series
+    for suffix in _HISTOGRAM_SUFFIXES:
+        base = series.removesuffix(suffix)
+        if base != series and METRIC_FAMILIES.get(base) == HISTOGRAM:
+            return base
+    return None
