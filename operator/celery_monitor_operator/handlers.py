@@ -1,0 +1,78 @@
+"""kopf handlers: thin wiring from cluster events to :func:`reconcile.converge`.
+
+Run with ``celery-monitor-operator`` or ``kopf run -m celery_monitor_operator.handlers``.
+Resume, create and update share one handler; a timer re-converges every resource
+periodically, which puts back children changed or deleted by hand and notices Secrets,
+CRDs and pods that appeared since.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+import kopf
+
+from celery_monitor_operator import kube, naming, reconcile
+
+RESYNC_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RESYNC_SECONDS", "30"))
+RETRY_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RETRY_SECONDS", "30"))
+RESOURCE = (naming.GROUP, naming.VERSION, naming.PLURAL)
+
+
+@kopf.on.startup()
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    # Progress and the last handled spec live in annotations under our own group, so the
+    # status stays exactly what the CRD's schema describes.
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=naming.GROUP, key="last-handled-configuration")
+    # The resync timer makes kopf hold a finalizer, so it can stop the timer before the object
+    # goes; name it after our group so `kubectl get -o yaml` says whose it is.
+    settings.persistence.finalizer = f"{naming.GROUP}/operator"
+    settings.posting.level = logging.WARNING
+    memo.api = kube.Api.from_environment()
+    if not settings.peering.standalone and settings.peering.clusterwide:
+        _ensure_cluster_peering(memo.api, settings.peering.name, logger)
+
+
+def _ensure_cluster_peering(api: kube.Api, name: str, logger: logging.Logger) -> None:
+    """kopf keeps its peers in an existing object; create it so a fresh install needs no extra step."""
+    try:
+        if api.get(kube.CLUSTER_PEERINGS, None, name) is None:
+            api.create(kube.CLUSTER_PEERINGS, None, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+                                                     "metadata": {"name": name}})
+    except kube.Conflict:
+        pass
+    except kube.ApiError as error:
+        logger.warning("Cannot prepare the peering object %r: %s", name, error)
+
+
+def _converge(body: kopf.Body, memo: kopf.Memo) -> reconcile.Outcome:
+    api: kube.Api = memo.api
+    raw = dict(body)
+    outcome = reconcile.converge(api, raw)
+    reconcile.write_status(api, raw, outcome.status)
+    return outcome
+
+
+@kopf.on.resume(*RESOURCE)
+@kopf.on.create(*RESOURCE)
+@kopf.on.update(*RESOURCE)
+def reconcile_monitor(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    outcome = _converge(body, memo)
+    summary = outcome.summary
+    if outcome.invalid_spec:
+        # Retrying cannot help until the spec changes, which calls this handler again.
+        raise kopf.PermanentError(f"{summary.reason}: {summary.message}")
+    if outcome.needs_retry:
+        raise kopf.TemporaryError(f"{summary.reason}: {summary.message}", delay=RETRY_SECONDS)
+
+
+@kopf.timer(*RESOURCE, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
+def resync_monitor(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    outcome = _converge(body, memo)
+    summary = outcome.summary
+    if summary.status is not True:
+        logger.info("Not ready: %s: %s", summary.reason, summary.message)

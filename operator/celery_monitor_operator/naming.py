@@ -1,0 +1,71 @@
+"""Names, labels and identifiers shared by every part of the operator.
+
+One place for the API group, the kind and the names of the children, so the CRD, the
+renderers, the handlers and the install manifests cannot drift apart.
+"""
+
+from __future__ import annotations
+
+GROUP = "celerymonitor.io"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+KIND = "CeleryMonitor"
+PLURAL = "celerymonitors"
+SINGULAR = "celerymonitor"
+SHORT_NAMES = ("cmon",)
+CATEGORIES = ("celery",)
+
+DEFAULT_IMAGE = "ghcr.io/celery-monitor/celery-monitor:0.1.0"
+OPERATOR_NAME = "celery-monitor-operator"
+DEFAULT_OPERATOR_NAMESPACE = "celery-monitor-system"
+FIELD_MANAGER = OPERATOR_NAME
+
+MONITOR_PORT = 5555
+DATA_MOUNT_PATH = "/data"
+DATABASE_PATH = f"{DATA_MOUNT_PATH}/celery-monitor.db"
+HEALTHCHECK_PATH = "/healthcheck"
+METRICS_PATH = "/metrics"
+CONTAINER_NAME = "monitor"
+PORT_NAME = "http"
+RUN_AS_USER = 10001
+
+CHECKSUM_ANNOTATION = f"{GROUP}/secrets-checksum"
+KEEP_ANNOTATION = f"{GROUP}/keep-on-delete"
+
+
+def deployment_name(monitor_name: str) -> str:
+    return monitor_name
+
+
+def service_name(monitor_name: str) -> str:
+    return monitor_name
+
+
+def auth_secret_name(monitor_name: str) -> str:
+    return f"{monitor_name}-auth"
+
+
+def pvc_name(monitor_name: str) -> str:
+    return f"{monitor_name}-data"
+
+
+def route_name(monitor_name: str) -> str:
+    """Ingress, HTTPRoute, ServiceMonitor and PrometheusRule share the monitor's name."""
+    return monitor_name
+
+
+def selector_labels(monitor_name: str) -> dict[str, str]:
+    """Labels that pick the monitor's pods: stable for the life of the resource."""
+    return {
+        "app.kubernetes.io/name": "celery-monitor",
+        "app.kubernetes.io/instance": monitor_name,
+    }
+
+
+def child_labels(monitor_name: str) -> dict[str, str]:
+    """Labels on every child, so `kubectl get all -l ...` finds them."""
+    return {
+        **selector_labels(monitor_name),
+        "app.kubernetes.io/component": "monitor",
+        "app.kubernetes.io/managed-by": OPERATOR_NAME,
+    }

@@ -1,0 +1,255 @@
+"""The CeleryMonitor CustomResourceDefinition: the one source for the operator, manifests/ and the chart.
+
+Defaults come from :mod:`celery_monitor_operator.spec`, which applies the same ones when it
+reads a resource, so an object behaves the same whether the API server defaulted it or not.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from celery_monitor_operator import naming, spec
+from celery_monitor_operator.renderers import _schema as s
+
+SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+PATH_PREFIX_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
+DURATION_PATTERN = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+ONE_SOURCE = ("has(self.url) != has(self.secretKeyRef)", "set exactly one of url or secretKeyRef")
+
+
+def _secret_key_ref(description: str, default_key: str) -> s.Schema:
+    return s.obj(description, {
+        "name": s.string("Name of a Secret in the CeleryMonitor's namespace.", pattern=SECRET_NAME_PATTERN),
+        "key": s.string("Key inside the Secret.", default=default_key),
+    }, required=["name"])
+
+
+def _connection(description: str, what: str) -> s.Schema:
+    return s.obj(description, {
+        "url": s.string(
+            f"The {what} URL given inline. Refused when it carries a password: use secretKeyRef then."
+        ),
+        "secretKeyRef": _secret_key_ref(f"A Secret key holding the {what} URL.", spec.DEFAULT_URL_KEY),
+    }, rules=[ONE_SOURCE])
+
+
+def _broker() -> s.Schema:
+    connection = _connection(
+        "Where the Celery broker is, for example redis://redis:6379/0 or amqp://rabbitmq:5672//. "
+        "Exactly one of url and secretKeyRef.", "broker")
+    connection["properties"]["managementApi"] = _connection(
+        "RabbitMQ management API URL (for example http://user:password@rabbitmq:15672/api/), "
+        "used for queue lengths and consumers; passed as --broker_api.", "management API")
+    return connection
+
+
+def _auth() -> s.Schema:
+    return s.obj("Who may open the monitor.", {
+        "basic": s.obj("HTTP Basic authentication for the pages and the API.", {
+            "enabled": s.boolean("Require a user name and password.", default=True),
+            "secretName": s.string(
+                "A Secret with keys 'username' and 'password' (neither may contain ':' or ','). "
+                "When absent, the operator generates '<name>-auth' with a random password.",
+                pattern=SECRET_NAME_PATTERN),
+        }, defaulted=True),
+        "oauth2": s.obj("Sign-in through an OAuth2/OIDC provider.", {
+            "provider": s.string("Provider as the monitor's --auth_provider accepts it, e.g. google, github, "
+                                 "gitlab, okta."),
+            "clientId": s.string("OAuth2 client id (--oauth2_key)."),
+            "clientSecretRef": _secret_key_ref("A Secret key holding the OAuth2 client secret.",
+                                               spec.DEFAULT_CLIENT_SECRET_KEY),
+            "redirectUri": s.string("Callback URL registered with the provider (--oauth2_redirect_uri)."),
+            "emailRegex": s.string("Regular expression the signed-in e-mail address must match (--auth)."),
+        }, required=["provider", "clientId", "clientSecretRef"]),
+        "readOnly": s.boolean("Hide and refuse every control action (shut down, revoke, pool resize...).",
+                              default=False),
+    }, defaulted=True)
+
+
+def _persistence() -> s.Schema:
+    return s.obj("Task history on a PersistentVolumeClaim, kept across restarts.", {
+        "enabled": s.boolean("Mount a PersistentVolumeClaim at /data; otherwise history lives in an emptyDir.",
+                             default=True),
+        "size": s.string("Requested storage; it can grow later but not shrink.", default=spec.DEFAULT_STORAGE_SIZE),
+        "storageClassName": s.string("StorageClass of the claim; the cluster default when absent."),
+        "accessMode": s.string("Access mode of the claim.", default=spec.DEFAULT_ACCESS_MODE,
+                               enum=spec.ACCESS_MODES),
+        "keepOnDelete": s.boolean("Keep the claim (and the history) when the CeleryMonitor is deleted.",
+                                  default=False),
+    }, defaulted=True)
+
+
+def _retention() -> s.Schema:
+    return s.obj("How much the monitor keeps.", {
+        "maxTasks": s.integer("Tasks kept before the oldest are dropped (--max_tasks).",
+                              default=spec.DEFAULT_MAX_TASKS, minimum=1),
+        "maxWorkers": s.integer("Workers kept (--max_workers).", default=spec.DEFAULT_MAX_WORKERS, minimum=1),
+        "purgeOfflineWorkers": s.integer("Forget workers offline for this many seconds "
+                                         "(--purge_offline_workers).", minimum=1),
+    }, defaulted=True)
+
+
+def _service() -> s.Schema:
+    return s.obj("The Service in front of the monitor.", {
+        "type": s.string("Service type.", default=spec.DEFAULT_SERVICE_TYPE, enum=spec.SERVICE_TYPES),
+        "port": s.integer("Service port.", default=naming.MONITOR_PORT, minimum=1, maximum=65535),
+        "annotations": s.string_map("Extra annotations on the Service."),
+    }, defaulted=True)
+
+
+def _ingress() -> s.Schema:
+    return s.obj("An Ingress to reach the monitor from outside; long proxy timeouts keep WebSockets open.", {
+        "enabled": s.boolean("Create the Ingress.", default=False),
+        "className": s.string("IngressClass to use; the cluster default when absent."),
+        "host": s.string("Host name to serve."),
+        "pathPrefix": s.string("Path to serve the monitor under; also passed as --url_prefix.",
+                               default=spec.DEFAULT_PATH_PREFIX, pattern=PATH_PREFIX_PATTERN),
+        "tls": s.obj("TLS termination at the Ingress.", {
+            "secretName": s.string("Secret of type kubernetes.io/tls for the host.",
+                                   pattern=SECRET_NAME_PATTERN),
+        }),
+        "annotations": s.string_map("Extra annotations on the Ingress; they win over the operator's own."),
+    }, defaulted=True)
+
+
+def _http_route() -> s.Schema:
+    return s.obj("A Gateway API HTTPRoute instead of an Ingress.", {
+        "enabled": s.boolean("Create the HTTPRoute.", default=False),
+        "parentRefs": s.array("Gateways to attach the route to.", s.obj("A Gateway.", {
+            "name": s.string("Name of the Gateway."),
+            "namespace": s.string("Namespace of the Gateway; the CeleryMonitor's when absent."),
+            "sectionName": s.string("Listener of the Gateway to attach to."),
+        }, required=["name"])),
+        "hostnames": s.array("Host names to serve.", s.string("A host name.")),
+        "pathPrefix": s.string("Path to serve the monitor under; also passed as --url_prefix.",
+                               default=spec.DEFAULT_PATH_PREFIX, pattern=PATH_PREFIX_PATTERN),
+    }, defaulted=True)
+
+
+def _service_monitor() -> s.Schema:
+    return s.obj("A Prometheus Operator ServiceMonitor scraping /metrics.", {
+        "enabled": s.boolean("Create the ServiceMonitor (needs the Prometheus Operator CRDs).", default=False),
+        "interval": s.string("Scrape interval.", default=spec.DEFAULT_SCRAPE_INTERVAL, pattern=DURATION_PATTERN),
+        "scrapeTimeout": s.string("Scrape timeout; Prometheus' default when absent.", pattern=DURATION_PATTERN),
+        "labels": s.string_map("Labels your Prometheus' serviceMonitorSelector looks for."),
+    }, defaulted=True)
+
+
+def _prometheus_rule() -> s.Schema:
+    return s.obj("A Prometheus Operator PrometheusRule with the monitor's alert rules.", {
+        "enabled": s.boolean("Create the PrometheusRule (needs the Prometheus Operator CRDs).", default=False),
+        "labels": s.string_map("Labels your Prometheus' ruleSelector looks for."),
+    }, defaulted=True)
+
+
+def spec_schema() -> s.Schema:
+    """The schema of ``spec``, also the input of the reference documentation."""
+    return s.obj("Desired state of one monitor for one Celery cluster.", {
+        "broker": _broker(),
+        "resultBackend": _connection("Celery result backend, for task results in the API "
+                                     "(--result_backend). Exactly one of url and secretKeyRef.",
+                                     "result backend"),
+        "image": s.string("Monitor container image.", default=naming.DEFAULT_IMAGE),
+        "imagePullPolicy": s.string("When to pull the image.", default=spec.DEFAULT_PULL_POLICY,
+                                    enum=spec.PULL_POLICIES),
+        "imagePullSecrets": s.array("Secrets for pulling the image.", s.obj("A Secret reference.", {
+            "name": s.string("Name of a Secret of type kubernetes.io/dockerconfigjson."),
+        }, required=["name"])),
+        "replicas": s.integer("Number of monitor pods; more than one needs persistence disabled.",
+                              default=spec.DEFAULT_REPLICAS, minimum=0),
+        "auth": _auth(),
+        "persistence": _persistence(),
+        "retention": _retention(),
+        "service": _service(),
+        "ingress": _ingress(),
+        "httpRoute": _http_route(),
+        "serviceMonitor": _service_monitor(),
+        "prometheusRule": _prometheus_rule(),
+        "resources": s.obj("CPU and memory for the monitor container.", {
+            "limits": s.quantity_map("Upper bounds, e.g. memory: 1Gi."),
+            "requests": s.quantity_map("What the scheduler reserves, e.g. cpu: 100m."),
+        }),
+        "nodeSelector": s.string_map("Node labels the pod must run on."),
+        "tolerations": s.array("Taints the pod tolerates.", s.free_object("A Kubernetes Toleration.")),
+        "affinity": s.free_object("A Kubernetes Affinity for the pod."),
+        "podAnnotations": s.string_map("Extra annotations on the pod."),
+        "podLabels": s.string_map("Extra labels on the pod."),
+        "extraArgs": s.array("Extra command-line options for the monitor, e.g. --natural_time=true.",
+                             s.string("One option.")),
+        "extraEnv": s.array("Extra environment variables for the monitor container.",
+                            s.free_object("A Kubernetes EnvVar (name and value or valueFrom).")),
+    }, required=["broker"], rules=[(
+        "!(has(self.ingress) && has(self.httpRoute) && has(self.ingress.enabled) && "
+        "has(self.httpRoute.enabled) && self.ingress.enabled && self.httpRoute.enabled)",
+        "enable spec.ingress or spec.httpRoute, not both",
+    )])
+
+
+def status_schema() -> s.Schema:
+    condition = s.obj("One aspect of the monitor's state.", {
+        "type": s.string("Ready, Reconciled, Available, PersistenceBound, MonitoringConfigured or Exposed."),
+        "status": s.string("Whether the condition holds.", enum=("True", "False", "Unknown")),
+        "reason": s.string("A CamelCase word for machines."),
+        "message": s.string("What happened, for people."),
+        "lastTransitionTime": s.string("When the status last changed.", fmt="date-time"),
+        "observedGeneration": s.integer("The generation this condition was computed from.", fmt="int64"),
+    }, required=["type", "status"])
+    conditions = s.array("Current conditions; Ready sums up the others.", condition)
+    conditions["x-kubernetes-list-type"] = "map"
+    conditions["x-kubernetes-list-map-keys"] = ["type"]
+    return s.obj("Observed state, written by the operator.", {
+        "observedGeneration": s.integer("The generation of the spec last acted upon.", fmt="int64"),
+        "conditions": conditions,
+        "url": s.string("Where to open the monitor."),
+        "replicas": s.integer("Pods the Deployment asks for."),
+        "readyReplicas": s.integer("Pods that pass their readiness probe."),
+    })
+
+
+def render_crd() -> dict[str, Any]:
+    """The full CustomResourceDefinition of CeleryMonitor."""
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1",
+        "kind": "CustomResourceDefinition",
+        "metadata": {
+            "name": f"{naming.PLURAL}.{naming.GROUP}",
+            "labels": {"app.kubernetes.io/name": "celery-monitor-operator",
+                       "app.kubernetes.io/part-of": "celery-monitor"},
+        },
+        "spec": {
+            "group": naming.GROUP,
+            "scope": "Namespaced",
+            "names": {
+                "kind": naming.KIND,
+                "listKind": f"{naming.KIND}List",
+                "plural": naming.PLURAL,
+                "singular": naming.SINGULAR,
+                "shortNames": list(naming.SHORT_NAMES),
+                "categories": list(naming.CATEGORIES),
+            },
+            "versions": [{
+                "name": naming.VERSION,
+                "served": True,
+                "storage": True,
+                "subresources": {"status": {}},
+                "additionalPrinterColumns": [
+                    {"name": "Ready", "type": "string", "description": "Whether the monitor is ready.",
+                     "jsonPath": '.status.conditions[?(@.type=="Ready")].status'},
+                    {"name": "Reason", "type": "string", "priority": 1,
+                     "description": "Why it is or is not ready.",
+                     "jsonPath": '.status.conditions[?(@.type=="Ready")].reason'},
+                    {"name": "URL", "type": "string", "description": "Where to open the monitor.",
+                     "jsonPath": ".status.url"},
+                    {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
+                ],
+                "schema": {"openAPIV3Schema": s.obj(
+                    "CeleryMonitor deploys and keeps running a Celery Monitor for one Celery cluster.", {
+                        "apiVersion": s.string("Versioned schema of this representation of an object."),
+                        "kind": s.string("REST resource this object represents."),
+                        "metadata": {"type": "object"},
+                        "spec": spec_schema(),
+                        "status": status_schema(),
+                    }, required=["spec"])},
+            }],
+        },
+    }

@@ -1,0 +1,173 @@
+"""The monitor Deployment: one hardened container, options as arguments, secrets as environment.
+
+Non-secret settings go on the command line, so changing them changes the pod template and
+rolls the pod. Secrets stay in Secrets; their content is folded into a checksum annotation
+so that editing a Secret rolls the pod too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from typing import Any
+
+from celery_monitor_operator import naming, spec
+from celery_monitor_operator.renderers import _meta, _security, secret
+
+DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {"memory": "1Gi"}}
+SINGLE_WRITER_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
+BASIC_USER_ENV = "MONITOR_BASIC_AUTH_USERNAME"
+BASIC_PASSWORD_ENV = "MONITOR_BASIC_AUTH_PASSWORD"
+
+
+def secrets_checksum(values: Mapping[str, str]) -> str:
+    """A stable digest of every Secret value the pod reads, keyed by "secret/key"."""
+    digest = hashlib.sha256()
+    for key in sorted(values):
+        digest.update(key.encode())
+        digest.update(b"\0")
+        digest.update(values[key].encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+def monitor_args(monitor: spec.Monitor) -> list[str]:
+    """The monitor's command-line options, in the `--name=value` form it accepts."""
+    desired = monitor.spec
+    args = [
+        f"--port={naming.MONITOR_PORT}",
+        f"--db={naming.DATABASE_PATH}",
+        f"--max_tasks={desired.retention.max_tasks}",
+        f"--max_workers={desired.retention.max_workers}",
+    ]
+    if desired.retention.purge_offline_workers is not None:
+        args.append(f"--purge_offline_workers={desired.retention.purge_offline_workers}")
+    if desired.url_prefix != spec.DEFAULT_PATH_PREFIX:
+        args.append(f"--url_prefix={desired.url_prefix.strip('/')}")
+    if desired.auth.read_only:
+        args.append("--read_only=True")
+    oauth2 = desired.auth.oauth2
+    if oauth2 is not None:
+        args += [f"--auth_provider={oauth2.provider}", f"--oauth2_key={oauth2.client_id}"]
+        if oauth2.redirect_uri:
+            args.append(f"--oauth2_redirect_uri={oauth2.redirect_uri}")
+        if oauth2.email_regex:
+            args.append(f"--auth={oauth2.email_regex}")
+    return args + list(desired.pod.extra_args)
+
+
+def _from_secret(name: str, ref: spec.SecretKeyRef, optional: bool = False) -> dict[str, Any]:
+    selector: dict[str, Any] = {"name": ref.name, "key": ref.key}
+    if optional:
+        selector["optional"] = True
+    return {"name": name, "valueFrom": {"secretKeyRef": selector}}
+
+
+def _connection_env(name: str, connection: spec.Connection | None) -> list[dict[str, Any]]:
+    if connection is None:
+        return []
+    if connection.secret_ref is not None:
+        return [_from_secret(name, connection.secret_ref)]
+    return [{"name": name, "value": connection.url or ""}]
+
+
+def monitor_env(monitor: spec.Monitor) -> list[dict[str, Any]]:
+    desired = monitor.spec
+    env = _connection_env("CELERY_MONITOR_BROKER", desired.broker.connection)
+    env += _connection_env("CELERY_MONITOR_BROKER_API", desired.broker.management_api)
+    env += _connection_env("CELERY_MONITOR_RESULT_BACKEND", desired.result_backend)
+    generated = naming.auth_secret_name(monitor.name)
+    env.append(_from_secret("CELERY_MONITOR_COOKIE_SECRET",
+                            spec.SecretKeyRef(generated, secret.COOKIE_SECRET_KEY)))
+    if desired.auth.basic.enabled:
+        login = secret.basic_auth_secret_name(monitor)
+        env.append(_from_secret(BASIC_USER_ENV, spec.SecretKeyRef(login, secret.USERNAME_KEY)))
+        env.append(_from_secret(BASIC_PASSWORD_ENV, spec.SecretKeyRef(login, secret.PASSWORD_KEY)))
+        # Kubernetes expands $(VAR) from variables defined earlier in the same list.
+        env.append({"name": "CELERY_MONITOR_BASIC_AUTH", "value": f"$({BASIC_USER_ENV}):$({BASIC_PASSWORD_ENV})"})
+    if desired.auth.oauth2 is not None:
+        env.append(_from_secret("CELERY_MONITOR_OAUTH2_SECRET", desired.auth.oauth2.client_secret))
+    return env + [dict(item) for item in desired.pod.extra_env]
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": naming.PORT_NAME},
+        "periodSeconds": period,
+        "timeoutSeconds": 5,
+        "failureThreshold": failures,
+    }
+
+
+def _healthcheck_path(monitor: spec.Monitor) -> str:
+    return f"{monitor.spec.url_prefix.rstrip('/')}{naming.HEALTHCHECK_PATH}"
+
+
+def _data_volume(monitor: spec.Monitor) -> dict[str, Any]:
+    if monitor.spec.persistence.enabled:
+        return {"name": "data", "persistentVolumeClaim": {"claimName": naming.pvc_name(monitor.name)}}
+    return {"name": "data", "emptyDir": {}}
+
+
+def _strategy(monitor: spec.Monitor) -> dict[str, Any]:
+    persistence = monitor.spec.persistence
+    # A volume only one node (or pod) can mount would leave the new pod pending forever
+    # while the old one holds it: stop the old pod first.
+    if persistence.enabled and persistence.access_mode in SINGLE_WRITER_MODES:
+        return {"type": "Recreate"}
+    return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+
+
+def render_deployment(monitor: spec.Monitor, checksum: str) -> dict[str, Any]:
+    """``checksum`` is :func:`secrets_checksum` of the Secrets the pod reads."""
+    desired = monitor.spec
+    health = _healthcheck_path(monitor)
+    container: dict[str, Any] = {
+        "name": naming.CONTAINER_NAME,
+        "image": desired.image,
+        "imagePullPolicy": desired.image_pull_policy,
+        "command": ["celery-monitor"],
+        "args": monitor_args(monitor),
+        "env": monitor_env(monitor),
+        "ports": [{"name": naming.PORT_NAME, "containerPort": naming.MONITOR_PORT, "protocol": "TCP"}],
+        "startupProbe": _probe(health, period=5, failures=24),
+        "livenessProbe": _probe(health, period=20, failures=3),
+        "readinessProbe": _probe(health, period=10, failures=3),
+        "resources": dict(desired.pod.resources) or DEFAULT_RESOURCES,
+        "securityContext": _security.container_security_context(),
+        "volumeMounts": [
+            {"name": "data", "mountPath": naming.DATA_MOUNT_PATH},
+            {"name": "tmp", "mountPath": "/tmp"},
+        ],
+    }
+    pod: dict[str, Any] = {
+        "automountServiceAccountToken": False,
+        "securityContext": _security.pod_security_context(),
+        "containers": [container],
+        "volumes": [_data_volume(monitor), {"name": "tmp", "emptyDir": {}}],
+    }
+    if desired.pod.image_pull_secrets:
+        pod["imagePullSecrets"] = [{"name": name} for name in desired.pod.image_pull_secrets]
+    if desired.pod.node_selector:
+        pod["nodeSelector"] = dict(desired.pod.node_selector)
+    if desired.pod.tolerations:
+        pod["tolerations"] = [dict(item) for item in desired.pod.tolerations]
+    if desired.pod.affinity:
+        pod["affinity"] = dict(desired.pod.affinity)
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": _meta.metadata(monitor, naming.deployment_name(monitor.name)),
+        "spec": {
+            "replicas": desired.replicas,
+            "strategy": _strategy(monitor),
+            "selector": {"matchLabels": naming.selector_labels(monitor.name)},
+            "template": {
+                "metadata": {
+                    "labels": {**desired.pod.labels, **naming.child_labels(monitor.name)},
+                    "annotations": {**desired.pod.annotations, naming.CHECKSUM_ANNOTATION: checksum},
+                },
+                "spec": pod,
+            },
+        },
+    }

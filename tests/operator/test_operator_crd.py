@@ -1,0 +1,121 @@
+"""The CeleryMonitor CRD: structural, documented, defaulted like the operator, valid for the API server."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Iterator
+from typing import Any
+
+import jsonschema
+import kmock
+import kubernetes_validate
+import pytest
+from cmon_helpers import SUPPORTED_VERSIONS, crd_schema, monitor_body, strict
+from kubernetes_validate import utils as validate_utils
+
+from celery_monitor_operator import examples, naming, spec
+from celery_monitor_operator.renderers import crd
+
+
+def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    yield path, schema
+    for name, child in schema.get("properties", {}).items():
+        yield from walk(child, f"{path}.{name}")
+    if "items" in schema:
+        yield from walk(schema["items"], f"{path}[]")
+    if isinstance(schema.get("additionalProperties"), dict):
+        yield from walk(schema["additionalProperties"], f"{path}{{}}")
+
+
+def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
+    """What the API server does with a CRD's defaults (structural defaulting), for comparison."""
+    if isinstance(value, dict) and schema.get("type") == "object":
+        result = dict(value)
+        for name, child in schema.get("properties", {}).items():
+            if name not in result and "default" in child:
+                result[name] = copy.deepcopy(child["default"])
+            if name in result:
+                result[name] = apply_defaults(child, result[name])
+        return result
+    if isinstance(value, list) and "items" in schema:
+        return [apply_defaults(schema["items"], item) for item in value]
+    return value
+
+
+def test_the_crd_names_the_resource_as_documented() -> None:
+    definition = crd.render_crd()
+
+    assert definition["metadata"]["name"] == "celerymonitors.celerymonitor.io"
+    names = definition["spec"]["names"]
+    assert (names["kind"], names["plural"], names["shortNames"]) == ("CeleryMonitor", "celerymonitors", ["cmon"])
+    version = definition["spec"]["versions"][0]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Ready", "Reason", "URL", "Age"]
+
+
+def test_the_short_name_clashes_with_no_built_in_kind() -> None:
+    emulator = kmock.KubernetesEmulator()
+    emulator.resources.load_bundled()
+    taken = {name for resource in emulator.resources for name in emulator.resources[resource].shortnames}
+    taken |= {resource.plural for resource in emulator.resources}
+
+    assert len(taken) > 40  # the bundled list is really there: po, svc, deploy, cm, ...
+    assert not set(naming.SHORT_NAMES) & taken
+
+
+def test_every_field_has_a_type_and_a_description() -> None:
+    schema = crd_schema(crd.render_crd(), naming.VERSION)
+    for path, node in walk(schema):
+        if path in (".metadata",) or path.endswith("{}"):
+            continue
+        assert "type" in node or node.get("x-kubernetes-int-or-string"), path
+        assert node.get("description"), f"{path} has no description"
+
+
+def test_every_default_is_valid_against_its_own_field() -> None:
+    schema = crd_schema(crd.render_crd(), naming.VERSION)
+    defaults = [(path, node) for path, node in walk(schema) if "default" in node]
+
+    assert len(defaults) > 20
+    for _path, node in defaults:
+        jsonschema.validate(node["default"], {k: v for k, v in node.items() if k != "default"})
+
+
+@pytest.mark.parametrize("spec_data", [
+    {"broker": {"url": "redis://r/0"}},
+    {"broker": {"url": "redis://r/0"}, "auth": {}, "ingress": {"enabled": True}, "httpRoute": {}},
+    *[obj["spec"] for factory in examples.EXAMPLES.values() for obj in factory() if obj["kind"] == naming.KIND],
+])
+def test_the_crd_defaults_and_the_operator_defaults_agree(spec_data: dict[str, Any]) -> None:
+    spec_schema = crd_schema(crd.render_crd(), naming.VERSION)["properties"]["spec"]
+    defaulted = apply_defaults(spec_schema, spec_data)
+
+    assert defaulted != spec_data  # the server really adds something
+    assert spec.parse(monitor_body(defaulted)) == spec.parse(monitor_body(spec_data))
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_the_crd_is_a_valid_custom_resource_definition(version: str) -> None:
+    kubernetes_validate.validate(crd.render_crd(), version, strict=True)
+
+
+def test_the_supported_versions_span_1_28_to_the_newest() -> None:
+    assert SUPPORTED_VERSIONS[0] == "1.28.0"
+    assert SUPPORTED_VERSIONS[-1] == validate_utils.latest_version()
+
+
+def test_the_examples_are_valid_celery_monitors() -> None:
+    schema = strict(crd_schema(crd.render_crd(), naming.VERSION))
+    monitors = [obj for factory in examples.EXAMPLES.values() for obj in factory() if obj["kind"] == naming.KIND]
+
+    assert len(monitors) == 3
+    for obj in monitors:
+        jsonschema.validate(obj, schema)
+        spec.parse(monitor_body(obj["spec"], name=obj["metadata"]["name"]))
+
+
+def test_the_schema_catches_a_misspelt_field() -> None:
+    schema = strict(crd_schema(crd.render_crd(), naming.VERSION))
+
+    with pytest.raises(jsonschema.ValidationError, match="retension"):
+        jsonschema.validate(monitor_body({"broker": {"url": "redis://r/0"}, "retension": {}}), schema)

@@ -1,0 +1,316 @@
+"""The real operator process against an emulated Kubernetes API: what a cluster user would see.
+
+One operator (``kopf run -m celery_monitor_operator.handlers``) serves the whole module; each
+test works in its own namespace. The emulator has no controllers, so where a real cluster
+would bind a volume or start a pod, the test writes that status itself.
+"""
+
+from __future__ import annotations
+
+import base64
+import socket
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from kmock_cluster import (
+    GATEWAY_API_PREFIX,
+    PROMETHEUS_OPERATOR,
+    EmulatedCluster,
+    kopf_command,
+    operator_process,
+    wait_for,
+)
+
+from celery_monitor_operator import alert_rules, kube, naming
+from celery_monitor_operator import reconcile as reconciling
+from celery_monitor_operator.renderers import install
+
+PEERING = "kopf.dev/v1/clusterkopfpeering"
+TIMEOUT = 30.0  # generous: a busy machine slows the operator, never the assertions
+FAST_LOOPS = {"CELERY_MONITOR_OPERATOR_RESYNC_SECONDS": "2", "CELERY_MONITOR_OPERATOR_RETRY_SECONDS": "1"}
+
+
+class Env:
+    def __init__(self, cluster: EmulatedCluster, log: Path, health_url: str) -> None:
+        self.cluster = cluster
+        self.api = cluster.api()
+        self.log = log
+        self.health_url = health_url
+        self.created: list[tuple[str, str]] = []
+
+    def wait(self, check: Any, what: str) -> Any:
+        return wait_for(check, TIMEOUT, what, self.log)
+
+    def create_monitor(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
+        # The emulator assigns neither uid nor resourceVersion: seed them as the API server would.
+        self.api.create(kube.CELERY_MONITORS, namespace, {
+            "apiVersion": naming.API_VERSION, "kind": naming.KIND,
+            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}",
+                         "resourceVersion": "1", "generation": 1},
+            "spec": spec,
+        })
+        self.created.append((namespace, name))
+
+    def forget_monitors(self) -> None:
+        """Delete what a test created, so finished tests stop loading the shared operator."""
+        while self.created:
+            self.api.delete(kube.CELERY_MONITORS, *self.created.pop())
+
+    def update_spec(self, namespace: str, name: str, generation: int, spec: dict[str, Any]) -> None:
+        self.api.merge_patch(kube.CELERY_MONITORS, namespace, name,
+                             {"metadata": {"generation": generation}, "spec": spec})
+
+    def create_secret(self, namespace: str, name: str, values: dict[str, str]) -> None:
+        data = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
+        self.api.create(kube.SECRETS, namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {
+            "name": name, "namespace": namespace, "uid": f"uid-secret-{name}", "resourceVersion": "1"},
+            "data": data})
+
+    def get(self, ref: kube.ResourceRef, namespace: str, name: str) -> dict[str, Any] | None:
+        return self.api.get(ref, namespace, name)
+
+    def status(self, namespace: str, name: str) -> dict[str, Any]:
+        return (self.get(kube.CELERY_MONITORS, namespace, name) or {}).get("status") or {}
+
+    def condition(self, namespace: str, name: str, kind: str) -> dict[str, Any]:
+        for item in self.status(namespace, name).get("conditions") or []:
+            if item["type"] == kind:
+                return dict(item)
+        return {}
+
+    def wait_condition(self, namespace: str, name: str, kind: str, status: str, reason: str) -> dict[str, Any]:
+        def matches() -> dict[str, Any] | None:
+            found = self.condition(namespace, name, kind)
+            return found if (found.get("status"), found.get("reason")) == (status, reason) else None
+        return self.wait(matches, f"{kind}={status} ({reason}) on {namespace}/{name}")
+
+    def args(self, namespace: str, name: str) -> list[str]:
+        found = self.get(kube.DEPLOYMENTS, namespace, name) or {}
+        return found.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("args", [])
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
+    tmp = tmp_path_factory.mktemp("operator-e2e")
+    cluster = EmulatedCluster().start()
+    kubeconfig = cluster.kubeconfig(tmp / "kubeconfig")
+    log = tmp / "operator.log"
+    health_url = f"http://127.0.0.1:{free_port()}{install.LIVENESS_PATH}"
+    # Peering on, as installed: the operator must create its peering object and take part in it.
+    cluster.serve(f"{PEERING}s", "ClusterKopfPeering", namespaced=False)
+    command = kopf_command(f"--peering={naming.OPERATOR_NAME}", "--priority=100", "--all-namespaces",
+                           "--verbose", f"--liveness={health_url}")
+    try:
+        with operator_process(command, kubeconfig, log, FAST_LOOPS) as process:
+            yield Env(cluster, log, health_url)
+            assert process.poll() is None, f"the operator exited early:\n{log.read_text()[-3000:]}"
+    finally:
+        cluster.stop()
+
+
+@pytest.fixture(autouse=True)
+def _cleanup(env: Env) -> Iterator[None]:
+    yield
+    env.forget_monitors()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def owner_uids(obj: dict[str, Any]) -> list[str]:
+    return [ref["uid"] for ref in obj["metadata"].get("ownerReferences", [])]
+
+
+def test_a_monitor_gets_its_children_and_becomes_ready(env: Env) -> None:
+    ns, name = "e2e-ready", "orders"
+    env.create_secret(ns, "broker", {"url": "redis://:pw@redis:6379/0"})
+    env.create_monitor(ns, name, {"broker": {"secretKeyRef": {"name": "broker"}}, "retention": {"maxTasks": 1000}})
+
+    deployment = env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment")
+    for ref, child in [(kube.SERVICES, name), (kube.PVCS, f"{name}-data"), (kube.SECRETS, f"{name}-auth")]:
+        found = env.wait(lambda ref=ref, child=child: env.get(ref, ns, child), f"{ref.plural} {child}")
+        assert owner_uids(found) == [f"uid-{ns}-{name}"]
+    assert owner_uids(deployment) == [f"uid-{ns}-{name}"]
+    assert "--max_tasks=1000" in env.args(ns, name)
+    assert deployment["spec"]["template"]["metadata"]["annotations"][naming.CHECKSUM_ANNOTATION]
+
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    not_ready = env.wait_condition(ns, name, "Ready", "False", "Pending")
+    assert not_ready["observedGeneration"] == 1
+    assert "orders-data" in not_ready["message"]
+
+    # What the cluster's controllers would do: bind the claim, start the pod.
+    env.api.merge_patch(kube.PVCS, ns, f"{name}-data", {"status": {"phase": "Bound"}}, subresource="status")
+    env.wait_condition(ns, name, "Ready", "False", "NoReplicasAvailable")
+    env.api.merge_patch(kube.DEPLOYMENTS, ns, name, {"status": {
+        "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}}, subresource="status")
+
+    env.wait_condition(ns, name, "Ready", "True", "Ready")
+    status = env.status(ns, name)
+    assert status["url"] == f"http://{name}.{ns}.svc:5555/"
+    assert (status["readyReplicas"], status["observedGeneration"]) == (1, 1)
+    assert {c["type"]: c["status"] for c in status["conditions"]} == {
+        "Ready": "True", "Reconciled": "True", "Available": "True", "PersistenceBound": "True",
+        "MonitoringConfigured": "True", "Exposed": "True"}
+
+
+def test_spec_changes_converge(env: Env) -> None:
+    ns, name = "e2e-update", "billing"
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "persistence": {"enabled": False}})
+    env.wait(lambda: "--max_tasks=100000" in env.args(ns, name), "the default retention")
+
+    env.update_spec(ns, name, 2, {"ingress": {"enabled": True, "host": "cm.example.com", "pathPrefix": "/cm"}})
+    ingress = env.wait(lambda: env.get(kube.INGRESSES, ns, name), "the Ingress")
+    assert owner_uids(ingress) == [f"uid-{ns}-{name}"]
+    env.wait(lambda: "--url_prefix=cm" in env.args(ns, name), "the new --url_prefix")
+    env.wait(lambda: env.status(ns, name).get("url") == "http://cm.example.com/cm/", "the Ingress URL")
+    assert env.status(ns, name)["observedGeneration"] == 2
+
+    env.update_spec(ns, name, 3, {"retention": {"maxTasks": 2000}})
+    env.wait(lambda: "--max_tasks=2000" in env.args(ns, name), "the new --max_tasks")
+
+    env.update_spec(ns, name, 4, {"ingress": {"enabled": False}})
+    env.wait(lambda: env.get(kube.INGRESSES, ns, name) is None, "the Ingress to be removed")
+    env.wait(lambda: env.status(ns, name).get("url") == f"http://{name}.{ns}.svc:5555/", "the in-cluster URL")
+    assert "--url_prefix=cm" not in env.args(ns, name)
+
+
+def test_children_changed_or_deleted_by_hand_are_put_back(env: Env) -> None:
+    ns, name = "e2e-drift", "reports"
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}})
+    env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment")
+    env.wait(lambda: env.get(kube.SERVICES, ns, name), "the Service")
+
+    env.api.delete(kube.DEPLOYMENTS, ns, name)
+    restored = env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment to come back")
+    assert owner_uids(restored) == [f"uid-{ns}-{name}"]
+
+    env.api.merge_patch(kube.SERVICES, ns, name, {"spec": {"ports": [{"name": "http", "port": 1234}]}})
+    env.wait(lambda: env.get(kube.SERVICES, ns, name)["spec"]["ports"][0]["port"] == 5555, "the Service port back")
+
+    env.api.delete(kube.PVCS, ns, f"{name}-data")
+    env.wait(lambda: env.get(kube.PVCS, ns, f"{name}-data"), "the claim to come back")
+
+
+def test_an_object_of_someone_else_is_not_taken_over(env: Env) -> None:
+    ns, name = "e2e-conflict", "shop"
+    env.api.create(kube.SERVICES, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {
+        "name": name, "namespace": ns, "uid": "uid-theirs", "resourceVersion": "1"},
+        "spec": {"ports": [{"port": 80}]}})
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}})
+
+    conflict = env.wait_condition(ns, name, "Reconciled", "False", reconciling.CHILD_CONFLICT)
+    assert f"Service '{name}' already exists" in conflict["message"]
+    assert env.get(kube.SERVICES, ns, name)["spec"]["ports"] == [{"port": 80}]
+    assert env.get(kube.DEPLOYMENTS, ns, name) is not None  # the rest still converges
+
+
+def test_a_missing_broker_secret_is_reported_then_picked_up(env: Env) -> None:
+    ns, name = "e2e-secret", "mailer"
+    env.create_monitor(ns, name, {"broker": {"secretKeyRef": {"name": "mailer-broker"}}})
+
+    reconciled = env.wait_condition(ns, name, "Reconciled", "False", "SecretNotFound")
+    assert "'mailer-broker'" in reconciled["message"] and "spec.broker.secretKeyRef" in reconciled["message"]
+    assert env.condition(ns, name, "Ready")["reason"] == "SecretNotFound"
+    assert env.get(kube.DEPLOYMENTS, ns, name) is None
+
+    env.create_secret(ns, "mailer-broker", {"url": "amqp://mailer:pw@rabbitmq//"})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    deployment = env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment")
+    checksum = deployment["spec"]["template"]["metadata"]["annotations"][naming.CHECKSUM_ANNOTATION]
+
+    # A changed Secret rolls the pod through the checksum annotation.
+    env.api.merge_patch(kube.SECRETS, ns, "mailer-broker", {"data": {"url": base64.b64encode(b"amqp://new//").decode()}})
+    env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name)["spec"]["template"]["metadata"]["annotations"][
+        naming.CHECKSUM_ANNOTATION] != checksum, "a new checksum after the Secret changed")
+
+
+def test_monitoring_objects_wait_for_the_prometheus_operator(env: Env) -> None:
+    ns, name = "e2e-monitoring", "alerts"
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"},
+                                  "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}},
+                                  "prometheusRule": {"enabled": True}})
+
+    missing = env.wait_condition(ns, name, "MonitoringConfigured", "False", "PrometheusOperatorNotInstalled")
+    assert "monitoring.coreos.com" in missing["message"]
+    assert env.condition(ns, name, "Reconciled")["status"] == "True"
+
+    for resource, kind in PROMETHEUS_OPERATOR.items():
+        env.cluster.serve(resource, kind)
+    try:
+        env.wait_condition(ns, name, "MonitoringConfigured", "True", "Configured")
+        monitor = env.get(kube.SERVICE_MONITORS, ns, name)
+        rule = env.get(kube.PROMETHEUS_RULES, ns, name)
+        assert monitor is not None and rule is not None
+        assert monitor["metadata"]["labels"]["release"] == "prom"
+        assert rule["spec"]["groups"] == list(alert_rules.load_groups())
+        assert owner_uids(monitor) == owner_uids(rule) == [f"uid-{ns}-{name}"]
+
+        env.update_spec(ns, name, 2, {"serviceMonitor": {"enabled": False}})
+        env.wait(lambda: env.get(kube.SERVICE_MONITORS, ns, name) is None, "the ServiceMonitor to be removed")
+        assert env.get(kube.PROMETHEUS_RULES, ns, name) is not None
+    finally:
+        env.cluster.unserve(lambda key: key in PROMETHEUS_OPERATOR)
+
+
+def test_an_http_route_waits_for_the_gateway_api(env: Env) -> None:
+    ns, name = "e2e-gateway", "web"
+    removed = env.cluster.unserve(lambda key: key.startswith(GATEWAY_API_PREFIX))
+    try:
+        env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "httpRoute": {
+            "enabled": True, "hostnames": ["web.example.com"], "parentRefs": [{"name": "public"}]}})
+        missing = env.wait_condition(ns, name, "Exposed", "False", reconciling.GATEWAY_API_MISSING)
+        assert "gateway.networking.k8s.io" in missing["message"]
+        assert env.condition(ns, name, "Ready")["reason"] == reconciling.GATEWAY_API_MISSING
+    finally:
+        env.cluster.restore(removed)
+    env.wait_condition(ns, name, "Exposed", "True", "HTTPRouteConfigured")
+    route = env.get(kube.HTTP_ROUTES, ns, name)
+    assert route is not None and route["spec"]["hostnames"] == ["web.example.com"]
+    assert env.status(ns, name)["url"] == "http://web.example.com/"
+
+
+def test_an_inline_password_is_refused_until_the_spec_is_fixed(env: Env) -> None:
+    ns, name = "e2e-invalid", "leaky"
+    env.create_monitor(ns, name, {"broker": {"url": "redis://:hunter2@redis:6379/0"}})
+
+    refused = env.wait_condition(ns, name, "Reconciled", "False", "InlineCredentials")
+    assert "secretKeyRef" in refused["message"] and "hunter2" not in refused["message"]
+    assert env.condition(ns, name, "Ready")["reason"] == "InlineCredentials"
+    assert env.get(kube.SECRETS, ns, f"{name}-auth") is None
+    assert env.get(kube.DEPLOYMENTS, ns, name) is None
+
+    env.create_secret(ns, "leaky-broker", {"url": "redis://:hunter2@redis:6379/0"})
+    env.update_spec(ns, name, 2, {"broker": {"url": None, "secretKeyRef": {"name": "leaky-broker"}}})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment once the spec is fixed")
+
+
+def test_deleting_a_monitor_is_not_blocked_by_the_operator(env: Env) -> None:
+    ns, name = "e2e-delete", "temp"
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}})
+    env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment")
+
+    env.api.delete(kube.CELERY_MONITORS, ns, name)
+
+    # The timer's finalizer is released at once; the emulator then drops the object. (A real API
+    # server would now garbage-collect the children through their owner references.)
+    env.wait(lambda: env.get(kube.CELERY_MONITORS, ns, name) is None, "the CeleryMonitor to be gone")
+
+
+def test_the_operator_serves_its_health_endpoint(env: Env) -> None:
+    with urllib.request.urlopen(env.health_url, timeout=5) as response:
+        assert response.status == 200
+
+
+def test_the_operator_creates_its_peering_object_and_joins_it(env: Env) -> None:
+    peering = env.wait(lambda: (env.get(kube.CLUSTER_PEERINGS, None, naming.OPERATOR_NAME) or {}).get("status"),
+                       "the operator in its peering object")
+
+    assert [peer["priority"] for peer in peering.values()] == [100]

@@ -1,0 +1,283 @@
+"""The children a CeleryMonitor asks for, rendered from representative specs."""
+
+from __future__ import annotations
+
+import base64
+from typing import Any
+
+from cmon_helpers import make_monitor
+
+from celery_monitor_operator import alert_rules, naming
+from celery_monitor_operator.renderers import (
+    deployment,
+    httproute,
+    ingress,
+    prometheusrule,
+    pvc,
+    secret,
+    service,
+    servicemonitor,
+)
+
+OWNER_UID = "0b6f6a8e-1111-4c3a-9c39-6b1f1b5c0d01"
+
+
+def container_of(rendered: dict[str, Any]) -> dict[str, Any]:
+    return rendered["spec"]["template"]["spec"]["containers"][0]
+
+
+def env_of(rendered: dict[str, Any]) -> dict[str, Any]:
+    return {item["name"]: item.get("value", item.get("valueFrom")) for item in container_of(rendered)["env"]}
+
+
+def test_every_child_is_owned_by_the_celery_monitor_and_labelled() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True},
+                            "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}})
+    children = [
+        secret.render_auth_secret(monitor), service.render_service(monitor), pvc.render_pvc(monitor),
+        deployment.render_deployment(monitor, "c"), ingress.render_ingress(monitor),
+        servicemonitor.render_service_monitor(monitor), prometheusrule.render_prometheus_rule(monitor, []),
+    ]
+
+    for child in children:
+        meta = child["metadata"]
+        assert meta["namespace"] == "team"
+        assert meta["ownerReferences"] == [{
+            "apiVersion": "celerymonitor.io/v1alpha1", "kind": "CeleryMonitor", "name": "demo",
+            "uid": OWNER_UID, "controller": True, "blockOwnerDeletion": True,
+        }], child["kind"]
+        assert meta["labels"]["app.kubernetes.io/instance"] == "demo"
+        assert meta["labels"]["app.kubernetes.io/managed-by"] == "celery-monitor-operator"
+
+
+def test_the_deployment_runs_hardened_and_probes_the_healthcheck() -> None:
+    rendered = deployment.render_deployment(make_monitor(), "abc123")
+    pod = rendered["spec"]["template"]["spec"]
+    container = container_of(rendered)
+
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 10001
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["automountServiceAccountToken"] is False
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
+        "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthcheck", "port": "http"}
+    assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
+    assert rendered["spec"]["template"]["metadata"]["annotations"][naming.CHECKSUM_ANNOTATION] == "abc123"
+
+
+def test_the_store_lives_on_the_claim_and_a_single_writer_volume_means_recreate() -> None:
+    rendered = deployment.render_deployment(make_monitor(), "c")
+    pod = rendered["spec"]["template"]["spec"]
+
+    assert {"name": "data", "persistentVolumeClaim": {"claimName": "demo-data"}} in pod["volumes"]
+    assert "--db=/data/celery-monitor.db" in container_of(rendered)["args"]
+    assert rendered["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_without_persistence_the_store_is_an_empty_dir_and_updates_roll() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "persistence": {"enabled": False}, "replicas": 2})
+    rendered = deployment.render_deployment(monitor, "c")
+
+    assert {"name": "data", "emptyDir": {}} in rendered["spec"]["template"]["spec"]["volumes"]
+    assert rendered["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert rendered["spec"]["replicas"] == 2
+
+
+def test_retention_auth_and_prefix_become_monitor_options() -> None:
+    monitor = make_monitor({
+        "broker": {"url": "redis://r/0"},
+        "retention": {"maxTasks": 5000, "maxWorkers": 50, "purgeOfflineWorkers": 600},
+        "auth": {"readOnly": True, "oauth2": {"provider": "github", "clientId": "cid",
+                                              "clientSecretRef": {"name": "gh"}, "emailRegex": ".*@x.org"}},
+        "ingress": {"enabled": True, "pathPrefix": "/celery"},
+        "extraArgs": ["--natural_time=true"],
+    })
+    container = container_of(deployment.render_deployment(monitor, "c"))
+
+    assert container["command"] == ["celery-monitor"]
+    assert container["args"] == [
+        "--port=5555", "--db=/data/celery-monitor.db", "--max_tasks=5000", "--max_workers=50",
+        "--purge_offline_workers=600", "--url_prefix=celery", "--read_only=True",
+        "--auth_provider=github", "--oauth2_key=cid", "--auth=.*@x.org", "--natural_time=true",
+    ]
+    assert container["livenessProbe"]["httpGet"]["path"] == "/celery/healthcheck"
+    assert env_of(deployment.render_deployment(monitor, "c"))["CELERY_MONITOR_OAUTH2_SECRET"] == {
+        "secretKeyRef": {"name": "gh", "key": "client-secret"}}
+
+
+def test_connections_and_the_login_come_from_secrets_not_from_the_pod_spec() -> None:
+    monitor = make_monitor({
+        "broker": {"secretKeyRef": {"name": "mq", "key": "amqp"},
+                   "managementApi": {"secretKeyRef": {"name": "mq", "key": "api"}}},
+        "resultBackend": {"url": "redis://redis/1"},
+        "extraEnv": [{"name": "TZ", "value": "UTC"}],
+    })
+    env = env_of(deployment.render_deployment(monitor, "c"))
+
+    assert env["CELERY_MONITOR_BROKER"] == {"secretKeyRef": {"name": "mq", "key": "amqp"}}
+    assert env["CELERY_MONITOR_BROKER_API"] == {"secretKeyRef": {"name": "mq", "key": "api"}}
+    assert env["CELERY_MONITOR_RESULT_BACKEND"] == "redis://redis/1"
+    assert env["CELERY_MONITOR_COOKIE_SECRET"] == {"secretKeyRef": {"name": "demo-auth", "key": "cookie-secret"}}
+    assert env["MONITOR_BASIC_AUTH_USERNAME"] == {"secretKeyRef": {"name": "demo-auth", "key": "username"}}
+    assert env["CELERY_MONITOR_BASIC_AUTH"] == "$(MONITOR_BASIC_AUTH_USERNAME):$(MONITOR_BASIC_AUTH_PASSWORD)"
+    assert env["TZ"] == "UTC"
+    names = [item["name"] for item in container_of(deployment.render_deployment(monitor, "c"))["env"]]
+    # $(VAR) only expands variables defined earlier in the list.
+    assert names.index("MONITOR_BASIC_AUTH_PASSWORD") < names.index("CELERY_MONITOR_BASIC_AUTH")
+
+
+def test_basic_auth_can_use_the_users_secret_or_be_switched_off() -> None:
+    own = make_monitor({"broker": {"url": "redis://r/0"}, "auth": {"basic": {"secretName": "team-login"}}})
+    off = make_monitor({"broker": {"url": "redis://r/0"}, "auth": {"basic": {"enabled": False}}})
+
+    assert env_of(deployment.render_deployment(own, "c"))["MONITOR_BASIC_AUTH_PASSWORD"] == {
+        "secretKeyRef": {"name": "team-login", "key": "password"}}
+    assert "CELERY_MONITOR_BASIC_AUTH" not in env_of(deployment.render_deployment(off, "c"))
+
+
+def test_scheduling_settings_pass_through_and_user_labels_cannot_steal_the_selector() -> None:
+    monitor = make_monitor({
+        "broker": {"url": "redis://r/0"},
+        "nodeSelector": {"pool": "infra"},
+        "tolerations": [{"key": "infra", "operator": "Exists", "effect": "NoSchedule"}],
+        "affinity": {"nodeAffinity": {}},
+        "resources": {"limits": {"memory": "2Gi"}},
+        "podAnnotations": {"team": "data"},
+        "podLabels": {"app.kubernetes.io/instance": "hijack", "team": "data"},
+        "imagePullSecrets": [{"name": "registry"}],
+    })
+    rendered = deployment.render_deployment(monitor, "c")
+    template = rendered["spec"]["template"]
+
+    assert template["spec"]["nodeSelector"] == {"pool": "infra"}
+    assert template["spec"]["tolerations"][0]["key"] == "infra"
+    assert template["spec"]["affinity"] == {"nodeAffinity": {}}
+    assert template["spec"]["imagePullSecrets"] == [{"name": "registry"}]
+    assert container_of(rendered)["resources"] == {"limits": {"memory": "2Gi"}}
+    assert template["metadata"]["annotations"]["team"] == "data"
+    assert template["metadata"]["labels"]["team"] == "data"
+    assert template["metadata"]["labels"]["app.kubernetes.io/instance"] == "demo"
+    assert rendered["spec"]["selector"]["matchLabels"].items() <= template["metadata"]["labels"].items()
+
+
+def test_the_checksum_changes_with_any_secret_value_and_only_then() -> None:
+    base = {"broker/url": "cmVkaXM6Ly9yLzA=", "demo-auth/password": "cHc="}
+
+    assert deployment.secrets_checksum(base) == deployment.secrets_checksum(dict(reversed(base.items())))
+    assert deployment.secrets_checksum(base) != deployment.secrets_checksum({**base, "demo-auth/password": "cA=="})
+
+
+def test_the_generated_login_is_random_once_then_kept() -> None:
+    monitor = make_monitor()
+    first = secret.render_auth_secret(monitor)
+    again = secret.render_auth_secret(monitor, first["data"])
+    other = secret.render_auth_secret(make_monitor())
+
+    assert base64.b64decode(first["data"]["username"]) == b"admin"
+    assert len(base64.b64decode(first["data"]["password"])) >= 32
+    assert again["data"] == first["data"]
+    assert other["data"]["password"] != first["data"]["password"]
+    assert first["metadata"]["name"] == "demo-auth"
+
+
+def test_a_missing_key_in_the_generated_secret_is_filled_and_the_others_kept() -> None:
+    monitor = make_monitor()
+    kept = {"username": base64.b64encode(b"ops").decode(), "password": base64.b64encode(b"pw").decode()}
+    rendered = secret.render_auth_secret(monitor, kept)
+
+    assert {k: rendered["data"][k] for k in kept} == kept
+    assert rendered["data"]["cookie-secret"]
+
+
+def test_the_service_selects_the_monitor_pods_on_the_configured_port() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"},
+                            "service": {"type": "LoadBalancer", "port": 80, "annotations": {"lb": "internal"}}})
+    rendered = service.render_service(monitor)
+
+    assert rendered["spec"]["type"] == "LoadBalancer"
+    assert rendered["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http", "protocol": "TCP"}]
+    assert rendered["spec"]["selector"] == naming.selector_labels("demo")
+    assert rendered["metadata"]["annotations"] == {"lb": "internal"}
+
+
+def test_a_claim_kept_on_delete_has_no_owner_so_garbage_collection_spares_it() -> None:
+    kept = pvc.render_pvc(make_monitor({"broker": {"url": "redis://r/0"}, "persistence": {
+        "keepOnDelete": True, "size": "10Gi", "storageClassName": "fast", "accessMode": "ReadWriteOncePod"}}))
+    owned = pvc.render_pvc(make_monitor())
+
+    assert kept["metadata"]["ownerReferences"] == []
+    assert kept["metadata"]["annotations"][naming.KEEP_ANNOTATION] == "true"
+    assert kept["spec"] == {"accessModes": ["ReadWriteOncePod"], "resources": {"requests": {"storage": "10Gi"}},
+                            "storageClassName": "fast"}
+    assert owned["metadata"]["ownerReferences"][0]["uid"] == OWNER_UID
+
+
+def test_the_ingress_keeps_websockets_open_and_lets_users_override() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "ingress": {
+        "enabled": True, "className": "nginx", "host": "cm.example.com", "pathPrefix": "/cm",
+        "tls": {"secretName": "cm-tls"},
+        "annotations": {"nginx.ingress.kubernetes.io/proxy-read-timeout": "7200", "extra": "yes"}}})
+    rendered = ingress.render_ingress(monitor)
+
+    assert rendered["metadata"]["annotations"] == {
+        "nginx.ingress.kubernetes.io/proxy-read-timeout": "7200",
+        "nginx.ingress.kubernetes.io/proxy-send-timeout": "3600",
+        "extra": "yes",
+    }
+    assert rendered["spec"]["ingressClassName"] == "nginx"
+    assert rendered["spec"]["tls"] == [{"secretName": "cm-tls", "hosts": ["cm.example.com"]}]
+    rule = rendered["spec"]["rules"][0]
+    assert rule["host"] == "cm.example.com"
+    assert rule["http"]["paths"] == [{"path": "/cm", "pathType": "Prefix", "backend": {
+        "service": {"name": "demo", "port": {"name": "http"}}}}]
+
+
+def test_the_http_route_attaches_to_the_named_gateways() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "service": {"port": 8080}, "httpRoute": {
+        "enabled": True, "hostnames": ["cm.example.com"], "pathPrefix": "/cm",
+        "parentRefs": [{"name": "public", "namespace": "gateways", "sectionName": "https"}]}})
+    rendered = httproute.render_http_route(monitor)
+
+    assert rendered["spec"]["parentRefs"] == [{"group": "gateway.networking.k8s.io", "kind": "Gateway",
+                                               "name": "public", "namespace": "gateways", "sectionName": "https"}]
+    assert rendered["spec"]["hostnames"] == ["cm.example.com"]
+    assert rendered["spec"]["rules"] == [{"matches": [{"path": {"type": "PathPrefix", "value": "/cm"}}],
+                                          "backendRefs": [{"name": "demo", "port": 8080}]}]
+
+
+def test_the_service_monitor_scrapes_metrics_with_the_monitors_login() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True, "pathPrefix": "/cm"},
+                            "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "10s",
+                                               "labels": {"release": "prometheus"}}})
+    rendered = servicemonitor.render_service_monitor(monitor)
+
+    assert rendered["metadata"]["labels"]["release"] == "prometheus"
+    assert rendered["spec"]["selector"]["matchLabels"].items() <= service.render_service(
+        monitor)["metadata"]["labels"].items()
+    assert rendered["spec"]["endpoints"] == [{
+        "port": "http", "path": "/cm/metrics", "interval": "15s", "scrapeTimeout": "10s",
+        "basicAuth": {"username": {"name": "demo-auth", "key": "username"},
+                      "password": {"name": "demo-auth", "key": "password"}},
+    }]
+
+
+def test_without_basic_auth_the_service_monitor_scrapes_anonymously() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "auth": {"basic": {"enabled": False}}})
+
+    assert "basicAuth" not in servicemonitor.render_service_monitor(monitor)["spec"]["endpoints"][0]
+
+
+def test_the_prometheus_rule_carries_the_projects_alert_rules() -> None:
+    groups = alert_rules.load_groups()
+    monitor = make_monitor({"broker": {"url": "redis://r/0"},
+                            "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}}})
+    rendered = prometheusrule.render_prometheus_rule(monitor, groups)
+
+    assert rendered["spec"]["groups"] == list(groups)
+    alerts = [rule["alert"] for group in rendered["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
+    assert "CeleryWorkerDown" in alerts
+    assert rendered["metadata"]["labels"]["release"] == "prometheus"

@@ -1,0 +1,126 @@
+"""Reading a CeleryMonitor spec: defaults filled in, every mistake reported with a reason."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from cmon_helpers import make_monitor, monitor_body
+
+from celery_monitor_operator import naming, spec
+
+
+def problems_of(spec_data: dict[str, Any], **metadata: str) -> list[spec.Problem]:
+    with pytest.raises(spec.SpecError) as caught:
+        spec.parse(monitor_body(spec_data, **metadata))
+    return caught.value.problems
+
+
+def test_a_broker_secret_is_all_a_spec_needs_and_the_rest_is_defaulted() -> None:
+    monitor = make_monitor({"broker": {"secretKeyRef": {"name": "broker"}}})
+
+    assert monitor.spec.broker.connection.secret_ref == spec.SecretKeyRef("broker", "url")
+    assert monitor.spec.image == naming.DEFAULT_IMAGE
+    assert monitor.spec.replicas == 1
+    assert monitor.spec.persistence == spec.Persistence(enabled=True, size="1Gi", access_mode="ReadWriteOnce")
+    assert monitor.spec.retention.max_tasks == 100_000
+    assert monitor.spec.auth.basic.enabled is True
+    assert not monitor.spec.ingress.enabled and not monitor.spec.service_monitor.enabled
+    assert (monitor.name, monitor.namespace, monitor.generation) == ("demo", "team", 3)
+
+
+@pytest.mark.parametrize("url", [
+    "redis://:s3cret@redis:6379/0",
+    "amqp://celery:s3cret@rabbitmq:5672//",
+    "redis://redis-a:6379/0;redis://user:s3cret@redis-b:6379/0",
+    "sentinel://sentinel:26379/0?password=s3cret",
+])
+def test_an_inline_broker_url_with_a_password_is_refused_with_a_reason(url: str) -> None:
+    problems = problems_of({"broker": {"url": url}})
+
+    assert [problem.reason for problem in problems] == [spec.INLINE_CREDENTIALS]
+    assert "spec.broker.secretKeyRef" in problems[0].message
+    assert "s3cret" not in problems[0].message
+
+
+@pytest.mark.parametrize("url", ["redis://redis:6379/0", "amqp://guest@rabbitmq:5672//", "redis://user:@redis/0"])
+def test_an_inline_url_without_a_password_is_accepted(url: str) -> None:
+    assert make_monitor({"broker": {"url": url}}).spec.broker.connection.url == url
+
+
+def test_inline_passwords_are_refused_for_the_management_api_and_result_backend_too() -> None:
+    problems = problems_of({
+        "broker": {"url": "amqp://rabbitmq//", "managementApi": {"url": "http://admin:pw@rabbitmq:15672/api/"}},
+        "resultBackend": {"url": "redis://:pw@redis/1"},
+    })
+
+    assert [problem.reason for problem in problems] == [spec.INLINE_CREDENTIALS, spec.INLINE_CREDENTIALS]
+    assert "spec.broker.managementApi.url" in problems[0].message
+    assert "spec.resultBackend.url" in problems[1].message
+
+
+@pytest.mark.parametrize(("spec_data", "expected"), [
+    ({}, "spec.broker: required"),
+    ({"broker": {}}, "spec.broker: required"),
+    ({"broker": {"url": "redis://r/0", "secretKeyRef": {"name": "b"}}}, "either url or secretKeyRef, not both"),
+    ({"broker": {"secretKeyRef": {"key": "url"}}}, "spec.broker.secretKeyRef.name: the Secret's name is required"),
+    ({"broker": {"url": "redis://r/0"}, "replicas": -1}, "spec.replicas: must be at least 0"),
+    ({"broker": {"url": "redis://r/0"}, "replicas": "two"}, "spec.replicas: expected an integer"),
+    ({"broker": {"url": "redis://r/0"}, "replicas": 2}, "more than one replica needs spec.persistence.enabled=false"),
+    ({"broker": {"url": "redis://r/0"}, "persistence": {"size": "lots"}}, "spec.persistence.size"),
+    ({"broker": {"url": "redis://r/0"}, "persistence": {"accessMode": "ReadOnlyMany"}}, "is not one of"),
+    ({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True}, "httpRoute": {"enabled": True,
+      "parentRefs": [{"name": "gw"}]}}, "enable one of them, not both"),
+    ({"broker": {"url": "redis://r/0"}, "httpRoute": {"enabled": True}}, "name at least one Gateway"),
+    ({"broker": {"url": "redis://r/0"}, "ingress": {"pathPrefix": "monitor"}}, "must be an absolute URL path"),
+    ({"broker": {"url": "redis://r/0"}, "serviceMonitor": {"interval": "soon"}}, "is not a duration"),
+    ({"broker": {"url": "redis://r/0"}, "auth": {"oauth2": {"provider": "google"}}}, "clientId: required"),
+    ({"broker": {"url": "redis://r/0"}, "extraEnv": [{"value": "x"}]}, "spec.extraEnv[0].name: required"),
+    ({"broker": {"url": "redis://r/0"}, "nodeSelector": {"disk": 1}}, "every value must be a string"),
+])
+def test_an_invalid_spec_names_the_field_and_the_fix(spec_data: dict[str, Any], expected: str) -> None:
+    problems = problems_of(spec_data)
+
+    assert problems[0].reason == spec.INVALID_SPEC
+    assert any(expected in problem.message for problem in problems), problems
+
+
+def test_every_problem_is_reported_at_once_not_only_the_first() -> None:
+    problems = problems_of({"broker": {"url": "redis://:pw@r/0"}, "replicas": "x", "retention": {"maxTasks": 0}})
+
+    assert len(problems) == 3
+    assert problems[0].reason == spec.INLINE_CREDENTIALS
+
+
+@pytest.mark.parametrize("name", ["1st-monitor", "Monitor", "a.b", "x" * 59])
+def test_a_name_that_cannot_name_the_children_is_refused(name: str) -> None:
+    problems = problems_of({"broker": {"url": "redis://r/0"}}, name=name)
+
+    assert problems[0].reason == "InvalidName"
+
+
+def test_the_url_prefix_follows_whichever_route_is_enabled() -> None:
+    ingress = make_monitor({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True, "pathPrefix": "/cm/"}})
+    route = make_monitor({"broker": {"url": "redis://r/0"}, "httpRoute": {
+        "enabled": True, "pathPrefix": "/flower", "parentRefs": [{"name": "gw"}]}})
+    disabled = make_monitor({"broker": {"url": "redis://r/0"}, "ingress": {"pathPrefix": "/cm"}})
+
+    assert ingress.spec.url_prefix == "/cm"
+    assert route.spec.url_prefix == "/flower"
+    assert disabled.spec.url_prefix == "/"
+
+
+def test_secret_refs_lists_every_secret_key_the_pod_reads() -> None:
+    monitor = make_monitor({
+        "broker": {"secretKeyRef": {"name": "mq", "key": "amqp"},
+                   "managementApi": {"secretKeyRef": {"name": "mq", "key": "api"}}},
+        "resultBackend": {"secretKeyRef": {"name": "redis"}},
+        "auth": {"basic": {"secretName": "login"},
+                 "oauth2": {"provider": "github", "clientId": "id", "clientSecretRef": {"name": "oauth"}}},
+    })
+
+    assert [ref for _, ref in monitor.spec.secret_refs()] == [
+        spec.SecretKeyRef("mq", "amqp"), spec.SecretKeyRef("mq", "api"), spec.SecretKeyRef("redis", "url"),
+        spec.SecretKeyRef("login", "username"), spec.SecretKeyRef("login", "password"),
+        spec.SecretKeyRef("oauth", "client-secret"),
+    ]
