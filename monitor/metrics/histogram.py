@@ -15,8 +15,9 @@ class Histogram:
     __slots__ = ("bounds", "counts", "sum")
 
     def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)  # last slot is +Inf
+        # +Inf is always the last bucket; a bound of inf given explicitly (as Flower's users may) is that one.
+        self.bounds = tuple(b for b in bounds if b != float("inf"))
+        self.counts = [0] * (len(self.bounds) + 1)  # last slot is +Inf
         self.sum = 0.0
 
     def observe(self, value: float) -> None:
@@ -41,7 +42,7 @@ class Histogram:
     @classmethod
     def from_store(cls, data: dict[str, Any], bounds: tuple[float, ...]) -> Histogram:
         hist = cls(bounds)
-        if tuple(data.get("bounds", ())) == bounds:
+        if tuple(data.get("bounds", ())) == hist.bounds:
             hist.counts = list(data["counts"])
             hist.sum = float(data["sum"])
         return hist
