@@ -35,12 +35,14 @@ async def list_workers(request: Request) -> Response:
     if workername and workername not in live and not details:
         raise ApiError(404, f"Unknown worker '{workername}'")
     names = [workername] if workername else sorted(set(live) | set(details))
+    freshness = monitor.inspector.freshness(workername)
     result: dict[str, Any] = {}
     for name in names:
         entry: dict[str, Any] = dict(details.get(name, {}))
         worker = live.get(name)
         entry["status"] = bool(worker and worker["status"])
         entry["inspected_at"] = entry.get("timestamp")
+        entry["freshness"] = freshness.get(name)
         if worker is not None:
             entry["events"] = {k: worker[k] for k in ("active", "processed", "loadavg", "freq", "pid",
                                                       "sw_ident", "sw_ver", "sw_sys", "last_heartbeat",

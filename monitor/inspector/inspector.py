@@ -28,6 +28,10 @@ class Inspector:
         self.timeout = timeout
         self.interval = interval
         self.cache: dict[str, dict[str, Any]] = {}
+        # Freshness per worker: when each method last answered, and how many full refreshes in a
+        # row the worker missed (a cached worker that stops answering has stale details).
+        self.answered_at: dict[str, dict[str, float]] = {}
+        self.missed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._inflight: dict[str | None, Future[dict[str, dict[str, Any]]]] = {}
         self._pool = ThreadPoolExecutor(max_workers=len(METHODS) + 2, thread_name_prefix="inspect")
@@ -66,7 +70,9 @@ class Inspector:
             return future
 
     def _call(self, method: str, destination: list[str] | None) -> dict[str, Any]:
-        inspect = self.app.control.inspect(timeout=self.timeout, destination=destination)
+        # With named workers, stop waiting as soon as they all answered.
+        limit = len(destination) if destination else None
+        inspect = self.app.control.inspect(timeout=self.timeout, destination=destination, limit=limit)
         if method == "conf":
             return inspect.conf(with_defaults=False) or {}
         return getattr(inspect, method)() or {}
@@ -90,6 +96,12 @@ class Inspector:
                 entry = self.cache.setdefault(worker, {})
                 entry.update(info)
                 entry["timestamp"] = now
+                self.answered_at.setdefault(worker, {}).update(dict.fromkeys(info, now))
+                self.missed[worker] = 0
+            silent = [workername] if workername else list(self.cache)
+            for worker in silent:
+                if worker not in replies and worker in self.cache:
+                    self.missed[worker] = self.missed.get(worker, 0) + 1
         return {worker: self.cache[worker] for worker in replies}
 
     def details(self, workername: str | None = None) -> dict[str, dict[str, Any]]:
@@ -101,3 +113,24 @@ class Inspector:
     def forget(self, workername: str) -> None:
         with self._lock:
             self.cache.pop(workername, None)
+            self.answered_at.pop(workername, None)
+            self.missed.pop(workername, None)
+
+    def freshness(self, workername: str | None = None, now: float | None = None) -> dict[str, dict[str, Any]]:
+        """Per worker: when its details were last inspected, their age, when each method last answered,
+        and how many refreshes in a row it missed."""
+        now = time.time() if now is None else now
+        with self._lock:
+            names = [workername] if workername is not None else list(self.cache)
+            result: dict[str, dict[str, Any]] = {}
+            for name in names:
+                if name not in self.cache:
+                    continue
+                inspected_at = self.cache[name].get("timestamp")
+                result[name] = {
+                    "inspected_at": inspected_at,
+                    "age": None if inspected_at is None else max(0.0, now - inspected_at),
+                    "methods": dict(self.answered_at.get(name, {})),
+                    "missed_refreshes": self.missed.get(name, 0),
+                }
+            return result

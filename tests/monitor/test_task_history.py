@@ -137,6 +137,7 @@ def test_workers_endpoint_has_inspect_details_and_status(cluster: Any) -> None:
     assert "tests.add" in details["registered"]
     assert any(q["name"] == "celery" for q in details["active_queues"])
     assert details["status"] is True and details["timestamp"] > 0
+    assert details["freshness"]["age"] >= 0 and details["freshness"]["inspected_at"] == details["timestamp"]
     assert monitor.json("/api/workers", params={"status": "true"}) [hostname] is True
     one = monitor.json("/api/workers", params={"workername": hostname})
     assert list(one) == [hostname]

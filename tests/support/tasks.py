@@ -6,6 +6,7 @@ import os
 import time
 
 from celery import Celery
+from celery.contrib.abortable import AbortableTask
 
 app = Celery("tests", broker=os.environ.get("TEST_BROKER_URL", "redis://127.0.0.1:6379/15"),
              backend=os.environ.get("TEST_RESULT_BACKEND", "redis://127.0.0.1:6379/14"))
@@ -51,3 +52,18 @@ def progress(self, steps: int) -> int:  # type: ignore[no-untyped-def]
     for step in range(steps):
         self.send_event("task-progress", current=step + 1, total=steps)
     return steps
+
+
+# Control tests: pool restarts only when the worker is started with TEST_POOL_RESTARTS=1.
+app.conf.worker_pool_restarts = os.environ.get("TEST_POOL_RESTARTS") == "1"
+
+
+@app.task(name="tests.abortable", bind=True, base=AbortableTask)
+def abortable(self, seconds: float) -> str:  # type: ignore[no-untyped-def]
+    """Runs until aborted (answers "aborted") or until ``seconds`` pass (answers "finished")."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if self.is_aborted():
+            return "aborted"
+        time.sleep(0.05)
+    return "finished"

@@ -1,0 +1,176 @@
+"""What every control endpoint shares: request arguments, the read-only switch and the audit record.
+
+Arguments are read like Flower reads them: the query string, then a form or JSON object body on
+top. Handlers return a dict and raise :class:`ControlError`/:class:`ApiError`; :func:`control_action`
+turns either into the JSON answer and records the outcome in the audit trail.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import orjson
+from starlette.requests import Request
+from starlette.responses import Response
+
+from celery_monitor.api.errors import ApiError, json_response
+from celery_monitor.api.tasks import monitor_of
+from celery_monitor.control.errors import ControlError
+
+log = logging.getLogger(__name__)
+
+READ_ONLY = "Read-only mode: control actions are disabled (--read_only)"
+FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+Handler = Callable[[Request], Awaitable[dict[str, Any]]]
+Endpoint = Callable[[Request], Awaitable[Response]]
+
+
+def user_of(request: Request) -> str:
+    state = request.scope.get("state") or {}
+    return str(state.get("user") or "anonymous")
+
+
+def require_writable(request: Request) -> None:
+    """The auth gate refuses read-only identities first; this holds even where no gate runs."""
+    if monitor_of(request).settings.read_only:
+        raise ApiError(403, READ_ONLY)
+    state = request.scope.get("state") or {}
+    if state.get("role") == "read-only":
+        raise ApiError(403, "Read-only access: this identity may not change anything")
+
+
+async def body_of(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body as a dict, and whether it was a form; 400 for anything but an object."""
+    cached = request.scope.get("control.body")
+    if cached is not None:
+        return cached  # type: ignore[no-any-return]
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type in FORM_TYPES:
+        try:
+            form = await request.form()
+        except Exception as exc:  # a malformed multipart body
+            raise ApiError(400, f"Invalid form body: {exc}") from None
+        parsed: tuple[dict[str, Any], bool] = ({key: value for key, value in form.items() if isinstance(value, str)},
+                                               True)
+    else:
+        raw = await request.body()
+        if not raw.strip():
+            parsed = ({}, False)
+        else:
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError as exc:
+                raise ApiError(400, f"Invalid JSON body: {exc}") from None
+            if not isinstance(data, dict):
+                raise ApiError(400, "Invalid JSON body: must be an object")
+            parsed = (data, False)
+    request.scope["control.body"] = parsed
+    return parsed
+
+
+async def arguments(request: Request) -> dict[str, Any]:
+    """Query parameters with the body's values on top."""
+    body, _ = await body_of(request)
+    return {**dict(request.query_params), **body}
+
+
+def text_arg(args: dict[str, Any], name: str, default: str | None = None) -> str | None:
+    value = args.get(name)
+    if value is None or value == "":
+        return default
+    if not isinstance(value, str):
+        raise ApiError(400, f"Invalid '{name}': must be a string")
+    return value
+
+
+def int_arg(args: dict[str, Any], name: str, default: int | None = None) -> int | None:
+    value = args.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ApiError(400, f"Invalid '{name}': {value!r} is not an integer")
+    try:
+        return int(value)
+    except ValueError:
+        raise ApiError(400, f"Invalid '{name}': {value!r} is not an integer") from None
+
+
+def float_arg(args: dict[str, Any], name: str, default: float | None = None) -> float | None:
+    value = args.get(name)
+    if value is None or value == "":
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        raise ApiError(400, f"Invalid '{name}': {value!r} is not a number")
+    try:
+        number = float(value)
+    except ValueError:
+        raise ApiError(400, f"Invalid '{name}': {value!r} is not a number") from None
+    if number != number or number < 0:
+        raise ApiError(400, f"Invalid '{name}': must be a number of at least 0")
+    return number
+
+
+def bool_arg(args: dict[str, Any], name: str, default: bool = False) -> bool:
+    value = args.get(name)
+    if value is None:
+        return default
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ApiError(400, f"Invalid '{name}': {value!r} is not a boolean")
+
+
+async def _audit_params(request: Request) -> dict[str, Any]:
+    params: dict[str, Any] = dict(request.query_params)
+    try:
+        body, _ = await body_of(request)
+    except ApiError:
+        return params
+    params.update(body)
+    return params
+
+
+def control_action(action: str, target: str | None = None, mutating: bool = True) -> Callable[[Handler], Endpoint]:
+    """Make ``handler`` an audited endpoint; ``mutating`` ones answer 403 in read-only mode."""
+    def decorate(handler: Handler) -> Endpoint:
+        @functools.wraps(handler)
+        async def endpoint(request: Request) -> Response:
+            monitor = monitor_of(request)
+            status = 200
+            try:
+                if mutating:
+                    require_writable(request)
+                body = await handler(request)
+            except (ControlError, ApiError) as exc:
+                status, body = exc.status, {"error": exc.reason}
+            name = str(request.path_params.get(target, "")) if target else request.url.query
+            params = await _audit_params(request)
+            await monitor.control.run(monitor.audit.record, user_of(request), action, name, params, status, body)
+            return json_response(body, status)
+
+        return endpoint
+
+    return decorate
+
+
+def control_read(handler: Handler) -> Endpoint:
+    """A control endpoint that changes nothing: errors translated, no audit record."""
+    @functools.wraps(handler)
+    async def endpoint(request: Request) -> Response:
+        try:
+            body = await handler(request)
+        except ControlError as exc:
+            raise ApiError(exc.status, exc.reason) from None
+        return json_response(body)
+
+    return endpoint

@@ -1,0 +1,65 @@
+"""The audit trail: who did what to which worker or task, with which parameters, and how it went.
+
+Entries live in the history database (table ``audit``), newest first. :func:`audit_entries` is the
+one call pages need.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from celery_monitor.service import Monitor
+    from celery_monitor.store.sqlite import SQLiteStore
+
+log = logging.getLogger(__name__)
+
+MAX_LIST = 20
+MAX_TEXT = 2000
+
+
+def shorten(value: Any) -> Any:
+    """Keep entries small: long lists become their head and a count, long strings are cut."""
+    if isinstance(value, dict):
+        return {str(k): shorten(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        items = [shorten(v) for v in value[:MAX_LIST]]
+        if len(value) > MAX_LIST:
+            items.append(f"... {len(value) - MAX_LIST} more")
+        return items
+    if isinstance(value, str) and len(value) > MAX_TEXT:
+        return value[:MAX_TEXT] + "..."
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return shorten(repr(value))
+
+
+class AuditTrail:
+    def __init__(self, store: SQLiteStore) -> None:
+        self.store = store
+
+    def record(self, user: str, action: str, target: str, params: dict[str, Any], status: int,
+               result: dict[str, Any]) -> dict[str, Any]:
+        entry = {"time": time.time(), "user": user or "anonymous", "action": action, "target": target,
+                 "params": shorten(params), "status": status, "ok": status < 400, "result": shorten(result)}
+        try:
+            entry["id"] = self.store.add_audit(entry)
+        except Exception as exc:  # the action happened; losing its record must not turn it into an error
+            log.error("could not record %s on %s in the audit trail: %s", action, target, exc)
+        return entry
+
+    def entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
+                action: str | None = None) -> list[dict[str, Any]]:
+        return self.store.audit_entries(limit, offset, user=user, action=action)
+
+    def count(self, user: str | None = None, action: str | None = None) -> int:
+        return self.store.audit_count(user=user, action=action)
+
+
+def audit_entries(monitor: Monitor, limit: int = 50, offset: int = 0, user: str | None = None,
+                  action: str | None = None) -> list[dict[str, Any]]:
+    """The newest audit entries (for pages): dicts with id, time, user, action, target, params,
+    status, ok and result."""
+    return monitor.audit.entries(limit, offset, user=user, action=action)

@@ -1,0 +1,196 @@
+"""Task actions: run a task (and wait for it), read a result, abort, revoke, re-run from history."""
+
+from __future__ import annotations
+
+import ast
+import signal as signal_module
+from collections.abc import Callable
+from typing import Any
+
+import orjson
+from celery import Celery, states
+from celery.backends.base import DisabledBackend
+from celery.contrib.abortable import AbortableAsyncResult
+from celery.exceptions import TimeoutError as ResultTimeout
+from celery.result import AsyncResult
+from kombu.exceptions import EncodeError, OperationalError
+
+from celery_monitor.control.broadcast import Broadcaster, broker_connection
+from celery_monitor.control.calls import TaskCall
+from celery_monitor.control.errors import ControlError, bad_request, not_found, unavailable
+
+RERUNNABLE_STATES = frozenset({states.FAILURE, states.REVOKED, states.REJECTED})
+BACKEND_NOT_CONFIGURED = "Result backend is not configured"
+# How long apply waits for a result unless told (Flower waits forever; a request should not).
+APPLY_WAIT = 300.0
+
+
+def signal_name(raw: str) -> str:
+    """``TERM``, ``SIGTERM``, ``sigterm`` or ``15`` -> ``SIGTERM``; 400 for anything else."""
+    text = raw.strip().upper()
+    try:
+        sig = signal_module.Signals(int(text)) if text.isdigit() else signal_module.Signals[
+            text if text.startswith("SIG") else f"SIG{text}"]
+    except (KeyError, ValueError):
+        raise bad_request(f"Invalid 'signal': {raw!r} is not a signal name (e.g. SIGTERM, SIGKILL)") from None
+    return sig.name
+
+
+def safe_value(value: Any) -> Any:
+    """The value itself when it can be JSON, else its repr (exceptions, custom objects)."""
+    try:
+        orjson.dumps(value)
+    except TypeError:
+        return repr(value)
+    return value
+
+
+def literal(text: str | None, label: str, task_id: str) -> Any:
+    if text is None or text == "":
+        return None
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError, MemoryError, RecursionError):
+        raise ControlError(409, f"Cannot re-run '{task_id}': its {label} {text[:200]!r} are not Python "
+                                "literals (or were truncated when the task was sent)") from None
+
+
+class TaskControl:
+    def __init__(self, app: Celery, broadcaster: Broadcaster, knows_task: Callable[[str], bool],
+                 find_task: Callable[[str], dict[str, Any] | None], online_count: Callable[[], int]) -> None:
+        self.app = app
+        self.broadcaster = broadcaster
+        self.knows_task = knows_task
+        self.find_task = find_task
+        self.online_count = online_count
+
+    # -- running tasks ---------------------------------------------------------------------------
+
+    @property
+    def backend_configured(self) -> bool:
+        try:
+            return not isinstance(self.app.backend, DisabledBackend)
+        except Exception:  # an unloadable backend URL
+            return False
+
+    def require_backend(self) -> None:
+        if not self.backend_configured:
+            raise unavailable(BACKEND_NOT_CONFIGURED)
+
+    def send(self, name: str, call: TaskCall) -> AsyncResult:
+        with broker_connection(self.app, self.broadcaster.timeout) as conn:
+            try:
+                task = self.app.tasks.get(name)
+                if task is not None:
+                    return task.apply_async(call.args, call.kwargs, connection=conn, **call.options)
+                return self.app.send_task(name, call.args, call.kwargs, connection=conn, **call.options)
+            except (TypeError, ValueError, EncodeError) as exc:
+                raise bad_request(f"Cannot send '{name}': {exc}") from None
+            except (OperationalError, OSError) as exc:
+                raise unavailable(f"Broker unavailable: {exc}") from None
+            except Exception as exc:  # e.g. the result backend refusing the result subscription
+                raise unavailable(f"Cannot send '{name}': {type(exc).__name__}: {exc}") from None
+
+    def _require_task(self, name: str) -> None:
+        if not name or not self.knows_task(name):
+            raise not_found(f"Unknown task '{name}'")
+
+    def apply(self, name: str, call: TaskCall, wait: float | None) -> dict[str, Any]:
+        """Send and wait for the result (Flower's apply)."""
+        self.require_backend()
+        self._require_task(name)
+        result = self.send(name, call)
+        return self._wait(result, APPLY_WAIT if wait is None else wait)
+
+    def async_apply(self, name: str, call: TaskCall) -> dict[str, Any]:
+        self._require_task(name)
+        return self._sent(self.send(name, call))
+
+    def send_task(self, name: str, call: TaskCall) -> dict[str, Any]:
+        if not name:
+            raise bad_request("Missing task name")
+        return self._sent(self.send(name, call))
+
+    def _sent(self, result: AsyncResult) -> dict[str, Any]:
+        response: dict[str, Any] = {"task-id": result.id}
+        if self.backend_configured:
+            response["state"] = self._state(result)
+        return response
+
+    # -- results ---------------------------------------------------------------------------------
+
+    def result(self, task_id: str, timeout: float | None) -> dict[str, Any]:
+        self.require_backend()
+        return self._wait(self.app.AsyncResult(task_id), timeout)
+
+    def _state(self, result: AsyncResult) -> str:
+        try:
+            return str(result.state)
+        except Exception as exc:
+            raise unavailable(f"Result backend unavailable: {exc}") from None
+
+    def _wait(self, result: AsyncResult, timeout: float | None) -> dict[str, Any]:
+        if timeout:
+            try:
+                result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
+            except ResultTimeout:
+                pass
+            except Exception as exc:
+                raise unavailable(f"Result backend unavailable: {exc}") from None
+        response: dict[str, Any] = {"task-id": result.id, "state": self._state(result)}
+        if response["state"] in states.READY_STATES:
+            try:
+                response["result"] = safe_value(result.result)
+                if response["state"] == states.FAILURE:
+                    response["traceback"] = result.traceback
+            except Exception as exc:
+                raise unavailable(f"Result backend unavailable: {exc}") from None
+        return response
+
+    # -- stopping tasks --------------------------------------------------------------------------
+
+    def abort(self, task_id: str) -> str:
+        self.require_backend()
+        result = AbortableAsyncResult(task_id, app=self.app)
+        if self.find_task(task_id) is None and self._state(result) == states.PENDING:
+            raise not_found(f"Unknown task '{task_id}'")
+        try:
+            result.abort()
+        except Exception as exc:
+            raise unavailable(f"Result backend unavailable: {exc}") from None
+        return f"Aborted '{task_id}'"
+
+    def revoke(self, task_ids: list[str], terminate: bool, signal: str) -> int:
+        """Revoke on every worker; returns how many workers acknowledged."""
+        if not task_ids:
+            raise bad_request("No task to revoke")
+        arguments = {"task_id": task_ids, "terminate": terminate, "signal": signal_name(signal)}
+        replies = self.broadcaster.call("revoke", arguments, expected=self.online_count())
+        return len(replies)
+
+    # -- re-running ------------------------------------------------------------------------------
+
+    def rerun(self, task_id: str, force: bool = False) -> dict[str, Any]:
+        """Send a finished task again with its recorded args and kwargs (a new task id)."""
+        task = self.find_task(task_id)
+        if task is None:
+            raise not_found(f"Unknown task '{task_id}'")
+        name = task.get("name")
+        if not name:
+            raise ControlError(409, f"Cannot re-run '{task_id}': its name is not known yet")
+        if not force and task.get("state") not in RERUNNABLE_STATES:
+            raise ControlError(409, f"Cannot re-run '{task_id}': it is {task.get('state') or 'in an unknown state'}"
+                                    f" (only {', '.join(sorted(RERUNNABLE_STATES))} tasks; pass force=true)")
+        args = literal(task.get("args"), "args", task_id)
+        kwargs = literal(task.get("kwargs"), "kwargs", task_id)
+        if isinstance(args, tuple):
+            args = list(args)
+        if args is not None and not isinstance(args, list):
+            raise ControlError(409, f"Cannot re-run '{task_id}': its args {task.get('args')!r} are not a list")
+        if kwargs is not None and not isinstance(kwargs, dict):
+            raise ControlError(409, f"Cannot re-run '{task_id}': its kwargs {task.get('kwargs')!r} are not a dict")
+        options: dict[str, Any] = {}
+        if task.get("queue"):
+            options["queue"] = task["queue"]
+        result = self.send(name, TaskCall(args or [], kwargs or {}, options))
+        return {"task-id": result.id, "rerun-of": task_id, "message": f"Re-ran '{task_id}' as '{result.id}'"}

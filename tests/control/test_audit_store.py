@@ -1,0 +1,36 @@
+"""The audit trail in the history database: newest first, filters, paging, and it outlives the process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from celery_monitor.control.audit import AuditTrail
+from celery_monitor.store.sqlite import SQLiteStore
+
+
+def test_entries_newest_first_with_filters_and_paging(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "history.db"))
+    trail = AuditTrail(store)
+    trail.record("alice", "worker.pool_grow", "w1@h", {"n": "2"}, 200, {"message": "Growing"})
+    trail.record("bob", "task.revoke", "abc", {"terminate": "true"}, 200, {"message": "Revoked 'abc'"})
+    trail.record("alice", "worker.shutdown", "w2@h", {}, 404, {"error": "Unknown worker 'w2@h'"})
+
+    entries = trail.entries()
+    assert [e["action"] for e in entries] == ["worker.shutdown", "task.revoke", "worker.pool_grow"]
+    assert entries[0] | {"id": 0, "time": 0} == {
+        "id": 0, "time": 0, "user": "alice", "action": "worker.shutdown", "target": "w2@h", "params": {},
+        "status": 404, "ok": False, "result": {"error": "Unknown worker 'w2@h'"}}
+    assert [e["target"] for e in trail.entries(user="alice")] == ["w2@h", "w1@h"]
+    assert [e["target"] for e in trail.entries(action="task.revoke")] == ["abc"]
+    assert [e["target"] for e in trail.entries(limit=1, offset=1)] == ["abc"]
+    assert (trail.count(), trail.count(user="alice"), trail.count(user="carol")) == (3, 2, 0)
+    store.close()
+
+    reopened = AuditTrail(SQLiteStore(str(tmp_path / "history.db")))
+    assert reopened.entries() == entries
+
+
+def test_memory_only_history_keeps_an_audit_trail_too() -> None:
+    trail = AuditTrail(SQLiteStore(None))
+    trail.record("", "task.abort", "t", {}, 503, {"error": "Result backend is not configured"})
+    assert [(e["user"], e["ok"]) for e in trail.entries()] == [("anonymous", False)]
