@@ -1,24 +1,69 @@
-"""Server-rendered pages."""
+"""Server-rendered page shells; the data comes from /ui/*.json and the live WebSocket.
+
+Settings the scripts need travel as data attributes on <body>: the pages carry no inline script,
+so a strict Content-Security-Policy can forbid them.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
+from celery_monitor.cli.options import TASKS_COLUMNS
+from celery_monitor.web.data import monitor_of
+
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
+STATES = ("PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED")
 
 
-async def index(request: Request) -> Response:
-    monitor = request.app.state.monitor
-    workers = monitor.live.worker_dicts()
-    html = TEMPLATES.get_template("index.html").render(
-        prefix=monitor.settings.prefix, workers=workers, tasks=monitor.task_count(),
-        status=monitor.status(),
+def tasks_columns(setting: str) -> list[str]:
+    if setting.strip() == "all":
+        return list(TASKS_COLUMNS)
+    columns = [c.strip() for c in setting.split(",") if c.strip() in TASKS_COLUMNS]
+    return columns or ["name", "uuid", "state"]
+
+
+def render(request: Request, template: str, page: str, title: str, **context: Any) -> Response:
+    monitor = monitor_of(request)
+    settings = monitor.settings
+    html = TEMPLATES.get_template(template).render(
+        prefix=settings.prefix, page=page, title=title, settings=settings,
+        columns=tasks_columns(settings.tasks_columns), user=request.scope.get("state", {}).get("user"),
+        **context,
     )
     return HTMLResponse(html)
+
+
+async def workers(request: Request) -> Response:
+    return render(request, "workers.html", "workers", "Workers")
+
+
+async def worker(request: Request) -> Response:
+    name = request.path_params["name"]
+    return render(request, "worker.html", "worker", name, worker=name)
+
+
+async def tasks(request: Request) -> Response:
+    monitor = monitor_of(request)
+    return render(request, "tasks.html", "tasks", "Tasks", states=STATES, task_names=monitor.task_names(),
+                  worker_names=sorted(monitor.live.worker_names()))
+
+
+async def task(request: Request) -> Response:
+    task_id = request.path_params["task_id"]
+    return render(request, "task.html", "task", task_id, task_id=task_id)
+
+
+async def broker(request: Request) -> Response:
+    return render(request, "broker.html", "broker", "Broker")
+
+
+async def graphs(request: Request) -> Response:
+    return render(request, "monitor.html", "monitor", "Monitor")

@@ -1,9 +1,29 @@
-"""The web pages' routes."""
+"""The web pages' routes and the JSON they fetch."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from starlette.routing import BaseRoute, Route
 
-from celery_monitor.web import pages
+from celery_monitor.web import data, pages
 
-ROUTES: list[BaseRoute] = [Route("/", pages.index)]
+ROUTES: list[BaseRoute] = [
+    Route("/", pages.workers),
+    Route("/workers", pages.workers),
+    Route("/worker/{name:path}", pages.worker),
+    Route("/tasks", pages.tasks),
+    Route("/task/{task_id:path}", pages.task),
+    Route("/broker", pages.broker),
+    Route("/monitor", pages.graphs),
+    Route("/live", data.live),
+    Route("/ui/workers.json", data.workers),
+    Route("/ui/worker/{name:path}/limits.json", data.worker_limits),
+    Route("/ui/worker/{name:path}.json", data.worker),
+    Route("/ui/tasks.json", data.tasks),
+    Route("/ui/task/{task_id:path}.json", data.task),
+    Route("/ui/broker.json", data.broker),
+    Route("/ui/monitor.json", data.timeline),
+]
+
+STATIC_DIR = Path(__file__).parent / "static"

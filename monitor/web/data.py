@@ -1,0 +1,137 @@
+"""JSON the pages fetch: the same reads as the API, shaped for tables and graphs.
+
+These live under /ui (behind the same auth gate as everything else) so the pages can change
+shape without touching the Flower-compatible API.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import Response
+
+from celery_monitor.api.errors import ApiError, json_response
+from celery_monitor.api.params import get_bool
+from celery_monitor.api.tasks import task_query
+
+if TYPE_CHECKING:
+    from celery_monitor.service import Monitor
+    from celery_monitor.web.timeline import Timeline
+
+PAGE_LIMIT = 500
+
+
+def monitor_of(request: Request) -> Monitor:
+    return request.app.state.monitor  # type: ignore[no-any-return]
+
+
+def worker_row(worker: dict[str, Any]) -> dict[str, Any]:
+    """One row of the workers table from a live worker record."""
+    counters = worker.get("counters") or {}
+    processed = worker.get("processed")
+    return {
+        "hostname": worker["hostname"],
+        "status": bool(worker.get("status")),
+        "active": worker.get("active") or 0,
+        "processed": processed if processed is not None else counters.get("task-received", 0),
+        "succeeded": counters.get("task-succeeded", 0),
+        "failed": counters.get("task-failed", 0),
+        "retried": counters.get("task-retried", 0),
+        "loadavg": worker.get("loadavg"),
+        "last_heartbeat": worker.get("last_heartbeat"),
+        "sw_ident": worker.get("sw_ident"),
+        "sw_ver": worker.get("sw_ver"),
+        "pid": worker.get("pid"),
+    }
+
+
+async def workers(request: Request) -> Response:
+    live = monitor_of(request).live.worker_dicts()
+    return json_response({"workers": [worker_row(live[name]) for name in sorted(live)]})
+
+
+async def worker(request: Request) -> Response:
+    monitor = monitor_of(request)
+    name = request.path_params["name"]
+    if get_bool(request, "refresh"):
+        future = monitor.inspector.refresh(name)
+        try:
+            await asyncio.wait_for(asyncio.wrap_future(future), timeout=monitor.inspector.timeout * 3 + 5)
+        except Exception:
+            pass  # the cached details are answered; their timestamp tells their age
+    live = monitor.live.worker_dicts()
+    details = monitor.inspector.details(name).get(name, {})
+    if name not in live and not details:
+        raise ApiError(404, f"Unknown worker '{name}'")
+    row = worker_row(live[name]) if name in live else None
+    return json_response({"worker": row, "inspect": details})
+
+
+LIMIT_ITEMS = ("rate_limit", "soft_time_limit", "time_limit")
+
+
+def _registered_limits(monitor: Monitor, name: str) -> list[str]:
+    inspect = monitor.app.control.inspect(timeout=monitor.inspector.timeout, destination=[name])
+    return list((inspect.registered(*LIMIT_ITEMS) or {}).get(name) or [])
+
+
+async def worker_limits(request: Request) -> Response:
+    """Rate and time limits per registered task: asked of the worker when its Limits tab opens."""
+    monitor = monitor_of(request)
+    name = request.path_params["name"]
+    try:
+        registered = await run_in_threadpool(_registered_limits, monitor, name)
+    except Exception as exc:
+        raise ApiError(503, f"Could not inspect '{name}': {type(exc).__name__}: {exc}") from None
+    return json_response({"registered": registered})
+
+
+async def tasks(request: Request) -> Response:
+    monitor = monitor_of(request)
+    query = task_query(request)
+    if query.limit is None or query.limit > PAGE_LIMIT:
+        query.limit = min(query.limit or 50, PAGE_LIMIT)
+    rows = await run_in_threadpool(monitor.query_tasks, query)
+    query.limit, query.offset = None, 0
+    total = await run_in_threadpool(monitor.count_tasks, query)
+    return json_response({"total": total, "tasks": rows})
+
+
+async def task(request: Request) -> Response:
+    monitor = monitor_of(request)
+    task_id = request.path_params["task_id"]
+    found = await run_in_threadpool(monitor.get_task, task_id)
+    if found is None:
+        raise ApiError(404, f"Unknown task '{task_id}'")
+    return json_response({"task": found})
+
+
+async def broker(request: Request) -> Response:
+    poller = monitor_of(request).queue_poller
+    history = [[at, lengths] for at, lengths in list(poller.history)]
+    return json_response({"queues": poller.latest, "polled_at": poller.latest_at, "error": poller.last_error,
+                          "broker": _safe_broker_url(monitor_of(request)), "history": history})
+
+
+def _safe_broker_url(monitor: Monitor) -> str:
+    """The broker URL with its password masked."""
+    try:
+        return str(monitor.app.connection_for_read().as_uri(include_password=False))
+    except Exception:
+        return ""
+
+
+async def timeline(request: Request) -> Response:
+    line: Timeline = request.app.state.timeline
+    return json_response({"points": line.history(), "interval": line.interval})
+
+
+async def live(request: Request) -> Response:
+    """What the page's live socket may expect. Sits at the site's root on purpose: a browser
+    reuses Basic credentials only below the folder they were asked for, and fetching this first
+    extends them to /api/ws, which a WebSocket handshake cannot ask for itself."""
+    settings = monitor_of(request).settings
+    return json_response({"auto_refresh": settings.auto_refresh})

@@ -1,0 +1,70 @@
+// Graphs over time from the server's sampled timeline, extended live by pushed samples.
+import { $, el, replace } from "../lib/dom.js";
+import { TimeChart } from "../lib/charts.js";
+import { getJSON } from "../lib/http.js";
+import { connectLive } from "../lib/live.js";
+
+const MAX_POINTS = 1800;
+const QUANTILES = ["p50", "p95", "p99"];
+
+function column(points, pick) {
+  return points.map(pick);
+}
+
+export async function monitorPage() {
+  const charts = {
+    throughput: new TimeChart($("#chart-throughput"), "/s"),
+    failures: new TimeChart($("#chart-failures"), ""),
+    runtime: new TimeChart($("#chart-runtime"), " s"),
+    queues: new TimeChart($("#chart-queues")),
+    workers: new TimeChart($("#chart-workers")),
+  };
+  const picker = $("#runtime-task");
+  let points = [];
+
+  function names(key) {
+    const found = new Set();
+    for (const point of points) for (const name of Object.keys(point[key] || {})) found.add(name);
+    return [...found].sort();
+  }
+
+  function draw() {
+    const x = column(points, (p) => p.time);
+    const throughput = {};
+    for (const state of names("rates")) throughput[state] = column(points, (p) => p.rates[state] ?? 0);
+    charts.throughput.set(x, throughput);
+    charts.failures.set(x, points.length ? { "failure rate": column(points, (p) => p.failure_rate) } : {});
+    const taskNames = names("runtimes");
+    const chosen = taskNames.includes(picker.value) ? picker.value : taskNames[0];
+    replace(picker, taskNames.map((name) => el("option", { selected: name === chosen }, name)));
+    const runtime = {};
+    if (chosen) {
+      QUANTILES.forEach((label, index) => {
+        runtime[label] = column(points, (p) => (p.runtimes[chosen] ? p.runtimes[chosen][index] : null));
+      });
+    }
+    charts.runtime.set(x, runtime);
+    const queues = {};
+    for (const name of names("queues")) queues[name] = column(points, (p) => p.queues[name] ?? null);
+    charts.queues.set(x, queues);
+    charts.workers.set(x, points.length ? { online: column(points, (p) => p.online) } : {});
+    $("#points-info").textContent = points.length ? `${points.length} samples` : "Collecting the first samples…";
+  }
+
+  async function load() {
+    points = (await getJSON("/ui/monitor.json")).points;
+    draw();
+  }
+
+  picker.addEventListener("change", draw);
+  await load();
+  connectLive({
+    topics: ["samples"],
+    onMessage(message) {
+      if (!message.samples.length) return;
+      points = points.concat(message.samples).slice(-MAX_POINTS);
+      draw();
+    },
+    onReconnect: load,
+  });
+}

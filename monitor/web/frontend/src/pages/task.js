@@ -1,0 +1,101 @@
+// Task detail: every field, the state timeline, family links, and revoke/terminate/re-run.
+import { config, url } from "../lib/config.js";
+import { $, badge, el, flash, replace } from "../lib/dom.js";
+import { absolute, duration, text, when } from "../lib/format.js";
+import { getJSON, post } from "../lib/http.js";
+import { connectLive } from "../lib/live.js";
+
+const TIMES = new Set(["received", "sent", "started", "succeeded", "failed", "retried", "revoked", "rejected",
+  "timestamp"]);
+const SKIP = new Set(["transitions", "children", "custom"]);
+
+function taskLink(uuid) {
+  return el("a", { href: url(`/task/${encodeURIComponent(uuid)}`) }, uuid);
+}
+
+function value(key, task) {
+  const raw = task[key];
+  if (raw === null || raw === undefined || raw === "") return el("span", { class: "muted" }, "—");
+  if (key === "root_id" || key === "parent_id") return taskLink(raw);
+  if (key === "worker") return el("a", { href: url(`/worker/${encodeURIComponent(raw)}`) }, raw);
+  if (key === "state") return badge(raw);
+  if (key === "runtime") return duration(raw);
+  if (TIMES.has(key)) return el("time", { title: absolute(raw) }, `${absolute(raw)} (${when(raw)})`);
+  if (key === "traceback") return el("pre", {}, raw);
+  return el("code", {}, text(raw));
+}
+
+export async function taskPage() {
+  const taskId = config.task;
+
+  let shownTransitions = -1;
+
+  // Pushes and the first fetch may cross: never replace a task by an older copy of itself.
+  function render(task) {
+    const transitions = (task.transitions || []).length;
+    if (transitions < shownTransitions) return;
+    shownTransitions = transitions;
+    $("#task-name").textContent = task.name || task.uuid;
+    replace($("#task-state"), badge(task.state));
+    const keys = Object.keys(task).filter((k) => !SKIP.has(k));
+    const fields = keys.flatMap((key) => [el("dt", {}, key), el("dd", { dataset: { field: key } }, value(key, task))]);
+    if (task.children && task.children.length) {
+      fields.push(el("dt", {}, "children"),
+        el("dd", { dataset: { field: "children" } }, el("ul", { class: "plain" },
+          task.children.map((child) => el("li", {}, taskLink(child))))));
+    }
+    if (task.custom && Object.keys(task.custom).length) {
+      fields.push(el("dt", {}, "custom events"),
+        el("dd", { dataset: { field: "custom" } }, el("pre", {}, JSON.stringify(task.custom, null, 2))));
+    }
+    replace($("#task-fields"), fields);
+    replace($("#timeline"), (task.transitions || []).map(([state, at]) => el("li", {},
+      badge(state), " ", el("time", { title: absolute(at) }, absolute(at)))));
+    if (!transitions) replace($("#timeline"), el("li", { class: "muted" }, "No transitions recorded"));
+    const finished = ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"].includes(task.state);
+    for (const id of ["revoke", "terminate"]) if ($(`#${id}`)) $(`#${id}`).disabled = finished;
+    if ($("#rerun")) $("#rerun").disabled = !finished || !task.name;
+  }
+
+  async function load() {
+    const data = await getJSON(`/ui/task/${encodeURIComponent(taskId)}.json`);
+    render(data.task);
+  }
+
+  async function control(button, action) {
+    if (button.dataset.confirm && !window.confirm(button.dataset.confirm)) return;
+    button.disabled = true;
+    try {
+      const reply = await action();
+      if (!(reply && reply.linked)) flash((reply && reply.message) || "Done", "ok");
+    } catch (error) {
+      flash(error.message, "error");
+    } finally {
+      button.disabled = false;
+    }
+  }
+
+  if (!config.readOnly && $("#revoke")) {
+    const path = `/api/task/revoke/${encodeURIComponent(taskId)}`;
+    $("#revoke").addEventListener("click", (e) => control(e.currentTarget, () => post(path)));
+    $("#terminate").addEventListener("click",
+      (e) => control(e.currentTarget, () => post(path, { terminate: "true" })));
+    $("#rerun").addEventListener("click", (e) => control(e.currentTarget, async () => {
+      const reply = await post(`/api/task/rerun/${encodeURIComponent(taskId)}`);
+      flash("Sent again as ", "ok");
+      $("#flash").append(taskLink(reply["task-id"]));
+      return { message: null, linked: true };
+    }));
+  }
+
+  connectLive({
+    topics: ["tasks"],
+    task: taskId,
+    onMessage(message) {
+      const mine = message.tasks.filter((t) => t.uuid === taskId).pop();
+      if (mine) render(mine);
+    },
+    onReconnect: load,
+  });
+  await load();
+}
