@@ -6,9 +6,8 @@ import random
 import time
 from datetime import date
 
-from celery import chain
-
 import tasks
+from celery import chain
 
 
 def main() -> None:

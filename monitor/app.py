@@ -8,23 +8,27 @@ from collections.abc import AsyncIterator
 
 from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
-from starlette.middleware import Middleware
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from celery_monitor.api.errors import EXCEPTION_HANDLERS
 from celery_monitor.api.routes import ROUTES as API_ROUTES
-from celery_monitor.auth.basic import BasicUsers
-from celery_monitor.auth.gate import AuthGate
+from celery_monitor.auth import wiring as auth_wiring
+from celery_monitor.auth.config import AuthConfig
+from celery_monitor.auth.routes import ROUTES as AUTH_ROUTES
 from celery_monitor.metrics.collector import MonitorCollector
 from celery_monitor.service import Monitor
 from celery_monitor.web.routes import ROUTES as WEB_ROUTES
+from celery_monitor.web.routes import STATIC_DIR
+from celery_monitor.web.timeline import Timeline
 
 
 def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
     settings = monitor.settings
     prefix = settings.prefix
-    routes: list[BaseRoute] = [*API_ROUTES, *WEB_ROUTES]
+    static = Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    routes: list[BaseRoute] = [*API_ROUTES, *WEB_ROUTES, *AUTH_ROUTES, static]
     if prefix:
         async def to_prefix(request: object) -> Response:
             return RedirectResponse(prefix + "/")
@@ -36,14 +40,17 @@ def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
         monitor.hub.bind(asyncio.get_running_loop())
         if manage_lifecycle:
             await asyncio.to_thread(monitor.start)
+        timeline.start()
         try:
             yield
         finally:
+            timeline.stop()
             if manage_lifecycle:
                 await asyncio.to_thread(monitor.stop)
 
-    middleware = [Middleware(AuthGate, users=BasicUsers(settings.basic_auth), prefix=prefix,
-                             unauthenticated_api=settings.unauthenticated_api)]
+    auth = AuthConfig.from_settings(settings)
+    monitor.applier.redactor = auth_wiring.redactor(settings)
+    middleware = auth_wiring.middleware(auth)
     app = Starlette(debug=False, routes=routes, middleware=middleware,
                     exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
                     lifespan=lifespan)
@@ -52,4 +59,6 @@ def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
     app.state.monitor = monitor
     app.state.registry = registry
     app.state.settings = settings
+    app.state.auth = auth
+    app.state.timeline = timeline = Timeline(monitor)
     return app

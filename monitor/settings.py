@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from celery_monitor.cli.options import DEFAULT_TASKS_COLUMNS
@@ -26,6 +26,18 @@ class Settings:
     oauth2_secret: str = ""
     oauth2_redirect_uri: str = ""
     cookie_secret: str = ""
+    oauth2_discovery_url: str = ""
+    oauth2_okta_base_url: str = ""
+    github_oauth_domain: str = "github.com"
+    gitlab_oauth_domain: str = "gitlab.com"
+    gitlab_auth_allowed_groups: list[str] = field(default_factory=list)
+    gitlab_min_access_level: int = 20
+    api_tokens: list[str] = field(default_factory=list)
+    read_only_users: list[str] = field(default_factory=list)
+    metrics_auth: str = "none"
+    session_max_age: int = 43_200
+    replicas: int = 1
+    redact: list[str] = field(default_factory=list)
     read_only: bool = False
     max_tasks: int = 100_000
     max_workers: int = 5000
@@ -47,9 +59,21 @@ class Settings:
     debug: bool = False
     logging: str = "info"
     task_runtime_metric_buckets: list[float] = field(default_factory=list)
+    metrics_worker_label: str = "full"
+    metrics_max_task_names: int | None = None
     format_task: Callable[[Any], Any] | None = None
     celery_settings: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        """Secret options masked, so a repr in a log line or a traceback gives nothing away."""
+        from celery_monitor.cli.options import BY_NAME
+
+        def shown(name: str, value: Any) -> str:
+            option = BY_NAME.get(name)
+            return "'***'" if option is not None and option.secret and value else repr(value)
+
+        return f"Settings({', '.join(f'{f.name}={shown(f.name, getattr(self, f.name))}' for f in fields(self))})"
 
     @property
     def prefix(self) -> str:

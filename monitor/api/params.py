@@ -13,8 +13,12 @@ _TRUE = {"1", "true", "yes", "on"}
 _FALSE = {"0", "false", "no", "off", ""}
 
 
+# The largest value SQLite (and so every limit and offset) can take.
+MAX_INT = 2**63 - 1
+
+
 def get_int(request: Request, name: str, default: int | None = None, minimum: int | None = None,
-            maximum: int | None = None) -> int | None:
+            maximum: int | None = MAX_INT) -> int | None:
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default

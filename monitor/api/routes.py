@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from starlette.routing import BaseRoute, Route
+from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from celery_monitor.api import health, queues, tasks, workers
+from celery_monitor.api import audit, control_tasks, control_workers, health, openapi, queues, tasks, websocket, workers
 from celery_monitor.metrics.endpoint import metrics
 
 ROUTES: list[BaseRoute] = [
@@ -16,4 +16,32 @@ ROUTES: list[BaseRoute] = [
     Route("/api/task/info/{task_id:path}", tasks.task_info),
     Route("/api/queues/length", queues.queue_lengths),
     Route("/api/monitor/status", health.monitor_status),
+    WebSocketRoute("/api/ws", websocket.page_updates),
+    WebSocketRoute("/api/task/events/{event_type}/", websocket.task_events),
+    WebSocketRoute("/api/task/events/{event_type}/{task_id:path}", websocket.task_events),
 ]
+
+# Control (Flower's paths and methods), re-run, bulk revoke and the audit trail.
+ROUTES += [
+    Route("/api/worker/shutdown/{name}", control_workers.shutdown, methods=["POST"]),
+    Route("/api/worker/pool/restart/{name}", control_workers.pool_restart, methods=["POST"]),
+    Route("/api/worker/pool/grow/{name}", control_workers.pool_grow, methods=["POST"]),
+    Route("/api/worker/pool/shrink/{name}", control_workers.pool_shrink, methods=["POST"]),
+    Route("/api/worker/pool/autoscale/{name}", control_workers.pool_autoscale, methods=["POST"]),
+    Route("/api/worker/queue/add-consumer/{name}", control_workers.add_consumer, methods=["POST"]),
+    Route("/api/worker/queue/cancel-consumer/{name}", control_workers.cancel_consumer, methods=["POST"]),
+    Route("/api/task/apply/{name}", control_tasks.apply, methods=["POST"]),
+    Route("/api/task/async-apply/{name}", control_tasks.async_apply, methods=["POST"]),
+    Route("/api/task/send-task/{name}", control_tasks.send_task, methods=["POST"]),
+    Route("/api/task/result/{task_id}", control_tasks.result, methods=["GET"]),
+    Route("/api/task/abort/{task_id}", control_tasks.abort, methods=["POST"]),
+    Route("/api/task/revoke/{task_id}", control_tasks.revoke, methods=["POST"]),
+    Route("/api/task/timeout/{name}", control_tasks.time_limit, methods=["POST"]),
+    Route("/api/task/rate-limit/{name}", control_tasks.rate_limit, methods=["POST"]),
+    Route("/api/task/rerun/{task_id}", control_tasks.rerun, methods=["POST"]),
+    Route("/api/tasks/revoke", control_tasks.bulk_revoke, methods=["POST"]),
+    Route("/api/audit", audit.list_audit, methods=["GET"]),
+]
+
+# The OpenAPI description of everything above.
+ROUTES += [Route("/api/openapi.json", openapi.openapi, methods=["GET"])]

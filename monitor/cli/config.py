@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from celery_monitor.auth import checks as auth_checks
 from celery_monitor.cli.options import BY_NAME, CONFIG_ONLY, TASKS_COLUMNS, Option
+from celery_monitor.metrics.cardinality import WORKER_LABEL_MODES
 from celery_monitor.settings import Settings
 
 ENV_PREFIXES = ("CELERY_MONITOR_", "FLOWER_")  # first wins
@@ -198,9 +200,10 @@ def check_broker_url(url: str) -> None:
 
 
 def check_consistency(values: dict[str, Any]) -> None:
-    for user in values.get("basic_auth") or []:
-        if ":" not in user or not user.split(":", 1)[0]:
-            raise ConfigError("basic_auth", "expected user:password pairs separated by commas")
+    try:
+        auth_checks.check(values)
+    except auth_checks.BadOption as exc:
+        raise ConfigError(exc.option, str(exc)) from None
     columns = values.get("tasks_columns") or ""
     if columns != "all":
         unknown = [c for c in (p.strip() for p in columns.split(",")) if c and c not in TASKS_COLUMNS]
@@ -216,6 +219,9 @@ def check_consistency(values: dict[str, Any]) -> None:
         parsed = urlparse(values["broker_api"])
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ConfigError("broker_api", "expected an http(s):// URL of the RabbitMQ management API")
+    if values.get("metrics_worker_label", "full") not in WORKER_LABEL_MODES:
+        raise ConfigError("metrics_worker_label", f"unknown mode {values['metrics_worker_label']!r} "
+                          f"(use {', '.join(WORKER_LABEL_MODES)})")
     if values.get("logging", "info").lower() not in ("debug", "info", "warning", "warn", "error", "critical"):
         raise ConfigError("logging", f"unknown level {values['logging']!r}")
     if values.get("format_task") is not None and not callable(values["format_task"]):

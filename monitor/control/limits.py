@@ -41,7 +41,7 @@ class LimitControl:
             raise bad_request("Missing 'ratelimit'")
         try:
             rate(ratelimit.strip())
-        except (ValueError, TypeError):
+        except (ValueError, TypeError, KeyError):
             raise bad_request(f"Invalid 'ratelimit': {ratelimit!r} (e.g. 10, 10/s, 100/m, 1000/h)") from None
         self._send(task_name, workername, "rate_limit", {"task_name": task_name, "rate_limit": ratelimit.strip()},
                    "Failed to set rate limit")

@@ -33,9 +33,12 @@ def tasks_columns(setting: str) -> list[str]:
 def render(request: Request, template: str, page: str, title: str, **context: Any) -> Response:
     monitor = monitor_of(request)
     settings = monitor.settings
+    state = request.scope.get("state", {})
+    # Controls show only to those who may use them: never on a read-only instance or to a read-only user.
+    read_only = settings.read_only or state.get("role") == "read-only"
     html = TEMPLATES.get_template(template).render(
-        prefix=settings.prefix, page=page, title=title, settings=settings,
-        columns=tasks_columns(settings.tasks_columns), user=request.scope.get("state", {}).get("user"),
+        prefix=settings.prefix, page=page, title=title, settings=settings, read_only=read_only,
+        columns=tasks_columns(settings.tasks_columns), user=state.get("user"), auth_kind=state.get("auth"),
         **context,
     )
     return HTMLResponse(html)

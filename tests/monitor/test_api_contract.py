@@ -14,6 +14,7 @@ from support.processes import new_monitor
     ("/api/tasks?limit=ten", "Invalid 'limit'"),
     ("/api/tasks?limit=-1", "Invalid 'limit'"),
     ("/api/tasks?offset=x", "Invalid 'offset'"),
+    ("/api/tasks?offset=99999999999999999999", "Invalid 'offset'"),
     ("/api/tasks?sort_by=colour", "Invalid 'sort_by'"),
     ("/api/tasks?received_start=yesterday", "Invalid 'received_start'"),
     ("/api/tasks?received_end=2024-13-45", "Invalid 'received_end'"),

@@ -10,7 +10,6 @@ from typing import Any
 
 import httpx
 import redis
-
 from support.client import celery_client
 from support.processes import new_monitor, start_worker, wait_for
 

@@ -1,0 +1,136 @@
+"""The API's OpenAPI 3.1 description, served at ``/api/openapi.json``.
+
+Built from the routing table when first asked for, so every HTTP route under ``/api`` appears with
+its methods and path parameters; the query parameters and bodies each route reads are listed in
+the tables below. WebSocket routes (``/api/ws``, ``/api/task/events/...``) have no place in OpenAPI
+and are named in the description instead.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route, WebSocketRoute
+
+from celery_monitor import __version__
+from celery_monitor.api.errors import json_response
+
+_PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
+
+STRING: dict[str, Any] = {"type": "string"}
+BOOLEAN: dict[str, Any] = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
+SECONDS: dict[str, Any] = {"type": "number", "minimum": 0}
+TIME: dict[str, Any] = {"type": "string", "description": "ISO 8601 date-time or seconds since the epoch"}
+SORT_BY: dict[str, Any] = {"type": "string", "description": "a task field, '-' first for descending order"}
+
+TASK_FILTERS: dict[str, dict[str, Any]] = {
+    "limit": COUNT, "offset": COUNT, "sort_by": SORT_BY, "workername": STRING, "taskname": STRING,
+    "state": STRING, "received_start": TIME, "received_end": TIME, "search": STRING,
+}  # fmt: skip
+
+QUERY: dict[str, dict[str, dict[str, Any]]] = {
+    "/api/workers": {"refresh": BOOLEAN, "status": BOOLEAN, "workername": STRING},
+    "/api/tasks": TASK_FILTERS,
+    "/api/task/result/{task_id}": {"timeout": SECONDS},
+    "/api/task/apply/{name}": {"timeout": SECONDS},
+    "/api/tasks/revoke": {**TASK_FILTERS, "dry_run": BOOLEAN, "terminate": BOOLEAN, "signal": STRING},
+    "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
+                   "user": STRING, "action": STRING},
+}
+
+# Control arguments may come in the query string or in a form or JSON object body (as in Flower).
+CALL_BODY: dict[str, Any] = {"type": "object", "properties": {
+    "args": {"type": "array"}, "kwargs": {"type": "object"}, "queue": STRING, "countdown": SECONDS,
+    "eta": STRING, "expires": STRING, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
+}}  # fmt: skip
+BODIES: dict[str, dict[str, Any]] = {
+    "/api/task/apply/{name}": CALL_BODY,
+    "/api/task/async-apply/{name}": CALL_BODY,
+    "/api/task/send-task/{name}": CALL_BODY,
+    "/api/task/revoke/{task_id}": {"type": "object", "properties": {"terminate": {"type": "boolean"},
+                                                                     "signal": STRING}},
+    "/api/task/timeout/{name}": {"type": "object", "properties": {"soft": SECONDS, "hard": SECONDS,
+                                                                   "workername": STRING}},
+    "/api/task/rate-limit/{name}": {"type": "object", "properties": {"ratelimit": STRING, "workername": STRING}},
+    "/api/task/rerun/{task_id}": {"type": "object", "properties": {"force": {"type": "boolean"}}},
+    "/api/worker/pool/grow/{name}": {"type": "object", "properties": {"n": COUNT}},
+    "/api/worker/pool/shrink/{name}": {"type": "object", "properties": {"n": COUNT}},
+    "/api/worker/pool/autoscale/{name}": {"type": "object", "properties": {"min": COUNT, "max": COUNT},
+                                          "required": ["min", "max"]},
+    "/api/worker/queue/add-consumer/{name}": {"type": "object", "properties": {"queue": STRING}},
+    "/api/worker/queue/cancel-consumer/{name}": {"type": "object", "properties": {"queue": STRING}},
+}
+
+ERROR: dict[str, Any] = {"type": "object", "properties": {"error": STRING}, "required": ["error"]}
+RESPONSES: dict[str, Any] = {
+    "200": {"description": "the answer", "content": {"application/json": {"schema": {}}}},
+    "400": {"description": "a bad parameter", "content": {"application/json": {"schema": ERROR}}},
+    "401": {"description": "credentials needed", "content": {"application/json": {"schema": ERROR}}},
+    "403": {"description": "not allowed (read-only, cross-site)", "content": {"application/json": {"schema": ERROR}}},
+    "404": {"description": "no such task or worker", "content": {"application/json": {"schema": ERROR}}},
+    "429": {"description": "too many failed logins", "content": {"application/json": {"schema": ERROR}}},
+}
+
+
+def _operation(path: str, method: str, endpoint: Any) -> dict[str, Any]:
+    summary = (getattr(endpoint, "__doc__", None) or "").strip().splitlines()
+    parameters = [{"name": name, "in": "path", "required": True, "schema": STRING}
+                  for name in _PATH_PARAM.findall(path)]
+    parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
+                   for name, schema in QUERY.get(path, {}).items()]
+    operation: dict[str, Any] = {
+        "operationId": f"{method}:{path}",
+        "summary": summary[0] if summary else f"{method.upper()} {path}",
+        "parameters": parameters,
+        "responses": RESPONSES,
+    }
+    if method in ("post", "put", "patch") and path in BODIES:
+        operation["requestBody"] = {"required": False, "content": {
+            "application/json": {"schema": BODIES[path]},
+            "application/x-www-form-urlencoded": {"schema": BODIES[path]},
+        }}
+    return operation
+
+
+def describe(routes: list[BaseRoute], prefix: str = "") -> dict[str, Any]:
+    """The OpenAPI document for the HTTP routes under /api in ``routes``."""
+    paths: dict[str, dict[str, Any]] = {}
+    sockets: list[str] = []
+    for route in routes:
+        if isinstance(route, WebSocketRoute) and route.path.startswith("/api"):
+            sockets.append(route.path)
+        if not isinstance(route, Route) or not route.path.startswith("/api"):
+            continue
+        path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
+        for method in sorted(route.methods or {"GET"}):
+            if method in ("HEAD", "OPTIONS"):
+                continue
+            paths.setdefault(path, {})[method.lower()] = _operation(path, method.lower(), route.endpoint)
+    return {
+        "openapi": "3.1.0",
+        "info": {"title": "Celery Monitor API", "version": __version__,
+                 "description": "Flower-compatible task and worker API. WebSockets: " + ", ".join(sockets)},
+        "servers": [{"url": prefix or "/"}],
+        "components": {"securitySchemes": {
+            "basic": {"type": "http", "scheme": "basic"},
+            "token": {"type": "http", "scheme": "bearer", "description": "an --api_tokens token"},
+        }},
+        "security": [{"basic": []}, {"token": []}, {}],
+        "paths": paths,
+    }
+
+
+async def openapi(request: Request) -> Response:
+    from celery_monitor.api.routes import ROUTES
+    from celery_monitor.auth.routes import ROUTES as AUTH_ROUTES
+
+    document = getattr(request.app.state, "openapi", None)
+    if document is None:
+        settings = getattr(request.app.state, "settings", None)
+        document = describe([*ROUTES, *AUTH_ROUTES], settings.prefix if settings else "")
+        request.app.state.openapi = document
+    return json_response(document)

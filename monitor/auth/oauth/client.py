@@ -1,0 +1,32 @@
+"""Authlib's client for the configured provider, made once per monitor."""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+from celery_monitor.auth.config import AuthConfig
+
+with warnings.catch_warnings():
+    # Authlib warns that it prefers the httpx2 package; plain httpx works the same for us.
+    warnings.simplefilter("ignore", DeprecationWarning)
+    from authlib.integrations.starlette_client import OAuth
+
+_CLIENTS: dict[int, Any] = {}
+
+
+def client_for(config: AuthConfig) -> Any:
+    """The Starlette OAuth client for ``config.provider`` (state, nonce and PKCE kept in the session)."""
+    key = id(config)
+    client = _CLIENTS.get(key)
+    if client is None:
+        assert config.provider is not None
+        registry = OAuth()
+        registry.register(
+            name=config.provider.name,
+            client_id=config.oauth2_key,
+            client_secret=config.oauth2_secret,
+            **config.provider.client_kwargs(),
+        )
+        client = _CLIENTS[key] = registry.create_client(config.provider.name)
+    return client

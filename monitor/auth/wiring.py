@@ -1,0 +1,28 @@
+"""How the auth package plugs into the app: its middleware, outermost first, and the redactor."""
+
+from __future__ import annotations
+
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+
+from celery_monitor.auth.config import SESSION_COOKIE, AuthConfig
+from celery_monitor.auth.gate import AuthGate
+from celery_monitor.auth.headers import SecurityHeaders
+from celery_monitor.auth.redact import Redactor
+from celery_monitor.settings import Settings
+
+
+def middleware(config: AuthConfig) -> list[Middleware]:
+    """Security headers on everything (refusals too), then the signed session, then the gate."""
+    return [
+        Middleware(SecurityHeaders),
+        Middleware(SessionMiddleware, secret_key=config.cookie_secret, session_cookie=SESSION_COOKIE,
+                   max_age=config.session_max_age, path=config.prefix or "/", same_site="lax",
+                   https_only=config.secure_cookie),
+        Middleware(AuthGate, config=config),
+    ]
+
+
+def redactor(settings: Settings) -> Redactor | None:
+    found = Redactor(settings.redact, settings.format_task)
+    return found if found else None

@@ -1,0 +1,52 @@
+"""The login stack for the browser tests: a real OpenID Connect provider, the monitor, Chromium."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import Browser, sync_playwright
+from support.auth_stack import CHROMIUM, CHROMIUM_ARGS, OidcProvider, new_oidc_provider
+from support.processes import MonitorProcess, RedisServer, new_monitor
+
+COOKIE_SECRET = "login-tests-cookie-secret-0123456789"
+PROBE = ("probe", "probe-password-0123")
+
+
+@dataclass
+class LoginStack:
+    provider: OidcProvider
+    monitor: MonitorProcess
+    broker: str
+    tmp: Path
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Iterator[Browser]:
+    if not Path(CHROMIUM).exists():
+        raise AssertionError(f"{CHROMIUM} is missing: run scripts/bootstrap")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture(scope="module")
+def login_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LoginStack]:
+    """The monitor signing people in through the provider: example.com accounts only, one viewer."""
+    tmp = tmp_path_factory.mktemp("login")
+    broker = f"redis://127.0.0.1:{redis_server.port}/9"
+    monitor = new_monitor(broker, tmp, auth=PROBE)
+    provider = new_oidc_provider(f"http://127.0.0.1:{monitor.port}/login").start(tmp / "oidc.log")
+    monitor.args += [
+        "--auth_provider=oidc", f"--oauth2_discovery_url={provider.discovery_url}",
+        f"--oauth2_key={provider.client_id}", f"--oauth2_secret={provider.client_secret}",
+        f"--oauth2_redirect_uri={provider.redirect_uri}", r"--auth=.*@example\.com",
+        f"--cookie_secret={COOKIE_SECRET}", "--read_only_users=viewer@example.com",
+    ]
+    monitor.start()
+    yield LoginStack(provider, monitor, broker, tmp)
+    monitor.stop()
+    provider.stop()
