@@ -23,7 +23,9 @@ class LoginStack:
     tmp: Path
 
 
-@pytest.fixture(scope="session")
+# Module-scoped on purpose: a running Playwright keeps an event loop marked as running in this
+# thread, which would break asyncio.run() in every test collected after it.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists():
         raise AssertionError(f"{CHROMIUM} is missing: run scripts/bootstrap")

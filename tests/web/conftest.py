@@ -28,13 +28,15 @@ def web_cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFact
     monitor.stop()
 
 
-@pytest.fixture(scope="session")
+# Module-scoped on purpose: a running Playwright keeps an event loop marked as running in this
+# thread, which would break asyncio.run() in every test collected after it.
+@pytest.fixture(scope="module")
 def playwright_session() -> Iterator[Playwright]:
     with sync_playwright() as playwright:
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_session: Playwright) -> Iterator[Browser]:
     browser = playwright_session.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     yield browser
