@@ -76,8 +76,37 @@ RESPONSES: dict[str, Any] = {
 }
 
 
+SUMMARIES: dict[str, str] = {
+    "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result).",
+    "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector.",
+    "/api/openapi.json": "This description.",
+    "/api/queues/length": "Messages waiting per queue, read from the broker (Flower's shape).",
+    "/api/task/abort/{task_id}": "Abort a running task (an AbortableTask); needs a result backend.",
+    "/api/task/apply/{name}": "Run a task by name and wait for its result.",
+    "/api/task/async-apply/{name}": "Run a task by name without waiting (apply_async options in `options`).",
+    "/api/task/info/{task_id}": "One task: every field, its state transitions and custom event data.",
+    "/api/task/rate-limit/{name}": "Set a task's rate limit on every worker or one (`workername`).",
+    "/api/task/rerun/{task_id}": "Send a finished task again with its original args and kwargs.",
+    "/api/task/result/{task_id}": "A task's state and result from the result backend (`timeout` to wait).",
+    "/api/task/revoke/{task_id}": "Revoke a task; `terminate=true` (and `signal`) also kills it if running.",
+    "/api/task/send-task/{name}": "Send a task by name without its code being importable here.",
+    "/api/task/timeout/{name}": "Set a task's soft and hard time limits on every worker or one.",
+    "/api/task/types": "Task names seen so far.",
+    "/api/tasks": "Tasks, newest first, with Flower's filters, sort and search syntax.",
+    "/api/tasks/revoke": "Revoke every task matching the /api/tasks filters (`dry_run=true` only counts).",
+    "/api/worker/pool/autoscale/{name}": "Set a worker's autoscaler range (`min`, `max`).",
+    "/api/worker/pool/grow/{name}": "Add `n` processes to a worker's pool.",
+    "/api/worker/pool/restart/{name}": "Restart a worker's pool processes (needs worker_pool_restarts).",
+    "/api/worker/pool/shrink/{name}": "Remove `n` processes from a worker's pool.",
+    "/api/worker/queue/add-consumer/{name}": "Make a worker consume from `queue`.",
+    "/api/worker/queue/cancel-consumer/{name}": "Make a worker stop consuming from `queue`.",
+    "/api/worker/shutdown/{name}": "Shut a worker down.",
+    "/api/workers": "Workers with their inspect details, status and freshness (Flower's shape).",
+}
+
+
 def _operation(path: str, method: str, endpoint: Any) -> dict[str, Any]:
-    summary = (getattr(endpoint, "__doc__", None) or "").strip().splitlines()
+    summary = [SUMMARIES[path]] if path in SUMMARIES else (getattr(endpoint, "__doc__", None) or "").strip().splitlines()
     parameters = [{"name": name, "in": "path", "required": True, "schema": STRING}
                   for name in _PATH_PARAM.findall(path)]
     parameters += [{"name": name, "in": "query", "required": False, "schema": schema}

@@ -33,4 +33,10 @@ def render() -> str:
 
 
 def main() -> None:
-    sys.stdout.write(render())
+    """``celery-monitor-docs`` prints the option reference; ``celery-monitor-docs api`` the API's."""
+    if sys.argv[1:] == ["api"]:
+        from celery_monitor.api import reference
+
+        sys.stdout.write(reference.render())
+    else:
+        sys.stdout.write(render())

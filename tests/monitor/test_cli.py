@@ -135,3 +135,10 @@ def test_option_reference_is_up_to_date() -> None:
 
     assert (TESTS_DIR.parent / "docs" / "options.md").read_text() == render(), \
         "docs/options.md is stale: run .venv/bin/celery-monitor-docs > docs/options.md"
+
+
+def test_api_reference_is_up_to_date() -> None:
+    from celery_monitor.api.reference import render
+
+    assert (TESTS_DIR.parent / "docs" / "api.md").read_text() == render(), \
+        "docs/api.md is stale: run .venv/bin/celery-monitor-docs api > docs/api.md"
