@@ -106,7 +106,8 @@ SUMMARIES: dict[str, str] = {
 
 
 def _operation(path: str, method: str, endpoint: Any) -> dict[str, Any]:
-    summary = [SUMMARIES[path]] if path in SUMMARIES else (getattr(endpoint, "__doc__", None) or "").strip().splitlines()
+    docstring = (getattr(endpoint, "__doc__", None) or "").strip().splitlines()
+    summary = [SUMMARIES[path]] if path in SUMMARIES else docstring
     parameters = [{"name": name, "in": "path", "required": True, "schema": STRING}
                   for name in _PATH_PARAM.findall(path)]
     parameters += [{"name": name, "in": "query", "required": False, "schema": schema}
