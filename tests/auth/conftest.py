@@ -3,24 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, sync_playwright
-from support.auth_stack import CHROMIUM, CHROMIUM_ARGS, OidcProvider, new_oidc_provider
-from support.processes import MonitorProcess, RedisServer, new_monitor
-
-COOKIE_SECRET = "login-tests-cookie-secret-0123456789"
-PROBE = ("probe", "probe-password-0123")
-
-
-@dataclass
-class LoginStack:
-    provider: OidcProvider
-    monitor: MonitorProcess
-    broker: str
-    tmp: Path
+from support.auth_stack import COOKIE_SECRET, PROBE, LoginStack, new_oidc_provider
+from support.browser import CHROMIUM, CHROMIUM_ARGS
+from support.processes import RedisServer, new_monitor
 
 
 # Module-scoped on purpose: a running Playwright keeps an event loop marked as running in this

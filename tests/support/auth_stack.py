@@ -23,11 +23,8 @@ from celery_monitor.settings import Settings
 from support.processes import TESTS_DIR, MonitorProcess, free_port, wait_for
 
 OIDC_DIR = TESTS_DIR / "auth" / "oidc"
-CHROMIUM = "/usr/bin/chromium"
 COOKIE_SECRET = "login-tests-cookie-secret-0123456789"
 PROBE = ("probe", "probe-password-0123")  # the Basic user the tests' own API calls sign in as
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-                 "--disable-sync", "--no-first-run"]
 
 
 async def whoami(request: Request) -> Response:
