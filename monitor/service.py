@@ -5,16 +5,16 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
 from typing import Any
 
 from celery import Celery
-from prometheus_client.core import GaugeMetricFamily, Metric
 
 from celery_monitor import __version__
 from celery_monitor.applier.applier import Applier
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
+from celery_monitor.control.audit import AuditTrail
+from celery_monitor.control.plane import ControlPlane
 from celery_monitor.hub import Hub
 from celery_monitor.inspector.inspector import Inspector
 from celery_monitor.metrics.histogram import DEFAULT_BUCKETS
@@ -53,6 +53,8 @@ class Monitor:
         self.reader = build_reader(app, self.handoff, self.health)
         self.queues = QueueLengths(app, settings.broker_api)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
+        self.audit = AuditTrail(self.store)
+        self.control = ControlPlane(self)
         self._meta_saved_at_batch = 0
         self._stop_event = threading.Event()
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
@@ -86,6 +88,7 @@ class Monitor:
         self.reader.stop()
         self.inspector.stop()
         self.queue_poller.stop()
+        self.control.close()
         self.applier.stop()
         self.applier.join(timeout=10)
         self.writer.stop()
@@ -147,22 +150,6 @@ class Monitor:
 
     def queue_lengths(self) -> list[dict[str, Any]]:
         return self.queue_poller.poll()
-
-    def extra_metrics(self) -> Iterator[Metric]:
-        latest = self.queue_poller.latest
-        families = {
-            "messages": GaugeMetricFamily("celery_monitor_queue_length", "Messages waiting in a queue",
-                                          labels=["queue"]),
-            "unacked": GaugeMetricFamily("celery_monitor_queue_unacked", "Messages delivered, not acknowledged",
-                                         labels=["queue"]),
-            "consumers": GaugeMetricFamily("celery_monitor_queue_consumers", "Consumers of a queue",
-                                           labels=["queue"]),
-        }
-        for queue in latest:
-            for key, family in families.items():
-                if key in queue:
-                    family.add_metric([queue["name"]], queue[key])
-        yield from families.values()
 
     def status(self) -> dict[str, Any]:
         return {

@@ -15,6 +15,7 @@ from typing import Any
 
 from celery_monitor.applier.task_events import apply_task_event
 from celery_monitor.applier.worker_events import apply_worker_event
+from celery_monitor.auth import redact
 from celery_monitor.hub import Hub, Notice
 from celery_monitor.receiver.envelope import MalformedMessage, decode_body, decode_envelope
 from celery_monitor.receiver.handoff import Handoff, RawMessage
@@ -26,6 +27,7 @@ from celery_monitor.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
 MALFORMED_LOG_INTERVAL = 10.0
+CHUNK_MESSAGES = 2000
 
 
 class Applier(threading.Thread):
@@ -51,7 +53,11 @@ class Applier(threading.Thread):
         self.max_workers = max_workers
         self.purge_offline_workers = purge_offline_workers
         self.on_worker_online = on_worker_online
+        self.redactor: redact.Redactor | None = None  # --redact and format_task, set by the app
         self._stop_event = threading.Event()
+        # Per batch: the tasks it changed, and the stored tasks looked up for it in one go.
+        self._dirty: dict[str, TaskRecord] = {}
+        self._prefetched: dict[str, Any] = {}
         self._last_malformed_log = 0.0
         self.batches_applied = 0
         self.last_lag = 0.0
@@ -92,17 +98,42 @@ class Applier(threading.Thread):
             return []
 
     def apply(self, items: list[tuple[float, list[RawMessage]]]) -> None:
+        """Apply what the reader handed over, at most ``CHUNK_MESSAGES`` messages at a time.
+
+        After a burst the hand-off can hold hundreds of thousands of messages; decoding them all at
+        once would make the memory high-water mark (and the live lock's hold) follow the burst.
+        """
+        chunk: list[tuple[float, list[RawMessage]]] = []
+        size = 0
+        for received_at, batch in items:
+            for start in range(0, len(batch), CHUNK_MESSAGES):
+                part = batch[start : start + CHUNK_MESSAGES]
+                chunk.append((received_at, part))
+                size += len(part)
+                if size >= CHUNK_MESSAGES:
+                    self._apply_chunk(chunk)
+                    chunk, size = [], 0
+        if chunk:
+            self._apply_chunk(chunk)
+
+    def _apply_chunk(self, items: list[tuple[float, list[RawMessage]]]) -> None:
         dirty_tasks: dict[str, TaskRecord] = {}
         dirty_workers: dict[str, WorkerRecord] = {}
         events_for_hub: list[Notice] = []
         want_notices = self.hub.has_subscribers
+        decoded = [(received_at, self.decode(raw)) for received_at, batch in items for raw in batch]
         with self.live.lock:
-            for received_at, batch in items:
-                for raw in batch:
-                    for event in self.decode(raw):
+            self._dirty = dirty_tasks
+            self._prefetch(decoded)
+            try:
+                for received_at, events in decoded:
+                    for event in events:
                         event["local_received"] = received_at
                         if self.apply_event(event, received_at, dirty_tasks, dirty_workers) and want_notices:
                             events_for_hub.append(event)
+            finally:
+                self._prefetched = {}
+                self._dirty = {}
             task_dicts = {uuid: task.as_dict() for uuid, task in dirty_tasks.items()}
             worker_dicts = {name: worker.to_store() for name, worker in dirty_workers.items()}
             now = time.time()
@@ -140,6 +171,8 @@ class Applier(threading.Thread):
             old_state = task.state
             is_new = not task.transitions
             apply_task_event(task, event)
+            if self.redactor is not None:
+                self.redactor.apply(task, event)
             self.live.count_state(None if is_new else old_state, task.state)
             if task.name:
                 self.live.task_names.add(task.name)
@@ -168,11 +201,41 @@ class Applier(threading.Thread):
             return True
         return True
 
+    def _prefetch(self, decoded: list[tuple[float, list[dict[str, Any]]]]) -> None:
+        """Look up, in one query, every task of the batch that the live view no longer holds.
+
+        One ``IN (...)`` query per 500 tasks instead of one query per new task; a task found
+        nowhere is new, and is known to be new without asking again.
+        """
+        recent = self.live.recent
+        wanted: set[str] = set()
+        for _, events in decoded:
+            for event in events:
+                for key in ("uuid", "parent_id"):
+                    uuid = event.get(key)
+                    if isinstance(uuid, str) and uuid and uuid not in recent:
+                        wanted.add(uuid)
+        if not wanted:
+            return
+        found: dict[str, Any] = dict.fromkeys(wanted)
+        pending = self.writer.pending_tasks(wanted)
+        found.update(pending)
+        rest = wanted.difference(pending)
+        if rest:
+            found.update(self.store.get_tasks(rest))
+        self._prefetched = found
+
     def task(self, uuid: str) -> TaskRecord:
-        """The task from the live view, the pending writes or the store, or a new one."""
+        """The task from the live view, this batch, the pending writes or the store, or a new one."""
         task = self.live.recent.get(uuid)
         if task is None:
-            stored = self.writer.pending_task(uuid) or self.store.get_task(uuid)
+            # A batch bigger than the live view's limit may have pushed one of its own tasks out.
+            task = self._dirty.get(uuid)
+        if task is None:
+            if uuid in self._prefetched:
+                stored = self._prefetched.pop(uuid)
+            else:
+                stored = self.writer.pending_task(uuid) or self.store.get_task(uuid)
             task = TaskRecord.from_dict(stored) if stored else TaskRecord(uuid=uuid)
         self.live.remember(task)
         return task
@@ -181,17 +244,19 @@ class Applier(threading.Thread):
         worker = self.live.workers.get(hostname)
         if worker is None:
             worker = self.live.workers[hostname] = WorkerRecord(hostname=hostname)
-            self._enforce_worker_limit()
+            self._enforce_worker_limit(keep=hostname)
         return worker
 
     # -- housekeeping --------------------------------------------------------------------------
 
-    def _enforce_worker_limit(self) -> None:
+    def _enforce_worker_limit(self, keep: str) -> None:
+        """Forget the workers offline longest (then the least recently seen) beyond --max_workers."""
         workers = self.live.workers
         if len(workers) <= self.max_workers:
             return
         now = time.time()
-        by_age = sorted(workers.values(), key=lambda w: (w.is_online(now), w.last_seen or 0))
+        others = [w for w in workers.values() if w.hostname != keep]
+        by_age = sorted(others, key=lambda w: (w.is_online(now), w.last_seen or 0))
         excess = [w.hostname for w in by_age[: len(workers) - self.max_workers]]
         self._forget_workers(excess)
 

@@ -41,13 +41,6 @@ def rank(state: str | None) -> int:
     return _RANK.get(state, _CUSTOM_RANK)
 
 
-def _stringify(value: Any) -> Any:
-    """Args, kwargs and results arrive as repr strings from Celery; keep other types printable."""
-    if value is None or isinstance(value, str):
-        return value
-    return repr(value)
-
-
 def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
     """Apply ``event`` to ``task`` in place and return the state the event stands for."""
     event_type: str = event["type"]
@@ -58,14 +51,18 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
     else:
         state = event_type[5:].upper() if event_type.startswith("task-") else event_type.upper()
 
-    takes_over = (task.state is None or state == "RETRY" or task.state == "RETRY"
-                  or rank(state) <= rank(task.state))
+    old_state = task.state
+    takes_over = (old_state is None or state == "RETRY" or old_state == "RETRY"
+                  or _RANK.get(state, _CUSTOM_RANK) <= _RANK.get(old_state, _CUSTOM_RANK))
     keep = None if takes_over else _MERGE_ONLY.get(state)
 
-    for key, value in event.items():
-        if key in _COPIED and value is not None and (keep is None or key in keep):
-            if key in ("args", "kwargs", "result") or key in ("eta", "expires", "exception", "traceback"):
-                value = _stringify(value)
+    # The set intersection runs in C over the event's keys: most events carry only a few task fields.
+    copied = event.keys() & _COPIED if keep is None else event.keys() & keep
+    for key in copied:
+        value = event[key]
+        if value is not None:
+            if key in _STRINGIFIED and not isinstance(value, str):
+                value = repr(value)
             setattr(task, key, value)
     hostname = event.get("hostname")
     if hostname and (takes_over or task.worker is None) and event_type != "task-sent":
@@ -75,11 +72,16 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
     if takes_over:
         task.state = state
         task.timestamp = timestamp
-    if state not in EVENT_STATES.values():
+    if state not in _KNOWN_STATES:
         extra = {k: v for k, v in event.items() if k not in _ENVELOPE_KEYS}
         if extra:
             task.custom.setdefault(state, {}).update(extra)
-    _record_transition(task.transitions, [state, timestamp, hostname])
+    transitions = task.transitions
+    if transitions and isinstance(timestamp, int | float) and (
+            not isinstance(last := transitions[-1][1], int | float) or last <= timestamp):
+        transitions.append([state, timestamp, hostname])  # the usual case: in order
+    else:
+        _record_transition(transitions, [state, timestamp, hostname])
     return state
 
 
@@ -98,6 +100,9 @@ def _record_transition(transitions: list[list[Any]], entry: list[Any]) -> None:
 
 # The state's own time is set only by the event that decides the state.
 _COPIED = EVENT_TASK_FIELDS - {"timestamp"}
+# Fields Celery sends as repr strings; anything else that arrives there is made printable.
+_STRINGIFIED = frozenset({"args", "kwargs", "result", "eta", "expires", "exception", "traceback"})
+_KNOWN_STATES = frozenset(EVENT_STATES.values())
 
 _ENVELOPE_KEYS = frozenset(
     {"type", "uuid", "hostname", "timestamp", "utcoffset", "pid", "clock", "local_received"}

@@ -29,8 +29,8 @@ def apply_worker_event(worker: WorkerRecord, event: dict[str, Any], received_at:
     # Any event from a live worker proves it alive, as a heartbeat would.
     worker.went_offline = None
     beats = worker.heartbeats
-    if not beats or received_at > beats[-1]:
-        beats.append(received_at)
+    if not beats or received_at >= beats[-1]:
+        beats.append(received_at)  # what insort would do, without the search (events of a batch share a time)
     else:
         insort(beats, received_at)
     if len(beats) > MAX_HEARTBEATS:

@@ -44,6 +44,19 @@ def management_url(app: Celery, broker_api: str) -> str | None:
     return f"{scheme}://{user}:{password}@{url.hostname or 'localhost'}:15672/api/"
 
 
+def oldest_message_timestamp(queue: dict[str, Any]) -> float | None:
+    """When the message at the head of a RabbitMQ queue was published, if the broker can tell.
+
+    RabbitMQ reports ``head_message_timestamp`` only from the AMQP ``timestamp`` property, and
+    Celery does not set that property (publish with ``timestamp=int(time.time())`` to get it).
+    Without it the age is unknown, and unknown is not zero: nothing is reported.
+    """
+    value = queue.get("head_message_timestamp")
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return float(value)
+
+
 class QueueLengths:
     def __init__(self, app: Celery, broker_api: str = "") -> None:
         self.app = app
@@ -52,7 +65,9 @@ class QueueLengths:
         self._redis: redis.Redis | None = None
 
     def lengths(self, names: list[str]) -> list[dict[str, Any]]:
-        """One dict per queue: name, messages, and ready/unacked/consumers where the broker tells."""
+        """One dict per queue: name, messages, and (where the broker tells) ready, unacked,
+        consumers and oldest_message_timestamp.
+        """
         if self.url.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
             return self._redis_lengths(names)
         if self.api:
@@ -98,13 +113,17 @@ class QueueLengths:
         out = []
         for name in names:
             queue = found.get(name, {})
-            out.append({
+            entry = {
                 "name": name,
                 "messages": int(queue.get("messages") or 0),
                 "ready": int(queue.get("messages_ready") or 0),
                 "unacked": int(queue.get("messages_unacknowledged") or 0),
                 "consumers": int(queue.get("consumers") or 0),
-            })
+            }
+            oldest = oldest_message_timestamp(queue)
+            if oldest is not None and entry["ready"]:
+                entry["oldest_message_timestamp"] = oldest
+            out.append(entry)
         return out
 
     def _amqp_lengths(self, names: list[str]) -> list[dict[str, Any]]:

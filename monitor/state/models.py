@@ -5,6 +5,7 @@ Field names follow Celery's event fields and Flower's task JSON, so the API can 
 
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ TASK_FIELDS: tuple[str, ...] = (
     "runtime", "retries", "eta", "expires", "worker", "exchange", "routing_key", "queue",
     "clock", "timestamp", "root_id", "parent_id", "children", "client",
 )  # fmt: skip
+
+_task_fields = operator.attrgetter(*TASK_FIELDS)
 
 # Fields an event may carry that a task keeps (anything else an event holds is ignored).
 EVENT_TASK_FIELDS: frozenset[str] = frozenset(TASK_FIELDS) - {"uuid", "children", "worker", "state"}
@@ -59,7 +62,7 @@ class TaskRecord:
 
     def as_dict(self) -> dict[str, Any]:
         """Flower's task JSON plus our additions (transitions, custom event data)."""
-        data = {name: getattr(self, name) for name in TASK_FIELDS}
+        data = dict(zip(TASK_FIELDS, _task_fields(self), strict=True))  # one C call for all thirty fields
         data["transitions"] = self.transitions
         if self.custom:
             data["custom"] = self.custom

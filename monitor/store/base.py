@@ -45,4 +45,13 @@ class Store(Protocol):
 
     def size_bytes(self) -> int: ...
 
+    def add_audit(self, entry: dict[str, Any]) -> int:
+        """Append one control action to the audit trail; returns its id."""
+
+    def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
+                      action: str | None = None) -> list[dict[str, Any]]:
+        """Audit entries, newest first."""
+
+    def audit_count(self, user: str | None = None, action: str | None = None) -> int: ...
+
     def close(self) -> None: ...

@@ -27,6 +27,7 @@ SCHEMA_VERSION = 1
 _COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "succeeded", "failed",
             "timestamp", "runtime", "args", "kwargs", "result")  # fmt: skip
 _COLUMN_SET = frozenset(_COLUMNS)
+_AUDIT_COLUMNS = frozenset({"id", "time", "user", "action", "target", "status"})
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS tasks (
@@ -50,6 +51,13 @@ CREATE INDEX IF NOT EXISTS tasks_runtime ON tasks(runtime);
 CREATE TABLE IF NOT EXISTS task_names (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS workers (hostname TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS audit (
+    seq INTEGER PRIMARY KEY,
+    time REAL NOT NULL, user TEXT, action TEXT, target TEXT, status INTEGER,
+    data BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS audit_user ON audit(user, seq);
+CREATE INDEX IF NOT EXISTS audit_action ON audit(action, seq);
 """
 
 _UPSERT = (
@@ -58,7 +66,10 @@ _UPSERT = (
     + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS[1:], "data"))
 )
 _SELECT = f"SELECT {', '.join(_COLUMNS)}, data FROM tasks"
-TRIM_CHUNK = 5000
+# Two subqueries: SQLite answers a lone min() or max() from the end of the rowid tree, but
+# "SELECT min(seq), max(seq)" walks every row (close to a second at a million tasks).
+_SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
+TRIM_CHUNK = 1000  # rows per trimming transaction: short enough that no flush waits visibly
 
 
 class StoreError(RuntimeError):
@@ -99,13 +110,13 @@ class SQLiteStore:
         self._write_lock = threading.Lock()
         # An in-memory database lives while one connection is open: the writer keeps it.
         try:
-            self._writer = self._connect()
+            self._writer = self._connect(writer=True)
             self._writer.executescript(_SCHEMA)
             self._check_version()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a Celery Monitor database ({exc})") from None
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, writer: bool = False) -> sqlite3.Connection:
         try:
             conn = sqlite3.connect(self._target, uri=True, check_same_thread=False, isolation_level=None,
                                    timeout=30)
@@ -117,8 +128,12 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode = WAL")
             conn.execute("PRAGMA synchronous = NORMAL")
         conn.execute("PRAGMA temp_store = MEMORY")
-        conn.execute("PRAGMA cache_size = -16000")
-        conn.execute("PRAGMA mmap_size = 268435456")
+        # Memory stays bounded whatever the history's size: the writer keeps a page cache big enough
+        # for its index updates; each reading thread (the server has a pool of them) a small one.
+        # No mmap: mapped pages count as the process's resident memory, while pages read through the
+        # OS page cache are shared and reclaimable.
+        conn.execute(f"PRAGMA cache_size = {-16000 if writer else -4000}")
+        conn.execute("PRAGMA mmap_size = 0")
         conn.create_function("kwargs_match", 3, kwargs_match, deterministic=True)
         return conn
 
@@ -169,7 +184,7 @@ class SQLiteStore:
     def trim(self, max_tasks: int) -> dict[str, int]:
         removed: dict[str, int] = {}
         with self._write_lock:
-            low, high = self._writer.execute("SELECT min(seq), max(seq) FROM tasks").fetchone()
+            low, high = self._writer.execute(_SEQ_RANGE).fetchone()
         if high is None or high - low + 1 <= max_tasks:
             return removed
         cutoff = high - max_tasks
@@ -245,18 +260,34 @@ class SQLiteStore:
             params.extend([_like(key), key, expected])
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
-    def query_tasks(self, query: TaskQuery) -> list[TaskDict]:
+    def query_sql(self, query: TaskQuery) -> tuple[str, list[Any]]:
+        """The SELECT for a query: filters, an order an index can deliver, and the page."""
         where, params = self._where(query)
         direction = "DESC" if query.descending else "ASC"
         if query.sort_by and query.sort_by in SORT_KEYS:
             order = f" ORDER BY {query.sort_by} {direction}, seq {direction}"
+        elif query.received_start is not None or query.received_end is not None:
+            # A received range is read from its index in received order (close to arrival order).
+            order = f" ORDER BY received {direction}, seq {direction}"
         else:
             order = f" ORDER BY seq {direction}"
+            if query.offset and not where:
+                # Seq has no gaps (trimming deletes from the low end only), so a deep page of the
+                # whole history starts at a seq computed from the offset: no walk over the rows
+                # before it, which would read every one of them from disk.
+                start = "(SELECT max(seq) FROM tasks) - ?" if query.descending else "(SELECT min(seq) FROM tasks) + ?"
+                where = f" WHERE seq {'<=' if query.descending else '>='} {start}"
+                params = [query.offset]
+                return _SELECT + where + order + " LIMIT ?", [*params, -1 if query.limit is None else query.limit]
         page = ""
         if query.limit is not None or query.offset:
             page = " LIMIT ? OFFSET ?"
             params = [*params, -1 if query.limit is None else query.limit, query.offset]
-        return [_row_to_task(row) for row in self._reader.execute(_SELECT + where + order + page, params)]
+        return _SELECT + where + order + page, params
+
+    def query_tasks(self, query: TaskQuery) -> list[TaskDict]:
+        sql, params = self.query_sql(query)
+        return [_row_to_task(row) for row in self._reader.execute(sql, params)]
 
     def count_tasks(self, query: TaskQuery) -> int:
         where, params = self._where(query)
@@ -265,7 +296,7 @@ class SQLiteStore:
         return int(self._reader.execute("SELECT count(*) FROM tasks" + where, params).fetchone()[0])
 
     def task_count(self) -> int:
-        low, high = self._reader.execute("SELECT min(seq), max(seq) FROM tasks").fetchone()
+        low, high = self._reader.execute(_SEQ_RANGE).fetchone()
         return 0 if high is None else high - low + 1
 
     def task_names(self) -> list[str]:
@@ -281,6 +312,40 @@ class SQLiteStore:
     def load_meta(self, key: str) -> Any:
         row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
         return orjson.loads(row[0]) if row else None
+
+    # -- audit trail -----------------------------------------------------------------------------
+
+    def add_audit(self, entry: dict[str, Any]) -> int:
+        """Append one control action; returns its id (ids grow with time)."""
+        columns = (entry["time"], entry.get("user"), entry.get("action"), entry.get("target"), entry.get("status"))
+        rest = {k: v for k, v in entry.items() if k not in _AUDIT_COLUMNS}
+        with self._write_lock:
+            cursor = self._writer.execute(
+                "INSERT INTO audit (time, user, action, target, status, data) VALUES (?, ?, ?, ?, ?, ?)",
+                (*columns, orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS)))
+            return int(cursor.lastrowid or 0)
+
+    def _audit_where(self, user: str | None, action: str | None) -> tuple[str, list[Any]]:
+        clauses = [f"{column} = ?" for column, value in (("user", user), ("action", action)) if value]
+        params = [value for value in (user, action) if value]
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
+                      action: str | None = None) -> list[dict[str, Any]]:
+        """Audit entries, newest first."""
+        where, params = self._audit_where(user, action)
+        sql = (f"SELECT seq, time, user, action, target, status, data FROM audit{where}"
+               " ORDER BY seq DESC LIMIT ? OFFSET ?")
+        entries = []
+        for seq, at, who, what, target, status, data in self._reader.execute(sql, [*params, limit, offset]):
+            entry = {"id": seq, "time": at, "user": who, "action": what, "target": target, "status": status}
+            entry.update(orjson.loads(data))
+            entries.append(entry)
+        return entries
+
+    def audit_count(self, user: str | None = None, action: str | None = None) -> int:
+        where, params = self._audit_where(user, action)
+        return int(self._reader.execute(f"SELECT count(*) FROM audit{where}", params).fetchone()[0])
 
     def size_bytes(self) -> int:
         if self.path is None:

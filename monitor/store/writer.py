@@ -52,6 +52,12 @@ class StoreWriter(threading.Thread):
         with self._lock:
             return self._tasks.get(uuid)
 
+    def pending_tasks(self, uuids: set[str]) -> dict[str, TaskDict]:
+        """The pending versions of those of ``uuids`` not yet written (one lock for a whole batch)."""
+        with self._lock:
+            pending = self._tasks
+            return {uuid: pending[uuid] for uuid in uuids if uuid in pending}
+
     def flush(self) -> None:
         with self._lock:
             tasks, self._tasks = self._tasks, {}

@@ -1,0 +1,472 @@
+"""The benchmark: Flower 2.2, celery-monitor and the bare read-and-decode ceiling on one event stream.
+
+Run it with ``bench/run`` (``--quick`` for a short run, ``--smoke`` for a seconds-long check).
+Each contender gets the very same pre-generated messages (same bytes, same pacing), one
+contender at a time, so they do not fight over the machine's cores; brokers are private (a
+redis-server of our own, a RabbitMQ vhost of our own).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import brokers
+import measure
+import report
+import seed
+from contenders import Ceiling, Contender, Flower, OurMonitor, ensure_flower
+from report import CEILING, FLOWER, OURS, Row
+from stream import Segment, StreamFactory
+
+RESULTS = Path(__file__).resolve().parent / "results"
+LAG_LIMIT = 3.0  # seconds after publishing ends within which a consumer that keeps up has caught up
+
+
+@dataclass
+class Config:
+    mode: str
+    rates: list[int]
+    seconds: float
+    burst: int
+    history: int
+    samples: int
+    latency_runs: int
+    contenders: list[str]
+    brokers: list[str]
+    amqp_rates: list[int]
+    burst_seconds: float = 2.0  # the burst is published over this long (0: as fast as the socket takes it)
+    settle: float = 3.0
+    max_wait: float = 90.0
+    output: Path = field(default_factory=lambda: RESULTS / "latest.md")
+    history_cache: Path | None = None
+
+
+MODES = {
+    "smoke": dict(rates=[500], seconds=1.0, burst=2_000, history=2_000, samples=20, latency_runs=3,
+                  contenders=[CEILING, OURS], brokers=["redis"], amqp_rates=[500]),
+    "quick": dict(rates=[2_000, 8_000, 32_000], seconds=3.0, burst=50_000, history=100_000, samples=100,
+                  latency_runs=10, contenders=[CEILING, FLOWER, OURS], brokers=["redis", "rabbitmq"],
+                  amqp_rates=[2_000, 8_000]),
+    "full": dict(rates=[2_000, 4_000, 8_000, 16_000, 32_000, 48_000, 64_000], seconds=10.0, burst=200_000,
+                 history=1_000_000, samples=200, latency_runs=50, contenders=[CEILING, FLOWER, OURS],
+                 brokers=["redis", "rabbitmq"], amqp_rates=[2_000, 4_000, 8_000, 16_000]),
+}
+
+
+def parse_args(argv: list[str]) -> Config:
+    parser = argparse.ArgumentParser(prog="bench/run", description=__doc__.splitlines()[0])
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--quick", dest="mode", action="store_const", const="quick", help="a short run (minutes)")
+    group.add_argument("--smoke", dest="mode", action="store_const", const="smoke",
+                       help="seconds long, ours and the ceiling only (used by the test suite)")
+    group.add_argument("--full", dest="mode", action="store_const", const="full", help="the full targets (default)")
+    parser.add_argument("--rates", help="comma-separated sustained rates, task events per second")
+    parser.add_argument("--seconds", type=float, help="seconds per sustained rate")
+    parser.add_argument("--burst", type=int, help="task events in the burst")
+    parser.add_argument("--burst-seconds", type=float,
+                        help="seconds over which the burst is published (default 2; 0 = as fast as possible)")
+    parser.add_argument("--history", type=int, help="tasks in the seeded history (start-up and query timing)")
+    parser.add_argument("--samples", type=int, help="tasks whose final state is checked per segment")
+    parser.add_argument("--latency-runs", type=int, help="requests per API latency (the median is reported)")
+    parser.add_argument("--contenders", help=f"comma-separated, of: {CEILING!r}, {FLOWER!r}, {OURS!r}")
+    parser.add_argument("--brokers", help="comma-separated, of: redis, rabbitmq")
+    parser.add_argument("--amqp-rates", help="comma-separated sustained rates on RabbitMQ")
+    parser.add_argument("--history-cache", type=Path,
+                        help="keep the seeded history in this file and reuse it on later runs (same --history)")
+    parser.add_argument("--output", type=Path, help="where to write the table (default bench/results/latest.md)")
+    args = parser.parse_args(argv)
+    mode = args.mode or "full"
+    values = dict(MODES[mode])
+    ints = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
+    names = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
+    for key, convert in (("rates", ints), ("amqp_rates", ints), ("contenders", names), ("brokers", names)):
+        if getattr(args, key) is not None:
+            values[key] = convert(getattr(args, key))
+    for key in ("seconds", "burst", "burst_seconds", "history", "samples", "latency_runs"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    unknown = set(values["contenders"]) - {CEILING, FLOWER, OURS}
+    if unknown:
+        parser.exit(2, f"bench/run: error: unknown contender(s): {', '.join(sorted(unknown))}\n")
+    config = Config(mode=mode, **values)  # type: ignore[arg-type]
+    if args.output is not None:
+        config.output = args.output
+    config.history_cache = args.history_cache
+    return config
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+class Bench:
+    def __init__(self, config: Config, workdir: Path) -> None:
+        self.config = config
+        self.workdir = workdir
+        self.rows: list[Row] = []
+        self.factory = StreamFactory()
+        self.loads: list[float] = []
+        self.flower_kb_per_task: float | None = None
+        self.reused_history = False
+        self.stream_shape = ""
+
+    def row(self, section: str, metric: str, label: str, value: float | str | None, unit: str = "",
+            higher: bool | None = None, note: str = "") -> None:
+        for row in self.rows:
+            if row.section == section and row.metric == metric:
+                row.values[label] = value
+                return
+        self.rows.append(Row(section, metric, {label: value}, unit, higher, note))
+
+    def sample_load(self) -> None:
+        self.loads.append(os.getloadavg()[0])
+
+    # -- the stream ------------------------------------------------------------------------------
+
+    def make_stream(self, rates: list[int]) -> tuple[list[Segment], Segment]:
+        start = time.time()
+        segments = [self.factory.segment(int(rate * self.config.seconds), start, rate) for rate in rates]
+        burst = self.factory.segment(self.config.burst, start, 200_000)
+        messages = [m for s in [*segments, burst] for m in s.messages]
+        if messages and not self.stream_shape:
+            events = sum(m.events for m in messages)
+            size = sum(len(m.body) for m in messages) / len(messages)
+            self.stream_shape = (f"{events / len(messages):.1f} events and {size:,.0f} bytes of JSON body"
+                                 " per message on average")
+        return segments, burst
+
+    # -- one broker, one contender ---------------------------------------------------------------
+
+    def contender(self, label: str, broker_url: str, redis_port: int, name: str) -> Contender:
+        workdir = self.workdir / name
+        max_tasks = max(self.config.history, 100_000)
+        if label == CEILING:
+            return Ceiling(redis_port, workdir)
+        if label == FLOWER:
+            return Flower(broker_url, workdir, max_tasks)
+        return OurMonitor(broker_url, workdir, max_tasks)
+
+    def run_stream(self, broker: str, label: str, contender: Contender, publish, segments: list[Segment],
+                   burst: Segment, rates: list[int], section: str) -> None:  # type: ignore[no-untyped-def]
+        cfg = self.config
+        self.row(section, "start-up, empty history (until HTTP answers)", label, contender.start(), "s", False)
+        online = self.factory.online(time.time())
+        reading = measure.wait_reading(contender, lambda: publish(self.factory.probe(time.time())[1], None))
+        self.row(section, "start-up until events are read", label, reading, "s", False)
+        publish(online, None)
+        rss_start = contender.rss()
+        cpu_start = contender.cpu()
+        total = 0
+        saturated = False
+        zero_loss = 0
+        best = 0.0
+        published: list[Segment] = []
+        for rate, segment in zip(rates, segments, strict=True):
+            metric = f"sustained {rate:,} ev/s for {cfg.seconds:g}s: events lost"
+            if saturated:  # past the rate where it lost events: spare the time, note it
+                self.row(section, metric, label, "skipped")
+                continue
+            published.append(segment)
+            total += segment.task_events
+            result = measure.ingest(contender, lambda r, s=segment: publish(s, r), segment, rate, cfg.settle,
+                                    cfg.max_wait)
+            self.sample_load()
+            log(f"  {label} @ {rate}/s: ingested {result.ingested}/{result.published} "
+                f"({result.throughput:,.0f} ev/s, drained {result.drain_seconds:.1f}s after publishing)")
+            lost_pct = 100.0 * result.lost / result.published
+            self.row(section, metric, label, f"{result.lost:,} ({lost_pct:.1f}%)")
+            best = max(best, result.throughput)
+            if result.lost == 0 and result.drain_seconds <= LAG_LIMIT:
+                zero_loss = rate
+            else:
+                saturated = True
+        self.row(section, f"highest sustained rate with zero loss and ≤ {LAG_LIMIT:g} s lag", label, zero_loss,
+                 "ev/s", True)
+        self.row(section, "best ingest throughput seen", label, best, "ev/s", True)
+
+        burst_rate = burst.events / cfg.burst_seconds if cfg.burst_seconds > 0 else None
+        result = measure.ingest(contender, lambda r: publish(burst, r), burst, burst_rate, cfg.settle, cfg.max_wait)
+        self.sample_load()
+        log(f"  {label} burst: ingested {result.ingested}/{result.published} in {result.publish_seconds:.2f}s "
+            f"publish + {result.drain_seconds:.1f}s drain")
+        self.row(section, f"burst of {burst.task_events:,} task events in {cfg.burst_seconds:g} s: events lost", label,
+                 f"{result.lost:,} ({100.0 * result.lost / result.published:.1f}%)")
+        self.row(section, "burst: time to publish it", label, result.publish_seconds, "s")
+        self.row(section, "burst: drained after publishing ended", label, result.drain_seconds, "s", False)
+        self.row(section, "burst: ingest throughput", label, result.throughput, "ev/s", True)
+        cpu = contender.cpu() - cpu_start
+        total += burst.task_events
+        self.row(section, "task events per CPU-second of the contender (rates + burst)", label,
+                 total / cpu if cpu else None, "ev/s", True, note="robust to the machine's other load")
+
+        if contender.has_api:
+            right, picked = measure.sample_states(contender, segments[0], cfg.samples)
+            self.row(section, "final state right, sample of first rate's tasks", label, f"{right}/{picked}")
+            right, picked = measure.sample_states(contender, burst, cfg.samples)
+            self.row(section, "final state right, sample of the burst's tasks", label, f"{right}/{picked}")
+            if isinstance(contender, OurMonitor):
+                status = contender.client.get("/api/monitor/status").json()["receiver"]
+                self.row(section, "receiver: dropped messages / broker disconnects", label,
+                         f"{status['messages_dropped']} / {status['broker_disconnects']}")
+        rss = contender.rss()
+        self.row(section, "resident memory after the stream", label, rss / 2**20, "MB", False)
+        if label == FLOWER:
+            self.flower_kb_per_task = max(0, rss - rss_start) / 1024 / max(1, sum(
+                len(s.final_states) for s in [*published, burst]))
+        if broker == "redis" and contender.has_api:
+            self.history_checks(section, label, contender, [*published, burst], rss_start, rss)
+
+    def history_checks(self, section: str, label: str, contender: Contender, segments: list[Segment],
+                       rss_start: int, rss: int) -> None:
+        """Latencies, memory per task and restart time at the history the stream left behind."""
+        cfg = self.config
+        tasks = sum(len(s.final_states) for s in segments)
+        self.row(section, "tasks published to it (all retained)", label, tasks, "")
+        self.row(section, "memory per retained task (RSS growth ÷ tasks)", label,
+                 max(0, rss - rss_start) / 1024 / max(1, tasks), "KB", False)
+        for metric, path in self.api_paths(segments[0], tasks):
+            lat = measure.latency(contender, path, cfg.latency_runs)
+            self.row(section, f"GET {metric} (median)", label, lat.median_ms, "ms", False)
+        contender.stop()
+        started = time.monotonic()
+        contender.start()
+        measure_first = lambda: contender.client.get("/api/tasks?limit=100").status_code == 200  # noqa: E731
+        brokers.wait_until(measure_first, 300, f"{label} to answer /api/tasks after a restart", 0.02)
+        self.row(section, "restart with this history (until /api/tasks answers)", label,
+                 time.monotonic() - started, "s", False)
+
+    def api_paths(self, segment: Segment, retained: int) -> list[tuple[str, str]]:
+        some = list(segment.final_states)
+        name = self.factory.names[0]
+        search = "customer-1234"
+        return [
+            ("/api/tasks?limit=100", "/api/tasks?limit=100"),
+            ("/api/tasks?limit=100&state=FAILURE", "/api/tasks?limit=100&state=FAILURE"),
+            ("/api/tasks?limit=100&taskname=<name>", f"/api/tasks?limit=100&taskname={name}"),
+            ("/api/tasks?limit=100&workername=<worker>", "/api/tasks?limit=100&workername=celery@worker-007"),
+            ("/api/tasks?limit=100&search=<term>", f"/api/tasks?limit=100&search={search}"),
+            ("/api/tasks?limit=100&offset=<90% deep>", f"/api/tasks?limit=100&offset={int(retained * 0.9)}"),
+            ("/api/task/info/<id>", f"/api/task/info/{some[len(some) // 3]}"),
+            ("/api/workers", "/api/workers"),
+            ("/metrics", "/metrics"),
+        ]
+
+    # -- brokers ---------------------------------------------------------------------------------
+
+    def run_redis(self) -> None:
+        cfg = self.config
+        log(f"generating the stream: {cfg.rates} ev/s x {cfg.seconds:g}s and a burst of {cfg.burst:,}")
+        segments, burst = self.make_stream(cfg.rates)
+        redis = brokers.PrivateRedis(self.workdir).start()
+        try:
+            encoded = {id(s): brokers.Encoded(s) for s in [*segments, burst]}
+            for label in cfg.contenders:
+                log(f"redis: {label}")
+                publisher = brokers.RedisPublisher(redis.port)
+                contender = self.contender(label, redis.url, redis.port, f"redis-{label.replace(' ', '-')}")
+
+                def publish(segment: Segment, rate: float | None, publisher=publisher) -> float:  # type: ignore[no-untyped-def]
+                    coded = encoded.get(id(segment)) or brokers.Encoded(segment)
+                    return publisher.publish(coded, rate)
+
+                try:
+                    disconnects = redis.dropped_subscribers()
+                    self.run_stream("redis", label, contender, publish, segments, burst, cfg.rates,
+                                    "Redis: ingest, memory, API latency and restart at the stream's history")
+                    after = redis.dropped_subscribers()
+                    self.row("Redis: ingest, memory, API latency and restart at the stream's history",
+                             "Redis dropped the subscriber (output buffer limit)", label, f"{after - disconnects}x")
+                finally:
+                    contender.close()
+                    publisher.close()
+        finally:
+            redis.stop()
+
+    def run_rabbitmq(self) -> None:
+        cfg = self.config
+        labels = [label for label in cfg.contenders if label != CEILING]
+        if not labels:
+            return
+        log(f"generating the RabbitMQ stream: {cfg.amqp_rates} ev/s x {cfg.seconds:g}s")
+        segments, burst = self.make_stream(cfg.amqp_rates)
+        for label in labels:
+            log(f"rabbitmq: {label}")
+            vhost = brokers.RabbitVhost().start()
+            publisher = brokers.AmqpPublisher(vhost.name)
+            contender = self.contender(label, vhost.url, 0, f"amqp-{label}")
+            try:
+                self.run_stream("rabbitmq", label, contender, publisher.publish, segments, burst, cfg.amqp_rates,
+                                "RabbitMQ: ingest")
+            finally:
+                contender.close()
+                publisher.close()
+                vhost.stop()
+
+    def run_history(self) -> None:
+        """Ours with a large seeded history: start-up, memory, query latency, ingest while trimming."""
+        cfg = self.config
+        if OURS not in cfg.contenders:
+            return
+        section = f"celery-monitor with {cfg.history:,} tasks of history (seeded through SQLiteStore.write)"
+        db = self.workdir / "history" / "monitor.db"
+        db.parent.mkdir(parents=True)
+        cache = cfg.history_cache
+        if cache is not None and cache.exists() and cache.with_suffix(".ids").exists():
+            log(f"copying the seeded history from {cache}")
+            self.reused_history = True
+            shutil.copyfile(cache, db)
+            some = cache.with_suffix(".ids").read_text().split()
+        else:
+            log(f"seeding {cfg.history:,} tasks")
+            seconds, some = seed.seed_history(db, cfg.history, self.factory)
+            log(f"  seeded in {seconds:.0f}s ({db.stat().st_size / 2**20:.0f} MB)")
+            if cache is not None:
+                shutil.copyfile(db, cache)
+                cache.with_suffix(".ids").write_text("\n".join(some))
+        redis = brokers.PrivateRedis(self.workdir).start()
+        monitor = OurMonitor(redis.url, db.parent, cfg.history, db)
+        publisher = brokers.RedisPublisher(redis.port)
+        try:
+            started = time.monotonic()
+            monitor.start()
+            up = time.monotonic() - started
+            brokers.wait_until(lambda: monitor.client.get("/api/tasks?limit=100").status_code == 200, 300,
+                               "/api/tasks", 0.02)
+            self.row(section, "start-up until HTTP answers", OURS, up, "s", False)
+            self.row(section, "start-up until /api/tasks?limit=100 answers", OURS, time.monotonic() - started, "s",
+                     False)
+            self.row(section, "resident memory after start-up", OURS, monitor.rss() / 2**20, "MB", False)
+            if self.flower_kb_per_task is not None:
+                self.row(section, "resident memory after start-up", FLOWER,
+                         f"~{self.flower_kb_per_task * cfg.history / 1024:,.0f} MB (extrapolated, all in memory)")
+            paths = self.api_paths(Segment(final_states={u: "SUCCESS" for u in some}), cfg.history)
+            paths[6] = ("/api/task/info/<id>", f"/api/task/info/{some[len(some) // 2]}")
+            for metric, path in paths:
+                lat = measure.latency(monitor, path, cfg.latency_runs)
+                self.row(section, f"GET {metric} (median, p95)", OURS, f"{lat.median_ms:.1f} / {lat.p95_ms:.1f} ms")
+            self.sample_load()
+            self.ingest_while_trimming(section, monitor, publisher)
+            self.row(section, "resident memory at the end", OURS, monitor.rss() / 2**20, "MB", False)
+        finally:
+            monitor.close()
+            publisher.close()
+            redis.stop()
+
+    def ingest_while_trimming(self, section: str, monitor: OurMonitor, publisher: brokers.RedisPublisher) -> None:
+        """Keep the history at --max_tasks while events arrive; time /api/tasks all along."""
+        cfg = self.config
+        rate = min(max(cfg.rates), 16_000)
+        segment = self.factory.segment(int(rate * max(cfg.seconds, 5)), time.time(), rate)
+        coded = brokers.Encoded(segment)
+        measure.wait_reading(monitor, lambda: publisher.publish(brokers.Encoded(self.factory.probe(time.time())[1]),
+                                                                None))
+        import threading
+
+        times: list[float] = []
+        done = threading.Event()
+
+        def poll() -> None:
+            import httpx
+
+            with httpx.Client(base_url=str(monitor.client.base_url), timeout=60) as client:
+                while not done.is_set():
+                    started = time.perf_counter()
+                    client.get("/api/tasks?limit=100")
+                    times.append((time.perf_counter() - started) * 1000)
+                    time.sleep(0.05)
+
+        poller = threading.Thread(target=poll, daemon=True)
+        poller.start()
+        result = measure.ingest(monitor, lambda r: publisher.publish(coded, r), segment, rate, cfg.settle,
+                                cfg.max_wait)
+        time.sleep(2.5)  # one more trim period of the store writer
+        done.set()
+        poller.join()
+        times.sort()
+        self.row(section, f"ingest {rate:,} ev/s at --max_tasks (trimming): events lost", OURS,
+                 f"{result.lost:,} of {result.published:,}")
+        if times:
+            p99 = times[min(len(times) - 1, int(len(times) * 0.99))]
+            self.row(section, "…meanwhile GET /api/tasks?limit=100 (median / p99 / max)", OURS,
+                     f"{times[len(times) // 2]:.1f} / {p99:.1f} / {times[-1]:.1f} ms")
+
+
+def machine() -> list[str]:
+    cpu = "unknown CPU"
+    with contextlib.suppress(OSError), open("/proc/cpuinfo") as info:
+        for line in info:
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    return [f"{os.cpu_count()} cores ({cpu}), {platform.system()} {platform.release()}, "
+            f"Python {platform.python_version()}"]
+
+
+@contextlib.contextmanager
+def workdir() -> Iterator[Path]:
+    path = Path(tempfile.mkdtemp(prefix="cmon-bench-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def stop_on_signal(signum: int, frame: object) -> None:
+    raise SystemExit(f"bench/run: stopped by signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> None:
+    # Stopping the run must still stop its brokers and contenders (the finally blocks).
+    signal.signal(signal.SIGTERM, stop_on_signal)
+    config = parse_args(sys.argv[1:] if argv is None else argv)
+    if FLOWER in config.contenders:
+        ensure_flower()
+    command = "bench/run " + " ".join(sys.argv[1:] if argv is None else argv)
+    started = time.time()
+    with workdir() as path:
+        bench = Bench(config, path)
+        bench.sample_load()
+        if "redis" in config.brokers:
+            bench.run_redis()
+        if "rabbitmq" in config.brokers:
+            bench.run_rabbitmq()
+        bench.run_history()
+        bench.sample_load()
+    header = [
+        "# Benchmark: celery-monitor vs Flower 2.2",
+        "",
+        f"Command: `{command.strip()}` (mode {config.mode}); "
+        f"finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+        f" after {(time.time() - started) / 60:.1f} min.",
+        f"Machine: {machine()[0]}; load average (1 min) during the run: "
+        f"{min(bench.loads):.1f}-{max(bench.loads):.1f} (other work shares the machine).",
+        f"Stream: {len(bench.factory.workers)} workers (heartbeat every 2 s), {len(bench.factory.names)} task names, "
+        "~8% failures with tracebacks, ~4% retried once; worker events in task.multi batches of 1-24; "
+        f"sustained rates {', '.join(f'{r:,}' for r in config.rates)} task events/s for {config.seconds:g} s each; "
+        f"{bench.stream_shape}; each contender alone against the same pre-generated messages, on a private redis-server"
+        + (" and a private RabbitMQ vhost" if "rabbitmq" in config.brokers else "") + ".",
+        "Loss = task events published - task events counted in `flower_events_total` (the ceiling counts itself).",
+        f"History rows: the stream's tasks in memory (Flower, --max_tasks={max(config.history, 100_000):,}) or on disk"
+        f" (ours); the large history is written through our SQLiteStore.write in bulk, not published"
+        + (" (a copy kept from an earlier seeding, --history-cache)." if bench.reused_history else "."),
+    ]
+    table = report.render(bench.rows, header)
+    print(table)
+    config.output.parent.mkdir(parents=True, exist_ok=True)
+    config.output.write_text(table)
+    log(f"wrote {config.output}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,97 @@
+"""The fast paths keep the monitor's answers: huge batches, tasks known only to the history, deep pages."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from celery_monitor.applier.applier import Applier
+from celery_monitor.hub import Hub
+from celery_monitor.metrics.stats import EventStats
+from celery_monitor.receiver.handoff import Handoff, RawMessage
+from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.state.live import LiveView
+from celery_monitor.store.query import TaskQuery
+from celery_monitor.store.sqlite import SQLiteStore
+from celery_monitor.store.writer import StoreWriter
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> SQLiteStore:
+    return SQLiteStore(str(tmp_path / "history.db"))
+
+
+def make_applier(store: SQLiteStore, recent_tasks: int = 20_000) -> tuple[Applier, StoreWriter, LiveView]:
+    live = LiveView(EventStats(), recent_tasks=recent_tasks)
+    writer = StoreWriter(store)
+    return Applier(Handoff(), live, store, writer, ReceiverHealth(), Hub()), writer, live
+
+
+def message(*events: dict[str, object]) -> RawMessage:
+    """A worker's task.multi message body, as the AMQP reader hands it over."""
+    return RawMessage(json.dumps(list(events)).encode(), "application/json")
+
+
+def lifecycle(uuid: str, t: float) -> list[dict[str, object]]:
+    return [
+        {"type": "task-sent", "uuid": uuid, "name": "tests.add", "args": "(1, 2)", "kwargs": "{}",
+         "hostname": "client@h", "timestamp": t},
+        {"type": "task-received", "uuid": uuid, "name": "tests.add", "args": "(1, 2)", "kwargs": "{}",
+         "hostname": "w@h", "timestamp": t + 1},
+        {"type": "task-started", "uuid": uuid, "hostname": "w@h", "timestamp": t + 2},
+        {"type": "task-succeeded", "uuid": uuid, "result": "3", "runtime": 0.5, "hostname": "w@h",
+         "timestamp": t + 3},
+    ]
+
+
+def test_a_batch_bigger_than_the_live_view_keeps_every_task(store: SQLiteStore) -> None:
+    applier, writer, live = make_applier(store, recent_tasks=10)
+    uuids = [f"task-{i}" for i in range(200)]
+    # Every task is sent first, then all are received, started and finished: each task has left the
+    # ten-task live view long before its next event, inside one batch handed over at once.
+    phases = list(zip(*(lifecycle(uuid, 100.0 * i) for i, uuid in enumerate(uuids)), strict=True))
+    batch = [message(event) for phase in phases for event in phase]
+    applier.apply([(1000.0, batch)])
+    writer.flush()
+    for uuid in uuids:
+        task = store.get_task(uuid)
+        assert task is not None and task["state"] == "SUCCESS", task
+        assert [t[0] for t in task["transitions"]] == ["PENDING", "RECEIVED", "STARTED", "SUCCESS"]
+        assert task["name"] == "tests.add" and task["result"] == "3"
+    assert {state: n for state, n in live.state_counts.items() if n} == {"SUCCESS": 200}
+
+
+def test_a_task_known_only_to_the_history_is_continued_not_restarted(store: SQLiteStore) -> None:
+    first, writer, _ = make_applier(store)
+    first.apply([(10.0, [message(*lifecycle("old", 1.0)[:3])])])
+    writer.flush()
+    # A new monitor (an empty live view) gets the task's last event.
+    second, writer, _ = make_applier(store)
+    second.apply([(20.0, [message(lifecycle("old", 1.0)[3]), message(*lifecycle("new", 5.0)[:1])])])
+    writer.flush()
+    old = store.get_task("old")
+    assert old is not None and old["state"] == "SUCCESS" and old["name"] == "tests.add"
+    assert [t[0] for t in old["transitions"]] == ["PENDING", "RECEIVED", "STARTED", "SUCCESS"]
+    new = store.get_task("new")
+    assert new is not None and new["state"] == "PENDING"
+
+
+@pytest.mark.parametrize("descending", [True, False])
+def test_deep_pages_of_a_trimmed_history_match_a_plain_walk(store: SQLiteStore, descending: bool) -> None:
+    store.write([{"uuid": f"t{i}", "state": "SUCCESS", "args": "()", "kwargs": "{}", "result": None}
+                 for i in range(300)], [], {})
+    store.trim(250)
+    everything = [t["uuid"] for t in store.query_tasks(TaskQuery(descending=descending))]
+    assert len(everything) == 250 and store.task_count() == 250
+    for offset in (1, 7, 100, 249, 250, 400):
+        for limit in (None, 5, 100):
+            page = [t["uuid"] for t in store.query_tasks(TaskQuery(offset=offset, limit=limit, descending=descending))]
+            assert page == (everything[offset:] if limit is None else everything[offset : offset + limit])
+
+
+def test_counting_an_empty_history(store: SQLiteStore) -> None:
+    assert store.task_count() == 0
+    assert store.trim(5) == {}
+    assert store.query_tasks(TaskQuery(offset=10, limit=5)) == []
