@@ -99,9 +99,13 @@ def test_task_list_filters_sort_and_search(cluster: Any) -> None:
     task_in_state(cluster, bad.id, "FAILURE")
     monitor = cluster.monitor
 
-    # Lists come from the history, written at most one flush interval (0.5 s) after the events.
-    wait_for(lambda: set(monitor.json("/api/tasks", params={"search": marker})) == {ok.id, bad.id}, 5,
-             message="both tasks listed")
+    # Lists come from the history, written at most one flush interval (0.5 s) after the events:
+    # wait until it holds both tasks in their final states.
+    def stored_final() -> bool:
+        listed = monitor.json("/api/tasks", params={"search": marker})
+        return {t: listed[t]["state"] for t in listed} == {ok.id: "SUCCESS", bad.id: "FAILURE"}
+
+    wait_for(stored_final, 5, message="both tasks listed in their final states")
     assert set(monitor.json("/api/tasks", params={"search": f"args:{marker} state:FAILURE"})) == {bad.id}
     assert set(monitor.json("/api/tasks", params={"search": f"kwargs:tag={marker}"})) == {ok.id}
     assert set(monitor.json("/api/tasks", params={"search": f"result:{marker}"})) == {ok.id}
