@@ -20,6 +20,8 @@ from pathlib import Path
 import amqp
 from stream import Message, Segment
 
+from celery_monitor.receiver.redis_reader import encode_command
+
 TICK = 0.005
 
 
@@ -40,14 +42,6 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.05):  #
             pass
         time.sleep(interval)
     raise RuntimeError(f"timed out after {timeout:.0f}s waiting for {what}")
-
-
-def redis_command(*args: str | bytes) -> bytes:
-    out = [b"*%d\r\n" % len(args)]
-    for arg in args:
-        data = arg.encode() if isinstance(arg, str) else arg
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
 
 
 class PrivateRedis:
@@ -80,7 +74,7 @@ class PrivateRedis:
 
     def ping(self) -> bool:
         with socket.create_connection(("127.0.0.1", self.port), timeout=1) as sock:
-            sock.sendall(redis_command("PING"))
+            sock.sendall(encode_command("PING"))
             return sock.recv(16).startswith(b"+PONG")
 
     def stop(self) -> None:
@@ -133,7 +127,7 @@ class Encoded:
     def __init__(self, segment: Segment, db: int = 0, exchange: str = "celeryev") -> None:
         self.segment = segment
         prefix = f"/{db}.{exchange}/"
-        self.commands = [redis_command("PUBLISH", prefix + m.routing_key, kombu_envelope(m, exchange))
+        self.commands = [encode_command("PUBLISH", prefix + m.routing_key, kombu_envelope(m, exchange))
                          for m in segment.messages]
 
 
