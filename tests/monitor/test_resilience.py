@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from pathlib import Path
 from typing import Any
@@ -10,6 +9,7 @@ from typing import Any
 import redis
 from kombu import Connection, Exchange, Producer
 from support.client import celery_client
+from support.envelopes import kombu_envelope
 from support.processes import RedisServer, free_port, new_monitor, start_worker, wait_for
 
 
@@ -48,27 +48,20 @@ def test_redis_restart_reconnects_and_keeps_state(tmp_path: Path) -> None:
         server.stop()
 
 
-def _envelope(body: bytes, content_type: str = "application/json") -> bytes:
-    return json.dumps({
-        "body": base64.b64encode(body).decode(), "content-encoding": "utf-8", "content-type": content_type,
-        "headers": {}, "properties": {"body_encoding": "base64", "delivery_info": {"exchange": "celeryev"}},
-    }).encode()
-
-
 def test_malformed_redis_messages_are_counted_and_skipped(redis_server: Any, tmp_path: Path) -> None:
     broker = redis_server.url.replace("/0", "/9")
     monitor = new_monitor(broker, tmp_path).start()
     try:
         client = redis.Redis(port=redis_server.port, db=9)
         channel = "/9.celeryev/task.multi"
-        garbage = [b"not json at all", b'{"no": "body"}', _envelope(b"{broken"), _envelope(b'{"no_type": 1}'),
-                   _envelope(b"\x80\x03pickle", "application/x-python-serialize"),
-                   _envelope(b'[{"type": "task-received"}]')]  # a task event without a uuid
+        garbage = [b"not json at all", b'{"no": "body"}', kombu_envelope(b"{broken"), kombu_envelope(b'{"no_type": 1}'),
+                   kombu_envelope(b"\x80\x03pickle", "application/x-python-serialize"),
+                   kombu_envelope(b'[{"type": "task-received"}]')]  # a task event without a uuid
         for payload in garbage:
             assert client.publish(channel, payload) == 1
         good = {"type": "task-received", "uuid": "after-garbage", "name": "tests.add", "hostname": "w@h",
                 "timestamp": 1.0, "args": "()", "kwargs": "{}"}
-        client.publish(channel, _envelope(json.dumps([good]).encode()))
+        client.publish(channel, kombu_envelope(json.dumps([good]).encode()))
         wait_for(lambda: monitor.get("/api/task/info/after-garbage").status_code == 200, 10,
                  message="the good event after the garbage")
         assert monitor.metric("celery_monitor_events_malformed_total") == len(garbage)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 import time
 from pathlib import Path
@@ -11,14 +10,12 @@ from typing import Any
 import httpx
 import redis
 from support.client import celery_client
+from support.envelopes import kombu_envelope
 from support.processes import new_monitor, start_worker, wait_for
 
 
 def publish_worker_event(client: redis.Redis, db: int, event: dict[str, Any]) -> None:
-    body = base64.b64encode(json.dumps(event).encode()).decode()
-    envelope = {"body": body, "content-type": "application/json", "content-encoding": "utf-8", "headers": {},
-                "properties": {"body_encoding": "base64"}}
-    client.publish(f"/{db}.celeryev/{event['type'].replace('-', '.')}", json.dumps(envelope))
+    client.publish(f"/{db}.celeryev/{event['type'].replace('-', '.')}", kombu_envelope(json.dumps(event).encode()))
 
 
 def test_events_are_enabled_on_workers_started_without_them(redis_server: Any, tmp_path: Path) -> None:
