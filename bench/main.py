@@ -60,7 +60,7 @@ MODES = {
                   amqp_rates=[2_000, 8_000]),
     "full": dict(rates=[2_000, 4_000, 8_000, 16_000, 32_000, 48_000, 64_000], seconds=10.0, burst=200_000,
                  history=1_000_000, samples=200, latency_runs=50, contenders=[CEILING, FLOWER, OURS],
-                 brokers=["redis", "rabbitmq"], amqp_rates=[2_000, 4_000, 8_000, 16_000]),
+                 brokers=["redis", "rabbitmq"], amqp_rates=[2_000, 4_000, 8_000, 16_000, 24_000, 32_000]),
 }
 
 

@@ -164,6 +164,7 @@ class Monitor:
                 "tasks": self.task_count(),
                 "size_bytes": self.store.size_bytes(),
                 "last_flush": self.writer.last_flush,
+                "pending_tasks": self.writer.pending_count,
                 "write_errors": self.writer.errors,
             },
             "workers": len(self.live.workers),

@@ -21,6 +21,7 @@ from celery_monitor.receiver.envelope import MalformedMessage, decode_body, deco
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
+from celery_monitor.state.memory import release_free_memory
 from celery_monitor.state.models import TaskRecord, WorkerRecord
 from celery_monitor.store.base import Store
 from celery_monitor.store.writer import StoreWriter
@@ -28,6 +29,7 @@ from celery_monitor.store.writer import StoreWriter
 log = logging.getLogger(__name__)
 MALFORMED_LOG_INTERVAL = 10.0
 CHUNK_MESSAGES = 2000
+RELEASE_MEMORY_EVERY = 5.0  # seconds between returns of freed memory to the OS while events flow
 
 
 class Applier(threading.Thread):
@@ -61,6 +63,8 @@ class Applier(threading.Thread):
         self._last_malformed_log = 0.0
         self.batches_applied = 0
         self.last_lag = 0.0
+        self._batches_at_release = 0
+        self._released_at = 0.0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -268,8 +272,22 @@ class Applier(threading.Thread):
             self.store.delete_workers(names)
 
     def housekeeping(self) -> None:
-        if not self.purge_offline_workers:
+        self.release_memory()
+        if self.purge_offline_workers:
+            self.purge_workers(self.purge_offline_workers)
+
+    def release_memory(self) -> None:
+        """After events were applied and the hand-off is empty again, give freed memory back."""
+        now = time.monotonic()
+        if (self.batches_applied == self._batches_at_release or self.handoff.pending_bytes
+                or now - self._released_at < RELEASE_MEMORY_EVERY):
             return
+        self._batches_at_release = self.batches_applied
+        self._released_at = now
+        release_free_memory()
+
+    def purge_workers(self, offline_for: float) -> None:
+        """Forget the workers offline for longer than ``offline_for`` seconds."""
         now = time.time()
         with self.live.lock:
             stale = []
@@ -277,6 +295,6 @@ class Applier(threading.Thread):
                 if worker.is_online(now):
                     continue
                 offline_since = worker.went_offline or worker.heartbeat_expires or worker.last_seen or now
-                if now - offline_since > self.purge_offline_workers:
+                if now - offline_since > offline_for:
                     stale.append(worker.hostname)
             self._forget_workers(stale)

@@ -36,6 +36,9 @@ class StoreWriter(threading.Thread):
         self.trim_every = trim_every
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskDict] = {}
+        # What the current flush is writing: still visible to lookups until it is committed, so
+        # neither the API nor the applier sees a task vanish between hand-over and commit.
+        self._writing: dict[str, TaskDict] = {}
         self._workers: dict[str, dict[str, Any]] = {}
         self._stop_event = threading.Event()
         self._flushed = threading.Condition()
@@ -50,17 +53,26 @@ class StoreWriter(threading.Thread):
 
     def pending_task(self, uuid: str) -> TaskDict | None:
         with self._lock:
-            return self._tasks.get(uuid)
+            return self._tasks.get(uuid) or self._writing.get(uuid)
 
     def pending_tasks(self, uuids: set[str]) -> dict[str, TaskDict]:
         """The pending versions of those of ``uuids`` not yet written (one lock for a whole batch)."""
         with self._lock:
+            found = {uuid: task for uuid in uuids if (task := self._writing.get(uuid)) is not None}
             pending = self._tasks
-            return {uuid: pending[uuid] for uuid in uuids if uuid in pending}
+            found.update((uuid, pending[uuid]) for uuid in uuids if uuid in pending)
+            return found
+
+    @property
+    def pending_count(self) -> int:
+        """Changed tasks not yet committed (queued, and being written)."""
+        with self._lock:
+            return len(self._tasks) + len(self._writing)
 
     def flush(self) -> None:
         with self._lock:
             tasks, self._tasks = self._tasks, {}
+            self._writing = tasks
             workers, self._workers = self._workers, {}
         meta = self.snapshot_meta() if self.snapshot_meta else {}
         if tasks or workers or meta:
@@ -75,7 +87,10 @@ class StoreWriter(threading.Thread):
                         self._tasks.setdefault(uuid, task)
                     for name, worker in workers.items():
                         self._workers.setdefault(name, worker)
+                    self._writing = {}
                 return
+        with self._lock:
+            self._writing = {}
         self.last_flush = time.time()
         with self._flushed:
             self.flushes += 1

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import platform
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -13,6 +17,7 @@ from celery_monitor.metrics.stats import EventStats
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
+from celery_monitor.state.models import TASK_FIELDS
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.writer import StoreWriter
@@ -95,3 +100,77 @@ def test_counting_an_empty_history(store: SQLiteStore) -> None:
     assert store.task_count() == 0
     assert store.trim(5) == {}
     assert store.query_tasks(TaskQuery(offset=10, limit=5)) == []
+
+
+class PausedStore(SQLiteStore):
+    """A real store whose next write waits until the test lets it commit."""
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        self.writing = threading.Event()
+        self.may_commit = threading.Event()
+
+    def write(self, tasks, workers, meta):  # type: ignore[no-untyped-def]
+        tasks = list(tasks)
+        self.writing.set()
+        assert self.may_commit.wait(10)
+        super().write(tasks, workers, meta)
+
+
+def test_a_task_being_written_stays_visible_and_is_continued(tmp_path: Path) -> None:
+    store = PausedStore(str(tmp_path / "history.db"))
+    applier, writer, live = make_applier(store, recent_tasks=1)
+    applier.apply([(10.0, [message(*lifecycle("first", 1.0)[:3]), message(*lifecycle("other", 2.0)[:1])])])
+    assert "first" not in live.recent  # only the history and the writer know it now
+    flushing = threading.Thread(target=writer.flush)
+    flushing.start()
+    try:
+        assert store.writing.wait(10)
+        # Between hand-over and commit the task is neither pending nor stored yet.
+        assert (writer.pending_task("first") or {}).get("state") == "STARTED"
+        assert writer.pending_count == 2
+        applier.apply([(11.0, [message(lifecycle("first", 1.0)[3])])])
+    finally:
+        store.may_commit.set()
+        flushing.join()
+    writer.flush()
+    task = store.get_task("first")
+    assert task is not None and task["state"] == "SUCCESS" and task["name"] == "tests.add"
+    assert [t[0] for t in task["transitions"]] == ["PENDING", "RECEIVED", "STARTED", "SUCCESS"]
+    assert writer.pending_count == 0
+
+
+def test_bulk_writes_keep_every_value_exactly(store: SQLiteStore) -> None:
+    tricky = {
+        "uuid": "exact", "name": 'odd "name" \\ ünïcode', "state": "FAILURE", "worker": "w@h",
+        "received": 1795330861.0501714, "started": 1795330861.0501716, "runtime": 1e-07, "timestamp": 0.1 + 0.2,
+        "args": "('quote \" and \\\\ and \\n',)", "kwargs": "{}", "result": None, "retries": 2**62,
+        "transitions": [["RECEIVED", 1795330861.0501714, "w@h"]], "children": [], "custom": {"X": {"k": [1, None]}},
+    }
+    store.write([tricky, {"uuid": "plain", "name": None, "state": "PENDING"}], [], {})
+    assert store.get_task("exact") == {**{name: None for name in TASK_FIELDS}, **tricky}
+    assert store.task_names() == ['odd "name" \\ ünïcode']
+    # An update replaces the row in place: same position in the history, new values.
+    store.write([{**tricky, "state": "SUCCESS", "result": "4"}], [], {})
+    tasks = store.query_tasks(TaskQuery())
+    assert [t["uuid"] for t in tasks] == ["plain", "exact"] and tasks[1]["result"] == "4"
+    assert store.task_count() == 2
+
+
+def test_memory_freed_after_a_burst_is_returned(store: SQLiteStore) -> None:
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        pytest.skip("malloc_trim is glibc's")
+    from celery_monitor.state.memory import release_free_memory
+
+    def rss() -> int:
+        return int(Path("/proc/self/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    release_free_memory()
+    before = rss()
+    burst = [bytes(2000) + str(i).encode() for i in range(100_000)]  # 200 MB of raw messages
+    keep = burst[::1000]
+    del burst
+    assert rss() - before > 50 * 2**20  # freed, but still resident
+    assert release_free_memory()
+    assert rss() - before < 20 * 2**20
+    assert len(keep) == 100
