@@ -25,6 +25,7 @@ import brokers
 import measure
 import report
 import seed
+import soak
 from contenders import Ceiling, Contender, Flower, OurMonitor, ensure_flower
 from report import CEILING, FLOWER, OURS, Row
 from stream import Segment, StreamFactory
@@ -50,6 +51,8 @@ class Config:
     max_wait: float = 90.0
     output: Path = field(default_factory=lambda: RESULTS / "latest.md")
     history_cache: Path | None = None
+    soak_minutes: float | None = None
+    soak_rate: int = 2_000
 
 
 MODES = {
@@ -85,6 +88,9 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument("--history-cache", type=Path,
                         help="keep the seeded history in this file and reuse it on later runs (same --history)")
     parser.add_argument("--output", type=Path, help="where to write the table (default bench/results/latest.md)")
+    parser.add_argument("--soak", type=float, metavar="MINUTES",
+                        help="instead: the steady run, ours only, for this many minutes (writes results/soak.md)")
+    parser.add_argument("--soak-rate", type=int, default=2_000, help="task events/s of the steady run")
     args = parser.parse_args(argv)
     mode = args.mode or "full"
     values = dict(MODES[mode])
@@ -103,6 +109,8 @@ def parse_args(argv: list[str]) -> Config:
     if args.output is not None:
         config.output = args.output
     config.history_cache = args.history_cache
+    config.soak_minutes = args.soak
+    config.soak_rate = args.soak_rate
     return config
 
 
@@ -430,6 +438,11 @@ def main(argv: list[str] | None = None) -> None:
     # Stopping the run must still stop its brokers and contenders (the finally blocks).
     signal.signal(signal.SIGTERM, stop_on_signal)
     config = parse_args(sys.argv[1:] if argv is None else argv)
+    if config.soak_minutes is not None:
+        output = config.output if config.output != RESULTS / "latest.md" else RESULTS / "soak.md"
+        with workdir() as path:
+            soak.soak(path, config.soak_minutes, config.soak_rate, 100_000, output)
+        return
     if FLOWER in config.contenders:
         ensure_flower()
     command = "bench/run " + " ".join(sys.argv[1:] if argv is None else argv)

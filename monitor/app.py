@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
-from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -54,10 +53,8 @@ def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
     app = Starlette(debug=False, routes=routes, middleware=middleware,
                     exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
                     lifespan=lifespan)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(MonitorCollector(monitor))
     app.state.monitor = monitor
-    app.state.registry = registry
+    app.state.metrics = MonitorCollector(monitor)
     app.state.settings = settings
     app.state.auth = auth
     app.state.timeline = timeline = Timeline(monitor)

@@ -10,26 +10,16 @@ a task or worker label.
 
 from __future__ import annotations
 
-import functools
-import itertools
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
-
 from celery_monitor.metrics import cardinality
 from celery_monitor.metrics.cardinality import LabelPolicy, fold, fold_histograms
+from celery_monitor.metrics.exposition import Counter, Gauge, HistogramFamily
 from celery_monitor.metrics.histogram import Histogram
-from celery_monitor.metrics.queue_metrics import queue_families
+from celery_monitor.metrics.queue_metrics import QueueFamilies
 
 if TYPE_CHECKING:
     from celery_monitor.service import Monitor
@@ -104,133 +94,114 @@ def pool_processes(details: dict[str, dict[str, Any]], workers: dict[str, Worker
     return out
 
 
-@functools.lru_cache(maxsize=64)
-def _bucket_labels(bounds: tuple[float, ...]) -> tuple[str, ...]:
-    return (*(floatToGoString(bound) for bound in bounds), "+Inf")
+def _single(items: dict[str, float]) -> list[tuple[tuple[str], float]]:
+    """Values keyed by one label value, keyed as a family's one-label key."""
+    return [((label,), value) for label, value in items.items()]
 
 
-def _histogram(family: HistogramMetricFamily, labels: list[str], hist: Histogram) -> None:
-    cumulative = list(zip(_bucket_labels(hist.bounds), itertools.accumulate(hist.counts), strict=True))
-    family.add_metric(labels, cumulative, hist.sum)
+class MonitorCollector:
+    """Writes the exposition of one scrape: GET /metrics runs :meth:`render` in a worker thread.
 
+    Label names are declared in the order of the stats tables' keys, so a key is a family's label
+    values as it is; the text lists label names sorted (as prometheus-client does), whatever the order.
+    """
 
-class MonitorCollector(Collector):
     def __init__(self, monitor: Monitor, policy: LabelPolicy | None = None) -> None:
         self.monitor = monitor
         if policy is None:
             settings = monitor.settings
             policy = LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names)
         self.policy = policy
+        pair = ("task", "worker")
+        self.events = Counter("flower_events", "Number of events", ("task", "type", "worker"))
+        self.runtime = HistogramFamily("flower_task_runtime_seconds", "Task runtime", pair)
+        self.prefetch_time = Gauge("flower_task_prefetch_time_seconds",
+                                   "The time the task spent waiting at the worker to be executed.", pair)
+        self.prefetched = Gauge("flower_worker_prefetched_tasks",
+                                "Number of tasks of given type prefetched at a worker", pair)
+        self.online = Gauge("flower_worker_online", "Worker online status", ("worker",))
+        self.executing = Gauge("flower_worker_number_of_currently_executing_tasks",
+                               "Number of tasks currently executing at a worker", ("worker",))
+        self.outcomes = Counter(P + "task_outcomes", "Finished task events by state and exception class",
+                                ("task", "state", "exception"))
+        self.queue_wait = HistogramFamily(P + "task_queue_wait_seconds", "Time from sent (or received) to started",
+                                          ("task",))
+        self.tasks = Gauge(P + "tasks", "Retained tasks by current state", ("state",))
+        self.workers = Gauge(P + "workers", "Workers by status", ("status",))
+        self.pool_processes = Gauge(P + "worker_pool_processes", "Pool processes per online worker", ("worker",))
+        self.queues = QueueFamilies()
+        self.events_received = Counter(P + "events_received", "Events received")
+        self.events_dropped = Counter(P + "events_dropped", "Event messages dropped because the hand-off to the applier was full")
+        self.events_malformed = Counter(P + "events_malformed", "Malformed event messages skipped")
+        self.receiver_connected = Gauge(P + "receiver_connected", "Event receiver connected to the broker")
+        self.receiver_reconnects = Counter(P + "receiver_reconnects", "Event receiver reconnections")
+        self.receiver_disconnects = Counter(
+            P + "receiver_disconnects", "Event streams lost while connected (a broker drops a subscriber that lags)")
+        self.last_event = Gauge(P + "last_event_timestamp_seconds", "When the last event arrived")
+        self.ingest_lag = Gauge(P + "ingest_lag_seconds", "Delay between receiving and applying events")
+        self.store_tasks = Gauge(P + "store_tasks", "Tasks in the history")
+        self.store_size = Gauge(P + "store_size_bytes", "Size of the history on disk")
 
-    def collect(self) -> Iterator[Metric]:
+    def render(self) -> bytes:
+        """The whole exposition, UTF-8 encoded, in the order the families are declared."""
         now = time.time()
         snap = Snapshot.take(self.monitor, now)
         self.policy.tasks.admit(snap.task_weights())
-        yield from self._flower(snap)
-        yield from self._tasks(snap)
-        yield from self._workers(snap)
-        yield from queue_families(self.monitor.queue_poller, now)
-        yield from self._health()
+        out: list[str] = []
+        self._flower(out, snap)
+        self._tasks(out, snap)
+        self._workers(out, snap)
+        self.queues.write(out, self.monitor.queue_poller, now)
+        self._health(out)
+        return "".join(out).encode()
 
     def _relabel(self, function: Callable[[Any], Any]) -> Callable[[Any], Any] | None:
         """``function``, or None (keys kept as they are) when every name is exported unchanged."""
         return None if self.policy.is_identity else function
 
-    def _flower(self, snap: Snapshot) -> Iterator[Metric]:
-        """Flower's six families, labels declared in Flower's order (worker, type, task)."""
+    def _flower(self, out: list[str], snap: Snapshot) -> None:
+        """Flower's six families."""
         task, worker = self.policy.task, self.policy.worker
         known = snap.workers
         pair = self._relabel(lambda key: (task(key[0]), worker(key[1])))
 
-        family = CounterMetricFamily("flower_events", "Number of events", labels=["worker", "type", "task"])
-        events = fold(snap.events, self._relabel(lambda k: (task(k[0]), k[1], worker(k[2]))), _add)
-        for (name, kind, host), count in events.items():
-            family.add_metric([host, kind, name], count)
-        yield family
-
-        hist = HistogramMetricFamily("flower_task_runtime_seconds", "Task runtime", labels=["worker", "task"])
-        for (name, host), h in fold_histograms(snap.runtime, pair).items():
-            _histogram(hist, [host, name], h)
-        yield hist
-
-        gauge = GaugeMetricFamily("flower_task_prefetch_time_seconds",
-                                  "The time the task spent waiting at the worker to be executed.",
-                                  labels=["worker", "task"])
-        for (name, host), value in fold(snap.prefetch_time, pair, max).items():
-            gauge.add_metric([host, name], value)
-        yield gauge
-
+        self.events.write(out, fold(snap.events, self._relabel(lambda k: (task(k[0]), k[1], worker(k[2]))),
+                                    _add).items())
+        self.runtime.write(out, fold_histograms(snap.runtime, pair).items())
+        self.prefetch_time.write(out, fold(snap.prefetch_time, pair, max).items())
         # A worker that is gone holds no tasks, whatever it had reserved when it went.
         prefetched = [((name, host), 0 if host in known and not known[host].online else value)
                       for (name, host), value in snap.prefetched]
-        gauge = GaugeMetricFamily("flower_worker_prefetched_tasks",
-                                  "Number of tasks of given type prefetched at a worker",
-                                  labels=["worker", "task"])
-        for (name, host), value in fold(prefetched, pair, _add).items():
-            gauge.add_metric([host, name], value)
-        yield gauge
+        self.prefetched.write(out, fold(prefetched, pair, _add).items())
 
-        online = GaugeMetricFamily("flower_worker_online", "Worker online status", labels=["worker"])
-        for host, value in fold(((h, int(w.online)) for h, w in known.items()), self._relabel(worker), max).items():
-            online.add_metric([host], value)
-        yield online
-
-        executing = GaugeMetricFamily("flower_worker_number_of_currently_executing_tasks",
-                                      "Number of tasks currently executing at a worker", labels=["worker"])
+        by_worker = self._relabel(worker)
+        self.online.write(out, _single(fold(((h, int(w.online)) for h, w in known.items()), by_worker, max)))
         active = ((h, w.active if w.online else 0) for h, w in known.items())
-        for host, value in fold(active, self._relabel(worker), _add).items():
-            executing.add_metric([host], value)
-        yield executing
+        self.executing.write(out, _single(fold(active, by_worker, _add)))
 
-    def _tasks(self, snap: Snapshot) -> Iterator[Metric]:
+    def _tasks(self, out: list[str], snap: Snapshot) -> None:
         task = self.policy.task
-        family = CounterMetricFamily(P + "task_outcomes", "Finished task events by state and exception class",
-                                     labels=["task", "state", "exception"])
-        outcomes = fold(snap.outcomes, self._relabel(lambda k: (task(k[0]), k[1], k[2])), _add)
-        for (name, state, exception), count in outcomes.items():
-            family.add_metric([name, state, exception], count)
-        yield family
+        self.outcomes.write(out, fold(snap.outcomes, self._relabel(lambda k: (task(k[0]), k[1], k[2])), _add).items())
+        waits = fold_histograms(snap.queue_wait, self._relabel(task))
+        self.queue_wait.write(out, [((name,), hist) for name, hist in waits.items()])
+        self.tasks.write(out, [((state,), count) for state, count in sorted(snap.state_counts.items())])
 
-        hist = HistogramMetricFamily(P + "task_queue_wait_seconds",
-                                     "Time from sent (or received) to started", labels=["task"])
-        for name, h in fold_histograms(snap.queue_wait, self._relabel(task)).items():
-            _histogram(hist, [name], h)
-        yield hist
-
-        gauge = GaugeMetricFamily(P + "tasks", "Retained tasks by current state", labels=["state"])
-        for state, count in sorted(snap.state_counts.items()):
-            gauge.add_metric([state], count)
-        yield gauge
-
-    def _workers(self, snap: Snapshot) -> Iterator[Metric]:
-        gauge = GaugeMetricFamily(P + "workers", "Workers by status", labels=["status"])
+    def _workers(self, out: list[str], snap: Snapshot) -> None:
         up = sum(1 for w in snap.workers.values() if w.online)
-        gauge.add_metric(["online"], up)
-        gauge.add_metric(["offline"], len(snap.workers) - up)
-        yield gauge
+        self.workers.write(out, ((("online",), up), (("offline",), len(snap.workers) - up)))
+        self.pool_processes.write(out, _single(fold(snap.pool_processes.items(),
+                                                    self._relabel(self.policy.worker), _add)))
 
-        gauge = GaugeMetricFamily(P + "worker_pool_processes", "Pool processes per online worker",
-                                  labels=["worker"])
-        for host, count in fold(snap.pool_processes.items(), self._relabel(self.policy.worker), _add).items():
-            gauge.add_metric([host], count)
-        yield gauge
-
-    def _health(self) -> Iterator[Metric]:
+    def _health(self, out: list[str]) -> None:
         monitor = self.monitor
         health = monitor.health
-        yield CounterMetricFamily(P + "events_received", "Events received", value=health.events_received)
-        yield CounterMetricFamily(P + "events_dropped", "Event messages dropped (hand-off full or broker)",
-                                  value=health.messages_dropped)
-        yield CounterMetricFamily(P + "events_malformed", "Malformed event messages skipped",
-                                  value=health.events_malformed)
-        yield GaugeMetricFamily(P + "receiver_connected", "Event receiver connected to the broker",
-                                value=1 if health.connected else 0)
-        yield CounterMetricFamily(P + "receiver_reconnects", "Event receiver reconnections",
-                                  value=health.reconnects)
-        yield GaugeMetricFamily(P + "last_event_timestamp_seconds", "When the last event arrived",
-                                value=health.last_event_time or 0)
-        yield GaugeMetricFamily(P + "ingest_lag_seconds", "Delay between receiving and applying events",
-                                value=monitor.applier.last_lag)
-        yield GaugeMetricFamily(P + "store_tasks", "Tasks in the history", value=monitor.task_count())
-        yield GaugeMetricFamily(P + "store_size_bytes", "Size of the history on disk",
-                                value=monitor.store.size_bytes())
+        self.events_received.write_value(out, health.events_received)
+        self.events_dropped.write_value(out, health.messages_dropped)
+        self.events_malformed.write_value(out, health.events_malformed)
+        self.receiver_connected.write_value(out, 1 if health.connected else 0)
+        self.receiver_reconnects.write_value(out, health.reconnects)
+        self.receiver_disconnects.write_value(out, health.broker_disconnects)
+        self.last_event.write_value(out, health.last_event_time or 0)
+        self.ingest_lag.write_value(out, monitor.applier.last_lag)
+        self.store_tasks.write_value(out, monitor.task_count())
+        self.store_size.write_value(out, monitor.store.size_bytes())

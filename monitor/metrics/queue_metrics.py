@@ -8,12 +8,10 @@ scrape, and only for queues whose broker reported when their head message was pu
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client.core import GaugeMetricFamily
-
 from celery_monitor.broker.poller import QueuePoller
+from celery_monitor.metrics.exposition import Gauge, Key
 
 P = "celery_monitor_"
 STALE_AFTER_POLLS = 3  # answers older than this many poll intervals are not exported
@@ -28,22 +26,32 @@ def current_queues(poller: QueuePoller, now: float) -> list[dict[str, Any]]:
     return list(poller.latest)
 
 
-def queue_families(poller: QueuePoller, now: float | None = None) -> Iterator[GaugeMetricFamily]:
-    now = time.time() if now is None else now
-    length = GaugeMetricFamily(P + "queue_length", "Messages ready for delivery in a queue", labels=["queue"])
-    unacked = GaugeMetricFamily(P + "queue_unacked", "Messages delivered to consumers, not yet acknowledged",
-                                labels=["queue"])
-    consumers = GaugeMetricFamily(P + "queue_consumers", "Consumers attached to a queue", labels=["queue"])
-    oldest = GaugeMetricFamily(P + "queue_oldest_message_age_seconds",
-                               "Age of the message at the head of a queue (brokers that tell only)",
-                               labels=["queue"])
-    for queue in current_queues(poller, now):
-        labels = [queue["name"]]
-        length.add_metric(labels, queue.get("ready", queue["messages"]))
-        if "unacked" in queue:
-            unacked.add_metric(labels, queue["unacked"])
-        if "consumers" in queue:
-            consumers.add_metric(labels, queue["consumers"])
-        if "oldest_message_timestamp" in queue:
-            oldest.add_metric(labels, max(0.0, now - queue["oldest_message_timestamp"]))
-    yield from (length, unacked, consumers, oldest)
+class QueueFamilies:
+    """The four queue gauges, written from the poller's latest answer."""
+
+    def __init__(self) -> None:
+        self.length = Gauge(P + "queue_length", "Messages ready for delivery in a queue", ("queue",))
+        self.unacked = Gauge(P + "queue_unacked", "Messages delivered to consumers, not yet acknowledged", ("queue",))
+        self.consumers = Gauge(P + "queue_consumers", "Consumers attached to a queue", ("queue",))
+        self.oldest = Gauge(P + "queue_oldest_message_age_seconds",
+                            "Age of the message at the head of a queue (brokers that tell only)", ("queue",))
+
+    def write(self, out: list[str], poller: QueuePoller, now: float | None = None) -> None:
+        now = time.time() if now is None else now
+        length: list[tuple[Key, float]] = []
+        unacked: list[tuple[Key, float]] = []
+        consumers: list[tuple[Key, float]] = []
+        oldest: list[tuple[Key, float]] = []
+        for queue in current_queues(poller, now):
+            key = (queue["name"],)
+            length.append((key, queue.get("ready", queue["messages"])))
+            if "unacked" in queue:
+                unacked.append((key, queue["unacked"]))
+            if "consumers" in queue:
+                consumers.append((key, queue["consumers"]))
+            if "oldest_message_timestamp" in queue:
+                oldest.append((key, max(0.0, now - queue["oldest_message_timestamp"])))
+        self.length.write(out, length)
+        self.unacked.write(out, unacked)
+        self.consumers.write(out, consumers)
+        self.oldest.write(out, oldest)

@@ -89,3 +89,37 @@ def test_malformed_amqp_messages_are_counted_and_skipped(rabbitmq_vhost: str, tm
         assert monitor.metric("celery_monitor_events_malformed_total") == 2
     finally:
         monitor.stop()
+
+
+def test_a_burst_the_broker_drops_us_for_is_reported_and_recovered_from(tmp_path: Path) -> None:
+    server = RedisServer(free_port(), tmp_path).start()
+    monitor = new_monitor(server.url, tmp_path).start()
+    try:
+        client = redis.Redis(port=server.port, db=0)
+        # A pub/sub buffer limit far below the burst: Redis drops any subscriber that falls behind.
+        client.config_set("client-output-buffer-limit", "pubsub 64kb 0 0")
+        channel = "/0.celeryev/task.multi"
+        padding = "x" * 60_000
+        burst = [{"type": "task-received", "uuid": f"burst-{i}", "name": "tests.add", "hostname": "w@h",
+                  "timestamp": 1.0, "args": f"('{padding}',)", "kwargs": "{}"} for i in range(3000)]
+        pipe = client.pipeline(transaction=False)
+        for event in burst:
+            pipe.publish(channel, kombu_envelope(json.dumps([event]).encode()))
+        pipe.execute()
+        status = wait_for(lambda: (s := monitor.json("/api/monitor/status"))["receiver"]["broker_disconnects"] >= 1
+                          and s["receiver"]["connected"] and s, 10, message="the receiver reconnecting")
+        assert status["receiver"]["last_error"] is None  # cleared by the reconnection
+        assert monitor.metric("celery_monitor_receiver_disconnects_total") >= 1
+        assert monitor.metric("celery_monitor_receiver_reconnects_total") >= 1
+        # The events that got through are kept, and the stream goes on at once.
+        after = {"type": "task-received", "uuid": "after-the-drop", "name": "tests.add", "hostname": "w@h",
+                 "timestamp": 2.0, "args": "()", "kwargs": "{}"}
+        wait_for(lambda: client.publish(channel, kombu_envelope(json.dumps([after]).encode())) == 1, 5,
+                 message="the subscription to come back")
+        wait_for(lambda: monitor.get("/api/task/info/after-the-drop").status_code == 200, 10,
+                 message="an event after the drop")
+        received = monitor.metric("celery_monitor_events_received_total")
+        assert 1 <= received <= len(burst) + 1
+    finally:
+        monitor.stop()
+        server.stop()
