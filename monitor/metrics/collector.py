@@ -131,7 +131,7 @@ class MonitorCollector:
         self.pool_processes = Gauge(P + "worker_pool_processes", "Pool processes per online worker", ("worker",))
         self.queues = QueueFamilies()
         self.events_received = Counter(P + "events_received", "Events received")
-        self.events_dropped = Counter(P + "events_dropped", "Event messages dropped: the hand-off to the applier was full")
+        self.events_dropped = Counter(P + "events_dropped", "Event messages dropped: the applier's hand-off was full")
         self.events_malformed = Counter(P + "events_malformed", "Malformed event messages skipped")
         self.receiver_connected = Gauge(P + "receiver_connected", "Event receiver connected to the broker")
         self.receiver_reconnects = Counter(P + "receiver_reconnects", "Event receiver reconnections")
