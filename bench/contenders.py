@@ -168,6 +168,18 @@ class Ceiling(Contender):
         return None
 
 
+class AmqpCeiling(Ceiling):
+    """The bare AMQP consumer (bench/ceiling_amqp.py) on a RabbitMQ virtual host."""
+
+    def __init__(self, vhost: str, workdir: Path) -> None:
+        Contender.__init__(self, f"amqp://guest:guest@127.0.0.1:5672/{vhost}", workdir)
+        self.vhost = vhost
+        self.counters = workdir / "ceiling.counters"
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(BENCH / "ceiling_amqp.py"), self.vhost, str(self.counters)]
+
+
 def ensure_flower() -> None:
     """Flower 2.2 in a virtual environment of its own (created once, under .tools/)."""
     marker = FLOWER_VENV / ".installed"

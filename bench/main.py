@@ -26,7 +26,7 @@ import measure
 import report
 import seed
 import soak
-from contenders import Ceiling, Contender, Flower, OurMonitor, ensure_flower
+from contenders import AmqpCeiling, Ceiling, Contender, Flower, OurMonitor, ensure_flower
 from report import CEILING, FLOWER, OURS, Row
 from stream import Segment, StreamFactory
 
@@ -63,7 +63,7 @@ MODES = {
                   amqp_rates=[2_000, 8_000]),
     "full": dict(rates=[2_000, 4_000, 8_000, 16_000, 32_000, 48_000, 64_000], seconds=10.0, burst=200_000,
                  history=1_000_000, samples=200, latency_runs=50, contenders=[CEILING, FLOWER, OURS],
-                 brokers=["redis", "rabbitmq"], amqp_rates=[2_000, 4_000, 8_000, 16_000, 24_000, 32_000]),
+                 brokers=["redis", "rabbitmq"], amqp_rates=[2_000, 4_000, 8_000, 16_000, 32_000, 48_000, 64_000]),
 }
 
 
@@ -270,6 +270,17 @@ class Bench:
             ("/metrics", "/metrics"),
         ]
 
+    def dashboard_paths(self, retained: int) -> list[tuple[str, str]]:
+        """The dashboard's task table: a page of rows and the filtered total, in one request."""
+        name = self.factory.names[0]
+        return [
+            ("/ui/tasks.json?limit=50 (dashboard table)", "/ui/tasks.json?limit=50"),
+            ("/ui/tasks.json?limit=50&state=FAILURE", "/ui/tasks.json?limit=50&state=FAILURE"),
+            ("/ui/tasks.json?limit=50&taskname=<name>", f"/ui/tasks.json?limit=50&taskname={name}"),
+            ("/ui/tasks.json?limit=50&search=<term>", "/ui/tasks.json?limit=50&search=customer-1234"),
+            ("/ui/tasks.json?limit=50&offset=<90% deep>", f"/ui/tasks.json?limit=50&offset={int(retained * 0.9)}"),
+        ]
+
     # -- brokers ---------------------------------------------------------------------------------
 
     def run_redis(self) -> None:
@@ -303,16 +314,15 @@ class Bench:
 
     def run_rabbitmq(self) -> None:
         cfg = self.config
-        labels = [label for label in cfg.contenders if label != CEILING]
-        if not labels:
-            return
+        labels = cfg.contenders
         log(f"generating the RabbitMQ stream: {cfg.amqp_rates} ev/s x {cfg.seconds:g}s")
         segments, burst = self.make_stream(cfg.amqp_rates)
         for label in labels:
             log(f"rabbitmq: {label}")
             vhost = brokers.RabbitVhost().start()
             publisher = brokers.AmqpPublisher(vhost.name)
-            contender = self.contender(label, vhost.url, 0, f"amqp-{label}")
+            contender = (AmqpCeiling(vhost.name, self.workdir / "amqp-ceiling") if label == CEILING
+                         else self.contender(label, vhost.url, 0, f"amqp-{label.replace(' ', '-')}"))
             try:
                 self.run_stream("rabbitmq", label, contender, publisher.publish, segments, burst, cfg.amqp_rates,
                                 "RabbitMQ: ingest")
@@ -360,8 +370,10 @@ class Bench:
                          f"~{self.flower_kb_per_task * cfg.history / 1024:,.0f} MB (extrapolated, all in memory)")
             paths = self.api_paths(Segment(final_states={u: "SUCCESS" for u in some}), cfg.history)
             paths[6] = ("/api/task/info/<id>", f"/api/task/info/{some[len(some) // 2]}")
-            for metric, path in paths:
+            for metric, path in [*paths, *self.dashboard_paths(cfg.history)]:
                 lat = measure.latency(monitor, path, cfg.latency_runs)
+                if lat.status != 200:
+                    raise SystemExit(f"GET {path} answered {lat.status}")
                 self.row(section, f"GET {metric} (median, p95)", OURS, f"{lat.median_ms:.1f} / {lat.p95_ms:.1f} ms")
             self.sample_load()
             self.ingest_while_trimming(section, monitor, publisher)
