@@ -31,6 +31,7 @@ from report import CEILING, FLOWER, OURS, Row
 from stream import Segment, StreamFactory
 
 RESULTS = Path(__file__).resolve().parent / "results"
+SETTLE_MEMORY = 5.0  # seconds after the stream at which memory is measured again, the backlog gone
 LAG_LIMIT = 3.0  # seconds after publishing ends within which a consumer that keeps up has caught up
 
 
@@ -228,7 +229,11 @@ class Bench:
                 self.row(section, "receiver: dropped messages / broker disconnects", label,
                          f"{status['messages_dropped']} / {status['broker_disconnects']}")
         rss = contender.rss()
-        self.row(section, "resident memory after the stream", label, rss / 2**20, "MB", False)
+        self.row(section, "resident memory right after the stream (burst backlog included)", label, rss / 2**20,
+                 "MB", False)
+        time.sleep(SETTLE_MEMORY)
+        self.row(section, f"resident memory {SETTLE_MEMORY:g} s later (idle)", label, contender.rss() / 2**20, "MB",
+                 False)
         if label == FLOWER:
             self.flower_kb_per_task = max(0, rss - rss_start) / 1024 / max(1, sum(
                 len(s.final_states) for s in [*published, burst]))
