@@ -43,6 +43,10 @@ class Store(Protocol):
 
     def task_count(self) -> int: ...
 
+    def index_search(self, budget_seconds: float = 0.05) -> int:
+        """Bring the search index closer to the history, for about ``budget_seconds``."""
+        ...
+
     def size_bytes(self) -> int: ...
 
     def add_audit(self, entry: dict[str, Any]) -> int:

@@ -12,12 +12,14 @@ import os
 import sqlite3
 import threading
 import uuid as uuid_module
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import orjson
 
 from celery_monitor.state.models import TASK_FIELDS
+from celery_monitor.store import search_index
 from celery_monitor.store.base import TaskDict
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
 from celery_monitor.store.search import kwargs_match
@@ -26,7 +28,6 @@ SCHEMA_VERSION = 1
 
 _COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "succeeded", "failed",
             "timestamp", "runtime", "args", "kwargs", "result")  # fmt: skip
-_COLUMN_SET = frozenset(_COLUMNS)
 _AUDIT_COLUMNS = frozenset({"id", "time", "user", "action", "target", "status"})
 
 _SCHEMA = """
@@ -60,12 +61,31 @@ CREATE INDEX IF NOT EXISTS audit_user ON audit(user, seq);
 CREATE INDEX IF NOT EXISTS audit_action ON audit(action, seq);
 """
 
-_UPSERT = (
-    f"INSERT INTO tasks ({', '.join(_COLUMNS)}, data) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) "
-    f"ON CONFLICT(uuid) DO UPDATE SET "
+# Writes go in bulk: one JSON array of task dicts per statement, unpacked by SQLite itself. A
+# statement per row would hand the GIL back and forth for every row, and while the applier keeps
+# the GIL busy each hand-back waits for a thread switch (milliseconds): a flush of thousands of
+# tasks would take seconds. One statement per chunk runs in C with the GIL released throughout.
+_COLUMN_SET = frozenset(_COLUMNS)
+_COLUMN_PATHS = [f"'$.{c}'" for c in _COLUMNS]
+_BULK_UPSERT = (
+    f"INSERT INTO tasks ({', '.join(_COLUMNS)}, data) "
+    f"SELECT {', '.join(f'json_extract(value, {path})' for path in _COLUMN_PATHS)}, "
+    f"json_remove(value, {', '.join(_COLUMN_PATHS)}) "
+    "FROM json_each(?) WHERE true "  # "WHERE true" tells the parser the ON CONFLICT is the upsert's
+    "ON CONFLICT(uuid) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS[1:], "data"))
 )
-_SELECT = f"SELECT {', '.join(_COLUMNS)}, data FROM tasks"
+_ROW_UPSERT = (
+    f"INSERT INTO tasks ({', '.join(_COLUMNS)}, data) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) "
+    "ON CONFLICT(uuid) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS[1:], "data"))
+)
+_BULK_NAMES = (
+    "INSERT OR IGNORE INTO task_names SELECT DISTINCT json_extract(value, '$.name') FROM json_each(?) "
+    "WHERE json_type(value, '$.name') = 'text'"
+)
+WRITE_CHUNK = 2000  # tasks per statement: a few MB of JSON, built while holding the GIL briefly
+_SELECT_FROM = f"SELECT {', '.join(_COLUMNS)}, data FROM "
+_SELECT = _SELECT_FROM + "tasks"
 # Two subqueries: SQLite answers a lone min() or max() from the end of the rowid tree, but
 # "SELECT min(seq), max(seq)" walks every row (close to a second at a million tasks).
 _SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
@@ -90,14 +110,63 @@ def _row_to_task(row: tuple[Any, ...]) -> TaskDict:
     return task
 
 
-def _task_to_row(task: TaskDict) -> tuple[Any, ...]:
+_TIME_COLUMNS = frozenset({"received", "sent", "started", "succeeded", "failed", "timestamp", "runtime"})
+
+
+def _json_column(column: str) -> str:
+    if column in _TIME_COLUMNS:
+        # A float printed with 17 significant digits reads back as exactly the same float.
+        return f"CASE typeof({column}) WHEN 'real' THEN json(printf('%!.17g', {column})) ELSE {column} END"
+    return column
+
+
+# A page of rows as one JSON array, made in one step of SQLite: fetching row by row hands the GIL
+# back and forth for every row, and while the applier keeps it busy each hand-back waits for a
+# thread switch, which made a page of a hundred tasks take up to a second under heavy ingest.
+_JSON_ROWS = f"SELECT json_group_array(json_array({', '.join(map(_json_column, _COLUMNS))}, json(CAST(data AS TEXT))))"
+
+
+def _fetch_tasks(conn: sqlite3.Connection, sql: str, params: Any) -> list[TaskDict]:
+    """The tasks a ``SELECT <columns>, data`` query returns, in its order, fetched in one step."""
+    text = conn.execute(f"{_JSON_ROWS} FROM ({sql})", params).fetchone()[0]
+    tasks = []
+    for row in orjson.loads(text):
+        rest: TaskDict = row.pop()
+        rest.update(zip(_COLUMNS, row, strict=True))
+        task = {name: rest.pop(name, None) for name in TASK_FIELDS}
+        task.update(rest)
+        tasks.append(task)
+    return tasks
+
+
+def _json_chunks(tasks: Iterable[TaskDict]) -> list[str]:
+    """The tasks as JSON arrays of at most ``WRITE_CHUNK`` dicts (text: SQLite 3.45+ reads a BLOB as JSONB)."""
+    batch = list(tasks)
+    return [orjson.dumps(batch[i : i + WRITE_CHUNK]).decode() for i in range(0, len(batch), WRITE_CHUNK)]
+
+
+def _task_row(task: TaskDict) -> tuple[Any, ...]:
     rest = {k: v for k, v in task.items() if k not in _COLUMN_SET}
     return (*(task.get(c) for c in _COLUMNS), orjson.dumps(rest))
 
 
+def _upsert_chunk(conn: sqlite3.Connection, chunk: str) -> None:
+    if "\\u0000" not in chunk:
+        conn.execute(_BULK_UPSERT, (chunk,))
+        conn.execute(_BULK_NAMES, (chunk,))
+        return
+    # SQLite's JSON functions end a string at a NUL character: such a chunk goes row by row.
+    rows = [_task_row(task) for task in orjson.loads(chunk)]
+    conn.executemany(_ROW_UPSERT, rows)
+    conn.executemany("INSERT OR IGNORE INTO task_names VALUES (?)", [(row[1],) for row in rows if row[1]])
+
+
 class SQLiteStore:
-    def __init__(self, path: str | None) -> None:
-        """Open (or create) the history at ``path``; ``None`` keeps it in memory only."""
+    def __init__(self, path: str | None, search_settle_seconds: float = search_index.SETTLE_SECONDS) -> None:
+        """Open (or create) the history at ``path``; ``None`` keeps it in memory only.
+
+        A finished task joins the search index once its last event is ``search_settle_seconds`` old.
+        """
         self.path = path
         if path is None:
             self._target = f"file:celery-monitor-{uuid_module.uuid4().hex}?mode=memory&cache=shared"
@@ -108,13 +177,21 @@ class SQLiteStore:
             self._target = f"file:{path}"
         self._local = threading.local()
         self._write_lock = threading.Lock()
+        # An in-memory store's readers see uncommitted writes, FTS5's half-written segments among
+        # them: there a search and a change to the search index exclude each other. Readers of a
+        # file have snapshots.
+        self._index_lock: AbstractContextManager[Any] = threading.Lock() if path is None else nullcontext()
         # An in-memory database lives while one connection is open: the writer keeps it.
         try:
             self._writer = self._connect(writer=True)
             self._writer.executescript(_SCHEMA)
             self._check_version()
+            # Schema version 1 databases get the search index here and fill it from the start.
+            self._writer.executescript(search_index.SCHEMA)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a Celery Monitor database ({exc})") from None
+        self.search_indexer = search_index.SearchIndexer(self._writer, self._write_lock, self._index_lock,
+                                                         search_settle_seconds)
 
     def _connect(self, writer: bool = False) -> sqlite3.Connection:
         try:
@@ -156,18 +233,15 @@ class SQLiteStore:
     def write(
         self, tasks: Iterable[TaskDict], workers: Iterable[dict[str, Any]], meta: dict[str, Any]
     ) -> None:
-        task_rows = [_task_to_row(t) for t in tasks]
-        names = {(row[1],) for row in task_rows if row[1]}
+        chunks = _json_chunks(tasks)
         worker_rows = [(w["hostname"], orjson.dumps(w)) for w in workers]
         meta_rows = [(k, orjson.dumps(v)) for k, v in meta.items()]
         with self._write_lock:
             conn = self._writer
             conn.execute("BEGIN")
             try:
-                if task_rows:
-                    conn.executemany(_UPSERT, task_rows)
-                if names:
-                    conn.executemany("INSERT OR IGNORE INTO task_names VALUES (?)", names)
+                for chunk in chunks:
+                    _upsert_chunk(conn, chunk)
                 if worker_rows:
                     conn.executemany("INSERT OR REPLACE INTO workers VALUES (?, ?)", worker_rows)
                 if meta_rows:
@@ -176,6 +250,13 @@ class SQLiteStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def index_search(self, budget_seconds: float = 0.05) -> int:
+        """Add settled finished tasks to the search index for about ``budget_seconds``.
+
+        Meant for the writer thread between flushes; returns how many tasks were indexed.
+        """
+        return self.search_indexer.run(budget_seconds)
 
     def delete_workers(self, hostnames: Iterable[str]) -> None:
         with self._write_lock:
@@ -191,7 +272,7 @@ class SQLiteStore:
         # Delete in chunks so readers and the writer never wait long behind one big transaction.
         for start in range(low, cutoff + 1, TRIM_CHUNK):
             end = min(start + TRIM_CHUNK - 1, cutoff)
-            with self._write_lock:
+            with self._write_lock, self._index_lock:
                 conn = self._writer
                 conn.execute("BEGIN")
                 for state, count in conn.execute(
@@ -199,6 +280,7 @@ class SQLiteStore:
                 ):
                     removed[state] = removed.get(state, 0) + count
                 conn.execute("DELETE FROM tasks WHERE seq BETWEEN ? AND ?", (start, end))
+                search_index.forget(conn, end)
                 conn.execute("COMMIT")
         return removed
 
@@ -220,8 +302,7 @@ class SQLiteStore:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             sql = f"{_SELECT} WHERE uuid IN ({', '.join('?' * len(chunk))})"
-            for row in self._reader.execute(sql, chunk):
-                found[row[0]] = _row_to_task(row)
+            found.update((task["uuid"], task) for task in _fetch_tasks(self._reader, sql, chunk))
         return found
 
     def _where(self, query: TaskQuery) -> tuple[str, list[Any]]:
@@ -260,9 +341,34 @@ class SQLiteStore:
             params.extend([_like(key), key, expected])
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
+    def _candidates(self, query: TaskQuery, by_seq: bool) -> list[Any] | None:
+        """The parameters of the search index's candidates, when the index is to answer this search.
+
+        Only the candidates are read then, and the LIKEs of ``_where`` still decide: the same answer
+        as a scan. In seq order the page ends after its last match among many hits too; sorted by
+        another key, all are read and sorted, and past a few thousand a scan in that order is quicker.
+        """
+        match = search_index.match_expression(query.search)
+        if match is None:
+            return None
+        limit = search_index.MAX_HITS
+        if not by_seq and query.limit is not None:
+            limit = search_index.hit_limit(self.task_count(), query.offset + query.limit)
+        found = search_index.index_hits(self._reader, match, limit)
+        return None if found is None else list(found)
+
     def query_sql(self, query: TaskQuery) -> tuple[str, list[Any]]:
         """The SELECT for a query: filters, an order an index can deliver, and the page."""
         where, params = self._where(query)
+        by_seq = not (query.sort_by in SORT_KEYS or query.received_start is not None or query.received_end is not None)
+        source = "tasks"
+        if (found := self._candidates(query, by_seq)) is not None:
+            if by_seq:  # walked in seq order, up to the page's end
+                where += " AND " + search_index.CANDIDATES
+                params = [*params, *found]
+            else:
+                source = search_index.CANDIDATE_TASKS
+                params = [*found, *params]
         direction = "DESC" if query.descending else "ASC"
         if query.sort_by and query.sort_by in SORT_KEYS:
             order = f" ORDER BY {query.sort_by} {direction}, seq {direction}"
@@ -283,17 +389,30 @@ class SQLiteStore:
         if query.limit is not None or query.offset:
             page = " LIMIT ? OFFSET ?"
             params = [*params, -1 if query.limit is None else query.limit, query.offset]
-        return _SELECT + where + order + page, params
+        return _SELECT_FROM + source + where + order + page, params
+
+    @contextmanager
+    def _reading(self, query: TaskQuery) -> Iterator[None]:
+        """One snapshot for the search index's hits and the rows they stand for."""
+        searching = search_index.match_expression(query.search) is not None
+        with self._index_lock if searching else nullcontext(), search_index.snapshot(self._reader):
+            yield
 
     def query_tasks(self, query: TaskQuery) -> list[TaskDict]:
-        sql, params = self.query_sql(query)
-        return [_row_to_task(row) for row in self._reader.execute(sql, params)]
+        with self._reading(query):
+            sql, params = self.query_sql(query)
+            return _fetch_tasks(self._reader, sql, params)
 
     def count_tasks(self, query: TaskQuery) -> int:
-        where, params = self._where(query)
-        if not where:
-            return self.task_count()
-        return int(self._reader.execute("SELECT count(*) FROM tasks" + where, params).fetchone()[0])
+        with self._reading(query):
+            where, params = self._where(query)
+            if not where:
+                return self.task_count()
+            source = "tasks"
+            if (found := self._candidates(query, by_seq=False)) is not None:
+                source = search_index.CANDIDATE_TASKS
+                params = [*found, *params]
+            return int(self._reader.execute(f"SELECT count(*) FROM {source}{where}", params).fetchone()[0])
 
     def task_count(self) -> int:
         low, high = self._reader.execute(_SEQ_RANGE).fetchone()

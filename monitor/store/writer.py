@@ -34,6 +34,7 @@ class StoreWriter(threading.Thread):
         self.snapshot_meta = snapshot_meta
         self.on_trim = on_trim
         self.trim_every = trim_every
+        self.index_budget = interval / 10  # a tenth of the writer's time at most
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskDict] = {}
         # What the current flush is writing: still visible to lookups until it is committed, so
@@ -107,10 +108,18 @@ class StoreWriter(threading.Thread):
         if removed and self.on_trim:
             self.on_trim(removed)
 
+    def index(self) -> None:
+        """Between flushes, a bounded slice of search indexing (off the applier's path)."""
+        try:
+            self.store.index_search(self.index_budget)
+        except Exception:
+            log.exception("indexing the history for search failed")
+
     def run(self) -> None:
         next_trim = time.monotonic() + self.trim_every
         while not self._stop_event.wait(self.interval):
             self.flush()
+            self.index()
             if time.monotonic() >= next_trim:
                 next_trim = time.monotonic() + self.trim_every
                 try:

@@ -33,6 +33,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_events_malformed_total": COUNTER,
     "celery_monitor_receiver_connected": GAUGE,
     "celery_monitor_receiver_reconnects_total": COUNTER,
+    "celery_monitor_receiver_disconnects_total": COUNTER,
     "celery_monitor_last_event_timestamp_seconds": GAUGE,
     "celery_monitor_ingest_lag_seconds": GAUGE,
     "celery_monitor_store_tasks": GAUGE,

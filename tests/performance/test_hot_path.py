@@ -157,6 +157,14 @@ def test_bulk_writes_keep_every_value_exactly(store: SQLiteStore) -> None:
     assert store.task_count() == 2
 
 
+def test_text_holding_nul_characters_is_kept_whole(store: SQLiteStore) -> None:
+    odd = {"uuid": "nul", "name": "a\x00b", "state": "SUCCESS", "args": "('\x00', 1)", "result": "x\x00y"}
+    store.write([odd, {"uuid": "plain", "name": "p", "state": "SUCCESS", "args": "()"}], [], {})
+    task = store.get_task("nul")
+    assert task is not None and (task["name"], task["args"], task["result"]) == (odd["name"], odd["args"], "x\x00y")
+    assert store.get_task("plain") is not None and set(store.task_names()) == {"a\x00b", "p"}
+
+
 def test_memory_freed_after_a_burst_is_returned(store: SQLiteStore) -> None:
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
         pytest.skip("malloc_trim is glibc's")
