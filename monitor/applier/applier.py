@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 MALFORMED_LOG_INTERVAL = 10.0
 CHUNK_MESSAGES = 2000
 RELEASE_MEMORY_EVERY = 5.0  # seconds between returns of freed memory to the OS while events flow
+RELEASE_MEMORY_FOR = 60.0  # ... and for this long after the last event
 
 
 class Applier(threading.Thread):
@@ -63,8 +64,9 @@ class Applier(threading.Thread):
         self._last_malformed_log = 0.0
         self.batches_applied = 0
         self.last_lag = 0.0
-        self._batches_at_release = 0
-        self._released_at = 0.0
+        self._batches_seen = 0
+        self._active_at = float("-inf")
+        self._released_at = float("-inf")
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -277,12 +279,18 @@ class Applier(threading.Thread):
             self.purge_workers(self.purge_offline_workers)
 
     def release_memory(self) -> None:
-        """After events were applied and the hand-off is empty again, give freed memory back."""
+        """While events flow and for a while after, whenever the hand-off is empty, give freed memory back.
+
+        Not only right after the applier's last batch: the writer and the search indexer finish
+        their share of a burst (and free it) seconds later.
+        """
         now = time.monotonic()
-        if (self.batches_applied == self._batches_at_release or self.handoff.pending_bytes
-                or now - self._released_at < RELEASE_MEMORY_EVERY):
+        if self.batches_applied != self._batches_seen:
+            self._batches_seen = self.batches_applied
+            self._active_at = now
+        if (self.handoff.pending_bytes or now - self._released_at < RELEASE_MEMORY_EVERY
+                or now - self._active_at > RELEASE_MEMORY_FOR):
             return
-        self._batches_at_release = self.batches_applied
         self._released_at = now
         release_free_memory()
 
