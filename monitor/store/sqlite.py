@@ -12,7 +12,7 @@ import os
 import sqlite3
 import threading
 import uuid as uuid_module
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -101,13 +101,16 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-def _row_to_task(row: tuple[Any, ...]) -> TaskDict:
-    """Rebuild the task dict in the API's field order (columns first stored apart from the blob)."""
-    rest: TaskDict = orjson.loads(row[-1])
-    rest.update(zip(_COLUMNS, row, strict=False))
+def _assemble(columns: Sequence[Any], rest: TaskDict) -> TaskDict:
+    """Rebuild the task dict in the API's field order from its column values and the blob's fields."""
+    rest.update(zip(_COLUMNS, columns, strict=True))
     task = {name: rest.pop(name, None) for name in TASK_FIELDS}
     task.update(rest)
     return task
+
+
+def _row_to_task(row: tuple[Any, ...]) -> TaskDict:
+    return _assemble(row[:-1], orjson.loads(row[-1]))
 
 
 _TIME_COLUMNS = frozenset({"received", "sent", "started", "succeeded", "failed", "timestamp", "runtime"})
@@ -129,14 +132,7 @@ _JSON_ROWS = f"SELECT json_group_array(json_array({', '.join(map(_json_column, _
 def _fetch_tasks(conn: sqlite3.Connection, sql: str, params: Any) -> list[TaskDict]:
     """The tasks a ``SELECT <columns>, data`` query returns, in its order, fetched in one step."""
     text = conn.execute(f"{_JSON_ROWS} FROM ({sql})", params).fetchone()[0]
-    tasks = []
-    for row in orjson.loads(text):
-        rest: TaskDict = row.pop()
-        rest.update(zip(_COLUMNS, row, strict=True))
-        task = {name: rest.pop(name, None) for name in TASK_FIELDS}
-        task.update(rest)
-        tasks.append(task)
-    return tasks
+    return [_assemble(row[:-1], row[-1]) for row in orjson.loads(text)]
 
 
 def _json_chunks(tasks: Iterable[TaskDict]) -> list[str]:
