@@ -72,7 +72,7 @@ def _at(samples: list[tuple[float, float]], minute: float) -> float:
 def render(minutes: float, rate: int, max_tasks: int, samples: list[tuple[float, float]], latencies: list[float],
            published: int, ingested: int, retained: int) -> str:
     settled = [rss for at, rss in samples if at >= min(15.0, minutes / 4)]
-    marks = [m for m in (1, 5, 15, 30, 45, 60, 90, 120) if m <= minutes] + [minutes]
+    marks = sorted({m for m in (1, 5, 15, 30, 45, 60, 90, 120) if m <= minutes} | {minutes})
     lines = [
         "# Steady run: celery-monitor's resident memory over time",
         "",
