@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -40,22 +40,17 @@ def _check_url(option: str, url: str, what: str) -> None:
 
 def check(values: Mapping[str, Any]) -> None:
     """Raise BadOption for the first option that is wrong or missing for the login methods chosen."""
-    try:
-        basic.parse_pairs(values.get("basic_auth") or [])
-    except ValueError as exc:
-        raise BadOption("basic_auth", str(exc)) from None
-    try:
-        tokens.parse_tokens(values.get("api_tokens") or [])
-    except ValueError as exc:
-        raise BadOption("api_tokens", str(exc)) from None
-    try:
-        allow.EmailPolicy(values.get("auth") or "")
-    except ValueError as exc:
-        raise BadOption("auth", str(exc)) from None
-    try:
-        redact.parse_paths(values.get("redact") or [])
-    except ValueError as exc:
-        raise BadOption("redact", str(exc)) from None
+    parsers: tuple[tuple[str, Callable[[Any], object], Any], ...] = (
+        ("basic_auth", basic.parse_pairs, []),
+        ("api_tokens", tokens.parse_tokens, []),
+        ("auth", allow.EmailPolicy, ""),
+        ("redact", redact.parse_paths, []),
+    )
+    for option, parse, empty in parsers:
+        try:
+            parse(values.get(option) or empty)
+        except ValueError as exc:
+            raise BadOption(option, str(exc)) from None
     secret = values.get("cookie_secret") or ""
     if secret and len(secret) < MIN_COOKIE_SECRET:
         raise BadOption("cookie_secret", f"too short: use at least {MIN_COOKIE_SECRET} random characters")
