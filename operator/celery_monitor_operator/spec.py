@@ -11,6 +11,7 @@ problem with a reason, for a condition on the resource.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -44,6 +45,15 @@ DEFAULT_SERVICE_TYPE = "ClusterIP"
 SERVICE_TYPES = ("ClusterIP", "NodePort", "LoadBalancer")
 DEFAULT_PATH_PREFIX = "/"
 DEFAULT_SCRAPE_INTERVAL = "30s"
+# Who may set X-Forwarded-* when an Ingress or HTTPRoute fronts the monitor. The controller's pod
+# address is not known in advance, but pod networks are private: loopback, the RFC 1918 ranges,
+# carrier-grade NAT (some CNIs use it) and IPv6 unique local addresses.
+DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16",
+                           "100.64.0.0/10", "fc00::/7")
+MAX_TRUSTED_PROXIES = 64
+# Options and variables that make the monitor serve TLS itself (Flower's names are read too).
+TLS_OPTION = "--certfile"
+TLS_VARIABLES = ("CELERY_MONITOR_CERTFILE", "FLOWER_CERTFILE")
 
 DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
@@ -188,6 +198,25 @@ class MonitorSpec:
     service_monitor: ServiceMonitor = ServiceMonitor()
     prometheus_rule: PrometheusRule = PrometheusRule()
     pod: Pod = Pod()
+    trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
+
+    @property
+    def behind_proxy(self) -> bool:
+        """Whether the operator routes traffic to the monitor through a proxy (Ingress or HTTPRoute)."""
+        return self.ingress.enabled or self.http_route.enabled
+
+    @property
+    def serves_tls(self) -> bool:
+        """Whether the monitor serves HTTPS itself, as told by an extra option or variable."""
+        args = self.pod.extra_args
+        for index, arg in enumerate(args):
+            name, has_value, value = arg.partition("=")
+            if name == TLS_OPTION and not has_value and index + 1 < len(args):
+                value = args[index + 1]  # the "--certfile PATH" form
+            if name == TLS_OPTION and value:
+                return True
+        return any(item.get("name") in TLS_VARIABLES and (item.get("value") or item.get("valueFrom"))
+                   for item in self.pod.extra_env)
 
     @property
     def url_prefix(self) -> str:
@@ -382,6 +411,27 @@ def _http_route(reader: Reader, spec: Mapping[str, Any]) -> HTTPRoute:
     return route
 
 
+def _trusted_proxies(reader: Reader, spec: Mapping[str, Any]) -> tuple[str, ...]:
+    if spec.get("trustedProxies") is None:
+        return DEFAULT_TRUSTED_PROXIES
+    known = len(reader.problems)
+    values = reader.strings(spec, "trustedProxies", "spec")
+    if len(reader.problems) > known:
+        return DEFAULT_TRUSTED_PROXIES
+    if not 1 <= len(values) <= MAX_TRUSTED_PROXIES:
+        reader.problem(f"spec.trustedProxies: give between 1 and {MAX_TRUSTED_PROXIES} addresses or "
+                       f"networks, got {len(values)}")
+        return DEFAULT_TRUSTED_PROXIES
+    networks = []
+    for index, value in enumerate(values):
+        try:
+            networks.append(str(ipaddress.ip_network(value, strict=True)))
+        except ValueError:
+            reader.problem(f"spec.trustedProxies[{index}]: {value!r} is not an IP address or a network "
+                           "such as 10.0.0.0/8 (with no host bits set)")
+    return tuple(networks) if len(networks) == len(values) else DEFAULT_TRUSTED_PROXIES
+
+
 def _duration(reader: Reader, data: Mapping[str, Any], key: str, path: str, default: str | None) -> str | None:
     value = reader.string(data, key, path, default)
     if value is not None and not PROMETHEUS_DURATION.match(value):
@@ -455,6 +505,7 @@ def parse_spec(spec: Mapping[str, Any]) -> MonitorSpec:
                                      "spec.prometheusRule"),
         ),
         pod=_pod(reader, spec),
+        trusted_proxies=_trusted_proxies(reader, spec),
     )
     if parsed.ingress.enabled and parsed.http_route.enabled:
         reader.problem("spec.ingress and spec.httpRoute: enable one of them, not both")

@@ -119,3 +119,26 @@ def test_the_schema_catches_a_misspelt_field() -> None:
 
     with pytest.raises(jsonschema.ValidationError, match="retension"):
         jsonschema.validate(monitor_body({"broker": {"url": "redis://r/0"}, "retension": {}}), schema)
+
+
+@pytest.mark.parametrize(("value", "accepted"), [
+    (["10.0.0.0/8", "::1/128", "fc00::/7", "192.168.1.7", "2001:db8::1", "0.0.0.0/0"], True),
+    (["10.0.0.0/33"], False),
+    (["256.0.0.0/8"], False),
+    (["*"], False),
+    (["10.0.0.0/8,10.1.0.0/16"], False),
+    (["ingress-nginx"], False),
+    ([""], False),
+    ([], False),
+])
+def test_the_schema_and_the_operator_agree_on_trusted_proxies(value: list[str], accepted: bool) -> None:
+    schema = strict(crd_schema(crd.render_crd(), naming.VERSION))
+    body = monitor_body({"broker": {"url": "redis://r/0"}, "trustedProxies": value})
+
+    schema_accepts = jsonschema.Draft7Validator(schema).is_valid(body)
+    try:
+        spec.parse(body)
+        operator_accepts = True
+    except spec.SpecError:
+        operator_accepts = False
+    assert (schema_accepts, operator_accepts) == (accepted, accepted)

@@ -169,6 +169,7 @@ def test_spec_changes_converge(env: Env) -> None:
     ingress = env.wait(lambda: env.get(kube.INGRESSES, ns, name), "the Ingress")
     assert owner_uids(ingress) == [f"uid-{ns}-{name}"]
     env.wait(lambda: "--url_prefix=cm" in env.args(ns, name), "the new --url_prefix")
+    assert "--xheaders=True" in env.args(ns, name)
     env.wait(lambda: env.status(ns, name).get("url") == "http://cm.example.com/cm/", "the Ingress URL")
     assert env.status(ns, name)["observedGeneration"] == 2
 
@@ -179,6 +180,7 @@ def test_spec_changes_converge(env: Env) -> None:
     env.wait(lambda: env.get(kube.INGRESSES, ns, name) is None, "the Ingress to be removed")
     env.wait(lambda: env.status(ns, name).get("url") == f"http://{name}.{ns}.svc:5555/", "the in-cluster URL")
     assert "--url_prefix=cm" not in env.args(ns, name)
+    assert not [arg for arg in env.args(ns, name) if arg.startswith(("--xheaders", "--trusted_proxies"))]
 
 
 def test_children_changed_or_deleted_by_hand_are_put_back(env: Env) -> None:
@@ -290,6 +292,21 @@ def test_an_inline_password_is_refused_until_the_spec_is_fixed(env: Env) -> None
     env.update_spec(ns, name, 2, {"broker": {"url": None, "secretKeyRef": {"name": "leaky-broker"}}})
     env.wait_condition(ns, name, "Reconciled", "True", "Applied")
     env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment once the spec is fixed")
+
+
+def test_a_bad_trusted_proxy_is_a_condition_with_a_reason_then_the_fix_converges(env: Env) -> None:
+    ns, name = "e2e-proxies", "edge"
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "ingress": {"enabled": True},
+                                  "trustedProxies": ["10.244.0.0/16", "ingress-nginx"]})
+
+    refused = env.wait_condition(ns, name, "Reconciled", "False", "InvalidSpec")
+    assert "spec.trustedProxies[1]: 'ingress-nginx' is not an IP address or a network" in refused["message"]
+    assert env.get(kube.DEPLOYMENTS, ns, name) is None
+
+    env.update_spec(ns, name, 2, {"trustedProxies": ["10.244.0.0/16"]})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    env.wait(lambda: "--trusted_proxies=10.244.0.0/16" in env.args(ns, name), "the narrowed trusted proxies")
+    assert "--xheaders=True" in env.args(ns, name)
 
 
 def test_deleting_a_monitor_is_not_blocked_by_the_operator(env: Env) -> None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import base64
 from typing import Any
 
+import pytest
 from cmon_helpers import make_monitor
 
-from celery_monitor_operator import alert_rules, naming
+from celery_monitor_operator import alert_rules, naming, spec
 from celery_monitor_operator.renderers import (
     deployment,
     httproute,
@@ -101,12 +102,66 @@ def test_retention_auth_and_prefix_become_monitor_options() -> None:
     assert container["command"] == ["celery-monitor"]
     assert container["args"] == [
         "--port=5555", "--db=/data/celery-monitor.db", "--max_tasks=5000", "--max_workers=50",
-        "--purge_offline_workers=600", "--url_prefix=celery", "--read_only=True",
+        "--purge_offline_workers=600", "--url_prefix=celery", "--xheaders=True",
+        f"--trusted_proxies={','.join(spec.DEFAULT_TRUSTED_PROXIES)}", "--read_only=True",
         "--auth_provider=github", "--oauth2_key=cid", "--auth=.*@x.org", "--natural_time=true",
     ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/celery/healthcheck"
     assert env_of(deployment.render_deployment(monitor, "c"))["CELERY_MONITOR_OAUTH2_SECRET"] == {
         "secretKeyRef": {"name": "gh", "key": "client-secret"}}
+
+
+def proxy_options(spec_data: dict[str, Any]) -> list[str]:
+    args = container_of(deployment.render_deployment(make_monitor(spec_data), "c"))["args"]
+    return [arg for arg in args if arg.startswith(("--xheaders", "--trusted_proxies"))]
+
+
+def test_behind_an_ingress_or_a_route_the_monitor_trusts_forwarded_headers_from_private_networks() -> None:
+    route = {"enabled": True, "parentRefs": [{"name": "gw"}]}
+    expected = ["--xheaders=True", "--trusted_proxies=127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,"
+                "192.168.0.0/16,100.64.0.0/10,fc00::/7"]
+
+    assert proxy_options({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True}}) == expected
+    assert proxy_options({"broker": {"url": "redis://r/0"}, "httpRoute": route}) == expected
+
+
+def test_without_a_route_the_monitor_trusts_no_forwarded_header() -> None:
+    assert proxy_options({"broker": {"url": "redis://r/0"}}) == []
+    assert proxy_options({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": False, "host": "x"},
+                          "trustedProxies": ["10.1.0.0/16"]}) == []
+
+
+def test_the_trusted_proxies_can_be_narrowed_and_extra_args_still_win() -> None:
+    narrowed = {"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True},
+                "trustedProxies": ["10.244.0.0/16", "fd00:10::/64", "192.168.1.7"]}
+    overridden = {**narrowed, "extraArgs": ["--trusted_proxies=10.0.0.1"]}
+
+    assert proxy_options(narrowed) == ["--xheaders=True",
+                                       "--trusted_proxies=10.244.0.0/16,fd00:10::/64,192.168.1.7/32"]
+    # The monitor takes the last of repeated options: the user's extra arguments come last.
+    assert proxy_options(overridden)[-1] == "--trusted_proxies=10.0.0.1"
+
+
+@pytest.mark.parametrize("extra", [
+    {"extraArgs": ["--certfile=/tls/tls.crt", "--keyfile=/tls/tls.key"]},
+    {"extraArgs": ["--certfile", "/tls/tls.crt", "--keyfile", "/tls/tls.key"]},
+    {"extraEnv": [{"name": "CELERY_MONITOR_CERTFILE", "value": "/tls/tls.crt"}]},
+    {"extraEnv": [{"name": "FLOWER_CERTFILE", "valueFrom": {"configMapKeyRef": {"name": "t", "key": "c"}}}]},
+])
+def test_a_monitor_serving_tls_itself_is_probed_over_https(extra: dict[str, Any]) -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True, "pathPrefix": "/cm"},
+                            **extra})
+    container = container_of(deployment.render_deployment(monitor, "c"))
+
+    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/cm/healthcheck", "port": "http", "scheme": "HTTPS"}
+
+
+@pytest.mark.parametrize("extra_args", [["--certfile="], ["--keyfile=/k"], ["--certfile"], ["--natural_time=true"]])
+def test_without_a_certificate_the_probes_stay_plain_http(extra_args: list[str]) -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "extraArgs": extra_args})
+
+    assert "scheme" not in container_of(deployment.render_deployment(monitor, "c"))["livenessProbe"]["httpGet"]
 
 
 def test_connections_and_the_login_come_from_secrets_not_from_the_pod_spec() -> None:

@@ -77,6 +77,13 @@ def test_inline_passwords_are_refused_for_the_management_api_and_result_backend_
     ({"broker": {"url": "redis://r/0"}, "auth": {"oauth2": {"provider": "google"}}}, "clientId: required"),
     ({"broker": {"url": "redis://r/0"}, "extraEnv": [{"value": "x"}]}, "spec.extraEnv[0].name: required"),
     ({"broker": {"url": "redis://r/0"}, "nodeSelector": {"disk": 1}}, "every value must be a string"),
+    ({"broker": {"url": "redis://r/0"}, "trustedProxies": ["10.0.0.0/33"]},
+     "spec.trustedProxies[0]: '10.0.0.0/33' is not an IP address or a network"),
+    ({"broker": {"url": "redis://r/0"}, "trustedProxies": ["10.0.0.0/8", "10.1.2.3/8"]},
+     "spec.trustedProxies[1]: '10.1.2.3/8' is not an IP address or a network such as 10.0.0.0/8 (with no host"),
+    ({"broker": {"url": "redis://r/0"}, "trustedProxies": ["*"]}, "spec.trustedProxies[0]: '*'"),
+    ({"broker": {"url": "redis://r/0"}, "trustedProxies": "10.0.0.0/8"}, "spec.trustedProxies: expected a list"),
+    ({"broker": {"url": "redis://r/0"}, "trustedProxies": []}, "spec.trustedProxies: give between 1 and 64"),
 ])
 def test_an_invalid_spec_names_the_field_and_the_fix(spec_data: dict[str, Any], expected: str) -> None:
     problems = problems_of(spec_data)
@@ -108,6 +115,15 @@ def test_the_url_prefix_follows_whichever_route_is_enabled() -> None:
     assert ingress.spec.url_prefix == "/cm"
     assert route.spec.url_prefix == "/flower"
     assert disabled.spec.url_prefix == "/"
+
+
+def test_trusted_proxies_default_to_the_private_ranges_and_are_kept_normalised() -> None:
+    default = make_monitor({"broker": {"url": "redis://r/0"}})
+    narrowed = make_monitor({"broker": {"url": "redis://r/0"}, "trustedProxies": ["10.244.0.0/16", "FD00::1"]})
+
+    assert default.spec.trusted_proxies == spec.DEFAULT_TRUSTED_PROXIES
+    assert {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "127.0.0.0/8"} <= set(default.spec.trusted_proxies)
+    assert narrowed.spec.trusted_proxies == ("10.244.0.0/16", "fd00::1/128")
 
 
 def test_secret_refs_lists_every_secret_key_the_pod_reads() -> None:

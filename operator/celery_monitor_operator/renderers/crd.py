@@ -14,6 +14,10 @@ from celery_monitor_operator.renderers import _schema as s
 SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 PATH_PREFIX_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
 DURATION_PATTERN = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
+_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
+# An IPv4 or IPv6 address or network; the operator checks the exact form (no host bits set).
+PROXY_PATTERN = (rf"^({_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?"
+                 r"|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$")
 ONE_SOURCE = ("has(self.url) != has(self.secretKeyRef)", "set exactly one of url or secretKeyRef")
 
 
@@ -126,6 +130,18 @@ def _http_route() -> s.Schema:
     }, defaulted=True)
 
 
+def _trusted_proxies() -> s.Schema:
+    schema = s.array(
+        "Addresses or networks (CIDR) of the proxies allowed to set X-Forwarded-For, -Proto and -Host, "
+        "passed as --trusted_proxies with --xheaders when an Ingress or HTTPRoute is enabled. "
+        f"Default: the private and loopback ranges ({', '.join(spec.DEFAULT_TRUSTED_PROXIES)}), "
+        "since the ingress controller's pod address is not known in advance; narrow it to your "
+        "controller's pod network so other pods cannot pass for a client.",
+        s.string("An IP address or a network such as 10.0.0.0/8.", pattern=PROXY_PATTERN))
+    schema.update({"minItems": 1, "maxItems": spec.MAX_TRUSTED_PROXIES, "x-kubernetes-list-type": "set"})
+    return schema
+
+
 def _service_monitor() -> s.Schema:
     return s.obj("A Prometheus Operator ServiceMonitor scraping /metrics.", {
         "enabled": s.boolean("Create the ServiceMonitor (needs the Prometheus Operator CRDs).", default=False),
@@ -163,6 +179,7 @@ def spec_schema() -> s.Schema:
         "service": _service(),
         "ingress": _ingress(),
         "httpRoute": _http_route(),
+        "trustedProxies": _trusted_proxies(),
         "serviceMonitor": _service_monitor(),
         "prometheusRule": _prometheus_rule(),
         "resources": s.obj("CPU and memory for the monitor container.", {

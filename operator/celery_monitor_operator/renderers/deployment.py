@@ -44,6 +44,10 @@ def monitor_args(monitor: spec.Monitor) -> list[str]:
         args.append(f"--purge_offline_workers={desired.retention.purge_offline_workers}")
     if desired.url_prefix != spec.DEFAULT_PATH_PREFIX:
         args.append(f"--url_prefix={desired.url_prefix.strip('/')}")
+    if desired.behind_proxy:
+        # Behind the Ingress or Gateway the monitor must see the browser's scheme, host and address
+        # (Origin checks, Secure cookies, redirects, the login rate limit), but only from a proxy.
+        args += ["--xheaders=True", f"--trusted_proxies={','.join(desired.trusted_proxies)}"]
     if desired.auth.read_only:
         args.append("--read_only=True")
     oauth2 = desired.auth.oauth2
@@ -90,9 +94,12 @@ def monitor_env(monitor: spec.Monitor) -> list[dict[str, Any]]:
     return env + [dict(item) for item in desired.pod.extra_env]
 
 
-def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+def _probe(path: str, scheme: str, period: int, failures: int) -> dict[str, Any]:
+    check: dict[str, Any] = {"path": path, "port": naming.PORT_NAME}
+    if scheme != "HTTP":
+        check["scheme"] = scheme  # the kubelet does not verify the certificate of an HTTPS probe
     return {
-        "httpGet": {"path": path, "port": naming.PORT_NAME},
+        "httpGet": check,
         "periodSeconds": period,
         "timeoutSeconds": 5,
         "failureThreshold": failures,
@@ -122,6 +129,7 @@ def render_deployment(monitor: spec.Monitor, checksum: str) -> dict[str, Any]:
     """``checksum`` is :func:`secrets_checksum` of the Secrets the pod reads."""
     desired = monitor.spec
     health = _healthcheck_path(monitor)
+    scheme = "HTTPS" if desired.serves_tls else "HTTP"
     container: dict[str, Any] = {
         "name": naming.CONTAINER_NAME,
         "image": desired.image,
@@ -130,9 +138,9 @@ def render_deployment(monitor: spec.Monitor, checksum: str) -> dict[str, Any]:
         "args": monitor_args(monitor),
         "env": monitor_env(monitor),
         "ports": [{"name": naming.PORT_NAME, "containerPort": naming.MONITOR_PORT, "protocol": "TCP"}],
-        "startupProbe": _probe(health, period=5, failures=24),
-        "livenessProbe": _probe(health, period=20, failures=3),
-        "readinessProbe": _probe(health, period=10, failures=3),
+        "startupProbe": _probe(health, scheme, period=5, failures=24),
+        "livenessProbe": _probe(health, scheme, period=20, failures=3),
+        "readinessProbe": _probe(health, scheme, period=10, failures=3),
         "resources": dict(desired.pod.resources) or DEFAULT_RESOURCES,
         "securityContext": _security.container_security_context(),
         "volumeMounts": [
