@@ -1,4 +1,4 @@
-"""Helpers for the operator tests: CeleryMonitor objects built from a spec, and schema helpers."""
+"""Helpers for the operator tests: CeleryMonitor objects built from a spec, and what they render."""
 
 from __future__ import annotations
 
@@ -6,17 +6,54 @@ import copy
 from pathlib import Path
 from typing import Any
 
-import pytest
-import yaml
-from kubernetes_validate import utils as validate_utils
-
-from celery_monitor_operator import naming, spec
+from celery_monitor_operator import alert_rules, naming, spec
+from celery_monitor_operator.renderers import (
+    deployment,
+    httproute,
+    ingress,
+    prometheusrule,
+    pvc,
+    secret,
+    service,
+    servicemonitor,
+)
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_CRDS = REPO_ROOT.parent / "shared" / "k8s-crds"
-# Every Kubernetes minor version kubernetes-validate ships schemas for, from 1.28 on.
-SUPPORTED_VERSIONS = sorted({v for v in validate_utils.all_versions() if tuple(map(int, v.split(".")[:2])) >= (1, 28)},
-                            key=lambda v: tuple(map(int, v.split("."))))
+# Representative specs: the least one can write, every field set, and a Gateway API variant.
+SPECS: dict[str, dict[str, Any]] = {
+    "minimal": {"broker": {"url": "redis://redis:6379/0"}},
+    "everything": {
+        "broker": {"secretKeyRef": {"name": "mq"}, "managementApi": {"secretKeyRef": {"name": "mq", "key": "api"}}},
+        "resultBackend": {"secretKeyRef": {"name": "redis"}},
+        "imagePullSecrets": [{"name": "registry"}],
+        "auth": {"basic": {"secretName": "login"}, "readOnly": True,
+                 "oauth2": {"provider": "okta", "clientId": "id", "clientSecretRef": {"name": "oidc"},
+                            "redirectUri": "https://cm.example.com/login", "emailRegex": ".*"}},
+        "persistence": {"size": "20Gi", "storageClassName": "ssd", "accessMode": "ReadWriteMany",
+                        "keepOnDelete": True},
+        "retention": {"maxTasks": 1, "maxWorkers": 1, "purgeOfflineWorkers": 60},
+        "service": {"type": "NodePort", "port": 80, "annotations": {"a": "b"}},
+        "ingress": {"enabled": True, "className": "nginx", "host": "cm.example.com", "pathPrefix": "/cm",
+                    "tls": {"secretName": "tls"}, "annotations": {"x": "y"}},
+        "trustedProxies": ["10.244.0.0/16", "fd00:10:244::/56"],
+        "serviceMonitor": {"enabled": True, "interval": "10s", "scrapeTimeout": "5s", "labels": {"r": "p"}},
+        "prometheusRule": {"enabled": True, "labels": {"r": "p"}},
+        "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
+        "nodeSelector": {"kubernetes.io/os": "linux"},
+        "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute",
+                         "tolerationSeconds": 30}],
+        "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+            "weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}},
+        "podAnnotations": {"p": "a"}, "podLabels": {"p": "l"},
+        "extraArgs": ["--natural_time=true", "--certfile=/tls/tls.crt", "--keyfile=/tls/tls.key"],
+        "extraEnv": [{"name": "TZ", "value": "UTC"},
+                     {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
+    },
+    "gateway": {"broker": {"url": "redis://r/0"}, "persistence": {"enabled": False}, "replicas": 3,
+                "auth": {"basic": {"enabled": False}},
+                "httpRoute": {"enabled": True, "hostnames": ["cm.example.com"], "pathPrefix": "/cm",
+                              "parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "web"}]}},
+}
 
 
 def monitor_body(spec_data: dict[str, Any], name: str = "demo", namespace: str = "team",
@@ -34,29 +71,16 @@ def make_monitor(spec_data: dict[str, Any] | None = None, **metadata: str) -> sp
     return spec.parse(monitor_body(data, **metadata))
 
 
-def strict(schema: Any) -> Any:
-    """A copy of an OpenAPI schema that refuses unknown fields, as a typo check (the API server prunes them)."""
-    if isinstance(schema, list):
-        return [strict(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    result = {key: strict(value) for key, value in schema.items()}
-    if (schema.get("type") == "object" and "properties" in schema
-            and not schema.get("x-kubernetes-preserve-unknown-fields")
-            and "additionalProperties" not in schema):
-        result["additionalProperties"] = False
-    return result
-
-
-def crd_schema(crd: dict[str, Any], version: str) -> dict[str, Any]:
-    for served in crd["spec"]["versions"]:
-        if served["name"] == version:
-            return served["schema"]["openAPIV3Schema"]
-    raise LookupError(f"{crd['metadata']['name']} has no version {version}")
-
-
-def shared_crd(filename: str) -> dict[str, Any]:
-    path = SHARED_CRDS / filename
-    if not path.exists():
-        pytest.skip(f"upstream CRD {path} is not present next to the repository")
-    return yaml.safe_load(path.read_text())
+def rendered_children(spec_data: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every child the operator renders for the spec, enabled or not."""
+    monitor = make_monitor(spec_data)
+    return [
+        secret.render_auth_secret(monitor),
+        service.render_service(monitor),
+        pvc.render_pvc(monitor),
+        deployment.render_deployment(monitor, deployment.secrets_checksum({"a/b": "c"})),
+        ingress.render_ingress(monitor),
+        httproute.render_http_route(monitor),
+        servicemonitor.render_service_monitor(monitor),
+        prometheusrule.render_prometheus_rule(monitor, alert_rules.load_groups()),
+    ]

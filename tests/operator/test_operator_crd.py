@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,8 +9,9 @@ import jsonschema
 import kmock
 import kubernetes_validate
 import pytest
-from cmon_helpers import SUPPORTED_VERSIONS, crd_schema, monitor_body, strict
+from cmon_helpers import monitor_body
 from kubernetes_validate import utils as validate_utils
+from support.k8s_schemas import SUPPORTED_VERSIONS, apply_defaults, crd_schema, strict
 
 from celery_monitor_operator import examples, naming, spec
 from celery_monitor_operator.renderers import crd
@@ -25,21 +25,6 @@ def walk(schema: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str
         yield from walk(schema["items"], f"{path}[]")
     if isinstance(schema.get("additionalProperties"), dict):
         yield from walk(schema["additionalProperties"], f"{path}{{}}")
-
-
-def apply_defaults(schema: dict[str, Any], value: Any) -> Any:
-    """What the API server does with a CRD's defaults (structural defaulting), for comparison."""
-    if isinstance(value, dict) and schema.get("type") == "object":
-        result = dict(value)
-        for name, child in schema.get("properties", {}).items():
-            if name not in result and "default" in child:
-                result[name] = copy.deepcopy(child["default"])
-            if name in result:
-                result[name] = apply_defaults(child, result[name])
-        return result
-    if isinstance(value, list) and "items" in schema:
-        return [apply_defaults(schema["items"], item) for item in value]
-    return value
 
 
 def test_the_crd_names_the_resource_as_documented() -> None:

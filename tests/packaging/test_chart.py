@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Any
 
 import helm_cli
-import k8s_schemas
 import pytest
 import yaml
 from helm_cli import by_kind, one
+from support import k8s_schemas
 
 # Every optional part of the chart switched on, with non-default choices where there are some.
 ALL_FEATURES: dict[str, Any] = {

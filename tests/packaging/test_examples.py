@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import k8s_schemas
 import pytest
 import yaml
+from support import k8s_schemas
 from support.processes import BIN, RedisServer, free_port, wait_for
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "manifests" / "examples"
