@@ -45,7 +45,8 @@ SPECS: dict[str, dict[str, Any]] = {
         "affinity": {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
             "weight": 1, "podAffinityTerm": {"topologyKey": "kubernetes.io/hostname"}}]}},
         "podAnnotations": {"p": "a"}, "podLabels": {"p": "l"},
-        "extraArgs": ["--natural_time=true", "--certfile=/tls/tls.crt", "--keyfile=/tls/tls.key"],
+        "extraArgs": ["--natural_time=true", "--oauth2_okta_base_url=https://example.okta.com/oauth2/default",
+                      "--certfile=/tls/tls.crt", "--keyfile=/tls/tls.key"],
         "extraEnv": [{"name": "TZ", "value": "UTC"},
                      {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     },

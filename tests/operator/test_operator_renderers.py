@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import base64
+import copy
+import re
+from pathlib import Path
 from typing import Any
 
 import pytest
-from cmon_helpers import make_monitor
+from cmon_helpers import SPECS, make_monitor
 
+from celery_monitor.cli import config
 from celery_monitor_operator import alert_rules, naming, spec
 from celery_monitor_operator.renderers import (
     deployment,
@@ -162,6 +166,35 @@ def test_without_a_certificate_the_probes_stay_plain_http(extra_args: list[str])
     monitor = make_monitor({"broker": {"url": "redis://r/0"}, "extraArgs": extra_args})
 
     assert "scheme" not in container_of(deployment.render_deployment(monitor, "c"))["livenessProbe"]["httpGet"]
+
+
+def kubelet_environment(monitor: spec.Monitor) -> dict[str, str]:
+    """The container's variables as the kubelet sets them: a stand-in for each Secret, $(VAR) expanded."""
+    from_secrets = {"CELERY_MONITOR_BROKER": "amqp://celery:pw@rabbitmq//",
+                    "CELERY_MONITOR_BROKER_API": "http://celery:pw@rabbitmq:15672/api/",
+                    "CELERY_MONITOR_RESULT_BACKEND": "redis://:pw@redis:6379/1"}
+    env: dict[str, str] = {}
+    for var in deployment.monitor_env(monitor):
+        value = var.get("value", from_secrets.get(var["name"], f"from-secret-{var['name'].lower()}"))
+        env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda name: env[name.group(1)], value)
+    return env
+
+
+@pytest.mark.parametrize("spec_name", sorted(SPECS))
+def test_the_monitor_takes_every_option_the_operator_renders(spec_name: str, tmp_path: Path) -> None:
+    for name in ("tls.crt", "tls.key"):
+        (tmp_path / name).write_text("")  # the monitor checks the files exist before it starts
+    data = copy.deepcopy(SPECS[spec_name])
+    data["extraArgs"] = [arg.replace("/tls/", f"{tmp_path}/") for arg in data.get("extraArgs", [])]
+    monitor = make_monitor(data)
+
+    settings = config.load_settings(deployment.monitor_args(monitor), kubelet_environment(monitor))
+
+    assert settings.xheaders is monitor.spec.behind_proxy
+    if monitor.spec.behind_proxy:
+        assert settings.trusted_proxies == list(monitor.spec.trusted_proxies)
+    assert settings.url_prefix == monitor.spec.url_prefix.strip("/")
+    assert bool(settings.certfile) is monitor.spec.serves_tls
 
 
 def test_connections_and_the_login_come_from_secrets_not_from_the_pod_spec() -> None:

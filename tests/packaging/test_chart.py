@@ -139,9 +139,10 @@ def test_helm_test_pods_check_the_operator_and_the_monitor_over_their_services(h
         command = pod["spec"]["containers"][0]["command"]
         assert command[:2] == ["python", "-c"]
         compile(command[2], pod["metadata"]["name"], "exec")  # the script is valid Python
-        urls += [line.split('"')[1] for line in command[2].splitlines() if line.startswith("url = ")]
+        urls += [var["value"] for var in pod["spec"]["containers"][0]["env"] if var["name"] == "CHECK_URL"]
     assert urls == [
         f"http://{service['metadata']['name']}.{helm_cli.NAMESPACE}.svc:{service['spec']['ports'][0]['port']}/healthz",
+        # The spec's Ingress has no pathPrefix: the monitor serves at the root.
         f"http://orders.{helm_cli.NAMESPACE}.svc:5555/healthcheck",
     ]
 
