@@ -16,6 +16,8 @@ COPY monitor/web/frontend/ ./
 RUN npm run build
 
 # --- build: one wheel of both packages, installed with the operator extra into a venv ------
+# The wheel build (setup.py) finds the web stage's bundle newer than its sources and uses it:
+# no Node.js here. Without it, the build would stop rather than make a wheel without pages.
 FROM python:3.11.13-slim-bookworm AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -23,7 +25,8 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PATH=/opt/celery-monitor/bin:$PATH \
     WHEEL_DIR=/tmp/wheels
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml setup.py MANIFEST.in README.md ./
+COPY build_support/ build_support/
 COPY monitor/ monitor/
 COPY operator/ operator/
 COPY --from=web /src/monitor/web/static/ monitor/web/static/
@@ -60,8 +63,10 @@ COPY --from=build /opt/celery-monitor /opt/celery-monitor
 WORKDIR /data
 USER 10001:10001
 EXPOSE 5555
-# /healthcheck is never behind auth; the port and prefix follow the same environment variables
-# the monitor reads. The operator command ignores this (Kubernetes uses its own probes).
+# /healthcheck is never behind auth. `celery-monitor healthcheck` resolves the settings as the
+# monitor does (environment, --conf, and the options the monitor was started with, read from
+# PID 1), so the port, --url_prefix, --unix_socket and TLS (--certfile) are followed wherever
+# they are set. The operator command ignores this (Kubernetes uses its own probes).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-c", "import os, urllib.request as r; p = os.environ.get('CELERY_MONITOR_URL_PREFIX', '').strip('/'); r.urlopen('http://127.0.0.1:%s/%shealthcheck' % (os.environ.get('CELERY_MONITOR_PORT', '5555'), p and p + '/'), timeout=4)"]
+  CMD ["celery-monitor", "healthcheck"]
 ENTRYPOINT ["celery-monitor"]

@@ -24,7 +24,10 @@ def usage() -> str:
         default = "" if option.default in ("", None, []) else f" (default: {option.default})"
         lines.append(f"  --{option.name:<28} {option.help}{default}")
     lines += ["", "  -A, --app                     Celery application (module[:attribute])",
-              "  -b, --broker                  broker URL"]
+              "  -b, --broker                  broker URL",
+              "", f"{PROG} healthcheck [--option=value ...]",
+              "  ask the running monitor's /healthcheck, its settings resolved as above (and, in a container,",
+              "  from the options of the monitor running as PID 1); exit status 0 (healthy) or 1"]
     return "\n".join(lines)
 
 
@@ -62,6 +65,10 @@ def run(settings: Settings, app: Celery | None = None) -> None:
 
 def main(argv: Sequence[str] | None = None, app: Celery | None = None) -> None:
     args = sys.argv[1:] if argv is None else list(argv)
+    if args[:1] == ["healthcheck"] and app is None:
+        from celery_monitor.cli import healthcheck
+
+        sys.exit(healthcheck.main(args[1:]))
     try:
         settings = load_settings(args)
     except HelpRequested as request:

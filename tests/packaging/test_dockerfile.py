@@ -100,9 +100,9 @@ def test_runtime_serves_the_monitor_on_5555_with_a_healthcheck() -> None:
     assert RUNTIME.last("CMD") is None  # options come from the user, or the environment
     healthcheck = RUNTIME.last("HEALTHCHECK")
     assert healthcheck is not None
-    command = dockerfile_model.healthcheck_command(RUNTIME)
-    assert command[:2] == ["python", "-c"] and "healthcheck" in command[2]
-    compile(command[2], "HEALTHCHECK", "exec")
+    # The monitor's own subcommand, which resolves the settings as the monitor does (test_image_install runs it).
+    assert dockerfile_model.healthcheck_command(RUNTIME) == ["celery-monitor", "healthcheck"]
+    assert "--timeout=5s" in healthcheck.value
 
 
 def test_build_context_is_only_what_the_image_needs() -> None:
@@ -111,7 +111,10 @@ def test_build_context_is_only_what_the_image_needs() -> None:
     assert "pyproject.toml" in files
     assert any(f.startswith("monitor/") for f in files) and any(f.startswith("operator/") for f in files)
     tops = {f.split("/")[0] for f in files}
-    assert tops <= {"pyproject.toml", "README.md", "monitor", "operator"}, tops
+    wanted = {"pyproject.toml", "setup.py", "MANIFEST.in", "build_support", "README.md", "monitor", "operator"}
+    assert tops <= wanted, tops
+    # The build hooks: without them the wheel would be built without checking for its pages.
+    assert {"setup.py", "build_support/frontend.py"} <= set(files)
     assert not [f for f in files if "__pycache__" in f or "/node_modules/" in f or f.endswith(".db")]
     assert not [f for f in files if f.startswith("monitor/web/static/dist/")]  # rebuilt by the web stage
 
@@ -120,6 +123,9 @@ def test_build_context_is_only_what_the_image_needs() -> None:
     ("tests/test_x.py", True), (".git/HEAD", True), ("monitor/api/app.py", False),
     ("monitor/api/__pycache__/app.cpython-311.pyc", True), ("monitor/web/frontend/node_modules/x/i.js", True),
     ("operator/celery_monitor_operator/naming.py", False), ("celery-monitor.db", True), ("README.md", False),
+    ("setup.py", False), ("build_support/frontend.py", False),
+    ("build_support/__pycache__/frontend.cpython-311.pyc", True),
+    ("monitor/web/static/dist/app.js", True), ("docs/install.md", True),
 ])
 def test_dockerignore_reads_like_the_builder(path: str, excluded: bool) -> None:
     ignore = dockerfile_model.DockerIgnore((REPO_ROOT / ".dockerignore").read_text())
