@@ -26,8 +26,9 @@ def serve(app: Starlette, settings: Settings) -> None:
             kwargs["ssl_cert_reqs"] = ssl.CERT_REQUIRED
     config = uvicorn.Config(
         app,
-        proxy_headers=settings.xheaders,
-        forwarded_allow_ips="*" if settings.xheaders else None,
+        # Forwarding headers are read by the app's own middleware (auth/proxy.py), from
+        # --trusted_proxies only; uvicorn's would otherwise trust loopback's by default.
+        proxy_headers=False,
         server_header=False,
         log_config=None,
         access_log=settings.debug,

@@ -49,6 +49,7 @@ class Settings:
     inspect_timeout: float = 1000.0
     enable_events: bool = True
     xheaders: bool = False
+    trusted_proxies: list[str] = field(default_factory=lambda: ["127.0.0.1", "::1"])
     natural_time: bool = True
     tasks_columns: str = DEFAULT_TASKS_COLUMNS
     auto_refresh: bool = True

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery_monitor.auth import allow, basic, redact, tokens
+from celery_monitor.auth import allow, basic, proxy, redact, tokens
 from celery_monitor.auth.oauth import providers
 
 METRICS_AUTH = ("", "none", "basic", "token", "any")
@@ -45,6 +45,7 @@ def check(values: Mapping[str, Any]) -> None:
         ("api_tokens", tokens.parse_tokens, []),
         ("auth", allow.EmailPolicy, ""),
         ("redact", redact.parse_paths, []),
+        ("trusted_proxies", proxy.TrustedProxies.parse, []),
     )
     for option, parse, empty in parsers:
         try:

@@ -7,7 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from celery_monitor.auth import allow, basic, ratelimit, tokens
+from celery_monitor.auth import allow, basic, proxy, ratelimit, tokens
 from celery_monitor.auth.oauth import providers
 from celery_monitor.settings import Settings
 
@@ -29,12 +29,13 @@ class AuthConfig:
     read_only_users: frozenset[str] = frozenset()
     unauthenticated_api: bool = False
     metrics_auth: str = "none"
-    trust_forwarded: bool = False
+    # Set with --xheaders: the proxies whose forwarding headers count (auth/proxy.py).
+    trusted_proxies: proxy.TrustedProxies | None = None
     oauth2_key: str = ""
     oauth2_secret: str = ""
     redirect_uri: str = ""
     cookie_secret: str = ""
-    secure_cookie: bool = False
+    secure_cookie: bool = False  # Secure on plain http too: the public URL is https
     session_max_age: int = 43_200
     failures: ratelimit.FailedLogins = field(default_factory=ratelimit.FailedLogins)
     # Sessions signed out here, until their cookie would have expired anyway (one process's memory).
@@ -69,7 +70,7 @@ class AuthConfig:
             read_only_users=frozenset(u.strip().lower() for u in settings.read_only_users if u.strip()),
             unauthenticated_api=settings.unauthenticated_api,
             metrics_auth=(settings.metrics_auth or "none").lower(),
-            trust_forwarded=settings.xheaders,
+            trusted_proxies=proxy.TrustedProxies.parse(settings.trusted_proxies) if settings.xheaders else None,
             oauth2_key=settings.oauth2_key,
             oauth2_secret=settings.oauth2_secret,
             redirect_uri=redirect,

@@ -4,8 +4,10 @@ Order of the checks:
 1. the monitor's own public paths (health check, static files, the login pages) pass;
 2. credentials: an ``Authorization`` header (Bearer API token or Basic user) or the signed session
    cookie of an OAuth sign-in; a wrong header counts as a failed login (rate-limited, logged);
-3. no credentials: an open instance (no login configured) or ``--unauthenticated_api`` lets the
-   request through; a browser page is sent to the login page; anything else gets 401;
+3. no credentials: an open instance (no login configured) shows its pages, their data and their
+   live feed, as Flower 2 does, while the scripted API (controls included) needs
+   ``--unauthenticated_api``; with a login, a browser page is sent to the login page and anything
+   else gets 401 (``--unauthenticated_api`` opens the API);
 4. a state-changing request made by a browser must come from our own origin, and with a cookie
    session must carry ``X-Requested-With: celery-monitor`` (or the session's CSRF token): a
    cross-site form or script cannot set that header; a WebSocket from another origin is refused;
@@ -34,6 +36,10 @@ SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER_VALUE = "celery-monitor"
 API_NEEDS_AUTH = ("The API needs authentication: configure --basic_auth (or another login method), "
                   "or allow anonymous API access with --unauthenticated_api")
+CONTROLS_NEED_AUTH = ("Controls need a login on this monitor: start it with --basic_auth (or another login "
+                      "method), or allow anonymous control with --unauthenticated_api")
+# The pages' own push channel: open whenever the pages are, like the /ui/*.json they fetch.
+PAGE_FEED = "/api/ws"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,7 +80,7 @@ class AuthGate:
             return
         decision = await self.decide(scope, path)
         if isinstance(decision, Refusal):
-            await self.refuse(scope, send, decision)
+            await self.refuse(scope, receive, send, decision)
             return
         state.update(user=decision.user, role=decision.role, auth=decision.method)
         if decision.method == "session":
@@ -86,8 +92,10 @@ class AuthGate:
     async def decide(self, scope: Scope, path: str) -> Identity | Refusal:
         config = self.config
         websocket = scope["type"] == "websocket"
-        if websocket and origin.is_cross_site(scope, config.trust_forwarded, config.allowed_origins()):
-            return Refusal(403, "WebSocket from another origin refused")
+        if websocket and origin.is_cross_site(scope, config.allowed_origins()):
+            hint = origin.proxy_hint(scope)
+            return Refusal(403, "WebSocket from another origin refused"
+                           + ("; behind a proxy? see --xheaders, --trusted_proxies" if hint else ""))
         found = await self.identify(scope)
         if isinstance(found, Refusal):
             return found
@@ -138,8 +146,9 @@ class AuthGate:
         config = self.config
         api = path.startswith("/api") or scope["type"] == "websocket"
         if not config.has_login:
-            if path.startswith("/api") and not config.unauthenticated_api:
-                return Refusal(401, API_NEEDS_AUTH)
+            if path.startswith("/api") and path != PAGE_FEED and not config.unauthenticated_api:
+                from_page = _is_page_request(scope)
+                return Refusal(401, CONTROLS_NEED_AUTH if from_page else API_NEEDS_AUTH)
             return Identity(None, config.role_of(None), "anonymous")
         if api and config.unauthenticated_api:
             return Identity(None, config.role_of(None), "anonymous")
@@ -170,8 +179,9 @@ class AuthGate:
         if identity.method != "token":
             # A bearer token is never sent by a browser on its own: only other credentials can be
             # abused by another site's page.
-            if origin.is_cross_site(scope, config.trust_forwarded, config.allowed_origins()):
-                return Refusal(403, "Cross-site request refused")
+            if origin.is_cross_site(scope, config.allowed_origins()):
+                hint = origin.proxy_hint(scope)
+                return Refusal(403, "Cross-site request refused" + (f": {hint}" if hint else ""))
             if identity.method == "session" and not _has_csrf_proof(scope):
                 return Refusal(403, "Missing CSRF proof: send the X-Requested-With: celery-monitor header "
                                     "(or X-CSRF-Token) with state-changing requests")
@@ -181,15 +191,41 @@ class AuthGate:
 
     # -- answering -----------------------------------------------------------------------------
 
-    async def refuse(self, scope: Scope, send: Send, refusal: Refusal) -> None:
+    async def refuse(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
         if scope["type"] == "websocket":
-            await send({"type": "websocket.close", "code": 4000 + refusal.status, "reason": refusal.reason[:120]})
+            await self.refuse_websocket(scope, receive, send, refusal)
             return
         body = orjson.dumps({"error": refusal.reason})
         await send({"type": "http.response.start", "status": refusal.status, "headers": [
             (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
             (b"cache-control", b"no-store"), *refusal.headers]})
         await send({"type": "http.response.body", "body": body})
+
+
+    async def refuse_websocket(self, scope: Scope, receive: Receive, send: Send, refusal: Refusal) -> None:
+        """Our own pages get a socket accepted, then closed with a code and a reason they can show: a
+        refused handshake tells a browser only "1006", and the page would retry for ever. Other
+        sites' pages and scripts get the handshake refused (with its HTTP status where the server
+        can send one)."""
+        await receive()  # websocket.connect
+        if self.from_own_page(scope):
+            await send({"type": "websocket.accept"})
+            await send({"type": "websocket.close", "code": 4000 + refusal.status, "reason": refusal.reason[:120]})
+        elif "websocket.http.response" in scope.get("extensions", {}):
+            body = orjson.dumps({"error": refusal.reason})
+            await send({"type": "websocket.http.response.start", "status": refusal.status, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                *refusal.headers]})
+            await send({"type": "websocket.http.response.body", "body": body})
+        else:
+            await send({"type": "websocket.close", "code": 4000 + refusal.status, "reason": refusal.reason[:120]})
+
+    def from_own_page(self, scope: Scope) -> bool:
+        """A browser page of this monitor: its Origin is ours, or names our host behind a proxy
+        whose forwarding headers are not used (the refusal then says so)."""
+        if origin.header(scope, b"origin") is None:
+            return False
+        return not origin.is_cross_site(scope, self.config.allowed_origins()) or origin.proxy_hint(scope) is not None
 
 
 def _is_login_path(path: str) -> bool:
@@ -201,14 +237,19 @@ def _client(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+def _is_page_request(scope: Scope) -> bool:
+    """A fetch made by the monitor's own pages (they all send this header)."""
+    requested_with = origin.header(scope, b"x-requested-with")
+    return requested_with is not None and requested_with.strip().lower() == CSRF_HEADER_VALUE
+
+
 def _wants_html(scope: Scope) -> bool:
     accept = origin.header(scope, b"accept") or ""
     return "text/html" in accept
 
 
 def _has_csrf_proof(scope: Scope) -> bool:
-    requested_with = origin.header(scope, b"x-requested-with")
-    if requested_with is not None and requested_with.strip().lower() == CSRF_HEADER_VALUE:
+    if _is_page_request(scope):
         return True
     token = origin.header(scope, b"x-csrf-token")
     expected = scope["session"].get("csrf")

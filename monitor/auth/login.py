@@ -46,6 +46,8 @@ def safe_next(config: AuthConfig, target: str | None) -> str:
 
 
 def redirect_uri(config: AuthConfig, request: Request) -> str:
+    """--oauth2_redirect_uri, else this monitor's /login as the browser reached it (behind a trusted
+    proxy, the scope holds the browser's scheme and Host)."""
     if config.redirect_uri:
         return config.redirect_uri
     host = request.headers.get("host", "localhost")
@@ -134,7 +136,7 @@ async def logout_page(request: Request) -> Response:
 
 async def logout(request: Request) -> Response:
     config = config_of(request)
-    if origin.is_cross_site(request.scope, config.trust_forwarded, config.allowed_origins()):
+    if origin.is_cross_site(request.scope, config.allowed_origins()):
         return refused(config, 403, "Sign-out refused", "Cross-site request refused.")
     expected = request.session.get("csrf")
     requested_with = request.headers.get("x-requested-with", "").lower() == "celery-monitor"

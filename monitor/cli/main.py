@@ -21,7 +21,8 @@ def usage() -> str:
              "Options (also CELERY_MONITOR_<OPTION> or FLOWER_<OPTION> in the environment,",
              "or <option> = value in the --conf file; command line > config file > environment):", ""]
     for option in OPTIONS:
-        default = "" if option.default in ("", None, []) else f" (default: {option.default})"
+        shown = ",".join(option.default) if isinstance(option.default, list) else option.default
+        default = "" if option.default in ("", None, []) else f" (default: {shown})"
         lines.append(f"  --{option.name:<28} {option.help}{default}")
     lines += ["", "  -A, --app                     Celery application (module[:attribute])",
               "  -b, --broker                  broker URL",

@@ -73,7 +73,11 @@ OPTIONS: tuple[Option, ...] = (
     Option("inspect_timeout", "float", 1000.0, "milliseconds to wait for workers' inspect replies",
            minimum=1),
     Option("enable_events", "bool", True, "periodically ask workers to send events"),
-    Option("xheaders", "bool", False, "trust X-Forwarded-*/X-Real-Ip headers from a proxy"),
+    Option("xheaders", "bool", False,
+           "behind a proxy: take the browser's scheme, host and address from X-Forwarded-* / Forwarded "
+           "headers sent by --trusted_proxies"),
+    Option("trusted_proxies", "list", ["127.0.0.1", "::1"],
+           "proxies whose forwarding headers --xheaders believes: IP addresses and CIDR networks, or * for any"),
     Option("natural_time", "bool", True, "show times relative to now"),
     Option("tasks_columns", "str", DEFAULT_TASKS_COLUMNS, "columns of the tasks page ('all' for every one)"),
     Option("auto_refresh", "bool", True, "push live updates to open pages"),

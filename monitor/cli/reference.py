@@ -24,7 +24,8 @@ def render() -> str:
         "| --- | --- | --- | --- | --- |",
     ]
     for option in OPTIONS:
-        default = "" if option.default in ("", None, []) else f"`{option.default}`"
+        shown = ",".join(option.default) if isinstance(option.default, list) else option.default
+        default = "" if option.default in ("", None, []) else f"`{shown}`"
         env = f"`CELERY_MONITOR_{option.name.upper()}`"
         note = " (secret: never logged)" if option.secret else ""
         lines.append(f"| `--{option.name}` | {option.kind} | {default} | {env} | {option.help}{note} |")

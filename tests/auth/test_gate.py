@@ -9,7 +9,7 @@ from typing import Any
 
 import itsdangerous
 import pytest
-from starlette.testclient import TestClient
+from starlette.testclient import TestClient, WebSocketDenialResponse
 from support.auth_stack import basic, gate_app, token_entry
 
 from celery_monitor.auth.config import SESSION_COOKIE, AuthConfig
@@ -43,6 +43,14 @@ def test_open_instance_pages_are_open_and_the_api_needs_a_choice() -> None:
     assert c.get("/page").json() == {"user": None, "role": "admin", "auth": "anonymous", "method": "GET"}
     assert c.get("/api/whoami").status_code == 401
     assert client(unauthenticated_api=True).get("/api/whoami").json()["role"] == "admin"
+    # The pages' own live feed is open with them; the scripted event sockets are API.
+    with c.websocket_connect("/api/ws", headers=SAME_ORIGIN) as ws:
+        assert ws.receive_json()["role"] == "admin"
+    assert denied(c, "/api/task/events/task-failed/").status_code == 401
+    # A page's control button hears what to configure.
+    refused = c.post("/api/whoami", headers=UI)
+    assert refused.status_code == 401 and "--unauthenticated_api" in refused.json()["error"]
+    assert refused.json()["error"].startswith("Controls need a login")
     assert client(unauthenticated_api=True, read_only=True).post("/api/whoami").status_code == 403
 
 
@@ -166,22 +174,36 @@ def test_return_address_after_login_stays_local(target: str | None, expected: st
     assert safe_next(prefixed, "/other") == "/monitor/"
 
 
-def test_websocket_origin_check() -> None:
+def closed_with(c: TestClient, path: str, **options: Any) -> tuple[int, str]:
+    """Our own page's refused WebSocket is accepted, then closed with a code and a reason it can show."""
+    with c.websocket_connect(path, **options) as ws:
+        message = ws.receive()
+    assert message["type"] == "websocket.close", message
+    return message["code"], message.get("reason", "")
+
+
+def denied(c: TestClient, path: str, **options: Any) -> WebSocketDenialResponse:
+    """Scripts and other sites' pages get the handshake refused, with an HTTP status and reason."""
+    with pytest.raises(WebSocketDenialResponse) as refused, c.websocket_connect(path, **options):
+        pass
+    return refused.value
+
+
+def test_websocket_refusals() -> None:
     c = client(unauthenticated_api=True)
     with c.websocket_connect("/api/ws", headers=SAME_ORIGIN) as ws:
         assert ws.receive_json()["role"] == "admin"
     with c.websocket_connect("/api/ws") as ws:
         assert ws.receive_json()["role"] == "admin"
-    from starlette.websockets import WebSocketDisconnect
-
     for headers in ({"Origin": "https://evil.example"}, {"Origin": "null"}, {"Sec-Fetch-Site": "cross-site"}):
-        with pytest.raises(WebSocketDisconnect) as refused, c.websocket_connect("/api/ws", headers=headers):
-            pass
-        assert refused.value.code == 4403
+        refused = denied(c, "/api/ws", headers=headers)
+        assert refused.status_code == 403 and refused.json() == {"error": "WebSocket from another origin refused"}
+    # Our own page through a TLS proxy whose headers are unheeded: told why, so it can say so.
+    code, reason = closed_with(c, "/api/ws", headers={"Origin": "https://testserver"})
+    assert code == 4403 and "--xheaders" in reason and len(reason) <= 120
     authed = client(basic_auth=["admin:pw"])
-    with pytest.raises(WebSocketDisconnect) as refused, authed.websocket_connect("/api/ws"):
-        pass
-    assert refused.value.code == 4401
+    assert denied(authed, "/api/ws").status_code == 401
+    assert closed_with(authed, "/api/ws", headers=SAME_ORIGIN) == (4401, "Authentication required")
     with authed.websocket_connect("/api/ws", headers=basic("admin", "pw")) as ws:
         assert ws.receive_json()["user"] == "admin"
 
@@ -252,11 +274,22 @@ def test_session_cookie_flags_and_an_unreachable_provider() -> None:
     assert "secure" not in client(**OIDC).get("/login/start").headers["set-cookie"].lower()
 
 
-def test_origin_behind_a_proxy_is_trusted_only_with_xheaders() -> None:
+def test_origin_behind_a_proxy_is_trusted_only_with_xheaders_from_a_trusted_proxy() -> None:
     proxied = {**basic("admin", "pw"), "Origin": "https://monitor.example.com",
                "X-Forwarded-Host": "monitor.example.com", "X-Forwarded-Proto": "https"}
-    assert client(basic_auth=["admin:pw"], xheaders=True).post("/api/whoami", headers=proxied).status_code == 200
-    assert client(basic_auth=["admin:pw"]).post("/api/whoami", headers=proxied).status_code == 403
+    loopback = ("127.0.0.1", 40000)
+    behind_proxy = TestClient(gate_app(basic_auth=["admin:pw"], xheaders=True), client=loopback)
+    assert behind_proxy.post("/api/whoami", headers=proxied).status_code == 200
+    elsewhere = TestClient(gate_app(basic_auth=["admin:pw"], xheaders=True, trusted_proxies=["10.0.0.0/8"]),
+                           client=loopback)
+    assert elsewhere.post("/api/whoami", headers=proxied).status_code == 403
+    without_xheaders = TestClient(gate_app(basic_auth=["admin:pw"]), client=loopback)
+    assert without_xheaders.post("/api/whoami", headers=proxied).json() == {"error": "Cross-site request refused"}
+    # A page of our own host on another scheme (a TLS proxy, unheeded): the refusal names the likely fix.
+    own_host_over_https = {**basic("admin", "pw"), "Origin": "https://testserver"}
+    refused = without_xheaders.post("/api/whoami", headers=own_host_over_https)
+    assert refused.status_code == 403
+    assert refused.json()["error"].startswith("Cross-site request refused: behind a proxy")
     # The public URL named in --oauth2_redirect_uri is our origin too.
     named = client(basic_auth=["admin:pw"], oauth2_redirect_uri="https://monitor.example.com/login")
     assert named.post("/api/whoami", headers={**basic("admin", "pw"), "Origin": "https://monitor.example.com"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from pathlib import Path
 
 import pytest
 from support.auth_stack import token_entry
@@ -30,6 +31,8 @@ OIDC = ["--auth_provider=oidc", "--oauth2_key=k", "--oauth2_secret=s", "--auth=.
     ([*OIDC[:4], "--oauth2_discovery_url=http://sso.example.com/x"], "oauth2_discovery_url", "https"),
     ([*OIDC, "--replicas=3"], "cookie_secret", "replicas"),
     (["--oauth2_redirect_uri=/login"], "oauth2_redirect_uri", "absolute"),
+    (["--trusted_proxies=10.0.0.0/8,ingress.local"], "trusted_proxies", "'ingress.local' is not an IP address"),
+    (["--trusted_proxies=10.0.0.0/33"], "trusted_proxies", "CIDR network"),
 ])
 def test_bad_values_name_the_option(argv: list[str], option: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as caught:
@@ -68,3 +71,26 @@ def test_settings_never_show_their_secrets() -> None:
     assert "basic_auth='***'" in text and "max_tasks=100000" in text
     for secret in ("pw-secret", "c" * 20 + "-secret", "broker-secret", "sha256:"):
         assert secret not in text
+
+
+def test_trusted_proxies_from_every_source(tmp_path: Path) -> None:
+    assert load_settings([], environ={}).trusted_proxies == ["127.0.0.1", "::1"]
+    assert load_settings(["--xheaders=True", "--trusted_proxies=10.0.0.0/8, fd00::/8"], environ={}
+                         ).trusted_proxies == ["10.0.0.0/8", "fd00::/8"]
+    assert load_settings([], environ={"FLOWER_TRUSTED_PROXIES": "*"}).trusted_proxies == ["*"]
+    assert load_settings([], environ={"CELERY_MONITOR_TRUSTED_PROXIES": "192.0.2.1", "FLOWER_TRUSTED_PROXIES": "*"}
+                         ).trusted_proxies == ["192.0.2.1"]
+    conf = tmp_path / "flowerconfig.py"
+    conf.write_text("xheaders = True\ntrusted_proxies = ['172.16.0.0/12']\n")
+    assert load_settings([f"--conf={conf}"], environ={}).trusted_proxies == ["172.16.0.0/12"]
+    conf.write_text("trusted_proxies = ['172.16.0.0/12', 'proxy']\n")
+    with pytest.raises(ConfigError, match="--trusted_proxies: 'proxy' is not an IP address"):
+        load_settings([f"--conf={conf}"], environ={})
+
+
+def test_a_bad_trusted_proxy_stops_the_command_in_one_line() -> None:
+    result = subprocess.run([str(BIN / "celery-monitor"), "--xheaders", "--trusted_proxies=10.0.0.0/8,nginx"],
+                            capture_output=True, text=True, timeout=30)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert result.stderr.startswith("celery-monitor: error: --trusted_proxies: 'nginx' is not an IP address")
