@@ -13,7 +13,9 @@ async function parse(response) {
   }
   if (!response.ok) {
     const reason = (body && (body.error || body.message)) || response.statusText;
-    throw new Error(`${response.status}: ${reason}`);
+    const error = new Error(`${response.status}: ${reason}`);
+    error.status = response.status;
+    throw error;
   }
   return body;
 }
