@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from playwright.sync_api import Page
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -108,3 +109,15 @@ class LoginStack:
     monitor: MonitorProcess
     broker: str
     tmp: Path
+
+
+def sign_in(page: Page, start: str, issuer: str, login: str) -> None:
+    """Open a monitor page, follow it to the provider's login, sign in there, come back to ``start``."""
+    page.goto(start)
+    assert "/login?next=" in page.url, page.url
+    page.click("#sign-in")
+    page.wait_for_url(issuer + "/**")
+    page.fill("input[name=login]", login)
+    page.fill("input[name=password]", "any password")
+    page.click("button[type=submit]")
+    page.wait_for_url(start)

@@ -2,30 +2,23 @@
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import httpx
 import pytest
 from playwright.sync_api import Page, expect
 from support.browser import AUTH, WebCluster
 from support.client import celery_client
+from support.nginx import Nginx
 from support.processes import MonitorProcess, free_port, new_monitor, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
-NGINX = "/usr/sbin/nginx"
 PREFIX = "celery"
 
 # What a user writes: a location for the prefix, the WebSocket upgrade passed on, the original Host kept.
 SITE = """
-map $http_upgrade $connection_upgrade {{
-    default upgrade;
-    ''      close;
-}}
-
 server {{
     listen 127.0.0.1:{port};
 
@@ -42,28 +35,11 @@ server {{
 }}
 """
 
-# Only what a private, unprivileged-paths instance needs around the site.
-MAIN = """
-worker_processes 1;
-pid {tmp}/nginx.pid;
-error_log {tmp}/error.log;
-events {{ worker_connections 128; }}
-http {{
-    access_log {tmp}/access.log;
-    client_body_temp_path {tmp}/body;
-    proxy_temp_path {tmp}/proxy;
-    fastcgi_temp_path {tmp}/fastcgi;
-    uwsgi_temp_path {tmp}/uwsgi;
-    scgi_temp_path {tmp}/scgi;
-    include {tmp}/site.conf;
-}}
-"""
-
 
 @dataclass
 class Proxy:
+    nginx: Nginx
     port: int
-    process: subprocess.Popen[bytes]
 
     @property
     def url(self) -> str:
@@ -84,22 +60,11 @@ def prefixed_monitor(web_cluster: WebCluster) -> Iterator[MonitorProcess]:
 
 @pytest.fixture(scope="module")
 def nginx(prefixed_monitor: MonitorProcess, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxy]:
-    if not Path(NGINX).exists():
-        pytest.fail(f"{NGINX} is missing: run ./scripts/bootstrap (scripts/setup.d/10-frontend installs it)")
-    tmp = tmp_path_factory.mktemp("nginx")
-    port = free_port()
-    (tmp / "site.conf").write_text(SITE.format(port=port, prefix=PREFIX, upstream=prefixed_monitor.port))
-    (tmp / "nginx.conf").write_text(MAIN.format(tmp=tmp))
-    check = subprocess.run([NGINX, "-t", "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(tmp / "nginx.conf")],
-                           capture_output=True, text=True)
-    assert check.returncode == 0, check.stderr
-    process = subprocess.Popen([NGINX, "-p", str(tmp), "-e", str(tmp / "error.log"), "-c", str(tmp / "nginx.conf"),
-                                "-g", "daemon off;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    proxy = Proxy(port, process)
-    wait_for(lambda: httpx.get(proxy.url + "/healthcheck").status_code == 200, 10, message="nginx proxying")
+    proxy = Proxy(Nginx(tmp_path_factory.mktemp("nginx")), free_port())
+    proxy.nginx.start(SITE.format(port=proxy.port, prefix=PREFIX, upstream=prefixed_monitor.port),
+                      proxy.url + "/healthcheck")
     yield proxy
-    process.terminate()
-    process.wait(10)
+    proxy.nginx.stop()
 
 
 def test_pages_load_and_pushes_arrive_through_nginx(page: Page, nginx: Proxy, web_cluster: WebCluster) -> None:

@@ -1,5 +1,5 @@
 // A real OpenID Connect provider on loopback for the login tests.
-// Usage: node server.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI
+// Usage: node server.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI[,REDIRECT_URI...]
 // Any login name signs in (the development login form); the account's email is the login name
 // itself when it holds an "@", else <login>@example.com. Logins starting with "unverified" get
 // email_verified=false. Prints "ready <issuer>" once it listens.
@@ -12,7 +12,7 @@ const provider = new Provider(issuer, {
   clients: [{
     client_id: clientId,
     client_secret: clientSecret,
-    redirect_uris: [redirectUri],
+    redirect_uris: redirectUri.split(','),
     response_types: ['code'],
     grant_types: ['authorization_code'],
   }],
