@@ -9,7 +9,6 @@ from collections.abc import AsyncIterator
 from starlette.applications import Starlette
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
-from starlette.staticfiles import StaticFiles
 
 from celery_monitor.api.errors import EXCEPTION_HANDLERS
 from celery_monitor.api.routes import ROUTES as API_ROUTES
@@ -18,15 +17,15 @@ from celery_monitor.auth.config import AuthConfig
 from celery_monitor.auth.routes import ROUTES as AUTH_ROUTES
 from celery_monitor.metrics.collector import MonitorCollector
 from celery_monitor.service import Monitor
+from celery_monitor.web.assets import static_files
 from celery_monitor.web.routes import ROUTES as WEB_ROUTES
-from celery_monitor.web.routes import STATIC_DIR
 from celery_monitor.web.timeline import Timeline
 
 
 def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
     settings = monitor.settings
     prefix = settings.prefix
-    static = Mount("/static", StaticFiles(directory=STATIC_DIR, check_dir=False), name="static")
+    static = Mount("/static", static_files(), name="static")
     routes: list[BaseRoute] = [*API_ROUTES, *WEB_ROUTES, *AUTH_ROUTES, static]
     if prefix:
         async def to_prefix(request: object) -> Response:

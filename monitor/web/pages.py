@@ -1,7 +1,8 @@
 """Server-rendered page shells; the data comes from /ui/*.json and the live WebSocket.
 
 Settings the scripts need travel as data attributes on <body>: the pages carry no inline script,
-so a strict Content-Security-Policy can forbid them.
+so a strict Content-Security-Policy can forbid them. Without the built scripts and styles
+(a source tree never built) every page is a notice saying so and how to build them.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from celery_monitor.cli.options import TASKS_COLUMNS
+from celery_monitor.web.assets import missing_bundle
 from celery_monitor.web.data import monitor_of
 
 TEMPLATES = Environment(
@@ -33,6 +35,11 @@ def tasks_columns(setting: str) -> list[str]:
 def render(request: Request, template: str, page: str, title: str, **context: Any) -> Response:
     monitor = monitor_of(request)
     settings = monitor.settings
+    missing = missing_bundle()
+    if missing:
+        # 503: this installation cannot serve its pages until the bundle is built; the API still works.
+        notice = TEMPLATES.get_template("unbuilt.html").render(prefix=settings.prefix, missing=missing)
+        return HTMLResponse(notice, status_code=503)
     state = request.scope.get("state", {})
     # Controls show only to those who may use them: never on a read-only instance or to a read-only user.
     read_only = settings.read_only or state.get("role") == "read-only"

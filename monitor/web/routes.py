@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from starlette.routing import BaseRoute, Route
 
 from celery_monitor.web import data, pages
@@ -25,5 +23,3 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/broker.json", data.broker),
     Route("/ui/monitor.json", data.timeline),
 ]
-
-STATIC_DIR = Path(__file__).parent / "static"
