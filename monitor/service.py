@@ -7,10 +7,12 @@ import threading
 import time
 from typing import Any
 
+import orjson
 from celery import Celery
 
 from celery_monitor import __version__
 from celery_monitor.applier.applier import Applier
+from celery_monitor.applier.boundary import EventBoundary, Rejections
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
 from celery_monitor.control.audit import AuditTrail
@@ -38,6 +40,7 @@ class Monitor:
         self.settings = settings
         self.app = app
         self.health = ReceiverHealth()
+        self.rejections = Rejections()
         self.handoff = Handoff()
         self.store = SQLiteStore(settings.db if settings.persistent else None)
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
@@ -47,6 +50,7 @@ class Monitor:
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
                                   snapshot_meta=self._meta_snapshot, on_trim=self._on_trim)
         self.applier = Applier(self.handoff, self.live, self.store, self.writer, self.health, self.hub,
+                               boundary=EventBoundary(settings.event_text_limit, self.rejections),
                                max_workers=settings.max_workers,
                                purge_offline_workers=settings.purge_offline_workers,
                                on_worker_online=self._worker_came_online)
@@ -68,7 +72,14 @@ class Monitor:
             for data in self.store.load_workers():
                 worker = WorkerRecord.from_store(data)
                 self.live.workers[worker.hostname] = worker
-            self.live.stats.load(self.store.load_meta("stats"))
+            saved = self.store.load_meta("stats")
+            try:
+                self.live.stats.load(saved)
+            except ValueError as exc:
+                # Counters saved by an older version or damaged: start them afresh, like a new exporter.
+                self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
+                                     orjson.dumps(saved, default=repr))
+                self.live.stats = EventStats(self.live.stats.runtime_buckets)
             self.live.state_counts = self.store.state_counts()
             self.live.task_names = set(self.store.task_names())
 
@@ -156,10 +167,13 @@ class Monitor:
             "version": __version__,
             "started_at": self.started_at,
             "receiver": self.health.as_dict(),
+            "events_rejected": {"total": self.rejections.total(), "by_reason": self.rejections.counts(),
+                                "latest": self.rejections.latest()},
             "handoff_pending_bytes": self.handoff.pending_bytes,
             "ingest_lag_seconds": self.applier.last_lag,
             "store": {
                 "persistent": self.settings.persistent,
+                "quarantined": self.store.quarantined(),
                 "path": self.settings.db if self.settings.persistent else None,
                 "tasks": self.task_count(),
                 "size_bytes": self.store.size_bytes(),

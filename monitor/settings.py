@@ -41,6 +41,7 @@ class Settings:
     read_only: bool = False
     max_tasks: int = 100_000
     max_workers: int = 5000
+    event_text_limit: int = 65_536
     purge_offline_workers: int | None = None
     persistent: bool = True
     db: str = "celery-monitor.db"

@@ -13,11 +13,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from celery_monitor.applier.boundary import EventBoundary
 from celery_monitor.applier.task_events import apply_task_event
 from celery_monitor.applier.worker_events import apply_worker_event
 from celery_monitor.auth import redact
 from celery_monitor.hub import Hub, Notice
-from celery_monitor.receiver.envelope import MalformedMessage, decode_body, decode_envelope
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
@@ -27,8 +27,8 @@ from celery_monitor.store.base import Store
 from celery_monitor.store.writer import StoreWriter
 
 log = logging.getLogger(__name__)
-MALFORMED_LOG_INTERVAL = 10.0
 CHUNK_MESSAGES = 2000
+APPLY_ERROR_LOG_INTERVAL = 10.0
 RELEASE_MEMORY_EVERY = 5.0  # seconds between returns of freed memory to the OS while events flow
 RELEASE_MEMORY_FOR = 60.0  # ... and for this long after the last event
 
@@ -42,6 +42,7 @@ class Applier(threading.Thread):
         writer: StoreWriter,
         health: ReceiverHealth,
         hub: Hub,
+        boundary: EventBoundary | None = None,
         max_workers: int = 5000,
         purge_offline_workers: float | None = None,
         on_worker_online: Callable[[str], None] | None = None,
@@ -53,6 +54,7 @@ class Applier(threading.Thread):
         self.writer = writer
         self.health = health
         self.hub = hub
+        self.boundary = boundary if boundary is not None else EventBoundary()
         self.max_workers = max_workers
         self.purge_offline_workers = purge_offline_workers
         self.on_worker_online = on_worker_online
@@ -61,7 +63,7 @@ class Applier(threading.Thread):
         # Per batch: the tasks it changed, and the stored tasks looked up for it in one go.
         self._dirty: dict[str, TaskRecord] = {}
         self._prefetched: dict[str, Any] = {}
-        self._last_malformed_log = 0.0
+        self._apply_error_logged_at = float("-inf")
         self.batches_applied = 0
         self.last_lag = 0.0
         self._batches_seen = 0
@@ -89,20 +91,6 @@ class Applier(threading.Thread):
 
     # -- applying ------------------------------------------------------------------------------
 
-    def decode(self, raw: RawMessage) -> list[dict[str, Any]]:
-        try:
-            if raw.content_type is None:
-                return decode_envelope(raw.body)
-            return decode_body(raw.body, raw.content_type)
-        except MalformedMessage as exc:
-            self.health.events_malformed += 1
-            now = time.monotonic()
-            if now - self._last_malformed_log > MALFORMED_LOG_INTERVAL:
-                self._last_malformed_log = now
-                log.warning("skipping a malformed event message (%s); %d so far", exc,
-                            self.health.events_malformed)
-            return []
-
     def apply(self, items: list[tuple[float, list[RawMessage]]]) -> None:
         """Apply what the reader handed over, at most ``CHUNK_MESSAGES`` messages at a time.
 
@@ -127,7 +115,8 @@ class Applier(threading.Thread):
         dirty_workers: dict[str, WorkerRecord] = {}
         events_for_hub: list[Notice] = []
         want_notices = self.hub.has_subscribers
-        decoded = [(received_at, self.decode(raw)) for received_at, batch in items for raw in batch]
+        events_of = self.boundary.events_of
+        decoded = [(received_at, events_of(raw)) for received_at, batch in items for raw in batch]
         with self.live.lock:
             self._dirty = dirty_tasks
             self._prefetch(decoded)
@@ -135,7 +124,12 @@ class Applier(threading.Thread):
                 for received_at, events in decoded:
                     for event in events:
                         event["local_received"] = received_at
-                        if self.apply_event(event, received_at, dirty_tasks, dirty_workers) and want_notices:
+                        try:
+                            applied = self.apply_event(event, received_at, dirty_tasks, dirty_workers)
+                        except Exception as exc:  # a bug of ours: it costs this one event, not its batch
+                            self._apply_failed(event, exc)
+                            continue
+                        if applied and want_notices:
                             events_for_hub.append(event)
             finally:
                 self._prefetched = {}
@@ -160,19 +154,14 @@ class Applier(threading.Thread):
         dirty_tasks: dict[str, TaskRecord],
         dirty_workers: dict[str, WorkerRecord],
     ) -> bool:
-        event_type = event.get("type")
-        if not isinstance(event_type, str):
-            self.health.events_malformed += 1
-            return False
+        """Apply one event the boundary has checked: its fields have their declared types."""
+        event_type: str = event["type"]
         health = self.health
         health.events_received += 1
         health.last_event_time = received_at
         hostname = event.get("hostname")
         if event_type.startswith("task-"):
-            uuid = event.get("uuid")
-            if not isinstance(uuid, str) or not uuid:
-                health.events_malformed += 1
-                return False
+            uuid: str = event["uuid"]
             task = self.task(uuid)
             old_state = task.state
             is_new = not task.transitions
@@ -190,14 +179,14 @@ class Applier(threading.Thread):
                         self.live.count_state(None, parent.state)
                     dirty_tasks[parent.uuid] = parent
             dirty_tasks[uuid] = task
-            if isinstance(hostname, str) and hostname and event_type != "task-sent":
+            if hostname and event_type != "task-sent":
                 worker = self.worker(hostname)
                 apply_worker_event(worker, event, received_at)
                 worker.counters[event_type] = worker.counters.get(event_type, 0) + 1
                 dirty_workers[hostname] = worker
             self.live.stats.record(event_type, task, event)
             return True
-        if event_type.startswith("worker-") and isinstance(hostname, str) and hostname:
+        if event_type.startswith("worker-"):
             worker = self.worker(hostname)
             was_online = worker.is_online(received_at)
             apply_worker_event(worker, event, received_at)
@@ -206,6 +195,14 @@ class Applier(threading.Thread):
             dirty_workers[hostname] = worker
             return True
         return True
+
+    def _apply_failed(self, event: dict[str, Any], exc: Exception) -> None:
+        event_type = event.get("type")
+        self.boundary.rejections.add("apply_error", f"{event_type}: {type(exc).__name__}", event_type)
+        now = time.monotonic()
+        if now - self._apply_error_logged_at > APPLY_ERROR_LOG_INTERVAL:
+            self._apply_error_logged_at = now
+            log.exception("applying a %s event failed; the event is skipped", event_type)
 
     def _prefetch(self, decoded: list[tuple[float, list[dict[str, Any]]]]) -> None:
         """Look up, in one query, every task of the batch that the live view no longer holds.

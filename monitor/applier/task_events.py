@@ -42,7 +42,11 @@ def rank(state: str | None) -> int:
 
 
 def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
-    """Apply ``event`` to ``task`` in place and return the state the event stands for."""
+    """Apply ``event`` to ``task`` in place and return the state the event stands for.
+
+    ``event`` has passed the boundary (:mod:`celery_monitor.applier.boundary`): every field it
+    shares with the task has the task field's type.
+    """
     event_type: str = event["type"]
     timestamp = event.get("timestamp")
     state = EVENT_STATES.get(event_type)
@@ -61,8 +65,6 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
     for key in copied:
         value = event[key]
         if value is not None:
-            if key in _STRINGIFIED and not isinstance(value, str):
-                value = repr(value)
             setattr(task, key, value)
     hostname = event.get("hostname")
     if hostname and (takes_over or task.worker is None) and event_type != "task-sent":
@@ -100,8 +102,6 @@ def _record_transition(transitions: list[list[Any]], entry: list[Any]) -> None:
 
 # The state's own time is set only by the event that decides the state.
 _COPIED = EVENT_TASK_FIELDS - {"timestamp"}
-# Fields Celery sends as repr strings; anything else that arrives there is made printable.
-_STRINGIFIED = frozenset({"args", "kwargs", "result", "eta", "expires", "exception", "traceback"})
 _KNOWN_STATES = frozenset(EVENT_STATES.values())
 
 _ENVELOPE_KEYS = frozenset(

@@ -64,6 +64,9 @@ OPTIONS: tuple[Option, ...] = (
     Option("read_only", "bool", False, "refuse every control action"),
     Option("max_tasks", "int", 100_000, "tasks kept in the history", minimum=1),
     Option("max_workers", "int", 5000, "workers kept", minimum=1),
+    Option("event_text_limit", "int", 65_536,
+           "characters kept of a task's args, kwargs, result, exception and traceback (the rest is cut, "
+           "with a marker)", minimum=256, maximum=16_777_216),
     Option("purge_offline_workers", "int", None, "seconds after which offline workers are forgotten",
            minimum=1),
     Option("persistent", "bool", True, "keep the history on disk (False: memory only)"),

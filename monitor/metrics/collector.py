@@ -132,7 +132,9 @@ class MonitorCollector:
         self.queues = QueueFamilies()
         self.events_received = Counter(P + "events_received", "Events received")
         self.events_dropped = Counter(P + "events_dropped", "Event messages dropped: the applier's hand-off was full")
-        self.events_malformed = Counter(P + "events_malformed", "Malformed event messages skipped")
+        self.events_malformed = Counter(P + "events_malformed", "Events refused at the event boundary, all reasons")
+        self.events_rejected = Counter(P + "events_rejected", "Events refused at the event boundary, by reason",
+                                       ("reason",))
         self.receiver_connected = Gauge(P + "receiver_connected", "Event receiver connected to the broker")
         self.receiver_reconnects = Counter(P + "receiver_reconnects", "Event receiver reconnections")
         self.receiver_disconnects = Counter(
@@ -141,6 +143,8 @@ class MonitorCollector:
         self.ingest_lag = Gauge(P + "ingest_lag_seconds", "Delay between receiving and applying events")
         self.store_tasks = Gauge(P + "store_tasks", "Tasks in the history")
         self.store_size = Gauge(P + "store_size_bytes", "Size of the history on disk")
+        self.store_quarantined = Gauge(P + "store_quarantined_rows",
+                                       "History rows found damaged or from an older version, set aside")
 
     def render(self) -> bytes:
         """The whole exposition, UTF-8 encoded, in the order the families are declared."""
@@ -197,7 +201,9 @@ class MonitorCollector:
         health = monitor.health
         self.events_received.write_value(out, health.events_received)
         self.events_dropped.write_value(out, health.messages_dropped)
-        self.events_malformed.write_value(out, health.events_malformed)
+        rejected = monitor.rejections.counts()
+        self.events_malformed.write_value(out, sum(rejected.values()))
+        self.events_rejected.write(out, [((reason,), count) for reason, count in rejected.items()])
         self.receiver_connected.write_value(out, 1 if health.connected else 0)
         self.receiver_reconnects.write_value(out, health.reconnects)
         self.receiver_disconnects.write_value(out, health.broker_disconnects)
@@ -205,3 +211,4 @@ class MonitorCollector:
         self.ingest_lag.write_value(out, monitor.applier.last_lag)
         self.store_tasks.write_value(out, monitor.task_count())
         self.store_size.write_value(out, monitor.store.size_bytes())
+        self.store_quarantined.write_value(out, monitor.store.quarantined()["rows"])

@@ -42,7 +42,7 @@ class Histogram:
     @classmethod
     def from_store(cls, data: dict[str, Any], bounds: tuple[float, ...]) -> Histogram:
         hist = cls(bounds)
-        if tuple(data.get("bounds", ())) == hist.bounds:
+        if tuple(data.get("bounds", ())) == hist.bounds and len(data.get("counts", ())) == len(hist.counts):
             hist.counts = list(data["counts"])
             hist.sum = float(data["sum"])
         return hist

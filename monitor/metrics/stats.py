@@ -6,7 +6,9 @@ child lookup, and the whole set is saved with the history so a restart keeps the
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
+
+import msgspec
 
 from celery_monitor.metrics.histogram import DEFAULT_BUCKETS, Histogram
 from celery_monitor.state.models import TaskRecord
@@ -87,11 +89,36 @@ class EventStats:
         }
 
     def load(self, data: dict[str, Any] | None) -> None:
+        """Restore counters saved by :meth:`to_store`; ValueError when they are not what it saves."""
         if not data:
             return
+        try:
+            data = msgspec.to_builtins(msgspec.convert(data, _SavedStats))
+        except msgspec.ValidationError as exc:
+            raise ValueError(f"saved counters unreadable: {exc}") from None
         self.events = {(a, b, c): v for a, b, c, v in data.get("events", [])}
         self.runtime = {(a, b): Histogram.from_store(h, self.runtime_buckets) for a, b, h in data.get("runtime", [])}
         self.prefetch_time = {(a, b): v for a, b, v in data.get("prefetch_time", [])}
         self.prefetched = {(a, b): v for a, b, v in data.get("prefetched", [])}
         self.outcomes = {(a, b, c): v for a, b, c, v in data.get("outcomes", [])}
         self.queue_wait = {k: Histogram.from_store(h, WAIT_BUCKETS) for k, h in data.get("queue_wait", [])}
+
+
+class _SavedHistogram(msgspec.Struct):
+    bounds: list[float]
+    counts: list[Annotated[int, msgspec.Meta(ge=0)]]
+    sum: float
+
+
+_Count = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _SavedStats(msgspec.Struct, forbid_unknown_fields=False):
+    """What :meth:`EventStats.to_store` writes, checked before a restart trusts it."""
+
+    events: list[tuple[str, str, str, _Count]] = []
+    runtime: list[tuple[str, str, _SavedHistogram]] = []
+    prefetch_time: list[tuple[str, str, float]] = []
+    prefetched: list[tuple[str, str, _Count]] = []
+    outcomes: list[tuple[str, str, str, _Count]] = []
+    queue_wait: list[tuple[str, _SavedHistogram]] = []

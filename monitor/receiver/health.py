@@ -11,7 +11,6 @@ class ReceiverHealth:
     connected: bool = False
     messages_received: int = 0
     events_received: int = 0
-    events_malformed: int = 0
     messages_dropped: int = 0
     broker_disconnects: int = 0
     reconnects: int = 0

@@ -49,6 +49,12 @@ class Store(Protocol):
 
     def size_bytes(self) -> int: ...
 
+    def set_aside(self, kind: str, key: str, problem: str, raw: bytes) -> None:
+        """Keep the original of a damaged record (a task, a worker, a meta entry) and report it."""
+
+    def quarantined(self) -> dict[str, Any]:
+        """Rows found damaged when read and set aside: ``{"rows": n, "latest": [...]}``."""
+
     def add_audit(self, entry: dict[str, Any]) -> int:
         """Append one control action to the audit trail; returns its id."""
 

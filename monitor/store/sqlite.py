@@ -8,6 +8,7 @@ Rows keep the searchable and sortable fields as columns and everything else as o
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
@@ -19,11 +20,13 @@ from typing import Any
 import orjson
 
 from celery_monitor.state.models import TASK_FIELDS
-from celery_monitor.store import search_index
+from celery_monitor.store import search_index, stored
 from celery_monitor.store.base import TaskDict
+from celery_monitor.store.quarantine import Quarantine, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
 from celery_monitor.store.search import kwargs_match
 
+log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 _COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "succeeded", "failed",
@@ -109,9 +112,6 @@ def _assemble(columns: Sequence[Any], rest: TaskDict) -> TaskDict:
     return task
 
 
-def _row_to_task(row: tuple[Any, ...]) -> TaskDict:
-    return _assemble(row[:-1], orjson.loads(row[-1]))
-
 
 _TIME_COLUMNS = frozenset({"received", "sent", "started", "succeeded", "failed", "timestamp", "runtime"})
 
@@ -127,12 +127,6 @@ def _json_column(column: str) -> str:
 # back and forth for every row, and while the applier keeps it busy each hand-back waits for a
 # thread switch, which made a page of a hundred tasks take up to a second under heavy ingest.
 _JSON_ROWS = f"SELECT json_group_array(json_array({', '.join(map(_json_column, _COLUMNS))}, json(CAST(data AS TEXT))))"
-
-
-def _fetch_tasks(conn: sqlite3.Connection, sql: str, params: Any) -> list[TaskDict]:
-    """The tasks a ``SELECT <columns>, data`` query returns, in its order, fetched in one step."""
-    text = conn.execute(f"{_JSON_ROWS} FROM ({sql})", params).fetchone()[0]
-    return [_assemble(row[:-1], row[-1]) for row in orjson.loads(text)]
 
 
 def _json_chunks(tasks: Iterable[TaskDict]) -> list[str]:
@@ -180,12 +174,14 @@ class SQLiteStore:
         # An in-memory database lives while one connection is open: the writer keeps it.
         try:
             self._writer = self._connect(writer=True)
+            self._check_ours()
             self._writer.executescript(_SCHEMA)
             self._check_version()
+            self.quarantine = Quarantine(self._writer, self._write_lock)
             # Schema version 1 databases get the search index here and fill it from the start.
             self._writer.executescript(search_index.SCHEMA)
         except sqlite3.DatabaseError as exc:
-            raise StoreError(f"{path} is not a Celery Monitor database ({exc})") from None
+            raise StoreError(f"{path} is not a Celery Monitor history, or is damaged ({exc})") from None
         self.search_indexer = search_index.SearchIndexer(self._writer, self._write_lock, self._index_lock,
                                                          search_settle_seconds)
 
@@ -209,6 +205,12 @@ class SQLiteStore:
         conn.execute("PRAGMA mmap_size = 0")
         conn.create_function("kwargs_match", 3, kwargs_match, deterministic=True)
         return conn
+
+    def _check_ours(self) -> None:
+        """Refuse a database of another application rather than add our tables to it."""
+        tables = {row[0] for row in self._writer.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if tables and "meta" not in tables:
+            raise sqlite3.DatabaseError("it holds tables of another application")
 
     def _check_version(self) -> None:
         row = self._writer.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
@@ -290,7 +292,52 @@ class SQLiteStore:
 
     def get_task(self, uuid: str) -> TaskDict | None:
         row = self._reader.execute(f"{_SELECT} WHERE uuid = ?", (uuid,)).fetchone()
-        return _row_to_task(row) if row else None
+        return self._task_of_row(row) if row else None
+
+    def _fetch_tasks(self, sql: str, params: Any) -> list[TaskDict]:
+        """The tasks a ``SELECT <columns>, data`` query returns, in its order, fetched in one step."""
+        conn = self._reader
+        try:
+            rows = orjson.loads(conn.execute(f"{_JSON_ROWS} FROM ({sql})", params).fetchone()[0])
+        except (sqlite3.DatabaseError, orjson.JSONDecodeError):
+            # A blob that is not JSON fails the whole page in SQLite's json(): read it row by row.
+            return [self._task_of_row(row) for row in conn.execute(sql, params).fetchall()]
+        tasks = []
+        for row in rows:
+            if isinstance(row[-1], dict):
+                task = _assemble(row[:-1], row[-1])
+                if stored.task_problems(task) is None:
+                    tasks.append(task)
+                    continue
+            tasks.append(self._repaired(row[:-1], row[-1], "a field of the wrong type"))
+        return tasks
+
+    def _task_of_row(self, row: Sequence[Any]) -> TaskDict:
+        """The task of one ``SELECT <columns>, data`` row, checked (and repaired when it must be)."""
+        try:
+            rest = orjson.loads(row[-1])
+        except orjson.JSONDecodeError:
+            return self._repaired(row[:-1], row[-1], "its data is not JSON")
+        if isinstance(rest, dict):
+            task = _assemble(row[:-1], rest)
+            if stored.task_problems(task) is None:
+                return task
+        return self._repaired(row[:-1], rest, "a field of the wrong type")
+
+    def _repaired(self, columns: Sequence[Any], data: Any, problem: str) -> TaskDict:
+        """Quarantine a bad row and put its repaired version in its place (same seq: counts stay exact)."""
+        uuid = columns[0] if isinstance(columns[0], str) else str(columns[0])
+        original = {**(data if isinstance(data, dict) else {}), **dict(zip(_COLUMNS, columns, strict=True))}
+        task, dropped = stored.repair_task(original, uuid)
+        detail = f"{problem}: {', '.join(dropped)}" if dropped else problem
+        self.set_aside("task", uuid, detail, raw_text([*columns, data if not isinstance(data, bytes)
+                                                            else data.decode("utf-8", "replace")]))
+        try:
+            with self._write_lock:
+                self._writer.execute(_ROW_UPSERT, _task_row(task))
+        except sqlite3.Error as exc:
+            log.warning("could not write the repaired task %s back: %s", uuid[:80], exc)
+        return task
 
     def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]:
         wanted = list(uuids)
@@ -298,7 +345,7 @@ class SQLiteStore:
         for i in range(0, len(wanted), 500):
             chunk = wanted[i : i + 500]
             sql = f"{_SELECT} WHERE uuid IN ({', '.join('?' * len(chunk))})"
-            found.update((task["uuid"], task) for task in _fetch_tasks(self._reader, sql, chunk))
+            found.update((task["uuid"], task) for task in self._fetch_tasks(sql, chunk))
         return found
 
     def _where(self, query: TaskQuery) -> tuple[str, list[Any]]:
@@ -397,7 +444,7 @@ class SQLiteStore:
     def query_tasks(self, query: TaskQuery) -> list[TaskDict]:
         with self._reading(query):
             sql, params = self.query_sql(query)
-            return _fetch_tasks(self._reader, sql, params)
+            return self._fetch_tasks(sql, params)
 
     def count_tasks(self, query: TaskQuery) -> int:
         with self._reading(query):
@@ -414,19 +461,57 @@ class SQLiteStore:
         low, high = self._reader.execute(_SEQ_RANGE).fetchone()
         return 0 if high is None else high - low + 1
 
+    # Aggregates skip what is not text: a history from an older version may hold anything there.
+
     def task_names(self) -> list[str]:
-        return [row[0] for row in self._reader.execute("SELECT name FROM task_names ORDER BY name")]
+        sql = "SELECT name FROM task_names WHERE typeof(name) = 'text' ORDER BY name"
+        return [row[0] for row in self._reader.execute(sql)]
 
     def state_counts(self) -> dict[str, int]:
-        sql = "SELECT state, count(*) FROM tasks GROUP BY state"
+        sql = "SELECT state, count(*) FROM tasks WHERE typeof(state) = 'text' GROUP BY state"
         return {state: count for state, count in self._reader.execute(sql) if state}
 
     def load_workers(self) -> list[dict[str, Any]]:
-        return [orjson.loads(row[0]) for row in self._reader.execute("SELECT data FROM workers")]
+        workers = []
+        for hostname, data in self._reader.execute("SELECT hostname, data FROM workers").fetchall():
+            try:
+                worker, dropped = stored.repair_worker(orjson.loads(data))
+            except orjson.JSONDecodeError:
+                worker, dropped = None, ["(not JSON)"]
+            if worker is not None and worker.hostname == hostname:
+                workers.append(worker.to_store())
+                if not dropped:
+                    continue
+            self.set_aside("worker", str(hostname), f"a field of the wrong type: {', '.join(dropped)}",
+                           raw_text([hostname, data if isinstance(data, str) else repr(data)]))
+            try:
+                with self._write_lock:
+                    if worker is None or worker.hostname != hostname:
+                        self._writer.execute("DELETE FROM workers WHERE hostname = ?", (hostname,))
+                    else:
+                        self._writer.execute("INSERT OR REPLACE INTO workers VALUES (?, ?)",
+                                             (hostname, orjson.dumps(worker.to_store())))
+            except sqlite3.Error as exc:
+                log.warning("could not replace the damaged worker %s: %s", str(hostname)[:80], exc)
+        return workers
 
     def load_meta(self, key: str) -> Any:
         row = self._reader.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-        return orjson.loads(row[0]) if row else None
+        if row is None:
+            return None
+        try:
+            return orjson.loads(row[0])
+        except orjson.JSONDecodeError:
+            self.set_aside("meta", key, "not JSON", raw_text(repr(row[0])))
+            return None
+
+    def set_aside(self, kind: str, key: str, problem: str, raw: bytes) -> None:
+        """Keep a damaged record's original in the quarantine table and report it."""
+        self.quarantine.keep(kind, key, problem, raw)
+
+    def quarantined(self) -> dict[str, Any]:
+        """How many rows were set aside, and the latest few (kind, key, what was wrong)."""
+        return {"rows": self.quarantine.count(self._reader), "latest": self.quarantine.latest(self._reader)}
 
     # -- audit trail -----------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 from __future__ import annotations
 
-from .harness import harness_factory
+from support.harness import harness_factory
 
 __all__ = ["harness_factory"]

@@ -9,8 +9,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client.parser import text_string_to_metric_families
-
-from .harness import Harness
+from support.harness import Harness
 
 ODD_WORKER = 'celery@pod\\b\nline'
 QUOTED_WORKER = 'celery@pod "a"'
@@ -37,7 +36,8 @@ HEADERS = [
      "Age of the message at the head of a queue (brokers that tell only)"),
     ("celery_monitor_events_received_total", "counter", "Events received"),
     ("celery_monitor_events_dropped_total", "counter", "Event messages dropped: the applier's hand-off was full"),
-    ("celery_monitor_events_malformed_total", "counter", "Malformed event messages skipped"),
+    ("celery_monitor_events_malformed_total", "counter", "Events refused at the event boundary, all reasons"),
+    ("celery_monitor_events_rejected_total", "counter", "Events refused at the event boundary, by reason"),
     ("celery_monitor_receiver_connected", "gauge", "Event receiver connected to the broker"),
     ("celery_monitor_receiver_reconnects_total", "counter", "Event receiver reconnections"),
     ("celery_monitor_receiver_disconnects_total", "counter",
@@ -46,6 +46,8 @@ HEADERS = [
     ("celery_monitor_ingest_lag_seconds", "gauge", "Delay between receiving and applying events"),
     ("celery_monitor_store_tasks", "gauge", "Tasks in the history"),
     ("celery_monitor_store_size_bytes", "gauge", "Size of the history on disk"),
+    ("celery_monitor_store_quarantined_rows", "gauge",
+     "History rows found damaged or from an older version, set aside"),
 ]  # fmt: skip
 
 Q = 'task="app.quote\\"d\\\\back\\nslash"'

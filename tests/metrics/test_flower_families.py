@@ -6,8 +6,7 @@ import re
 from collections.abc import Callable
 
 from prometheus_client.utils import floatToGoString
-
-from .harness import Harness
+from support.harness import Harness
 
 # As Flower 2.x declares them: family -> (type, label names).
 FLOWER_FAMILIES = {

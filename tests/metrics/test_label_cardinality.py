@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-from .harness import Harness
+from support.harness import Harness
 
 FAMILIES_WITH_WORKER = (
     "flower_events", "flower_task_runtime_seconds", "flower_task_prefetch_time_seconds",

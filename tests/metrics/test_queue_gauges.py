@@ -12,8 +12,7 @@ from typing import Any
 import httpx
 import pytest
 from support import client, processes
-
-from .harness import Harness
+from support.harness import Harness
 
 QUEUE_FAMILIES = ("celery_monitor_queue_length", "celery_monitor_queue_unacked", "celery_monitor_queue_consumers",
                   "celery_monitor_queue_oldest_message_age_seconds")

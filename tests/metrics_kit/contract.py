@@ -31,6 +31,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_events_received_total": COUNTER,
     "celery_monitor_events_dropped_total": COUNTER,
     "celery_monitor_events_malformed_total": COUNTER,
+    "celery_monitor_events_rejected_total": COUNTER,
     "celery_monitor_receiver_connected": GAUGE,
     "celery_monitor_receiver_reconnects_total": COUNTER,
     "celery_monitor_receiver_disconnects_total": COUNTER,
@@ -38,6 +39,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_ingest_lag_seconds": GAUGE,
     "celery_monitor_store_tasks": GAUGE,
     "celery_monitor_store_size_bytes": GAUGE,
+    "celery_monitor_store_quarantined_rows": GAUGE,
 }
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

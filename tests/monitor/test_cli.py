@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import subprocess
 from pathlib import Path
 
@@ -52,9 +53,17 @@ def test_broken_config_file_is_one_line(tmp_path: Path) -> None:
 
 def test_a_database_that_is_not_ours_is_refused(tmp_path: Path) -> None:
     (tmp_path / "flower").write_bytes(b"this is not sqlite" * 100)
-    result = run_cli("--db=flower", f"--port={free_port()}", cwd=tmp_path)
-    assert result.returncode == 2
-    assert result.stderr.startswith("celery-monitor: error: --db: flower is not a Celery Monitor database")
+    other = sqlite3.connect(tmp_path / "app.db")
+    other.execute("CREATE TABLE users (name TEXT)")
+    other.close()
+    for name in ("flower", "app.db"):
+        result = run_cli(f"--db={name}", f"--port={free_port()}", cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.startswith(f"celery-monitor: error: --db: {name} is not a Celery Monitor history")
+        assert result.stderr.count("\n") == 1 and "Traceback" not in result.stderr
+    # Nothing of ours was added to the other application's database.
+    tables = sqlite3.connect(tmp_path / "app.db").execute("SELECT name FROM sqlite_master").fetchall()
+    assert tables == [("users",)]
 
 
 def test_help_lists_flower_options(tmp_path: Path) -> None:

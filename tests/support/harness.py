@@ -33,8 +33,9 @@ _clock = itertools.count(1)
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, *args: str, broker: str = UNUSED_BROKER) -> None:
-        settings = load_settings([f"--broker={broker}", "--persistent=False", "--unauthenticated_api",
+    def __init__(self, tmp_path: Path, *args: str, broker: str = UNUSED_BROKER, db: Path | None = None) -> None:
+        history = [f"--db={db}"] if db is not None else ["--persistent=False"]
+        settings = load_settings([f"--broker={broker}", *history, "--unauthenticated_api",
                                   f"--conf={self._empty_conf(tmp_path)}", *args], environ={})
         self.monitor = Monitor(settings, build_app(settings))
         self.app = create_app(self.monitor, manage_lifecycle=False)
@@ -51,6 +52,15 @@ class Harness:
         stamped = [{"timestamp": at, "clock": next(_clock), **event} for event in events]
         body = orjson.dumps(stamped)
         self.monitor.applier.apply([(at, [RawMessage(body, "application/json")])])
+
+    def feed_raw(self, body: bytes, content_type: str | None = "application/json", at: float | None = None) -> None:
+        """Hand one message's bytes to the applier as they came off the broker."""
+        at = time.time() if at is None else at
+        self.monitor.applier.apply([(at, [RawMessage(body, content_type)])])
+
+    def flush(self) -> None:
+        """Write what the applier handed over to the history, as the writer thread does every flush."""
+        self.monitor.writer.flush()
 
     def heartbeat(self, worker: str, active: int = 0, freq: float = 60.0) -> None:
         self.feed({"type": "worker-heartbeat", "hostname": worker, "freq": freq, "active": active})
@@ -132,3 +142,30 @@ def harness_factory(tmp_path: Path) -> Iterator[Any]:
     yield make
     for harness in made:
         harness.close()
+
+
+# What every endpoint and page must survive: a worker and tasks fed through the harness.
+WORKER = "w@h"
+ENDPOINTS = (
+    "/api/workers", "/api/workers?refresh=false&status=true", "/api/tasks", "/api/tasks?limit=5&sort_by=-received",
+    "/api/tasks?search=a", "/api/task/types", "/api/monitor/status", "/metrics", "/healthcheck",
+    "/", "/workers", "/tasks", "/broker", "/monitor", f"/worker/{WORKER}",
+    "/ui/workers.json", f"/ui/worker/{WORKER}.json", "/ui/tasks.json", "/ui/tasks.json?search=x",
+    "/ui/monitor.json", "/ui/broker.json",
+)
+
+
+def assert_every_endpoint_answers(harness: Harness, task_ids: list[str]) -> None:
+    paths = [*ENDPOINTS, *(f"/api/task/info/{t}" for t in task_ids), *(f"/task/{t}" for t in task_ids),
+             *(f"/ui/task/{t}.json" for t in task_ids)]
+    for path in paths:
+        response = harness.get(path)
+        assert response.status_code < 500, f"{path} answered {response.status_code}: {response.text[:300]}"
+
+
+def assert_good_tasks_applied(harness: Harness, task_ids: list[str]) -> None:
+    for task_id in task_ids:
+        response = harness.get(f"/api/task/info/{task_id}")
+        assert response.status_code == 200, response.text
+        info = response.json()
+        assert (info["state"], info["name"], info["result"], info["worker"]) == ("SUCCESS", "tests.add", "3", WORKER)
