@@ -17,7 +17,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from celery_monitor.api.errors import ApiError, json_response
-from celery_monitor.api.tasks import monitor_of
+from celery_monitor.api.tasks import monitor_of, redactor_of
+from celery_monitor.auth import redact_replies
 from celery_monitor.control.errors import ControlError
 
 log = logging.getLogger(__name__)
@@ -130,14 +131,15 @@ def bool_arg(args: dict[str, Any], name: str, default: bool = False) -> bool:
     raise ApiError(400, f"Invalid '{name}': {value!r} is not a boolean")
 
 
-async def _audit_params(request: Request) -> dict[str, Any]:
+async def _audit_params(request: Request, task_name: str | None) -> dict[str, Any]:
+    """The request's parameters as the audit trail keeps them: a task call's args and kwargs redacted."""
     params: dict[str, Any] = dict(request.query_params)
     try:
         body, _ = await body_of(request)
     except ApiError:
-        return params
+        body = {}
     params.update(body)
-    return params
+    return redact_replies.task_call(redactor_of(request), params, task_name)
 
 
 def control_action(action: str, target: str | None = None, mutating: bool = True) -> Callable[[Handler], Endpoint]:
@@ -154,7 +156,8 @@ def control_action(action: str, target: str | None = None, mutating: bool = True
             except (ControlError, ApiError) as exc:
                 status, body = exc.status, {"error": exc.reason}
             name = str(request.path_params.get(target, "")) if target else request.url.query
-            params = await _audit_params(request)
+            task_name = name if target == "name" and action.startswith("task.") else None
+            params = await _audit_params(request, task_name)
             await monitor.control.run(monitor.audit.record, user_of(request), action, name, params, status, body)
             return json_response(body, status)
 

@@ -10,6 +10,7 @@ from starlette.responses import Response
 
 from celery_monitor.api.errors import ApiError, json_response
 from celery_monitor.api.params import get_int, get_list, get_time
+from celery_monitor.auth.redact import Redactor
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
 from celery_monitor.store.search import parse_search
 
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 
 def monitor_of(request: Request) -> Monitor:
     return request.app.state.monitor  # type: ignore[no-any-return]
+
+
+def redactor_of(request: Request) -> Redactor | None:
+    """The --redact and format_task rules, for task data that does not come from the history."""
+    return monitor_of(request).applier.redactor
 
 
 def task_query(request: Request) -> TaskQuery:

@@ -10,7 +10,8 @@ from starlette.responses import Response
 
 from celery_monitor.api.errors import ApiError, json_response
 from celery_monitor.api.params import get_bool
-from celery_monitor.api.tasks import monitor_of
+from celery_monitor.api.tasks import monitor_of, redactor_of
+from celery_monitor.auth import redact_replies
 
 
 async def list_workers(request: Request) -> Response:
@@ -31,7 +32,7 @@ async def list_workers(request: Request) -> Response:
             await asyncio.wait_for(asyncio.wrap_future(future), timeout=monitor.inspector.timeout * 3 + 5)
         except (TimeoutError, Exception):
             pass  # the cached details are answered; freshness tells their age
-    details = monitor.inspector.details(workername)
+    details = redact_replies.inspect_details(redactor_of(request), monitor.inspector.details(workername))
     if workername and workername not in live and not details:
         raise ApiError(404, f"Unknown worker '{workername}'")
     names = [workername] if workername else sorted(set(live) | set(details))

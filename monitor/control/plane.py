@@ -29,7 +29,8 @@ class ControlPlane:
         self.broadcaster = Broadcaster(monitor.app, monitor.settings.inspect_timeout / 1000)
         self.workers = WorkerControl(self.broadcaster, self.knows_worker, self.changed)
         self.limits = LimitControl(self.broadcaster, self.workers, self.online_count, self.changed)
-        self.tasks = TaskControl(monitor.app, self.broadcaster, self.knows_task, monitor.get_task, self.online_count)
+        self.tasks = TaskControl(monitor.app, self.broadcaster, self.knows_task, monitor.get_task, self.online_count,
+                                 redactor=lambda: monitor.applier.redactor)
         self.bulk = BulkActions(self.tasks, monitor.query_tasks, monitor.count_tasks)
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="control")
 

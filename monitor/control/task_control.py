@@ -15,6 +15,8 @@ from celery.exceptions import TimeoutError as ResultTimeout
 from celery.result import AsyncResult
 from kombu.exceptions import EncodeError, OperationalError
 
+from celery_monitor.auth import redact_replies
+from celery_monitor.auth.redact import Redactor, contains_mask
 from celery_monitor.control.broadcast import Broadcaster, broker_connection
 from celery_monitor.control.calls import TaskCall
 from celery_monitor.control.errors import ControlError, bad_request, not_found, unavailable
@@ -57,12 +59,14 @@ def literal(text: str | None, label: str, task_id: str) -> Any:
 
 class TaskControl:
     def __init__(self, app: Celery, broadcaster: Broadcaster, knows_task: Callable[[str], bool],
-                 find_task: Callable[[str], dict[str, Any] | None], online_count: Callable[[], int]) -> None:
+                 find_task: Callable[[str], dict[str, Any] | None], online_count: Callable[[], int],
+                 redactor: Callable[[], Redactor | None] = lambda: None) -> None:
         self.app = app
         self.broadcaster = broadcaster
         self.knows_task = knows_task
         self.find_task = find_task
         self.online_count = online_count
+        self.redactor = redactor  # --redact and format_task hold for results read from the backend too
 
     # -- running tasks ---------------------------------------------------------------------------
 
@@ -140,11 +144,15 @@ class TaskControl:
         response: dict[str, Any] = {"task-id": result.id, "state": self._state(result)}
         if response["state"] in states.READY_STATES:
             try:
-                response["result"] = safe_value(result.result)
-                if response["state"] == states.FAILURE:
-                    response["traceback"] = result.traceback
+                value, traceback = result.result, result.traceback
             except Exception as exc:
                 raise unavailable(f"Result backend unavailable: {exc}") from None
+            redactor = self.redactor()
+            known = self.find_task(result.id) if redactor else None
+            value, traceback = redact_replies.backend_result(redactor, response["state"], value, traceback, known)
+            response["result"] = safe_value(value)
+            if response["state"] == states.FAILURE:
+                response["traceback"] = traceback
         return response
 
     # -- stopping tasks --------------------------------------------------------------------------
@@ -183,6 +191,9 @@ class TaskControl:
                                     f" (only {', '.join(sorted(RERUNNABLE_STATES))} tasks; pass force=true)")
         args = literal(task.get("args"), "args", task_id)
         kwargs = literal(task.get("kwargs"), "kwargs", task_id)
+        if contains_mask(args) or contains_mask(kwargs):
+            raise ControlError(409, f"Cannot re-run '{task_id}': some of its arguments were redacted (--redact), "
+                                    "so the monitor does not know what it was sent with")
         if isinstance(args, tuple):
             args = list(args)
         if args is not None and not isinstance(args, list):

@@ -15,7 +15,8 @@ from starlette.responses import Response
 
 from celery_monitor.api.errors import ApiError, json_response
 from celery_monitor.api.params import get_bool
-from celery_monitor.api.tasks import task_query
+from celery_monitor.api.tasks import redactor_of, task_query
+from celery_monitor.auth import redact_replies
 
 if TYPE_CHECKING:
     from celery_monitor.service import Monitor
@@ -63,7 +64,7 @@ async def worker(request: Request) -> Response:
         except Exception:
             pass  # the cached details are answered; their timestamp tells their age
     live = monitor.live.worker_dicts()
-    details = monitor.inspector.details(name).get(name, {})
+    details = redact_replies.inspect_details(redactor_of(request), monitor.inspector.details(name)).get(name, {})
     if name not in live and not details:
         raise ApiError(404, f"Unknown worker '{name}'")
     row = worker_row(live[name]) if name in live else None

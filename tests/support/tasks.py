@@ -40,6 +40,13 @@ def echo(*args: object, **kwargs: object) -> dict[str, object]:
     return {"args": list(args), "kwargs": kwargs}
 
 
+@app.task(name="tests.hold")
+def hold(seconds: float, *args: object, **kwargs: object) -> float:
+    """Stays running for ``seconds``, whatever else it is given (inspect replies show its arguments)."""
+    time.sleep(seconds)
+    return seconds
+
+
 @app.task(name="tests.flaky", bind=True, max_retries=2, default_retry_delay=0.1)
 def flaky(self, fail_times: int) -> str:  # type: ignore[no-untyped-def]
     if self.request.retries < fail_times:
