@@ -102,8 +102,8 @@ async def callback(request: Request) -> Response:
         token = await client.authorize_access_token(request)
         emails = await providers.candidate_emails(client, token, config.provider)
     except providers.Denied as exc:
-        config.failures.failed(client_address, provider, None, str(exc))
-        return refused(config, 403, "Access denied", str(exc))
+        config.failures.failed(client_address, provider, exc.email, exc.reason)
+        return refused(config, 403, exc.heading, str(exc))
     except MismatchingStateError:
         config.failures.failed(client_address, provider, None, "state missing or not matching (tampered or expired)")
         return refused(config, 400, "Sign-in not verified",

@@ -81,13 +81,18 @@ def test_read_only_user_sees_but_cannot_control(context: BrowserContext, login_s
 @pytest.mark.parametrize("login, reason", [
     ("mallory@evil.example.org", "may not use this monitor"),
     ("alice@example.com.evil.org", "may not use this monitor"),
-    ("unverified@example.com", "not verified"),
+    ("unverified@example.com", "not verified with the sign-in provider (email_verified is not true)"),
+    ("unstated@example.com", "not verified with the sign-in provider (no email_verified claim)"),
 ])
 def test_disallowed_users_get_403(context: BrowserContext, login_stack: LoginStack, login: str, reason: str) -> None:
     page = context.new_page()
     response = sign_in(page, login_stack, login)
     assert response.status == 403
     assert reason in page.inner_text("main")
+    if "not verified" in reason:
+        assert page.inner_text("h2") == "E-mail address not verified"
+        log = (login_stack.tmp / "monitor.log").read_text()
+        assert f"(user {login}): e-mail address not verified" in log
     assert not any(c["name"] == SESSION_COOKIE and "user" in c["value"] for c in context.cookies())
     assert fetch(page, "/api/me")["status"] == 401
     page.goto(login_stack.monitor.url + "/tasks")

@@ -2,7 +2,8 @@
 // Usage: node server.mjs PORT CLIENT_ID CLIENT_SECRET REDIRECT_URI[,REDIRECT_URI...]
 // Any login name signs in (the development login form); the account's email is the login name
 // itself when it holds an "@", else <login>@example.com. Logins starting with "unverified" get
-// email_verified=false. Prints "ready <issuer>" once it listens.
+// email_verified=false, and those starting with "unstated" no email_verified claim at all (as some
+// issuers do). Prints "ready <issuer>" once it listens.
 import Provider from 'oidc-provider';
 
 const [port, clientId, clientSecret, redirectUri] = process.argv.slice(2);
@@ -24,6 +25,7 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
+        if (id.startsWith('unstated')) return { sub: id, email, name: id };
         return { sub: id, email, email_verified: !id.startsWith('unverified'), name: id };
       },
     };
