@@ -10,9 +10,10 @@ from typing import Any
 import orjson
 from celery import Celery
 
-from celery_monitor import __version__
+from celery_monitor import __version__, liveness
 from celery_monitor.applier.applier import Applier
 from celery_monitor.applier.boundary import EventBoundary, Rejections
+from celery_monitor.broker import faults
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
 from celery_monitor.control.audit import AuditTrail
@@ -30,6 +31,7 @@ from celery_monitor.state.models import WorkerRecord
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.writer import StoreWriter
+from celery_monitor.supervision import Loop, Supervisor
 
 log = logging.getLogger(__name__)
 ENABLE_EVENTS_EVERY = 10.0
@@ -48,7 +50,8 @@ class Monitor:
         self.hub = Hub()
         self.inspector = Inspector(app, settings.inspect_timeout / 1000)
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
-                                  snapshot_meta=self._meta_snapshot, on_trim=self._on_trim)
+                                  snapshot_meta=self._meta_snapshot, on_trim=self._on_trim,
+                                  path=settings.db if settings.persistent else None)
         self.applier = Applier(self.handoff, self.live, self.store, self.writer, self.health, self.hub,
                                boundary=EventBoundary(settings.event_text_limit, self.rejections),
                                max_workers=settings.max_workers,
@@ -62,6 +65,14 @@ class Monitor:
         self._meta_saved_at_batch = 0
         self._stop_event = threading.Event()
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
+        self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
+        # Every background loop, for the status, the metrics and the liveness probe (the app adds
+        # its timeline).
+        self.supervisor = Supervisor()
+        self.supervisor.add(self.reader.loop, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
+                            self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
+                            self.enable_events_loop)
+        self.running = False  # between a completed start() and the beginning of stop(): readiness
         self.started_at = time.time()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -93,8 +104,10 @@ class Monitor:
         if self.settings.enable_events:
             self._events_enabler.start()
         self.started_at = time.time()
+        self.running = True
 
     def stop(self) -> None:
+        self.running = False
         self._stop_event.set()
         self.reader.stop()
         self.inspector.stop()
@@ -107,12 +120,16 @@ class Monitor:
         self.store.close()
 
     def _enable_events(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                self.app.control.enable_events()
-            except Exception as exc:
-                log.debug("enable_events broadcast failed: %s", exc)
-            self._stop_event.wait(ENABLE_EVENTS_EVERY)
+        self.enable_events_loop.run(self._enable_events_once, self._stop_event, ENABLE_EVENTS_EVERY)
+
+    def _enable_events_once(self) -> None:
+        try:
+            self.app.control.enable_events()
+        except Exception as exc:
+            if not faults.is_broker_fault(exc):
+                raise
+            # The event reader reports the broker's absence; this broadcast just tries again.
+            log.debug("enable_events broadcast failed: %s", exc)
 
     def _worker_came_online(self, hostname: str) -> None:
         """Inspect a worker as soon as it appears, instead of waiting for the next period."""
@@ -171,17 +188,35 @@ class Monitor:
                                 "latest": self.rejections.latest()},
             "handoff_pending_bytes": self.handoff.pending_bytes,
             "ingest_lag_seconds": self.applier.last_lag,
-            "store": {
-                "persistent": self.settings.persistent,
-                "quarantined": self.store.quarantined(),
-                "path": self.settings.db if self.settings.persistent else None,
-                "tasks": self.task_count(),
-                "size_bytes": self.store.size_bytes(),
-                "last_flush": self.writer.last_flush,
-                "pending_tasks": self.writer.pending_count,
-                "write_errors": self.writer.errors,
-            },
+            "store": self._store_status(),
             "workers": len(self.live.workers),
             "inspector": {"last_error": self.inspector.last_error},
             "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error},
+            "background": self.supervisor.as_dict(),
+            "health": self.health_report(),
         }
+
+    def _store_status(self) -> dict[str, Any]:
+        writer = self.writer
+        return {
+            "persistent": self.settings.persistent,
+            "quarantined": self.store.quarantined(),
+            "path": self.settings.db if self.settings.persistent else None,
+            "tasks": self.task_count(),
+            "size_bytes": self.store.size_bytes(),
+            "last_flush": writer.last_flush,
+            "persisting": writer.persisting,
+            "last_error": writer.last_error,
+            "last_error_at": writer.last_error_at,
+            "failing_since": writer.failing_since,
+            "pending_tasks": writer.pending_count,
+            "pending_limit": writer.pending_limit,
+            "write_errors": writer.errors,
+            "writes_dropped": writer.dropped,
+        }
+
+    def health_report(self) -> dict[str, Any]:
+        """What /livez and /readyz answer: alive, ready, why not, and what is degraded."""
+        problems = liveness.problems(self)
+        return {"live": not problems, "ready": liveness.ready(self), "problems": problems,
+                "warnings": liveness.warnings(self)}

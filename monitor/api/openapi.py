@@ -1,9 +1,9 @@
 """The API's OpenAPI 3.1 description, served at ``/api/openapi.json``.
 
-Built from the routing table when first asked for, so every HTTP route under ``/api`` appears with
-its methods and path parameters; the query parameters and bodies each route reads are listed in
-the tables below. WebSocket routes (``/api/ws``, ``/api/task/events/...``) have no place in OpenAPI
-and are named in the description instead.
+Built from the routing table when first asked for, so every HTTP route under ``/api`` (and the
+health probes beside it) appears with its methods and path parameters; the query parameters and
+bodies each route reads are listed in the tables below. WebSocket routes (``/api/ws``,
+``/api/task/events/...``) have no place in OpenAPI and are named in the description instead.
 """
 
 from __future__ import annotations
@@ -102,6 +102,27 @@ SUMMARIES: dict[str, str] = {
     "/api/worker/queue/cancel-consumer/{name}": "Make a worker stop consuming from `queue`.",
     "/api/worker/shutdown/{name}": "Shut a worker down.",
     "/api/workers": "Workers with their inspect details, status and freshness (Flower's shape).",
+    "/healthcheck": "Flower's health check: `OK` while the server answers, whatever the monitor's state. No login.",
+    "/livez": "Liveness: 503 when ingestion has stopped (a loop dead or stuck, the broker away for minutes), "
+              "with the reasons; the warnings say what is degraded. No login.",
+    "/readyz": "Readiness: 200 once the history is open and the monitor started, 503 while starting or "
+               "shutting down. No login.",
+}
+
+# Outside /api but described: the probes, open to anyone (the auth gate's public paths).
+PROBES = ("/healthcheck", "/livez", "/readyz")
+PROBE: dict[str, Any] = {"type": "object", "properties": {
+    "live": {"type": "boolean"}, "ready": {"type": "boolean"},
+    "problems": {"type": "array", "items": STRING}, "warnings": {"type": "array", "items": STRING},
+    "error": STRING,
+}}  # fmt: skip
+PROBE_RESPONSES: dict[str, dict[str, Any]] = {
+    "/healthcheck": {"200": {"description": "the server answers", "content": {"text/plain": {"schema": STRING}}}},
+    "/livez": {"200": {"description": "alive", "content": {"application/json": {"schema": PROBE}}},
+               "503": {"description": "ingestion has stopped", "content": {"application/json": {"schema": PROBE}}}},
+    "/readyz": {"200": {"description": "ready", "content": {"application/json": {"schema": PROBE}}},
+                "503": {"description": "starting or shutting down",
+                        "content": {"application/json": {"schema": PROBE}}}},
 }
 
 
@@ -116,8 +137,10 @@ def _operation(path: str, method: str, endpoint: Any) -> dict[str, Any]:
         "operationId": f"{method}:{path}",
         "summary": summary[0] if summary else f"{method.upper()} {path}",
         "parameters": parameters,
-        "responses": RESPONSES,
+        "responses": PROBE_RESPONSES.get(path, RESPONSES),
     }
+    if path in PROBES:
+        operation["security"] = [{}]
     if method in ("post", "put", "patch") and path in BODIES:
         operation["requestBody"] = {"required": False, "content": {
             "application/json": {"schema": BODIES[path]},
@@ -133,7 +156,7 @@ def describe(routes: list[BaseRoute], prefix: str = "") -> dict[str, Any]:
     for route in routes:
         if isinstance(route, WebSocketRoute) and route.path.startswith("/api"):
             sockets.append(route.path)
-        if not isinstance(route, Route) or not route.path.startswith("/api"):
+        if not isinstance(route, Route) or not (route.path.startswith("/api") or route.path in PROBES):
             continue
         path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
         for method in sorted(route.methods or {"GET"}):

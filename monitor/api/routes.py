@@ -9,6 +9,8 @@ from celery_monitor.metrics.endpoint import metrics
 
 ROUTES: list[BaseRoute] = [
     Route("/healthcheck", health.healthcheck),
+    Route("/livez", health.livez),
+    Route("/readyz", health.readyz),
     Route("/metrics", metrics),
     Route("/api/workers", workers.list_workers),
     Route("/api/tasks", tasks.list_tasks),

@@ -25,12 +25,16 @@ from celery_monitor.state.memory import release_free_memory
 from celery_monitor.state.models import TaskRecord, WorkerRecord
 from celery_monitor.store.base import Store
 from celery_monitor.store.writer import StoreWriter
+from celery_monitor.supervision import Loop
 
 log = logging.getLogger(__name__)
 CHUNK_MESSAGES = 2000
 APPLY_ERROR_LOG_INTERVAL = 10.0
 RELEASE_MEMORY_EVERY = 5.0  # seconds between returns of freed memory to the OS while events flow
 RELEASE_MEMORY_FOR = 60.0  # ... and for this long after the last event
+# Progress is marked at every hand-off take (0.2 s) and every chunk applied: two minutes without it
+# is a stuck applier, and ingestion has stopped.
+STALL_AFTER = 120.0
 
 
 class Applier(threading.Thread):
@@ -69,25 +73,31 @@ class Applier(threading.Thread):
         self._batches_seen = 0
         self._active_at = float("-inf")
         self._released_at = float("-inf")
+        # A failed pass costs its batch only (counted, logged once, a short backoff); housekeeping
+        # fails on its own account.
+        self.loop = Loop("applier", critical=True, stall_after=STALL_AFTER, max_backoff=1.0)
+        self.housekeeping_loop = Loop("housekeeping")
+        self._next_housekeeping = time.monotonic() + 1.0
 
     def stop(self) -> None:
         self._stop_event.set()
 
     def run(self) -> None:
-        next_housekeeping = time.monotonic() + 1.0
-        while not self._stop_event.is_set():
-            items = self.handoff.take(timeout=0.2)
-            if items:
-                try:
-                    self.apply(items)
-                except Exception:  # never let one bad batch stop ingestion
-                    log.exception("applying a batch of events failed")
-            if time.monotonic() >= next_housekeeping:
-                next_housekeeping = time.monotonic() + 1.0
-                self.housekeeping()
+        self.loop.run(self.step, self._stop_event, interval=0)
         remaining = self.handoff.take(timeout=0)
         if remaining:
-            self.apply(remaining)
+            with self.loop.guard("applying the last events"):
+                self.apply(remaining)
+
+    def step(self) -> None:
+        """One pass: apply what the reader handed over; once a second, housekeeping."""
+        items = self.handoff.take(timeout=0.2)
+        if items:
+            self.apply(items)
+        if time.monotonic() >= self._next_housekeeping:
+            self._next_housekeeping = time.monotonic() + 1.0
+            with self.housekeeping_loop.guard():
+                self.housekeeping()
 
     # -- applying ------------------------------------------------------------------------------
 
@@ -111,6 +121,7 @@ class Applier(threading.Thread):
             self._apply_chunk(chunk)
 
     def _apply_chunk(self, items: list[tuple[float, list[RawMessage]]]) -> None:
+        self.loop.beat()
         dirty_tasks: dict[str, TaskRecord] = {}
         dirty_workers: dict[str, WorkerRecord] = {}
         events_for_hub: list[Notice] = []

@@ -30,7 +30,7 @@ from celery_monitor.auth import origin
 from celery_monitor.auth.config import READ_ONLY, AuthConfig
 
 REALM = 'Basic realm="Celery Monitor", charset="UTF-8"'
-PUBLIC_PATHS = ("/healthcheck", "/static/")
+PUBLIC_PATHS = ("/healthcheck", "/livez", "/readyz", "/static/")
 LOGIN_PATHS = ("/login", "/logout", "/auth/")
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 CSRF_HEADER_VALUE = "celery-monitor"

@@ -3,6 +3,10 @@
 A refresh runs every inspect method at once, broadcast to all workers (or one), and waits at
 most ``--inspect_timeout``. Concurrent requests for the same refresh share it. A worker that
 comes online triggers a refresh of its own, so new workers never wait for the next period.
+
+A broker that does not answer fails every method of a refresh: that is one ``last_error`` and
+one log line when it starts (a reminder every few minutes while it lasts), not eight lines per
+refresh. Any other exception is a bug of ours, counted as an error of the ``inspector`` loop.
 """
 
 from __future__ import annotations
@@ -14,6 +18,10 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 from celery import Celery
+
+from celery_monitor.broker import faults
+from celery_monitor.celery_app import broker_url
+from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +46,9 @@ class Inspector:
         self._stop_event = threading.Event()
         self._thread = threading.Thread(target=self._periodic, name="inspector", daemon=True)
         self.last_error: str | None = None
+        # A pass waits for its refresh at most 3 timeouts and 5 s, then sleeps one interval.
+        self.loop = Loop("inspector", stall_after=timeout * 3 + 5 + interval + 60)
+        self._outage = ThrottledLog(log)
 
     @property
     def started(self) -> bool:
@@ -51,13 +62,13 @@ class Inspector:
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _periodic(self) -> None:
-        while not self._stop_event.is_set():
-            try:
-                self.refresh().result(timeout=self.timeout * 3 + 5)
-            except Exception as exc:
-                self.last_error = f"{type(exc).__name__}: {exc}"
-            if self._stop_event.wait(self.interval):
-                break
+        self.loop.run(self._refresh_all, self._stop_event, self.interval)
+
+    def _refresh_all(self) -> None:
+        try:
+            self.refresh().result(timeout=self.timeout * 3 + 5)
+        except TimeoutError:
+            self.last_error = "inspect: no complete answer in time"
 
     def refresh(self, workername: str | None = None) -> Future[dict[str, dict[str, Any]]]:
         """Start (or join) a refresh of one worker or all of them."""
@@ -81,15 +92,16 @@ class Inspector:
         destination = [workername] if workername else None
         futures = {method: self._pool.submit(self._call, method, destination) for method in METHODS}
         replies: dict[str, dict[str, Any]] = {}
+        failed: list[tuple[str, Exception]] = []
         for method, future in futures.items():
             try:
                 result = future.result(timeout=self.timeout * 2 + 5)
             except Exception as exc:
-                self.last_error = f"{method}: {type(exc).__name__}: {exc}"
-                log.warning("inspect %s failed: %s", method, exc)
+                failed.append((method, exc))
                 continue
             for worker, value in result.items():
                 replies.setdefault(worker, {})[method] = value
+        self._report(failed)
         now = time.time()
         with self._lock:
             for worker, info in replies.items():
@@ -103,6 +115,28 @@ class Inspector:
                 if worker not in replies and worker in self.cache:
                     self.missed[worker] = self.missed.get(worker, 0) + 1
         return {worker: self.cache[worker] for worker in replies}
+
+    def _report(self, failed: list[tuple[str, Exception]]) -> None:
+        """One line for a refresh whose methods failed, however many did; bugs apart, with traceback."""
+        if self._stop_event.is_set():
+            return  # the broadcasts in flight at shutdown fail for that reason alone
+        where = faults.broker_address(broker_url(self.app))
+        broker_down = []
+        for method, exc in failed:
+            fault = faults.classify(exc, where)
+            if isinstance(exc, TimeoutError) or fault.expected:
+                broker_down.append((method, fault))
+            else:
+                self.loop.failed(exc, f"inspect {method}")
+                self.last_error = f"{method}: {type(exc).__name__}: {exc}"
+        if broker_down:
+            methods = ", ".join(method for method, _ in broker_down)
+            fault = broker_down[0][1]
+            self.last_error = f"inspect {methods}: {fault.message}"
+            self._outage.failure(fault.reason, f"inspect broadcasts fail: {self.last_error}")
+        elif not failed:
+            self.last_error = None
+            self._outage.recovered("inspect broadcasts answered again")
 
     def details(self, workername: str | None = None) -> dict[str, dict[str, Any]]:
         with self._lock:

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from celery_monitor import liveness
 from celery_monitor.metrics import cardinality
 from celery_monitor.metrics.cardinality import LabelPolicy, fold, fold_histograms
 from celery_monitor.metrics.exposition import Counter, Gauge, HistogramFamily
@@ -145,6 +146,17 @@ class MonitorCollector:
         self.store_size = Gauge(P + "store_size_bytes", "Size of the history on disk")
         self.store_quarantined = Gauge(P + "store_quarantined_rows",
                                        "History rows found damaged or from an older version, set aside")
+        # Resilience: broker faults by reason, the history's writes, the background loops, liveness.
+        self.receiver_errors = Counter(P + "receiver_errors", "Failed connections and lost event streams, by reason",
+                                       ("reason",))
+        self.store_persisting = Gauge(P + "store_persisting", "1 while the history is written, 0 while writes fail")
+        self.store_write_errors = Counter(P + "store_write_errors", "Failed writes of the history (disk full, ...)")
+        self.store_pending = Gauge(P + "store_pending_tasks", "Changed tasks waiting to be written to the history")
+        self.store_dropped = Counter(P + "store_writes_dropped",
+                                     "Pending task writes dropped: over the bound while writes failed, or refused")
+        self.background_errors = Counter(P + "background_errors", "Unexpected exceptions in background loops",
+                                         ("loop",))
+        self.live = Gauge(P + "live", "1 while ingestion works (/livez answers 200), 0 when it has stopped")
 
     def render(self) -> bytes:
         """The whole exposition, UTF-8 encoded, in the order the families are declared."""
@@ -212,3 +224,16 @@ class MonitorCollector:
         self.store_tasks.write_value(out, monitor.task_count())
         self.store_size.write_value(out, monitor.store.size_bytes())
         self.store_quarantined.write_value(out, monitor.store.quarantined()["rows"])
+        self._resilience(out)
+
+    def _resilience(self, out: list[str]) -> None:
+        monitor = self.monitor
+        writer = monitor.writer
+        by_reason = monitor.health.errors_by_reason
+        self.receiver_errors.write(out, [((reason,), count) for reason, count in by_reason.items()])
+        self.store_persisting.write_value(out, 1 if writer.persisting else 0)
+        self.store_write_errors.write_value(out, writer.errors)
+        self.store_pending.write_value(out, writer.pending_count)
+        self.store_dropped.write_value(out, writer.dropped)
+        self.background_errors.write(out, [((loop,), count) for loop, count in monitor.supervisor.errors().items()])
+        self.live.write_value(out, 0 if liveness.problems(monitor) else 1)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+
+from celery_monitor.broker.faults import REASONS
 
 
 @dataclass(slots=True)
@@ -16,7 +19,21 @@ class ReceiverHealth:
     reconnects: int = 0
     last_event_time: float | None = None
     last_error: str | None = None
+    # Why the last connection attempt (or the stream) failed: one of broker.faults.REASONS.
+    last_error_reason: str | None = None
     connected_since: float | None = None
+    # Since when there has been no event stream: the first failure after the last connection (or
+    # the start, when the broker was never reached). None while connected.
+    failing_since: float | None = None
+    errors_by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
 
     def as_dict(self) -> dict[str, object]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        out = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        out["errors_by_reason"] = dict(self.errors_by_reason)
+        return out
+
+    def unavailable_for(self, now: float | None = None) -> float | None:
+        """Seconds without an event stream, or None while connected."""
+        if self.connected or self.failing_since is None:
+            return None
+        return (time.time() if now is None else now) - self.failing_since

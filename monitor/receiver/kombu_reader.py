@@ -15,6 +15,7 @@ from typing import Any
 from kombu import Connection, Consumer, Exchange, Queue
 from kombu.message import Message
 
+from celery_monitor.broker import faults
 from celery_monitor.receiver.base import EventReader
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
@@ -49,8 +50,15 @@ class KombuEventReader(EventReader):
             auto_delete=False,
             queue_arguments={"x-expires": QUEUE_EXPIRES_MS},
         )
+        # Received (and so already forgotten by the broker: no acknowledgements) but not yet handed
+        # over: kept across a reconnection, so a dropped connection loses none of them.
         self._pending: list[RawMessage] = []
         self._pending_size = 0
+        self._where = faults.broker_address(url)
+
+    @property
+    def where(self) -> str:
+        return self._where
 
     def _on_message(self, message: Message) -> None:
         body = message.body
@@ -76,13 +84,15 @@ class KombuEventReader(EventReader):
             heartbeat=30,
             connect_timeout=5,
         ) as conn:
-            conn.ensure_connection(max_retries=1)
+            conn.ensure_connection(max_retries=0)  # no retry here: the reader backs off itself
+            self.phase = faults.LOGIN
             channel = conn.channel()
             consumer = Consumer(channel, queues=[self.queue], no_ack=True, on_message=self._on_message)
             with consumer:
                 self.mark_connected()
                 last_heartbeat = time.monotonic()
                 while not self.stopping:
+                    self.loop.beat()
                     try:
                         conn.drain_events(timeout=1.0)
                         while len(self._pending) < FLUSH_EVERY:

@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, unquote, urlparse
 
 import hiredis
 
+from celery_monitor.broker import faults
 from celery_monitor.receiver.base import EventReader
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
@@ -96,6 +97,10 @@ class RedisEventReader(EventReader):
         self.ssl_options = {**dict(self.target.ssl_options), **(ssl_options or {})}
         self._sock: socket.socket | None = None
 
+    @property
+    def where(self) -> str:
+        return self.target.path or f"{self.target.host}:{self.target.port}"
+
     def interrupt(self) -> None:
         sock = self._sock
         if sock is not None:
@@ -109,14 +114,23 @@ class RedisEventReader(EventReader):
         if target.path:
             sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             sock.settimeout(5)
-            sock.connect(target.path)
+            try:
+                sock.connect(target.path)
+            except BaseException:
+                sock.close()
+                raise
         else:
             sock = socket.create_connection((target.host, target.port), timeout=5)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
         if target.tls:
-            sock = self._wrap_tls(sock)
+            self.phase = faults.TLS_HANDSHAKE
+            try:
+                sock = self._wrap_tls(sock)
+            except BaseException:
+                sock.close()
+                raise
         return sock
 
     def _wrap_tls(self, sock: socket.socket) -> socket.socket:
@@ -135,6 +149,7 @@ class RedisEventReader(EventReader):
         return context.wrap_socket(sock, server_hostname=self.target.host)
 
     def _handshake(self, sock: socket.socket, reader: hiredis.Reader) -> None:
+        self.phase = faults.LOGIN
         commands = []
         if self.target.password:
             if self.target.username:
@@ -144,6 +159,7 @@ class RedisEventReader(EventReader):
         commands.append(encode_command("PSUBSCRIBE", *self.patterns))
         sock.sendall(b"".join(commands))
         expected = len(self.patterns) + (1 if self.target.password else 0)
+        login_reply = bool(self.target.password)
         while expected:
             data = sock.recv(65536)
             if not data:
@@ -151,7 +167,9 @@ class RedisEventReader(EventReader):
             reader.feed(data)
             while expected and (reply := reader.gets()) is not False:
                 if isinstance(reply, hiredis.ReplyError):
-                    raise ConnectionError(f"redis refused: {reply}")
+                    refused = faults.LoginRefused if login_reply else faults.SessionRefused
+                    raise refused(str(reply))
+                login_reply = False
                 expected -= 1
 
     def read_until_disconnected(self) -> None:
@@ -174,7 +192,9 @@ class RedisEventReader(EventReader):
         handoff = self.handoff
         last_data = time.monotonic()
         pinged = False
+        beat = self.loop.beat
         while not self.stopping:
+            beat()
             try:
                 n = sock.recv_into(view)
             except TimeoutError:

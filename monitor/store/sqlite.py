@@ -246,7 +246,10 @@ class SQLiteStore:
                     conn.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", meta_rows)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                # A full disk or an I/O error has SQLite roll back by itself: a second ROLLBACK would
+                # fail and hide the error that matters ("database or disk is full").
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
 
     def index_search(self, budget_seconds: float = 0.05) -> int:
@@ -285,7 +288,10 @@ class SQLiteStore:
     def close(self) -> None:
         with self._write_lock:
             if self.path is not None:
-                self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                try:
+                    self._writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                except sqlite3.Error as exc:  # a full or read-only disk: the WAL is replayed at the next open
+                    log.warning("could not checkpoint the history on closing: %s", exc)
             self._writer.close()
 
     # -- reading -------------------------------------------------------------------------------

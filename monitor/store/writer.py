@@ -2,6 +2,15 @@
 
 The applier hands over changed records; this thread writes them in one transaction every
 ``interval`` seconds, so a crash loses at most that interval of history.
+
+When the history cannot be written (the disk is full or read-only, an I/O error), ingestion goes
+on: what was not written stays pending, visible to lookups (``/api/task/info`` keeps up), and is
+tried again with a backoff up to ``RETRY_MAX`` seconds; search indexing and trimming pause. The
+pending changes are bounded: past ``pending_limit`` tasks (``--max_tasks``, at most
+``MAX_PENDING_TASKS``) the tasks that have waited longest are dropped and counted
+(``celery_monitor_store_writes_dropped_total``): a history trimmed to ``--max_tasks`` could not keep
+more anyway. When writing works again, everything still pending is written in the next flush.
+SQLite rolls a failed transaction back whole, so the file is never left half-written.
 """
 
 from __future__ import annotations
@@ -12,9 +21,18 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import orjson
+
+from celery_monitor.store import disk
 from celery_monitor.store.base import Store, TaskDict
+from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
+MAX_PENDING_TASKS = 50_000
+RETRY_MAX = 10.0  # seconds between two attempts at most while writing fails
+# Progress is marked at every pass (every ``interval``); a flush of a large backlog or a trim can
+# take seconds on a slow disk, but five minutes without a pass is a stuck writer.
+STALL_AFTER = 300.0
 
 
 class StoreWriter(threading.Thread):
@@ -26,6 +44,7 @@ class StoreWriter(threading.Thread):
         snapshot_meta: Callable[[], dict[str, Any]] | None = None,
         on_trim: Callable[[dict[str, int]], None] | None = None,
         trim_every: float = 2.0,
+        path: str | None = None,
     ) -> None:
         super().__init__(name="store-writer", daemon=True)
         self.store = store
@@ -34,18 +53,36 @@ class StoreWriter(threading.Thread):
         self.snapshot_meta = snapshot_meta
         self.on_trim = on_trim
         self.trim_every = trim_every
+        self.path = path  # the history's file, for messages about the disk (None: in memory)
         self.index_budget = interval / 10  # a tenth of the writer's time at most
+        self.pending_limit = min(max_tasks, MAX_PENDING_TASKS)
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskDict] = {}
         # What the current flush is writing: still visible to lookups until it is committed, so
         # neither the API nor the applier sees a task vanish between hand-over and commit.
         self._writing: dict[str, TaskDict] = {}
         self._workers: dict[str, dict[str, Any]] = {}
+        self._meta: dict[str, Any] = {}  # counters a failed flush could not save
         self._stop_event = threading.Event()
         self._flushed = threading.Condition()
         self.flushes = 0
         self.last_flush: float | None = None
+        # Persistence health, read by the status and the metrics.
+        self.persisting = True
         self.errors = 0
+        self.dropped = 0
+        self.last_error: str | None = None
+        self.last_error_at: float | None = None
+        self._outage = ThrottledLog(log)
+        self._retry_delay = interval
+        self._next_attempt = 0.0
+        self._next_trim = time.monotonic() + trim_every
+        self.loop = Loop("writer", critical=True, stall_after=STALL_AFTER)
+        self.index_loop = Loop("search_indexer")
+
+    @property
+    def failing_since(self) -> float | None:
+        return self._outage.failing_since
 
     def submit(self, tasks: dict[str, TaskDict], workers: dict[str, dict[str, Any]]) -> None:
         with self._lock:
@@ -70,32 +107,91 @@ class StoreWriter(threading.Thread):
         with self._lock:
             return len(self._tasks) + len(self._writing)
 
-    def flush(self) -> None:
+    # -- writing -------------------------------------------------------------------------------
+
+    def flush(self) -> bool:
+        """Write everything pending in one transaction; False when the storage refused it."""
+        meta = {**self._meta, **(self.snapshot_meta() if self.snapshot_meta else {})}  # before taking the tasks
+        self._meta = {}
         with self._lock:
             tasks, self._tasks = self._tasks, {}
             self._writing = tasks
             workers, self._workers = self._workers, {}
-        meta = self.snapshot_meta() if self.snapshot_meta else {}
         if tasks or workers or meta:
             try:
                 self.store.write(tasks.values(), workers.values(), meta)
-            except Exception:
-                self.errors += 1
-                log.exception("writing the history failed; will retry")
-                with self._lock:
-                    # Keep what was not written, unless newer versions arrived meanwhile.
-                    for uuid, task in tasks.items():
-                        self._tasks.setdefault(uuid, task)
-                    for name, worker in workers.items():
-                        self._workers.setdefault(name, worker)
-                    self._writing = {}
-                return
+            except disk.STORAGE_FAULTS as exc:
+                self._keep(tasks, workers, meta)
+                self._write_failed(exc)
+                return False
+            except Exception as exc:  # the batch holds something the store cannot take
+                if not self._write_apart(tasks, workers, meta, exc):
+                    return False
         with self._lock:
             self._writing = {}
-        self.last_flush = time.time()
+        self._write_succeeded()
         with self._flushed:
             self.flushes += 1
             self._flushed.notify_all()
+        return True
+
+    def _keep(self, tasks: dict[str, TaskDict], workers: dict[str, dict[str, Any]], meta: dict[str, Any]) -> None:
+        """Put back what a failed flush did not write, behind nothing newer, within the bound."""
+        with self._lock:
+            # Older first, so the bound drops those that waited longest; newer versions win.
+            self._tasks = {**tasks, **self._tasks}
+            self._workers = {**workers, **self._workers}
+            self._writing = {}
+            excess = len(self._tasks) - self.pending_limit
+            if excess > 0:
+                for uuid in list(self._tasks)[:excess]:
+                    del self._tasks[uuid]
+                self.dropped += excess
+        self._meta = {**meta, **self._meta}
+
+    def _write_apart(self, tasks: dict[str, TaskDict], workers: dict[str, dict[str, Any]],
+                     meta: dict[str, Any], exc: Exception) -> bool:
+        """Write a batch the store refused task by task, setting aside the tasks it cannot take.
+
+        One task the store cannot hold must not stop the history of every other one.
+        """
+        self.loop.failed(exc, "writing a batch; writing its tasks one by one")
+        try:
+            self.store.write((), workers.values(), meta)
+            for uuid, task in tasks.items():
+                try:
+                    self.store.write((task,), (), {})
+                except disk.STORAGE_FAULTS:
+                    raise
+                except Exception as refused:
+                    self.dropped += 1
+                    self.store.set_aside("task", uuid, f"the history could not store it: {refused}",
+                                         orjson.dumps(task, default=repr, option=orjson.OPT_NON_STR_KEYS))
+        except disk.STORAGE_FAULTS as fault:
+            self._keep(tasks, workers, meta)
+            self._write_failed(fault)
+            return False
+        return True
+
+    def _write_failed(self, exc: BaseException) -> None:
+        self.errors += 1
+        self.persisting = False
+        self.last_error = disk.explain(exc, self.path)
+        self.last_error_at = time.time()
+        self._outage.failure(type(exc).__name__ + str(exc),
+                             f"{self.last_error}; ingestion goes on in memory, the writes are kept "
+                             f"(up to {self.pending_limit} tasks) and retried")
+        self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
+        self._next_attempt = time.monotonic() + self._retry_delay
+
+    def _write_succeeded(self) -> None:
+        self.last_flush = time.time()
+        if not self.persisting:
+            self.persisting = True
+            self.last_error = None
+            self._outage.recovered("writing the history again")
+        self._retry_delay = self.interval
+        self._next_attempt = 0.0
 
     def wait_for_flush(self, timeout: float = 5.0) -> bool:
         """Block until a flush that starts after this call has completed (used by shutdown and tests)."""
@@ -110,23 +206,28 @@ class StoreWriter(threading.Thread):
 
     def index(self) -> None:
         """Between flushes, a bounded slice of search indexing (off the applier's path)."""
-        try:
+        with self.index_loop.guard():
             self.store.index_search(self.index_budget)
-        except Exception:
-            log.exception("indexing the history for search failed")
+
+    # -- the thread ----------------------------------------------------------------------------
+
+    def step(self) -> None:
+        """One pass: flush; while the storage takes writes, index a little and trim now and then.
+
+        While it refuses them, a flush is tried again only after the backoff.
+        """
+        if time.monotonic() < self._next_attempt or not self.flush():
+            return
+        self.index()
+        if time.monotonic() >= self._next_trim:
+            self._next_trim = time.monotonic() + self.trim_every
+            with self.loop.guard("trimming"):
+                self.trim()
 
     def run(self) -> None:
-        next_trim = time.monotonic() + self.trim_every
-        while not self._stop_event.wait(self.interval):
+        self.loop.run(self.step, self._stop_event, self.interval, wait_first=True)
+        with self.loop.guard("the last flush"):
             self.flush()
-            self.index()
-            if time.monotonic() >= next_trim:
-                next_trim = time.monotonic() + self.trim_every
-                try:
-                    self.trim()
-                except Exception:
-                    log.exception("trimming the history failed")
-        self.flush()
 
     def stop(self) -> None:
         self._stop_event.set()

@@ -12,6 +12,8 @@ import time
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
+from celery_monitor.supervision import Loop
+
 if TYPE_CHECKING:
     from celery_monitor.service import Monitor
 
@@ -46,6 +48,8 @@ class Timeline:
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
+        self.loop = Loop("timeline", stall_after=interval + 60)
+        monitor.supervisor.add(self.loop)
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -58,10 +62,12 @@ class Timeline:
         self._stop_event.set()
 
     def _run(self) -> None:
-        while not self._stop_event.wait(self.interval):
-            point = self.sample()
-            if point is not None:
-                self.monitor.hub.publish([{"kind": "sample", "sample": point}])
+        self.loop.run(self._tick, self._stop_event, self.interval, wait_first=True)
+
+    def _tick(self) -> None:
+        point = self.sample()
+        if point is not None:
+            self.monitor.hub.publish([{"kind": "sample", "sample": point}])
 
     def _snapshot(self) -> dict[str, Any]:
         live = self.monitor.live

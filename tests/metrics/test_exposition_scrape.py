@@ -48,6 +48,14 @@ HEADERS = [
     ("celery_monitor_store_size_bytes", "gauge", "Size of the history on disk"),
     ("celery_monitor_store_quarantined_rows", "gauge",
      "History rows found damaged or from an older version, set aside"),
+    ("celery_monitor_receiver_errors_total", "counter", "Failed connections and lost event streams, by reason"),
+    ("celery_monitor_store_persisting", "gauge", "1 while the history is written, 0 while writes fail"),
+    ("celery_monitor_store_write_errors_total", "counter", "Failed writes of the history (disk full, ...)"),
+    ("celery_monitor_store_pending_tasks", "gauge", "Changed tasks waiting to be written to the history"),
+    ("celery_monitor_store_writes_dropped_total", "counter",
+     "Pending task writes dropped: over the bound while writes failed, or refused"),
+    ("celery_monitor_background_errors_total", "counter", "Unexpected exceptions in background loops"),
+    ("celery_monitor_live", "gauge", "1 while ingestion works (/livez answers 200), 0 when it has stopped"),
 ]  # fmt: skip
 
 Q = 'task="app.quote\\"d\\\\back\\nslash"'

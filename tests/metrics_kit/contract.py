@@ -40,6 +40,13 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_store_tasks": GAUGE,
     "celery_monitor_store_size_bytes": GAUGE,
     "celery_monitor_store_quarantined_rows": GAUGE,
+    "celery_monitor_receiver_errors_total": COUNTER,
+    "celery_monitor_store_persisting": GAUGE,
+    "celery_monitor_store_write_errors_total": COUNTER,
+    "celery_monitor_store_pending_tasks": GAUGE,
+    "celery_monitor_store_writes_dropped_total": COUNTER,
+    "celery_monitor_background_errors_total": COUNTER,
+    "celery_monitor_live": GAUGE,
 }
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
