@@ -63,10 +63,11 @@ COPY --from=build /opt/celery-monitor /opt/celery-monitor
 WORKDIR /data
 USER 10001:10001
 EXPOSE 5555
-# /healthcheck is never behind auth. `celery-monitor healthcheck` resolves the settings as the
-# monitor does (environment, --conf, and the options the monitor was started with, read from
-# PID 1), so the port, --url_prefix, --unix_socket and TLS (--certfile) are followed wherever
-# they are set. The operator command ignores this (Kubernetes uses its own probes).
+# `celery-monitor healthcheck` asks the liveness probe /livez (never behind auth), which fails
+# when ingestion has stopped. It resolves the settings as the monitor does (environment, --conf,
+# and the options the monitor was started with, read from PID 1), so the port, --url_prefix,
+# --unix_socket and TLS (--certfile) are followed wherever they are set. The operator command
+# ignores this (Kubernetes uses its own probes: /livez and /readyz).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
   CMD ["celery-monitor", "healthcheck"]
 ENTRYPOINT ["celery-monitor"]

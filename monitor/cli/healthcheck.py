@@ -7,9 +7,11 @@ the ``--conf`` file and, when PID 1 (or a child of an init such as ``docker run 
 monitor, the options it was started with, read from /proc (relative paths from its working
 directory). Options given to the healthcheck itself come last and win.
 
-It then asks ``<prefix>/healthcheck`` on loopback (or the unix socket) over http, or https with
-``--certfile``. Exit 0 when it answered 200, else 1 — also for a bad setting, since Docker keeps
-exit status 2 reserved — with one line either way (Docker keeps that output for ``inspect``).
+It then asks ``<prefix>/livez`` on loopback (or the unix socket) over http, or https with
+``--certfile``: the liveness probe, which turns 503 when ingestion has stopped (not Flower's
+``/healthcheck``, which answers ``OK`` as long as the server does). Exit 0 when it answered 200,
+else 1 — also for a bad setting, since Docker keeps exit status 2 reserved — with one line either
+way, the reason included (Docker keeps that output for ``inspect``).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from celery_monitor.cli.config import ConfigError, HelpRequested, load_settings
 from celery_monitor.settings import Settings
 
 PROBE_TIMEOUT = 4.0  # seconds: inside the image's HEALTHCHECK --timeout=5s
+PROBE_PATH = "/livez"
 PROC = Path("/proc")
 # What a container runs as PID 1 to start the real command (docker run --init, Kubernetes' shared
 # process namespace...): the monitor is then one of its children.
@@ -151,7 +154,7 @@ def _host(address: str) -> str:
 def probe_url(settings: Settings) -> str:
     scheme = "https" if settings.certfile else "http"
     authority = "localhost" if settings.unix_socket else f"{_host(settings.address)}:{settings.port}"
-    return f"{scheme}://{authority}{settings.prefix}/healthcheck"
+    return f"{scheme}://{authority}{settings.prefix}{PROBE_PATH}"
 
 
 def _tls_context(settings: Settings) -> ssl.SSLContext:
@@ -181,8 +184,17 @@ def probe(settings: Settings, timeout: float = PROBE_TIMEOUT) -> tuple[bool, str
         reason = " ".join(str(exc).split()) or type(exc).__name__
         return False, f"unhealthy: {where}: {reason}"
     if response.status_code != 200:
-        return False, f"unhealthy: {where} answered {response.status_code}"
+        return False, f"unhealthy: {where} answered {response.status_code}{_reason(response)}"
     return True, f"healthy: {where} answered 200"
+
+
+def _reason(response: httpx.Response) -> str:
+    """The monitor's own words for a refusal (``{"error": ...}``), on the same line."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return ""
+    return f": {' '.join(str(error).split())[:300]}" if error else ""
 
 
 def main(argv: Sequence[str]) -> int:

@@ -27,7 +27,7 @@ def usage() -> str:
     lines += ["", "  -A, --app                     Celery application (module[:attribute])",
               "  -b, --broker                  broker URL",
               "", f"{PROG} healthcheck [--option=value ...]",
-              "  ask the running monitor's /healthcheck, its settings resolved as above (and, in a container,",
+              "  ask the running monitor's /livez, its settings resolved as above (and, in a container,",
               "  from the options of the monitor running as PID 1); exit status 0 (healthy) or 1"]
     return "\n".join(lines)
 

@@ -6,9 +6,12 @@ here the parts that decide what to ask, on /proc trees written the way the kerne
 
 from __future__ import annotations
 
+import http.server
+import json
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -79,10 +82,10 @@ def test_settings_come_from_pid_1_its_conf_file_and_the_environment_with_own_opt
     environ = {"CELERY_MONITOR_ADDRESS": "::", "FLOWER_UNIX_SOCKET": ""}
     settings = healthcheck.resolve_settings([], environ, proc)
     assert (settings.prefix, settings.port, settings.address) == ("/from-conf", 7002, "::")
-    assert healthcheck.probe_url(settings) == "http://[::1]:7002/from-conf/healthcheck"
+    assert healthcheck.probe_url(settings) == "http://[::1]:7002/from-conf/livez"
     assert Path.cwd() == workdir
     own = healthcheck.resolve_settings(["--url_prefix=", "--port=7003", "--address=10.1.2.3"], environ, proc)
-    assert healthcheck.probe_url(own) == "http://10.1.2.3:7003/healthcheck"
+    assert healthcheck.probe_url(own) == "http://10.1.2.3:7003/livez"
 
 
 def _run(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -95,7 +98,7 @@ def test_nothing_listening_is_one_line_and_status_1(tmp_path: Path) -> None:
     port = free_port()
     done = _run(f"--port={port}", "--url_prefix=x", cwd=tmp_path)
     assert done.returncode == 1 and done.stdout == ""
-    assert done.stderr.startswith(f"unhealthy: http://127.0.0.1:{port}/x/healthcheck: ")
+    assert done.stderr.startswith(f"unhealthy: http://127.0.0.1:{port}/x/livez: ")
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
 
 
@@ -107,3 +110,30 @@ def test_a_bad_setting_is_unhealthy_never_status_2(tmp_path: Path, args: list[st
     assert done.returncode == 1, done
     assert done.stderr.startswith("unhealthy: cannot resolve the monitor's settings: --")
     assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+
+
+def test_a_monitor_whose_ingestion_stopped_is_unhealthy_with_its_reason(tmp_path: Path) -> None:
+    """The probe is /livez: its 503 and the monitor's reason end up in the one line Docker keeps."""
+    reason = "ingestion has stopped: the event applier has made no progress for 130s"
+
+    class Refusing(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"error": reason, "live": False}).encode() if self.path == "/ops/livez" else b"{}"
+            self.send_response(503 if self.path == "/ops/livez" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Refusing)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        done = _run(f"--port={server.server_address[1]}", "--url_prefix=ops", cwd=tmp_path)
+    finally:
+        server.shutdown()
+    assert done.returncode == 1 and done.stdout == ""
+    port = server.server_address[1]
+    assert done.stderr.strip() == f"unhealthy: http://127.0.0.1:{port}/ops/livez answered 503: {reason}"

@@ -263,7 +263,7 @@ def test_healthcheck_follows_the_environment(image: BuiltImage, monitor_env: dic
     try:
         line = _check_until_healthy(container)
         assert line == f"healthy: http://127.0.0.1:{env['CELERY_MONITOR_PORT']}{'/' + prefix if prefix else ''}" \
-                       "/healthcheck answered 200"
+                       "/livez answered 200"
         # The default --db is relative: the history lands in the WORKDIR (the /data volume).
         wait_for(lambda: (image.data / "celery-monitor.db").exists(), 10, message="celery-monitor.db in /data")
     finally:
@@ -287,7 +287,7 @@ def test_healthcheck_follows_the_options_of_pid_1_over_tls(image: BuiltImage, mo
                                  f"--keyfile={key}")
     try:
         line = _check_until_healthy(container)
-        assert line == f"healthy: https://127.0.0.1:{port}/ops/healthcheck answered 200"
+        assert line == f"healthy: https://127.0.0.1:{port}/ops/livez answered 200"
     finally:
         container.stop()
     _assert_unhealthy(_healthcheck_outside({**env, "CELERY_MONITOR_PORT": str(port)}, image))
@@ -300,7 +300,7 @@ def test_healthcheck_follows_a_unix_socket_set_in_a_relative_conf_file(image: Bu
     container = _start_container(image, monitor_env, "--conf=hc_conf.py")
     try:
         line = _check_until_healthy(container)
-        assert line == "healthy: http://localhost/sock/healthcheck on monitor.sock answered 200"
+        assert line == "healthy: http://localhost/sock/livez on monitor.sock answered 200"
     finally:
         container.stop()
         (image.data / "hc_conf.py").unlink()
