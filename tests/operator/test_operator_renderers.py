@@ -55,7 +55,7 @@ def test_every_child_is_owned_by_the_celery_monitor_and_labelled() -> None:
         assert meta["labels"]["app.kubernetes.io/managed-by"] == "celery-monitor-operator"
 
 
-def test_the_deployment_runs_hardened_and_probes_the_healthcheck() -> None:
+def test_the_deployment_runs_hardened_and_probes_liveness_and_readiness() -> None:
     rendered = deployment.render_deployment(make_monitor(), "abc123")
     pod = rendered["spec"]["template"]["spec"]
     container = container_of(rendered)
@@ -68,8 +68,10 @@ def test_the_deployment_runs_hardened_and_probes_the_healthcheck() -> None:
         "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True, "runAsNonRoot": True,
         "capabilities": {"drop": ["ALL"]}, "seccompProfile": {"type": "RuntimeDefault"},
     }
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert container[probe]["httpGet"] == {"path": "/healthcheck", "port": "http"}
+    # Restarted when ingestion has stopped; in the Service's endpoints once the history is open.
+    assert container["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert container["startupProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
     assert {"name": "tmp", "mountPath": "/tmp"} in container["volumeMounts"]
     assert rendered["spec"]["template"]["metadata"]["annotations"][naming.CHECKSUM_ANNOTATION] == "abc123"
 
@@ -110,7 +112,8 @@ def test_retention_auth_and_prefix_become_monitor_options() -> None:
         f"--trusted_proxies={','.join(spec.DEFAULT_TRUSTED_PROXIES)}", "--read_only=True",
         "--auth_provider=github", "--oauth2_key=cid", "--auth=.*@x.org", "--natural_time=true",
     ]
-    assert container["livenessProbe"]["httpGet"]["path"] == "/celery/healthcheck"
+    assert container["livenessProbe"]["httpGet"]["path"] == "/celery/livez"
+    assert container["readinessProbe"]["httpGet"]["path"] == "/celery/readyz"
     assert env_of(deployment.render_deployment(monitor, "c"))["CELERY_MONITOR_OAUTH2_SECRET"] == {
         "secretKeyRef": {"name": "gh", "key": "client-secret"}}
 
@@ -157,8 +160,9 @@ def test_a_monitor_serving_tls_itself_is_probed_over_https(extra: dict[str, Any]
                             **extra})
     container = container_of(deployment.render_deployment(monitor, "c"))
 
-    for probe in ("livenessProbe", "readinessProbe", "startupProbe"):
-        assert container[probe]["httpGet"] == {"path": "/cm/healthcheck", "port": "http", "scheme": "HTTPS"}
+    paths = {"livenessProbe": "/cm/livez", "readinessProbe": "/cm/readyz", "startupProbe": "/cm/readyz"}
+    for probe, path in paths.items():
+        assert container[probe]["httpGet"] == {"path": path, "port": "http", "scheme": "HTTPS"}
 
 
 @pytest.mark.parametrize("extra_args", [["--certfile="], ["--keyfile=/k"], ["--certfile"], ["--natural_time=true"]])

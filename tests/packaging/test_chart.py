@@ -143,7 +143,7 @@ def test_helm_test_pods_check_the_operator_and_the_monitor_over_their_services(h
     assert urls == [
         f"http://{service['metadata']['name']}.{helm_cli.NAMESPACE}.svc:{service['spec']['ports'][0]['port']}/healthz",
         # The spec's Ingress has no pathPrefix: the monitor serves at the root.
-        f"http://orders.{helm_cli.NAMESPACE}.svc:5555/healthcheck",
+        f"http://orders.{helm_cli.NAMESPACE}.svc:5555/readyz",
     ]
 
 

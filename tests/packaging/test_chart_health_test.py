@@ -35,23 +35,23 @@ ROUTE = {"enabled": True, "parentRefs": [{"name": "public"}]}
 
 # name -> (celeryMonitor.spec beyond the broker, the URL helm test must check)
 CASES: dict[str, tuple[dict[str, Any], str]] = {
-    "plain": ({}, "http://orders.celery-monitor-system.svc:5555/healthcheck"),
-    "service port": ({"service": {"port": 80}}, "http://orders.celery-monitor-system.svc:80/healthcheck"),
+    "plain": ({}, "http://orders.celery-monitor-system.svc:5555/readyz"),
+    "service port": ({"service": {"port": 80}}, "http://orders.celery-monitor-system.svc:80/readyz"),
     "ingress prefix": ({"ingress": {"enabled": True, "pathPrefix": "/celery/"}},
-                       "http://orders.celery-monitor-system.svc:5555/celery/healthcheck"),
+                       "http://orders.celery-monitor-system.svc:5555/celery/readyz"),
     "route prefix": ({"httpRoute": {**ROUTE, "pathPrefix": "/ops/flower"}},
-                     "http://orders.celery-monitor-system.svc:5555/ops/flower/healthcheck"),
+                     "http://orders.celery-monitor-system.svc:5555/ops/flower/readyz"),
     "prefix of a disabled ingress": ({"ingress": {"enabled": False, "pathPrefix": "/celery"}},
-                                     "http://orders.celery-monitor-system.svc:5555/healthcheck"),
+                                     "http://orders.celery-monitor-system.svc:5555/readyz"),
     "certfile option": ({"ingress": {"enabled": True, "pathPrefix": "/celery"},
                          "extraArgs": ["--certfile=/tls/tls.crt", "--keyfile=/tls/tls.key"]},
-                        "https://orders.celery-monitor-system.svc:5555/celery/healthcheck"),
+                        "https://orders.celery-monitor-system.svc:5555/celery/readyz"),
     "certfile option, two words": ({"extraArgs": ["--certfile", "/tls/tls.crt", "--keyfile", "/tls/tls.key"]},
-                                   "https://orders.celery-monitor-system.svc:5555/healthcheck"),
-    "empty certfile": ({"extraArgs": ["--certfile="]}, "http://orders.celery-monitor-system.svc:5555/healthcheck"),
+                                   "https://orders.celery-monitor-system.svc:5555/readyz"),
+    "empty certfile": ({"extraArgs": ["--certfile="]}, "http://orders.celery-monitor-system.svc:5555/readyz"),
     "certfile variable": ({"extraEnv": [{"name": "FLOWER_CERTFILE", "value": "/tls/tls.crt"}],
                            "service": {"port": 8443}},
-                          "https://orders.celery-monitor-system.svc:8443/healthcheck"),
+                          "https://orders.celery-monitor-system.svc:8443/readyz"),
 }
 
 
@@ -167,7 +167,7 @@ def test_the_test_pod_reaches_a_monitor_serving_tls_under_its_prefix(tls_monitor
 
     done = run_check(container, url)
 
-    assert url.startswith("https://127.0.0.1:") and url.endswith("/celery/healthcheck")
+    assert url.startswith("https://127.0.0.1:") and url.endswith("/celery/readyz")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.strip() == f"{url} 200"
 

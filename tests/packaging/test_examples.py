@@ -66,12 +66,12 @@ def test_example_is_valid_kubernetes(folder: str, kinds: list[str]) -> None:
 
 
 @pytest.mark.parametrize("folder", ["sidecar", "plain"])
-def test_monitor_container_is_probed_on_healthcheck_and_hardened(folder: str) -> None:
+def test_monitor_container_is_probed_for_liveness_and_readiness_and_hardened(folder: str) -> None:
     container = monitor_container(find(load(folder), "Deployment"))
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+    for probe, path in (("startupProbe", "/readyz"), ("readinessProbe", "/readyz"), ("livenessProbe", "/livez")):
         check = container[probe]["httpGet"]
-        assert check["path"] == "/healthcheck" and ports[check["port"]] == 5555, probe
+        assert check["path"] == path and ports[check["port"]] == 5555, probe
     security = container["securityContext"]
     assert security["readOnlyRootFilesystem"] is True and security["allowPrivilegeEscalation"] is False
     assert {m["mountPath"] for m in container["volumeMounts"]} == {"/data", "/tmp"}
@@ -153,7 +153,8 @@ def running_example(request: pytest.FixtureRequest, redis_server: RedisServer,
 
 def test_example_monitor_answers_probes_and_guards_its_api(running_example: tuple[str, dict[str, str]]) -> None:
     url, env = running_example
-    wait_for(lambda: httpx.get(f"{url}/healthcheck").status_code == 200, 30, message="the startup probe to pass")
+    wait_for(lambda: httpx.get(f"{url}/readyz").status_code == 200, 30, message="the startup probe to pass")
+    assert httpx.get(f"{url}/livez").json()["live"] is True  # the probes need no password
     assert httpx.get(f"{url}/api/workers").status_code == 401
     user, password = env["CELERY_MONITOR_BASIC_AUTH"].split(",")[0].split(":", 1)
     assert httpx.get(f"{url}/api/workers", auth=(user, password)).status_code == 200

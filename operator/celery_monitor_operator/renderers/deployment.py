@@ -106,8 +106,8 @@ def _probe(path: str, scheme: str, period: int, failures: int) -> dict[str, Any]
     }
 
 
-def _healthcheck_path(monitor: spec.Monitor) -> str:
-    return f"{monitor.spec.url_prefix.rstrip('/')}{naming.HEALTHCHECK_PATH}"
+def _probe_path(monitor: spec.Monitor, path: str) -> str:
+    return f"{monitor.spec.url_prefix.rstrip('/')}{path}"
 
 
 def _data_volume(monitor: spec.Monitor) -> dict[str, Any]:
@@ -128,7 +128,11 @@ def _strategy(monitor: spec.Monitor) -> dict[str, Any]:
 def render_deployment(monitor: spec.Monitor, checksum: str) -> dict[str, Any]:
     """``checksum`` is :func:`secrets_checksum` of the Secrets the pod reads."""
     desired = monitor.spec
-    health = _healthcheck_path(monitor)
+    # Started (and ready) once the history is open and the monitor serves, which can take a while on
+    # a large history: the startup probe allows two minutes. Liveness fails only when ingestion has
+    # stopped (a loop dead or stuck, the broker away for minutes): a restart is then the remedy.
+    ready = _probe_path(monitor, naming.READINESS_PATH)
+    live = _probe_path(monitor, naming.LIVENESS_PATH)
     scheme = "HTTPS" if desired.serves_tls else "HTTP"
     container: dict[str, Any] = {
         "name": naming.CONTAINER_NAME,
@@ -138,9 +142,9 @@ def render_deployment(monitor: spec.Monitor, checksum: str) -> dict[str, Any]:
         "args": monitor_args(monitor),
         "env": monitor_env(monitor),
         "ports": [{"name": naming.PORT_NAME, "containerPort": naming.MONITOR_PORT, "protocol": "TCP"}],
-        "startupProbe": _probe(health, scheme, period=5, failures=24),
-        "livenessProbe": _probe(health, scheme, period=20, failures=3),
-        "readinessProbe": _probe(health, scheme, period=10, failures=3),
+        "startupProbe": _probe(ready, scheme, period=5, failures=24),
+        "livenessProbe": _probe(live, scheme, period=20, failures=3),
+        "readinessProbe": _probe(ready, scheme, period=10, failures=3),
         "resources": dict(desired.pod.resources) or DEFAULT_RESOURCES,
         "securityContext": _security.container_security_context(),
         "volumeMounts": [
