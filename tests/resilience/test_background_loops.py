@@ -23,11 +23,14 @@ Case = tuple[Callable[[Running], list[Any]], Callable[[Running, RedisFeed, list[
 
 
 def _task_applied_after_the_fault(running: Running, feed: RedisFeed, calls: list[Any]) -> bool:
-    """Events sent now are applied: ingestion goes on (the reader resubscribed if it had to)."""
+    """Events sent now are applied: ingestion goes on (the reader resubscribed if it had to).
+
+    Polled: a message published while the reader's old connection is closing is lost, so send again.
+    """
     if not (running.monitor.health.connected and feed.listening()):
         return False
     (task_id,) = feed.send(1)
-    return bool(wait_for(lambda: running.get(f"/api/task/info/{task_id}").status_code == 200, 10,
+    return bool(wait_for(lambda: running.get(f"/api/task/info/{task_id}").status_code == 200, 3,
                          message="a task sent after the fault"))
 
 

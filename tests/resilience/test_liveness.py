@@ -93,7 +93,7 @@ def test_a_dead_event_reader_fails_liveness(redis_server: RedisServer, tmp_path:
 
 def test_a_broker_away_longer_than_the_grace_fails_liveness_until_it_returns(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(liveness, "BROKER_GRACE", 1.0)
+    monkeypatch.setattr(liveness, "BROKER_GRACE", 3.0)
     port = free_port()
     running = Running(tmp_path, f"redis://127.0.0.1:{port}/0").start()
     server = RedisServer(port, tmp_path)
