@@ -40,6 +40,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/tasks/revoke": {**TASK_FILTERS, "dry_run": BOOLEAN, "terminate": BOOLEAN, "signal": STRING},
     "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
                    "user": STRING, "action": STRING},
+    "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
 }
 
 # Control arguments may come in the query string or in a form or JSON object body (as in Flower).
@@ -81,6 +82,8 @@ SUMMARIES: dict[str, str] = {
     "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector.",
     "/api/openapi.json": "This description.",
     "/api/queues/length": "Messages waiting per queue, read from the broker (Flower's shape).",
+    "/api/queues/{queue}/tasks": "The tasks waiting in a queue, next out first, read from the broker without "
+                                 "consuming (RabbitMQ: marked redelivered); args previews redacted.",
     "/api/task/abort/{task_id}": "Abort a running task (an AbortableTask); needs a result backend.",
     "/api/task/apply/{name}": "Run a task by name and wait for its result.",
     "/api/task/async-apply/{name}": "Run a task by name without waiting (apply_async options in `options`).",

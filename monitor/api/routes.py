@@ -4,7 +4,18 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
-from celery_monitor.api import audit, control_tasks, control_workers, health, openapi, queues, tasks, websocket, workers
+from celery_monitor.api import (
+    audit,
+    control_tasks,
+    control_workers,
+    health,
+    openapi,
+    queue_tasks,
+    queues,
+    tasks,
+    websocket,
+    workers,
+)
 from celery_monitor.metrics.endpoint import metrics
 
 ROUTES: list[BaseRoute] = [
@@ -17,6 +28,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/task/types", tasks.task_types),
     Route("/api/task/info/{task_id:path}", tasks.task_info),
     Route("/api/queues/length", queues.queue_lengths),
+    Route("/api/queues/{queue:path}/tasks", queue_tasks.queued_tasks, methods=["GET"]),
     Route("/api/monitor/status", health.monitor_status),
     WebSocketRoute("/api/ws", websocket.page_updates),
     WebSocketRoute("/api/task/events/{event_type}/", websocket.task_events),

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from celery_monitor.broker.messages import QueueMessages
 from celery_monitor.control.broadcast import Broadcaster
 from celery_monitor.control.bulk import BulkActions
 from celery_monitor.control.limits import LimitControl
@@ -29,6 +30,7 @@ class ControlPlane:
         self.broadcaster = Broadcaster(monitor.app, monitor.settings.inspect_timeout / 1000)
         self.workers = WorkerControl(self.broadcaster, self.knows_worker, self.changed)
         self.limits = LimitControl(self.broadcaster, self.workers, self.online_count, self.changed)
+        self.messages = QueueMessages(monitor.app, monitor.settings.broker_api)
         self.tasks = TaskControl(monitor.app, self.broadcaster, self.knows_task, monitor.get_task, self.online_count,
                                  redactor=lambda: monitor.applier.redactor)
         self.bulk = BulkActions(self.tasks, monitor.query_tasks, monitor.count_tasks)
