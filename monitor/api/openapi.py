@@ -39,7 +39,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/task/apply/{name}": {"timeout": SECONDS},
     "/api/tasks/revoke": {**TASK_FILTERS, "dry_run": BOOLEAN, "terminate": BOOLEAN, "signal": STRING},
     "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
-                   "user": STRING, "action": STRING},
+                   "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME},
     "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
 }
 
@@ -78,7 +78,8 @@ RESPONSES: dict[str, Any] = {
 
 
 SUMMARIES: dict[str, str] = {
-    "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result).",
+    "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result); "
+                  "filters: `user`, `action`, `target`, `since`, `until`.",
     "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector.",
     "/api/openapi.json": "This description.",
     "/api/queues/length": "Messages waiting per queue, read from the broker (Flower's shape).",

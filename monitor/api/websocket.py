@@ -1,6 +1,6 @@
 """WebSockets fed by the hub: live pushes for the pages, and Flower 1.x's task events API.
 
-``/api/ws`` sends the pages batches of changed tasks and workers (and graph samples), coalesced
+``/api/ws`` sends the pages batches of changed tasks and workers (graph samples, audit entries), coalesced
 over a short window so a burst of events costs one message per window, not one per event.
 ``/api/task/events/<event-type>/[<task-id>]`` streams each matching Celery event as JSON, as
 Flower 1.x did. Unlike Flower, both sit behind the auth gate, which also refuses a handshake whose
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from celery_monitor.service import Monitor
 
 BATCH_WINDOW = 0.2
-PAGE_TOPICS = frozenset({"tasks", "workers", "samples"})
+PAGE_TOPICS = frozenset({"tasks", "workers", "samples", "audit"})
 EVENT_TYPE = re.compile(r"^task-[a-z0-9_-]{1,64}$")
 CLOSE_POLICY = 1008
 CLOSE_DISABLED = 4403
@@ -58,6 +58,7 @@ def page_message(batch: list[Notice], overflowed: bool) -> dict[str, Any]:
     tasks: dict[str, Any] = {}
     workers: dict[str, Any] = {}
     samples: list[Any] = []
+    audit: list[Any] = []
     for notice in batch:
         kind = notice.get("kind")
         if kind == "task":
@@ -66,7 +67,9 @@ def page_message(batch: list[Notice], overflowed: bool) -> dict[str, Any]:
             workers[notice["worker"]["hostname"]] = worker_row(notice["worker"])
         elif kind == "sample":
             samples.append(notice["sample"])
-    return {"tasks": list(tasks.values()), "workers": list(workers.values()), "samples": samples,
+        elif kind == "audit":
+            audit.append(notice["audit"])
+    return {"tasks": list(tasks.values()), "workers": list(workers.values()), "samples": samples, "audit": audit,
             "overflow": overflowed}
 
 
@@ -101,7 +104,7 @@ async def _pump(websocket: WebSocket, subscription: Subscription, render: Any, w
 
 
 async def page_updates(websocket: WebSocket) -> None:
-    """/api/ws?topics=tasks,workers,samples&task=<id>: pushes for the open page."""
+    """/api/ws?topics=tasks,workers,samples,audit&task=<id>: pushes for the open page."""
     monitor: Monitor = websocket.app.state.monitor
     if not monitor.settings.auto_refresh:
         await _refuse(websocket, CLOSE_DISABLED, "Live updates are off (--auto_refresh=False)")
@@ -112,7 +115,7 @@ async def page_updates(websocket: WebSocket) -> None:
         await _refuse(websocket, CLOSE_POLICY, f"Unknown topics (known: {', '.join(sorted(PAGE_TOPICS))})")
         return
     only_task = websocket.query_params.get("task") or None
-    kinds = {"tasks": "task", "workers": "worker", "samples": "sample"}
+    kinds = {"tasks": "task", "workers": "worker", "samples": "sample", "audit": "audit"}
     wanted = {kinds[t] for t in topics}
 
     def accepts(notice: Notice) -> bool:

@@ -1,13 +1,17 @@
 """The audit trail: who did what to which worker or task, with which parameters, and how it went.
 
-Entries live in the history database (table ``audit``), newest first. :func:`audit_entries` is the
-one call pages need.
+Entries live in the history database (table ``audit``), newest first, and are pushed to the open
+pages as they are recorded (``listeners``). Task data in them (a task call's args and kwargs, a
+result read from the backend) is redacted before it is recorded, so every reader, read-only ones
+included, sees the same redacted entries.
 """
 
 from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -36,9 +40,22 @@ def shorten(value: Any) -> Any:
     return shorten(repr(value))
 
 
+@dataclass(frozen=True, slots=True)
+class AuditFilter:
+    """Which entries to show: each field narrows (exact user, action and target; a time range)."""
+
+    user: str | None = None
+    action: str | None = None
+    target: str | None = None
+    since: float | None = None
+    until: float | None = None
+
+
 class AuditTrail:
     def __init__(self, store: SQLiteStore) -> None:
         self.store = store
+        # Called with each recorded entry (the pages' live feed); they must not block.
+        self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def record(self, user: str, action: str, target: str, params: dict[str, Any], status: int,
                result: dict[str, Any]) -> dict[str, Any]:
@@ -48,14 +65,27 @@ class AuditTrail:
             entry["id"] = self.store.add_audit(entry)
         except Exception as exc:  # the action happened; losing its record must not turn it into an error
             log.error("could not record %s on %s in the audit trail: %s", action, target, exc)
+        for listener in self.listeners:
+            try:
+                listener(entry)
+            except Exception as exc:  # a page not told is no reason to fail the action
+                log.warning("could not push the audit entry of %s: %s", action, exc)
         return entry
 
     def entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
-                action: str | None = None) -> list[dict[str, Any]]:
-        return self.store.audit_entries(limit, offset, user=user, action=action)
+                action: str | None = None, where: AuditFilter | None = None) -> list[dict[str, Any]]:
+        where = where or AuditFilter(user=user, action=action)
+        return self.store.audit_entries(limit, offset, user=where.user, action=where.action, target=where.target,
+                                        since=where.since, until=where.until)
 
-    def count(self, user: str | None = None, action: str | None = None) -> int:
-        return self.store.audit_count(user=user, action=action)
+    def count(self, user: str | None = None, action: str | None = None, where: AuditFilter | None = None) -> int:
+        where = where or AuditFilter(user=user, action=action)
+        return self.store.audit_count(user=where.user, action=where.action, target=where.target,
+                                      since=where.since, until=where.until)
+
+    def facets(self) -> dict[str, list[str]]:
+        """The users and actions the trail holds, for the page's filter menus."""
+        return self.store.audit_facets()
 
 
 def audit_entries(monitor: Monitor, limit: int = 50, offset: int = 0, user: str | None = None,

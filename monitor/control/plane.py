@@ -34,6 +34,8 @@ class ControlPlane:
         self.tasks = TaskControl(monitor.app, self.broadcaster, self.knows_task, monitor.get_task, self.online_count,
                                  redactor=lambda: monitor.applier.redactor)
         self.bulk = BulkActions(self.tasks, monitor.query_tasks, monitor.count_tasks)
+        # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
+        monitor.audit.listeners.append(lambda entry: monitor.hub.publish([{"kind": "audit", "audit": entry}]))
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="control")
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

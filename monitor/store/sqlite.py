@@ -62,6 +62,8 @@ CREATE TABLE IF NOT EXISTS audit (
 );
 CREATE INDEX IF NOT EXISTS audit_user ON audit(user, seq);
 CREATE INDEX IF NOT EXISTS audit_action ON audit(action, seq);
+CREATE INDEX IF NOT EXISTS audit_target ON audit(target, seq);
+CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
 """
 
 # Writes go in bulk: one JSON array of task dicts per statement, unpacked by SQLite itself. A
@@ -531,15 +533,19 @@ class SQLiteStore:
                 (*columns, orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS)))
             return int(cursor.lastrowid or 0)
 
-    def _audit_where(self, user: str | None, action: str | None) -> tuple[str, list[Any]]:
-        clauses = [f"{column} = ?" for column, value in (("user", user), ("action", action)) if value]
-        params = [value for value in (user, action) if value]
+    def _audit_where(self, user: str | None, action: str | None, target: str | None = None,
+                     since: float | None = None, until: float | None = None) -> tuple[str, list[Any]]:
+        tests = (("user = ?", user), ("action = ?", action), ("target = ?", target), ("time >= ?", since),
+                 ("time <= ?", until))
+        clauses = [clause for clause, value in tests if value is not None and value != ""]
+        params = [value for _, value in tests if value is not None and value != ""]
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
-                      action: str | None = None) -> list[dict[str, Any]]:
+                      action: str | None = None, target: str | None = None, since: float | None = None,
+                      until: float | None = None) -> list[dict[str, Any]]:
         """Audit entries, newest first."""
-        where, params = self._audit_where(user, action)
+        where, params = self._audit_where(user, action, target, since, until)
         sql = (f"SELECT seq, time, user, action, target, status, data FROM audit{where}"
                " ORDER BY seq DESC LIMIT ? OFFSET ?")
         entries = []
@@ -549,9 +555,16 @@ class SQLiteStore:
             entries.append(entry)
         return entries
 
-    def audit_count(self, user: str | None = None, action: str | None = None) -> int:
-        where, params = self._audit_where(user, action)
+    def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
+                    since: float | None = None, until: float | None = None) -> int:
+        where, params = self._audit_where(user, action, target, since, until)
         return int(self._reader.execute(f"SELECT count(*) FROM audit{where}", params).fetchone()[0])
+
+    def audit_facets(self) -> dict[str, list[str]]:
+        """The distinct users and actions of the audit trail (each read from its index)."""
+        return {column: [row[0] for row in self._reader.execute(
+                    f"SELECT DISTINCT {column} FROM audit WHERE {column} IS NOT NULL ORDER BY {column}")]
+                for column in ("user", "action")}
 
     def size_bytes(self) -> int:
         if self.path is None:

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from celery_monitor.api.audit import audit_page
 from celery_monitor.api.errors import ApiError, json_response
 from celery_monitor.api.params import get_bool
 from celery_monitor.api.tasks import redactor_of, task_query
@@ -123,6 +124,14 @@ def _safe_broker_url(monitor: Monitor) -> str:
         return str(monitor.app.connection_for_read().as_uri(include_password=False))
     except Exception:
         return ""
+
+
+async def audit(request: Request) -> Response:
+    """A page of the audit trail (the API's filters), and the users and actions to filter by."""
+    monitor = monitor_of(request)
+    page = await audit_page(request)
+    page["facets"] = await monitor.control.run(monitor.audit.facets)
+    return json_response(page)
 
 
 async def timeline(request: Request) -> Response:

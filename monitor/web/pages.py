@@ -77,3 +77,8 @@ async def broker(request: Request) -> Response:
 
 async def graphs(request: Request) -> Response:
     return render(request, "monitor.html", "monitor", "Monitor")
+
+
+async def audit(request: Request) -> Response:
+    """The audit trail; read-only identities see it too (it holds no secret the other pages do not)."""
+    return render(request, "audit.html", "audit", "Audit")

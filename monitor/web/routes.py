@@ -14,6 +14,7 @@ ROUTES: list[BaseRoute] = [
     Route("/task/{task_id:path}", pages.task),
     Route("/broker", pages.broker),
     Route("/monitor", pages.graphs),
+    Route("/audit", pages.audit),
     Route("/live", data.live),
     Route("/ui/workers.json", data.workers),
     Route("/ui/worker/{name:path}/limits.json", data.worker_limits),
@@ -22,4 +23,5 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/task/{task_id:path}.json", data.task),
     Route("/ui/broker.json", data.broker),
     Route("/ui/monitor.json", data.timeline),
+    Route("/ui/audit.json", data.audit),
 ]

@@ -52,6 +52,22 @@ def test_a_successful_action_is_audited_with_its_result(fleet: Fleet) -> None:
     assert entry["result"]["task-id"] == task_id
 
 
+def test_audit_filters_by_target_and_time(fleet: Fleet) -> None:
+    target = f"nobody-{fleet.kind}@nowhere"
+    assert fleet.post(f"/api/worker/shutdown/{target}").status_code == 404
+    entry = fleet.monitor.json(f"/api/audit?target={target}")["entries"][0]
+    assert (entry["action"], entry["target"], entry["status"]) == ("worker.shutdown", target, 404)
+    assert fleet.monitor.json(f"/api/audit?target={target}&action=task.revoke")["total"] == 0
+    since, until = entry["time"] - 0.001, entry["time"] + 0.001
+    assert fleet.monitor.json(f"/api/audit?target={target}&since={since}&until={until}")["total"] == 1
+    assert fleet.monitor.json(f"/api/audit?target={target}&since={until}")["total"] == 0
+    page = fleet.monitor.json(f"/ui/audit.json?target={target}")
+    assert page["entries"] == [entry]
+    assert "worker.shutdown" in page["facets"]["action"] and USER[0] in page["facets"]["user"]
+    assert fleet.monitor.get("/api/audit?since=yesterday").status_code == 400
+    assert fleet.monitor.get("/api/audit?target=" + "x" * 9000).status_code == 400
+
+
 def test_audit_needs_a_login(fleet: Fleet) -> None:
     import httpx
 
@@ -89,6 +105,13 @@ def test_read_only_refuses_every_mutating_endpoint(bystanders: dict[str, Monitor
     response = bystanders["read_only"].client.post(path, json={})
     assert response.status_code == 403
     assert response.json()["error"].startswith("Read-only")
+
+
+def test_a_read_only_instance_shows_the_audit_trail(bystanders: dict[str, MonitorProcess]) -> None:
+    monitor = bystanders["read_only"]
+    assert monitor.json("/api/audit")["total"] >= 0
+    page = monitor.get("/audit")
+    assert page.status_code == 200 and 'data-page="audit"' in page.text
 
 
 def test_result_without_a_backend_is_503(bystanders: dict[str, MonitorProcess]) -> None:

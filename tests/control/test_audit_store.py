@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from celery_monitor.control.audit import AuditTrail
+from celery_monitor.control.audit import AuditFilter, AuditTrail
 from celery_monitor.store.sqlite import SQLiteStore
 
 
@@ -34,3 +34,33 @@ def test_memory_only_history_keeps_an_audit_trail_too() -> None:
     trail = AuditTrail(SQLiteStore(None))
     trail.record("", "task.abort", "t", {}, 503, {"error": "Result backend is not configured"})
     assert [(e["user"], e["ok"]) for e in trail.entries()] == [("anonymous", False)]
+
+
+def test_filters_by_target_and_time_and_the_facets(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "history.db"))
+    trail = AuditTrail(store)
+    pushed: list[dict[str, object]] = []
+    trail.listeners.append(pushed.append)
+    first = trail.record("alice", "task.revoke", "abc", {}, 200, {"message": "Revoked 'abc'"})
+    second = trail.record("bob", "task.revoke", "def", {}, 200, {"message": "Revoked 'def'"})
+    third = trail.record("bob", "worker.shutdown", "abc", {}, 404, {"error": "Unknown worker 'abc'"})
+
+    assert [e["id"] for e in pushed] == [first["id"], second["id"], third["id"]], "each entry is pushed as recorded"
+    assert [e["id"] for e in trail.entries(where=AuditFilter(target="abc"))] == [third["id"], first["id"]]
+    assert trail.count(where=AuditFilter(target="abc", user="bob")) == 1
+    assert [e["id"] for e in trail.entries(where=AuditFilter(since=second["time"]))] == [third["id"], second["id"]]
+    assert [e["id"] for e in trail.entries(where=AuditFilter(until=second["time"]))] == [second["id"], first["id"]]
+    assert trail.entries(where=AuditFilter(since=third["time"] + 1)) == []
+    assert trail.facets() == {"user": ["alice", "bob"], "action": ["task.revoke", "worker.shutdown"]}
+    store.close()
+
+
+def test_a_listener_that_fails_does_not_fail_the_action() -> None:
+    trail = AuditTrail(SQLiteStore(None))
+
+    def broken(entry: dict[str, object]) -> None:
+        raise RuntimeError("page gone")
+
+    trail.listeners.append(broken)
+    assert trail.record("alice", "task.abort", "t", {}, 200, {})["ok"] is True
+    assert trail.count() == 1

@@ -12,10 +12,11 @@ import { tasksPage } from "./pages/tasks.js";
 import { taskPage } from "./pages/task.js";
 import { brokerPage } from "./pages/broker.js";
 import { monitorPage } from "./pages/monitor.js";
+import { auditPage } from "./pages/audit.js";
 
 const PAGES = {
   workers: workersPage, worker: workerPage, tasks: tasksPage, task: taskPage, broker: brokerPage,
-  monitor: monitorPage,
+  monitor: monitorPage, audit: auditPage,
 };
 
 setupThemeToggle(redrawCharts);
