@@ -1,4 +1,4 @@
-"""A trigram index over the tasks' args, kwargs and result, filled behind the writer.
+"""A trigram index over the tasks' args, kwargs and result (and id, name, state, worker), filled behind the writer.
 
 Substring search over a large history is a scan of every row unless an index narrows it down, and
 an FTS5 index kept up to date inside every write would multiply the cost of ingesting. So the
@@ -37,7 +37,7 @@ from typing import Any
 import orjson
 
 from celery_monitor.applier.task_events import FINISHED_STATES
-from celery_monitor.store.search import SearchTerms
+from celery_monitor.store.search import All, Expression, SearchTerms, Term, fold_expansions
 
 # The slots' tables are all made with the schema: an in-memory store could not take a schema change
 # while it is being read. 32 of 65,536 tasks hold two million before a slot has to take more.
@@ -67,15 +67,40 @@ CREATE TABLE IF NOT EXISTS search_state (
     id INTEGER PRIMARY KEY CHECK (id = 0), watermark INTEGER NOT NULL, slot INTEGER NOT NULL
 );
 INSERT OR IGNORE INTO search_state VALUES (0, 0, 0);
--- No "OR IGNORE" in here: the upsert that fires it would impose its own conflict handling.
+"""
+# No "OR IGNORE" in here: the upsert that fires it would impose its own conflict handling.
+_STALE_TRIGGER = """
 CREATE TRIGGER IF NOT EXISTS task_search_stale AFTER UPDATE ON tasks
-WHEN (new.args IS NOT old.args OR new.kwargs IS NOT old.kwargs OR new.result IS NOT old.result)
+WHEN (new.args IS NOT old.args OR new.kwargs IS NOT old.kwargs OR new.result IS NOT old.result
+      OR new.name IS NOT old.name OR new.state IS NOT old.state OR new.worker IS NOT old.worker)
     AND old.seq <= (SELECT watermark FROM search_state)
     AND NOT EXISTS (SELECT 1 FROM search_skipped WHERE seq = old.seq)
 BEGIN
     INSERT INTO search_skipped (seq) VALUES (old.seq);
 END;
 """
+SCHEMA += _STALE_TRIGGER
+# Version 2: a bare term also matches the task's id, name, state and worker, so the index holds
+# them too (in the third column, after the result: columns are not told apart, detail=none).
+INDEX_VERSION = 2
+_INDEXED_TEXT = ("args, kwargs, coalesce(result, '') || char(10) || uuid || char(10) || coalesce(name, '')"
+                 " || char(10) || coalesce(state, '') || char(10) || coalesce(worker, '')")
+
+
+def upgrade(conn: sqlite3.Connection) -> None:
+    """Empty an index made by an older version, to be filled again (searches scan meanwhile)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'search_index_version'").fetchone()
+    if row is not None and orjson.loads(row[0]) >= INDEX_VERSION:
+        return
+    with _transaction(conn):
+        conn.execute("DROP TRIGGER IF EXISTS task_search_stale")
+        conn.execute(_STALE_TRIGGER)
+        for slot in range(SLOTS):
+            conn.execute(f"INSERT INTO {slot_table(slot)} ({slot_table(slot)}) VALUES ('delete-all')")
+        conn.execute("UPDATE search_slots SET high = NULL, rows = 0, merged = 0")
+        conn.execute("DELETE FROM search_skipped")
+        conn.execute("UPDATE search_state SET watermark = 0, slot = 0")
+        conn.execute("INSERT OR REPLACE INTO meta VALUES ('search_index_version', ?)", (orjson.dumps(INDEX_VERSION),))
 
 WATERMARK = "(SELECT watermark FROM search_state)"
 # Past this many index hits a search reads the rows in the order asked for instead, and stops at
@@ -105,23 +130,64 @@ _MAX_SEQ = "SELECT max(seq) FROM tasks"
 
 
 def match_expression(terms: SearchTerms) -> str | None:
-    """An FTS5 query every row the terms' LIKEs on args, kwargs and result accept also matches.
+    """An FTS5 query every row the search's SQL accepts also matches (AND and OR as in the search).
 
-    None when no such term has the three characters a trigram index needs to narrow anything down.
+    A term stands for the AND of its trigrams; one too short to have any (or an expression with no
+    such term) narrows nothing down: None, and where it is ORed the whole OR is None.
     """
-    grams: dict[str, None] = {}
-    for value in (*terms.any, *terms.args, *terms.result, *(key for key, _ in terms.kwargs)):
-        # LIKE reads its pattern as a C string: nothing after a NUL character takes part.
-        value = value.split("\0", 1)[0]
-        grams.update((value[i : i + 3], None) for i in range(len(value) - 2))
+    return None if terms.expression is None else _fts(terms.expression)
+
+
+def _fts(node: Expression) -> str | None:
+    if isinstance(node, Term):
+        return _term_trigrams(node.pair[0] if node.pair is not None else node.value)
+    parts = [_fts(child) for child in node.children]
+    if isinstance(node, All):
+        kept = [part for part in parts if part is not None]
+        return None if not kept else " AND ".join(f"({part})" for part in kept)
+    if any(part is None for part in parts):
+        return None
+    return " OR ".join(f"({part})" for part in parts)
+
+
+def _term_trigrams(value: str) -> str | None:
+    """The AND of the term's trigrams that every text holding the term (ignoring case) has in the index.
+
+    Search folds case as str.casefold() does, the index as FTS5 does, letter by letter: the two
+    differ only where casefold() turns one letter into several (ß into ss, the ligature ﬁ into
+    fi...). A text with "straße" holds "STRASSE" for the search, but the index has "raß", not
+    "ras". So trigrams that touch such a sequence in the term are not asked for.
+    """
+    # LIKE reads its pattern as a C string: nothing after a NUL character takes part.
+    folded = value.split("\0", 1)[0].casefold()
+    unsafe = _expansion_marks(folded)
+    grams = list(dict.fromkeys(folded[i : i + 3] for i in range(len(folded) - 2) if not any(unsafe[i : i + 3])))
     if not grams:
         return None
-    chosen = list(grams)
-    if len(chosen) > MAX_TRIGRAMS:
-        step = len(chosen) / MAX_TRIGRAMS
-        chosen = [chosen[int(i * step)] for i in range(MAX_TRIGRAMS)]
+    if len(grams) > MAX_TRIGRAMS:
+        step = len(grams) / MAX_TRIGRAMS
+        grams = [grams[int(i * step)] for i in range(MAX_TRIGRAMS)]
     # A quoted string of three characters is one trigram token; juxtaposed tokens are ANDed.
-    return " ".join('"' + gram.replace('"', '""') + '"' for gram in chosen)
+    return " ".join('"' + gram.replace('"', '""') + '"' for gram in grams)
+
+
+def _expansion_marks(folded: str) -> list[bool]:
+    """For each position of a case-folded term: could it stem from a letter that casefold() expands?
+
+    Also at the edges, where the term may begin inside such a sequence or end inside one.
+    """
+    marks = [False] * len(folded)
+    for expansion in fold_expansions():
+        start = folded.find(expansion)
+        while start >= 0:
+            marks[start : start + len(expansion)] = [True] * len(expansion)
+            start = folded.find(expansion, start + 1)
+        for cut in range(1, len(expansion)):
+            if folded.startswith(expansion[cut:]):
+                marks[: len(expansion) - cut] = [True] * min(len(expansion) - cut, len(folded))
+            if folded.endswith(expansion[:cut]):
+                marks[len(folded) - cut :] = [True] * min(cut, len(folded))
+    return marks
 
 
 @contextmanager
@@ -316,7 +382,7 @@ def _index(conn: sqlite3.Connection, seqs: list[int]) -> None:
             conn.execute("UPDATE search_state SET slot = ?", (slot,))
     table = slot_table(slot)
     conn.execute(f"INSERT INTO {table} (rowid, search_args, search_kwargs, search_result)"
-                 " SELECT seq, args, kwargs, result FROM tasks WHERE seq IN (SELECT value FROM json_each(?))",
+                 f" SELECT seq, {_INDEXED_TEXT} FROM tasks WHERE seq IN (SELECT value FROM json_each(?))",
                  (orjson.dumps(seqs).decode(),))
     conn.execute("UPDATE search_slots SET high = max(coalesce(high, 0), ?), rows = rows + ? WHERE slot = ?",
                  (max(seqs), len(seqs), slot))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sqlite3
 import threading
 import uuid as uuid_module
@@ -24,7 +25,7 @@ from celery_monitor.store import search_index, stored
 from celery_monitor.store.base import TaskDict
 from celery_monitor.store.quarantine import Quarantine, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
-from celery_monitor.store.search import kwargs_match
+from celery_monitor.store.search import BARE_COLUMNS, FOLDS_TO_ASCII, All, Expression, Term, contains, kwargs_match
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -106,6 +107,47 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
+# Search ignores case as Flower does (str.casefold()), in SQLite's C code for nearly every row: LIKE
+# folds ASCII letters only, which is exact for a term and a text of plain ASCII. What else can hold
+# the term is found with GLOB and checked by casefold_contains in Python: a text with one of the
+# few letters casefold() turns into ASCII ones (ß, ﬁ, the Kelvin sign...), and, for a term with
+# other letters, a text with any non-ASCII character. A Python call for every row would hand the
+# GIL back and forth (see _JSON_ROWS); these rows are rare, or the term asks for them.
+_SPECIAL = f"*[{FOLDS_TO_ASCII}]*"
+_NON_ASCII = "*[^\x01-\x7f]*"
+_ASCII_RUN = re.compile(r"[\x00-\x7f]+")
+
+
+def _contains_sql(column: str, folded: str) -> tuple[str, list[Any]]:
+    """SQL true when ``column`` holds the case-folded term ``folded``, ignoring case."""
+    check = f"casefold_contains({column}, ?)"
+    if folded.isascii():
+        return (f"({column} LIKE ? ESCAPE '\\' OR ({column} GLOB ? AND {check}))",
+                [_like(folded), _SPECIAL, folded])
+    # The term's longest ASCII part is in the text in some case, unless the text has special letters.
+    run = max(_ASCII_RUN.findall(folded), key=len, default="")
+    if run:
+        return (f"(({column} LIKE ? ESCAPE '\\' OR {column} GLOB ?) AND {column} GLOB ? AND {check})",
+                [_like(run), _SPECIAL, _NON_ASCII, folded])
+    return f"({column} GLOB ? AND {check})", [_NON_ASCII, folded]
+
+
+def _kwargs_sql(key: str, expected: str) -> tuple[str, list[Any]]:
+    """``kwargs:key=value``: a LIKE on the key narrows the rows down, kwargs_match decides."""
+    folded = key.casefold()
+    if folded.isascii():
+        narrow, params = "(kwargs LIKE ? ESCAPE '\\' OR kwargs GLOB ?)", [_like(folded), _SPECIAL]
+    else:
+        narrow, params = "kwargs GLOB ?", [_NON_ASCII]
+    return f"({narrow} AND kwargs_match(kwargs, ?, ?))", [*params, key, expected]
+
+
+def _any_of(column: str, values: list[str]) -> tuple[str, list[Any]]:
+    if not values:
+        return "0", []
+    return f"{column} IN ({', '.join('?' * len(values))})", list(values)
+
+
 def _assemble(columns: Sequence[Any], rest: TaskDict) -> TaskDict:
     """Rebuild the task dict in the API's field order from its column values and the blob's fields."""
     rest.update(zip(_COLUMNS, columns, strict=True))
@@ -182,6 +224,7 @@ class SQLiteStore:
             self.quarantine = Quarantine(self._writer, self._write_lock)
             # Schema version 1 databases get the search index here and fill it from the start.
             self._writer.executescript(search_index.SCHEMA)
+            search_index.upgrade(self._writer)
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a Celery Monitor history, or is damaged ({exc})") from None
         self.search_indexer = search_index.SearchIndexer(self._writer, self._write_lock, self._index_lock,
@@ -206,6 +249,7 @@ class SQLiteStore:
         conn.execute(f"PRAGMA cache_size = {-16000 if writer else -4000}")
         conn.execute("PRAGMA mmap_size = 0")
         conn.create_function("kwargs_match", 3, kwargs_match, deterministic=True)
+        conn.create_function("casefold_contains", 2, contains, deterministic=True)
         return conn
 
     def _check_ours(self) -> None:
@@ -356,41 +400,59 @@ class SQLiteStore:
             found.update((task["uuid"], task) for task in self._fetch_tasks(sql, chunk))
         return found
 
-    def _where(self, query: TaskQuery) -> tuple[str, list[Any]]:
+    def _where(self, query: TaskQuery, excluding: Sequence[int] = ()) -> tuple[str, list[Any]]:
+        """The WHERE clause of a query; ``excluding`` leaves out these seqs (rows known to be stale)."""
         clauses: list[str] = []
         params: list[Any] = []
 
-        def any_of(column: str, values: list[str]) -> None:
-            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
+        def add(clause: tuple[str, list[Any]]) -> None:
+            clauses.append(clause[0])
+            params.extend(clause[1])
 
-        if query.workers:
-            any_of("worker", query.workers)
-        if query.names:
-            any_of("name", query.names)
-        if query.states:
-            any_of("state", query.states)
+        # Filters compare whole values ignoring case, as Flower's do: the values present that fold
+        # to the same text are looked up first, so the column's index still does the work.
+        for column, wanted in (("worker", query.workers), ("name", query.names), ("state", query.states)):
+            if wanted:
+                add(_any_of(column, self.values_folding_to(column, wanted)))
         if query.received_start is not None:
-            clauses.append("received >= ?")
-            params.append(query.received_start)
+            add(("received >= ?", [query.received_start]))
         if query.received_end is not None:
-            clauses.append("received <= ?")
-            params.append(query.received_end)
-        terms = query.search
-        if terms.states:
-            any_of("state", terms.states)
-        for value in terms.any:
-            clauses.append("(args LIKE ? ESCAPE '\\' OR kwargs LIKE ? ESCAPE '\\' OR result LIKE ? ESCAPE '\\')")
-            params.extend([_like(value)] * 3)
-        for column, values in (("args", terms.args), ("result", terms.result), ("name", terms.names),
-                               ("worker", terms.workers)):
-            for value in values:
-                clauses.append(f"{column} LIKE ? ESCAPE '\\'")
-                params.append(_like(value))
-        for key, expected in terms.kwargs:
-            clauses.append("kwargs LIKE ? ESCAPE '\\' AND kwargs_match(kwargs, ?, ?)")
-            params.extend([_like(key), key, expected])
+            add(("received <= ?", [query.received_end]))
+        if query.search.expression is not None:
+            add(self._search_sql(query.search.expression))
+        if excluding:
+            add(("seq NOT IN (SELECT value FROM json_each(?))", [orjson.dumps(list(excluding)).decode()]))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def _search_sql(self, expression: Expression) -> tuple[str, list[Any]]:
+        if not isinstance(expression, Term):
+            parts = [self._search_sql(child) for child in expression.children]
+            joiner = " AND " if isinstance(expression, All) else " OR "
+            return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+        folded = expression.folded
+        if expression.pair is not None:
+            key, expected = expression.pair
+            return _kwargs_sql(key, expected)
+        if expression.field == "state":
+            return _any_of("state", self.values_folding_to("state", [expression.value]))
+        columns = BARE_COLUMNS if expression.field is None else (expression.field,)
+        parts = [_contains_sql(column, folded) for column in columns]
+        return "(" + " OR ".join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+
+    def values_folding_to(self, column: str, wanted: Sequence[str]) -> list[str]:
+        """The distinct values of ``column`` (worker, name or state) equal to one of ``wanted``, ignoring case."""
+        folded = {value.casefold() for value in wanted}
+        present = self.distinct_values(column)
+        return [value for value in present if value.casefold() in folded]
+
+    def distinct_values(self, column: str) -> list[str]:
+        """The distinct text values of an indexed column, one index seek each (not a walk of every row)."""
+        if column == "name":
+            return self.task_names()
+        sql = (f"WITH RECURSIVE d(v) AS (SELECT min({column}) FROM tasks UNION ALL "
+               f"SELECT (SELECT min({column}) FROM tasks WHERE {column} > d.v) FROM d WHERE d.v IS NOT NULL) "
+               "SELECT json_group_array(v) FROM d WHERE typeof(v) = 'text'")
+        return list(orjson.loads(self._reader.execute(sql).fetchone()[0]))
 
     def _candidates(self, query: TaskQuery, by_seq: bool) -> list[Any] | None:
         """The parameters of the search index's candidates, when the index is to answer this search.
@@ -408,9 +470,13 @@ class SQLiteStore:
         found = search_index.index_hits(self._reader, match, limit)
         return None if found is None else list(found)
 
-    def query_sql(self, query: TaskQuery) -> tuple[str, list[Any]]:
-        """The SELECT for a query: filters, an order an index can deliver, and the page."""
-        where, params = self._where(query)
+    def query_sql(self, query: TaskQuery, excluding: Sequence[int] = (),
+                  select: str = _SELECT_FROM) -> tuple[str, list[Any]]:
+        """The SELECT for a query: filters, an order an index can deliver, and the page.
+
+        ``select`` is the statement's start up to FROM (``SELECT seq FROM `` for the order alone).
+        """
+        where, params = self._where(query, excluding)
         by_seq = not (query.sort_by in SORT_KEYS or query.received_start is not None or query.received_end is not None)
         source = "tasks"
         if (found := self._candidates(query, by_seq)) is not None:
@@ -435,12 +501,42 @@ class SQLiteStore:
                 start = "(SELECT max(seq) FROM tasks) - ?" if query.descending else "(SELECT min(seq) FROM tasks) + ?"
                 where = f" WHERE seq {'<=' if query.descending else '>='} {start}"
                 params = [query.offset]
-                return _SELECT + where + order + " LIMIT ?", [*params, -1 if query.limit is None else query.limit]
+                return (select + "tasks" + where + order + " LIMIT ?",
+                        [*params, -1 if query.limit is None else query.limit])
         page = ""
         if query.limit is not None or query.offset:
             page = " LIMIT ? OFFSET ?"
             params = [*params, -1 if query.limit is None else query.limit, query.offset]
-        return _SELECT_FROM + source + where + order + page, params
+        return select + source + where + order + page, params
+
+    # -- reading beside the writer's pending changes (service.py lays them over these) ------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction for several reads that must agree (on a file; memory has none)."""
+        with search_index.snapshot(self._reader):
+            yield
+
+    def seqs_of(self, uuids: Iterable[str]) -> dict[str, int]:
+        """The seq of each of these tasks the history holds."""
+        wanted = orjson.dumps(list(uuids)).decode()
+        sql = ("SELECT json_group_object(t.uuid, t.seq) FROM json_each(?) j JOIN tasks t ON t.uuid = j.value")
+        return dict(orjson.loads(self._reader.execute(sql, (wanted,)).fetchone()[0]))
+
+    def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
+        """The seqs of the query's page (or of every match, without a limit), in its order, in one step."""
+        with self._reading(query):
+            sql, params = self.query_sql(query, excluding, select="SELECT seq FROM ")
+            return list(orjson.loads(self._reader.execute(f"SELECT json_group_array(seq) FROM ({sql})",
+                                                          params).fetchone()[0]))
+
+    def tasks_in_order(self, seqs: Sequence[int]) -> list[tuple[int, TaskDict]]:
+        """These tasks with their seqs, in the order given; those deleted meanwhile are left out."""
+        sql = (f"SELECT {', '.join(f't.{c}' for c in _COLUMNS)}, t.data FROM json_each(?) j "
+               "JOIN tasks t ON t.seq = j.value ORDER BY j.key")
+        tasks = self._fetch_tasks(sql, (orjson.dumps(list(seqs)).decode(),))
+        seq_of = self.seqs_of(task["uuid"] for task in tasks)
+        return [(seq_of[task["uuid"]], task) for task in tasks if task["uuid"] in seq_of]
 
     @contextmanager
     def _reading(self, query: TaskQuery) -> Iterator[None]:
@@ -449,14 +545,14 @@ class SQLiteStore:
         with self._index_lock if searching else nullcontext(), search_index.snapshot(self._reader):
             yield
 
-    def query_tasks(self, query: TaskQuery) -> list[TaskDict]:
+    def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
         with self._reading(query):
-            sql, params = self.query_sql(query)
+            sql, params = self.query_sql(query, excluding)
             return self._fetch_tasks(sql, params)
 
-    def count_tasks(self, query: TaskQuery) -> int:
+    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> int:
         with self._reading(query):
-            where, params = self._where(query)
+            where, params = self._where(query, excluding)
             if not where:
                 return self.task_count()
             source = "tasks"

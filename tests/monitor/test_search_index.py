@@ -21,7 +21,7 @@ import pytest
 
 from celery_monitor.store import search_index
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
-from celery_monitor.store.search import SearchTerms, parse_search
+from celery_monitor.store.search import parse_search
 from celery_monitor.store.sqlite import SQLiteStore
 
 NOW = time.time()
@@ -162,15 +162,20 @@ def seq_of(store: SQLiteStore, uuid: str) -> int:
 
 
 def test_match_expression() -> None:
-    assert search_index.match_expression(parse_search("ab é kwargs:ke=value name:abc worker:xyz")) is None
+    assert search_index.match_expression(parse_search("ab é kwargs:ke=value")) is None
+    # The index also holds the name and the worker: their terms narrow the rows down too.
+    assert search_index.match_expression(parse_search("ab name:abc worker:xyz")) == '("abc") AND ("xyz")'
     # The key of kwargs:key=value must be in kwargs; the value is compared after parsing.
-    assert search_index.match_expression(parse_search("kwargs:tenant=t3")) == '"ten" "ena" "nan" "ant"'
-    assert search_index.match_expression(parse_search('abcd args:"x y" result:ab')) == '"abc" "bcd" "x y"'
-    assert search_index.match_expression(SearchTerms(result=['a"bc'])) == '"a""b" """bc"'
+    assert search_index.match_expression(parse_search("kwargs:tenant=t3")) == '"ena" "nan"'  # t: maybe ﬅ or ẗ
+    assert search_index.match_expression(parse_search('abcd args:"x y" result:ab')) == '("abc" "bcd")'  # y: maybe ẙ
+    assert search_index.match_expression(parse_search(r'result:"a\"bc"')) == '"a""b" """bc"'
     assert search_index.match_expression(parse_search("ab\x00cdef")) is None  # LIKE stops at the NUL
     assert search_index.match_expression(parse_search("aaaaaa")) == '"aaa"'
-    assert search_index.match_expression(parse_search("x" * 50 + "".join(map(chr, range(65, 123))))).count('"') \
+    assert search_index.match_expression(parse_search("x" * 50 + "".join(map(chr, range(0x4E00, 0x4E60))))).count('"') \
         == 2 * search_index.MAX_TRIGRAMS
+    # OR: every side must narrow something down, or the index cannot answer.
+    assert search_index.match_expression(parse_search("abcd OR wxyz")) == '("abc" "bcd") OR ("wxy" "xyz")'
+    assert search_index.match_expression(parse_search("abcd OR wx")) is None
 
 
 def test_search_through_the_index_matches_the_scan(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -203,8 +208,10 @@ def test_search_through_the_index_matches_the_scan(tmp_path: Path, monkeypatch: 
     # A rejected task is received again: unfinished once more, with other args.
     reopened = [dict(tasks[i], state="RECEIVED", args=f"('rerun-args', {i})") for i in range(5, 2000, 10)
                 if tasks[i]["state"] == "REJECTED"]
+    # Indexed tasks that move to another worker: the worker is in their indexed text.
+    changed += [dict(tasks[i], worker="celery@w9") for i in range(7, 2000, 10)]
     # Indexed tasks that change, but not in their text.
-    moved = [dict(tasks[i], worker="celery@w9") for i in range(6, 2000, 10)]
+    moved = [dict(tasks[i], runtime=9.5) for i in range(6, 2000, 10)]
     # New tasks, not yet walked.
     fresh = [dict(make_task(rnd, i), args=f"('fresh-tail', {i}, 'customer-12')") for i in range(2000, 2300)]
     assert changed and reopened
@@ -474,6 +481,7 @@ def test_a_version_1_history_gets_the_index(tmp_path: Path, monkeypatch: pytest.
     conn.close()
 
     store = SQLiteStore(str(path))
+    store.search_indexer.settle_seconds = 3600  # the tasks "finished a moment ago" stay unsettled
     assert state(store) == (0, set())
     # Nothing indexed yet: every row is in the tail, and a scan reads them quicker than one by one.
     assert "json_each" not in store.query_sql(TaskQuery(limit=10, search=parse_search("customer-12")))[0]
