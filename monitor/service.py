@@ -28,6 +28,7 @@ from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.settings import Settings
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.models import WorkerRecord
+from celery_monitor.store import overlay
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.writer import StoreWriter
@@ -155,11 +156,19 @@ class Monitor:
     def get_task(self, uuid: str) -> dict[str, Any] | None:
         return self.live.recent_task(uuid) or self.writer.pending_task(uuid) or self.store.get_task(uuid)
 
+    # Lists lay the writer's pending tasks over the history, so that they agree with get_task: a
+    # task the live view has is either pending or committed (the applier hands it to the writer
+    # before it lets readers see it), and the pending set is read before the history.
+
     def query_tasks(self, query: TaskQuery) -> list[dict[str, Any]]:
-        return self.store.query_tasks(query)
+        return overlay.page(self.store, query, self.writer.pending_snapshot())
 
     def count_tasks(self, query: TaskQuery) -> int:
-        return self.store.count_tasks(query)
+        return overlay.count(self.store, query, self.writer.pending_snapshot())
+
+    def stream_tasks(self, query: TaskQuery) -> overlay.TaskStream:
+        """Every task the query selects, a chunk at a time (for lists without a limit)."""
+        return overlay.TaskStream(self.store, query, self.writer.pending_snapshot())
 
     def task_names(self) -> list[str]:
         with self.live.lock:

@@ -149,7 +149,9 @@ class Applier(threading.Thread):
             worker_dicts = {name: worker.to_store() for name, worker in dirty_workers.items()}
             now = time.time()
             worker_notices = [w.as_dict(now) for w in dirty_workers.values()] if want_notices else []
-        self.writer.submit(task_dicts, worker_dicts)
+            # Before readers see the batch in the live view: a task /api/task/info shows is then
+            # pending or committed, never between the two, and lists (history + pending) have it too.
+            self.writer.submit(task_dicts, worker_dicts)
         self.batches_applied += 1
         self.last_lag = max(0.0, time.time() - items[0][0])
         if want_notices:

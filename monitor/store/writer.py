@@ -101,6 +101,12 @@ class StoreWriter(threading.Thread):
             found.update((uuid, pending[uuid]) for uuid in uuids if uuid in pending)
             return found
 
+    def pending_snapshot(self) -> dict[str, TaskDict]:
+        """Every task not yet committed, in its newest version, in the order the history will first
+        take them in (the one being written, then the queued): what lists lay over the history."""
+        with self._lock:
+            return {**self._writing, **self._tasks} if self._tasks else dict(self._writing)
+
     @property
     def pending_count(self) -> int:
         """Changed tasks not yet committed (queued, and being written)."""
