@@ -66,7 +66,8 @@ class QueueLengths:
 
     def lengths(self, names: list[str]) -> list[dict[str, Any]]:
         """One dict per queue: name, messages, and (where the broker tells) ready, unacked,
-        consumers and oldest_message_timestamp.
+        consumers and oldest_message_timestamp; on RabbitMQ's management API, also every field
+        it gives, under its own names (messages_ready, messages_unacknowledged...), as Flower answers.
         """
         if self.url.startswith(("redis://", "rediss://", "redis+socket://", "unix://")):
             return self._redis_lengths(names)
@@ -106,20 +107,19 @@ class QueueLengths:
         auth = (unquote(url.username or "guest"), unquote(url.password or "guest"))
         base = url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl()
         with httpx.Client(auth=auth, timeout=5) as client:
-            response = client.get(f"{base}queues/{vhost}", params={"columns": "name,messages,messages_ready,"
-                                  "messages_unacknowledged,consumers,head_message_timestamp"})
+            response = client.get(f"{base}queues/{vhost}")
             response.raise_for_status()
-            found = {q["name"]: q for q in response.json()}
+            found = {q["name"]: q for q in response.json() if isinstance(q, dict) and "name" in q}
         out = []
         for name in names:
-            queue = found.get(name, {})
-            entry = {
-                "name": name,
-                "messages": int(queue.get("messages") or 0),
-                "ready": int(queue.get("messages_ready") or 0),
-                "unacked": int(queue.get("messages_unacknowledged") or 0),
-                "consumers": int(queue.get("consumers") or 0),
-            }
+            # The management API's own fields, named as it names them (Flower answers with these),
+            # and the short names the pages and the metrics use.
+            queue = found.get(name) or {"name": name, "messages": 0, "messages_ready": 0,
+                                        "messages_unacknowledged": 0, "consumers": 0}
+            entry = {**queue, "name": name, "messages": int(queue.get("messages") or 0),
+                     "ready": int(queue.get("messages_ready") or 0),
+                     "unacked": int(queue.get("messages_unacknowledged") or 0),
+                     "consumers": int(queue.get("consumers") or 0)}
             oldest = oldest_message_timestamp(queue)
             if oldest is not None and entry["ready"]:
                 entry["oldest_message_timestamp"] = oldest
@@ -137,7 +137,8 @@ class QueueLengths:
                     except Exception:  # the queue does not exist (yet): it holds nothing
                         channel = conn.channel()
                         messages, consumers = 0, 0
-                    out.append({"name": name, "messages": messages, "ready": messages, "consumers": consumers})
+                    out.append({"name": name, "messages": messages, "messages_ready": messages, "ready": messages,
+                                "consumers": consumers})
         except OSError as exc:
             raise BrokerUnavailable(f"broker: {exc}") from None
         return out
