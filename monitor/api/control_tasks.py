@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from starlette.requests import Request
 
 from celery_monitor.api.control_common import (
@@ -16,23 +17,80 @@ from celery_monitor.api.control_common import (
     require_writable,
     text_arg,
 )
+from celery_monitor.api.errors import ApiError
 from celery_monitor.api.params import get_bool, get_float
 from celery_monitor.api.tasks import monitor_of, task_query
-from celery_monitor.control.calls import TaskCall, parse_call
+from celery_monitor.control.calls import OPTIONS, TaskCall, parse_call
 
 # The longest a request may hold a thread waiting for a result.
 MAX_WAIT = 3600.0
 
 
+# apply_async options a caller may not pass on: Python objects (a connection, a producer, a router),
+# a serializer other than the one the workers were told to accept (pickle would let a caller reach
+# any worker's unpickler), and callbacks or lineage that would run or impersonate other tasks without
+# their own audit record.
+REFUSED_OPTIONS = frozenset({
+    "connection", "producer", "publisher", "router", "app", "serializer", "compression", "link",
+    "link_error", "chain", "chord", "group_id", "group_index", "root_id", "parent_id", "reply_to",
+    "add_to_parent", "declare", "retry_policy",
+})  # fmt: skip
+
+
+async def _task_body(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body of a task call. Like Flower, a JSON object is read as JSON whatever the content
+    type says: ``curl -d '{"args":[1,2]}'`` sends it as a form."""
+    raw = (await request.body()).strip()
+    if raw.startswith(b"{"):
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            data = None
+        if isinstance(data, dict):
+            request.scope["control.body"] = (data, False)  # what the audit record reads, too
+            return data, False
+    return await body_of(request)
+
+
+def _passed_on(body: dict[str, Any], form: bool) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Split the body: what parse_call checks, and other apply_async options, passed on as given."""
+    checked: dict[str, Any] = {}
+    extra: dict[str, Any] = {}
+    for key, value in body.items():
+        if key == "timeout":  # apply's wait for the result (Flower reads it from the body too)
+            continue
+        if key in ("args", "kwargs", "options") or key in OPTIONS:
+            checked[key] = value
+        elif key in REFUSED_OPTIONS or key.startswith("_"):
+            raise ApiError(400, f"Option '{key}' may not be passed on (see docs/migrating.md)")
+        elif isinstance(value, dict | list | str | int | float | bool) or value is None:
+            extra[key] = value
+        else:  # pragma: no cover - JSON holds nothing else
+            raise ApiError(400, f"Invalid '{key}'")
+    nested = checked.get("options")
+    if isinstance(nested, dict):
+        inner, more = _passed_on(nested, form)
+        checked["options"], extra = inner, {**more, **extra}
+    return checked, extra
+
+
 async def _call(request: Request) -> TaskCall:
-    body, form = await body_of(request)
-    return parse_call(body, form)
+    body, form = await _task_body(request)
+    checked, extra = _passed_on(body, form)
+    call = parse_call(checked, form)
+    call.options.update(extra)
+    return call
 
 
 @control_action("task.apply", "name")
 async def apply(request: Request) -> dict[str, Any]:
     plane = monitor_of(request).control
     wait = get_float(request, "timeout", None, maximum=MAX_WAIT)
+    body, _ = await _task_body(request)
+    if wait is None and body.get("timeout") is not None:
+        wait = float_arg(body, "timeout")
+        if wait is not None and wait > MAX_WAIT:
+            raise ApiError(400, f"Invalid 'timeout': must be at most {MAX_WAIT:g}")
     return await plane.run(plane.tasks.apply, request.path_params["name"], await _call(request), wait)
 
 

@@ -1,0 +1,49 @@
+"""One real cluster per broker with the monitor and Flower 2.2 side by side, shared by the module."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from conftest import broker_url
+from support.processes import MonitorProcess, RedisServer, Worker, new_monitor, start_worker, wait_for
+
+from compat.flower import FlowerProcess
+
+AUTH = ("compat", "s3cret-pass")
+MANAGEMENT_API = "http://guest:guest@127.0.0.1:15672/api/"
+
+
+@dataclass
+class SideBySide:
+    kind: str
+    broker: str
+    worker: Worker
+    monitor: MonitorProcess
+    flower: FlowerProcess
+    tmp: Path
+
+
+@pytest.fixture(scope="session", params=["redis", "rabbitmq"])
+def side_by_side(request: pytest.FixtureRequest, redis_server: RedisServer,
+                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[SideBySide]:
+    kind = request.param
+    tmp = tmp_path_factory.mktemp(f"compat-{kind}")
+    broker = broker_url(kind, redis_server, request)
+    backend = f"redis://127.0.0.1:{redis_server.port}/3"
+    extra = [f"--broker_api={MANAGEMENT_API}"] if kind == "rabbitmq" else []
+    monitor = new_monitor(broker, tmp, f"--result_backend={backend}", *extra, auth=AUTH).start()
+    flower = FlowerProcess(broker, backend, tmp / "flower.log", AUTH, extra).start()
+    worker = start_worker(broker, f"compat-{kind}", tmp, backend=backend)
+    try:
+        wait_for(lambda: "tests.add" in (monitor.json("/api/workers").get(worker.hostname) or {}).get("registered", ()),
+                 30, message="the worker and its tasks in the monitor")
+        wait_for(lambda: worker.hostname in flower.client.get("/api/workers?refresh=1").json(), 30,
+                 message="the worker in Flower")
+        yield SideBySide(kind, broker, worker, monitor, flower, tmp)
+    finally:
+        worker.stop()
+        flower.stop()
+        monitor.stop()
