@@ -1,4 +1,4 @@
-"""Flower's task execution and control endpoints, plus re-run and bulk revoke."""
+"""Flower's task execution and control endpoints, plus re-run (and its check) and bulk revoke."""
 
 from __future__ import annotations
 
@@ -158,9 +158,17 @@ async def rerun(request: Request) -> dict[str, Any]:
     return await plane.run(plane.tasks.rerun, request.path_params["task_id"], force)
 
 
+@control_read
+async def rerun_check(request: Request) -> dict[str, Any]:
+    """GET /api/task/rerun/<id>: whether a re-run would be sent, with which arguments, or why not."""
+    plane = monitor_of(request).control
+    force = get_bool(request, "force")
+    return await plane.run(plane.tasks.rerun_check, request.path_params["task_id"], force)
+
+
 @control_action("tasks.revoke", mutating=False)
 async def bulk_revoke(request: Request) -> dict[str, Any]:
-    """POST /api/tasks/revoke?<the /api/tasks filters>&terminate=&signal=&dry_run="""
+    """POST /api/tasks/revoke?<the /api/tasks filters>&queue=&terminate=&signal=&dry_run="""
     dry_run = get_bool(request, "dry_run")
     if not dry_run:
         require_writable(request)
@@ -169,4 +177,5 @@ async def bulk_revoke(request: Request) -> dict[str, Any]:
     args = await arguments(request)
     terminate = bool_arg(args, "terminate")
     signal = text_arg(args, "signal", "SIGTERM") or "SIGTERM"
-    return await plane.run(plane.bulk.revoke, query, terminate, signal, dry_run)
+    queue = text_arg(args, "queue")
+    return await plane.run(plane.bulk.revoke, query, terminate, signal, dry_run, queue)

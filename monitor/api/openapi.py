@@ -37,10 +37,12 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/tasks": TASK_FILTERS,
     "/api/task/result/{task_id}": {"timeout": SECONDS},
     "/api/task/apply/{name}": {"timeout": SECONDS},
-    "/api/tasks/revoke": {**TASK_FILTERS, "dry_run": BOOLEAN, "terminate": BOOLEAN, "signal": STRING},
+    "/api/tasks/revoke": {**TASK_FILTERS, "queue": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,
+                          "signal": STRING},
     "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
                    "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME},
     "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
+    "/api/task/rerun/{task_id}": {"force": BOOLEAN},
 }
 
 # Control arguments may come in the query string or in a form or JSON object body (as in Flower).
@@ -90,14 +92,17 @@ SUMMARIES: dict[str, str] = {
     "/api/task/async-apply/{name}": "Run a task by name without waiting (apply_async options in `options`).",
     "/api/task/info/{task_id}": "One task: every field, its state transitions and custom event data.",
     "/api/task/rate-limit/{name}": "Set a task's rate limit on every worker or one (`workername`).",
-    "/api/task/rerun/{task_id}": "Send a finished task again with its original args and kwargs.",
+    "/api/task/rerun/{task_id}": "Send a finished task again with exactly its original args and kwargs (from the "
+                                 "result backend with result_extended, or its queued message); 409 with the reason "
+                                 "otherwise. GET answers whether it could, without sending.",
     "/api/task/result/{task_id}": "A task's state and result from the result backend (`timeout` to wait).",
     "/api/task/revoke/{task_id}": "Revoke a task; `terminate=true` (and `signal`) also kills it if running.",
     "/api/task/send-task/{name}": "Send a task by name without its code being importable here.",
     "/api/task/timeout/{name}": "Set a task's soft and hard time limits on every worker or one.",
     "/api/task/types": "Task names seen so far.",
     "/api/tasks": "Tasks, newest first, with Flower's filters, sort and search syntax.",
-    "/api/tasks/revoke": "Revoke every task matching the /api/tasks filters (`dry_run=true` only counts).",
+    "/api/tasks/revoke": "Revoke every task matching the /api/tasks filters, known from events or waiting in the "
+                         "broker's queues (`queue` reads only that one); `dry_run=true` only counts.",
     "/api/worker/pool/autoscale/{name}": "Set a worker's autoscaler range (`min`, `max`).",
     "/api/worker/pool/grow/{name}": "Add `n` processes to a worker's pool.",
     "/api/worker/pool/restart/{name}": "Restart a worker's pool processes (needs worker_pool_restarts).",

@@ -53,6 +53,7 @@ ROUTES += [
     Route("/api/task/timeout/{name}", control_tasks.time_limit, methods=["POST"]),
     Route("/api/task/rate-limit/{name}", control_tasks.rate_limit, methods=["POST"]),
     Route("/api/task/rerun/{task_id}", control_tasks.rerun, methods=["POST"]),
+    Route("/api/task/rerun/{task_id}", control_tasks.rerun_check, methods=["GET"]),
     Route("/api/tasks/revoke", control_tasks.bulk_revoke, methods=["POST"]),
     Route("/api/audit", audit.list_audit, methods=["GET"]),
 ]

@@ -13,6 +13,7 @@ from celery_monitor.broker.messages import QueueMessages
 from celery_monitor.control.broadcast import Broadcaster
 from celery_monitor.control.bulk import BulkActions
 from celery_monitor.control.limits import LimitControl
+from celery_monitor.control.rerun import RerunSources
 from celery_monitor.control.task_control import TaskControl
 from celery_monitor.control.worker_control import WorkerControl
 
@@ -32,8 +33,10 @@ class ControlPlane:
         self.limits = LimitControl(self.broadcaster, self.workers, self.online_count, self.changed)
         self.messages = QueueMessages(monitor.app, monitor.settings.broker_api)
         self.tasks = TaskControl(monitor.app, self.broadcaster, self.knows_task, monitor.get_task, self.online_count,
-                                 redactor=lambda: monitor.applier.redactor)
-        self.bulk = BulkActions(self.tasks, monitor.query_tasks, monitor.count_tasks)
+                                 redactor=lambda: monitor.applier.redactor,
+                                 rerun_sources=RerunSources(monitor.app, self.messages, monitor.queue_names))
+        self.bulk = BulkActions(self.tasks, monitor.query_tasks, monitor.count_tasks, self.messages,
+                                monitor.queue_names)
         # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
         monitor.audit.listeners.append(lambda entry: monitor.hub.publish([{"kind": "audit", "audit": entry}]))
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="control")

@@ -1,8 +1,7 @@
-"""Task actions: run a task (and wait for it), read a result, abort, revoke, re-run from history."""
+"""Task actions: run a task (and wait for it), read a result, abort, revoke, re-run with exact arguments."""
 
 from __future__ import annotations
 
-import ast
 import signal as signal_module
 from collections.abc import Callable
 from typing import Any
@@ -16,12 +15,12 @@ from celery.result import AsyncResult
 from kombu.exceptions import EncodeError, OperationalError
 
 from celery_monitor.auth import redact_replies
-from celery_monitor.auth.redact import Redactor, contains_mask
+from celery_monitor.auth.redact import Redactor
 from celery_monitor.control.broadcast import Broadcaster, broker_connection
 from celery_monitor.control.calls import TaskCall
 from celery_monitor.control.errors import ControlError, bad_request, not_found, unavailable
+from celery_monitor.control.rerun import FROM_BACKEND, RerunSources
 
-RERUNNABLE_STATES = frozenset({states.FAILURE, states.REVOKED, states.REJECTED})
 BACKEND_NOT_CONFIGURED = "Result backend is not configured"
 # How long apply waits for a result unless told (Flower waits forever; a request should not).
 APPLY_WAIT = 300.0
@@ -47,26 +46,18 @@ def safe_value(value: Any) -> Any:
     return value
 
 
-def literal(text: str | None, label: str, task_id: str) -> Any:
-    if text is None or text == "":
-        return None
-    try:
-        return ast.literal_eval(text)
-    except (ValueError, SyntaxError, MemoryError, RecursionError):
-        raise ControlError(409, f"Cannot re-run '{task_id}': its {label} {text[:200]!r} are not Python "
-                                "literals (or were truncated when the task was sent)") from None
-
-
 class TaskControl:
     def __init__(self, app: Celery, broadcaster: Broadcaster, knows_task: Callable[[str], bool],
                  find_task: Callable[[str], dict[str, Any] | None], online_count: Callable[[], int],
-                 redactor: Callable[[], Redactor | None] = lambda: None) -> None:
+                 redactor: Callable[[], Redactor | None] = lambda: None,
+                 rerun_sources: RerunSources | None = None) -> None:
         self.app = app
         self.broadcaster = broadcaster
         self.knows_task = knows_task
         self.find_task = find_task
         self.online_count = online_count
         self.redactor = redactor  # --redact and format_task hold for results read from the backend too
+        self.rerun_sources = rerun_sources
 
     # -- running tasks ---------------------------------------------------------------------------
 
@@ -178,30 +169,35 @@ class TaskControl:
 
     # -- re-running ------------------------------------------------------------------------------
 
-    def rerun(self, task_id: str, force: bool = False) -> dict[str, Any]:
-        """Send a finished task again with its recorded args and kwargs (a new task id)."""
+    def _rerun_subject(self, task_id: str, force: bool) -> dict[str, Any]:
         task = self.find_task(task_id)
         if task is None:
             raise not_found(f"Unknown task '{task_id}'")
-        name = task.get("name")
-        if not name:
-            raise ControlError(409, f"Cannot re-run '{task_id}': its name is not known yet")
-        if not force and task.get("state") not in RERUNNABLE_STATES:
-            raise ControlError(409, f"Cannot re-run '{task_id}': it is {task.get('state') or 'in an unknown state'}"
-                                    f" (only {', '.join(sorted(RERUNNABLE_STATES))} tasks; pass force=true)")
-        args = literal(task.get("args"), "args", task_id)
-        kwargs = literal(task.get("kwargs"), "kwargs", task_id)
-        if contains_mask(args) or contains_mask(kwargs):
-            raise ControlError(409, f"Cannot re-run '{task_id}': some of its arguments were redacted (--redact), "
-                                    "so the monitor does not know what it was sent with")
-        if isinstance(args, tuple):
-            args = list(args)
-        if args is not None and not isinstance(args, list):
-            raise ControlError(409, f"Cannot re-run '{task_id}': its args {task.get('args')!r} are not a list")
-        if kwargs is not None and not isinstance(kwargs, dict):
-            raise ControlError(409, f"Cannot re-run '{task_id}': its kwargs {task.get('kwargs')!r} are not a dict")
+        if self.rerun_sources is None:
+            raise unavailable("Re-run is not available here")
+        self.rerun_sources.check_allowed(task, force)
+        return task
+
+    def rerun_check(self, task_id: str, force: bool = False) -> dict[str, Any]:
+        """Could the task be re-run now, with which arguments' source, or why not (sends nothing)."""
+        try:
+            task = self._rerun_subject(task_id, force)
+            call = self.rerun_sources.exact_call(task)  # type: ignore[union-attr]
+        except ControlError as exc:
+            if exc.status != 409:
+                raise
+            return {"task-id": task_id, "rerunnable": False, "args-from": None, "reason": exc.reason}
+        return {"task-id": task_id, "rerunnable": True, "args-from": call.source, "reason": None}
+
+    def rerun(self, task_id: str, force: bool = False) -> dict[str, Any]:
+        """Send a task again, with exactly the args and kwargs it was sent with (a new task id)."""
+        task = self._rerun_subject(task_id, force)
+        call = self.rerun_sources.exact_call(task)  # type: ignore[union-attr]
         options: dict[str, Any] = {}
-        if task.get("queue"):
-            options["queue"] = task["queue"]
-        result = self.send(name, TaskCall(args or [], kwargs or {}, options))
-        return {"task-id": result.id, "rerun-of": task_id, "message": f"Re-ran '{task_id}' as '{result.id}'"}
+        queue = task.get("queue") or call.queue
+        if queue:
+            options["queue"] = queue
+        result = self.send(task["name"], TaskCall(call.args, call.kwargs, options))
+        where = "the result backend" if call.source == FROM_BACKEND else "its message in the queue"
+        return {"task-id": result.id, "rerun-of": task_id, "args-from": call.source,
+                "message": f"Re-ran '{task_id}' as '{result.id}' with its arguments from {where}"}

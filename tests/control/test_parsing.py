@@ -1,4 +1,5 @@
-"""The pure parts of the control plane: request bodies, signals, worker replies, recorded arguments."""
+"""The pure parts of the control plane: request bodies, signals, worker replies, recorded arguments,
+which queued tasks a filter selects."""
 
 from __future__ import annotations
 
@@ -6,11 +7,16 @@ from datetime import datetime
 
 import pytest
 
+from celery_monitor.broker.envelopes import QueuedTask
+from celery_monitor.control import queued
 from celery_monitor.control.audit import shorten
 from celery_monitor.control.broadcast import reason_of
 from celery_monitor.control.calls import parse_call
 from celery_monitor.control.errors import ControlError
-from celery_monitor.control.task_control import literal, signal_name
+from celery_monitor.control.rerun import RerunSources, looks_cut
+from celery_monitor.control.task_control import signal_name
+from celery_monitor.store.query import TaskQuery
+from celery_monitor.store.search import parse_search
 
 
 def test_json_body_keeps_types_and_flat_options() -> None:
@@ -62,13 +68,49 @@ def test_worker_reply_reasons() -> None:
     assert reason_of("garbage") == "unexpected reply 'garbage'"
 
 
-def test_recorded_arguments_are_parsed_as_literals_only() -> None:
-    assert literal("(1, 'a', {'b': [2.5, None]})", "args", "t") == (1, "a", {"b": [2.5, None]})
-    assert literal(None, "args", "t") is None
-    for text in ("[datetime.datetime(2024, 1, 1)]", "[1, 2, ...", "__import__('os')"):
-        with pytest.raises(ControlError) as error:
-            literal(text, "args", "t")
-        assert error.value.status == 409
+def test_cut_arguments_are_recognised() -> None:
+    from celery.utils.saferepr import saferepr
+
+    assert looks_cut(saferepr(("x" * 2000, 1), 1024)), "Celery's own cut: '...' inside the quotes"
+    assert looks_cut(saferepr({"k": "y" * 3000}, 1024))
+    assert looks_cut("('abc…[cut: 12 more characters]',)"), "the event boundary's marker"
+    assert not looks_cut("('a...b',)") and not looks_cut(None)
+
+
+@pytest.mark.parametrize(("task", "reason"), [
+    ({"uuid": "t", "state": "FAILURE"}, "its name is not known yet"),
+    ({"uuid": "t", "name": "n", "state": "SUCCESS"}, "pass force=true"),
+    ({"uuid": "t", "name": "n", "state": "FAILURE", "args": "['[redacted]', 2]"}, "redacted"),
+    ({"uuid": "t", "name": "n", "state": "FAILURE", "kwargs": "'[redacted]'"}, "redacted"),
+])
+def test_rerun_refusals_before_any_source(task: dict[str, str], reason: str) -> None:
+    with pytest.raises(ControlError) as error:
+        RerunSources(None, None, list).check_allowed(task, force=False)  # type: ignore[arg-type]
+    assert error.value.status == 409
+    assert reason in error.value.reason
+
+
+def queued_task() -> QueuedTask:
+    return QueuedTask(uuid="3f1c", name="billing.charge", args="('acct-7', 100)", kwargs="{'retry': True}", eta=None,
+                      expires=None, retries=0, priority=None, position=0, size=10)
+
+
+@pytest.mark.parametrize(("query", "selected"), [
+    (TaskQuery(names=["billing.charge"]), True),
+    (TaskQuery(names=["BILLING.CHARGE"]), True),
+    (TaskQuery(names=["other"]), False),
+    (TaskQuery(states=["PENDING", "RECEIVED"]), True),
+    (TaskQuery(states=["FAILURE"]), False),
+    (TaskQuery(workers=["w@h"]), False),
+    (TaskQuery(received_start=0.0), False),
+    (TaskQuery(search=parse_search("acct-7")), True),
+    (TaskQuery(search=parse_search("args:acct-8")), False),
+    (TaskQuery(search=parse_search("kwargs:retry=True")), True),
+    (TaskQuery(search=parse_search("result:x")), False),
+    (TaskQuery(search=parse_search("state:pending name:billing")), True),
+])
+def test_which_queued_tasks_a_filter_selects(query: TaskQuery, selected: bool) -> None:
+    assert queued.matches(queued_task(), query) is selected
 
 
 def test_audit_entries_stay_small() -> None:

@@ -65,7 +65,8 @@ class Worker:
 
 
 def start_worker(broker: str, name: str, log_dir: Path, *extra: str, backend: str | None = None,
-                 env: dict[str, str] | None = None, events: bool = True) -> Worker:
+                 env: dict[str, str] | None = None, events: bool = True, mingle: bool = False) -> Worker:
+    """A worker of support.tasks; ``mingle`` keeps Celery's start-up sync (revoked ids from the others)."""
     hostname = f"{name}@{socket.gethostname()}"
     log = log_dir / f"worker-{name}.log"
     environ = {**os.environ, "TEST_BROKER_URL": broker, **(env or {})}
@@ -73,7 +74,7 @@ def start_worker(broker: str, name: str, log_dir: Path, *extra: str, backend: st
         environ["TEST_RESULT_BACKEND"] = backend
     process = subprocess.Popen(
         [str(BIN / "celery"), "-A", "support.tasks", "worker", *(["-E"] if events else []), "-P", "prefork", "-c", "2",
-         "-n", hostname, "--loglevel=INFO", "--without-mingle", "--without-gossip", *extra],
+         "-n", hostname, "--loglevel=INFO", *([] if mingle else ["--without-mingle"]), "--without-gossip", *extra],
         cwd=TESTS_DIR, env=environ, stdout=log.open("wb"), stderr=subprocess.STDOUT,
     )
     return Worker(hostname, process, log)

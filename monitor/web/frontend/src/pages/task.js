@@ -29,6 +29,7 @@ export async function taskPage() {
   const taskId = config.task;
 
   let shownTransitions = -1;
+  let checkedState = null; // the state whose re-run was last checked
 
   // Pushes and the first fetch may cross: never replace a task by an older copy of itself.
   function render(task) {
@@ -54,7 +55,31 @@ export async function taskPage() {
     if (!transitions) replace($("#timeline"), el("li", { class: "muted" }, "No transitions recorded"));
     const finished = ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"].includes(task.state);
     for (const id of ["revoke", "terminate"]) if ($(`#${id}`)) $(`#${id}`).disabled = finished;
-    if ($("#rerun")) $("#rerun").disabled = !finished || !task.name;
+    if ($("#rerun")) {
+      $("#rerun").disabled = !finished || !task.name || $("#rerun").dataset.blocked === "true";
+      if (finished && task.name && checkedState !== task.state) {
+        checkedState = task.state;
+        checkRerun().catch((error) => showRerun(false, error.message));
+      }
+    }
+  }
+
+  // Re-run sends only arguments the monitor holds exactly: ask first, and say why not on the button.
+  function showRerun(possible, reason, source) {
+    const button = $("#rerun");
+    if (!button) return;
+    button.dataset.blocked = possible ? "" : "true";
+    button.disabled = !possible;
+    button.title = possible ? `Sends its arguments from ${source === "result-backend" ? "the result backend"
+      : "its message in the queue"}` : reason;
+    const note = $("#rerun-reason");
+    note.hidden = possible;
+    note.textContent = possible ? "" : `Re-run unavailable. ${reason}`;
+  }
+
+  async function checkRerun() {
+    const answer = await getJSON(`/api/task/rerun/${encodeURIComponent(taskId)}`);
+    showRerun(answer.rerunnable, answer.reason, answer["args-from"]);
   }
 
   async function load() {
@@ -71,7 +96,7 @@ export async function taskPage() {
     } catch (error) {
       flash(error.message, "error");
     } finally {
-      button.disabled = false;
+      button.disabled = button.dataset.blocked === "true";
     }
   }
 
@@ -81,7 +106,13 @@ export async function taskPage() {
     $("#terminate").addEventListener("click",
       (e) => control(e.currentTarget, () => post(path, { terminate: "true" })));
     $("#rerun").addEventListener("click", (e) => control(e.currentTarget, async () => {
-      const reply = await post(`/api/task/rerun/${encodeURIComponent(taskId)}`);
+      let reply;
+      try {
+        reply = await post(`/api/task/rerun/${encodeURIComponent(taskId)}`);
+      } catch (error) {
+        if (error.status === 409) showRerun(false, error.message.replace(/^409: /, ""));
+        throw error;
+      }
       flash("Sent again as ", "ok");
       $("#flash").append(taskLink(reply["task-id"]));
       return { message: null, linked: true };
