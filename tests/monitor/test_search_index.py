@@ -69,7 +69,7 @@ def history(count: int, seed: int = 7) -> list[dict[str, Any]]:
         elif kind == 1:
             tasks.append(make_task(rnd, i, timestamp=time.time()))  # finished a moment ago: not settled
         elif kind == 2:
-            tasks.append(make_task(rnd, i, timestamp=rnd.choice((None, NOW + 86400, "soon"))))
+            tasks.append(make_task(rnd, i, timestamp=rnd.choice((None, NOW + 86400))))
         else:
             tasks.append(make_task(rnd, i))
     return tasks
