@@ -16,6 +16,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route, WebSocketRoute
 
 from celery_monitor import __version__
+from celery_monitor.api import links
 from celery_monitor.api.errors import json_response
 
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
@@ -75,7 +76,13 @@ RESPONSES: dict[str, Any] = {
     "401": {"description": "credentials needed", "content": {"application/json": {"schema": ERROR}}},
     "403": {"description": "not allowed (read-only, cross-site)", "content": {"application/json": {"schema": ERROR}}},
     "404": {"description": "no such task or worker", "content": {"application/json": {"schema": ERROR}}},
+    "409": {"description": "not now: the task cannot be re-run, the action conflicts",
+            "content": {"application/json": {"schema": ERROR}}},
     "429": {"description": "too many failed logins", "content": {"application/json": {"schema": ERROR}}},
+    "503": {"description": "the broker or result backend is unavailable or not configured",
+            "content": {"application/json": {"schema": ERROR}}},
+    "504": {"description": "no worker replied within --inspect_timeout",
+            "content": {"application/json": {"schema": ERROR}}},
 }
 
 
@@ -172,6 +179,7 @@ def describe(routes: list[BaseRoute], prefix: str = "") -> dict[str, Any]:
             if method in ("HEAD", "OPTIONS"):
                 continue
             paths.setdefault(path, {})[method.lower()] = _operation(path, method.lower(), route.endpoint)
+    links.add_links(paths)
     return {
         "openapi": "3.1.0",
         "info": {"title": "Celery Monitor API", "version": __version__,

@@ -31,6 +31,8 @@ def render() -> str:
         document["info"]["description"],
         "",
     ]
+    operation_labels = {operation["operationId"]: f"{method.upper()} {path}"
+                        for path, operations in document["paths"].items() for method, operation in operations.items()}
     for path, operations in sorted(document["paths"].items()):
         for method, operation in operations.items():
             lines += [f"## `{method.upper()} {path}`", "", operation["summary"], ""]
@@ -44,4 +46,19 @@ def render() -> str:
                 schema = body["content"]["application/json"]["schema"]
                 fields = ", ".join(f"`{name}`" for name in schema.get("properties", {}))
                 lines += [f"Body (JSON or form): {fields}", ""]
+            lines += _links_text(operation, operation_labels)
     return "\n".join(lines)
+
+
+def _links_text(operation: dict[str, Any], labels: dict[str, str]) -> list[str]:
+    """One line per value of the answer that other operations take (the OpenAPI links)."""
+    taken: dict[tuple[str, str], list[str]] = {}
+    for link in operation["responses"].get("200", {}).get("links", {}).values():
+        for parameter, expression in link["parameters"].items():
+            pointer = expression.removeprefix("$response.body#/")
+            taken.setdefault((pointer, parameter.removeprefix("query.")), []).append(labels[link["operationId"]])
+    if not taken:
+        return []
+    lines = [f"- `{pointer}` as `{parameter}` of " + ", ".join(f"`{label}`" for label in targets)
+             for (pointer, parameter), targets in taken.items()]
+    return ["Links (an answer's value, taken by other operations):", "", *lines, ""]
