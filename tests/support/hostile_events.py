@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
@@ -80,3 +81,52 @@ def good_task_events(task_id: str, name: str = "tests.add", worker: str = "w@h",
 def encode(items: list[Any]) -> bytes:
     """A message body as kombu writes it (Python's json: NaN and wide integers pass)."""
     return json.dumps(items).encode()
+
+
+# Serializers a worker may be configured with, none of which the monitor ever decodes.
+FOREIGN_CONTENT_TYPES = ("application/x-python-serialize", "application/x-yaml", "application/x-msgpack",
+                         "text/plain")
+
+
+@dataclass(frozen=True)
+class EventMessage:
+    body: bytes
+    content_type: str = "application/json"
+
+
+@st.composite
+def unreadable_messages(draw: st.DrawFn) -> EventMessage:
+    """A whole message nobody can read: not JSON, cut short, or in a serializer the monitor never decodes."""
+    events = encode([draw(hostile_events())])
+    return draw(st.sampled_from([
+        EventMessage(draw(st.binary(max_size=64))),
+        EventMessage(events[:draw(st.integers(0, max(len(events) - 1, 0)))]),
+        EventMessage(events, draw(st.sampled_from(FOREIGN_CONTENT_TYPES))),
+    ]))
+
+
+@dataclass(frozen=True)
+class MixedBatch:
+    """Event messages as a broker carries them: hostile events with one good task's events in each,
+    and now and then a message nobody can read between them."""
+
+    messages: list[EventMessage]
+    good_task_ids: list[str]
+
+
+@st.composite
+def mixed_batches(draw: st.DrawFn, max_messages: int = 5) -> MixedBatch:
+    """Each readable message gets a good task (received, started, succeeded) spread at random among its
+    hostile events; the last message is always readable. Task ids are fresh on every draw, so a batch
+    replayed while shrinking is applied anew."""
+    messages, good_ids = [], []
+    for items in draw(st.lists(st.lists(hostile_events(), min_size=1, max_size=6), min_size=1, max_size=max_messages)):
+        if draw(st.integers(0, 3)) == 0:
+            messages.append(draw(unreadable_messages()))
+        task_id = str(uuid.uuid4())
+        mixed = list(items)
+        for event in good_task_events(task_id):
+            mixed.insert(draw(st.integers(0, len(mixed))), event)
+        messages.append(EventMessage(encode(mixed)))
+        good_ids.append(task_id)
+    return MixedBatch(messages, good_ids)
