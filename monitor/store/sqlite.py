@@ -107,19 +107,22 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
-# Search ignores case as Flower does (str.casefold()), in SQLite's C code for nearly every row: LIKE
-# folds ASCII letters only, which is exact for a term and a text of plain ASCII. What else can hold
-# the term is found with GLOB and checked by casefold_contains in Python: a text with one of the
-# few letters casefold() turns into ASCII ones (ß, ﬁ, the Kelvin sign...), and, for a term with
-# other letters, a text with any non-ASCII character. A Python call for every row would hand the
-# GIL back and forth (see _JSON_ROWS); these rows are rare, or the term asks for them.
+# Search ignores case as search.py says, in SQLite's C code for nearly every row: an ASCII term with
+# LIKE alone, which folds ASCII letters. For a term with other letters (Unicode case folding), what
+# else can hold it is found with GLOB and checked by casefold_contains in Python: a text with one of
+# the few letters casefold() turns into ASCII ones (ß, ﬁ, the Kelvin sign...), and, for a term that
+# folds to other letters, a text with any non-ASCII character. A Python call for every row would
+# hand the GIL back and forth (see _JSON_ROWS); these rows are rare, and only such terms ask for them.
 _SPECIAL = f"*[{FOLDS_TO_ASCII}]*"
 _NON_ASCII = "*[^\x01-\x7f]*"
 _ASCII_RUN = re.compile(r"[\x00-\x7f]+")
 
 
-def _contains_sql(column: str, folded: str) -> tuple[str, list[Any]]:
-    """SQL true when ``column`` holds the case-folded term ``folded``, ignoring case."""
+def _contains_sql(column: str, folded: str, plain: bool) -> tuple[str, list[Any]]:
+    """SQL true when ``column`` holds the case-folded term ``folded``, ignoring case (``plain``: a term
+    of ASCII characters, whose comparison ignores the case of ASCII letters only)."""
+    if plain:
+        return f"{column} LIKE ? ESCAPE '\\'", [_like(folded)]
     check = f"casefold_contains({column}, ?)"
     if folded.isascii():
         return (f"({column} LIKE ? ESCAPE '\\' OR ({column} GLOB ? AND {check}))",
@@ -436,7 +439,7 @@ class SQLiteStore:
         if expression.field == "state":
             return _any_of("state", self.values_folding_to("state", [expression.value]))
         columns = BARE_COLUMNS if expression.field is None else (expression.field,)
-        parts = [_contains_sql(column, folded) for column in columns]
+        parts = [_contains_sql(column, folded, expression.plain) for column in columns]
         return "(" + " OR ".join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
 
     def values_folding_to(self, column: str, wanted: Sequence[str]) -> list[str]:
