@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 import redis
@@ -42,34 +44,51 @@ class EventBus:
 def bus(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[EventBus]:
     tmp = tmp_path_factory.mktemp(f"hostile-{request.param}")
     if request.param == "redis":
-        server = RedisServer(free_port(), tmp).start()
+        with redis_bus(tmp) as found:
+            yield found
+    else:
+        with rabbitmq_bus(tmp, request.getfixturevalue("rabbitmq_vhost")) as found:
+            yield found
+
+
+@contextmanager
+def redis_bus(tmp: Path) -> Iterator[EventBus]:
+    """A private redis-server; messages go out on the event channel in kombu's envelope."""
+    server = RedisServer(free_port(), tmp).start()
+    client = redis.Redis(port=server.port, db=0)
+
+    def envelope(message: EventMessage) -> bytes:
+        return kombu_envelope(message.body, message.content_type)
+
+    def publish(message: EventMessage) -> None:
+        assert client.publish("/0.celeryev/task.multi", envelope(message)) == 1, "nobody subscribed"
+
+    try:
         monitor = new_monitor(server.url, tmp).start()
-        client = redis.Redis(port=server.port, db=0)
-
-        def envelope(message: EventMessage) -> bytes:
-            return kombu_envelope(message.body, message.content_type)
-
-        def publish(message: EventMessage) -> None:
-            assert client.publish("/0.celeryev/task.multi", envelope(message)) == 1, "nobody subscribed"
-
-        yield EventBus(monitor, publish, lambda message: RawMessage(envelope(message)))
-        monitor.stop()
+        try:
+            yield EventBus(monitor, publish, lambda message: RawMessage(envelope(message)))
+        finally:
+            monitor.stop()
+    finally:
         server.stop()
-        return
-    broker = f"amqp://guest:guest@127.0.0.1:5672/{request.getfixturevalue('rabbitmq_vhost')}"
+
+
+@contextmanager
+def rabbitmq_bus(tmp: Path, vhost: str) -> Iterator[EventBus]:
+    """A private virtual host; messages go to the celeryev topic exchange, body and content type as given."""
+    broker = f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
     monitor = new_monitor(broker, tmp).start()
-    with Connection(broker) as connection:
-        producer = Producer(connection.channel(), exchange=Exchange("celeryev", type="topic"))
+    try:
+        with Connection(broker) as connection:
+            producer = Producer(connection.channel(), exchange=Exchange("celeryev", type="topic"))
 
-        def publish_amqp(message: EventMessage) -> None:
-            producer.publish(message.body, routing_key="task.multi", content_type=message.content_type,
-                             content_encoding="binary")
+            def publish(message: EventMessage) -> None:
+                producer.publish(message.body, routing_key="task.multi", content_type=message.content_type,
+                                 content_encoding="binary")
 
-        def received(message: EventMessage) -> RawMessage:
-            return RawMessage(message.body, message.content_type or "application/json")
-
-        yield EventBus(monitor, publish_amqp, received)
-    monitor.stop()
+            yield EventBus(monitor, publish, lambda message: RawMessage(message.body, message.content_type))
+    finally:
+        monitor.stop()
 
 
 def test_hostile_events_on_a_real_broker_cost_only_themselves_and_survive_a_restart(bus: EventBus) -> None:
