@@ -2,6 +2,9 @@
 
 - A search the syntax refuses (an unterminated quote, an unbalanced group) answered 500 on every
   way in that filters tasks, while the search parser was reworked: it is a 400 saying why.
+- The OpenAPI description's operations shared their response tables with each other and with every
+  later description: schemathesis, inferring links on one operation, wrote them into all of them
+  and into the next description built (whose reference then named operations that do not exist).
 """
 
 from __future__ import annotations
@@ -13,6 +16,9 @@ from pathlib import Path
 import httpx
 import pytest
 from support.harness import Harness
+
+from celery_monitor.api.openapi import describe
+from celery_monitor.api.routes import ROUTES
 
 REFUSED_SEARCHES = ['"', "(a", "a)", "NOT a", "state:"]
 
@@ -45,3 +51,16 @@ def test_a_search_the_syntax_refuses_is_a_400_saying_why_wherever_tasks_are_filt
     for way, response in answers.items():
         assert response.status_code == 400, f"{way}: {response.status_code} {response.text}"
         assert "search" in response.json()["error"].lower(), f"{way}: {response.text}"
+
+
+def test_each_description_and_each_of_its_operations_has_answers_of_its_own() -> None:
+    first = describe(ROUTES)
+    tasks, workers = first["paths"]["/api/tasks"]["get"], first["paths"]["/api/workers"]["get"]
+    tasks["responses"]["200"]["links"] = {"added": {"operationId": "get:/nowhere"}}
+    tasks["responses"]["400"]["description"] = "changed by a reader"
+
+    assert "links" not in workers["responses"]["200"]
+    assert workers["responses"]["400"]["description"] != "changed by a reader"
+    second = describe(ROUTES)
+    assert "links" not in second["paths"]["/api/tasks"]["get"]["responses"]["200"]
+    assert second["paths"]["/api/tasks"]["get"]["responses"]["400"]["description"] != "changed by a reader"
