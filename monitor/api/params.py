@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime
 
@@ -76,9 +77,13 @@ def get_time(request: Request, name: str) -> float | None:
         return None
     text = raw.strip()
     try:
-        return float(text)
+        seconds = float(text)
     except ValueError:
         pass
+    else:
+        if not math.isfinite(seconds):
+            raise ApiError(400, f"Invalid '{name}': {raw!r} is not a date (a number must be finite)")
+        return seconds
     for fmt in DATE_FORMATS:
         try:
             return time.mktime(datetime.strptime(text, fmt).timetuple())

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal as signal_module
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
@@ -24,6 +26,9 @@ from celery_monitor.control.rerun import FROM_BACKEND, RerunSources
 BACKEND_NOT_CONFIGURED = "Result backend is not configured"
 # How long apply waits for a result unless told (Flower waits forever; a request should not).
 APPLY_WAIT = 300.0
+# Requests waiting for a result at once. Each holds one of the control plane's threads (16) while it
+# waits, so a few callers of apply must never leave revoke, terminate or a pool change without one.
+RESULT_WAITERS = 8
 
 
 def signal_name(raw: str) -> str:
@@ -58,6 +63,18 @@ class TaskControl:
         self.online_count = online_count
         self.redactor = redactor  # --redact and format_task hold for results read from the backend too
         self.rerun_sources = rerun_sources
+        self._waiters = threading.BoundedSemaphore(RESULT_WAITERS)
+
+    @contextlib.contextmanager
+    def waiting_slot(self) -> Iterator[None]:
+        """One of the few places to wait for a result in; 503 when every one is taken."""
+        if not self._waiters.acquire(blocking=False):
+            raise unavailable(f"{RESULT_WAITERS} requests already wait for task results: try again later, "
+                              "or ask with a shorter timeout")
+        try:
+            yield
+        finally:
+            self._waiters.release()
 
     # -- running tasks ---------------------------------------------------------------------------
 
@@ -94,8 +111,9 @@ class TaskControl:
         """Send and wait for the result (Flower's apply)."""
         self.require_backend()
         self._require_task(name)
-        result = self.send(name, call)
-        return self._wait(result, APPLY_WAIT if wait is None else wait)
+        with self.waiting_slot():  # taken before sending: a refused call sends nothing
+            result = self.send(name, call)
+            return self._wait(result, APPLY_WAIT if wait is None else wait)
 
     def async_apply(self, name: str, call: TaskCall) -> dict[str, Any]:
         self._require_task(name)
@@ -116,7 +134,10 @@ class TaskControl:
 
     def result(self, task_id: str, timeout: float | None) -> dict[str, Any]:
         self.require_backend()
-        return self._wait(self.app.AsyncResult(task_id), timeout)
+        if not timeout:
+            return self._wait(self.app.AsyncResult(task_id), timeout)
+        with self.waiting_slot():
+            return self._wait(self.app.AsyncResult(task_id), timeout)
 
     def _state(self, result: AsyncResult) -> str:
         try:

@@ -5,6 +5,7 @@
 - The OpenAPI description's operations shared their response tables with each other and with every
   later description: schemathesis, inferring links on one operation, wrote them into all of them
   and into the next description built (whose reference then named operations that do not exist).
+- A time of ``nan`` or ``inf`` (received_start, received_end, since, until) was taken as a bound.
 """
 
 from __future__ import annotations
@@ -64,3 +65,12 @@ def test_each_description_and_each_of_its_operations_has_answers_of_its_own() ->
     second = describe(ROUTES)
     assert "links" not in second["paths"]["/api/tasks"]["get"]["responses"]["200"]
     assert second["paths"]["/api/tasks"]["get"]["responses"]["400"]["description"] != "changed by a reader"
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_time_that_is_not_finite_is_a_400(harness: Harness, value: str) -> None:
+    for path in (f"/api/tasks?received_start={value}", f"/api/tasks?received_end={value}",
+                 f"/api/audit?since={value}", f"/api/audit?until={value}"):
+        response = harness.get(path)
+        assert response.status_code == 400, f"{path}: {response.status_code} {response.text}"
+        assert "not a date" in response.json()["error"]
