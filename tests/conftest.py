@@ -9,7 +9,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.processes import MonitorProcess, RedisServer, Worker, free_port, new_monitor, start_worker, wait_for
+from support.processes import (
+    MonitorProcess,
+    RedisServer,
+    Worker,
+    broker_url,
+    free_port,
+    new_monitor,
+    start_worker,
+    wait_for,
+)
 
 
 @pytest.fixture(scope="session")
@@ -43,11 +52,6 @@ class Cluster:
 BROKERS = ["redis", "rabbitmq"]
 
 
-def broker_url(kind: str, redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
-    if kind == "redis":
-        return redis_server.url
-    vhost = request.getfixturevalue("rabbitmq_vhost")
-    return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
 
 
 @pytest.fixture(scope="session", params=BROKERS)

@@ -7,8 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import broker_url
-from support.processes import MonitorProcess, RedisServer, Worker, new_monitor, start_worker, wait_for
+from support.processes import MonitorProcess, RedisServer, Worker, broker_url, new_monitor, start_worker, wait_for
 
 from compat.flower import FlowerProcess
 

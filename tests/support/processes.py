@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
+import pytest
 
 TESTS_DIR = Path(__file__).resolve().parent.parent
 REPO = TESTS_DIR.parent
@@ -182,3 +183,11 @@ class RedisServer:
         if self.process is not None:
             _stop(self.process)
             self.process = None
+
+
+def broker_url(kind: str, redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
+    """The URL of the test's private broker of ``kind``: its Redis, or its RabbitMQ virtual host."""
+    if kind == "redis":
+        return redis_server.url
+    vhost = request.getfixturevalue("rabbitmq_vhost")
+    return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
