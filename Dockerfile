@@ -7,12 +7,12 @@
 #   docker build -t celery-monitor .
 #   docker run -p 5555:5555 -e CELERY_MONITOR_BROKER=redis://redis:6379/0 celery-monitor
 
-# --- web: the pages' scripts and styles, bundled by esbuild into monitor/web/static/dist ------
+# --- web: the pages' scripts and styles, bundled by esbuild into celery_monitor/web/static/dist ------
 FROM node:22.16.0-bookworm-slim AS web
 WORKDIR /src/monitor/web/frontend
-COPY monitor/web/frontend/package.json monitor/web/frontend/package-lock.json ./
+COPY celery_monitor/web/frontend/package.json celery_monitor/web/frontend/package-lock.json ./
 RUN npm ci --no-audit --no-fund
-COPY monitor/web/frontend/ ./
+COPY celery_monitor/web/frontend/ ./
 RUN npm run build
 
 # --- build: one wheel of both packages, installed with the operator extra into a venv ------
@@ -27,9 +27,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 WORKDIR /src
 COPY pyproject.toml setup.py MANIFEST.in README.md ./
 COPY build_support/ build_support/
-COPY monitor/ monitor/
+COPY celery_monitor/ celery_monitor/
 COPY operator/ operator/
-COPY --from=web /src/monitor/web/static/ monitor/web/static/
+COPY --from=web /src/monitor/web/static/ celery_monitor/web/static/
 # `python` is the base image's until the venv exists; from then on PATH finds the venv's tools.
 # --upgrade-deps: a current pip resolves and installs the dependencies much faster.
 RUN python -m venv --upgrade-deps "$VIRTUAL_ENV" \

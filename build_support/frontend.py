@@ -1,4 +1,4 @@
-"""The web pages' scripts and styles (monitor/web/static/dist), built with the machine's npm and node.
+"""The web pages' scripts and styles (celery_monitor/web/static/dist), built with the machine's npm and node.
 
 One rule for every way the package is made: setup.py runs it before a wheel, an sdist or an
 editable install, and scripts/setup.d/10-frontend runs it for the development checkout.
@@ -25,8 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-FRONTEND = Path("monitor/web/frontend")
-DIST = Path("monitor/web/static/dist")
+FRONTEND = Path("celery_monitor/web/frontend")
+DIST = Path("celery_monitor/web/static/dist")
 # Everything the build writes; a wheel must carry all of it.
 OUTPUTS = ("app.js", "app.css", "app.js.map", "app.css.map", "THIRD-PARTY-LICENSES.txt")
 SOURCE_FILES = ("package.json", "package-lock.json", "build.mjs")

@@ -8,7 +8,7 @@ import shutil
 import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
-KIT = REPO / "monitor" / "metrics" / "kit"
+KIT = REPO / "celery_monitor" / "metrics" / "kit"
 RULES = KIT / "alert-rules.yaml"
 RULE_TESTS = KIT / "alert-rules.test.yaml"
 DASHBOARD = KIT / "grafana-dashboard.json"

@@ -109,23 +109,24 @@ def test_build_context_is_only_what_the_image_needs() -> None:
     ignore = dockerfile_model.DockerIgnore((REPO_ROOT / ".dockerignore").read_text())
     files = ignore.context_files(REPO_ROOT)
     assert "pyproject.toml" in files
-    assert any(f.startswith("monitor/") for f in files) and any(f.startswith("operator/") for f in files)
+    assert any(f.startswith("celery_monitor/") for f in files) and any(f.startswith("operator/") for f in files)
     tops = {f.split("/")[0] for f in files}
-    wanted = {"pyproject.toml", "setup.py", "MANIFEST.in", "build_support", "README.md", "monitor", "operator"}
+    wanted = {"pyproject.toml", "setup.py", "MANIFEST.in", "build_support", "README.md", "celery_monitor", "operator"}
     assert tops <= wanted, tops
     # The build hooks: without them the wheel would be built without checking for its pages.
     assert {"setup.py", "build_support/frontend.py"} <= set(files)
     assert not [f for f in files if "__pycache__" in f or "/node_modules/" in f or f.endswith(".db")]
-    assert not [f for f in files if f.startswith("monitor/web/static/dist/")]  # rebuilt by the web stage
+    assert not [f for f in files if f.startswith("celery_monitor/web/static/dist/")]  # rebuilt by the web stage
 
 
 @pytest.mark.parametrize(("path", "excluded"), [
-    ("tests/test_x.py", True), (".git/HEAD", True), ("monitor/api/app.py", False),
-    ("monitor/api/__pycache__/app.cpython-311.pyc", True), ("monitor/web/frontend/node_modules/x/i.js", True),
+    ("tests/test_x.py", True), (".git/HEAD", True), ("celery_monitor/api/app.py", False),
+    ("celery_monitor/api/__pycache__/app.cpython-311.pyc", True),
+    ("celery_monitor/web/frontend/node_modules/x/i.js", True),
     ("operator/celery_monitor_operator/naming.py", False), ("celery-monitor.db", True), ("README.md", False),
     ("setup.py", False), ("build_support/frontend.py", False),
     ("build_support/__pycache__/frontend.cpython-311.pyc", True),
-    ("monitor/web/static/dist/app.js", True), ("docs/install.md", True),
+    ("celery_monitor/web/static/dist/app.js", True), ("docs/install.md", True),
 ])
 def test_dockerignore_reads_like_the_builder(path: str, excluded: bool) -> None:
     ignore = dockerfile_model.DockerIgnore((REPO_ROOT / ".dockerignore").read_text())

@@ -66,9 +66,9 @@ def test_an_sdist_carries_sources_and_pages_and_builds_a_wheel_without_node(rele
     [sdist] = out.glob("celery_monitor-*.tar.gz")
     with tarfile.open(sdist) as archive:
         names = {name.split("/", 1)[1] for name in archive.getnames() if "/" in name}
-    assert {f"monitor/web/static/dist/{name}" for name in BUNDLE} <= names
-    assert {"setup.py", "MANIFEST.in", "build_support/frontend.py", "monitor/web/frontend/package-lock.json",
-            "monitor/web/frontend/build.mjs", "monitor/web/frontend/src/app.js"} <= names
+    assert {f"celery_monitor/web/static/dist/{name}" for name in BUNDLE} <= names
+    assert {"setup.py", "MANIFEST.in", "build_support/frontend.py", "celery_monitor/web/frontend/package-lock.json",
+            "celery_monitor/web/frontend/build.mjs", "celery_monitor/web/frontend/src/app.js"} <= names
     assert not [n for n in names if "node_modules" in n]
 
     env = {**user_environment(), "PATH": path_without_node(release.scratch / "path-without-node")}

@@ -19,9 +19,9 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
 @pytest.fixture(scope="module")
 def unbuilt(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[httpx.Client]:
-    """`python -m celery_monitor` with the package taken from a copy of monitor/ that has no static/dist."""
+    """`python -m celery_monitor` with the package taken from a copy of celery_monitor/ that has no static/dist."""
     root = tmp_path_factory.mktemp("unbuilt")
-    shutil.copytree(REPO / "monitor", root / "src" / "celery_monitor",
+    shutil.copytree(REPO / "celery_monitor", root / "src" / "celery_monitor",
                     ignore=shutil.ignore_patterns("dist", "node_modules", "__pycache__"))
     env = {**user_environment(), "PYTHONPATH": str(root / "src")}
     where = subprocess.run([sys.executable, "-c", "import celery_monitor; print(celery_monitor.__file__)"],
