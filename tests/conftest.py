@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import subprocess
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from support.fleet import add_vhost, delete_vhost
 from support.processes import (
     MonitorProcess,
+    OwnBrokers,
     RedisServer,
     Worker,
-    broker_url,
     free_port,
     new_monitor,
     start_worker,
@@ -31,12 +30,16 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 @pytest.fixture(scope="session")
 def rabbitmq_vhost() -> Iterator[str]:
     """A private RabbitMQ virtual host on the machine's broker, removed afterwards."""
-    vhost = f"cmon-test-{uuid.uuid4().hex[:8]}"
-    subprocess.run(["rabbitmqctl", "-q", "add_vhost", vhost], check=True, capture_output=True)
-    subprocess.run(["rabbitmqctl", "-q", "set_permissions", "-p", vhost, "guest", ".*", ".*", ".*"],
-                   check=True, capture_output=True)
+    vhost = add_vhost()
     yield vhost
-    subprocess.run(["rabbitmqctl", "-q", "delete_vhost", vhost], capture_output=True)
+    delete_vhost(vhost)
+
+
+@pytest.fixture(scope="session")
+def own_brokers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OwnBrokers]:
+    brokers = OwnBrokers(tmp_path_factory)
+    yield brokers
+    brokers.close()
 
 
 @dataclass
@@ -55,13 +58,13 @@ BROKERS = ["redis", "rabbitmq"]
 
 
 @pytest.fixture(scope="session", params=BROKERS)
-def cluster(request: pytest.FixtureRequest, redis_server: RedisServer,
+def cluster(request: pytest.FixtureRequest, own_brokers: OwnBrokers,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """One real worker and one monitor per broker kind, shared by the read-only API tests."""
     kind = request.param
     tmp = tmp_path_factory.mktemp(f"cluster-{kind}")
-    broker = broker_url(kind, redis_server, request)
-    backend = f"redis://127.0.0.1:{redis_server.port}/1"
+    broker = own_brokers.broker_url(kind, "cluster")
+    backend = own_brokers.backend_url("cluster")
     monitor = new_monitor(broker, tmp, f"--result_backend={backend}").start()
     worker = start_worker(broker, f"w-{kind}", tmp, backend=backend)
     wait_for(lambda: monitor.json("/api/workers?status=true").get(worker.hostname), 30,

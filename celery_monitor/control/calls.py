@@ -1,8 +1,9 @@
 """A task call from a request body: ``args``, ``kwargs`` and the ``apply_async`` options Flower accepts.
 
 Bodies come as JSON (values typed) or as a form (every value a string: ``args``/``kwargs``/
-``headers`` hold JSON, numbers are parsed). Options outside the list below are refused rather than
-passed on, so a typo is a 400 and not a surprise on the worker.
+``headers`` hold JSON, numbers are parsed). The options listed below are checked here; the API
+passes other ``apply_async`` options on as Flower does, or refuses the few that may not be
+(celery_monitor/api/control_tasks.py).
 """
 
 from __future__ import annotations

@@ -6,14 +6,14 @@ from collections.abc import Iterator
 
 import pytest
 from access_fleet import Fleet
-from support.processes import RedisServer, start_worker
+from support.processes import OwnBrokers, start_worker
 
 
 @pytest.fixture(scope="session")
-def fleet(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
+def fleet(own_brokers: OwnBrokers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     tmp = tmp_path_factory.mktemp("access")
-    broker = f"redis://127.0.0.1:{redis_server.port}/11"
-    backend = f"redis://127.0.0.1:{redis_server.port}/12"
+    broker = own_brokers.broker_url("redis", "access")
+    backend = own_brokers.backend_url("access")
     worker = start_worker(broker, "w-access", tmp, backend=backend)
     yield Fleet(broker, backend, worker, tmp)
     worker.stop()

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from support.processes import MonitorProcess, RedisServer, Worker, broker_url, new_monitor, start_worker, wait_for
+from support.processes import MonitorProcess, OwnBrokers, Worker, new_monitor, start_worker, wait_for
 
 from compat.flower import FlowerProcess
 
@@ -26,12 +26,12 @@ class SideBySide:
 
 
 @pytest.fixture(scope="session", params=["redis", "rabbitmq"])
-def side_by_side(request: pytest.FixtureRequest, redis_server: RedisServer,
+def side_by_side(request: pytest.FixtureRequest, own_brokers: OwnBrokers,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[SideBySide]:
     kind = request.param
     tmp = tmp_path_factory.mktemp(f"compat-{kind}")
-    broker = broker_url(kind, redis_server, request)
-    backend = f"redis://127.0.0.1:{redis_server.port}/3"
+    broker = own_brokers.broker_url(kind, "compat")
+    backend = own_brokers.backend_url("compat")
     extra = [f"--broker_api={MANAGEMENT_API}"] if kind == "rabbitmq" else []
     monitor = new_monitor(broker, tmp, f"--result_backend={backend}", *extra, auth=AUTH).start()
     flower = FlowerProcess(broker, backend, tmp / "flower.log", AUTH, extra).start()

@@ -1,8 +1,8 @@
 """A fleet per broker for the control tests (see :func:`support.fleet.start_fleet`).
 
 Both fleets start together, in the background, as soon as the first is needed: starting Celery
-workers and the monitor is most of these tests' time. Redis runs on its own database numbers and
-RabbitMQ on its own virtual host, so workers of other test folders never answer these broadcasts.
+workers and the monitor is most of these tests' time. They have a redis-server and a RabbitMQ
+virtual host of their own, so workers of other test folders never answer these broadcasts.
 """
 
 from __future__ import annotations
@@ -11,28 +11,25 @@ from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import pytest
-from support.fleet import Fleet, add_vhost, delete_vhost, start_fleet
-from support.processes import RedisServer
+from support.fleet import Fleet, start_fleet
+from support.processes import OwnBrokers
 
 KINDS = ("redis", "rabbitmq")
 
 
 class FleetStarter:
-    def __init__(self, redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> None:
-        self.redis_server = redis_server
+    def __init__(self, own_brokers: OwnBrokers, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self.brokers = own_brokers
         self.tmp_path_factory = tmp_path_factory
         self.pool = ThreadPoolExecutor(len(KINDS), thread_name_prefix="fleet")
         self.futures: dict[str, Future[Fleet]] = {}
-        self.vhost: str | None = None
+        # Made here, not in the pool's threads: both fleets use the one redis-server (for results).
+        self.broker_urls = {kind: own_brokers.broker_url(kind, "control") for kind in KINDS}
+        self.backend_url = own_brokers.backend_url("control")
 
     def _start(self, kind: str) -> Fleet:
-        port = self.redis_server.port
-        if kind == "redis":
-            broker = f"redis://127.0.0.1:{port}/3"
-        else:
-            self.vhost = add_vhost()
-            broker = f"amqp://guest:guest@127.0.0.1:5672/{self.vhost}"
-        return start_fleet(kind, broker, f"redis://127.0.0.1:{port}/4", self.tmp_path_factory.mktemp(f"control-{kind}"))
+        return start_fleet(kind, self.broker_urls[kind], self.backend_url,
+                           self.tmp_path_factory.mktemp(f"control-{kind}"))
 
     def get(self, kind: str) -> Fleet:
         for each in KINDS:
@@ -49,13 +46,11 @@ class FleetStarter:
         for kind in list(self.futures):
             self.stop(kind)
         self.pool.shutdown()
-        if self.vhost:
-            delete_vhost(self.vhost)
 
 
 @pytest.fixture(scope="session")
-def fleet_starter(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStarter]:
-    starter = FleetStarter(redis_server, tmp_path_factory)
+def fleet_starter(own_brokers: OwnBrokers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[FleetStarter]:
+    starter = FleetStarter(own_brokers, tmp_path_factory)
     yield starter
     starter.close()
 

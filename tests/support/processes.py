@@ -185,9 +185,44 @@ class RedisServer:
             self.process = None
 
 
-def broker_url(kind: str, redis_server: RedisServer, request: pytest.FixtureRequest) -> str:
-    """The URL of the test's private broker of ``kind``: its Redis, or its RabbitMQ virtual host."""
-    if kind == "redis":
-        return redis_server.url
-    vhost = request.getfixturevalue("rabbitmq_vhost")
-    return f"amqp://guest:guest@127.0.0.1:5672/{vhost}"
+class OwnBrokers:
+    """Brokers of their own for the fleets that live through the whole session.
+
+    A fleet's worker and monitor outlive the tests that made them; on a shared Redis database or
+    RabbitMQ virtual host they would answer other tests' broadcasts, take their tasks and show up
+    in their worker lists. Each fleet gets its own redis-server and virtual host here, by name.
+    """
+
+    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
+        self._tmp = tmp_path_factory
+        self._servers: dict[str, RedisServer] = {}
+        self._vhosts: dict[str, str] = {}
+
+    def redis(self, name: str) -> RedisServer:
+        if name not in self._servers:
+            self._servers[name] = RedisServer(free_port(), self._tmp.mktemp(f"redis-{name}")).start()
+        return self._servers[name]
+
+    def vhost(self, name: str) -> str:
+        if name not in self._vhosts:
+            from support.fleet import add_vhost
+
+            self._vhosts[name] = add_vhost()
+        return self._vhosts[name]
+
+    def broker_url(self, kind: str, name: str) -> str:
+        """The fleet's broker of ``kind`` (redis or rabbitmq)."""
+        if kind == "redis":
+            return self.redis(name).url
+        return f"amqp://guest:guest@127.0.0.1:5672/{self.vhost(name)}"
+
+    def backend_url(self, name: str) -> str:
+        return f"redis://127.0.0.1:{self.redis(name).port}/1"
+
+    def close(self) -> None:
+        from support.fleet import delete_vhost
+
+        for server in self._servers.values():
+            server.stop()
+        for vhost in self._vhosts.values():
+            delete_vhost(vhost)

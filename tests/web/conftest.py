@@ -9,16 +9,16 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, Playwright, sync_playwright
 from support.browser import AUTH, CHROMIUM, CHROMIUM_ARGS, Console, WebCluster, open_page
-from support.processes import RedisServer, new_monitor, start_worker, wait_for
+from support.processes import OwnBrokers, new_monitor, start_worker, wait_for
 
 COLUMNS = "name,uuid,state,args,result,received,runtime,worker"
 
 
 @pytest.fixture(scope="session")
-def web_cluster(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebCluster]:
+def web_cluster(own_brokers: OwnBrokers, tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebCluster]:
     tmp = tmp_path_factory.mktemp("web")
-    broker = f"redis://127.0.0.1:{redis_server.port}/5"
-    backend = f"redis://127.0.0.1:{redis_server.port}/6"
+    broker = own_brokers.broker_url("redis", "web")
+    backend = own_brokers.backend_url("web")
     monitor = new_monitor(broker, tmp, f"--result_backend={backend}", f"--tasks_columns={COLUMNS}", auth=AUTH).start()
     worker = start_worker(broker, "w-web", tmp, backend=backend)
     wait_for(lambda: monitor.json("/api/workers?status=true").get(worker.hostname), 30,
