@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from celery_monitor_operator import naming, spec
+from celery_monitor_operator import naming
 from celery_monitor_operator.renderers import crd
 
 
@@ -79,7 +79,7 @@ def render_reference() -> str:
         "- an inline `url` must not carry a password, also not in a query parameter (InlineCredentials);",
         "- `spec.ingress` and `spec.httpRoute` are not both enabled (InvalidSpec);",
         "- more than one replica needs `spec.persistence.enabled: false` (InvalidSpec);",
-        f"- the name is a DNS label of at most {spec.MAX_NAME_LENGTH} characters (InvalidName).",
+        f"- the name is a DNS label of at most {naming.MAX_NAME_LENGTH} characters (InvalidName).",
         "",
         "## status",
         "",

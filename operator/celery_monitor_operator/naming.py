@@ -55,6 +55,13 @@ def route_name(monitor_name: str) -> str:
     return monitor_name
 
 
+# A child's name must stay a DNS label (63 characters at most), so the resource's own name is
+# limited by the longest suffix a child adds to it.
+DNS_LABEL_LENGTH = 63
+MAX_NAME_LENGTH = DNS_LABEL_LENGTH - max(len(child_name("")) for child_name in (
+    deployment_name, service_name, auth_secret_name, pvc_name, route_name))
+
+
 def selector_labels(monitor_name: str) -> dict[str, str]:
     """Labels that pick the monitor's pods: stable for the life of the resource."""
     return {

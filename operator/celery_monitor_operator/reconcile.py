@@ -13,7 +13,7 @@ import threading
 from collections.abc import Mapping
 from typing import Any
 
-from celery_monitor_operator import alert_rules, apply, discovery, kube, naming, spec, status
+from celery_monitor_operator import alert_rules, apply, discovery, kube, naming, spec, spec_parser, spec_reader, status
 from celery_monitor_operator.renderers import (
     deployment,
     httproute,
@@ -45,8 +45,8 @@ class Outcome:
 
     @property
     def invalid_spec(self) -> bool:
-        return any(c.type == status.RECONCILED and c.reason in (spec.INVALID_SPEC, spec.INLINE_CREDENTIALS,
-                                                                  "InvalidName") for c in self.conditions)
+        return any(c.type == status.RECONCILED and c.reason in spec_parser.REASONS
+                   for c in self.conditions)
 
     @property
     def needs_retry(self) -> bool:
@@ -62,27 +62,28 @@ def _lock_for(namespace: str, name: str) -> threading.Lock:
         return _locks[(namespace, name)]
 
 
-def _read_secret_values(api: kube.Api, monitor: spec.Monitor) -> tuple[dict[str, str], list[spec.Problem]]:
+def _read_secret_values(api: kube.Api, monitor: spec.CeleryMonitorResource
+                        ) -> tuple[dict[str, str], list[spec_reader.Problem]]:
     """Every user Secret value the pod reads, or a problem for each one that is missing."""
     values: dict[str, str] = {}
-    problems: list[spec.Problem] = []
+    problems: list[spec_reader.Problem] = []
     fetched: dict[str, dict[str, Any] | None] = {}
     for field, ref in monitor.spec.secret_refs():
         if ref.name not in fetched:
             fetched[ref.name] = api.get(kube.SECRETS, monitor.namespace, ref.name)
         found = fetched[ref.name]
         if found is None:
-            problems.append(spec.Problem(SECRET_NOT_FOUND, f"Secret {ref.name!r} named in {field} does not exist "
-                                                           f"in namespace {monitor.namespace!r}"))
+            problems.append(spec_reader.Problem(SECRET_NOT_FOUND, f"Secret {ref.name!r} named in {field} does not "
+                                                                  f"exist in namespace {monitor.namespace!r}"))
         elif ref.key not in (found.get("data") or {}):
-            problems.append(spec.Problem(SECRET_KEY_NOT_FOUND, f"Secret {ref.name!r} named in {field} has no key "
-                                                               f"{ref.key!r}"))
+            problems.append(spec_reader.Problem(SECRET_KEY_NOT_FOUND, f"Secret {ref.name!r} named in {field} has "
+                                                                      f"no key {ref.key!r}"))
         else:
             values[f"{ref.name}/{ref.key}"] = found["data"][ref.key]
     return values, list(dict.fromkeys(problems))
 
 
-def _url(monitor: spec.Monitor) -> str:
+def _url(monitor: spec.CeleryMonitorResource) -> str:
     desired = monitor.spec
     prefix = desired.url_prefix if desired.url_prefix.endswith("/") else f"{desired.url_prefix}/"
     if desired.ingress.enabled and desired.ingress.host:
@@ -96,10 +97,10 @@ def _url(monitor: spec.Monitor) -> str:
 class _Pass:
     """The state of one reconcile pass: what was applied and what went wrong, per aspect."""
 
-    def __init__(self, api: kube.Api, monitor: spec.Monitor) -> None:
+    def __init__(self, api: kube.Api, monitor: spec.CeleryMonitorResource) -> None:
         self.api = api
         self.monitor = monitor
-        self.problems: list[spec.Problem] = []
+        self.problems: list[spec_reader.Problem] = []
         self.live_deployment: dict[str, Any] | None = None
         self.live_claim: dict[str, Any] | None = None
 
@@ -107,18 +108,18 @@ class _Pass:
         try:
             return apply.apply(self.api, desired)
         except apply.NotOurs as error:
-            self.problems.append(spec.Problem(CHILD_CONFLICT, str(error)))
+            self.problems.append(spec_reader.Problem(CHILD_CONFLICT, str(error)))
             return None
         except kube.ApiError as error:
             kind, name = desired["kind"], desired["metadata"]["name"]
-            self.problems.append(spec.Problem(APPLY_FAILED, f"{kind} {name!r}: {error.message or error.reason}"))
+            self.problems.append(spec_reader.Problem(APPLY_FAILED, f"{kind} {name!r}: {error.message or error.reason}"))
             return None
 
     def remove(self, ref: kube.ResourceRef, name: str) -> None:
         try:
             apply.remove(self.api, ref, self.monitor.namespace, name, self.monitor.uid)
         except kube.ApiError as error:
-            self.problems.append(spec.Problem(APPLY_FAILED, f"removing {ref.plural} {name!r}: {error.message}"))
+            self.problems.append(spec_reader.Problem(APPLY_FAILED, f"removing {ref.plural} {name!r}: {error.message}"))
 
     def core(self) -> None:
         """Auth Secret, Service, claim and Deployment: the monitor itself."""
@@ -233,7 +234,7 @@ class _Pass:
                                 "; ".join(problem.message for problem in self.problems))
 
 
-def _invalid(error: spec.SpecError) -> list[status.Condition]:
+def _invalid(error: spec_reader.SpecError) -> list[status.Condition]:
     return [status.Condition(status.RECONCILED, False, error.reason, str(error))]
 
 
@@ -244,8 +245,8 @@ def converge(api: kube.Api, body: Mapping[str, Any]) -> Outcome:
     previous = body.get("status") or {}
     new_status: dict[str, Any] = {"observedGeneration": generation}
     try:
-        monitor = spec.parse(body)
-    except spec.SpecError as error:
+        monitor = spec_parser.parse(body)
+    except spec_reader.SpecError as error:
         conditions = _invalid(error)
     else:
         with _lock_for(monitor.namespace, monitor.name):

@@ -8,14 +8,11 @@ trust that (an emulator or an old CRD does not); so every field is read through 
 from __future__ import annotations
 
 import dataclasses
-import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
-# Reasons, as they appear on the conditions.
+# The reason of a problem, as it appears on the Reconciled condition, unless a reader names another.
 INVALID_SPEC = "InvalidSpec"
-INLINE_CREDENTIALS = "InlineCredentials"
-CREDENTIAL_QUERY_KEYS = ("password", "passwd", "secret", "token")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -118,18 +115,3 @@ class Reader:
             return ()
         return tuple(value)
 
-
-def has_credentials(url: str) -> bool:
-    """True when a connection URL (or any URL of a ';'-separated failover list) holds a secret."""
-    for part in url.split(";"):
-        parsed = urllib.parse.urlsplit(part.strip())
-        try:
-            password = parsed.password
-        except ValueError:
-            password = None
-        if password:
-            return True
-        query_keys = {key.lower() for key, _ in urllib.parse.parse_qsl(parsed.query)}
-        if any(word in key for key in query_keys for word in CREDENTIAL_QUERY_KEYS):
-            return True
-    return False

@@ -6,7 +6,7 @@ import copy
 from pathlib import Path
 from typing import Any
 
-from celery_monitor_operator import alert_rules, naming, spec
+from celery_monitor_operator import alert_rules, naming, spec, spec_parser
 from celery_monitor_operator.renderers import (
     deployment,
     httproute,
@@ -67,9 +67,9 @@ def monitor_body(spec_data: dict[str, Any], name: str = "demo", namespace: str =
     }
 
 
-def make_monitor(spec_data: dict[str, Any] | None = None, **metadata: str) -> spec.Monitor:
+def make_monitor(spec_data: dict[str, Any] | None = None, **metadata: str) -> spec.CeleryMonitorResource:
     data = {"broker": {"secretKeyRef": {"name": "broker"}}} if spec_data is None else spec_data
-    return spec.parse(monitor_body(data, **metadata))
+    return spec_parser.parse(monitor_body(data, **metadata))
 
 
 def rendered_children(spec_data: dict[str, Any]) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from cmon_helpers import monitor_body
 from kubernetes_validate import utils as validate_utils
 from support.k8s_schemas import SUPPORTED_VERSIONS, apply_defaults, crd_schema, strict
 
-from celery_monitor_operator import examples, naming, spec
+from celery_monitor_operator import examples, naming, spec_parser, spec_reader
 from celery_monitor_operator.renderers import crd
 
 
@@ -76,7 +76,7 @@ def test_the_crd_defaults_and_the_operator_defaults_agree(spec_data: dict[str, A
     defaulted = apply_defaults(spec_schema, spec_data)
 
     assert defaulted != spec_data  # the server really adds something
-    assert spec.parse(monitor_body(defaulted)) == spec.parse(monitor_body(spec_data))
+    assert spec_parser.parse(monitor_body(defaulted)) == spec_parser.parse(monitor_body(spec_data))
 
 
 @pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
@@ -96,7 +96,7 @@ def test_the_examples_are_valid_celery_monitors() -> None:
     assert len(monitors) == 3
     for obj in monitors:
         jsonschema.validate(obj, schema)
-        spec.parse(monitor_body(obj["spec"], name=obj["metadata"]["name"]))
+        spec_parser.parse(monitor_body(obj["spec"], name=obj["metadata"]["name"]))
 
 
 def test_the_schema_catches_a_misspelt_field() -> None:
@@ -122,8 +122,8 @@ def test_the_schema_and_the_operator_agree_on_trusted_proxies(value: list[str], 
 
     schema_accepts = jsonschema.Draft7Validator(schema).is_valid(body)
     try:
-        spec.parse(body)
+        spec_parser.parse(body)
         operator_accepts = True
-    except spec.SpecError:
+    except spec_reader.SpecError:
         operator_accepts = False
     assert (schema_accepts, operator_accepts) == (accepted, accepted)

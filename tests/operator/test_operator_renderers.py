@@ -172,7 +172,7 @@ def test_without_a_certificate_the_probes_stay_plain_http(extra_args: list[str])
     assert "scheme" not in container_of(deployment.render_deployment(monitor, "c"))["livenessProbe"]["httpGet"]
 
 
-def kubelet_environment(monitor: spec.Monitor) -> dict[str, str]:
+def kubelet_environment(monitor: spec.CeleryMonitorResource) -> dict[str, str]:
     """The container's variables as the kubelet sets them: a stand-in for each Secret, $(VAR) expanded."""
     from_secrets = {"CELERY_MONITOR_BROKER": "amqp://celery:pw@rabbitmq//",
                     "CELERY_MONITOR_BROKER_API": "http://celery:pw@rabbitmq:15672/api/",

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 from cmon_helpers import make_monitor, monitor_body
 
-from celery_monitor_operator import naming, spec
+from celery_monitor_operator import naming, spec, spec_parser, spec_reader
 
 
-def problems_of(spec_data: dict[str, Any], **metadata: str) -> list[spec.Problem]:
-    with pytest.raises(spec.SpecError) as caught:
-        spec.parse(monitor_body(spec_data, **metadata))
+def problems_of(spec_data: dict[str, Any], **metadata: str) -> list[spec_reader.Problem]:
+    with pytest.raises(spec_reader.SpecError) as caught:
+        spec_parser.parse(monitor_body(spec_data, **metadata))
     return caught.value.problems
 
 
@@ -38,7 +38,7 @@ def test_a_broker_secret_is_all_a_spec_needs_and_the_rest_is_defaulted() -> None
 def test_an_inline_broker_url_with_a_password_is_refused_with_a_reason(url: str) -> None:
     problems = problems_of({"broker": {"url": url}})
 
-    assert [problem.reason for problem in problems] == [spec.INLINE_CREDENTIALS]
+    assert [problem.reason for problem in problems] == [spec_parser.INLINE_CREDENTIALS]
     assert "spec.broker.secretKeyRef" in problems[0].message
     assert "s3cret" not in problems[0].message
 
@@ -54,7 +54,7 @@ def test_inline_passwords_are_refused_for_the_management_api_and_result_backend_
         "resultBackend": {"url": "redis://:pw@redis/1"},
     })
 
-    assert [problem.reason for problem in problems] == [spec.INLINE_CREDENTIALS, spec.INLINE_CREDENTIALS]
+    assert [problem.reason for problem in problems] == [spec_parser.INLINE_CREDENTIALS, spec_parser.INLINE_CREDENTIALS]
     assert "spec.broker.managementApi.url" in problems[0].message
     assert "spec.resultBackend.url" in problems[1].message
 
@@ -88,7 +88,7 @@ def test_inline_passwords_are_refused_for_the_management_api_and_result_backend_
 def test_an_invalid_spec_names_the_field_and_the_fix(spec_data: dict[str, Any], expected: str) -> None:
     problems = problems_of(spec_data)
 
-    assert problems[0].reason == spec.INVALID_SPEC
+    assert problems[0].reason == spec_reader.INVALID_SPEC
     assert any(expected in problem.message for problem in problems), problems
 
 
@@ -96,7 +96,7 @@ def test_every_problem_is_reported_at_once_not_only_the_first() -> None:
     problems = problems_of({"broker": {"url": "redis://:pw@r/0"}, "replicas": "x", "retention": {"maxTasks": 0}})
 
     assert len(problems) == 3
-    assert problems[0].reason == spec.INLINE_CREDENTIALS
+    assert problems[0].reason == spec_parser.INLINE_CREDENTIALS
 
 
 @pytest.mark.parametrize("name", ["1st-monitor", "Monitor", "a.b", "x" * 59])

@@ -26,7 +26,7 @@ from cryptography.x509.oid import NameOID
 from helm_cli import by_kind, one
 from support.processes import BIN, RedisServer, free_port, wait_for
 
-from celery_monitor_operator import spec
+from celery_monitor_operator import spec, spec_parser
 from celery_monitor_operator.renderers import deployment, secret
 
 NAME = "orders"
@@ -70,7 +70,7 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
 
 def operator_view(monitor_object: dict[str, Any]) -> str:
     """The URL the operator's own choices imply: its probe's scheme and path, its Service's port."""
-    monitor = spec.parse({**monitor_object, "metadata": {**monitor_object["metadata"], "uid": "u"}})
+    monitor = spec_parser.parse({**monitor_object, "metadata": {**monitor_object["metadata"], "uid": "u"}})
     container = deployment.render_deployment(monitor, "c")["spec"]["template"]["spec"]["containers"][0]
     probe = container["readinessProbe"]["httpGet"]
     host = f"{monitor.name}.{monitor.namespace}.svc:{monitor.spec.service.port}"
@@ -105,7 +105,7 @@ def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
     return cert, key_file
 
 
-def kubelet_environment(monitor: spec.Monitor, values: dict[str, str]) -> dict[str, str]:
+def kubelet_environment(monitor: spec.CeleryMonitorResource, values: dict[str, str]) -> dict[str, str]:
     """The monitor container's variables: Secret keys from ``values`` ("secret/key"), $(VAR) expanded."""
     env: dict[str, str] = {}
     for var in deployment.monitor_env(monitor):
@@ -135,7 +135,7 @@ def tls_monitor(helm: Path, redis_server: RedisServer, tmp_path: Path) -> Iterat
              "extraArgs": [f"--certfile={cert}", f"--keyfile={key}"]}
     objects = helm_cli.template(helm, values_for(extra))
     monitor_object = one(objects, "CeleryMonitor")
-    monitor = spec.parse({**monitor_object, "metadata": {**monitor_object["metadata"], "uid": "u"}})
+    monitor = spec_parser.parse({**monitor_object, "metadata": {**monitor_object["metadata"], "uid": "u"}})
     login = secret.basic_auth_secret_name(monitor)
     environment = kubelet_environment(monitor, {
         f"{login}/{secret.USERNAME_KEY}": "admin", f"{login}/{secret.PASSWORD_KEY}": "a-long-password",

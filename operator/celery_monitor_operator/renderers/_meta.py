@@ -8,7 +8,7 @@ from typing import Any
 from celery_monitor_operator import naming, spec
 
 
-def owner_reference(monitor: spec.Monitor) -> dict[str, Any]:
+def owner_reference(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     """Makes the child garbage-collected with the CeleryMonitor and lets kopf-less tools find its owner."""
     return {
         "apiVersion": naming.API_VERSION,
@@ -20,7 +20,7 @@ def owner_reference(monitor: spec.Monitor) -> dict[str, Any]:
     }
 
 
-def metadata(monitor: spec.Monitor, name: str, *, labels: Mapping[str, str] | None = None,
+def metadata(monitor: spec.CeleryMonitorResource, name: str, *, labels: Mapping[str, str] | None = None,
              annotations: Mapping[str, str] | None = None, owned: bool = True) -> dict[str, Any]:
     meta: dict[str, Any] = {
         "name": name,

@@ -1,7 +1,7 @@
 """The CeleryMonitor CustomResourceDefinition: the one source for the operator, manifests/ and the chart.
 
-Defaults come from :mod:`celery_monitor_operator.spec`, which applies the same ones when it
-reads a resource, so an object behaves the same whether the API server defaulted it or not.
+Defaults and patterns come from :mod:`celery_monitor_operator.spec`, which the parser applies
+too, so an object behaves the same whether the API server defaulted and checked it or not.
 """
 
 from __future__ import annotations
@@ -11,19 +11,12 @@ from typing import Any
 from celery_monitor_operator import naming, spec
 from celery_monitor_operator.renderers import _schema as s
 
-SECRET_NAME_PATTERN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
-PATH_PREFIX_PATTERN = r"^/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$"
-DURATION_PATTERN = r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$"
-_OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
-# An IPv4 or IPv6 address or network; the operator checks the exact form (no host bits set).
-PROXY_PATTERN = (rf"^({_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?"
-                 r"|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$")
 ONE_SOURCE = ("has(self.url) != has(self.secretKeyRef)", "set exactly one of url or secretKeyRef")
 
 
 def _secret_key_ref(description: str, default_key: str) -> s.Schema:
     return s.obj(description, {
-        "name": s.string("Name of a Secret in the CeleryMonitor's namespace.", pattern=SECRET_NAME_PATTERN),
+        "name": s.string("Name of a Secret in the CeleryMonitor's namespace.", pattern=spec.SECRET_NAME_PATTERN),
         "key": s.string("Key inside the Secret.", default=default_key),
     }, required=["name"])
 
@@ -54,7 +47,7 @@ def _auth() -> s.Schema:
             "secretName": s.string(
                 "A Secret with keys 'username' and 'password' (neither may contain ':' or ','). "
                 "When absent, the operator generates '<name>-auth' with a random password.",
-                pattern=SECRET_NAME_PATTERN),
+                pattern=spec.SECRET_NAME_PATTERN),
         }, defaulted=True),
         "oauth2": s.obj("Sign-in through an OAuth2/OIDC provider.", {
             "provider": s.string("Provider as the monitor's --auth_provider accepts it, e.g. google, github, "
@@ -107,10 +100,10 @@ def _ingress() -> s.Schema:
         "className": s.string("IngressClass to use; the cluster default when absent."),
         "host": s.string("Host name to serve."),
         "pathPrefix": s.string("Path to serve the monitor under; also passed as --url_prefix.",
-                               default=spec.DEFAULT_PATH_PREFIX, pattern=PATH_PREFIX_PATTERN),
+                               default=spec.DEFAULT_PATH_PREFIX, pattern=spec.PATH_PREFIX_PATTERN),
         "tls": s.obj("TLS termination at the Ingress.", {
             "secretName": s.string("Secret of type kubernetes.io/tls for the host.",
-                                   pattern=SECRET_NAME_PATTERN),
+                                   pattern=spec.SECRET_NAME_PATTERN),
         }),
         "annotations": s.string_map("Extra annotations on the Ingress; they win over the operator's own."),
     }, defaulted=True)
@@ -126,7 +119,7 @@ def _http_route() -> s.Schema:
         }, required=["name"])),
         "hostnames": s.array("Host names to serve.", s.string("A host name.")),
         "pathPrefix": s.string("Path to serve the monitor under; also passed as --url_prefix.",
-                               default=spec.DEFAULT_PATH_PREFIX, pattern=PATH_PREFIX_PATTERN),
+                               default=spec.DEFAULT_PATH_PREFIX, pattern=spec.PATH_PREFIX_PATTERN),
     }, defaulted=True)
 
 
@@ -137,7 +130,7 @@ def _trusted_proxies() -> s.Schema:
         f"Default: the private and loopback ranges ({', '.join(spec.DEFAULT_TRUSTED_PROXIES)}), "
         "since the ingress controller's pod address is not known in advance; narrow it to your "
         "controller's pod network so other pods cannot pass for a client.",
-        s.string("An IP address or a network such as 10.0.0.0/8.", pattern=PROXY_PATTERN))
+        s.string("An IP address or a network such as 10.0.0.0/8.", pattern=spec.PROXY_PATTERN))
     schema.update({"minItems": 1, "maxItems": spec.MAX_TRUSTED_PROXIES, "x-kubernetes-list-type": "set"})
     return schema
 
@@ -145,8 +138,8 @@ def _trusted_proxies() -> s.Schema:
 def _service_monitor() -> s.Schema:
     return s.obj("A Prometheus Operator ServiceMonitor scraping /metrics.", {
         "enabled": s.boolean("Create the ServiceMonitor (needs the Prometheus Operator CRDs).", default=False),
-        "interval": s.string("Scrape interval.", default=spec.DEFAULT_SCRAPE_INTERVAL, pattern=DURATION_PATTERN),
-        "scrapeTimeout": s.string("Scrape timeout; Prometheus' default when absent.", pattern=DURATION_PATTERN),
+        "interval": s.string("Scrape interval.", default=spec.DEFAULT_SCRAPE_INTERVAL, pattern=spec.DURATION_PATTERN),
+        "scrapeTimeout": s.string("Scrape timeout; Prometheus' default when absent.", pattern=spec.DURATION_PATTERN),
         "labels": s.string_map("Labels your Prometheus' serviceMonitorSelector looks for."),
     }, defaulted=True)
 

@@ -31,7 +31,7 @@ def secrets_checksum(values: Mapping[str, str]) -> str:
     return digest.hexdigest()
 
 
-def monitor_args(monitor: spec.Monitor) -> list[str]:
+def monitor_args(monitor: spec.CeleryMonitorResource) -> list[str]:
     """The monitor's command-line options, in the `--name=value` form it accepts."""
     desired = monitor.spec
     args = [
@@ -75,7 +75,7 @@ def _connection_env(name: str, connection: spec.Connection | None) -> list[dict[
     return [{"name": name, "value": connection.url or ""}]
 
 
-def monitor_env(monitor: spec.Monitor) -> list[dict[str, Any]]:
+def monitor_env(monitor: spec.CeleryMonitorResource) -> list[dict[str, Any]]:
     desired = monitor.spec
     env = _connection_env("CELERY_MONITOR_BROKER", desired.broker.connection)
     env += _connection_env("CELERY_MONITOR_BROKER_API", desired.broker.management_api)
@@ -106,17 +106,17 @@ def _probe(path: str, scheme: str, period: int, failures: int) -> dict[str, Any]
     }
 
 
-def _probe_path(monitor: spec.Monitor, path: str) -> str:
+def _probe_path(monitor: spec.CeleryMonitorResource, path: str) -> str:
     return f"{monitor.spec.url_prefix.rstrip('/')}{path}"
 
 
-def _data_volume(monitor: spec.Monitor) -> dict[str, Any]:
+def _data_volume(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     if monitor.spec.persistence.enabled:
         return {"name": "data", "persistentVolumeClaim": {"claimName": naming.pvc_name(monitor.name)}}
     return {"name": "data", "emptyDir": {}}
 
 
-def _strategy(monitor: spec.Monitor) -> dict[str, Any]:
+def _strategy(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     persistence = monitor.spec.persistence
     # A volume only one node (or pod) can mount would leave the new pod pending forever
     # while the old one holds it: stop the old pod first.
@@ -125,7 +125,7 @@ def _strategy(monitor: spec.Monitor) -> dict[str, Any]:
     return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
 
 
-def render_deployment(monitor: spec.Monitor, checksum: str) -> dict[str, Any]:
+def render_deployment(monitor: spec.CeleryMonitorResource, checksum: str) -> dict[str, Any]:
     """``checksum`` is :func:`secrets_checksum` of the Secrets the pod reads."""
     desired = monitor.spec
     # Started (and ready) once the history is open and the monitor serves, which can take a while on

@@ -8,7 +8,7 @@ from celery_monitor_operator import naming, spec
 from celery_monitor_operator.renderers import _meta
 
 
-def render_http_route(monitor: spec.Monitor) -> dict[str, Any]:
+def render_http_route(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     route = monitor.spec.http_route
     parents: list[dict[str, Any]] = []
     for parent in route.parent_refs:

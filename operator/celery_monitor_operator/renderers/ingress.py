@@ -16,7 +16,7 @@ DEFAULT_ANNOTATIONS = {
 }
 
 
-def render_ingress(monitor: spec.Monitor) -> dict[str, Any]:
+def render_ingress(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     ingress = monitor.spec.ingress
     rule: dict[str, Any] = {"http": {"paths": [{
         "path": ingress.path_prefix,

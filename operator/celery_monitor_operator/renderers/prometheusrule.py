@@ -9,7 +9,7 @@ from celery_monitor_operator import naming, spec
 from celery_monitor_operator.renderers import _meta
 
 
-def render_prometheus_rule(monitor: spec.Monitor, groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
+def render_prometheus_rule(monitor: spec.CeleryMonitorResource, groups: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """``groups`` is the ``groups`` list of the monitor's alert rules file, used unchanged."""
     return {
         "apiVersion": "monitoring.coreos.com/v1",

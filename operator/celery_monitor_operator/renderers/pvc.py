@@ -8,7 +8,7 @@ from celery_monitor_operator import naming, spec
 from celery_monitor_operator.renderers import _meta
 
 
-def render_pvc(monitor: spec.Monitor) -> dict[str, Any]:
+def render_pvc(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     persistence = monitor.spec.persistence
     claim: dict[str, Any] = {
         "accessModes": [persistence.access_mode],

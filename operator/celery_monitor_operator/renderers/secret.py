@@ -24,7 +24,7 @@ def _encode(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
-def render_auth_secret(monitor: spec.Monitor, existing_data: Mapping[str, str] | None = None,
+def render_auth_secret(monitor: spec.CeleryMonitorResource, existing_data: Mapping[str, str] | None = None,
                        token: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> dict[str, Any]:
     """The Secret ``<name>-auth``; ``existing_data`` is the live Secret's base64 ``data``, kept as is."""
     wanted = {
@@ -43,6 +43,6 @@ def render_auth_secret(monitor: spec.Monitor, existing_data: Mapping[str, str] |
     }
 
 
-def basic_auth_secret_name(monitor: spec.Monitor) -> str:
+def basic_auth_secret_name(monitor: spec.CeleryMonitorResource) -> str:
     """The Secret holding the login: the user's own, or the generated one."""
     return monitor.spec.auth.basic.secret_name or naming.auth_secret_name(monitor.name)

@@ -8,7 +8,7 @@ from celery_monitor_operator import naming, spec
 from celery_monitor_operator.renderers import _meta
 
 
-def render_service(monitor: spec.Monitor) -> dict[str, Any]:
+def render_service(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     service = monitor.spec.service
     return {
         "apiVersion": "v1",

@@ -8,12 +8,12 @@ from celery_monitor_operator import naming, spec
 from celery_monitor_operator.renderers import _meta, secret
 
 
-def metrics_path(monitor: spec.Monitor) -> str:
+def metrics_path(monitor: spec.CeleryMonitorResource) -> str:
     prefix = monitor.spec.url_prefix.rstrip("/")
     return f"{prefix}{naming.METRICS_PATH}"
 
 
-def render_service_monitor(monitor: spec.Monitor) -> dict[str, Any]:
+def render_service_monitor(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     settings = monitor.spec.service_monitor
     endpoint: dict[str, Any] = {
         "port": naming.PORT_NAME,

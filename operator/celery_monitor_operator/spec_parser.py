@@ -1,0 +1,339 @@
+"""Reading a CeleryMonitor into the model of :mod:`.spec`, every problem named by its field path.
+
+The API server applies the CRD's schema and defaults, but the operator does not rely on
+it: it may run against an older CRD, and rules that span several fields (exactly one
+broker source, no password in an inline URL, Ingress or HTTPRoute but not both) are not
+expressible in the schema for every Kubernetes version. So every resource goes through
+:func:`parse` first, which fills the same defaults the CRD declares and collects every
+problem with a reason, for a condition on the resource.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from kubernetes.utils import quantity
+
+from celery_monitor_operator import naming, spec, spec_reader
+
+# Reasons, as they appear on the Reconciled condition (spec_reader.INVALID_SPEC is the general one).
+INLINE_CREDENTIALS = "InlineCredentials"
+INVALID_NAME = "InvalidName"
+REASONS = (spec_reader.INVALID_SPEC, INLINE_CREDENTIALS, INVALID_NAME)
+CREDENTIAL_QUERY_KEYS = ("password", "passwd", "secret", "token")
+
+_NAME = re.compile(spec.NAME_PATTERN)
+_SECRET_NAME = re.compile(spec.SECRET_NAME_PATTERN)
+_PATH_PREFIX = re.compile(spec.PATH_PREFIX_PATTERN)
+_DURATION = re.compile(spec.DURATION_PATTERN)
+
+
+def has_credentials(url: str) -> bool:
+    """True when a connection URL (or any URL of a ';'-separated failover list) holds a secret."""
+    for part in url.split(";"):
+        parsed = urllib.parse.urlsplit(part.strip())
+        try:
+            password = parsed.password
+        except ValueError:
+            password = None
+        if password:
+            return True
+        query_keys = {key.lower() for key, _ in urllib.parse.parse_qsl(parsed.query)}
+        if any(word in key for key in query_keys for word in CREDENTIAL_QUERY_KEYS):
+            return True
+    return False
+
+
+def _or(value: int | None, default: int) -> int:
+    return default if value is None else value
+
+
+def _secret_key_ref(reader: spec_reader.Reader, data: Mapping[str, Any], path: str,
+                    default_key: str) -> spec.SecretKeyRef | None:
+    name = reader.string(data, "name", path)
+    key = reader.string(data, "key", path, default_key) or default_key
+    if name is None:
+        reader.problem(f"{path}.name: the Secret's name is required")
+        return None
+    if not _SECRET_NAME.match(name):
+        reader.problem(f"{path}.name: {name!r} is not a valid Secret name")
+        return None
+    return spec.SecretKeyRef(name, key)
+
+
+def _connection(reader: spec_reader.Reader, data: Mapping[str, Any], path: str, what: str) -> spec.Connection | None:
+    url = reader.string(data, "url", path)
+    ref_data = reader.mapping(data, "secretKeyRef", path)
+    if url is not None and ref_data:
+        reader.problem(f"{path}: set either url or secretKeyRef, not both")
+        return None
+    if url is None and not ref_data:
+        reader.problem(f"{path}: set url or secretKeyRef")
+        return None
+    if url is not None:
+        if has_credentials(url):
+            reader.problem(
+                f"{path}.url: the {what} URL carries a password; store it in a Secret and "
+                f"refer to it with {path}.secretKeyRef instead",
+                reason=INLINE_CREDENTIALS,
+            )
+            return None
+        return spec.Connection(url=url)
+    ref = _secret_key_ref(reader, ref_data, f"{path}.secretKeyRef", spec.DEFAULT_URL_KEY)
+    return spec.Connection(secret_ref=ref) if ref is not None else None
+
+
+def _optional_connection(reader: spec_reader.Reader, data: Mapping[str, Any], key: str, path: str,
+                         what: str) -> spec.Connection | None:
+    section = reader.mapping(data, key, path)
+    return _connection(reader, section, f"{path}.{key}", what) if section else None
+
+
+def _broker(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Broker:
+    data = reader.mapping(raw, "broker", "spec")
+    if not data:
+        reader.problem("spec.broker: required (url or secretKeyRef)")
+    connection = _connection(reader, data, "spec.broker", "broker") if data else None
+    management = _optional_connection(reader, data, "managementApi", "spec.broker", "management API")
+    return spec.Broker(connection or spec.Connection(), management)
+
+
+def _auth(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Auth:
+    data = reader.mapping(raw, "auth", "spec")
+    basic_data = reader.mapping(data, "basic", "spec.auth")
+    secret_name = reader.string(basic_data, "secretName", "spec.auth.basic")
+    if secret_name is not None and not _SECRET_NAME.match(secret_name):
+        reader.problem(f"spec.auth.basic.secretName: {secret_name!r} is not a valid Secret name")
+        secret_name = None
+    basic = spec.BasicAuth(reader.boolean(basic_data, "enabled", "spec.auth.basic", True), secret_name)
+    oauth2: spec.OAuth2 | None = None
+    oauth_data = reader.mapping(data, "oauth2", "spec.auth")
+    if oauth_data:
+        path = "spec.auth.oauth2"
+        provider = reader.string(oauth_data, "provider", path)
+        client_id = reader.string(oauth_data, "clientId", path)
+        secret_ref = _secret_key_ref(reader, reader.mapping(oauth_data, "clientSecretRef", path),
+                                     f"{path}.clientSecretRef", spec.DEFAULT_CLIENT_SECRET_KEY)
+        for field, value in (("provider", provider), ("clientId", client_id)):
+            if value is None:
+                reader.problem(f"{path}.{field}: required when spec.OAuth2 is configured")
+        if provider is not None and client_id is not None and secret_ref is not None:
+            oauth2 = spec.OAuth2(provider, client_id, secret_ref,
+                            reader.string(oauth_data, "redirectUri", path),
+                            reader.string(oauth_data, "emailRegex", path))
+    return spec.Auth(basic, oauth2, reader.boolean(data, "readOnly", "spec.auth", False))
+
+
+def _persistence(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Persistence:
+    data = reader.mapping(raw, "persistence", "spec")
+    path = "spec.persistence"
+    size = reader.string(data, "size", path, spec.DEFAULT_STORAGE_SIZE) or spec.DEFAULT_STORAGE_SIZE
+    try:
+        if quantity.parse_quantity(size) <= 0:
+            raise ValueError(size)
+    except ValueError:
+        reader.problem(f"{path}.size: {size!r} is not a positive quantity such as 1Gi")
+        size = spec.DEFAULT_STORAGE_SIZE
+    return spec.Persistence(
+        enabled=reader.boolean(data, "enabled", path, True),
+        size=size,
+        storage_class_name=reader.string(data, "storageClassName", path),
+        access_mode=reader.choice(data, "accessMode", path, spec.DEFAULT_ACCESS_MODE, spec.ACCESS_MODES),
+        keep_on_delete=reader.boolean(data, "keepOnDelete", path, False),
+    )
+
+
+def _retention(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Retention:
+    data = reader.mapping(raw, "retention", "spec")
+    path = "spec.retention"
+    return spec.Retention(
+        max_tasks=_or(reader.integer(data, "maxTasks", path, spec.DEFAULT_MAX_TASKS, minimum=1),
+                      spec.DEFAULT_MAX_TASKS),
+        max_workers=_or(reader.integer(data, "maxWorkers", path, spec.DEFAULT_MAX_WORKERS, minimum=1),
+                        spec.DEFAULT_MAX_WORKERS),
+        purge_offline_workers=reader.integer(data, "purgeOfflineWorkers", path, None, minimum=1),
+    )
+
+
+def _path_prefix(reader: spec_reader.Reader, data: Mapping[str, Any], path: str) -> str:
+    prefix = reader.string(data, "pathPrefix", path, spec.DEFAULT_PATH_PREFIX) or spec.DEFAULT_PATH_PREFIX
+    if not _PATH_PREFIX.match(prefix):
+        reader.problem(f"{path}.pathPrefix: {prefix!r} must be an absolute URL path such as /monitor")
+        return spec.DEFAULT_PATH_PREFIX
+    return prefix.rstrip("/") or "/"
+
+
+def _ingress(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Ingress:
+    data = reader.mapping(raw, "ingress", "spec")
+    path = "spec.ingress"
+    tls = reader.mapping(data, "tls", path)
+    return spec.Ingress(
+        enabled=reader.boolean(data, "enabled", path, False),
+        class_name=reader.string(data, "className", path),
+        host=reader.string(data, "host", path),
+        path_prefix=_path_prefix(reader, data, path),
+        tls_secret_name=reader.string(tls, "secretName", f"{path}.tls"),
+        annotations=reader.string_map(data, "annotations", path),
+    )
+
+
+def _http_route(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.HTTPRoute:
+    data = reader.mapping(raw, "httpRoute", "spec")
+    path = "spec.httpRoute"
+    parents: list[spec.ParentRef] = []
+    for index, item in enumerate(reader.objects(data, "parentRefs", path)):
+        item_path = f"{path}.parentRefs[{index}]"
+        name = reader.string(item, "name", item_path)
+        if name is None:
+            reader.problem(f"{item_path}.name: the Gateway's name is required")
+            continue
+        parents.append(spec.ParentRef(name, reader.string(item, "namespace", item_path),
+                                 reader.string(item, "sectionName", item_path)))
+    route = spec.HTTPRoute(
+        enabled=reader.boolean(data, "enabled", path, False),
+        parent_refs=tuple(parents),
+        hostnames=reader.strings(data, "hostnames", path),
+        path_prefix=_path_prefix(reader, data, path),
+    )
+    if route.enabled and not route.parent_refs:
+        reader.problem(f"{path}.parentRefs: name at least one Gateway to attach the route to")
+    return route
+
+
+def _trusted_proxies(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> tuple[str, ...]:
+    if raw.get("trustedProxies") is None:
+        return spec.DEFAULT_TRUSTED_PROXIES
+    known = len(reader.problems)
+    values = reader.strings(raw, "trustedProxies", "spec")
+    if len(reader.problems) > known:
+        return spec.DEFAULT_TRUSTED_PROXIES
+    if not 1 <= len(values) <= spec.MAX_TRUSTED_PROXIES:
+        reader.problem(f"spec.trustedProxies: give between 1 and {spec.MAX_TRUSTED_PROXIES} addresses or "
+                       f"networks, got {len(values)}")
+        return spec.DEFAULT_TRUSTED_PROXIES
+    networks = []
+    for index, value in enumerate(values):
+        try:
+            networks.append(str(ipaddress.ip_network(value, strict=True)))
+        except ValueError:
+            reader.problem(f"spec.trustedProxies[{index}]: {value!r} is not an IP address or a network "
+                           "such as 10.0.0.0/8 (with no host bits set)")
+    return tuple(networks) if len(networks) == len(values) else spec.DEFAULT_TRUSTED_PROXIES
+
+
+def _duration(reader: spec_reader.Reader, data: Mapping[str, Any], key: str, path: str,
+              default: str | None) -> str | None:
+    value = reader.string(data, key, path, default)
+    if value is not None and not _DURATION.match(value):
+        reader.problem(f"{path}.{key}: {value!r} is not a duration such as 30s or 1m")
+        return default
+    return value
+
+
+def _service_monitor(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.ServiceMonitor:
+    data = reader.mapping(raw, "serviceMonitor", "spec")
+    path = "spec.serviceMonitor"
+    return spec.ServiceMonitor(
+        enabled=reader.boolean(data, "enabled", path, False),
+        interval=(_duration(reader, data, "interval", path, spec.DEFAULT_SCRAPE_INTERVAL)
+                  or spec.DEFAULT_SCRAPE_INTERVAL),
+        scrape_timeout=_duration(reader, data, "scrapeTimeout", path, None),
+        labels=reader.string_map(data, "labels", path),
+    )
+
+
+def _pod(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Pod:
+    pull_secrets: list[str] = []
+    for index, item in enumerate(reader.objects(raw, "imagePullSecrets", "spec")):
+        name = reader.string(item, "name", f"spec.imagePullSecrets[{index}]")
+        if name is not None:
+            pull_secrets.append(name)
+    extra_env = reader.objects(raw, "extraEnv", "spec")
+    for index, item in enumerate(extra_env):
+        if not isinstance(item.get("name"), str) or not item.get("name"):
+            reader.problem(f"spec.extraEnv[{index}].name: required")
+    return spec.Pod(
+        resources=reader.mapping(raw, "resources", "spec"),
+        node_selector=reader.string_map(raw, "nodeSelector", "spec"),
+        tolerations=reader.objects(raw, "tolerations", "spec"),
+        affinity=reader.mapping(raw, "affinity", "spec"),
+        annotations=reader.string_map(raw, "podAnnotations", "spec"),
+        labels=reader.string_map(raw, "podLabels", "spec"),
+        image_pull_secrets=tuple(pull_secrets),
+        extra_args=reader.strings(raw, "extraArgs", "spec"),
+        extra_env=extra_env,
+    )
+
+
+def parse_spec(raw: Mapping[str, Any]) -> spec.CeleryMonitorSpec:
+    """The ``spec`` of a CeleryMonitor as a :class:`spec.CeleryMonitorSpec`, or :class:`spec_reader.SpecError`
+    listing every problem."""
+    reader = spec_reader.Reader()
+    if not isinstance(raw, Mapping):
+        raise spec_reader.SpecError([spec_reader.Problem(spec_reader.INVALID_SPEC, "spec: expected an object")])
+    service_data = reader.mapping(raw, "service", "spec")
+    parsed = spec.CeleryMonitorSpec(
+        broker=_broker(reader, raw),
+        result_backend=_optional_connection(reader, raw, "resultBackend", "spec", "result backend"),
+        image=reader.string(raw, "image", "spec", naming.DEFAULT_IMAGE) or naming.DEFAULT_IMAGE,
+        image_pull_policy=reader.choice(raw, "imagePullPolicy", "spec", spec.DEFAULT_PULL_POLICY, spec.PULL_POLICIES),
+        replicas=_or(reader.integer(raw, "replicas", "spec", spec.DEFAULT_REPLICAS, minimum=0), spec.DEFAULT_REPLICAS),
+        auth=_auth(reader, raw),
+        persistence=_persistence(reader, raw),
+        retention=_retention(reader, raw),
+        service=spec.Service(
+            type=reader.choice(service_data, "type", "spec.service", spec.DEFAULT_SERVICE_TYPE, spec.SERVICE_TYPES),
+            port=_or(reader.integer(service_data, "port", "spec.service", naming.MONITOR_PORT, 1, 65535),
+                     naming.MONITOR_PORT),
+            annotations=reader.string_map(service_data, "annotations", "spec.service"),
+        ),
+        ingress=_ingress(reader, raw),
+        http_route=_http_route(reader, raw),
+        service_monitor=_service_monitor(reader, raw),
+        prometheus_rule=spec.PrometheusRule(
+            enabled=reader.boolean(reader.mapping(raw, "prometheusRule", "spec"), "enabled",
+                                   "spec.prometheusRule", False),
+            labels=reader.string_map(reader.mapping(raw, "prometheusRule", "spec"), "labels",
+                                     "spec.prometheusRule"),
+        ),
+        pod=_pod(reader, raw),
+        trusted_proxies=_trusted_proxies(reader, raw),
+    )
+    if parsed.ingress.enabled and parsed.http_route.enabled:
+        reader.problem("spec.ingress and spec.httpRoute: enable one of them, not both")
+    if parsed.replicas > 1 and parsed.persistence.enabled:
+        reader.problem("spec.replicas: more than one replica needs spec.persistence.enabled=false, "
+                       "since each replica keeps its own task store")
+    if reader.problems:
+        raise spec_reader.SpecError(reader.problems)
+    return parsed
+
+
+def parse(body: Mapping[str, Any]) -> spec.CeleryMonitorResource:
+    """Read a whole CeleryMonitor object (as kopf or the API returns it)."""
+    metadata = body.get("metadata") or {}
+    name = str(metadata.get("name") or "")
+    problems: list[spec_reader.Problem] = []
+    if not _NAME.match(name) or len(name) > naming.MAX_NAME_LENGTH:
+        problems.append(spec_reader.Problem(
+            INVALID_NAME,
+            f"metadata.name: {name!r} must be a DNS label (lowercase letters, digits and '-', starting "
+            f"with a letter) of at most {naming.MAX_NAME_LENGTH} characters, since the children are named after it",
+        ))
+    try:
+        parsed = parse_spec(body.get("spec") or {})
+    except spec_reader.SpecError as error:
+        raise spec_reader.SpecError(problems + error.problems) from None
+    if problems:
+        raise spec_reader.SpecError(problems)
+    return spec.CeleryMonitorResource(
+        name=name,
+        namespace=str(metadata.get("namespace") or "default"),
+        uid=str(metadata.get("uid") or ""),
+        generation=int(metadata.get("generation") or 0),
+        spec=parsed,
+    )
