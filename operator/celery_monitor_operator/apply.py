@@ -16,7 +16,7 @@ from typing import Any
 
 from kubernetes.utils import quantity
 
-from celery_monitor_operator import kube, naming
+from celery_monitor_operator import kube, naming, resources
 
 APPLIED_HASH_ANNOTATION = f"{naming.GROUP}/applied-hash"
 
@@ -51,8 +51,8 @@ def with_applied_hash(desired: Mapping[str, Any]) -> dict[str, Any]:
     return body
 
 
-def _identity(obj: Mapping[str, Any]) -> tuple[kube.ResourceRef, str | None, str]:
-    return kube.ref_for(dict(obj)), obj["metadata"].get("namespace"), obj["metadata"]["name"]
+def _identity(obj: Mapping[str, Any]) -> tuple[resources.ResourceRef, str | None, str]:
+    return resources.ref_for(dict(obj)), obj["metadata"].get("namespace"), obj["metadata"]["name"]
 
 
 def _create(api: kube.Api, body: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +115,7 @@ def is_owned_by(obj: Mapping[str, Any], owner_uid: str) -> bool:
     return any(ref.get("uid") == owner_uid for ref in obj.get("metadata", {}).get("ownerReferences") or [])
 
 
-def remove(api: kube.Api, ref: kube.ResourceRef, namespace: str, name: str, owner_uid: str) -> bool:
+def remove(api: kube.Api, ref: resources.ResourceRef, namespace: str, name: str, owner_uid: str) -> bool:
     """Delete a child the spec no longer asks for; objects we do not own are left alone."""
     live = api.get(ref, namespace, name)
     if live is None or not is_owned_by(live, owner_uid):

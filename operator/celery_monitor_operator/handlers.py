@@ -1,4 +1,4 @@
-"""kopf handlers: thin wiring from cluster events to :func:`reconcile.converge`.
+"""kopf handlers: thin wiring from cluster events to :func:`converge.converge`.
 
 Run with ``celery-monitor-operator`` or ``kopf run -m celery_monitor_operator.handlers``.
 Resume, create and update share one handler; a timer re-converges every resource
@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from celery_monitor_operator import kube, naming, reconcile
+from celery_monitor_operator import converge, kube, naming, resources
 
 RESYNC_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RESYNC_SECONDS", "30"))
 RETRY_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RETRY_SECONDS", "30"))
@@ -40,8 +40,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
 def _ensure_cluster_peering(api: kube.Api, name: str, logger: logging.Logger) -> None:
     """kopf keeps its peers in an existing object; create it so a fresh install needs no extra step."""
     try:
-        if api.get(kube.CLUSTER_PEERINGS, None, name) is None:
-            api.create(kube.CLUSTER_PEERINGS, None, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
+        if api.get(resources.CLUSTER_PEERINGS, None, name) is None:
+            api.create(resources.CLUSTER_PEERINGS, None, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
                                                      "metadata": {"name": name}})
     except kube.Conflict:
         pass
@@ -49,11 +49,11 @@ def _ensure_cluster_peering(api: kube.Api, name: str, logger: logging.Logger) ->
         logger.warning("Cannot prepare the peering object %r: %s", name, error)
 
 
-def _converge(body: kopf.Body, memo: kopf.Memo) -> reconcile.Outcome:
+def _converge(body: kopf.Body, memo: kopf.Memo) -> converge.Outcome:
     api: kube.Api = memo.api
     raw = dict(body)
-    outcome = reconcile.converge(api, raw)
-    reconcile.write_status(api, raw, outcome.status)
+    outcome = converge.converge(api, raw)
+    converge.write_status(api, raw, outcome.status)
     return outcome
 
 

@@ -6,68 +6,17 @@ alike, without a typed API class per kind and without the dynamic client's disco
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from typing import Any
 
 import kubernetes
 from kubernetes.client import exceptions as client_exceptions
 
-from celery_monitor_operator import naming
+from celery_monitor_operator import naming, resources
 
 APPLY_PATCH = "application/apply-patch+yaml"  # a JSON body is valid YAML
 MERGE_PATCH = "application/merge-patch+json"
 REQUEST_TIMEOUT = (5, 30)
-
-
-@dataclasses.dataclass(frozen=True)
-class ResourceRef:
-    group: str
-    version: str
-    plural: str
-    namespaced: bool = True
-
-    @property
-    def group_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
-
-    def path(self, namespace: str | None = None, name: str | None = None, subresource: str | None = None) -> str:
-        base = f"/apis/{self.group}/{self.version}" if self.group else f"/api/{self.version}"
-        if self.namespaced and namespace is not None:
-            base += f"/namespaces/{namespace}"
-        base += f"/{self.plural}"
-        if name is not None:
-            base += f"/{name}"
-        if subresource is not None:
-            base += f"/{subresource}"
-        return base
-
-
-CELERY_MONITORS = ResourceRef(naming.GROUP, naming.VERSION, naming.PLURAL)
-SECRETS = ResourceRef("", "v1", "secrets")
-SERVICES = ResourceRef("", "v1", "services")
-PVCS = ResourceRef("", "v1", "persistentvolumeclaims")
-DEPLOYMENTS = ResourceRef("apps", "v1", "deployments")
-INGRESSES = ResourceRef("networking.k8s.io", "v1", "ingresses")
-HTTP_ROUTES = ResourceRef("gateway.networking.k8s.io", "v1", "httproutes")
-SERVICE_MONITORS = ResourceRef("monitoring.coreos.com", "v1", "servicemonitors")
-PROMETHEUS_RULES = ResourceRef("monitoring.coreos.com", "v1", "prometheusrules")
-CLUSTER_PEERINGS = ResourceRef("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
-
-BY_KIND: dict[tuple[str, str], ResourceRef] = {
-    ("v1", "Secret"): SECRETS,
-    ("v1", "Service"): SERVICES,
-    ("v1", "PersistentVolumeClaim"): PVCS,
-    ("apps/v1", "Deployment"): DEPLOYMENTS,
-    ("networking.k8s.io/v1", "Ingress"): INGRESSES,
-    ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTP_ROUTES,
-    ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITORS,
-    ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULES,
-}
-
-
-def ref_for(obj: dict[str, Any]) -> ResourceRef:
-    return BY_KIND[(obj["apiVersion"], obj["kind"])]
 
 
 class ApiError(Exception):
@@ -135,26 +84,26 @@ class Api:
             raise _error(client_exceptions.ApiException(http_resp=response))
         return json.loads(response.data) if response.data else {}
 
-    def get(self, ref: ResourceRef, namespace: str | None, name: str) -> dict[str, Any] | None:
+    def get(self, ref: resources.ResourceRef, namespace: str | None, name: str) -> dict[str, Any] | None:
         try:
             return self.request("GET", ref.path(namespace, name))
         except NotFound:
             return None
 
-    def create(self, ref: ResourceRef, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+    def create(self, ref: resources.ResourceRef, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
         return self.request("POST", ref.path(namespace), body, query={"fieldManager": naming.FIELD_MANAGER})
 
-    def server_side_apply(self, ref: ResourceRef, namespace: str | None, name: str,
+    def server_side_apply(self, ref: resources.ResourceRef, namespace: str | None, name: str,
                           body: dict[str, Any]) -> dict[str, Any]:
         """Take ownership of exactly the fields in ``body``; fields we applied before and dropped go away."""
         return self.request("PATCH", ref.path(namespace, name), body, content_type=APPLY_PATCH,
                             query={"fieldManager": naming.FIELD_MANAGER, "force": "true"})
 
-    def merge_patch(self, ref: ResourceRef, namespace: str | None, name: str, body: dict[str, Any],
+    def merge_patch(self, ref: resources.ResourceRef, namespace: str | None, name: str, body: dict[str, Any],
                     subresource: str | None = None) -> dict[str, Any]:
         return self.request("PATCH", ref.path(namespace, name, subresource), body, content_type=MERGE_PATCH)
 
-    def delete(self, ref: ResourceRef, namespace: str | None, name: str) -> None:
+    def delete(self, ref: resources.ResourceRef, namespace: str | None, name: str) -> None:
         try:
             self.request("DELETE", ref.path(namespace, name), query={"propagationPolicy": "Background"})
         except NotFound:

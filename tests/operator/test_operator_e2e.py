@@ -24,8 +24,7 @@ from kmock_cluster import (
     wait_for,
 )
 
-from celery_monitor_operator import alert_rules, kube, naming
-from celery_monitor_operator import reconcile as reconciling
+from celery_monitor_operator import alert_rules, converge, naming, reconcile, resources
 from celery_monitor_operator.renderers import install
 
 PEERING = "kopf.dev/v1/clusterkopfpeering"
@@ -46,7 +45,7 @@ class Env:
 
     def create_monitor(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
         # The emulator assigns neither uid nor resourceVersion: seed them as the API server would.
-        self.api.create(kube.CELERY_MONITORS, namespace, {
+        self.api.create(resources.CELERY_MONITORS, namespace, {
             "apiVersion": naming.API_VERSION, "kind": naming.KIND,
             "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}",
                          "resourceVersion": "1", "generation": 1},
@@ -57,23 +56,23 @@ class Env:
     def forget_monitors(self) -> None:
         """Delete what a test created, so finished tests stop loading the shared operator."""
         while self.created:
-            self.api.delete(kube.CELERY_MONITORS, *self.created.pop())
+            self.api.delete(resources.CELERY_MONITORS, *self.created.pop())
 
     def update_spec(self, namespace: str, name: str, generation: int, spec: dict[str, Any]) -> None:
-        self.api.merge_patch(kube.CELERY_MONITORS, namespace, name,
+        self.api.merge_patch(resources.CELERY_MONITORS, namespace, name,
                              {"metadata": {"generation": generation}, "spec": spec})
 
     def create_secret(self, namespace: str, name: str, values: dict[str, str]) -> None:
         data = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
-        self.api.create(kube.SECRETS, namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {
+        self.api.create(resources.SECRETS, namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {
             "name": name, "namespace": namespace, "uid": f"uid-secret-{name}", "resourceVersion": "1"},
             "data": data})
 
-    def get(self, ref: kube.ResourceRef, namespace: str, name: str) -> dict[str, Any] | None:
+    def get(self, ref: resources.ResourceRef, namespace: str, name: str) -> dict[str, Any] | None:
         return self.api.get(ref, namespace, name)
 
     def status(self, namespace: str, name: str) -> dict[str, Any]:
-        return (self.get(kube.CELERY_MONITORS, namespace, name) or {}).get("status") or {}
+        return (self.get(resources.CELERY_MONITORS, namespace, name) or {}).get("status") or {}
 
     def condition(self, namespace: str, name: str, kind: str) -> dict[str, Any]:
         for item in self.status(namespace, name).get("conditions") or []:
@@ -88,7 +87,7 @@ class Env:
         return self.wait(matches, f"{kind}={status} ({reason}) on {namespace}/{name}")
 
     def args(self, namespace: str, name: str) -> list[str]:
-        found = self.get(kube.DEPLOYMENTS, namespace, name) or {}
+        found = self.get(resources.DEPLOYMENTS, namespace, name) or {}
         return found.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("args", [])
 
 
@@ -132,8 +131,9 @@ def test_a_monitor_gets_its_children_and_becomes_ready(env: Env) -> None:
     env.create_secret(ns, "broker", {"url": "redis://:pw@redis:6379/0"})
     env.create_monitor(ns, name, {"broker": {"secretKeyRef": {"name": "broker"}}, "retention": {"maxTasks": 1000}})
 
-    deployment = env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment")
-    for ref, child in [(kube.SERVICES, name), (kube.PVCS, f"{name}-data"), (kube.SECRETS, f"{name}-auth")]:
+    deployment = env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment")
+    children = [(resources.SERVICES, name), (resources.PVCS, f"{name}-data"), (resources.SECRETS, f"{name}-auth")]
+    for ref, child in children:
         found = env.wait(lambda ref=ref, child=child: env.get(ref, ns, child), f"{ref.plural} {child}")
         assert owner_uids(found) == [f"uid-{ns}-{name}"]
     assert owner_uids(deployment) == [f"uid-{ns}-{name}"]
@@ -146,9 +146,9 @@ def test_a_monitor_gets_its_children_and_becomes_ready(env: Env) -> None:
     assert "orders-data" in not_ready["message"]
 
     # What the cluster's controllers would do: bind the claim, start the pod.
-    env.api.merge_patch(kube.PVCS, ns, f"{name}-data", {"status": {"phase": "Bound"}}, subresource="status")
+    env.api.merge_patch(resources.PVCS, ns, f"{name}-data", {"status": {"phase": "Bound"}}, subresource="status")
     env.wait_condition(ns, name, "Ready", "False", "NoReplicasAvailable")
-    env.api.merge_patch(kube.DEPLOYMENTS, ns, name, {"status": {
+    env.api.merge_patch(resources.DEPLOYMENTS, ns, name, {"status": {
         "replicas": 1, "readyReplicas": 1, "availableReplicas": 1}}, subresource="status")
 
     env.wait_condition(ns, name, "Ready", "True", "Ready")
@@ -166,7 +166,7 @@ def test_spec_changes_converge(env: Env) -> None:
     env.wait(lambda: "--max_tasks=100000" in env.args(ns, name), "the default retention")
 
     env.update_spec(ns, name, 2, {"ingress": {"enabled": True, "host": "cm.example.com", "pathPrefix": "/cm"}})
-    ingress = env.wait(lambda: env.get(kube.INGRESSES, ns, name), "the Ingress")
+    ingress = env.wait(lambda: env.get(resources.INGRESSES, ns, name), "the Ingress")
     assert owner_uids(ingress) == [f"uid-{ns}-{name}"]
     env.wait(lambda: "--url_prefix=cm" in env.args(ns, name), "the new --url_prefix")
     assert "--xheaders=True" in env.args(ns, name)
@@ -177,7 +177,7 @@ def test_spec_changes_converge(env: Env) -> None:
     env.wait(lambda: "--max_tasks=2000" in env.args(ns, name), "the new --max_tasks")
 
     env.update_spec(ns, name, 4, {"ingress": {"enabled": False}})
-    env.wait(lambda: env.get(kube.INGRESSES, ns, name) is None, "the Ingress to be removed")
+    env.wait(lambda: env.get(resources.INGRESSES, ns, name) is None, "the Ingress to be removed")
     env.wait(lambda: env.status(ns, name).get("url") == f"http://{name}.{ns}.svc:5555/", "the in-cluster URL")
     assert "--url_prefix=cm" not in env.args(ns, name)
     assert not [arg for arg in env.args(ns, name) if arg.startswith(("--xheaders", "--trusted_proxies"))]
@@ -186,31 +186,31 @@ def test_spec_changes_converge(env: Env) -> None:
 def test_children_changed_or_deleted_by_hand_are_put_back(env: Env) -> None:
     ns, name = "e2e-drift", "reports"
     env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}})
-    env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment")
-    env.wait(lambda: env.get(kube.SERVICES, ns, name), "the Service")
+    env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment")
+    env.wait(lambda: env.get(resources.SERVICES, ns, name), "the Service")
 
-    env.api.delete(kube.DEPLOYMENTS, ns, name)
-    restored = env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment to come back")
+    env.api.delete(resources.DEPLOYMENTS, ns, name)
+    restored = env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment to come back")
     assert owner_uids(restored) == [f"uid-{ns}-{name}"]
 
-    env.api.merge_patch(kube.SERVICES, ns, name, {"spec": {"ports": [{"name": "http", "port": 1234}]}})
-    env.wait(lambda: env.get(kube.SERVICES, ns, name)["spec"]["ports"][0]["port"] == 5555, "the Service port back")
+    env.api.merge_patch(resources.SERVICES, ns, name, {"spec": {"ports": [{"name": "http", "port": 1234}]}})
+    env.wait(lambda: env.get(resources.SERVICES, ns, name)["spec"]["ports"][0]["port"] == 5555, "the Service port back")
 
-    env.api.delete(kube.PVCS, ns, f"{name}-data")
-    env.wait(lambda: env.get(kube.PVCS, ns, f"{name}-data"), "the claim to come back")
+    env.api.delete(resources.PVCS, ns, f"{name}-data")
+    env.wait(lambda: env.get(resources.PVCS, ns, f"{name}-data"), "the claim to come back")
 
 
 def test_an_object_of_someone_else_is_not_taken_over(env: Env) -> None:
     ns, name = "e2e-conflict", "shop"
-    env.api.create(kube.SERVICES, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {
+    env.api.create(resources.SERVICES, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {
         "name": name, "namespace": ns, "uid": "uid-theirs", "resourceVersion": "1"},
         "spec": {"ports": [{"port": 80}]}})
     env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}})
 
-    conflict = env.wait_condition(ns, name, "Reconciled", "False", reconciling.CHILD_CONFLICT)
+    conflict = env.wait_condition(ns, name, "Reconciled", "False", converge.CHILD_CONFLICT)
     assert f"Service '{name}' already exists" in conflict["message"]
-    assert env.get(kube.SERVICES, ns, name)["spec"]["ports"] == [{"port": 80}]
-    assert env.get(kube.DEPLOYMENTS, ns, name) is not None  # the rest still converges
+    assert env.get(resources.SERVICES, ns, name)["spec"]["ports"] == [{"port": 80}]
+    assert env.get(resources.DEPLOYMENTS, ns, name) is not None  # the rest still converges
 
 
 def test_a_missing_broker_secret_is_reported_then_picked_up(env: Env) -> None:
@@ -220,16 +220,16 @@ def test_a_missing_broker_secret_is_reported_then_picked_up(env: Env) -> None:
     reconciled = env.wait_condition(ns, name, "Reconciled", "False", "SecretNotFound")
     assert "'mailer-broker'" in reconciled["message"] and "spec.broker.secretKeyRef" in reconciled["message"]
     assert env.condition(ns, name, "Ready")["reason"] == "SecretNotFound"
-    assert env.get(kube.DEPLOYMENTS, ns, name) is None
+    assert env.get(resources.DEPLOYMENTS, ns, name) is None
 
     env.create_secret(ns, "mailer-broker", {"url": "amqp://mailer:pw@rabbitmq//"})
     env.wait_condition(ns, name, "Reconciled", "True", "Applied")
-    deployment = env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment")
+    deployment = env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment")
     checksum = deployment["spec"]["template"]["metadata"]["annotations"][naming.CHECKSUM_ANNOTATION]
 
     # A changed Secret rolls the pod through the checksum annotation.
-    env.api.merge_patch(kube.SECRETS, ns, "mailer-broker", {"data": {"url": base64.b64encode(b"amqp://new//").decode()}})
-    env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name)["spec"]["template"]["metadata"]["annotations"][
+    env.api.merge_patch(resources.SECRETS, ns, "mailer-broker", {"data": {"url": base64.b64encode(b"amqp://new//").decode()}})
+    env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name)["spec"]["template"]["metadata"]["annotations"][
         naming.CHECKSUM_ANNOTATION] != checksum, "a new checksum after the Secret changed")
 
 
@@ -247,16 +247,16 @@ def test_monitoring_objects_wait_for_the_prometheus_operator(env: Env) -> None:
         env.cluster.serve(resource, kind)
     try:
         env.wait_condition(ns, name, "MonitoringConfigured", "True", "Configured")
-        monitor = env.get(kube.SERVICE_MONITORS, ns, name)
-        rule = env.get(kube.PROMETHEUS_RULES, ns, name)
+        monitor = env.get(resources.SERVICE_MONITORS, ns, name)
+        rule = env.get(resources.PROMETHEUS_RULES, ns, name)
         assert monitor is not None and rule is not None
         assert monitor["metadata"]["labels"]["release"] == "prom"
         assert rule["spec"]["groups"] == list(alert_rules.load_groups())
         assert owner_uids(monitor) == owner_uids(rule) == [f"uid-{ns}-{name}"]
 
         env.update_spec(ns, name, 2, {"serviceMonitor": {"enabled": False}})
-        env.wait(lambda: env.get(kube.SERVICE_MONITORS, ns, name) is None, "the ServiceMonitor to be removed")
-        assert env.get(kube.PROMETHEUS_RULES, ns, name) is not None
+        env.wait(lambda: env.get(resources.SERVICE_MONITORS, ns, name) is None, "the ServiceMonitor to be removed")
+        assert env.get(resources.PROMETHEUS_RULES, ns, name) is not None
     finally:
         env.cluster.unserve(lambda key: key in PROMETHEUS_OPERATOR)
 
@@ -267,13 +267,13 @@ def test_an_http_route_waits_for_the_gateway_api(env: Env) -> None:
     try:
         env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "httpRoute": {
             "enabled": True, "hostnames": ["web.example.com"], "parentRefs": [{"name": "public"}]}})
-        missing = env.wait_condition(ns, name, "Exposed", "False", reconciling.GATEWAY_API_MISSING)
+        missing = env.wait_condition(ns, name, "Exposed", "False", reconcile.GATEWAY_API_MISSING)
         assert "gateway.networking.k8s.io" in missing["message"]
-        assert env.condition(ns, name, "Ready")["reason"] == reconciling.GATEWAY_API_MISSING
+        assert env.condition(ns, name, "Ready")["reason"] == reconcile.GATEWAY_API_MISSING
     finally:
         env.cluster.restore(removed)
     env.wait_condition(ns, name, "Exposed", "True", "HTTPRouteConfigured")
-    route = env.get(kube.HTTP_ROUTES, ns, name)
+    route = env.get(resources.HTTP_ROUTES, ns, name)
     assert route is not None and route["spec"]["hostnames"] == ["web.example.com"]
     assert env.status(ns, name)["url"] == "http://web.example.com/"
 
@@ -285,13 +285,13 @@ def test_an_inline_password_is_refused_until_the_spec_is_fixed(env: Env) -> None
     refused = env.wait_condition(ns, name, "Reconciled", "False", "InlineCredentials")
     assert "secretKeyRef" in refused["message"] and "hunter2" not in refused["message"]
     assert env.condition(ns, name, "Ready")["reason"] == "InlineCredentials"
-    assert env.get(kube.SECRETS, ns, f"{name}-auth") is None
-    assert env.get(kube.DEPLOYMENTS, ns, name) is None
+    assert env.get(resources.SECRETS, ns, f"{name}-auth") is None
+    assert env.get(resources.DEPLOYMENTS, ns, name) is None
 
     env.create_secret(ns, "leaky-broker", {"url": "redis://:hunter2@redis:6379/0"})
     env.update_spec(ns, name, 2, {"broker": {"url": None, "secretKeyRef": {"name": "leaky-broker"}}})
     env.wait_condition(ns, name, "Reconciled", "True", "Applied")
-    env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment once the spec is fixed")
+    env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment once the spec is fixed")
 
 
 def test_a_bad_trusted_proxy_is_a_condition_with_a_reason_then_the_fix_converges(env: Env) -> None:
@@ -301,7 +301,7 @@ def test_a_bad_trusted_proxy_is_a_condition_with_a_reason_then_the_fix_converges
 
     refused = env.wait_condition(ns, name, "Reconciled", "False", "InvalidSpec")
     assert "spec.trustedProxies[1]: 'ingress-nginx' is not an IP address or a network" in refused["message"]
-    assert env.get(kube.DEPLOYMENTS, ns, name) is None
+    assert env.get(resources.DEPLOYMENTS, ns, name) is None
 
     env.update_spec(ns, name, 2, {"trustedProxies": ["10.244.0.0/16"]})
     env.wait_condition(ns, name, "Reconciled", "True", "Applied")
@@ -312,13 +312,13 @@ def test_a_bad_trusted_proxy_is_a_condition_with_a_reason_then_the_fix_converges
 def test_deleting_a_monitor_is_not_blocked_by_the_operator(env: Env) -> None:
     ns, name = "e2e-delete", "temp"
     env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}})
-    env.wait(lambda: env.get(kube.DEPLOYMENTS, ns, name), "the Deployment")
+    env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment")
 
-    env.api.delete(kube.CELERY_MONITORS, ns, name)
+    env.api.delete(resources.CELERY_MONITORS, ns, name)
 
     # The timer's finalizer is released at once; the emulator then drops the object. (A real API
     # server would now garbage-collect the children through their owner references.)
-    env.wait(lambda: env.get(kube.CELERY_MONITORS, ns, name) is None, "the CeleryMonitor to be gone")
+    env.wait(lambda: env.get(resources.CELERY_MONITORS, ns, name) is None, "the CeleryMonitor to be gone")
 
 
 def test_the_operator_serves_its_health_endpoint(env: Env) -> None:
@@ -327,7 +327,7 @@ def test_the_operator_serves_its_health_endpoint(env: Env) -> None:
 
 
 def test_the_operator_creates_its_peering_object_and_joins_it(env: Env) -> None:
-    peering = env.wait(lambda: (env.get(kube.CLUSTER_PEERINGS, None, naming.OPERATOR_NAME) or {}).get("status"),
+    peering = env.wait(lambda: (env.get(resources.CLUSTER_PEERINGS, None, naming.OPERATOR_NAME) or {}).get("status"),
                        "the operator in its peering object")
 
     assert [peer["priority"] for peer in peering.values()] == [100]

@@ -12,7 +12,7 @@ from cmon_helpers import REPO_ROOT
 from test_operator_schemas import SPECS, rendered_children
 
 from celery_monitor_operator import __main__ as entry
-from celery_monitor_operator import kube, render_cli
+from celery_monitor_operator import render_cli, resources
 from celery_monitor_operator.renderers import install, rbac
 
 PRUNED_KINDS = {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule"}
@@ -29,9 +29,9 @@ def allowed(group: str, resource: str) -> set[str]:
 def test_the_operator_may_do_exactly_what_each_child_needs() -> None:
     kinds = {(obj["apiVersion"], obj["kind"]) for spec_data in SPECS.values() for obj in rendered_children(spec_data)}
 
-    assert kinds == set(kube.BY_KIND)
+    assert kinds == set(resources.BY_KIND)
     for api_version, kind in kinds:
-        ref = kube.BY_KIND[(api_version, kind)]
+        ref = resources.BY_KIND[(api_version, kind)]
         needed = {"get", "create", "patch"} | ({"delete"} if kind in PRUNED_KINDS else set())
         assert allowed(ref.group, ref.plural) == needed, kind
 

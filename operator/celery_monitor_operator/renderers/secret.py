@@ -24,10 +24,15 @@ def _encode(value: str) -> str:
     return base64.b64encode(value.encode()).decode()
 
 
+def new_token() -> str:
+    """A fresh random password or cookie key."""
+    return secrets.token_urlsafe(32)
+
+
 def render_auth_secret(monitor: spec.CeleryMonitorResource, existing_data: Mapping[str, str] | None = None,
-                       token: Callable[[], str] = lambda: secrets.token_urlsafe(32)) -> dict[str, Any]:
+                       token: Callable[[], str] = new_token) -> dict[str, Any]:
     """The Secret ``<name>-auth``; ``existing_data`` is the live Secret's base64 ``data``, kept as is."""
-    wanted = {
+    wanted: dict[str, Callable[[], str]] = {
         USERNAME_KEY: lambda: _encode(DEFAULT_USERNAME),
         PASSWORD_KEY: lambda: _encode(token()),
         COOKIE_SECRET_KEY: lambda: _encode(token()),
