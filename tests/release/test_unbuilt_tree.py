@@ -25,7 +25,7 @@ def unbuilt(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory)
                     ignore=shutil.ignore_patterns("dist", "node_modules", "__pycache__"))
     env = {**user_environment(), "PYTHONPATH": str(root / "src")}
     where = subprocess.run([sys.executable, "-c", "import celery_monitor; print(celery_monitor.__file__)"],
-                           env=env, capture_output=True, text=True, check=True).stdout.strip()
+                           cwd=root, env=env, capture_output=True, text=True, check=True).stdout.strip()
     assert where == str(root / "src" / "celery_monitor" / "__init__.py"), where
     port = free_port()
     log = root / "monitor.log"
