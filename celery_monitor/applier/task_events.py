@@ -10,35 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from celery_monitor.state.models import EVENT_TASK_FIELDS, TaskRecord
-
-EVENT_STATES: dict[str, str] = {
-    "task-sent": "PENDING",
-    "task-received": "RECEIVED",
-    "task-started": "STARTED",
-    "task-succeeded": "SUCCESS",
-    "task-failed": "FAILURE",
-    "task-retried": "RETRY",
-    "task-revoked": "REVOKED",
-    "task-rejected": "REJECTED",
-}
-
-# Lower rank = further along; a custom state sits between the finished and the running ones.
-_RANK: dict[str | None, int] = {
-    "SUCCESS": 0, "FAILURE": 1, None: 2, "REVOKED": 3, "STARTED": 4,
-    "RECEIVED": 5, "REJECTED": 6, "RETRY": 7, "PENDING": 8,
-}  # fmt: skip
-_CUSTOM_RANK = _RANK[None]
+from celery_monitor.states import CUSTOM_RANK, EVENT_STATES, RANK, RECEIVED, RETRY
 
 # What a state that arrives after a later one may still contribute.
 _MERGE_ONLY: dict[str, frozenset[str]] = {
-    "RECEIVED": frozenset({"name", "args", "kwargs", "parent_id", "root_id", "retries", "eta", "expires"}),
+    RECEIVED: frozenset({"name", "args", "kwargs", "parent_id", "root_id", "retries", "eta", "expires"}),
 }
-
-FINISHED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "REJECTED"})
-
-
-def rank(state: str | None) -> int:
-    return _RANK.get(state, _CUSTOM_RANK)
 
 
 def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
@@ -56,8 +33,8 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
         state = event_type[5:].upper() if event_type.startswith("task-") else event_type.upper()
 
     old_state = task.state
-    takes_over = (old_state is None or state == "RETRY" or old_state == "RETRY"
-                  or _RANK.get(state, _CUSTOM_RANK) <= _RANK.get(old_state, _CUSTOM_RANK))
+    takes_over = (old_state is None or state == RETRY or old_state == RETRY
+                  or RANK.get(state, CUSTOM_RANK) <= RANK.get(old_state, CUSTOM_RANK))
     keep = None if takes_over else _MERGE_ONLY.get(state)
 
     # The set intersection runs in C over the event's keys: most events carry only a few task fields.

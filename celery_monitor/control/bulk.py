@@ -21,15 +21,13 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from celery import states
-
 from celery_monitor.broker.messages import QueueMessages, QueueScan
 from celery_monitor.control import queued
 from celery_monitor.control.errors import ControlError, bad_request
 from celery_monitor.control.task_control import TaskControl, signal_name
+from celery_monitor.states import UNFINISHED_STATES
 from celery_monitor.store.query import TaskQuery
 
-UNFINISHED_STATES: tuple[str, ...] = (states.PENDING, states.RECEIVED, states.STARTED, states.RETRY)
 CHUNK = 500
 SAMPLE = 20
 # Celery workers remember at most this many revoked ids (CELERY_WORKER_REVOKES_MAX), for 3 hours.

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import states
-
+from celery_monitor import states
 from celery_monitor.broker.envelopes import QueuedTask
 from celery_monitor.store import search
 from celery_monitor.store.query import TaskQuery

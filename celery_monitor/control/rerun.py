@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from celery import Celery, states
+from celery import Celery
 from celery.backends.base import DisabledBackend
 from celery.backends.rpc import RPCBackend
 
@@ -30,12 +30,13 @@ from celery_monitor.auth.redact import MASK, contains_mask
 from celery_monitor.broker.envelopes import Undecodable, exact_call
 from celery_monitor.broker.messages import BrokerUnreachable, QueueMessages, QueueUnreadable
 from celery_monitor.control.errors import ControlError
+from celery_monitor.states import FINISHED_STATES, PENDING, SUCCESS
 
-RERUNNABLE_STATES = frozenset({states.FAILURE, states.REVOKED, states.REJECTED})
+RERUNNABLE_STATES = FINISHED_STATES - {SUCCESS}
 ARGSREPR_LIMIT = 1024  # Celery's saferepr limit for argsrepr and kwargsrepr
 CUT_MARK = cut("", 0)[:6]  # the event boundary's "…[cut:" marker
 # Only a task no worker has taken can still have its message in a queue.
-MAY_BE_QUEUED = frozenset({states.PENDING, None})
+MAY_BE_QUEUED = frozenset({PENDING, None})
 FROM_BACKEND, FROM_MESSAGE = "result-backend", "queued-message"
 
 
@@ -118,7 +119,7 @@ class RerunSources:
             # Celery keeps the routing key it was delivered with: the queue's name with its default routing.
             queue = meta.get("queue") if isinstance(meta.get("queue"), str) else None
             return ExactCall(list(args), kwargs, FROM_BACKEND, queue or None)
-        if meta.get("status") == states.PENDING and meta.get("result") is None:
+        if meta.get("status") == PENDING and meta.get("result") is None:
             return "the result backend has no record of it (never stored, or expired after result_expires)"
         return "the result backend keeps no arguments for it (the workers run without result_extended)"
 

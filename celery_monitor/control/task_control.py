@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import orjson
-from celery import Celery, states
+from celery import Celery
 from celery.backends.base import DisabledBackend
 from celery.contrib.abortable import AbortableAsyncResult
 from celery.exceptions import TimeoutError as ResultTimeout
@@ -22,6 +22,7 @@ from celery_monitor.control.broadcast import Broadcaster, broker_connection
 from celery_monitor.control.calls import TaskCall
 from celery_monitor.control.errors import ControlError, bad_request, not_found, unavailable
 from celery_monitor.control.rerun import FROM_BACKEND, RerunSources
+from celery_monitor.states import FAILURE, PENDING, RESULT_READY_STATES
 
 BACKEND_NOT_CONFIGURED = "Result backend is not configured"
 # How long apply waits for a result unless told (Flower waits forever; a request should not).
@@ -154,7 +155,7 @@ class TaskControl:
             except Exception as exc:
                 raise unavailable(f"Result backend unavailable: {exc}") from None
         response: dict[str, Any] = {"task-id": result.id, "state": self._state(result)}
-        if response["state"] in states.READY_STATES:
+        if response["state"] in RESULT_READY_STATES:
             try:
                 value, traceback = result.result, result.traceback
             except Exception as exc:
@@ -163,7 +164,7 @@ class TaskControl:
             known = self.find_task(result.id) if redactor else None
             value, traceback = redact_replies.backend_result(redactor, response["state"], value, traceback, known)
             response["result"] = safe_value(value)
-            if response["state"] == states.FAILURE:
+            if response["state"] == FAILURE:
                 response["traceback"] = traceback
         return response
 
@@ -172,7 +173,7 @@ class TaskControl:
     def abort(self, task_id: str) -> str:
         self.require_backend()
         result = AbortableAsyncResult(task_id, app=self.app)
-        if self.find_task(task_id) is None and self._state(result) == states.PENDING:
+        if self.find_task(task_id) is None and self._state(result) == PENDING:
             raise not_found(f"Unknown task '{task_id}'")
         try:
             result.abort()

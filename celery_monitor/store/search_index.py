@@ -36,7 +36,7 @@ from typing import Any
 
 import orjson
 
-from celery_monitor.applier.task_events import FINISHED_STATES
+from celery_monitor.states import FINISHED_STATES
 from celery_monitor.store.search import All, Expression, SearchTerms, Term, fold_expansions
 
 # The slots' tables are all made with the schema: an in-memory store could not take a schema change

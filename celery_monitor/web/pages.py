@@ -15,6 +15,8 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
 from celery_monitor.cli.options import TASKS_COLUMNS
+from celery_monitor.states import FINISHED_STATES, STATES
+from celery_monitor.store.query import SORT_KEYS
 from celery_monitor.web.assets import missing_bundle
 from celery_monitor.web.data import monitor_of
 
@@ -22,7 +24,8 @@ TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
-STATES = ("PENDING", "RECEIVED", "STARTED", "SUCCESS", "FAILURE", "RETRY", "REVOKED", "REJECTED")
+# What the scripts would otherwise repeat, sent with every page (base.html, data-vocabulary).
+VOCABULARY = {"states": list(STATES), "finished_states": sorted(FINISHED_STATES), "sort_keys": list(SORT_KEYS)}
 
 
 def tasks_columns(setting: str) -> list[str]:
@@ -46,6 +49,7 @@ def render(request: Request, template: str, page: str, title: str, **context: An
     html = TEMPLATES.get_template(template).render(
         prefix=settings.prefix, page=page, title=title, settings=settings, read_only=read_only,
         columns=tasks_columns(settings.tasks_columns), user=state.get("user"), auth_kind=state.get("auth"),
+        vocabulary=VOCABULARY,
         **context,
     )
     return HTMLResponse(html)

@@ -13,6 +13,8 @@ from support.browser import Console, WebCluster, open_page, wait_until_stored
 from support.client import celery_client
 from support.processes import wait_for
 
+from celery_monitor.store.query import SORT_KEYS
+
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
 
@@ -49,6 +51,19 @@ def test_tasks_page_shows_the_configured_columns(page: Page, web_cluster: WebClu
     expect(headers).to_have_text(["name", "uuid", "state", "args", "result", "received", "runtime", "worker"])
     expect(page.locator(f'#tasks tr[data-uuid="{finished_tasks[-2]}"]')).to_contain_text("FAILURE")
     page.screenshot(path=screenshots / "tasks.png")
+
+
+def test_tasks_page_sorts_by_the_keys_the_api_sorts_by(page: Page, web_cluster: WebCluster,
+                                                       finished_tasks: list[str]) -> None:
+    page.goto(web_cluster.monitor.url + "/tasks")
+    shown = page.locator("#tasks thead th").all_text_contents()
+    expect(page.locator("#tasks thead th.sortable")).to_have_text([c for c in shown if c in SORT_KEYS])
+    page.locator('#tasks thead th[data-column="runtime"]').click()
+    expect(page.locator('#tasks thead th[data-column="runtime"]')).to_have_attribute("aria-sort", "descending")
+    expect(page).to_have_url(re.compile(r"sort_by=-runtime"))
+    expect(page.locator(f'#tasks tr[data-uuid="{finished_tasks[0]}"]')).to_be_visible()
+    page.locator('#tasks thead th[data-column="args"]').click()
+    expect(page).to_have_url(re.compile(r"sort_by=-runtime"))
 
 
 def test_task_page_shows_fields_and_timeline(page: Page, web_cluster: WebCluster, finished_tasks: list[str],
@@ -89,6 +104,9 @@ def test_monitor_page_draws_graphs(page: Page, web_cluster: WebCluster, finished
     page.goto(web_cluster.monitor.url + "/monitor")
     for chart in ("throughput", "failures", "queues", "workers"):
         expect(page.locator(f"#chart-{chart} canvas")).to_have_count(1)
+    # A series named after a state takes the state's colour: the page knows the states from the server.
+    success = page.locator("#chart-throughput .u-legend tr", has_text="SUCCESS").locator(".u-marker")
+    expect(success).to_have_css("border-color", "rgb(59, 125, 79)")
     page.screenshot(path=screenshots / "monitor.png", full_page=True)
 
 

@@ -1,19 +1,18 @@
 // Time-series charts (uPlot): one accent palette, sized to their box, redrawn on theme change.
 import uPlot from "uplot";
+import { config } from "./config.js";
 
 const PALETTE = ["#3b7d4f", "#d64545", "#3a6ea5", "#d08a1e", "#8a4fb8", "#2a9d8f", "#b5651d", "#6c757d"];
-const STATE_COLOURS = {
-  SUCCESS: "#3b7d4f", FAILURE: "#d64545", RECEIVED: "#3a6ea5", RETRY: "#d08a1e", REVOKED: "#6c757d",
-  REJECTED: "#8a4fb8", STARTED: "#2a9d8f",
-};
 const charts = new Set();
 
 function cssVar(name) {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
 }
 
+// A series named after a task state takes the state's colour (app.css: --state-<name>).
 function colour(name, index) {
-  return STATE_COLOURS[name] || PALETTE[index % PALETTE.length];
+  const own = config.states.includes(name) ? cssVar(`--state-${name.toLowerCase()}`) : "";
+  return own || PALETTE[index % PALETTE.length];
 }
 
 function options(box, names, unit) {

@@ -1,6 +1,17 @@
 // Settings the server renders as data attributes on <body> (no inline script, for a strict CSP).
 const data = document.body.dataset;
 
+// Facts the server owns, sent as JSON so the scripts never repeat them: Celery's state names,
+// which of them end a task, and the keys the tasks list can be sorted by.
+function vocabulary() {
+  try {
+    return JSON.parse(data.vocabulary || "{}");
+  } catch {
+    return {};
+  }
+}
+const facts = vocabulary();
+
 export const config = {
   page: data.page || "",
   prefix: data.prefix || "",
@@ -10,6 +21,9 @@ export const config = {
   columns: (data.columns || "").split(",").filter(Boolean),
   worker: data.worker || "",
   task: data.task || "",
+  states: facts.states || [],
+  finishedStates: facts.finished_states || [],
+  sortKeys: facts.sort_keys || [],
 };
 
 export function url(path) {

@@ -53,7 +53,7 @@ export async function taskPage() {
     replace($("#timeline"), (task.transitions || []).map(([state, at]) => el("li", {},
       badge(state), " ", el("time", { title: absolute(at) }, absolute(at)))));
     if (!transitions) replace($("#timeline"), el("li", { class: "muted" }, "No transitions recorded"));
-    const finished = ["SUCCESS", "FAILURE", "REVOKED", "REJECTED"].includes(task.state);
+    const finished = config.finishedStates.includes(task.state);
     for (const id of ["revoke", "terminate"]) if ($(`#${id}`)) $(`#${id}`).disabled = finished;
     if ($("#rerun")) {
       $("#rerun").disabled = !finished || !task.name || $("#rerun").dataset.blocked === "true";

@@ -5,8 +5,7 @@ import { absolute, duration, number, text, when } from "../lib/format.js";
 import { getJSON } from "../lib/http.js";
 import { connectLive } from "../lib/live.js";
 
-const SORTABLE = new Set(["name", "state", "received", "started", "runtime", "worker", "timestamp", "succeeded",
-  "failed", "sent", "uuid"]);
+const SORTABLE = new Set(config.sortKeys);
 const TIMES = new Set(["received", "started", "succeeded", "failed", "revoked", "sent", "timestamp", "retried"]);
 const COLUMNS_KEY = "celery-monitor-task-columns";
 const FILTERS = ["search", "state", "taskname", "workername", "received_start", "received_end"];

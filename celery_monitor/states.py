@@ -1,0 +1,54 @@
+"""Celery's task states as the monitor reads them: the names, which ones end a task, their order.
+
+The one place that knows them: the applier, the counters, the controls, the history's search index
+and the pages (which receive them as data) all take them from here. The names and the precedence
+are Celery's own (:mod:`celery.states`); what the monitor adds is which event stands for which
+state and which states end a task.
+"""
+
+from __future__ import annotations
+
+from celery import states as celery_states
+
+PENDING: str = celery_states.PENDING
+RECEIVED: str = celery_states.RECEIVED
+STARTED: str = celery_states.STARTED
+SUCCESS: str = celery_states.SUCCESS
+FAILURE: str = celery_states.FAILURE
+RETRY: str = celery_states.RETRY
+REVOKED: str = celery_states.REVOKED
+REJECTED: str = celery_states.REJECTED
+
+# Every state a Celery task event stands for, in the order a task meets them (the pages list them so).
+STATES: tuple[str, ...] = (PENDING, RECEIVED, STARTED, SUCCESS, FAILURE, RETRY, REVOKED, REJECTED)
+
+EVENT_STATES: dict[str, str] = {
+    "task-sent": PENDING,
+    "task-received": RECEIVED,
+    "task-started": STARTED,
+    "task-succeeded": SUCCESS,
+    "task-failed": FAILURE,
+    "task-retried": RETRY,
+    "task-revoked": REVOKED,
+    "task-rejected": REJECTED,
+}
+
+# A task in one of these is done: nothing runs it any more, so revoking it does nothing.
+FINISHED_STATES: frozenset[str] = frozenset({SUCCESS, FAILURE, REVOKED, REJECTED})
+UNFINISHED_STATES: tuple[str, ...] = tuple(state for state in STATES if state not in FINISHED_STATES)
+
+# The states an attempt ends in (a retry ends one attempt, not the task): counted per outcome.
+OUTCOME_STATES: frozenset[str] = FINISHED_STATES | {RETRY}
+
+# States whose result is an exception (a failure, a retry's reason, a revoke or a rejection).
+EXCEPTION_RESULT_STATES: frozenset[str] = frozenset({FAILURE, RETRY, REVOKED, REJECTED})
+
+# States in which the result backend holds a result (Celery's "ready" states: a rejection stores none).
+RESULT_READY_STATES: frozenset[str] = frozenset(celery_states.READY_STATES)
+
+# Precedence: a task's state is only replaced by one of lower or equal rank (further along), except
+# that a retry restarts the cycle. Celery's order, in which a custom state (None) sits between the
+# finished states and the running ones.
+RANK: dict[str | None, int] = {state: index for index, state in enumerate(celery_states.PRECEDENCE)}
+CUSTOM_RANK: int = RANK[None]
+
