@@ -37,10 +37,16 @@ _locks: collections.defaultdict[tuple[str, str], threading.Lock] = collections.d
 _locks_guard = threading.Lock()
 
 
+# Outcome's field ``status`` hides the module inside the class body: name the condition type here.
+Condition = status.Condition
+
+
 @dataclasses.dataclass
 class Outcome:
+    """One pass's result: the status to write, and the conditions it was rendered from."""
+
     status: dict[str, Any]
-    conditions: list[status.Condition]
+    conditions: list[Condition]
 
     @property
     def invalid_spec(self) -> bool:
@@ -51,7 +57,7 @@ class Outcome:
         return not self.invalid_spec and any(c.type in RETRIED and c.status is False for c in self.conditions)
 
     @property
-    def summary(self) -> status.Condition:
+    def summary(self) -> Condition:
         return status.summarize(self.conditions)
 
 

@@ -22,7 +22,7 @@ RESOURCE = (naming.GROUP, naming.VERSION, naming.PLURAL)
 
 
 @kopf.on.startup()
-def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     # Progress and the last handled spec live in annotations under our own group, so the
     # status stays exactly what the CRD's schema describes.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.GROUP)
@@ -37,7 +37,7 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: logging.
         _ensure_cluster_peering(memo.api, settings.peering.name, logger)
 
 
-def _ensure_cluster_peering(api: kube.Api, name: str, logger: logging.Logger) -> None:
+def _ensure_cluster_peering(api: kube.Api, name: str, logger: kopf.Logger) -> None:
     """kopf keeps its peers in an existing object; create it so a fresh install needs no extra step."""
     try:
         if api.get(resources.CLUSTER_PEERINGS, None, name) is None:
@@ -71,7 +71,7 @@ def reconcile_monitor(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 
 @kopf.timer(*RESOURCE, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
-def resync_monitor(body: kopf.Body, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+def resync_monitor(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     outcome = _converge(body, memo)
     summary = outcome.summary
     if summary.status is not True:

@@ -68,10 +68,3 @@ def render_conditions(conditions: Iterable[Condition], previous: Sequence[Mappin
             "observedGeneration": generation,
         })
     return rendered
-
-
-def condition_of(status: Mapping[str, Any] | None, kind: str) -> Mapping[str, Any] | None:
-    for item in (status or {}).get("conditions") or []:
-        if item.get("type") == kind:
-            return item
-    return None
