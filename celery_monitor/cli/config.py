@@ -13,16 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlparse
 
+from celery_monitor import values as parse
 from celery_monitor.auth import checks as auth_checks
-from celery_monitor.cli.options import BY_NAME, CONFIG_ONLY, TASKS_COLUMNS, Option
 from celery_monitor.metrics.cardinality import WORKER_LABEL_MODES
-from celery_monitor.settings import Settings
+from celery_monitor.settings import BY_NAME, CONFIG_ONLY, TASKS_COLUMNS, Option, Settings
 
 ENV_PREFIXES = ("CELERY_MONITOR_", "FLOWER_")  # first wins
 CELERY_ENV = {"broker": "CELERY_BROKER_URL", "result_backend": "CELERY_RESULT_BACKEND"}
 SHORT_FLAGS = {"-A": "app", "-b": "broker"}
-_TRUE = {"1", "true", "yes", "on", "y", "t"}
-_FALSE = {"0", "false", "no", "off", "n", "f", "none", ""}
 BROKER_SCHEMES = {"redis", "rediss", "redis+socket", "sentinel", "amqp", "amqps", "pyamqp", "librabbitmq",
                   "memory", "sqs", "qpid", "filesystem", "mongodb", "zookeeper", "confluentkafka"}
 
@@ -81,7 +79,8 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
         if has_value:
             values[name] = value
         elif option.kind == "bool":
-            if i < len(args) and args[i].lower() in _TRUE | _FALSE and not args[i].startswith("-"):
+            word = args[i].lower() if i < len(args) else "-"
+            if word in parse.TRUE_WORDS | parse.FALSE_WORDS and not word.startswith("-"):
                 values[name] = args[i]
                 i += 1
             else:
@@ -96,44 +95,28 @@ def parse_command_line(argv: Sequence[str]) -> CommandLine:
 
 def parse_value(option: Option, raw: Any) -> Any:
     """Turn a raw value (a string, or a Python value from the config file) into the option's type."""
-    name = option.name
-    kind = option.kind
     if raw is None:
         return None
+    try:
+        return _parse(option, raw)
+    except parse.BadValue as exc:
+        raise ConfigError(option.name, str(exc)) from None
+
+
+def _parse(option: Option, raw: Any) -> Any:
+    kind = option.kind
     if kind == "bool":
-        if isinstance(raw, bool):
-            return raw
-        text = str(raw).strip().lower()
-        if text in _TRUE:
-            return True
-        if text in _FALSE:
-            return False
-        raise ConfigError(name, f"{raw!r} is not a boolean (use true or false)")
+        return parse.parse_bool(raw)
     if kind in ("int", "float"):
-        caster = int if kind == "int" else float
-        if isinstance(raw, bool):
-            raise ConfigError(name, f"{raw!r} is not a number")
-        try:
-            value = caster(raw) if not isinstance(raw, str) else caster(raw.strip())
-        except (TypeError, ValueError):
-            word = "an integer" if kind == "int" else "a number"
-            raise ConfigError(name, f"{raw!r} is not {word}") from None
-        if option.minimum is not None and value < option.minimum:
-            raise ConfigError(name, f"{value} is below the minimum {option.minimum:g}")
-        if option.maximum is not None and value > option.maximum:
-            raise ConfigError(name, f"{value} is above the maximum {option.maximum:g}")
+        value: float = parse.parse_int(raw) if kind == "int" else parse.parse_float(raw)
+        parse.check_range(value, option.minimum, option.maximum)
         return value
     if kind == "list":
-        items = raw if isinstance(raw, list | tuple) else str(raw).split(",")
-        return [str(item).strip() for item in items if str(item).strip()]
+        return parse.parse_list(raw)
     if kind == "floats":
-        items = raw if isinstance(raw, list | tuple) else [p for p in str(raw).split(",") if p.strip()]
-        try:
-            return sorted(float(item) for item in items)
-        except (TypeError, ValueError):
-            raise ConfigError(name, f"{raw!r} is not a comma-separated list of numbers") from None
+        return parse.parse_floats(raw)
     if not isinstance(raw, str):
-        raise ConfigError(name, f"expected a string, got {type(raw).__name__}")
+        raise parse.BadValue(f"expected a string, got {type(raw).__name__}")
     return raw
 
 

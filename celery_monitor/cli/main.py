@@ -10,8 +10,7 @@ from celery import Celery
 
 from celery_monitor import __version__
 from celery_monitor.cli.config import ConfigError, HelpRequested, load_settings
-from celery_monitor.cli.options import OPTIONS
-from celery_monitor.settings import Settings
+from celery_monitor.settings import OPTIONS, Settings
 
 PROG = "celery-monitor"
 

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import sys
 
-from celery_monitor.cli.options import OPTIONS
+from celery_monitor.settings import OPTIONS
 
 
 def render() -> str:
     lines = [
         "# Options",
         "",
-        "Generated from `celery_monitor/cli/options.py` by `celery-monitor-docs`; do not edit by hand.",
+        "Generated from `celery_monitor/settings.py` by `celery-monitor-docs`; do not edit by hand.",
         "",
         "Every option is accepted as `--name=value` (underscores or hyphens), as the environment variable",
         "`CELERY_MONITOR_<NAME>` or, for migration, `FLOWER_<NAME>`, and as `name = value` in the Python",

@@ -14,7 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 
-from celery_monitor.cli.options import TASKS_COLUMNS
+from celery_monitor.settings import TASKS_COLUMNS
 from celery_monitor.states import FINISHED_STATES, STATES
 from celery_monitor.store.query import SORT_KEYS
 from celery_monitor.web.assets import missing_bundle

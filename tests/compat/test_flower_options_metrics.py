@@ -7,7 +7,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from support.processes import wait_for
 
 from celery_monitor.cli.config import read_environment
-from celery_monitor.cli.options import BY_NAME, CONFIG_ONLY
+from celery_monitor.settings import BY_NAME, CONFIG_ONLY
 from compat.conftest import SideBySide
 from compat.flower import flower_options
 
