@@ -18,13 +18,13 @@ def build_app(settings: Settings, app: Celery | None = None) -> Celery:
     if app is None:
         app = Celery("celery_monitor", set_as_current=False)
         if not settings.broker:
-            app.conf.broker_url = DEFAULT_BROKER
+            app.conf["broker_url"] = DEFAULT_BROKER
     if settings.celery_settings:
         app.conf.update(settings.celery_settings)
     if settings.broker:
-        app.conf.broker_url = settings.broker
+        app.conf["broker_url"] = settings.broker
     if settings.result_backend:
-        app.conf.result_backend = settings.result_backend
+        app.conf["result_backend"] = settings.result_backend
     return app
 
 

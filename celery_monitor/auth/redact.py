@@ -247,7 +247,7 @@ def redact_request(redactor: Redactor | None, request: dict[str, Any]) -> dict[s
     when the worker was asked for safe output)."""
     if not redactor:
         return request
-    fields = {field: request[field] for field in ("args", "kwargs") if field in request}
+    fields: dict[str, Any] = {field: request[field] for field in ("args", "kwargs") if field in request}
     texts = [field for field, value in fields.items() if isinstance(value, str)]
     known = {"uuid": request.get("id"), "name": request.get("name")}
     return {**request, **redactor.redact(fields, texts, known)}

@@ -69,7 +69,7 @@ def _int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def redis_envelope(raw: bytes) -> Envelope | None:
+def redis_envelope(raw: bytes | str) -> Envelope | None:
     """kombu's Redis transport keeps each message as a JSON object; None for anything else."""
     try:
         data = loads(raw, JSON, "utf-8", accept=[JSON])
@@ -77,7 +77,7 @@ def redis_envelope(raw: bytes) -> Envelope | None:
         return None
     if not isinstance(data, dict) or not isinstance(data.get("body"), str):
         return None
-    properties = data.get("properties") if isinstance(data.get("properties"), dict) else {}
+    properties: dict[str, Any] = data["properties"] if isinstance(data.get("properties"), dict) else {}
     body_text: str = data["body"]
     if properties.get("body_encoding") == "base64":
         try:
@@ -86,7 +86,7 @@ def redis_envelope(raw: bytes) -> Envelope | None:
             return None
     else:
         body = body_text.encode("utf-8", "surrogatepass")
-    headers = data.get("headers") if isinstance(data.get("headers"), dict) else {}
+    headers: dict[str, Any] = data["headers"] if isinstance(data.get("headers"), dict) else {}
     return Envelope(body, str(data.get("content-type") or ""), str(data.get("content-encoding") or "utf-8"),
                     headers, _int(properties.get("priority")))
 
@@ -134,8 +134,9 @@ def summary(envelope: Envelope, position: int) -> QueuedTask | None:
 
 def task_id(envelope: Envelope) -> str | None:
     """The task id alone, without decoding a body when the headers carry it (protocol 2)."""
-    if isinstance(envelope.headers.get("id"), str):
-        return envelope.headers["id"]
+    header_id = envelope.headers.get("id")
+    if isinstance(header_id, str):
+        return header_id
     body = _protocol1_body(envelope)
     return body.get("id") if body and isinstance(body.get("id"), str) else None
 

@@ -289,7 +289,8 @@ class QueueMessages:
                                   "deliveries toward its delivery-limit, so the monitor does not read it")
         count = min(count, AMQP_READ_MAX - start) if start < AMQP_READ_MAX else 0
         with self.app.connection_for_read(connect_timeout=5, transport_options=AMQP_TIMEOUTS) as conn:
-            channel = conn.channel()
+            # py-amqp's Channel (this path is RabbitMQ only); kombu types it as the abstract StdChannel.
+            channel: Any = conn.channel()
             try:
                 _, total, _ = channel.queue_declare(queue=queue, passive=True)
             except amqp.exceptions.NotFound:

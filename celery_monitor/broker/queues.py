@@ -105,7 +105,7 @@ class QueueLengths:
         url = urlparse(self.api)
         vhost = quote(unquote(urlparse(self.url).path.lstrip("/")) or "/", safe="")
         auth = (unquote(url.username or "guest"), unquote(url.password or "guest"))
-        base = url._replace(netloc=url.hostname + (f":{url.port}" if url.port else "")).geturl()
+        base = url._replace(netloc=(url.hostname or "") + (f":{url.port}" if url.port else "")).geturl()
         with httpx.Client(auth=auth, timeout=5) as client:
             response = client.get(f"{base}queues/{vhost}")
             response.raise_for_status()
@@ -130,7 +130,8 @@ class QueueLengths:
         out = []
         try:
             with Connection(self.url, connect_timeout=5) as conn:
-                channel = conn.channel()
+                # py-amqp's Channel (this path is RabbitMQ only); kombu types it as the abstract StdChannel.
+                channel: Any = conn.channel()
                 for name in names:
                     try:
                         _, messages, consumers = channel.queue_declare(queue=name, passive=True)

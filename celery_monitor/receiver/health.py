@@ -28,7 +28,7 @@ class ReceiverHealth:
     errors_by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
 
     def as_dict(self) -> dict[str, object]:
-        out = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        out = {name: getattr(self, name) for name in self.__slots__}
         out["errors_by_reason"] = dict(self.errors_by_reason)
         return out
 

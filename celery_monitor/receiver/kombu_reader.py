@@ -61,9 +61,9 @@ class KombuEventReader(EventReader):
         return self._where
 
     def _on_message(self, message: Message) -> None:
-        body = message.body
-        if isinstance(body, str):
-            body = body.encode()
+        # kombu's stub says str | None; py-amqp hands over bytes, the virtual transports str.
+        raw: bytes | str | None = message.body
+        body = raw.encode() if isinstance(raw, str) else raw or b""
         self._pending.append(RawMessage(body, message.content_type or "application/json"))
         self._pending_size += len(body)
 

@@ -209,7 +209,7 @@ class RedisEventReader(EventReader):
                 raise ConnectionError("connection closed by redis")
             last_data = time.monotonic()
             pinged = False
-            reader.feed(view, 0, n)
+            reader.feed(view, 0, n)  # type: ignore[arg-type]  # hiredis reads any buffer; its stub says str | bytes
             batch: list[RawMessage] = []
             size = 0
             while (reply := reader.gets()) is not False:

@@ -73,7 +73,7 @@ class StoredWorker(msgspec.Struct, forbid_unknown_fields=False):
 
 
 _FIELD = re.compile(r"`\$\.([A-Za-z_][A-Za-z0-9_]*)")
-_TASK_DEFAULTS = {"children": [], "transitions": []}
+_TASK_DEFAULTS: dict[str, Any] = {"children": [], "transitions": []}
 
 
 def task_problems(task: dict[str, Any]) -> str | None:
