@@ -159,7 +159,7 @@ def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Calla
     auth_name = naming.auth_secret_name(resource.name)
     for key, value in {**(observed.auth_secret or {}), **auth["data"]}.items():
         values[f"{auth_name}/{key}"] = value
-    rendered = deployment.render_deployment(resource, deployment.secrets_checksum(values))
+    rendered = deployment.render_monitor_deployment(resource, deployment.secrets_checksum(values))
     children.append(_child(rendered, needs=(_child(auth).key,)))
     return children
 

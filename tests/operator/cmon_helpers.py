@@ -79,7 +79,7 @@ def rendered_children(spec_data: dict[str, Any]) -> list[dict[str, Any]]:
         secret.render_auth_secret(monitor),
         service.render_service(monitor),
         pvc.render_pvc(monitor),
-        deployment.render_deployment(monitor, deployment.secrets_checksum({"a/b": "c"})),
+        deployment.render_monitor_deployment(monitor, deployment.secrets_checksum({"a/b": "c"})),
         ingress.render_ingress(monitor),
         httproute.render_http_route(monitor),
         servicemonitor.render_service_monitor(monitor),

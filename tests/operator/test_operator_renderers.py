@@ -40,7 +40,7 @@ def test_every_child_is_owned_by_the_celery_monitor_and_labelled() -> None:
                             "serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}})
     children = [
         secret.render_auth_secret(monitor), service.render_service(monitor), pvc.render_pvc(monitor),
-        deployment.render_deployment(monitor, "c"), ingress.render_ingress(monitor),
+        deployment.render_monitor_deployment(monitor, "c"), ingress.render_ingress(monitor),
         servicemonitor.render_service_monitor(monitor), prometheusrule.render_prometheus_rule(monitor, []),
     ]
 
@@ -56,7 +56,7 @@ def test_every_child_is_owned_by_the_celery_monitor_and_labelled() -> None:
 
 
 def test_the_deployment_runs_hardened_and_probes_liveness_and_readiness() -> None:
-    rendered = deployment.render_deployment(make_monitor(), "abc123")
+    rendered = deployment.render_monitor_deployment(make_monitor(), "abc123")
     pod = rendered["spec"]["template"]["spec"]
     container = container_of(rendered)
 
@@ -77,7 +77,7 @@ def test_the_deployment_runs_hardened_and_probes_liveness_and_readiness() -> Non
 
 
 def test_the_store_lives_on_the_claim_and_a_single_writer_volume_means_recreate() -> None:
-    rendered = deployment.render_deployment(make_monitor(), "c")
+    rendered = deployment.render_monitor_deployment(make_monitor(), "c")
     pod = rendered["spec"]["template"]["spec"]
 
     assert {"name": "data", "persistentVolumeClaim": {"claimName": "demo-data"}} in pod["volumes"]
@@ -87,7 +87,7 @@ def test_the_store_lives_on_the_claim_and_a_single_writer_volume_means_recreate(
 
 def test_without_persistence_the_store_is_an_empty_dir_and_updates_roll() -> None:
     monitor = make_monitor({"broker": {"url": "redis://r/0"}, "persistence": {"enabled": False}, "replicas": 2})
-    rendered = deployment.render_deployment(monitor, "c")
+    rendered = deployment.render_monitor_deployment(monitor, "c")
 
     assert {"name": "data", "emptyDir": {}} in rendered["spec"]["template"]["spec"]["volumes"]
     assert rendered["spec"]["strategy"]["type"] == "RollingUpdate"
@@ -103,7 +103,7 @@ def test_retention_auth_and_prefix_become_monitor_options() -> None:
         "ingress": {"enabled": True, "pathPrefix": "/celery"},
         "extraArgs": ["--natural_time=true"],
     })
-    container = container_of(deployment.render_deployment(monitor, "c"))
+    container = container_of(deployment.render_monitor_deployment(monitor, "c"))
 
     assert container["command"] == ["celery-monitor"]
     assert container["args"] == [
@@ -114,12 +114,12 @@ def test_retention_auth_and_prefix_become_monitor_options() -> None:
     ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/celery/livez"
     assert container["readinessProbe"]["httpGet"]["path"] == "/celery/readyz"
-    assert env_of(deployment.render_deployment(monitor, "c"))["CELERY_MONITOR_OAUTH2_SECRET"] == {
+    assert env_of(deployment.render_monitor_deployment(monitor, "c"))["CELERY_MONITOR_OAUTH2_SECRET"] == {
         "secretKeyRef": {"name": "gh", "key": "client-secret"}}
 
 
 def proxy_options(spec_data: dict[str, Any]) -> list[str]:
-    args = container_of(deployment.render_deployment(make_monitor(spec_data), "c"))["args"]
+    args = container_of(deployment.render_monitor_deployment(make_monitor(spec_data), "c"))["args"]
     return [arg for arg in args if arg.startswith(("--xheaders", "--trusted_proxies"))]
 
 
@@ -158,7 +158,7 @@ def test_the_trusted_proxies_can_be_narrowed_and_extra_args_still_win() -> None:
 def test_a_monitor_serving_tls_itself_is_probed_over_https(extra: dict[str, Any]) -> None:
     monitor = make_monitor({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True, "pathPrefix": "/cm"},
                             **extra})
-    container = container_of(deployment.render_deployment(monitor, "c"))
+    container = container_of(deployment.render_monitor_deployment(monitor, "c"))
 
     paths = {"livenessProbe": "/cm/livez", "readinessProbe": "/cm/readyz", "startupProbe": "/cm/readyz"}
     for probe, path in paths.items():
@@ -169,7 +169,7 @@ def test_a_monitor_serving_tls_itself_is_probed_over_https(extra: dict[str, Any]
 def test_without_a_certificate_the_probes_stay_plain_http(extra_args: list[str]) -> None:
     monitor = make_monitor({"broker": {"url": "redis://r/0"}, "extraArgs": extra_args})
 
-    assert "scheme" not in container_of(deployment.render_deployment(monitor, "c"))["livenessProbe"]["httpGet"]
+    assert "scheme" not in container_of(deployment.render_monitor_deployment(monitor, "c"))["livenessProbe"]["httpGet"]
 
 
 def kubelet_environment(monitor: spec.CeleryMonitorResource) -> dict[str, str]:
@@ -208,7 +208,7 @@ def test_connections_and_the_login_come_from_secrets_not_from_the_pod_spec() -> 
         "resultBackend": {"url": "redis://redis/1"},
         "extraEnv": [{"name": "TZ", "value": "UTC"}],
     })
-    env = env_of(deployment.render_deployment(monitor, "c"))
+    env = env_of(deployment.render_monitor_deployment(monitor, "c"))
 
     assert env["CELERY_MONITOR_BROKER"] == {"secretKeyRef": {"name": "mq", "key": "amqp"}}
     assert env["CELERY_MONITOR_BROKER_API"] == {"secretKeyRef": {"name": "mq", "key": "api"}}
@@ -217,7 +217,7 @@ def test_connections_and_the_login_come_from_secrets_not_from_the_pod_spec() -> 
     assert env["MONITOR_BASIC_AUTH_USERNAME"] == {"secretKeyRef": {"name": "demo-auth", "key": "username"}}
     assert env["CELERY_MONITOR_BASIC_AUTH"] == "$(MONITOR_BASIC_AUTH_USERNAME):$(MONITOR_BASIC_AUTH_PASSWORD)"
     assert env["TZ"] == "UTC"
-    names = [item["name"] for item in container_of(deployment.render_deployment(monitor, "c"))["env"]]
+    names = [item["name"] for item in container_of(deployment.render_monitor_deployment(monitor, "c"))["env"]]
     # $(VAR) only expands variables defined earlier in the list.
     assert names.index("MONITOR_BASIC_AUTH_PASSWORD") < names.index("CELERY_MONITOR_BASIC_AUTH")
 
@@ -226,9 +226,9 @@ def test_basic_auth_can_use_the_users_secret_or_be_switched_off() -> None:
     own = make_monitor({"broker": {"url": "redis://r/0"}, "auth": {"basic": {"secretName": "team-login"}}})
     off = make_monitor({"broker": {"url": "redis://r/0"}, "auth": {"basic": {"enabled": False}}})
 
-    assert env_of(deployment.render_deployment(own, "c"))["MONITOR_BASIC_AUTH_PASSWORD"] == {
+    assert env_of(deployment.render_monitor_deployment(own, "c"))["MONITOR_BASIC_AUTH_PASSWORD"] == {
         "secretKeyRef": {"name": "team-login", "key": "password"}}
-    assert "CELERY_MONITOR_BASIC_AUTH" not in env_of(deployment.render_deployment(off, "c"))
+    assert "CELERY_MONITOR_BASIC_AUTH" not in env_of(deployment.render_monitor_deployment(off, "c"))
 
 
 def test_scheduling_settings_pass_through_and_user_labels_cannot_steal_the_selector() -> None:
@@ -242,7 +242,7 @@ def test_scheduling_settings_pass_through_and_user_labels_cannot_steal_the_selec
         "podLabels": {"app.kubernetes.io/instance": "hijack", "team": "data"},
         "imagePullSecrets": [{"name": "registry"}],
     })
-    rendered = deployment.render_deployment(monitor, "c")
+    rendered = deployment.render_monitor_deployment(monitor, "c")
     template = rendered["spec"]["template"]
 
     assert template["spec"]["nodeSelector"] == {"pool": "infra"}

@@ -71,7 +71,7 @@ def env_of(container: dict[str, Any]) -> dict[str, str]:
 def operator_view(monitor_object: dict[str, Any]) -> str:
     """The URL the operator's own choices imply: its probe's scheme and path, its Service's port."""
     monitor = spec_parser.parse({**monitor_object, "metadata": {**monitor_object["metadata"], "uid": "u"}})
-    container = deployment.render_deployment(monitor, "c")["spec"]["template"]["spec"]["containers"][0]
+    container = deployment.render_monitor_deployment(monitor, "c")["spec"]["template"]["spec"]["containers"][0]
     probe = container["readinessProbe"]["httpGet"]
     host = f"{monitor.name}.{monitor.namespace}.svc:{monitor.spec.service.port}"
     return f"{probe.get('scheme', 'HTTP').lower()}://{host}{probe['path']}"

@@ -45,7 +45,7 @@ def test_chart_runs_the_operator_as_the_raw_manifests_do(helm: Path) -> None:
     """Same command, options, probe, ports, security and volumes as manifests/ (render_install)."""
     values = {"fullnameOverride": naming.OPERATOR_NAME, "watchNamespaces": ["a", "b"]}
     chart_pod = one(helm_cli.template(helm, values), "Deployment")["spec"]["template"]["spec"]
-    manifest = install.render_deployment(helm_cli.NAMESPACE, naming.DEFAULT_IMAGE, ["a", "b"])
+    manifest = install.render_operator_deployment(helm_cli.NAMESPACE, naming.DEFAULT_IMAGE, ["a", "b"])
     manifest_pod = manifest["spec"]["template"]["spec"]
     (chart_container,) = chart_pod["containers"]
     (manifest_container,) = manifest_pod["containers"]

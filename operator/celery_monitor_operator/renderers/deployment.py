@@ -125,8 +125,11 @@ def _strategy(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
 
 
-def render_deployment(monitor: spec.CeleryMonitorResource, checksum: str) -> dict[str, Any]:
-    """``checksum`` is :func:`secrets_checksum` of the Secrets the pod reads."""
+def render_monitor_deployment(monitor: spec.CeleryMonitorResource, checksum: str) -> dict[str, Any]:
+    """The Deployment of one CeleryMonitor's pods (the operator's own is :func:`.install.render_operator_deployment`).
+
+    ``checksum`` is :func:`secrets_checksum` of the Secrets the pod reads.
+    """
     desired = monitor.spec
     # Started (and ready) once the history is open and the monitor serves, which can take a while on
     # a large history: the startup probe allows two minutes. Liveness fails only when ingestion has

@@ -33,8 +33,9 @@ def operator_args(namespaces: Sequence[str] | None = None, peering_name: str | N
     return args
 
 
-def render_deployment(namespace: str, image: str, namespaces: Sequence[str] | None = None,
-                      replicas: int = 1) -> dict[str, Any]:
+def render_operator_deployment(namespace: str, image: str, namespaces: Sequence[str] | None = None,
+                               replicas: int = 1) -> dict[str, Any]:
+    """The operator's own Deployment (the monitor's is :func:`.deployment.render_monitor_deployment`)."""
     probe = {"httpGet": {"path": LIVENESS_PATH, "port": "health"},
              "initialDelaySeconds": 10, "periodSeconds": 20, "timeoutSeconds": 5, "failureThreshold": 3}
     return {
@@ -91,5 +92,5 @@ def render_install(namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE, image: st
          "metadata": {"name": naming.OPERATOR_NAME, "labels": labels},
          "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": naming.OPERATOR_NAME},
          "subjects": [{"kind": "ServiceAccount", "name": naming.OPERATOR_NAME, "namespace": namespace}]},
-        render_deployment(namespace, image, namespaces, replicas),
+        render_operator_deployment(namespace, image, namespaces, replicas),
     ]
