@@ -1,4 +1,9 @@
-"""The ASGI application: routes under --url_prefix, the auth gate, and the monitor's lifecycle."""
+"""The ASGI application: routes under --url_prefix and the auth gate, serving what the service built.
+
+With ``manage_lifecycle`` (the command line), the app's lifespan starts and stops the monitor; the
+monitor itself (:mod:`celery_monitor.service`) builds and starts every part, the timeline and the
+redaction of the history included.
+"""
 
 from __future__ import annotations
 
@@ -15,11 +20,9 @@ from celery_monitor.api.routes import ROUTES as API_ROUTES
 from celery_monitor.auth import wiring as auth_wiring
 from celery_monitor.auth.config import AuthConfig
 from celery_monitor.auth.routes import ROUTES as AUTH_ROUTES
-from celery_monitor.metrics.collector import MonitorCollector
 from celery_monitor.service import Monitor
 from celery_monitor.web.assets import static_files
 from celery_monitor.web.routes import ROUTES as WEB_ROUTES
-from celery_monitor.web.timeline import Timeline
 
 
 def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
@@ -38,23 +41,20 @@ def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
         monitor.hub.bind(asyncio.get_running_loop())
         if manage_lifecycle:
             await asyncio.to_thread(monitor.start)
-        timeline.start()
         try:
             yield
         finally:
-            timeline.stop()
             if manage_lifecycle:
                 await asyncio.to_thread(monitor.stop)
 
     auth = AuthConfig.from_settings(settings)
-    monitor.applier.redactor = auth_wiring.redactor(settings)
     middleware = auth_wiring.middleware(auth)
     app = Starlette(debug=False, routes=routes, middleware=middleware,
                     exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
                     lifespan=lifespan)
     app.state.monitor = monitor
-    app.state.metrics = MonitorCollector(monitor)
+    app.state.metrics = monitor.metrics
     app.state.settings = settings
     app.state.auth = auth
-    app.state.timeline = timeline = Timeline(monitor)
+    app.state.timeline = monitor.timeline
     return app

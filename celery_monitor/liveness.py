@@ -15,39 +15,55 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import Any
 
-if TYPE_CHECKING:
-    from celery_monitor.service import Monitor
+from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.store.writer import StoreWriter
+from celery_monitor.supervision import Supervisor
 
 # A broker away for this long is more than a restart of it: restarting the monitor re-resolves its
 # address and starts every connection afresh, and its history comes back from disk.
 BROKER_GRACE = 300.0
 
 
-def problems(monitor: Monitor) -> list[str]:
-    """Why ingestion has stopped (empty while it works): the cause of a 503 from ``/livez``."""
-    if not monitor.running:
-        return []
-    found = monitor.supervisor.problems()
-    away = monitor.health.unavailable_for()
-    if away is not None and away > BROKER_GRACE:
-        found.append(f"no event stream from the broker for {away:.0f}s: {monitor.health.last_error}")
-    return found
+class Liveness:
+    """Judges the monitor from the parts it is given: the loops, the event stream and the writer."""
 
+    def __init__(self, supervisor: Supervisor, receiver: ReceiverHealth, writer: StoreWriter,
+                 running: Callable[[], bool]) -> None:
+        self.supervisor = supervisor
+        self.receiver = receiver
+        self.writer = writer
+        self.running = running  # between a completed start and the beginning of the stop
 
-def warnings(monitor: Monitor) -> list[str]:
-    """What is degraded while the monitor stays alive and ready."""
-    found: list[str] = []
-    writer = monitor.writer
-    if not writer.persisting:
-        found.append(f"the history is not being written ({writer.pending_count} tasks pending): {writer.last_error}")
-    away = monitor.health.unavailable_for()
-    if away is not None and away <= BROKER_GRACE:
-        found.append(f"no event stream from the broker for {away:.0f}s: {monitor.health.last_error}")
-    found += monitor.supervisor.problems(critical=False)
-    return found
+    def problems(self) -> list[str]:
+        """Why ingestion has stopped (empty while it works): the cause of a 503 from ``/livez``."""
+        if not self.running():
+            return []
+        found = self.supervisor.problems()
+        away = self.receiver.unavailable_for()
+        if away is not None and away > BROKER_GRACE:
+            found.append(f"no event stream from the broker for {away:.0f}s: {self.receiver.last_error}")
+        return found
 
+    def warnings(self) -> list[str]:
+        """What is degraded while the monitor stays alive and ready."""
+        found: list[str] = []
+        writer = self.writer
+        if not writer.persisting:
+            found.append(f"the history is not being written ({writer.pending_count} tasks pending): "
+                         f"{writer.last_error}")
+        away = self.receiver.unavailable_for()
+        if away is not None and away <= BROKER_GRACE:
+            found.append(f"no event stream from the broker for {away:.0f}s: {self.receiver.last_error}")
+        found += self.supervisor.problems(critical=False)
+        return found
 
-def ready(monitor: Monitor) -> bool:
-    return monitor.running
+    def ready(self) -> bool:
+        return self.running()
+
+    def report(self) -> dict[str, Any]:
+        """What /livez and /readyz answer: alive, ready, why not, and what is degraded."""
+        problems = self.problems()
+        return {"live": not problems, "ready": self.ready(), "problems": problems, "warnings": self.warnings()}

@@ -1,4 +1,10 @@
-"""The monitor: wires receiver -> applier -> live view / store / hub, and the readers beside them."""
+"""The composition root: builds every part of the monitor, wires them together, starts and stops them.
+
+receiver -> applier -> live view / store writer / hub, and beside them the readers the API and the
+pages use (task lookup, inspector, queue poller, control plane, metrics, timeline). The web app
+(:mod:`celery_monitor.app`) only serves what this builds: redaction, the history and every
+background loop hold whether or not a web app exists.
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,10 @@ from typing import Any
 import orjson
 from celery import Celery
 
-from celery_monitor import __version__, liveness
+from celery_monitor import __version__
 from celery_monitor.applier.applier import Applier
 from celery_monitor.applier.boundary import EventBoundary, Rejections
+from celery_monitor.auth import wiring as auth_wiring
 from celery_monitor.broker import faults
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
@@ -20,15 +27,20 @@ from celery_monitor.control.audit import AuditTrail
 from celery_monitor.control.plane import ControlPlane
 from celery_monitor.hub import Hub
 from celery_monitor.inspector.inspector import Inspector
-from celery_monitor.metrics.histogram import DEFAULT_BUCKETS
-from celery_monitor.metrics.stats import EventStats
+from celery_monitor.liveness import Liveness
+from celery_monitor.metrics.cardinality import LabelPolicy
+from celery_monitor.metrics.collector import MonitorCollector, Sources
+from celery_monitor.metrics.timeline import Timeline
 from celery_monitor.receiver.factory import build_reader
 from celery_monitor.receiver.handoff import Handoff
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.settings import Settings
+from celery_monitor.state.histogram import DEFAULT_BUCKETS
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.models import WorkerRecord
+from celery_monitor.state.stats import EventStats
 from celery_monitor.store import overlay
+from celery_monitor.store.lookup import TaskLookup
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.writer import StoreWriter
@@ -51,49 +63,60 @@ class Monitor:
         self.hub = Hub()
         self.inspector = Inspector(app, settings.inspect_timeout / 1000)
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
-                                  snapshot_meta=self._meta_snapshot, on_trim=self._on_trim,
+                                  snapshot_meta=self.live.counters_to_save, on_trim=self.live.forget_trimmed,
                                   path=settings.db if settings.persistent else None)
+        self.tasks = TaskLookup(self.live, self.writer, self.store)
+        # --redact and --format_task hold for the history and every reader, with or without a web app.
+        self.redactor = auth_wiring.redactor(settings)
         self.applier = Applier(self.handoff, self.live, self.store, self.writer, self.health, self.hub,
                                boundary=EventBoundary(settings.event_text_limit, self.rejections),
                                max_workers=settings.max_workers,
                                purge_offline_workers=settings.purge_offline_workers,
-                               on_worker_online=self._worker_came_online)
+                               on_worker_online=self._worker_came_online,
+                               redactor=self.redactor)
         self.reader = build_reader(app, self.handoff, self.health)
         self.queues = QueueLengths(app, settings.broker_api)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
         self.audit = AuditTrail(self.store)
-        self.control = ControlPlane(self)
-        self._meta_saved_at_batch = 0
+        # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
+        self.audit.listeners.append(lambda entry: self.hub.publish([{"kind": "audit", "audit": entry}]))
+        self.control = ControlPlane(app, inspector=self.inspector, live=self.live, tasks=self.tasks,
+                                    queue_names=self.queue_names, redactor=self.redactor,
+                                    reply_timeout=settings.inspect_timeout / 1000, broker_api=settings.broker_api)
+        self.timeline = Timeline(self.live, self.hub, self.queue_poller)
         self._stop_event = threading.Event()
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
-        # Every background loop, for the status, the metrics and the liveness probe (the app adds
-        # its timeline).
+        # Every background loop, for the status, the metrics and the liveness probe.
         self.supervisor = Supervisor()
         self.supervisor.add(self.reader.loop, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
-                            self.enable_events_loop)
+                            self.timeline.loop, self.enable_events_loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
+        self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running)
+        self.metrics = MonitorCollector(
+            Sources(live=self.live, inspector=self.inspector, queues=self.queue_poller, receiver=self.health,
+                    rejections=self.rejections, applier=self.applier, store=self.store, writer=self.writer,
+                    supervisor=self.supervisor, liveness=self.liveness),
+            LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names))
         self.started_at = time.time()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
     def restore(self) -> None:
         """Reload workers, counters and task counts saved by the previous run."""
-        with self.live.lock:
-            for data in self.store.load_workers():
-                worker = WorkerRecord.from_store(data)
-                self.live.workers[worker.hostname] = worker
-            saved = self.store.load_meta("stats")
-            try:
-                self.live.stats.load(saved)
-            except ValueError as exc:
-                # Counters saved by an older version or damaged: start them afresh, like a new exporter.
-                self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
-                                     orjson.dumps(saved, default=repr))
-                self.live.stats = EventStats(self.live.stats.runtime_buckets)
-            self.live.state_counts = self.store.state_counts()
-            self.live.task_names = set(self.store.task_names())
+        workers = [WorkerRecord.from_store(data) for data in self.store.load_workers()]
+        buckets = self.live.runtime_buckets
+        stats = EventStats(buckets)
+        saved = self.store.load_meta("stats")
+        try:
+            stats.load(saved)
+        except ValueError as exc:
+            # Counters saved by an older version or damaged: start them afresh, like a new exporter.
+            self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
+                                 orjson.dumps(saved, default=repr))
+            stats = EventStats(buckets)
+        self.live.restore(workers, stats, self.store.state_counts(), self.store.task_names())
 
     def start(self) -> None:
         self.restore()
@@ -102,6 +125,7 @@ class Monitor:
         self.reader.start()
         self.inspector.start()
         self.queue_poller.start()
+        self.timeline.start()
         if self.settings.enable_events:
             self._events_enabler.start()
         self.started_at = time.time()
@@ -113,6 +137,7 @@ class Monitor:
         self.reader.stop()
         self.inspector.stop()
         self.queue_poller.stop()
+        self.timeline.stop()
         self.control.close()
         self.applier.stop()
         self.applier.join(timeout=10)
@@ -137,42 +162,23 @@ class Monitor:
         if self.inspector.started:
             self.inspector.refresh(hostname)
 
-    def _meta_snapshot(self) -> dict[str, Any]:
-        """The counters, saved with each flush that follows new events (so a restart keeps them)."""
-        applied = self.applier.batches_applied
-        if applied == self._meta_saved_at_batch:
-            return {}
-        self._meta_saved_at_batch = applied
-        with self.live.lock:
-            return {"stats": self.live.stats.to_store()}
-
-    def _on_trim(self, removed: dict[str, int]) -> None:
-        with self.live.lock:
-            for state, count in removed.items():
-                self.live.state_counts[state] = max(0, self.live.state_counts.get(state, 0) - count)
-
-    # -- reads ---------------------------------------------------------------------------------
+    # -- reads (store/lookup.py: the live view, then the pending writes, then the history) -------
 
     def get_task(self, uuid: str) -> dict[str, Any] | None:
-        return self.live.recent_task(uuid) or self.writer.pending_task(uuid) or self.store.get_task(uuid)
-
-    # Lists lay the writer's pending tasks over the history, so that they agree with get_task: a
-    # task the live view has is either pending or committed (the applier hands it to the writer
-    # before it lets readers see it), and the pending set is read before the history.
+        return self.tasks.get(uuid)
 
     def query_tasks(self, query: TaskQuery) -> list[dict[str, Any]]:
-        return overlay.page(self.store, query, self.writer.pending_snapshot())
+        return self.tasks.page(query)
 
     def count_tasks(self, query: TaskQuery) -> int:
-        return overlay.count(self.store, query, self.writer.pending_snapshot())
+        return self.tasks.count(query)
 
     def stream_tasks(self, query: TaskQuery) -> overlay.TaskStream:
         """Every task the query selects, a chunk at a time (for lists without a limit)."""
-        return overlay.TaskStream(self.store, query, self.writer.pending_snapshot())
+        return self.tasks.stream(query)
 
     def task_names(self) -> list[str]:
-        with self.live.lock:
-            return sorted(self.live.task_names)
+        return self.tasks.names()
 
     def task_count(self) -> int:
         return self.store.task_count()
@@ -198,7 +204,7 @@ class Monitor:
             "handoff_pending_bytes": self.handoff.pending_bytes,
             "ingest_lag_seconds": self.applier.last_lag,
             "store": self._store_status(),
-            "workers": len(self.live.workers),
+            "workers": self.live.worker_count(),
             "inspector": {"last_error": self.inspector.last_error},
             "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error},
             "background": self.supervisor.as_dict(),
@@ -226,6 +232,4 @@ class Monitor:
 
     def health_report(self) -> dict[str, Any]:
         """What /livez and /readyz answer: alive, ready, why not, and what is degraded."""
-        problems = liveness.problems(self)
-        return {"live": not problems, "ready": liveness.ready(self), "problems": problems,
-                "warnings": liveness.warnings(self)}
+        return self.liveness.report()

@@ -14,7 +14,7 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import BaseRoute, Route, WebSocketRoute
+from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from celery_monitor import __version__
 from celery_monitor.api import links
@@ -198,13 +198,19 @@ def describe(routes: list[BaseRoute], prefix: str = "") -> dict[str, Any]:
     }
 
 
-async def openapi(request: Request) -> Response:
-    from celery_monitor.api.routes import ROUTES
-    from celery_monitor.auth.routes import ROUTES as AUTH_ROUTES
+def served_routes(routes: list[BaseRoute]) -> list[BaseRoute]:
+    """The routes an app serves, those under its --url_prefix mount included (paths relative to it)."""
+    served: list[BaseRoute] = []
+    for route in routes:
+        served.extend(route.routes if isinstance(route, Mount) else [route])
+    return served
 
+
+async def openapi(request: Request) -> Response:
+    """The description of the app that serves it (its own routing table: no import of the routes)."""
     document = getattr(request.app.state, "openapi", None)
     if document is None:
         settings = getattr(request.app.state, "settings", None)
-        document = describe([*ROUTES, *AUTH_ROUTES], settings.prefix if settings else "")
+        document = describe(served_routes(request.app.routes), settings.prefix if settings else "")
         request.app.state.openapi = document
     return json_response(document)

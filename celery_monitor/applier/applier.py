@@ -24,6 +24,7 @@ from celery_monitor.state.live import LiveView
 from celery_monitor.state.memory import release_free_memory
 from celery_monitor.state.models import TaskRecord, WorkerRecord
 from celery_monitor.store.base import Store
+from celery_monitor.store.lookup import TaskLookup
 from celery_monitor.store.writer import StoreWriter
 from celery_monitor.supervision import Loop
 
@@ -50,19 +51,21 @@ class Applier(threading.Thread):
         max_workers: int = 5000,
         purge_offline_workers: float | None = None,
         on_worker_online: Callable[[str], None] | None = None,
+        redactor: redact.Redactor | None = None,
     ) -> None:
         super().__init__(name="event-applier", daemon=True)
         self.handoff = handoff
         self.live = live
         self.store = store
         self.writer = writer
+        self.tasks = TaskLookup(live, writer, store)
         self.health = health
         self.hub = hub
         self.boundary = boundary if boundary is not None else EventBoundary()
         self.max_workers = max_workers
         self.purge_offline_workers = purge_offline_workers
         self.on_worker_online = on_worker_online
-        self.redactor: redact.Redactor | None = None  # --redact and format_task, set by the app
+        self.redactor = redactor  # --redact and format_task: what the history and every reader get
         self._stop_event = threading.Event()
         # Per batch: the tasks it changed, and the stored tasks looked up for it in one go.
         self._dirty: dict[str, TaskRecord] = {}
@@ -128,9 +131,11 @@ class Applier(threading.Thread):
         want_notices = self.hub.has_subscribers
         events_of = self.boundary.events_of
         decoded = [(received_at, events_of(raw)) for received_at, batch in items for raw in batch]
-        with self.live.lock:
+        # The history is read before the live view is locked: readers never wait for SQLite.
+        prefetched = self._prefetch(decoded)
+        with self.live.applying():
             self._dirty = dirty_tasks
-            self._prefetch(decoded)
+            self._prefetched = prefetched
             try:
                 for received_at, events in decoded:
                     for event in events:
@@ -181,15 +186,16 @@ class Applier(threading.Thread):
             apply_task_event(task, event)
             if self.redactor is not None:
                 self.redactor.apply(task, event)
-            self.live.count_state(None if is_new else old_state, task.state)
+            live = self.live
+            live.count_state(None if is_new else old_state, task.state)
             if task.name:
-                self.live.task_names.add(task.name)
+                live.add_task_name(task.name)
             if task.parent_id and task.parent_id != uuid:
                 parent = self.task(task.parent_id)
                 if uuid not in parent.children:
                     parent.children.append(uuid)
                     if not parent.transitions:
-                        self.live.count_state(None, parent.state)
+                        live.count_state(None, parent.state)
                     dirty_tasks[parent.uuid] = parent
             dirty_tasks[uuid] = task
             if hostname and event_type != "task-sent":
@@ -197,7 +203,7 @@ class Applier(threading.Thread):
                 apply_worker_event(worker, event, received_at)
                 worker.counters[event_type] = worker.counters.get(event_type, 0) + 1
                 dirty_workers[hostname] = worker
-            self.live.stats.record(event_type, task, event)
+            live.record(event_type, task, event)
             return True
         if event_type.startswith("worker-"):
             worker = self.worker(hostname)
@@ -217,49 +223,45 @@ class Applier(threading.Thread):
             self._apply_error_logged_at = now
             log.exception("applying a %s event failed; the event is skipped", event_type)
 
-    def _prefetch(self, decoded: list[tuple[float, list[dict[str, Any]]]]) -> None:
-        """Look up, in one query, every task of the batch that the live view no longer holds.
+    def _prefetch(self, decoded: list[tuple[float, list[dict[str, Any]]]]) -> dict[str, Any]:
+        """Look up, in one query, every task of the batch that the live view does not hold.
 
         One ``IN (...)`` query per 500 tasks instead of one query per new task; a task found
-        nowhere is new, and is known to be new without asking again.
+        nowhere is new (None), and is known to be new without asking again. Only the applier's
+        thread changes the live view, so what it holds cannot change before the batch is applied.
         """
-        recent = self.live.recent
-        wanted: set[str] = set()
+        mentioned: set[str] = set()
         for _, events in decoded:
             for event in events:
                 for key in ("uuid", "parent_id"):
                     uuid = event.get(key)
-                    if isinstance(uuid, str) and uuid and uuid not in recent:
-                        wanted.add(uuid)
+                    if isinstance(uuid, str) and uuid:
+                        mentioned.add(uuid)
+        wanted = self.live.missing(mentioned)
         if not wanted:
-            return
+            return {}
         found: dict[str, Any] = dict.fromkeys(wanted)
-        pending = self.writer.pending_tasks(wanted)
-        found.update(pending)
-        rest = wanted.difference(pending)
-        if rest:
-            found.update(self.store.get_tasks(rest))
-        self._prefetched = found
+        found.update(self.tasks.many_behind_live(wanted))
+        return found
 
     def task(self, uuid: str) -> TaskRecord:
         """The task from the live view, this batch, the pending writes or the store, or a new one."""
-        task = self.live.recent.get(uuid)
+        task = self.live.task(uuid)
         if task is None:
             # A batch bigger than the live view's limit may have pushed one of its own tasks out.
             task = self._dirty.get(uuid)
         if task is None:
-            if uuid in self._prefetched:
-                stored = self._prefetched.pop(uuid)
-            else:
-                stored = self.writer.pending_task(uuid) or self.store.get_task(uuid)
+            prefetched = self._prefetched
+            stored = prefetched.pop(uuid) if uuid in prefetched else self.tasks.behind_live(uuid)
             task = TaskRecord.from_dict(stored) if stored else TaskRecord(uuid=uuid)
         self.live.remember(task)
         return task
 
     def worker(self, hostname: str) -> WorkerRecord:
-        worker = self.live.workers.get(hostname)
+        worker = self.live.worker(hostname)
         if worker is None:
-            worker = self.live.workers[hostname] = WorkerRecord(hostname=hostname)
+            worker = WorkerRecord(hostname=hostname)
+            self.live.add_worker(worker)
             self._enforce_worker_limit(keep=hostname)
         return worker
 
@@ -267,19 +269,17 @@ class Applier(threading.Thread):
 
     def _enforce_worker_limit(self, keep: str) -> None:
         """Forget the workers offline longest (then the least recently seen) beyond --max_workers."""
-        workers = self.live.workers
-        if len(workers) <= self.max_workers:
+        if self.live.worker_count() <= self.max_workers:
             return
+        workers = self.live.worker_records()
         now = time.time()
-        others = [w for w in workers.values() if w.hostname != keep]
+        others = [w for w in workers if w.hostname != keep]
         by_age = sorted(others, key=lambda w: (w.is_online(now), w.last_seen or 0))
         excess = [w.hostname for w in by_age[: len(workers) - self.max_workers]]
         self._forget_workers(excess)
 
     def _forget_workers(self, names: list[str]) -> None:
-        for name in names:
-            self.live.workers.pop(name, None)
-            self.live.stats.forget_worker(name)
+        self.live.forget_workers(names)
         if names:
             self.store.delete_workers(names)
 
@@ -307,9 +307,9 @@ class Applier(threading.Thread):
     def purge_workers(self, offline_for: float) -> None:
         """Forget the workers offline for longer than ``offline_for`` seconds."""
         now = time.time()
-        with self.live.lock:
+        with self.live.applying():
             stale = []
-            for worker in self.live.workers.values():
+            for worker in self.live.worker_records():
                 if worker.is_online(now):
                     continue
                 offline_since = worker.went_offline or worker.heartbeat_expires or worker.last_seen or now

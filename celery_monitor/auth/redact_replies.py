@@ -21,9 +21,9 @@ from typing import Any
 import orjson
 
 from celery_monitor.auth.redact import MASK, Redactor, redact_request
+from celery_monitor.states import EXCEPTION_RESULT_STATES
 
 REQUEST_LISTS = ("active", "reserved")
-FAILED_STATES = frozenset({"FAILURE", "REVOKED", "REJECTED", "RETRY"})
 
 
 def _requests(redactor: Redactor, items: Any) -> Any:
@@ -67,7 +67,7 @@ def backend_result(redactor: Redactor | None, state: str, value: Any, traceback:
     A failed (or revoked) task's result is its exception: it is shown, like the event field
     ``exception``, as its repr. ``task`` is what the history knows of the task, for ``format_task``.
     """
-    failed = state in FAILED_STATES or isinstance(value, BaseException)
+    failed = state in EXCEPTION_RESULT_STATES or isinstance(value, BaseException)
     if failed:
         value = repr(value)
     if not redactor:

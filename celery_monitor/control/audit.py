@@ -12,11 +12,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from celery_monitor.service import Monitor
-    from celery_monitor.store.sqlite import SQLiteStore
+from celery_monitor.store.base import Store
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +50,7 @@ class AuditFilter:
 
 
 class AuditTrail:
-    def __init__(self, store: SQLiteStore) -> None:
+    def __init__(self, store: Store) -> None:
         self.store = store
         # Called with each recorded entry (the pages' live feed); they must not block.
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
@@ -87,9 +85,3 @@ class AuditTrail:
         """The users and actions the trail holds, for the page's filter menus."""
         return self.store.audit_facets()
 
-
-def audit_entries(monitor: Monitor, limit: int = 50, offset: int = 0, user: str | None = None,
-                  action: str | None = None) -> list[dict[str, Any]]:
-    """The newest audit entries (for pages): dicts with id, time, user, action, target, params,
-    status, ok and result."""
-    return monitor.audit.entries(limit, offset, user=user, action=action)

@@ -1,4 +1,8 @@
-"""The control plane: every control object, built from the monitor, and the threads they run in."""
+"""The control plane: every control object, and the threads they run in.
+
+The service hands it the parts it acts through and reads from (the Celery app, the inspector,
+the live view, the task lookup, the redactor), never the service itself.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +11,11 @@ import functools
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
+from celery import Celery
+
+from celery_monitor.auth.redact import Redactor
 from celery_monitor.broker.messages import QueueMessages
 from celery_monitor.control.broadcast import Broadcaster
 from celery_monitor.control.bulk import BulkActions
@@ -16,9 +23,9 @@ from celery_monitor.control.limits import LimitControl
 from celery_monitor.control.rerun import RerunSources
 from celery_monitor.control.task_control import TaskControl
 from celery_monitor.control.worker_control import WorkerControl
-
-if TYPE_CHECKING:
-    from celery_monitor.service import Monitor
+from celery_monitor.inspector.inspector import Inspector
+from celery_monitor.state.live import LiveView
+from celery_monitor.store.lookup import TaskLookup
 
 T = TypeVar("T")
 THREADS = 16
@@ -26,19 +33,21 @@ SETTLE_SECONDS = 2.0
 
 
 class ControlPlane:
-    def __init__(self, monitor: Monitor) -> None:
-        self.monitor = monitor
-        self.broadcaster = Broadcaster(monitor.app, monitor.settings.inspect_timeout / 1000)
+    def __init__(self, app: Celery, *, inspector: Inspector, live: LiveView, tasks: TaskLookup,
+                 queue_names: Callable[[], list[str]], redactor: Redactor | None, reply_timeout: float,
+                 broker_api: str = "") -> None:
+        self.app = app
+        self.inspector = inspector
+        self.live = live
+        self.task_lookup = tasks
+        self.broadcaster = Broadcaster(app, reply_timeout)
         self.workers = WorkerControl(self.broadcaster, self.knows_worker, self.changed)
         self.limits = LimitControl(self.broadcaster, self.workers, self.online_count, self.changed)
-        self.messages = QueueMessages(monitor.app, monitor.settings.broker_api)
-        self.tasks = TaskControl(monitor.app, self.broadcaster, self.knows_task, monitor.get_task, self.online_count,
-                                 redactor=lambda: monitor.applier.redactor,
-                                 rerun_sources=RerunSources(monitor.app, self.messages, monitor.queue_names))
-        self.bulk = BulkActions(self.tasks, monitor.query_tasks, monitor.count_tasks, self.messages,
-                                monitor.queue_names)
-        # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
-        monitor.audit.listeners.append(lambda entry: monitor.hub.publish([{"kind": "audit", "audit": entry}]))
+        self.messages = QueueMessages(app, broker_api)
+        self.tasks = TaskControl(app, self.broadcaster, self.knows_task, tasks.get, self.online_count,
+                                 redactor=lambda: redactor,
+                                 rerun_sources=RerunSources(app, self.messages, queue_names))
+        self.bulk = BulkActions(self.tasks, tasks.page, tasks.count, self.messages, queue_names)
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="control")
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
@@ -52,19 +61,16 @@ class ControlPlane:
     # -- what the monitor knows ------------------------------------------------------------------
 
     def knows_worker(self, name: str) -> bool:
-        with self.monitor.live.lock:
-            if name in self.monitor.live.workers:
-                return True
-        return bool(self.monitor.inspector.details(name))
+        return self.live.knows_worker(name) or bool(self.inspector.details(name))
 
     def online_count(self) -> int:
-        return sum(1 for worker in self.monitor.live.worker_dicts().values() if worker.get("status"))
+        return self.live.online_count()
 
     def knows_task(self, name: str) -> bool:
         """A task name the monitor's app defines, a worker registers, or the history has seen."""
-        if name in self.monitor.app.tasks or name in self.monitor.task_names():
+        if name in self.app.tasks or name in self.task_lookup.names():
             return True
-        for details in self.monitor.inspector.details().values():
+        for details in self.inspector.details().values():
             for entry in details.get("registered") or []:
                 if isinstance(entry, str) and entry.split(" ", 1)[0] == name:
                     return True
@@ -75,7 +81,7 @@ class ControlPlane:
 
         Pools and consumers change a moment after the worker answers, so ask once now and once later.
         """
-        inspector = self.monitor.inspector
+        inspector = self.inspector
         if inspector.started:
             inspector.refresh(worker)
             timer = threading.Timer(SETTLE_SECONDS, inspector.refresh, [worker])

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import TypeVar
 
-from celery_monitor.metrics.histogram import Histogram
+from celery_monitor.state.histogram import Histogram
 
 WORKER_LABEL_MODES = ("full", "name", "host")
 OTHER_TASKS = "other"
@@ -97,7 +97,7 @@ def fold(items: Iterable[tuple[K, float]], relabel: Callable[[K], K] | None,
 def fold_histograms(items: Iterable[tuple[K, Histogram]], relabel: Callable[[K], K] | None) -> dict[K, Histogram]:
     """Relabel every key, adding up the buckets and sums of histograms whose keys become equal.
 
-    The histograms must be this scrape's own copies (see :func:`snapshot`): merging adds into them.
+    The histograms must be this scrape's own copies (:meth:`LiveView.snapshot` makes them): merging adds into them.
     """
     if relabel is None:
         return dict(items)
@@ -111,12 +111,3 @@ def fold_histograms(items: Iterable[tuple[K, Histogram]], relabel: Callable[[K],
             merged.counts = [a + b for a, b in zip(merged.counts, hist.counts, strict=True)]
             merged.sum += hist.sum
     return out
-
-
-def snapshot(hist: Histogram) -> Histogram:
-    """A copy to read outside the live view's lock while the applier keeps observing the original."""
-    copy = Histogram.__new__(Histogram)
-    copy.bounds = hist.bounds
-    copy.counts = list(hist.counts)
-    copy.sum = hist.sum
-    return copy

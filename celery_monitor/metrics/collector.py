@@ -13,17 +13,22 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from celery_monitor import liveness
-from celery_monitor.metrics import cardinality
+from celery_monitor.applier.applier import Applier
+from celery_monitor.applier.boundary import Rejections
+from celery_monitor.broker.poller import QueuePoller
+from celery_monitor.inspector.inspector import Inspector
+from celery_monitor.liveness import Liveness
 from celery_monitor.metrics.cardinality import LabelPolicy, fold, fold_histograms
 from celery_monitor.metrics.exposition import Counter, Gauge, HistogramFamily
-from celery_monitor.metrics.histogram import Histogram
 from celery_monitor.metrics.queue_metrics import QueueFamilies
-
-if TYPE_CHECKING:
-    from celery_monitor.service import Monitor
+from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.state.live import LiveView
+from celery_monitor.state.snapshots import EventKey, LiveSnapshot, OutcomeKey, TaskWorker, WorkerStatus
+from celery_monitor.store.base import Store
+from celery_monitor.store.writer import StoreWriter
+from celery_monitor.supervision import Supervisor
 
 P = "celery_monitor_"
 
@@ -32,57 +37,52 @@ def _add(a: float, b: float) -> float:
     return a + b
 
 
-@dataclass
-class WorkerState:
-    online: bool
-    active: int
+@dataclass(frozen=True)
+class Sources:
+    """The parts of the monitor a scrape reads, handed over by the service that built them."""
+
+    live: LiveView
+    inspector: Inspector
+    queues: QueuePoller
+    receiver: ReceiverHealth
+    rejections: Rejections
+    applier: Applier
+    store: Store
+    writer: StoreWriter
+    supervisor: Supervisor
+    liveness: Liveness
 
 
 @dataclass
 class Snapshot:
-    """What one scrape reads, copied under the live view's lock and exported outside it."""
+    """What one scrape reads: the live view's copy, and the pool sizes the inspector last saw."""
 
-    events: list[tuple[tuple[str, str, str], float]]  # (task, type, worker)
-    runtime: list[tuple[tuple[str, str], Histogram]]  # (task, worker)
-    prefetch_time: list[tuple[tuple[str, str], float]]
-    prefetched: list[tuple[tuple[str, str], float]]
-    outcomes: list[tuple[tuple[str, str, str], float]]  # (task, state, exception)
-    queue_wait: list[tuple[str, Histogram]]
-    workers: dict[str, WorkerState]
-    state_counts: dict[str, int]
+    live: LiveSnapshot
     pool_processes: dict[str, int] = field(default_factory=dict)
 
     @classmethod
-    def take(cls, monitor: Monitor, now: float) -> Snapshot:
-        live = monitor.live
-        stats = live.stats
-        with live.lock:
-            snap = cls(
-                events=list(stats.events.items()),
-                runtime=[(k, cardinality.snapshot(h)) for k, h in stats.runtime.items()],
-                prefetch_time=list(stats.prefetch_time.items()),
-                prefetched=list(stats.prefetched.items()),
-                outcomes=list(stats.outcomes.items()),
-                queue_wait=[(k, cardinality.snapshot(h)) for k, h in stats.queue_wait.items()],
-                workers={w.hostname: WorkerState(w.is_online(now), w.active or 0) for w in live.workers.values()},
-                state_counts=dict(live.state_counts),
-            )
-        snap.pool_processes = pool_processes(monitor.inspector.details(), snap.workers)
-        return snap
+    def take(cls, live_view: LiveView, inspector: Inspector, now: float) -> Snapshot:
+        live = live_view.snapshot(now)
+        return cls(live, pool_processes(inspector.details(), live.workers))
+
+    @property
+    def workers(self) -> dict[str, WorkerStatus]:
+        return self.live.workers
 
     def task_weights(self) -> dict[str, float]:
         """Events per task name: the busiest names are kept first when task names are capped."""
+        stats = self.live.stats
         weights: dict[str, float] = {}
-        for (task, _, _), count in self.events:
-            weights[task] = weights.get(task, 0) + count
-        for (task, _, _), count in self.outcomes:
-            weights.setdefault(task, count)
-        for task, _ in self.queue_wait:
+        for key, count in stats.events:
+            weights[key.task] = weights.get(key.task, 0) + count
+        for outcome, count in stats.outcomes:
+            weights.setdefault(outcome.task, count)
+        for task, _ in stats.queue_wait:
             weights.setdefault(task, 0)
         return weights
 
 
-def pool_processes(details: dict[str, dict[str, Any]], workers: dict[str, WorkerState]) -> dict[str, int]:
+def pool_processes(details: dict[str, dict[str, Any]], workers: dict[str, WorkerStatus]) -> dict[str, int]:
     """Pool size from each online worker's last stats reply (the inspect cache outlives workers)."""
     out: dict[str, int] = {}
     for name, info in details.items():
@@ -107,11 +107,8 @@ class MonitorCollector:
     values as it is; the text lists label names sorted (as prometheus-client does), whatever the order.
     """
 
-    def __init__(self, monitor: Monitor, policy: LabelPolicy | None = None) -> None:
-        self.monitor = monitor
-        if policy is None:
-            settings = monitor.settings
-            policy = LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names)
+    def __init__(self, sources: Sources, policy: LabelPolicy) -> None:
+        self.sources = sources
         self.policy = policy
         pair = ("task", "worker")
         self.events = Counter("flower_events", "Number of events", ("task", "type", "worker"))
@@ -132,7 +129,8 @@ class MonitorCollector:
         self.pool_processes = Gauge(P + "worker_pool_processes", "Pool processes per online worker", ("worker",))
         self.queues = QueueFamilies()
         self.events_received = Counter(P + "events_received", "Events received")
-        self.events_dropped = Counter(P + "events_dropped", "Event messages dropped: the applier's hand-off was full")
+        self.event_messages_dropped = Counter(P + "event_messages_dropped",
+                                              "Event messages dropped: the applier's hand-off was full")
         self.events_malformed = Counter(P + "events_malformed", "Events refused at the event boundary, all reasons")
         self.events_rejected = Counter(P + "events_rejected", "Events refused at the event boundary, by reason",
                                        ("reason",))
@@ -161,13 +159,14 @@ class MonitorCollector:
     def render(self) -> bytes:
         """The whole exposition, UTF-8 encoded, in the order the families are declared."""
         now = time.time()
-        snap = Snapshot.take(self.monitor, now)
+        sources = self.sources
+        snap = Snapshot.take(sources.live, sources.inspector, now)
         self.policy.tasks.admit(snap.task_weights())
         out: list[str] = []
         self._flower(out, snap)
         self._tasks(out, snap)
         self._workers(out, snap)
-        self.queues.write(out, self.monitor.queue_poller, now)
+        self.queues.write(out, sources.queues, now)
         self._health(out)
         return "".join(out).encode()
 
@@ -179,15 +178,17 @@ class MonitorCollector:
         """Flower's six families."""
         task, worker = self.policy.task, self.policy.worker
         known = snap.workers
-        pair = self._relabel(lambda key: (task(key[0]), worker(key[1])))
+        stats = snap.live.stats
+        pair = self._relabel(lambda key: TaskWorker(task(key.task), worker(key.worker)))
 
-        self.events.write(out, fold(snap.events, self._relabel(lambda k: (task(k[0]), k[1], worker(k[2]))),
+        self.events.write(out, fold(stats.events,
+                                    self._relabel(lambda k: EventKey(task(k.task), k.type, worker(k.worker))),
                                     _add).items())
-        self.runtime.write(out, fold_histograms(snap.runtime, pair).items())
-        self.prefetch_time.write(out, fold(snap.prefetch_time, pair, max).items())
+        self.runtime.write(out, fold_histograms(stats.runtime, pair).items())
+        self.prefetch_time.write(out, fold(stats.prefetch_time, pair, max).items())
         # A worker that is gone holds no tasks, whatever it had reserved when it went.
-        prefetched = [((name, host), 0 if host in known and not known[host].online else value)
-                      for (name, host), value in snap.prefetched]
+        prefetched = [(key, 0 if key.worker in known and not known[key.worker].online else value)
+                      for key, value in stats.prefetched]
         self.prefetched.write(out, fold(prefetched, pair, _add).items())
 
         by_worker = self._relabel(worker)
@@ -197,10 +198,13 @@ class MonitorCollector:
 
     def _tasks(self, out: list[str], snap: Snapshot) -> None:
         task = self.policy.task
-        self.outcomes.write(out, fold(snap.outcomes, self._relabel(lambda k: (task(k[0]), k[1], k[2])), _add).items())
-        waits = fold_histograms(snap.queue_wait, self._relabel(task))
+        stats = snap.live.stats
+        self.outcomes.write(out, fold(stats.outcomes,
+                                      self._relabel(lambda k: OutcomeKey(task(k.task), k.state, k.exception)),
+                                      _add).items())
+        waits = fold_histograms(stats.queue_wait, self._relabel(task))
         self.queue_wait.write(out, [((name,), hist) for name, hist in waits.items()])
-        self.tasks.write(out, [((state,), count) for state, count in sorted(snap.state_counts.items())])
+        self.tasks.write(out, [((state,), count) for state, count in sorted(snap.live.state_counts.items())])
 
     def _workers(self, out: list[str], snap: Snapshot) -> None:
         up = sum(1 for w in snap.workers.values() if w.online)
@@ -209,31 +213,31 @@ class MonitorCollector:
                                                     self._relabel(self.policy.worker), _add)))
 
     def _health(self, out: list[str]) -> None:
-        monitor = self.monitor
-        health = monitor.health
+        sources = self.sources
+        health = sources.receiver
         self.events_received.write_value(out, health.events_received)
-        self.events_dropped.write_value(out, health.messages_dropped)
-        rejected = monitor.rejections.counts()
+        self.event_messages_dropped.write_value(out, health.messages_dropped)
+        rejected = sources.rejections.counts()
         self.events_malformed.write_value(out, sum(rejected.values()))
         self.events_rejected.write(out, [((reason,), count) for reason, count in rejected.items()])
         self.receiver_connected.write_value(out, 1 if health.connected else 0)
         self.receiver_reconnects.write_value(out, health.reconnects)
         self.receiver_disconnects.write_value(out, health.broker_disconnects)
         self.last_event.write_value(out, health.last_event_time or 0)
-        self.ingest_lag.write_value(out, monitor.applier.last_lag)
-        self.store_tasks.write_value(out, monitor.task_count())
-        self.store_size.write_value(out, monitor.store.size_bytes())
-        self.store_quarantined.write_value(out, monitor.store.quarantined()["rows"])
+        self.ingest_lag.write_value(out, sources.applier.last_lag)
+        self.store_tasks.write_value(out, sources.store.task_count())
+        self.store_size.write_value(out, sources.store.size_bytes())
+        self.store_quarantined.write_value(out, sources.store.quarantined()["rows"])
         self._resilience(out)
 
     def _resilience(self, out: list[str]) -> None:
-        monitor = self.monitor
-        writer = monitor.writer
-        by_reason = monitor.health.errors_by_reason
+        sources = self.sources
+        writer = sources.writer
+        by_reason = sources.receiver.errors_by_reason
         self.receiver_errors.write(out, [((reason,), count) for reason, count in by_reason.items()])
         self.store_persisting.write_value(out, 1 if writer.persisting else 0)
         self.store_write_errors.write_value(out, writer.errors)
         self.store_pending.write_value(out, writer.pending_count)
         self.store_dropped.write_value(out, writer.dropped)
-        self.background_errors.write(out, [((loop,), count) for loop, count in monitor.supervisor.errors().items()])
-        self.live.write_value(out, 0 if liveness.problems(monitor) else 1)
+        self.background_errors.write(out, [((loop,), count) for loop, count in sources.supervisor.errors().items()])
+        self.live.write_value(out, 0 if sources.liveness.problems() else 1)

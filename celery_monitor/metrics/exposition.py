@@ -17,7 +17,7 @@ from collections.abc import Iterable, Sequence
 
 from prometheus_client.utils import floatToGoString
 
-from celery_monitor.metrics.histogram import Histogram
+from celery_monitor.state.histogram import Histogram
 
 Key = tuple[str, ...]  # label values, in the order of the family's declared label names
 

@@ -1,57 +1,185 @@
 """The live view: workers, counters and the recently active tasks, in memory and small.
 
-The applier thread is the only writer; readers take ``lock`` briefly to copy what they need.
+It owns its lock and its data. The applier is its only writer: it applies a batch inside
+:meth:`LiveView.applying` (the lock held) through the writer's operations below, and only from its
+own thread, which is why those operations hand out the live records themselves. Everyone else gets
+copies taken briefly under the lock (plain dicts, or a typed :class:`LiveSnapshot`), and changes it
+only through the explicit operations :meth:`LiveView.restore` and :meth:`LiveView.forget_trimmed`.
 """
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable, Iterator
+from typing import Any
 
-from celery_monitor.metrics.stats import EventStats
 from celery_monitor.state.models import TaskRecord, WorkerRecord
+from celery_monitor.state.snapshots import (
+    EventKey,
+    LiveSnapshot,
+    OutcomeKey,
+    StatsSnapshot,
+    TaskWorker,
+    WorkerStatus,
+)
+from celery_monitor.state.stats import EventStats
 
 RECENT_TASKS = 20_000
 
 
 class LiveView:
     def __init__(self, stats: EventStats, recent_tasks: int = RECENT_TASKS) -> None:
-        self.lock = threading.RLock()
-        self.workers: dict[str, WorkerRecord] = {}
-        self.recent: OrderedDict[str, TaskRecord] = OrderedDict()
-        self.recent_limit = recent_tasks
-        self.task_names: set[str] = set()
-        self.state_counts: dict[str, int] = {}
-        self.stats = stats
-        self.started_at = time.time()
+        self._lock = threading.RLock()
+        self._workers: dict[str, WorkerRecord] = {}
+        self._recent: OrderedDict[str, TaskRecord] = OrderedDict()
+        self._recent_limit = recent_tasks
+        self._task_names: set[str] = set()
+        self._state_counts: dict[str, int] = {}
+        self._stats = stats
+        # Bumped by every change to the counters: they are saved with a flush only when they moved.
+        self._version = 0
+        self._saved_version = 0
+
+    # -- the applier's side: inside applying(), on the applier's thread only ---------------------
+
+    @contextlib.contextmanager
+    def applying(self) -> Iterator[None]:
+        """Hold the lock while a batch is applied: readers see all of it or none of it."""
+        with self._lock:
+            try:
+                yield
+            finally:
+                self._version += 1
+
+    def task(self, uuid: str) -> TaskRecord | None:
+        """The live record of a recent task (the applier changes it in place)."""
+        return self._recent.get(uuid)
+
+    def missing(self, uuids: Iterable[str]) -> set[str]:
+        """Those of ``uuids`` the view does not hold (the applier looks them up before applying)."""
+        recent = self._recent
+        return {uuid for uuid in uuids if uuid not in recent}
 
     def remember(self, task: TaskRecord) -> None:
-        recent = self.recent
+        """Make ``task`` the most recent one, forgetting the least recent beyond the limit."""
+        recent = self._recent
         recent[task.uuid] = task
         recent.move_to_end(task.uuid)
-        while len(recent) > self.recent_limit:
+        while len(recent) > self._recent_limit:
             recent.popitem(last=False)
 
     def count_state(self, old: str | None, new: str | None) -> None:
         if old == new:
             return
-        counts = self.state_counts
+        counts = self._state_counts
         if old is not None:
             counts[old] = max(0, counts.get(old, 0) - 1)
         if new is not None:
             counts[new] = counts.get(new, 0) + 1
 
-    def recent_task(self, uuid: str) -> dict[str, object] | None:
-        with self.lock:
-            task = self.recent.get(uuid)
+    def add_task_name(self, name: str) -> None:
+        self._task_names.add(name)
+
+    def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
+        """Count one applied task event in the per-event counters and histograms."""
+        self._stats.record(event_type, task, event)
+
+    def worker(self, hostname: str) -> WorkerRecord | None:
+        """The live record of a worker (the applier changes it in place)."""
+        return self._workers.get(hostname)
+
+    def add_worker(self, worker: WorkerRecord) -> None:
+        self._workers[worker.hostname] = worker
+
+    def worker_records(self) -> list[WorkerRecord]:
+        """The live worker records, for the applier's limits and purges."""
+        return list(self._workers.values())
+
+    def forget_workers(self, names: Iterable[str]) -> None:
+        """Drop workers and their counters (purged, or beyond --max_workers)."""
+        for name in names:
+            self._workers.pop(name, None)
+            self._stats.forget_worker(name)
+
+    # -- explicit operations for the monitor's other parts ---------------------------------------
+
+    def restore(self, workers: Iterable[WorkerRecord], stats: EventStats, state_counts: dict[str, int],
+                task_names: Iterable[str]) -> None:
+        """Take over what the previous run saved (before the applier starts)."""
+        with self._lock:
+            for worker in workers:
+                self._workers[worker.hostname] = worker
+            self._stats = stats
+            self._state_counts = dict(state_counts)
+            self._task_names = set(task_names)
+
+    def forget_trimmed(self, removed: dict[str, int]) -> None:
+        """The history deleted its oldest tasks (``removed``: how many per state): count them out."""
+        with self._lock:
+            counts = self._state_counts
+            for state, count in removed.items():
+                counts[state] = max(0, counts.get(state, 0) - count)
+
+    def counters_to_save(self) -> dict[str, Any]:
+        """The counters as the history saves them, when they changed since the last call (else {})."""
+        with self._lock:
+            if self._version == self._saved_version:
+                return {}
+            self._saved_version = self._version
+            return {"stats": self._stats.to_store()}
+
+    # -- readers: copies ------------------------------------------------------------------------
+
+    @property
+    def runtime_buckets(self) -> tuple[float, ...]:
+        return self._stats.runtime_buckets
+
+    def task_dict(self, uuid: str) -> dict[str, Any] | None:
+        """A recent task as the API shows it (a copy), or None when the view does not hold it."""
+        with self._lock:
+            task = self._recent.get(uuid)
             return task.as_dict() if task is not None else None
 
-    def worker_names(self) -> list[str]:
-        with self.lock:
-            return list(self.workers)
+    def task_names(self) -> list[str]:
+        with self._lock:
+            return sorted(self._task_names)
 
-    def worker_dicts(self, now: float | None = None) -> dict[str, dict[str, object]]:
+    def worker_names(self) -> list[str]:
+        with self._lock:
+            return list(self._workers)
+
+    def worker_count(self) -> int:
+        return len(self._workers)
+
+    def knows_worker(self, name: str) -> bool:
+        return name in self._workers
+
+    def worker_dicts(self, now: float | None = None) -> dict[str, dict[str, Any]]:
         now = time.time() if now is None else now
-        with self.lock:
-            return {name: worker.as_dict(now) for name, worker in self.workers.items()}
+        with self._lock:
+            return {name: worker.as_dict(now) for name, worker in self._workers.items()}
+
+    def online_count(self, now: float | None = None) -> int:
+        now = time.time() if now is None else now
+        with self._lock:
+            return sum(1 for worker in self._workers.values() if worker.is_online(now))
+
+    def snapshot(self, now: float | None = None) -> LiveSnapshot:
+        """The counters, the workers' status and the task state counts, in one hold of the lock."""
+        now = time.time() if now is None else now
+        with self._lock:
+            stats = self._stats
+            copied = StatsSnapshot(
+                runtime_buckets=stats.runtime_buckets,
+                events=[(EventKey._make(k), v) for k, v in stats.events.items()],
+                runtime=[(TaskWorker._make(k), h.copy()) for k, h in stats.runtime.items()],
+                prefetch_time=[(TaskWorker._make(k), v) for k, v in stats.prefetch_time.items()],
+                prefetched=[(TaskWorker._make(k), v) for k, v in stats.prefetched.items()],
+                outcomes=[(OutcomeKey._make(k), v) for k, v in stats.outcomes.items()],
+                queue_wait=[(k, h.copy()) for k, h in stats.queue_wait.items()],
+            )
+            workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0) for w in self._workers.values()}
+            return LiveSnapshot(now, copied, workers, dict(self._state_counts))

@@ -61,11 +61,16 @@ class TaskRecord:
     custom: dict[str, Any] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
-        """Flower's task JSON plus our additions (transitions, custom event data)."""
+        """Flower's task JSON plus our additions (transitions, custom event data).
+
+        A copy other threads may keep: the lists and the dict are copied too, since the applier
+        goes on appending to the record's own while the writer, the hub and readers serialise this.
+        """
         data = dict(zip(TASK_FIELDS, _task_fields(self), strict=True))  # one C call for all thirty fields
-        data["transitions"] = self.transitions
+        data["children"] = list(self.children)
+        data["transitions"] = list(self.transitions)
         if self.custom:
-            data["custom"] = self.custom
+            data["custom"] = _copy_custom(self.custom)
         return data
 
     @classmethod
@@ -76,8 +81,13 @@ class TaskRecord:
                 setattr(record, name, data[name])
         record.children = list(data.get("children") or [])
         record.transitions = list(data.get("transitions") or [])
-        record.custom = dict(data.get("custom") or {})
+        record.custom = _copy_custom(data.get("custom") or {})
         return record
+
+
+def _copy_custom(custom: dict[str, Any]) -> dict[str, Any]:
+    """Custom event data per state: the applier updates each state's dict in place, so copy those too."""
+    return {state: dict(data) if isinstance(data, dict) else data for state, data in custom.items()}
 
 
 # Worker fields copied from worker events.
@@ -143,7 +153,11 @@ class WorkerRecord:
         }
 
     def to_store(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        """A copy for the history's writer thread (the applier keeps changing the record)."""
+        data = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        data["heartbeats"] = list(self.heartbeats)
+        data["counters"] = dict(self.counters)
+        return data
 
     @classmethod
     def from_store(cls, data: dict[str, Any]) -> WorkerRecord:

@@ -6,7 +6,8 @@ this protocol.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from celery_monitor.store.query import TaskQuery
@@ -24,9 +25,21 @@ class Store(Protocol):
 
     def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]: ...
 
-    def query_tasks(self, query: TaskQuery) -> list[TaskDict]: ...
+    def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
+        """The query's page, leaving out the rows whose seq is in ``excluding``."""
 
-    def count_tasks(self, query: TaskQuery) -> int: ...
+    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> int: ...
+
+    # Lists lay the writer's pending tasks over these (store/overlay.py).
+
+    def snapshot(self) -> AbstractContextManager[None]:
+        """One read transaction for several reads that must agree."""
+
+    def seqs_of(self, uuids: Iterable[str]) -> dict[str, int]: ...
+
+    def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]: ...
+
+    def tasks_in_order(self, seqs: Sequence[int]) -> list[tuple[int, TaskDict]]: ...
 
     def task_names(self) -> list[str]: ...
 
@@ -59,9 +72,14 @@ class Store(Protocol):
         """Append one control action to the audit trail; returns its id."""
 
     def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
-                      action: str | None = None) -> list[dict[str, Any]]:
+                      action: str | None = None, target: str | None = None, since: float | None = None,
+                      until: float | None = None) -> list[dict[str, Any]]:
         """Audit entries, newest first."""
 
-    def audit_count(self, user: str | None = None, action: str | None = None) -> int: ...
+    def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
+                    since: float | None = None, until: float | None = None) -> int: ...
+
+    def audit_facets(self) -> dict[str, list[str]]:
+        """The users and actions the audit trail holds."""
 
     def close(self) -> None: ...

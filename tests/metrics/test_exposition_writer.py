@@ -12,7 +12,7 @@ from prometheus_client.registry import Collector
 from prometheus_client.utils import floatToGoString
 
 from celery_monitor.metrics.exposition import Counter, Gauge, HistogramFamily, format_value
-from celery_monitor.metrics.histogram import Histogram
+from celery_monitor.state.histogram import Histogram
 
 ODD = 'a"b\\c\nd'  # every character a label value escapes
 

@@ -29,7 +29,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_workers": GAUGE,
     "celery_monitor_worker_pool_processes": GAUGE,
     "celery_monitor_events_received_total": COUNTER,
-    "celery_monitor_events_dropped_total": COUNTER,
+    "celery_monitor_event_messages_dropped_total": COUNTER,
     "celery_monitor_events_malformed_total": COUNTER,
     "celery_monitor_events_rejected_total": COUNTER,
     "celery_monitor_receiver_connected": GAUGE,

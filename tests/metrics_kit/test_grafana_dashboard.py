@@ -109,7 +109,7 @@ def test_queues_workers_and_monitor_health_are_shown() -> None:
         "flower_worker_online",
         "celery_monitor_receiver_connected",
         "celery_monitor_events_received_total",
-        "celery_monitor_events_dropped_total",
+        "celery_monitor_event_messages_dropped_total",
         "celery_monitor_ingest_lag_seconds",
     ):
         assert family in shown, f"no panel shows {family}"

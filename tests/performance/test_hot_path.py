@@ -13,11 +13,11 @@ import pytest
 
 from celery_monitor.applier.applier import Applier
 from celery_monitor.hub import Hub
-from celery_monitor.metrics.stats import EventStats
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.models import TASK_FIELDS
+from celery_monitor.state.stats import EventStats
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.writer import StoreWriter
@@ -65,7 +65,7 @@ def test_a_batch_bigger_than_the_live_view_keeps_every_task(store: SQLiteStore) 
         assert task is not None and task["state"] == "SUCCESS", task
         assert [t[0] for t in task["transitions"]] == ["PENDING", "RECEIVED", "STARTED", "SUCCESS"]
         assert task["name"] == "tests.add" and task["result"] == "3"
-    assert {state: n for state, n in live.state_counts.items() if n} == {"SUCCESS": 200}
+    assert {state: n for state, n in live.snapshot().state_counts.items() if n} == {"SUCCESS": 200}
 
 
 def test_a_task_known_only_to_the_history_is_continued_not_restarted(store: SQLiteStore) -> None:
@@ -121,7 +121,7 @@ def test_a_task_being_written_stays_visible_and_is_continued(tmp_path: Path) -> 
     store = PausedStore(str(tmp_path / "history.db"))
     applier, writer, live = make_applier(store, recent_tasks=1)
     applier.apply([(10.0, [message(*lifecycle("first", 1.0)[:3]), message(*lifecycle("other", 2.0)[:1])])])
-    assert "first" not in live.recent  # only the history and the writer know it now
+    assert live.task_dict("first") is None  # only the history and the writer know it now
     flushing = threading.Thread(target=writer.flush)
     flushing.start()
     try:

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, Protocol
 
-from celery_monitor.auth.config import AuthConfig
+from celery_monitor.auth.oauth.providers import ProviderSettings
 
 with warnings.catch_warnings():
     # Authlib warns that it prefers the httpx2 package; plain httpx works the same for us.
@@ -15,7 +15,20 @@ with warnings.catch_warnings():
 _CLIENTS: dict[int, Any] = {}
 
 
-def client_for(config: AuthConfig) -> Any:
+class ClientSettings(Protocol):
+    """What the client is made from (an :class:`~celery_monitor.auth.config.AuthConfig`)."""
+
+    @property
+    def provider(self) -> ProviderSettings | None: ...
+
+    @property
+    def oauth2_key(self) -> str: ...
+
+    @property
+    def oauth2_secret(self) -> str: ...
+
+
+def client_for(config: ClientSettings) -> Any:
     """The Starlette OAuth client for ``config.provider`` (state, nonce and PKCE kept in the session)."""
     key = id(config)
     client = _CLIENTS.get(key)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from celery_monitor.web.timeline import quantile
+from celery_monitor.metrics.timeline import quantile
 
 BOUNDS = (0.1, 0.5, 1.0, 5.0)
 

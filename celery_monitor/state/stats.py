@@ -1,4 +1,4 @@
-"""Counters and histograms the applier keeps per event, exported at scrape time.
+"""Counters and histograms the applier keeps per event in the live view; metrics/ exports them.
 
 Plain dicts keyed by label tuples: one dict increment per event instead of a prometheus-client
 child lookup, and the whole set is saved with the history so a restart keeps the counts.
@@ -10,14 +10,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-from celery_monitor.metrics.histogram import DEFAULT_BUCKETS, Histogram
+from celery_monitor import states
+from celery_monitor.state.histogram import DEFAULT_BUCKETS, Histogram
 from celery_monitor.state.models import TaskRecord
+from celery_monitor.states import EVENT_STATES
 
 WAIT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
-OUTCOME_STATES = {
-    "task-succeeded": "SUCCESS", "task-failed": "FAILURE", "task-retried": "RETRY",
-    "task-revoked": "REVOKED", "task-rejected": "REJECTED",
-}  # fmt: skip
+OUTCOME_STATES = {event: state for event, state in EVENT_STATES.items() if state in states.OUTCOME_STATES}
 
 
 def exception_class(exception: str | None) -> str:
@@ -60,7 +59,7 @@ class EventStats:
                 hist.observe(float(runtime))
         outcome = OUTCOME_STATES.get(event_type)
         if outcome is not None:
-            okey = (name, outcome, exception_class(event.get("exception")) if outcome != "SUCCESS" else "")
+            okey = (name, outcome, exception_class(event.get("exception")) if outcome != states.SUCCESS else "")
             self.outcomes[okey] = self.outcomes.get(okey, 0) + 1
 
     def _record_wait(self, name: str, task: TaskRecord) -> None:

@@ -1,21 +1,22 @@
 """Samples the monitor's counters at a fixed pace so the graphs page can draw history.
 
 The live view keeps cumulative counters only; a graph needs rates and recent percentiles. Every
-``interval`` seconds we copy the counters (briefly, under the live view's lock), turn the
-difference with the previous copy into one point, and keep the last hour of points.
+``interval`` seconds we take a snapshot of the live view (:meth:`LiveView.snapshot`), turn the
+difference with the previous one into one point, keep the last hour of points and push each new
+point to the pages. The service builds and starts it with the monitor's other loops.
 """
 
 from __future__ import annotations
 
 import threading
-import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from celery_monitor import states
+from celery_monitor.broker.poller import QueuePoller
+from celery_monitor.hub import Hub
+from celery_monitor.state.live import LiveView
 from celery_monitor.supervision import Loop
-
-if TYPE_CHECKING:
-    from celery_monitor.service import Monitor
 
 INTERVAL = 2.0
 POINTS = 1800
@@ -40,8 +41,11 @@ def quantile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | 
 
 
 class Timeline:
-    def __init__(self, monitor: Monitor, interval: float = INTERVAL, points: int = POINTS) -> None:
-        self.monitor = monitor
+    def __init__(self, live: LiveView, hub: Hub, queues: QueuePoller, interval: float = INTERVAL,
+                 points: int = POINTS) -> None:
+        self.live = live
+        self.hub = hub
+        self.queues = queues
         self.interval = interval
         self.points: deque[dict[str, Any]] = deque(maxlen=points)
         self._previous: dict[str, Any] | None = None
@@ -49,7 +53,6 @@ class Timeline:
         self._stop_event = threading.Event()
         self._thread: threading.Thread | None = None
         self.loop = Loop("timeline", stall_after=interval + 60)
-        monitor.supervisor.add(self.loop)
 
     def start(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -67,26 +70,23 @@ class Timeline:
     def _tick(self) -> None:
         point = self.sample()
         if point is not None:
-            self.monitor.hub.publish([{"kind": "sample", "sample": point}])
+            self.hub.publish([{"kind": "sample", "sample": point}])
 
     def _snapshot(self) -> dict[str, Any]:
-        live = self.monitor.live
-        now = time.time()
-        with live.lock:
-            stats = live.stats
-            outcomes: dict[str, int] = {}
-            for (_name, state, _exc), count in stats.outcomes.items():
-                outcomes[state] = outcomes.get(state, 0) + count
-            received = sum(count for (_n, kind, _h), count in stats.events.items() if kind == RECEIVED)
-            runtimes: dict[str, list[int]] = {}
-            for (name, _worker), hist in stats.runtime.items():
-                merged = runtimes.setdefault(name, [0] * len(hist.counts))
-                for index, count in enumerate(hist.counts):
-                    merged[index] += count
-            online = sum(1 for worker in live.workers.values() if worker.is_online(now))
-            bounds = stats.runtime_buckets
-        return {"time": now, "outcomes": outcomes, "received": received, "runtimes": runtimes,
-                "bounds": bounds, "online": online}
+        snap = self.live.snapshot()
+        stats = snap.stats
+        outcomes: dict[str, int] = {}
+        for outcome, count in stats.outcomes:
+            outcomes[outcome.state] = outcomes.get(outcome.state, 0) + count
+        received = sum(count for key, count in stats.events if key.type == RECEIVED)
+        runtimes: dict[str, list[int]] = {}
+        for key, hist in stats.runtime:
+            merged = runtimes.setdefault(key.task, [0] * len(hist.counts))
+            for index, count in enumerate(hist.counts):
+                merged[index] += count
+        online = sum(1 for worker in snap.workers.values() if worker.online)
+        return {"time": snap.taken_at, "outcomes": outcomes, "received": received, "runtimes": runtimes,
+                "bounds": stats.runtime_buckets, "online": online}
 
     def sample(self) -> dict[str, Any] | None:
         """Take one point; the first call only sets the baseline."""
@@ -101,19 +101,19 @@ class Timeline:
 
     def _point(self, previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         elapsed = max(current["time"] - previous["time"], 1e-6)
-        states = set(previous["outcomes"]) | set(current["outcomes"])
-        done = {s: current["outcomes"].get(s, 0) - previous["outcomes"].get(s, 0) for s in states}
+        outcomes = set(previous["outcomes"]) | set(current["outcomes"])
+        done = {s: current["outcomes"].get(s, 0) - previous["outcomes"].get(s, 0) for s in outcomes}
         rates = {s: round(max(d, 0) / elapsed, 3) for s, d in done.items()}
-        rates["RECEIVED"] = round(max(current["received"] - previous["received"], 0) / elapsed, 3)
-        finished = done.get("SUCCESS", 0) + done.get("FAILURE", 0)
-        failure_rate = round(done.get("FAILURE", 0) / finished, 4) if finished > 0 else None
+        rates[states.RECEIVED] = round(max(current["received"] - previous["received"], 0) / elapsed, 3)
+        finished = done.get(states.SUCCESS, 0) + done.get(states.FAILURE, 0)
+        failure_rate = round(done.get(states.FAILURE, 0) / finished, 4) if finished > 0 else None
         runtimes: dict[str, list[float | None]] = {}
         for name, counts in current["runtimes"].items():
             before = previous["runtimes"].get(name, [0] * len(counts))
             delta = [max(a - b, 0) for a, b in zip(counts, before, strict=True)]
             if any(delta):
                 runtimes[name] = [quantile(current["bounds"], delta, q) for q in QUANTILES]
-        queues = self.monitor.queue_poller.latest
+        queues = self.queues.latest
         return {
             "time": round(current["time"], 3),
             "rates": rates,

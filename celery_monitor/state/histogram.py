@@ -24,6 +24,14 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def copy(self) -> Histogram:
+        """A copy to read outside the live view's lock while the applier keeps observing the original."""
+        copy = Histogram.__new__(Histogram)
+        copy.bounds = self.bounds
+        copy.counts = list(self.counts)
+        copy.sum = self.sum
+        return copy
+
     def cumulative(self) -> list[tuple[str, int]]:
         out: list[tuple[str, int]] = []
         running = 0
@@ -37,7 +45,7 @@ class Histogram:
         return sum(self.counts)
 
     def to_store(self) -> dict[str, Any]:
-        return {"bounds": list(self.bounds), "counts": self.counts, "sum": self.sum}
+        return {"bounds": list(self.bounds), "counts": list(self.counts), "sum": self.sum}
 
     @classmethod
     def from_store(cls, data: dict[str, Any], bounds: tuple[float, ...]) -> Histogram:
