@@ -42,10 +42,12 @@ def contains(live: Any, desired: Any) -> bool:
 
 
 def digest(obj: Mapping[str, Any]) -> str:
+    """A short, stable hash of a desired object: equal objects, equal digests, whatever the key order."""
     return hashlib.sha256(json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
 
 
 def with_applied_hash(desired: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of ``desired`` annotated with its own digest, so the next pass sees whether the spec changed."""
     body = copy.deepcopy(dict(desired))
     body["metadata"].setdefault("annotations", {})[APPLIED_HASH_ANNOTATION] = digest(desired)
     return body

@@ -10,6 +10,7 @@ from celery_monitor_operator import kube, reconcile, resources
 
 
 def detect(api: kube.Api) -> reconcile.Capabilities:
+    """What the cluster serves now, as :func:`reconcile.desired` takes it."""
     monitoring = api.served_resources(resources.SERVICE_MONITORS.group_version)
     gateway = api.served_resources(resources.HTTP_ROUTES.group_version)
     return reconcile.Capabilities(

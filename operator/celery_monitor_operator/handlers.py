@@ -23,6 +23,11 @@ RESOURCE = (naming.GROUP, naming.VERSION, naming.PLURAL)
 
 @kopf.on.startup()
 def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Once, before kopf watches anything: where kopf keeps its state, and the cluster client.
+
+    The client goes into kopf's ``memo``, which every handler below receives: they all reach the
+    cluster through this one :class:`kube.Api`.
+    """
     # Progress and the last handled spec live in annotations under our own group, so the
     # status stays exactly what the CRD's schema describes.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.GROUP)
@@ -50,6 +55,7 @@ def _ensure_cluster_peering(api: kube.Api, name: str, logger: kopf.Logger) -> No
 
 
 def _converge(body: kopf.Body, memo: kopf.Memo) -> converge.Outcome:
+    """One pass for one resource, status included: what both the event handlers and the timer do."""
     api: kube.Api = memo.api
     raw = dict(body)
     outcome = converge.converge(api, raw)
@@ -61,6 +67,12 @@ def _converge(body: kopf.Body, memo: kopf.Memo) -> converge.Outcome:
 @kopf.on.create(*RESOURCE)
 @kopf.on.update(*RESOURCE)
 def reconcile_monitor(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """A CeleryMonitor was created or changed, or the operator (re)started and found it.
+
+    The outcome is told to kopf in its own terms: an invalid spec is a permanent error (kopf
+    handles it again only when the spec changes); what can mend without a new spec (a missing
+    Secret or CRD, a failed apply) a temporary one (kopf calls again after ``RETRY_SECONDS``).
+    """
     outcome = _converge(body, memo)
     summary = outcome.summary
     if outcome.invalid_spec:
@@ -72,6 +84,7 @@ def reconcile_monitor(body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
 
 @kopf.timer(*RESOURCE, interval=RESYNC_SECONDS, initial_delay=RESYNC_SECONDS)
 def resync_monitor(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """Every ``RESYNC_SECONDS``: converge again, whatever changed meanwhile; never raises for kopf to retry."""
     outcome = _converge(body, memo)
     summary = outcome.summary
     if summary.status is not True:

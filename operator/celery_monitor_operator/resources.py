@@ -15,6 +15,8 @@ from celery_monitor_operator import naming
 
 @dataclasses.dataclass(frozen=True)
 class ResourceRef:
+    """A kind the operator works with, as the API server's paths name it (the core group is "")."""
+
     group: str
     version: str
     plural: str
@@ -60,4 +62,5 @@ BY_KIND: dict[tuple[str, str], ResourceRef] = {
 
 
 def ref_for(obj: Mapping[str, Any]) -> ResourceRef:
+    """The reference of a rendered child, by its apiVersion and kind."""
     return BY_KIND[(obj["apiVersion"], obj["kind"])]

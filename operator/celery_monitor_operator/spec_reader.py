@@ -17,6 +17,8 @@ INVALID_SPEC = "InvalidSpec"
 
 @dataclasses.dataclass(frozen=True)
 class Problem:
+    """One thing wrong with a spec (or met while applying it): a CamelCase reason and a message for people."""
+
     reason: str
     message: str
 

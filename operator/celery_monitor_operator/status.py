@@ -24,6 +24,8 @@ SUMMARIZED = (RECONCILED, MONITORING_CONFIGURED, EXPOSED, PERSISTENCE_BOUND, AVA
 
 @dataclasses.dataclass(frozen=True)
 class Condition:
+    """One condition as the operator decides it; :func:`render_conditions` gives it the API's shape."""
+
     type: str
     status: bool | None  # None is "Unknown"
     reason: str
@@ -35,6 +37,7 @@ class Condition:
 
 
 def summarize(conditions: Sequence[Condition]) -> Condition:
+    """Ready: true when every condition is; otherwise the first one that is not, in ``SUMMARIZED`` order."""
     by_type = {condition.type: condition for condition in conditions}
     for kind in SUMMARIZED:
         condition = by_type.get(kind)
