@@ -30,7 +30,8 @@ STYLESHEET = (Path(__file__).parent / "templates" / "auth.css").read_bytes()
 
 
 def config_of(request: Request) -> AuthConfig:
-    return request.app.state.auth  # type: ignore[no-any-return]
+    config: AuthConfig = request.app.state.auth  # set by the auth wiring; Starlette's state is untyped
+    return config
 
 
 def safe_next(config: AuthConfig, target: str | None) -> str:

@@ -174,7 +174,8 @@ class Redactor:
     def _run_format_task(self, task: TaskRecord) -> bool:
         """Let ``format_task`` change ``task``'s data fields in place; False when it failed (user code)."""
         try:
-            formatted = self.format_task(task)  # type: ignore[misc]
+            format_task = self.format_task  # only called when set (see above)
+            formatted = None if format_task is None else format_task(task)
             source = task if formatted is None else formatted
             for field in FIELDS:
                 kept = getattr(task, field)
