@@ -1,7 +1,8 @@
 """What every control endpoint shares: request arguments, the read-only switch and the audit record.
 
 Arguments are read like Flower reads them: the query string, then a form or JSON object body on
-top. Handlers return a dict and raise :class:`ControlError`/:class:`ApiError`; :func:`control_action`
+top (the arguments parsed by :mod:`celery_monitor.http.params`). Handlers return a dict and raise
+:class:`ControlError`/:class:`ApiError`; :func:`control_action`
 turns either into the JSON answer and records the outcome in the audit trail.
 """
 
@@ -16,25 +17,18 @@ import orjson
 from starlette.requests import Request
 from starlette.responses import Response
 
-from celery_monitor.api.errors import ApiError, json_response
-from celery_monitor.api.tasks import monitor_of, redactor_of
 from celery_monitor.auth import redact_replies
 from celery_monitor.control.errors import ControlError
+from celery_monitor.http.context import monitor_of, redactor_of, user_of
+from celery_monitor.http.errors import ApiError, json_response
 
 log = logging.getLogger(__name__)
 
 READ_ONLY = "Read-only mode: control actions are disabled (--read_only)"
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
-_TRUE = {"1", "true", "yes", "on"}
-_FALSE = {"0", "false", "no", "off", ""}
 
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
 Endpoint = Callable[[Request], Awaitable[Response]]
-
-
-def user_of(request: Request) -> str:
-    state = request.scope.get("state") or {}
-    return str(state.get("user") or "anonymous")
 
 
 def require_writable(request: Request) -> None:
@@ -79,56 +73,6 @@ async def arguments(request: Request) -> dict[str, Any]:
     """Query parameters with the body's values on top."""
     body, _ = await body_of(request)
     return {**dict(request.query_params), **body}
-
-
-def text_arg(args: dict[str, Any], name: str, default: str | None = None) -> str | None:
-    value = args.get(name)
-    if value is None or value == "":
-        return default
-    if not isinstance(value, str):
-        raise ApiError(400, f"Invalid '{name}': must be a string")
-    return value
-
-
-def int_arg(args: dict[str, Any], name: str, default: int | None = None) -> int | None:
-    value = args.get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ApiError(400, f"Invalid '{name}': {value!r} is not an integer")
-    try:
-        return int(value)
-    except ValueError:
-        raise ApiError(400, f"Invalid '{name}': {value!r} is not an integer") from None
-
-
-def float_arg(args: dict[str, Any], name: str, default: float | None = None) -> float | None:
-    value = args.get(name)
-    if value is None or value == "":
-        return default
-    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
-        raise ApiError(400, f"Invalid '{name}': {value!r} is not a number")
-    try:
-        number = float(value)
-    except ValueError:
-        raise ApiError(400, f"Invalid '{name}': {value!r} is not a number") from None
-    if number != number or number < 0:
-        raise ApiError(400, f"Invalid '{name}': must be a number of at least 0")
-    return number
-
-
-def bool_arg(args: dict[str, Any], name: str, default: bool = False) -> bool:
-    value = args.get(name)
-    if value is None:
-        return default
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ApiError(400, f"Invalid '{name}': {value!r} is not a boolean")
 
 
 async def _audit_params(request: Request, task_name: str | None) -> dict[str, Any]:

@@ -7,20 +7,12 @@ from typing import Any
 import orjson
 from starlette.requests import Request
 
-from celery_monitor.api.control_common import (
-    arguments,
-    body_of,
-    bool_arg,
-    control_action,
-    control_read,
-    float_arg,
-    require_writable,
-    text_arg,
-)
-from celery_monitor.api.errors import ApiError
-from celery_monitor.api.params import get_bool, get_float
-from celery_monitor.api.tasks import monitor_of, task_query
+from celery_monitor.api.control_common import arguments, body_of, control_action, control_read, require_writable
 from celery_monitor.control.calls import OPTIONS, TaskCall, parse_call
+from celery_monitor.http.context import monitor_of
+from celery_monitor.http.errors import ApiError
+from celery_monitor.http.params import bool_arg, float_arg, get_bool, get_float, text_arg
+from celery_monitor.http.tasks import task_query
 
 # The longest a request may hold a thread waiting for a result.
 MAX_WAIT = 3600.0

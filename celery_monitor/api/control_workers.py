@@ -6,9 +6,10 @@ from typing import Any
 
 from starlette.requests import Request
 
-from celery_monitor.api.control_common import arguments, control_action, int_arg, text_arg
-from celery_monitor.api.errors import ApiError
-from celery_monitor.api.tasks import monitor_of
+from celery_monitor.api.control_common import arguments, control_action
+from celery_monitor.http.context import monitor_of
+from celery_monitor.http.errors import ApiError
+from celery_monitor.http.params import int_arg, text_arg
 
 
 def _worker(request: Request) -> str:

@@ -13,8 +13,8 @@ from __future__ import annotations
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
-from celery_monitor.api.errors import json_response
-from celery_monitor.api.tasks import monitor_of
+from celery_monitor.http.context import monitor_of
+from celery_monitor.http.errors import json_response
 
 
 async def healthcheck(request: Request) -> Response:

@@ -14,11 +14,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from celery_monitor.api.errors import ApiError, json_response
-from celery_monitor.api.params import get_int
-from celery_monitor.api.tasks import monitor_of, redactor_of
 from celery_monitor.auth.redact import redact_request
 from celery_monitor.broker.messages import PAGE_MAX, BrokerUnreachable, QueueUnreadable
+from celery_monitor.http.context import monitor_of, redactor_of
+from celery_monitor.http.errors import ApiError, json_response
+from celery_monitor.http.params import get_int
 
 MAX_QUEUE_NAME = 255  # AMQP's limit for a queue name
 

@@ -6,9 +6,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from celery_monitor.api.errors import ApiError, json_response
-from celery_monitor.api.tasks import monitor_of
 from celery_monitor.broker.queues import BrokerUnavailable
+from celery_monitor.http.context import monitor_of
+from celery_monitor.http.errors import ApiError, json_response
 
 
 async def queue_lengths(request: Request) -> Response:

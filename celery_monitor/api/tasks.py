@@ -2,60 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import orjson
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 
-from celery_monitor.api.errors import ApiError, json_response
-from celery_monitor.api.params import get_int, get_list, get_time
-from celery_monitor.auth.redact import Redactor
-from celery_monitor.store.query import SORT_KEYS, TaskQuery
-from celery_monitor.store.search import SearchError, parse_search
-
-if TYPE_CHECKING:
-    from celery_monitor.service import Monitor
-
-
-def monitor_of(request: Request) -> Monitor:
-    return request.app.state.monitor  # type: ignore[no-any-return]
-
-
-def redactor_of(request: Request) -> Redactor | None:
-    """The --redact and format_task rules, for task data that does not come from the history."""
-    return monitor_of(request).applier.redactor
-
-
-def task_query(request: Request) -> TaskQuery:
-    """The query that /api/tasks and the tasks page share."""
-    sort_by = request.query_params.get("sort_by") or None
-    descending = True
-    if sort_by is not None:
-        descending = sort_by.startswith("-")
-        sort_by = sort_by.lstrip("-")
-        if sort_by not in SORT_KEYS:
-            raise ApiError(400, f"Invalid 'sort_by': {sort_by!r} (one of {', '.join(SORT_KEYS)})")
-    return TaskQuery(
-        limit=get_int(request, "limit", None, minimum=0),
-        offset=get_int(request, "offset", 0, minimum=0) or 0,
-        sort_by=sort_by,
-        descending=descending,
-        workers=get_list(request, "workername"),
-        names=get_list(request, "taskname"),
-        states=[s.upper() for s in get_list(request, "state")],
-        received_start=get_time(request, "received_start"),
-        received_end=get_time(request, "received_end"),
-        search=_search(request),
-    )
-
-
-def _search(request: Request) -> Any:
-    try:
-        return parse_search(request.query_params.get("search"))
-    except SearchError as exc:
-        raise ApiError(400, f"Invalid 'search': {exc}") from None
+from celery_monitor.http.context import monitor_of
+from celery_monitor.http.errors import json_response
+from celery_monitor.http.tasks import task_or_404, task_query
 
 
 def flower_fields(task: dict[str, Any]) -> dict[str, Any]:
@@ -90,12 +46,8 @@ async def _json_object(stream: Any) -> Any:
 
 
 async def task_info(request: Request) -> Response:
-    monitor = monitor_of(request)
     task_id = request.path_params["task_id"]
-    task = await run_in_threadpool(monitor.get_task, task_id)
-    if task is None:
-        raise ApiError(404, f"Unknown task '{task_id}'")
-    info: dict[str, Any] = flower_fields(dict(task))
+    info: dict[str, Any] = flower_fields(dict(await task_or_404(request, task_id)))
     info["task-id"] = task_id
     return json_response(info)
 

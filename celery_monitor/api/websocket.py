@@ -19,8 +19,8 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from celery_monitor.http.workers import worker_row
 from celery_monitor.hub import Notice, Subscription
-from celery_monitor.web.data import worker_row
 
 if TYPE_CHECKING:
     from celery_monitor.service import Monitor

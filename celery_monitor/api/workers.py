@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 
-from celery_monitor.api.errors import ApiError, json_response
-from celery_monitor.api.params import get_bool
-from celery_monitor.api.tasks import monitor_of, redactor_of
 from celery_monitor.auth import redact_replies
+from celery_monitor.http.context import monitor_of, redactor_of
+from celery_monitor.http.errors import ApiError, json_response
+from celery_monitor.http.params import get_bool
+from celery_monitor.http.workers import refresh_inspector
 
 
 async def list_workers(request: Request) -> Response:
@@ -27,11 +27,7 @@ async def list_workers(request: Request) -> Response:
         names = [workername] if workername else list(live)
         return json_response({name: bool(live.get(name, {}).get("status")) for name in names})
     if refresh:
-        future = monitor.inspector.refresh(workername)
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(future), timeout=monitor.inspector.timeout * 3 + 5)
-        except (TimeoutError, Exception):
-            pass  # the cached details are answered; freshness tells their age
+        await refresh_inspector(request, workername)
     details = redact_replies.inspect_details(redactor_of(request), monitor.inspector.details(workername))
     if workername and workername not in live and not details:
         raise ApiError(404, f"Unknown worker '{workername}'")

@@ -6,48 +6,25 @@ shape without touching the Flower-compatible API.
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
-from celery_monitor.api.audit import audit_page
-from celery_monitor.api.errors import ApiError, json_response
-from celery_monitor.api.params import get_bool
-from celery_monitor.api.tasks import redactor_of, task_query
 from celery_monitor.auth import redact_replies
+from celery_monitor.http.audit import audit_page
+from celery_monitor.http.context import monitor_of, redactor_of
+from celery_monitor.http.errors import ApiError, json_response
+from celery_monitor.http.params import get_bool
+from celery_monitor.http.tasks import task_or_404, task_query
+from celery_monitor.http.workers import refresh_inspector, worker_row
 
 if TYPE_CHECKING:
+    from celery_monitor.metrics.timeline import Timeline
     from celery_monitor.service import Monitor
-    from celery_monitor.web.timeline import Timeline
 
 PAGE_LIMIT = 500
-
-
-def monitor_of(request: Request) -> Monitor:
-    return request.app.state.monitor  # type: ignore[no-any-return]
-
-
-def worker_row(worker: dict[str, Any]) -> dict[str, Any]:
-    """One row of the workers table from a live worker record."""
-    counters = worker.get("counters") or {}
-    processed = worker.get("processed")
-    return {
-        "hostname": worker["hostname"],
-        "status": bool(worker.get("status")),
-        "active": worker.get("active") or 0,
-        "processed": processed if processed is not None else counters.get("task-received", 0),
-        "succeeded": counters.get("task-succeeded", 0),
-        "failed": counters.get("task-failed", 0),
-        "retried": counters.get("task-retried", 0),
-        "loadavg": worker.get("loadavg"),
-        "last_heartbeat": worker.get("last_heartbeat"),
-        "sw_ident": worker.get("sw_ident"),
-        "sw_ver": worker.get("sw_ver"),
-        "pid": worker.get("pid"),
-    }
 
 
 async def workers(request: Request) -> Response:
@@ -59,11 +36,7 @@ async def worker(request: Request) -> Response:
     monitor = monitor_of(request)
     name = request.path_params["name"]
     if get_bool(request, "refresh"):
-        future = monitor.inspector.refresh(name)
-        try:
-            await asyncio.wait_for(asyncio.wrap_future(future), timeout=monitor.inspector.timeout * 3 + 5)
-        except Exception:
-            pass  # the cached details are answered; their timestamp tells their age
+        await refresh_inspector(request, name)
     live = monitor.live.worker_dicts()
     details = redact_replies.inspect_details(redactor_of(request), monitor.inspector.details(name)).get(name, {})
     if name not in live and not details:
@@ -103,12 +76,7 @@ async def tasks(request: Request) -> Response:
 
 
 async def task(request: Request) -> Response:
-    monitor = monitor_of(request)
-    task_id = request.path_params["task_id"]
-    found = await run_in_threadpool(monitor.get_task, task_id)
-    if found is None:
-        raise ApiError(404, f"Unknown task '{task_id}'")
-    return json_response({"task": found})
+    return json_response({"task": await task_or_404(request, request.path_params["task_id"])})
 
 
 async def broker(request: Request) -> Response:

@@ -12,13 +12,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from celery_monitor.http.context import monitor_of
 from celery_monitor.settings import TASKS_COLUMNS
 from celery_monitor.states import FINISHED_STATES, STATES
 from celery_monitor.store.query import SORT_KEYS
 from celery_monitor.web.assets import missing_bundle
-from celery_monitor.web.data import monitor_of
 
 TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -80,7 +80,14 @@ async def broker(request: Request) -> Response:
 
 
 async def graphs(request: Request) -> Response:
-    return render(request, "monitor.html", "monitor", "Monitor")
+    """Graphs over time: throughput, failures, runtimes, queues and workers."""
+    return render(request, "graphs.html", "graphs", "Graphs")
+
+
+async def old_graphs(request: Request) -> Response:
+    """/monitor, the graphs' first address: kept for bookmarks ("monitor" now names only the product)."""
+    query = f"?{request.url.query}" if request.url.query else ""
+    return RedirectResponse(f"{monitor_of(request).settings.prefix}/graphs{query}", status_code=301)
 
 
 async def audit(request: Request) -> Response:

@@ -13,7 +13,8 @@ ROUTES: list[BaseRoute] = [
     Route("/tasks", pages.tasks),
     Route("/task/{task_id:path}", pages.task),
     Route("/broker", pages.broker),
-    Route("/monitor", pages.graphs),
+    Route("/graphs", pages.graphs),
+    Route("/monitor", pages.old_graphs),
     Route("/audit", pages.audit),
     Route("/live", data.live),
     Route("/ui/workers.json", data.workers),
@@ -22,6 +23,6 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/tasks.json", data.tasks),
     Route("/ui/task/{task_id:path}.json", data.task),
     Route("/ui/broker.json", data.broker),
-    Route("/ui/monitor.json", data.timeline),
+    Route("/ui/graphs.json", data.timeline),
     Route("/ui/audit.json", data.audit),
 ]

@@ -125,7 +125,7 @@ def test_worker_pages_show_markup_as_text(page: Page, xss_cluster: XssCluster) -
     assert_inert(page, base + "/workers", WORKER_NAME)
     assert_inert(page, f"{base}/worker/{quote(WORKER_NAME, safe='')}", WORKER_NAME)
     assert_inert(page, base + "/broker", None)
-    assert_inert(page, base + "/monitor", None)
+    assert_inert(page, base + "/graphs", None)
 
 
 def test_urls_with_markup_are_inert(page: Page, xss_cluster: XssCluster) -> None:

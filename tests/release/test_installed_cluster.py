@@ -98,12 +98,12 @@ def _page_data_arrived(page: Page, cluster: Cluster, path: str) -> None:
         expect(page.locator("#task-state")).to_have_text("SUCCESS")
     elif path == "/broker":
         expect(page.locator("#broker-queues tbody")).to_contain_text("celery", timeout=15_000)
-    elif path == "/monitor":
+    elif path == "/graphs":
         expect(page.locator("#chart-workers .uplot")).to_be_visible()
 
 
 @pytest.mark.parametrize("path", ["/", "/workers", "/worker/{worker}", "/tasks", "/task/{task}", "/broker",
-                                  "/monitor"])
+                                  "/graphs"])
 def test_every_page_loads_its_scripts_and_styles(cluster: Cluster, page: tuple[Page, Console], path: str) -> None:
     tab, console = page
     path = path.format(worker=quote(cluster.worker.hostname, safe=""), task=cluster.task_id)

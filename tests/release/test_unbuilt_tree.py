@@ -44,7 +44,7 @@ def unbuilt(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory)
         client.close()
 
 
-@pytest.mark.parametrize("path", ["/", "/workers", "/tasks", "/task/some-id", "/monitor"])
+@pytest.mark.parametrize("path", ["/", "/workers", "/tasks", "/task/some-id", "/graphs"])
 def test_every_page_is_a_notice_naming_the_fix(unbuilt: httpx.Client, path: str) -> None:
     response = unbuilt.get(path)
     assert response.status_code == 503

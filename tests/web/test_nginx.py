@@ -70,7 +70,7 @@ def nginx(prefixed_monitor: MonitorProcess, tmp_path_factory: pytest.TempPathFac
 def test_pages_load_and_pushes_arrive_through_nginx(page: Page, nginx: Proxy, web_cluster: WebCluster) -> None:
     page.goto(nginx.url + "/tasks")
     expect(page.locator("#live")).to_have_text("live")
-    for link in ("Workers", "Broker", "Monitor"):
+    for link in ("Workers", "Broker", "Graphs"):
         href = page.get_by_role("link", name=link, exact=True).get_attribute("href")
         assert href is not None and href.startswith(f"/{PREFIX}/"), href
     with celery_client(web_cluster.broker, web_cluster.backend) as client:
@@ -81,7 +81,7 @@ def test_pages_load_and_pushes_arrive_through_nginx(page: Page, nginx: Proxy, we
     expect(row).to_have_attribute("data-state", "SUCCESS", timeout=2000)
     page.get_by_role("link", name="Workers", exact=True).click()
     expect(page.locator(f'#workers tr[data-worker="{web_cluster.worker.hostname}"]')).to_contain_text("online")
-    page.goto(nginx.url + "/monitor")
+    page.goto(nginx.url + "/graphs")
     expect(page.locator("#chart-workers")).to_be_visible()
 
 

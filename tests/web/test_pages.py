@@ -97,17 +97,27 @@ def test_broker_page_lists_the_queue(page: Page, web_cluster: WebCluster, screen
     page.screenshot(path=screenshots / "broker.png", full_page=True)
 
 
-def test_monitor_page_draws_graphs(page: Page, web_cluster: WebCluster, finished_tasks: list[str],
-                                   screenshots: Path) -> None:
+def test_graphs_page_draws_graphs(page: Page, web_cluster: WebCluster, finished_tasks: list[str],
+                                  screenshots: Path) -> None:
     # The timeline samples every couple of seconds; wait for points that cover the finished tasks.
-    wait_for(lambda: len(web_cluster.monitor.json("/ui/monitor.json")["points"]) >= 2, 15, message="samples")
-    page.goto(web_cluster.monitor.url + "/monitor")
+    wait_for(lambda: len(web_cluster.monitor.json("/ui/graphs.json")["points"]) >= 2, 15, message="samples")
+    page.goto(web_cluster.monitor.url + "/graphs")
+    expect(page.get_by_role("link", name="Graphs", exact=True)).to_have_attribute("aria-current", "page")
     for chart in ("throughput", "failures", "queues", "workers"):
         expect(page.locator(f"#chart-{chart} canvas")).to_have_count(1)
     # A series named after a state takes the state's colour: the page knows the states from the server.
     success = page.locator("#chart-throughput .u-legend tr", has_text="SUCCESS").locator(".u-marker")
     expect(success).to_have_css("border-color", "rgb(59, 125, 79)")
-    page.screenshot(path=screenshots / "monitor.png", full_page=True)
+    page.screenshot(path=screenshots / "graphs.png", full_page=True)
+
+
+def test_the_graphs_old_address_redirects(page: Page, web_cluster: WebCluster) -> None:
+    # "Monitor" names the product; a bookmark of the graphs' first address still finds them.
+    response = httpx.get(web_cluster.monitor.url + "/monitor?from=bookmark", auth=web_cluster.monitor.auth)
+    assert response.status_code == 301 and response.headers["location"] == "/graphs?from=bookmark"
+    page.goto(web_cluster.monitor.url + "/monitor")
+    expect(page).to_have_url(web_cluster.monitor.url + "/graphs")
+    expect(page.locator("h1")).to_have_text("Graphs")
 
 
 def test_dark_theme_on_a_phone(browser: Browser, console: Console, web_cluster: WebCluster,

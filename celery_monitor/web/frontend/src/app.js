@@ -11,12 +11,12 @@ import { workerPage } from "./pages/worker.js";
 import { tasksPage } from "./pages/tasks.js";
 import { taskPage } from "./pages/task.js";
 import { brokerPage } from "./pages/broker.js";
-import { monitorPage } from "./pages/monitor.js";
+import { graphsPage } from "./pages/graphs.js";
 import { auditPage } from "./pages/audit.js";
 
 const PAGES = {
   workers: workersPage, worker: workerPage, tasks: tasksPage, task: taskPage, broker: brokerPage,
-  monitor: monitorPage, audit: auditPage,
+  graphs: graphsPage, audit: auditPage,
 };
 
 setupThemeToggle(redrawCharts);

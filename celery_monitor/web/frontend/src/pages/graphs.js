@@ -11,7 +11,7 @@ function column(points, pick) {
   return points.map(pick);
 }
 
-export async function monitorPage() {
+export async function graphsPage() {
   const charts = {
     throughput: new TimeChart($("#chart-throughput"), "/s"),
     failures: new TimeChart($("#chart-failures"), ""),
@@ -52,7 +52,7 @@ export async function monitorPage() {
   }
 
   async function load() {
-    points = (await getJSON("/ui/monitor.json")).points;
+    points = (await getJSON("/ui/graphs.json")).points;
     draw();
   }
 

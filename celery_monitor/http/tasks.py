@@ -1,0 +1,52 @@
+"""The task reads the API and the pages share: the query from the parameters, a task or 404."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from celery_monitor.http.context import monitor_of
+from celery_monitor.http.errors import ApiError
+from celery_monitor.http.params import get_int, get_list, get_time
+from celery_monitor.store.query import SORT_KEYS, TaskQuery
+from celery_monitor.store.search import SearchError, parse_search
+
+
+def task_query(request: Request) -> TaskQuery:
+    """The query that /api/tasks, bulk revoke and the tasks page share."""
+    sort_by = request.query_params.get("sort_by") or None
+    descending = True
+    if sort_by is not None:
+        descending = sort_by.startswith("-")
+        sort_by = sort_by.lstrip("-")
+        if sort_by not in SORT_KEYS:
+            raise ApiError(400, f"Invalid 'sort_by': {sort_by!r} (one of {', '.join(SORT_KEYS)})")
+    return TaskQuery(
+        limit=get_int(request, "limit", None, minimum=0),
+        offset=get_int(request, "offset", 0, minimum=0) or 0,
+        sort_by=sort_by,
+        descending=descending,
+        workers=get_list(request, "workername"),
+        names=get_list(request, "taskname"),
+        states=[s.upper() for s in get_list(request, "state")],
+        received_start=get_time(request, "received_start"),
+        received_end=get_time(request, "received_end"),
+        search=_search(request),
+    )
+
+
+def _search(request: Request) -> Any:
+    try:
+        return parse_search(request.query_params.get("search"))
+    except SearchError as exc:
+        raise ApiError(400, f"Invalid 'search': {exc}") from None
+
+
+async def task_or_404(request: Request, task_id: str) -> dict[str, Any]:
+    """The task as the monitor knows it (live, pending or stored), or a 404."""
+    task = await run_in_threadpool(monitor_of(request).get_task, task_id)
+    if task is None:
+        raise ApiError(404, f"Unknown task '{task_id}'")
+    return task
