@@ -174,7 +174,7 @@ class Redactor:
     def _run_format_task(self, task: TaskRecord) -> bool:
         """Let ``format_task`` change ``task``'s data fields in place; False when it failed (user code)."""
         try:
-            format_task = self.format_task  # only called when set (see above)
+            format_task = self.format_task  # set whenever this runs (the callers check)
             formatted = None if format_task is None else format_task(task)
             source = task if formatted is None else formatted
             for field in FIELDS:
