@@ -1,6 +1,6 @@
 """The API's error answers are the shared HTTP vocabulary's (:mod:`celery_monitor.http.errors`).
 
-Only app.py and api/openapi.py still import them from here; once they import from
+Only app.py still imports them from here; once it imports from
 ``celery_monitor.http.errors`` this module can go.
 """
 

@@ -18,7 +18,7 @@ from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
 from celery_monitor import __version__
 from celery_monitor.api import links
-from celery_monitor.api.errors import json_response
+from celery_monitor.http.errors import json_response
 
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
