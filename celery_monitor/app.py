@@ -50,7 +50,7 @@ def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
     auth = AuthConfig.from_settings(settings)
     middleware = auth_wiring.middleware(auth)
     app = Starlette(debug=False, routes=routes, middleware=middleware,
-                    exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+                    exception_handlers=EXCEPTION_HANDLERS,
                     lifespan=lifespan)
     app.state.monitor = monitor
     app.state.metrics = monitor.metrics

@@ -206,12 +206,13 @@ class Applier(threading.Thread):
             live.record(event_type, task, event)
             return True
         if event_type.startswith("worker-"):
-            worker = self.worker(hostname)
+            worker_name: str = event["hostname"]  # the boundary lets worker events in with a hostname only
+            worker = self.worker(worker_name)
             was_online = worker.is_online(received_at)
             apply_worker_event(worker, event, received_at)
             if not was_online and worker.is_online(received_at) and self.on_worker_online:
-                self.on_worker_online(hostname)
-            dirty_workers[hostname] = worker
+                self.on_worker_online(worker_name)
+            dirty_workers[worker_name] = worker
             return True
         return True
 

@@ -93,7 +93,7 @@ def task_call(redactor: Redactor | None, params: dict[str, Any], name: str | Non
     """A control request's parameters with the task call's args and kwargs redacted (for the audit trail)."""
     if not redactor:
         return params
-    fields = {field: _decoded(params[field]) for field in ("args", "kwargs") if field in params}
+    fields: dict[str, Any] = {field: _decoded(params[field]) for field in ("args", "kwargs") if field in params}
     if not fields:
         return params
     return {**params, **redactor.redact(fields, (), {"name": name})}

@@ -30,7 +30,9 @@ def broker_connection(app: Celery, timeout: float) -> Iterator[Connection]:
         raise unavailable(f"Broker unavailable: {exc}") from None
     with conn:
         try:
-            conn.ensure_connection(max_retries=1, interval_start=0.5, timeout=max(timeout, 1.0))
+            # kombu takes seconds as floats; its stubs (celery-types) say int.
+            conn.ensure_connection(max_retries=1, interval_start=0.5,  # type: ignore[arg-type]
+                                   timeout=max(timeout, 1.0))  # type: ignore[arg-type]
         except Exception as exc:
             raise unavailable(f"Broker unavailable: {exc}") from None
         yield conn

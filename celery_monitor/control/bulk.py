@@ -94,8 +94,8 @@ class BulkActions:
             for name in [queue] if queue else self.queue_names():
                 scan = self.messages.scan(name, lambda task: queued.matches(task, query))
                 scans.append(scan)
-                for task in scan.matched:
-                    ids.setdefault(task.uuid)
+                for queued_task in scan.matched:
+                    ids.setdefault(queued_task.uuid)
         task_ids = list(ids)
         if query.limit is not None:
             task_ids = task_ids[:query.limit]

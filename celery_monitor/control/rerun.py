@@ -63,7 +63,9 @@ def _redacted(text: str | None) -> bool:
 
 def looks_cut(text: str | None) -> bool:
     """Did Celery (at 1,024 characters) or the event boundary shorten this repr?"""
-    return bool(text) and (CUT_MARK in text or (len(text) >= ARGSREPR_LIMIT and "..." in text))  # type: ignore[operator]
+    if not text:
+        return False
+    return CUT_MARK in text or (len(text) >= ARGSREPR_LIMIT and "..." in text)
 
 
 class RerunSources:

@@ -6,7 +6,7 @@ import contextlib
 import signal as signal_module
 import threading
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, cast
 
 import orjson
 from celery import Celery
@@ -90,12 +90,15 @@ class TaskControl:
         if not self.backend_configured:
             raise unavailable(BACKEND_NOT_CONFIGURED)
 
-    def send(self, name: str, call: TaskCall) -> AsyncResult:
+    def send(self, name: str, call: TaskCall) -> AsyncResult[Any]:
         with broker_connection(self.app, self.broadcaster.timeout) as conn:
             try:
                 task = self.app.tasks.get(name)
                 if task is not None:
-                    return task.apply_async(call.args, call.kwargs, connection=conn, **call.options)
+                    # Celery passes connection= on to the producer and takes a list of args; its stubs
+                    # (celery-types) know neither.
+                    return task.apply_async(call.args, call.kwargs, connection=conn,  # type: ignore[call-arg, arg-type]
+                                            **call.options)
                 return self.app.send_task(name, call.args, call.kwargs, connection=conn, **call.options)
             except (TypeError, ValueError, EncodeError) as exc:
                 raise bad_request(f"Cannot send '{name}': {exc}") from None
@@ -125,7 +128,7 @@ class TaskControl:
             raise bad_request("Missing task name")
         return self._sent(self.send(name, call))
 
-    def _sent(self, result: AsyncResult) -> dict[str, Any]:
+    def _sent(self, result: AsyncResult[Any]) -> dict[str, Any]:
         response: dict[str, Any] = {"task-id": result.id}
         if self.backend_configured:
             response["state"] = self._state(result)
@@ -140,13 +143,13 @@ class TaskControl:
         with self.waiting_slot():
             return self._wait(self.app.AsyncResult(task_id), timeout)
 
-    def _state(self, result: AsyncResult) -> str:
+    def _state(self, result: AsyncResult[Any]) -> str:
         try:
             return str(result.state)
         except Exception as exc:
             raise unavailable(f"Result backend unavailable: {exc}") from None
 
-    def _wait(self, result: AsyncResult, timeout: float | None) -> dict[str, Any]:
+    def _wait(self, result: AsyncResult[Any], timeout: float | None) -> dict[str, Any]:
         if timeout:
             try:
                 result.get(timeout=timeout, propagate=False, disable_sync_subtasks=False)
@@ -157,7 +160,8 @@ class TaskControl:
         response: dict[str, Any] = {"task-id": result.id, "state": self._state(result)}
         if response["state"] in RESULT_READY_STATES:
             try:
-                value, traceback = result.result, result.traceback
+                # The backend keeps the traceback formatted, a string (celery-types says a traceback object).
+                value, traceback = result.result, cast("str | None", result.traceback)
             except Exception as exc:
                 raise unavailable(f"Result backend unavailable: {exc}") from None
             redactor = self.redactor()
@@ -172,7 +176,7 @@ class TaskControl:
 
     def abort(self, task_id: str) -> str:
         self.require_backend()
-        result = AbortableAsyncResult(task_id, app=self.app)
+        result: AbortableAsyncResult[Any] = AbortableAsyncResult(task_id, app=self.app)
         if self.find_task(task_id) is None and self._state(result) == PENDING:
             raise not_found(f"Unknown task '{task_id}'")
         try:

@@ -49,7 +49,7 @@ def format_value(value: float) -> str:
             return f"{mantissa}e+{len(digits) - 1:02d}"
     elif -1e6 < value < 1e6:  # NaN fails the comparison and takes the general path
         return repr(float(value))
-    return floatToGoString(value)
+    return str(floatToGoString(value))
 
 
 def _labels(pairs: Iterable[tuple[str, str]]) -> str:

@@ -154,12 +154,12 @@ class WorkerRecord:
 
     def to_store(self) -> dict[str, Any]:
         """A copy for the history's writer thread (the applier keeps changing the record)."""
-        data = {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+        data = {name: getattr(self, name) for name in self.__slots__}
         data["heartbeats"] = list(self.heartbeats)
         data["counters"] = dict(self.counters)
         return data
 
     @classmethod
     def from_store(cls, data: dict[str, Any]) -> WorkerRecord:
-        known = set(cls.__slots__)  # type: ignore[attr-defined]
+        known = set(cls.__slots__)
         return cls(**{k: v for k, v in data.items() if k in known})

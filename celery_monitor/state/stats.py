@@ -73,7 +73,8 @@ class EventStats:
         hist.observe(wait)
 
     def forget_worker(self, worker: str) -> None:
-        for table in (self.events, self.runtime, self.prefetch_time, self.prefetched):
+        tables: tuple[dict[Any, Any], ...] = (self.events, self.runtime, self.prefetch_time, self.prefetched)
+        for table in tables:
             for key in [k for k in table if k[-1] == worker]:
                 del table[key]
 

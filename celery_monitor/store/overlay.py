@@ -16,8 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import operator
 from collections.abc import Callable, Iterator
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeGuard
 
 from celery_monitor.store.base import TaskDict
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
@@ -53,13 +54,13 @@ def matches(query: TaskQuery, task: TaskDict) -> bool:
             if not isinstance(value, str) or value.casefold() not in {w.casefold() for w in wanted}:
                 return False
     received = task.get("received")
-    for bound, inside in ((query.received_start, lambda r, b: r >= b), (query.received_end, lambda r, b: r <= b)):
+    for bound, inside in ((query.received_start, operator.ge), (query.received_end, operator.le)):
         if bound is not None and not (_is_number(received) and inside(received, bound)):
             return False
     return search_matches(query.search.expression, task)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[float]:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
