@@ -73,7 +73,7 @@ class Monitor:
                                max_workers=settings.max_workers,
                                purge_offline_workers=settings.purge_offline_workers,
                                on_worker_online=self._worker_came_online,
-                               redactor=self.redactor)
+                               redactor=self.redactor, tasks=self.tasks)
         self.reader = build_reader(app, self.handoff, self.health)
         self.queues = QueueLengths(app, settings.broker_api)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)

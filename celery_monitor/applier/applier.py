@@ -52,13 +52,15 @@ class Applier(threading.Thread):
         purge_offline_workers: float | None = None,
         on_worker_online: Callable[[str], None] | None = None,
         redactor: redact.Redactor | None = None,
+        tasks: TaskLookup | None = None,
     ) -> None:
         super().__init__(name="event-applier", daemon=True)
         self.handoff = handoff
         self.live = live
         self.store = store
         self.writer = writer
-        self.tasks = TaskLookup(live, writer, store)
+        # Where a task not in the live view is found: the service's one lookup (store/lookup.py).
+        self.tasks = tasks if tasks is not None else TaskLookup(live, writer, store)
         self.health = health
         self.hub = hub
         self.boundary = boundary if boundary is not None else EventBoundary()
