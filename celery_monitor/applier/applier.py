@@ -72,6 +72,8 @@ class Applier(threading.Thread):
         # Per batch: the tasks it changed, and the stored tasks looked up for it in one go.
         self._dirty: dict[str, TaskRecord] = {}
         self._prefetched: dict[str, Any] = {}
+        # Workers the batch forgot (--max_workers): deleted from the history once the lock is released.
+        self._forgotten: list[str] = []
         self._apply_error_logged_at = float("-inf")
         self.batches_applied = 0
         self.last_lag = 0.0
@@ -159,6 +161,7 @@ class Applier(threading.Thread):
             # Before readers see the batch in the live view: a task /api/task/info shows is then
             # pending or committed, never between the two, and lists (history + pending) have it too.
             self.writer.submit(task_dicts, worker_dicts)
+        self._delete_forgotten_workers()
         self.batches_applied += 1
         self.last_lag = max(0.0, time.time() - items[0][0])
         if want_notices:
@@ -279,12 +282,14 @@ class Applier(threading.Thread):
         others = [w for w in workers if w.hostname != keep]
         by_age = sorted(others, key=lambda w: (w.is_online(now), w.last_seen or 0))
         excess = [w.hostname for w in by_age[: len(workers) - self.max_workers]]
-        self._forget_workers(excess)
+        self.live.forget_workers(excess)
+        self._forgotten.extend(excess)
 
-    def _forget_workers(self, names: list[str]) -> None:
-        self.live.forget_workers(names)
-        if names:
-            self.store.delete_workers(names)
+    def _delete_forgotten_workers(self) -> None:
+        """Delete from the history the workers the last batch forgot (outside the live view's lock)."""
+        if self._forgotten:
+            forgotten, self._forgotten = self._forgotten, []
+            self.store.delete_workers(forgotten)
 
     def housekeeping(self) -> None:
         self.release_memory()
@@ -318,4 +323,6 @@ class Applier(threading.Thread):
                 offline_since = worker.went_offline or worker.heartbeat_expires or worker.last_seen or now
                 if now - offline_since > offline_for:
                     stale.append(worker.hostname)
-            self._forget_workers(stale)
+            self.live.forget_workers(stale)
+        if stale:  # the history is written after the lock is released: readers never wait for SQLite
+            self.store.delete_workers(stale)
