@@ -91,7 +91,7 @@ class Monitor:
         self.supervisor = Supervisor()
         self.supervisor.add(self.reader.loop, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
-                            self.timeline.loop, self.enable_events_loop)
+                            self.enable_events_loop, self.timeline.loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
         self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running)
         self.metrics = MonitorCollector(
