@@ -148,7 +148,8 @@ def _default(f: Any) -> Any:
 
 
 OPTIONS: tuple[Option, ...] = tuple(
-    Option(f.name, KINDS[f.type], _default(f), **f.metadata["option"]) for f in fields(Settings) if f.metadata
+    # str(): the annotations are strings here (``from __future__ import annotations``), the kinds' names.
+    Option(f.name, KINDS[str(f.type)], _default(f), **f.metadata["option"]) for f in fields(Settings) if f.metadata
 )
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 

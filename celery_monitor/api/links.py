@@ -11,17 +11,17 @@ from __future__ import annotations
 import re
 from typing import Any
 
-TASK_ID_TAKERS = ("get:/api/task/info/{task_id}", "get:/api/task/result/{task_id}",
+TASK_ID_TAKERS: tuple[str, ...] = ("get:/api/task/info/{task_id}", "get:/api/task/result/{task_id}",
                   "post:/api/task/revoke/{task_id}", "post:/api/task/abort/{task_id}",
                   "get:/api/task/rerun/{task_id}", "post:/api/task/rerun/{task_id}")
-TASK_NAME_TAKERS = ("post:/api/task/apply/{name}", "post:/api/task/async-apply/{name}",
+TASK_NAME_TAKERS: tuple[str, ...] = ("post:/api/task/apply/{name}", "post:/api/task/async-apply/{name}",
                     "post:/api/task/send-task/{name}", "post:/api/task/timeout/{name}",
                     "post:/api/task/rate-limit/{name}")
-WORKER_TAKERS = ("post:/api/worker/shutdown/{name}", "post:/api/worker/pool/restart/{name}",
+WORKER_TAKERS: tuple[str, ...] = ("post:/api/worker/shutdown/{name}", "post:/api/worker/pool/restart/{name}",
                  "post:/api/worker/pool/grow/{name}", "post:/api/worker/pool/shrink/{name}",
                  "post:/api/worker/pool/autoscale/{name}", "post:/api/worker/queue/add-consumer/{name}",
                  "post:/api/worker/queue/cancel-consumer/{name}")
-SENT_TASK = [("/task-id", TASK_ID_TAKERS, "task_id")]
+SENT_TASK: list[tuple[str, tuple[str, ...], str]] = [("/task-id", TASK_ID_TAKERS, "task_id")]
 
 # operationId -> (where the value is in its 200 answer, the operations taking it, as which parameter)
 SOURCES: dict[str, list[tuple[str, tuple[str, ...], str]]] = {

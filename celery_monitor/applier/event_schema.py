@@ -11,7 +11,7 @@ task events.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any, TypeAlias, TypeVar
 
 import msgspec
 from msgspec import UNSET, Meta, UnsetType
@@ -41,7 +41,7 @@ Text = str
 
 T = TypeVar("T")
 # A field an event may leave out (UNSET) or send as null.
-Maybe = T | UnsetType | None
+Maybe: TypeAlias = T | UnsetType | None
 
 
 class EventFields(msgspec.Struct, kw_only=True):

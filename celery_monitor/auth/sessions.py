@@ -16,7 +16,7 @@ SECURE_SCHEMES = ("https", "wss")
 
 
 class SessionCookie:
-    def __init__(self, app: ASGIApp, always_secure: bool = False, **options: Any) -> None:
+    def __init__(self, app: ASGIApp, /, always_secure: bool = False, **options: Any) -> None:
         self.secure = SessionMiddleware(app, https_only=True, **options)
         self.plain = self.secure if always_secure else SessionMiddleware(app, https_only=False, **options)
 

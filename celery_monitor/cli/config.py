@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 import runpy
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from urllib.parse import urlparse
 
 from celery_monitor import values as parse
@@ -148,7 +148,8 @@ def read_config_file(path: str, required: bool) -> tuple[dict[str, Any], dict[st
     celery_settings: dict[str, Any] = {}
     from celery.app.defaults import flatten, NAMESPACES  # noqa: I001 — only needed here
 
-    celery_keys = {key for key, _ in flatten(NAMESPACES)}
+    # Celery's stubs type flatten() as yielding strings; it yields (dotted key, Option) pairs.
+    celery_keys = {key for key, _ in cast("Iterable[tuple[str, Any]]", flatten(NAMESPACES))}
     for key, value in namespace.items():
         if key.startswith("_"):
             continue
