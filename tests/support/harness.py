@@ -149,9 +149,9 @@ WORKER = "w@h"
 ENDPOINTS = (
     "/api/workers", "/api/workers?refresh=false&status=true", "/api/tasks", "/api/tasks?limit=5&sort_by=-received",
     "/api/tasks?search=a", "/api/task/types", "/api/monitor/status", "/metrics", "/healthcheck",
-    "/", "/workers", "/tasks", "/broker", "/monitor", f"/worker/{WORKER}",
+    "/", "/workers", "/tasks", "/broker", "/graphs", "/monitor", f"/worker/{WORKER}",
     "/ui/workers.json", f"/ui/worker/{WORKER}.json", "/ui/tasks.json", "/ui/tasks.json?search=x",
-    "/ui/monitor.json", "/ui/broker.json",
+    "/ui/graphs.json", "/ui/broker.json",
 )
 
 
