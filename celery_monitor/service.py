@@ -9,8 +9,12 @@ background loop hold whether or not a web app exists.
 from __future__ import annotations
 
 import logging
+import shutil
+import tempfile
 import threading
 import time
+import uuid
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -32,7 +36,7 @@ from celery_monitor.metrics.cardinality import LabelPolicy
 from celery_monitor.metrics.collector import MonitorCollector, Sources
 from celery_monitor.metrics.timeline import Timeline
 from celery_monitor.receiver.factory import build_reader
-from celery_monitor.receiver.handoff import Handoff
+from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.settings import Settings
 from celery_monitor.state.histogram import DEFAULT_BUCKETS
@@ -43,7 +47,7 @@ from celery_monitor.store import overlay
 from celery_monitor.store.lookup import TaskLookup
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.sqlite import SQLiteStore
-from celery_monitor.store.writer import StoreWriter
+from celery_monitor.store.writer import SPOOL_POSITION, StoreWriter
 from celery_monitor.supervision import Loop, Supervisor
 
 log = logging.getLogger(__name__)
@@ -56,7 +60,8 @@ class Monitor:
         self.app = app
         self.health = ReceiverHealth()
         self.rejections = Rejections()
-        self.handoff = Handoff()
+        # Room for what the spool's tailer lets wait in memory (--event_buffer_mb) and one more read.
+        self.handoff = Handoff(max(HANDOFF_BYTES, (settings.event_buffer_mb + 16) * 1024 * 1024))
         self.store = SQLiteStore(settings.db if settings.persistent else None)
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
         self.live = LiveView(EventStats(buckets))
@@ -74,7 +79,13 @@ class Monitor:
                                purge_offline_workers=settings.purge_offline_workers,
                                on_worker_online=self._worker_came_online,
                                redactor=self.redactor, tasks=self.tasks)
-        self.reader = build_reader(app, self.handoff, self.health)
+        # On Redis the reader is a process of its own writing to a spool beside the history (a
+        # directory of its own when the history is in memory), tailed into the hand-off.
+        self._spool_temp = None if settings.persistent else Path(tempfile.gettempdir(),
+                                                                 f"celery-monitor-spool-{uuid.uuid4().hex}")
+        self.spool = Path(f"{settings.db}-spool" if self._spool_temp is None else self._spool_temp)
+        self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
+                                   settings.event_buffer_mb * 1024 * 1024)
         self.queues = QueueLengths(app, settings.broker_api)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
         self.audit = AuditTrail(self.store)
@@ -89,7 +100,7 @@ class Monitor:
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
         # Every background loop, for the status, the metrics and the liveness probe.
         self.supervisor = Supervisor()
-        self.supervisor.add(self.reader.loop, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
+        self.supervisor.add(*self.reader.loops, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
                             self.enable_events_loop, self.timeline.loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
@@ -117,6 +128,8 @@ class Monitor:
                                  orjson.dumps(saved, default=repr))
             stats = EventStats(buckets)
         self.live.restore(workers, stats, self.store.state_counts(), self.store.task_names())
+        # What was spooled after the last flush of the previous run is applied again, once.
+        self.reader.resume(self.store.load_meta(SPOOL_POSITION))
 
     def start(self) -> None:
         self.restore()
@@ -144,6 +157,8 @@ class Monitor:
         self.writer.stop()
         self.writer.join(timeout=10)
         self.store.close()
+        if self._spool_temp is not None:
+            shutil.rmtree(self._spool_temp, ignore_errors=True)
 
     def _enable_events(self) -> None:
         self.enable_events_loop.run(self._enable_events_once, self._stop_event, ENABLE_EVENTS_EVERY)

@@ -91,6 +91,9 @@ class Settings:
         65_536, "characters kept of a task's args, kwargs, result, exception and traceback (the rest is cut, "
         "with a marker)", minimum=256, maximum=16_777_216)
     purge_offline_workers: int | None = option(None, "seconds after which offline workers are forgotten", minimum=1)
+    event_buffer_mb: int = option(
+        64, "megabytes of read events held in memory ahead of the applier (on Redis the rest waits in the spool "
+        "on disk, beside the history)", minimum=1)
     persistent: bool = option(True, "keep the history on disk (False: memory only)")
     db: str = option("celery-monitor.db", "history database file")
     state_save_interval: int = option(0, "milliseconds between history writes (0: 500)", minimum=0)

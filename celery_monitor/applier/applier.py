@@ -18,7 +18,7 @@ from celery_monitor.applier.task_events import apply_task_event
 from celery_monitor.applier.worker_events import apply_worker_event
 from celery_monitor.auth import redact
 from celery_monitor.hub import Hub, Notice
-from celery_monitor.receiver.handoff import Handoff, RawMessage
+from celery_monitor.receiver.handoff import Handoff, RawMessage, SpooledBatch
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.memory import release_free_memory
@@ -117,6 +117,15 @@ class Applier(threading.Thread):
         chunk: list[tuple[float, list[RawMessage]]] = []
         size = 0
         for received_at, batch in items:
+            if isinstance(batch, SpooledBatch):
+                # Kept whole (the spool hands over at most about a chunk): its position is saved
+                # with the changes of the chunk it ends, so a replay starts right after it.
+                chunk.append((received_at, batch))
+                size += len(batch)
+                if size >= CHUNK_MESSAGES:
+                    self._apply_chunk(chunk)
+                    chunk, size = [], 0
+                continue
             for start in range(0, len(batch), CHUNK_MESSAGES):
                 part = batch[start : start + CHUNK_MESSAGES]
                 chunk.append((received_at, part))
@@ -160,7 +169,8 @@ class Applier(threading.Thread):
             worker_notices = [w.as_dict(now) for w in dirty_workers.values()] if want_notices else []
             # Before readers see the batch in the live view: a task /api/task/info shows is then
             # pending or committed, never between the two, and lists (history + pending) have it too.
-            self.writer.submit(task_dicts, worker_dicts)
+            positions = [batch.position for _, batch in items if isinstance(batch, SpooledBatch)]
+            self.writer.submit(task_dicts, worker_dicts, positions[-1] if positions else None)
         self._delete_forgotten_workers()
         self.batches_applied += 1
         self.last_lag = max(0.0, time.time() - items[0][0])

@@ -19,7 +19,7 @@ import threading
 import time
 
 from celery_monitor.broker import faults
-from celery_monitor.receiver.handoff import Handoff
+from celery_monitor.receiver.handoff import Sink
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.supervision import Loop, ThrottledLog
 
@@ -36,7 +36,7 @@ class EventReader(threading.Thread):
     MIN_BACKOFF = 0.1
     MAX_BACKOFF = 5.0
 
-    def __init__(self, handoff: Handoff, health: ReceiverHealth) -> None:
+    def __init__(self, handoff: Sink, health: ReceiverHealth) -> None:
         super().__init__(name=f"event-reader-{self.transport}", daemon=True)
         self.handoff = handoff
         self.health = health
@@ -47,6 +47,13 @@ class EventReader(threading.Thread):
         self.phase = faults.CONNECT
         self._outage = ThrottledLog(log)
         self._stop_event = threading.Event()
+
+    @property
+    def loops(self) -> tuple[Loop, ...]:
+        return (self.loop,)
+
+    def resume(self, saved: object) -> None:
+        """Nothing to resume: an in-process reader hands over straight to the applier (no spool)."""
 
     @property
     def where(self) -> str:

@@ -1,6 +1,14 @@
-"""Pick the event reader for the broker's transport."""
+"""Pick the event reader for the broker's transport.
+
+On Redis the reader runs in a process of its own and writes to a spool (``reader_process.py``)
+when a spool directory is given; every other transport is read by a thread of the monitor (the
+broker keeps a burst in the monitor's queue, so it is not lost while the applier is busy).
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
 
 from celery import Celery
 
@@ -9,16 +17,26 @@ from celery_monitor.receiver.base import EventReader
 from celery_monitor.receiver.handoff import Handoff
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.receiver.kombu_reader import KombuEventReader
+from celery_monitor.receiver.reader_process import ReaderProcess
 from celery_monitor.receiver.redis_reader import RedisEventReader
+from celery_monitor.receiver.spool import AHEAD_BYTES, Position
 
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "socket://", "unix://")
+# The transport options the Redis reader uses (the channel names); the rest stay with kombu.
+REDIS_OPTIONS = ("fanout_prefix", "global_keyprefix")
 
 
-def build_reader(app: Celery, handoff: Handoff, health: ReceiverHealth) -> EventReader:
+def build_reader(app: Celery, handoff: Handoff, health: ReceiverHealth, spool: Path | None = None,
+                 flushed: Callable[[], Position | None] = lambda: None,
+                 buffer_bytes: int = AHEAD_BYTES) -> EventReader | ReaderProcess:
     url = broker_url(app)
     exchange = app.conf.event_exchange or "celeryev"
     options = dict(app.conf.broker_transport_options or {})
     if url.startswith(REDIS_SCHEMES):
         ssl_options = app.conf.broker_use_ssl if isinstance(app.conf.broker_use_ssl, dict) else None
-        return RedisEventReader(url, handoff, health, exchange, options, ssl_options)
+        if spool is None:
+            return RedisEventReader(url, handoff, health, exchange, options, ssl_options)
+        config = {"url": url, "exchange": exchange, "ssl_options": ssl_options,
+                  "transport_options": {k: options[k] for k in REDIS_OPTIONS if k in options}}
+        return ReaderProcess(config, spool, handoff, health, flushed, buffer_bytes)
     return KombuEventReader(url, handoff, health, exchange, options, app.conf.broker_use_ssl)

@@ -10,6 +10,9 @@ from __future__ import annotations
 import threading
 from collections import deque
 from dataclasses import dataclass
+from typing import Protocol
+
+HANDOFF_BYTES = 512 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -20,8 +23,23 @@ class RawMessage:
     content_type: str | None = None
 
 
+class Sink(Protocol):
+    """Where a reader puts what it read: the hand-off, or the spool in the reader process."""
+
+    def put(self, received_at: float, batch: list[RawMessage], size: int) -> bool: ...
+
+
+class SpooledBatch(list[RawMessage]):
+    """A batch read back from the spool, with the spool position just past it: once the applier has
+    applied it, the history saves that position with the changes it made."""
+
+    def __init__(self, messages: list[RawMessage], position: tuple[int, int]) -> None:
+        super().__init__(messages)
+        self.position = position
+
+
 class Handoff:
-    def __init__(self, max_bytes: int = 512 * 1024 * 1024) -> None:
+    def __init__(self, max_bytes: int = HANDOFF_BYTES) -> None:
         self._batches: deque[tuple[float, list[RawMessage]]] = deque()
         self._bytes = 0
         self._max_bytes = max_bytes

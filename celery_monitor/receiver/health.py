@@ -25,6 +25,11 @@ class ReceiverHealth:
     # Since when there has been no event stream: the first failure after the last connection (or
     # the start, when the broker was never reached). None while connected.
     failing_since: float | None = None
+    # On Redis the reader runs in a process of its own (receiver/reader_process.py): its pid, how
+    # often it was restarted, and what it spooled that the monitor has not read yet.
+    reader_pid: int | None = None
+    reader_restarts: int = 0
+    spool_backlog_bytes: int = 0
     errors_by_reason: dict[str, int] = field(default_factory=lambda: dict.fromkeys(REASONS, 0))
 
     def as_dict(self) -> dict[str, object]:

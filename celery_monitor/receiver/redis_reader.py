@@ -17,7 +17,7 @@ import hiredis
 
 from celery_monitor.broker import faults
 from celery_monitor.receiver.base import EventReader
-from celery_monitor.receiver.handoff import Handoff, RawMessage
+from celery_monitor.receiver.handoff import RawMessage, Sink
 from celery_monitor.receiver.health import ReceiverHealth
 
 READ_SIZE = 4 * 1024 * 1024
@@ -84,7 +84,7 @@ class RedisEventReader(EventReader):
     def __init__(
         self,
         url: str,
-        handoff: Handoff,
+        handoff: Sink,
         health: ReceiverHealth,
         exchange: str = "celeryev",
         transport_options: dict[str, Any] | None = None,

@@ -29,6 +29,7 @@ from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
 MAX_PENDING_TASKS = 50_000
+SPOOL_POSITION = "spool_position"  # the meta key: where in the spool the history ends
 RETRY_MAX = 10.0  # seconds between two attempts at most while writing fails
 # Progress is marked at every pass (every ``interval``); a flush of a large backlog or a trim can
 # take seconds on a slow disk, but five minutes without a pass is a stuck writer.
@@ -63,6 +64,10 @@ class StoreWriter(threading.Thread):
         self._writing: dict[str, TaskDict] = {}
         self._workers: dict[str, dict[str, Any]] = {}
         self._meta: dict[str, Any] = {}  # counters a failed flush could not save
+        # The spool position of the newest changes submitted, and of the newest committed (what a
+        # restart replays from, and below which the spool's segments may go).
+        self._position: tuple[int, int] | None = None
+        self.saved_position: tuple[int, int] | None = None
         self._stop_event = threading.Event()
         self._flushed = threading.Condition()
         self.flushes = 0
@@ -84,10 +89,15 @@ class StoreWriter(threading.Thread):
     def failing_since(self) -> float | None:
         return self._outage.failing_since
 
-    def submit(self, tasks: dict[str, TaskDict], workers: dict[str, dict[str, Any]]) -> None:
+    def submit(self, tasks: dict[str, TaskDict], workers: dict[str, dict[str, Any]],
+               position: tuple[int, int] | None = None) -> None:
+        """Queue changes for the next flush; ``position`` is where in the spool the events that made
+        them end: the flush that writes them saves it in the same transaction."""
         with self._lock:
             self._tasks.update(tasks)
             self._workers.update(workers)
+            if position is not None:
+                self._position = position
 
     def pending_task(self, uuid: str) -> TaskDict | None:
         with self._lock:
@@ -123,6 +133,9 @@ class StoreWriter(threading.Thread):
             tasks, self._tasks = self._tasks, {}
             self._writing = tasks
             workers, self._workers = self._workers, {}
+            position, self._position = self._position, None
+        if position is not None:
+            meta[SPOOL_POSITION] = list(position)
         if tasks or workers or meta:
             try:
                 self.store.write(tasks.values(), workers.values(), meta)
@@ -135,6 +148,8 @@ class StoreWriter(threading.Thread):
                     return False
         with self._lock:
             self._writing = {}
+        if position is not None:
+            self.saved_position = position
         self._write_succeeded()
         with self._flushed:
             self.flushes += 1

@@ -1,0 +1,242 @@
+"""The Redis event reader in a process of its own, writing to the spool; the monitor tails the spool.
+
+Redis drops a pub/sub subscriber whose output buffer passes its limit, so the socket must be
+drained at the publisher's pace whatever the applier is doing. In the monitor's process the reader
+shares the GIL with the applier; in a process of its own it never waits for it. The reader process
+(``python -m celery_monitor.receiver.reader_process``) runs the same ``RedisEventReader`` with the
+spool as its sink, and reports its health as one JSON line on stdout every half second.
+
+The monitor's side (``ReaderProcess``) starts it, restarts it when it exits (counted in
+``reader_restarts``, logged and counted as a failure of the ``reader`` loop, like any background
+error), kills it when it has said nothing for a minute, and tails the spool into the hand-off
+(``SpoolTailer``, the ``spool`` loop). The reader process reads its stdin until end of file: the
+monitor holds the other end, so when the monitor dies, even by ``kill -9``, the kernel closes it
+and the reader process exits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import IO, Any
+
+from celery_monitor.receiver.handoff import Handoff
+from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.receiver.spool import AHEAD_BYTES, Position, SpoolTailer, SpoolWriter
+from celery_monitor.supervision import Loop
+
+log = logging.getLogger(__name__)
+MODULE = "celery_monitor.receiver.reader_process"
+REPORT_EVERY = 0.5
+SILENT_AFTER = 60.0  # seconds without a health line before the reader process is killed and restarted
+STALL_AFTER = 90.0
+MIN_BACKOFF = 0.1
+MAX_BACKOFF = 5.0
+# The child's counters: the monitor adds those of the processes before it.
+COUNTERS = ("messages_received", "messages_dropped", "broker_disconnects", "reconnects")
+STATE = ("connected", "connected_since", "failing_since", "last_error", "last_error_reason")
+
+
+class ReaderProcess:
+    """Starts and supervises the reader process, and tails its spool into the hand-off."""
+
+    transport = "redis"
+
+    def __init__(self, config: dict[str, Any], spool: Path, handoff: Handoff, health: ReceiverHealth,
+                 flushed: Callable[[], Position | None], buffer_bytes: int = AHEAD_BYTES) -> None:
+        self.config = {**config, "spool": str(spool)}
+        self.spool = spool
+        self.health = health
+        health.transport = self.transport
+        self.tailer = SpoolTailer(spool, handoff, flushed, buffer_bytes)
+        self.loop = Loop("reader", critical=True, stall_after=STALL_AFTER)
+        self.tail_loop = Loop("spool", critical=True, stall_after=STALL_AFTER)
+        self._stop_event = threading.Event()
+        self._process: subprocess.Popen[bytes] | None = None
+        self._line_at = time.monotonic()
+        self._base = dict.fromkeys(COUNTERS, 0)
+        self._base_errors: dict[str, int] = dict(health.errors_by_reason)
+        self._last: dict[str, Any] = {}
+        self._supervisor = threading.Thread(target=self._supervise, name="event-reader-process", daemon=True)
+        self._tail_thread = threading.Thread(target=self._tail, name="spool-tailer", daemon=True)
+
+    @property
+    def loops(self) -> tuple[Loop, ...]:
+        return (self.loop, self.tail_loop)
+
+    @property
+    def pid(self) -> int | None:
+        process = self._process
+        return process.pid if process is not None else None
+
+    def resume(self, saved: Any) -> None:
+        """Tail from the position the history saved with its last flush."""
+        position: Position | None = None
+        if isinstance(saved, list | tuple) and len(saved) == 2 and all(isinstance(x, int) for x in saved):
+            position = (saved[0], saved[1])
+        self.tailer.resume(position)
+
+    def start(self) -> None:
+        self._supervisor.start()
+        self._tail_thread.start()
+
+    def stop(self) -> None:
+        self._stop_event.set()
+        self._end_child()
+        if self._supervisor.is_alive():
+            self._supervisor.join(10)
+        if self._tail_thread.is_alive():
+            self._tail_thread.join(10)
+
+    # -- the reader process --------------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        with self.loop.lifetime(self._stop_event):
+            backoff = MIN_BACKOFF
+            while not self._stop_event.is_set():
+                self.loop.beat()
+                started = time.monotonic()
+                try:
+                    code = self._run_child()
+                except Exception as exc:  # could not even start it: a bug, or no interpreter
+                    self.loop.failed(exc, "starting the event reader process")
+                else:
+                    if self._stop_event.is_set():
+                        break
+                    self.health.reader_restarts += 1
+                    self.loop.failed(RuntimeError(f"the event reader process exited with code {code}"),
+                                     "reading events (restarting it)")
+                if time.monotonic() - started > 30:
+                    backoff = MIN_BACKOFF
+                if self._stop_event.wait(backoff):
+                    break
+                backoff = min(backoff * 2, MAX_BACKOFF)
+
+    def _run_child(self) -> int:
+        process = subprocess.Popen(
+            [sys.executable, "-m", MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        self._process = process
+        assert process.stdin is not None and process.stdout is not None
+        self.health.reader_pid = process.pid
+        self._line_at = time.monotonic()
+        try:
+            process.stdin.write(json.dumps(self.config, default=str).encode() + b"\n")
+            process.stdin.flush()
+            for line in process.stdout:
+                self._line_at = time.monotonic()
+                self.loop.beat()
+                self._report(json.loads(line))
+        except (OSError, ValueError) as exc:
+            if not self._stop_event.is_set():
+                log.warning("lost the event reader process's reports: %s", exc)
+        finally:
+            self._end_child()
+            self._child_ended()
+        return process.wait()
+
+    def _report(self, child: dict[str, Any]) -> None:
+        health = self.health
+        self._last = child
+        for name in COUNTERS:
+            setattr(health, name, self._base[name] + int(child.get(name, 0)))
+        for name in STATE:
+            setattr(health, name, child.get(name))
+        errors = child.get("errors_by_reason") or {}
+        health.errors_by_reason = {reason: self._base_errors.get(reason, 0) + int(errors.get(reason, 0))
+                                   for reason in {*self._base_errors, *errors}}
+
+    def _child_ended(self) -> None:
+        health = self.health
+        for name in COUNTERS:
+            self._base[name] = getattr(health, name)
+        self._base_errors = dict(health.errors_by_reason)
+        self._last = {}
+        health.connected = False
+        health.connected_since = None
+        health.reader_pid = None
+        if health.failing_since is None:
+            health.failing_since = time.time()
+
+    def _end_child(self) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        try:
+            assert process.stdin is not None
+            process.stdin.close()  # the reader process exits at end of file
+        except OSError:
+            pass
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
+
+    # -- the spool -----------------------------------------------------------------------------
+
+    def _tail(self) -> None:
+        with self.tail_loop.lifetime(self._stop_event):
+            backoff = MIN_BACKOFF
+            while not self._stop_event.is_set():
+                self.tail_loop.beat()
+                try:
+                    more = self.tailer.step()
+                    self.health.spool_backlog_bytes = self.tailer.backlog_bytes() if not more else 0
+                    self._watch_child()
+                except Exception as exc:
+                    self.tail_loop.failed(exc, "reading the spool")
+                    self._stop_event.wait(backoff)
+                    backoff = min(backoff * 2, MAX_BACKOFF)
+                    continue
+                backoff = MIN_BACKOFF
+                if not more:
+                    self._stop_event.wait(0.01)
+
+    def _watch_child(self) -> None:
+        process = self._process
+        if process is None or process.poll() is not None:
+            return
+        silent = time.monotonic() - self._line_at
+        if silent > SILENT_AFTER:
+            log.error("the event reader process %d has said nothing for %.0fs: killing it", process.pid, silent)
+            process.kill()
+
+
+# -- the reader process itself ------------------------------------------------------------------
+
+
+def _exit_with_parent(stdin: IO[bytes]) -> None:
+    while stdin.read(65536):
+        pass
+    os._exit(0)
+
+
+def main() -> None:
+    from celery_monitor.receiver.redis_reader import RedisEventReader
+
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s [event reader process] %(name)s: %(message)s")
+    config = json.loads(sys.stdin.buffer.readline())
+    threading.Thread(target=_exit_with_parent, args=(sys.stdin.buffer,), daemon=True).start()
+    sink = SpoolWriter(Path(config["spool"]))
+    health = ReceiverHealth()
+    reader = RedisEventReader(config["url"], sink, health, config["exchange"], config.get("transport_options"),
+                              config.get("ssl_options"))
+    reader.start()
+    out = sys.stdout
+    while reader.is_alive():
+        out.write(json.dumps(health.as_dict()) + "\n")
+        out.flush()
+        reader.join(REPORT_EVERY)
+    sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,131 @@
+"""On Redis the events are read by a process of its own into a spool on disk, and the monitor applies
+them from there: a burst far larger than the memory buffer is applied whole, a `kill -9` of the
+monitor is replayed from the spool once, and the reader process follows the monitor's fate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+from typing import Any
+
+import redis
+from support.envelopes import kombu_envelope
+from support.processes import MonitorProcess, RedisServer, free_port, new_monitor, wait_for
+
+CHANNEL = "/0.celeryev/task.multi"
+
+
+def publish_burst(port: int, tasks: int, prefix: str) -> int:
+    """Each task received, started and succeeded, in task.multi batches of 30 events, published as
+    fast as one pipelined connection can; returns the number of messages."""
+    client = redis.Redis(port=port)
+    pipe = client.pipeline(transaction=False)
+    events: list[dict[str, Any]] = []
+    messages = 0
+    for i in range(tasks):
+        uuid = f"{prefix}-{i}"
+        base = {"uuid": uuid, "hostname": "celery@burst", "timestamp": 1000.0 + i}
+        events += [{**base, "type": "task-received", "name": "tests.burst", "args": f"({i},)", "kwargs": "{}"},
+                   {**base, "type": "task-started"},
+                   {**base, "type": "task-succeeded", "result": str(i), "runtime": 0.01}]
+        if len(events) >= 30 or i == tasks - 1:
+            pipe.publish(CHANNEL, kombu_envelope(json.dumps(events).encode()))
+            events = []
+            messages += 1
+            if messages % 500 == 0:
+                pipe.execute()
+    pipe.execute()
+    client.close()
+    return messages
+
+
+def receiver(monitor: MonitorProcess) -> dict[str, Any]:
+    status: dict[str, Any] = monitor.json("/api/monitor/status")["receiver"]
+    return status
+
+
+def gone(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    # A zombie has exited too (its parent, the killed monitor, is not there to reap it yet).
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z")
+    except OSError:
+        return True
+
+
+def test_a_burst_far_larger_than_the_memory_buffer_is_applied_whole(tmp_path: Path) -> None:
+    server = RedisServer(free_port(), tmp_path).start()
+    monitor = new_monitor(server.url, tmp_path, "--event_buffer_mb=1", "--max_tasks=1000000").start()
+    try:
+        tasks = 20_000  # about 60,000 events and 12 MB of messages: twelve times the memory buffer
+        messages = publish_burst(server.port, tasks, "whole")
+        wait_for(lambda: receiver(monitor)["messages_received"] == messages, 60, message="the burst read")
+        wait_for(lambda: receiver(monitor)["events_received"] == 3 * tasks, 120, message="the burst applied")
+        wait_for(lambda: monitor.json("/api/monitor/status")["store"]["tasks"] == tasks, 30,
+                 message="the burst in the history")
+        status = receiver(monitor)
+        assert status["messages_dropped"] == 0
+        assert status["broker_disconnects"] == 0
+        assert monitor.json("/api/task/info/whole-19999")["state"] == "SUCCESS"
+        # What the history holds is gone from the spool.
+        spool = tmp_path / "monitor.db-spool"
+        wait_for(lambda: sum(f.stat().st_size for f in spool.iterdir()) < 12 * 1024 * 1024, 20,
+                 message="applied segments deleted")
+    finally:
+        monitor.stop()
+        server.stop()
+
+
+def test_kill_9_during_a_burst_is_replayed_from_the_spool_once(tmp_path: Path) -> None:
+    server = RedisServer(free_port(), tmp_path).start()
+    monitor = new_monitor(server.url, tmp_path, "--event_buffer_mb=1", "--max_tasks=1000000").start()
+    tasks = 40_000
+    try:
+        messages = publish_burst(server.port, tasks, "replay")
+        wait_for(lambda: receiver(monitor)["messages_received"] == messages, 60, message="the burst spooled")
+        before = receiver(monitor)
+        assert before["events_received"] < 3 * tasks, "the applier had already caught up: nothing to replay"
+        reader_pid = before["reader_pid"]
+        monitor.kill9()
+        wait_for(lambda: gone(reader_pid), 10, message="the reader process exiting with the monitor")
+
+        monitor.start()
+        wait_for(lambda: monitor.json("/api/monitor/status")["store"]["tasks"] == tasks, 120,
+                 message="every task of the burst after the replay")
+        wait_for(lambda: monitor.json(f"/api/task/info/replay-{tasks - 1}")["state"] == "SUCCESS", 30,
+                 message="the last task of the burst")
+        for i in range(0, tasks, tasks // 50):
+            task = monitor.json(f"/api/task/info/replay-{i}")
+            assert [t[0] for t in task["transitions"]] == ["RECEIVED", "STARTED", "SUCCESS"], task["transitions"]
+        counts = monitor.json("/api/monitor/status")
+        assert counts["store"]["tasks"] == tasks
+    finally:
+        monitor.stop()
+        server.stop()
+
+
+def test_a_crashed_reader_process_is_restarted_and_reported(tmp_path: Path) -> None:
+    server = RedisServer(free_port(), tmp_path).start()
+    monitor = new_monitor(server.url, tmp_path).start()
+    try:
+        first = receiver(monitor)["reader_pid"]
+        assert first and first != monitor.process.pid  # type: ignore[union-attr]
+        os.kill(first, signal.SIGKILL)
+        status = wait_for(lambda: (r := receiver(monitor))["connected"] and r["reader_pid"] not in (None, first)
+                          and r, 20, message="a new reader process, connected")
+        assert status["reader_restarts"] == 1
+        background = monitor.json("/api/monitor/status")["background"]
+        assert background["reader"]["errors"] >= 1 and "exited" in background["reader"]["last_error"]
+        assert monitor.metric("celery_monitor_background_errors_total", loop="reader") >= 1
+        publish_burst(server.port, 10, "after-crash")
+        wait_for(lambda: monitor.get("/api/task/info/after-crash-9").status_code == 200, 15,
+                 message="events read by the new reader process")
+        assert monitor.get("/livez").status_code == 200
+    finally:
+        monitor.stop()
+        server.stop()
