@@ -48,6 +48,8 @@ class Config:
     brokers: list[str]
     amqp_rates: list[int]
     burst_seconds: float = 2.0  # the burst is published over this long (0: as fast as the socket takes it)
+    # Bursts published as fast as one publisher can, after everything else (Redis only).
+    fast_bursts: list[int] = field(default_factory=list)
     settle: float = 3.0
     max_wait: float = 90.0
     output: Path = field(default_factory=lambda: RESULTS / "latest.md")
@@ -58,13 +60,14 @@ class Config:
 
 MODES = {
     "smoke": dict(rates=[500], seconds=1.0, burst=2_000, history=2_000, samples=20, latency_runs=3,
-                  contenders=[CEILING, OURS], brokers=["redis"], amqp_rates=[500]),
+                  contenders=[CEILING, OURS], brokers=["redis"], amqp_rates=[500], fast_bursts=[5_000]),
     "quick": dict(rates=[2_000, 8_000, 32_000], seconds=3.0, burst=50_000, history=100_000, samples=100,
                   latency_runs=10, contenders=[CEILING, FLOWER, OURS], brokers=["redis", "rabbitmq"],
-                  amqp_rates=[2_000, 8_000]),
+                  amqp_rates=[2_000, 8_000], fast_bursts=[200_000]),
     "full": dict(rates=[2_000, 4_000, 8_000, 16_000, 32_000, 48_000, 64_000], seconds=10.0, burst=200_000,
                  history=1_000_000, samples=200, latency_runs=50, contenders=[CEILING, FLOWER, OURS],
-                 brokers=["redis", "rabbitmq"], amqp_rates=[2_000, 4_000, 8_000, 16_000, 32_000, 48_000, 64_000]),
+                 brokers=["redis", "rabbitmq"], amqp_rates=[2_000, 4_000, 8_000, 16_000, 32_000, 48_000, 64_000],
+                 fast_bursts=[200_000, 1_000_000]),
 }
 
 
@@ -80,6 +83,9 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument("--burst", type=int, help="task events in the burst")
     parser.add_argument("--burst-seconds", type=float,
                         help="seconds over which the burst is published (default 2; 0 = as fast as possible)")
+    parser.add_argument("--fast-bursts",
+                        help="comma-separated task events of the bursts published as fast as one publisher can "
+                             "(Redis; 0 for none)")
     parser.add_argument("--history", type=int, help="tasks in the seeded history (start-up and query timing)")
     parser.add_argument("--samples", type=int, help="tasks whose final state is checked per segment")
     parser.add_argument("--latency-runs", type=int, help="requests per API latency (the median is reported)")
@@ -97,7 +103,8 @@ def parse_args(argv: list[str]) -> Config:
     values = dict(MODES[mode])
     ints = lambda text: [int(x) for x in text.split(",") if x]  # noqa: E731
     names = lambda text: [x.strip() for x in text.split(",") if x.strip()]  # noqa: E731
-    for key, convert in (("rates", ints), ("amqp_rates", ints), ("contenders", names), ("brokers", names)):
+    for key, convert in (("rates", ints), ("amqp_rates", ints), ("contenders", names), ("brokers", names),
+                         ("fast_bursts", lambda text: [n for n in ints(text) if n > 0])):
         if getattr(args, key) is not None:
             values[key] = convert(getattr(args, key))
     for key in ("seconds", "burst", "burst_seconds", "history", "samples", "latency_runs"):
@@ -167,7 +174,8 @@ class Bench:
         return OurMonitor(broker_url, workdir, max_tasks)
 
     def run_stream(self, broker: str, label: str, contender: Contender, publish, segments: list[Segment],
-                   burst: Segment, rates: list[int], section: str) -> None:  # type: ignore[no-untyped-def]
+                   burst: Segment, rates: list[int], section: str,
+                   fast: list[Segment] | None = None) -> None:  # type: ignore[no-untyped-def]
         cfg = self.config
         self.row(section, "start-up, empty history (until HTTP answers)", label, contender.start(), "s", False)
         online = self.factory.online(time.time())
@@ -239,6 +247,28 @@ class Bench:
                 len(s.final_states) for s in [*published, burst]))
         if broker == "redis" and contender.has_api:
             self.history_checks(section, label, contender, [*published, burst], rss_start, rss)
+        for segment in fast or []:
+            self.fast_burst(section, label, contender, publish, segment)
+        if fast and isinstance(contender, OurMonitor):
+            status = contender.client.get("/api/monitor/status").json()["receiver"]
+            self.row(section, "receiver: dropped messages / broker disconnects", label,
+                     f"{status['messages_dropped']} / {status['broker_disconnects']}")
+
+    def fast_burst(self, section: str, label: str, contender: Contender, publish, segment: Segment) -> None:  # type: ignore[no-untyped-def]
+        """One burst published as fast as one pipelined publisher can (after the rest of the stream)."""
+        cfg = self.config
+        max_wait = max(cfg.max_wait, segment.task_events / 10_000)
+        result = measure.ingest(contender, lambda r: publish(segment, r), segment, None, cfg.settle, max_wait)
+        self.sample_load()
+        log(f"  {label} fast burst: ingested {result.ingested}/{result.published} in {result.publish_seconds:.2f}s "
+            f"publish + {result.drain_seconds:.1f}s drain")
+        name = f"burst of {segment.task_events:,} task events as fast as one publisher can"
+        self.row(section, f"{name}: events lost", label,
+                 f"{result.lost:,} ({100.0 * result.lost / result.published:.1f}%)")
+        rate = segment.task_events / result.publish_seconds if result.publish_seconds else 0
+        self.row(section, f"{name}: time to publish it (the publisher's rate)", label,
+                 f"{result.publish_seconds:.2f} s ({rate:,.0f} ev/s)")
+        self.row(section, f"{name}: drained after publishing ended", label, result.drain_seconds, "s", False)
 
     def history_checks(self, section: str, label: str, contender: Contender, segments: list[Segment],
                        rss_start: int, rss: int) -> None:
@@ -292,9 +322,12 @@ class Bench:
         cfg = self.config
         log(f"generating the stream: {cfg.rates} ev/s x {cfg.seconds:g}s and a burst of {cfg.burst:,}")
         segments, burst = self.make_stream(cfg.rates)
+        if cfg.fast_bursts:
+            log(f"generating the bursts published as fast as one publisher can: {cfg.fast_bursts}")
+        fast = [self.factory.segment(n, time.time(), 200_000) for n in cfg.fast_bursts]
         redis = brokers.PrivateRedis(self.workdir).start()
         try:
-            encoded = {id(s): brokers.Encoded(s) for s in [*segments, burst]}
+            encoded = {id(s): brokers.Encoded(s) for s in [*segments, burst, *fast]}
             for label in cfg.contenders:
                 log(f"redis: {label}")
                 publisher = brokers.RedisPublisher(redis.port)
@@ -307,7 +340,7 @@ class Bench:
                 try:
                     disconnects = redis.dropped_subscribers()
                     self.run_stream("redis", label, contender, publish, segments, burst, cfg.rates,
-                                    "Redis: ingest, memory, API latency and restart at the stream's history")
+                                    "Redis: ingest, memory, API latency and restart at the stream's history", fast)
                     after = redis.dropped_subscribers()
                     self.row("Redis: ingest, memory, API latency and restart at the stream's history",
                              "Redis dropped the subscriber (output buffer limit)", label, f"{after - disconnects}x")

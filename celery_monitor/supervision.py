@@ -30,6 +30,7 @@ MAX_BACKOFF = 30.0
 # What each loop is called in log lines and health reports.
 TITLES = {
     "reader": "event reader",
+    "spool": "spool tailer",
     "applier": "event applier",
     "housekeeping": "housekeeping (worker purge, memory release)",
     "writer": "history writer",

@@ -4,7 +4,10 @@ Redis drops a pub/sub subscriber whose output buffer passes its limit, so the so
 drained at the publisher's pace whatever the applier is doing. In the monitor's process the reader
 shares the GIL with the applier; in a process of its own it never waits for it. The reader process
 (``python -m celery_monitor.receiver.reader_process``) runs the same ``RedisEventReader`` with the
-spool as its sink, and reports its health as one JSON line on stdout every half second.
+spool as its sink, and reports its health on stdout every half second (``Frames``). While the
+disk refuses the spool's writes (full, read-only), the batches come over that pipe instead and
+wait in the monitor's memory, as they did with the in-process reader, until the disk takes writes
+again.
 
 The monitor's side (``ReaderProcess``) starts it, restarts it when it exits (counted in
 ``reader_restarts``, logged and counted as a failure of the ``reader`` loop, like any background
@@ -19,6 +22,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import struct
 import subprocess
 import sys
 import threading
@@ -27,10 +31,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any
 
-from celery_monitor.receiver.handoff import Handoff
+from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
-from celery_monitor.receiver.spool import AHEAD_BYTES, Position, SpoolTailer, SpoolWriter
-from celery_monitor.supervision import Loop
+from celery_monitor.receiver.spool import AHEAD_BYTES, Position, SpoolTailer, SpoolWriter, decode, encode
+from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
 MODULE = "celery_monitor.receiver.reader_process"
@@ -41,6 +45,8 @@ MIN_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
 # The child's counters: the monitor adds those of the processes before it.
 COUNTERS = ("messages_received", "messages_dropped", "broker_disconnects", "reconnects")
+FRAME = struct.Struct("<I")  # after the kind byte: the payload's length
+HEALTH, RECORD = b"H", b"R"
 STATE = ("connected", "connected_since", "failing_since", "last_error", "last_error_reason")
 
 
@@ -55,6 +61,7 @@ class ReaderProcess:
         self.spool = spool
         self.health = health
         health.transport = self.transport
+        self.handoff = handoff
         self.tailer = SpoolTailer(spool, handoff, flushed, buffer_bytes)
         self.loop = Loop("reader", critical=True, stall_after=STALL_AFTER)
         self.tail_loop = Loop("spool", critical=True, stall_after=STALL_AFTER)
@@ -129,10 +136,16 @@ class ReaderProcess:
         try:
             process.stdin.write(json.dumps(self.config, default=str).encode() + b"\n")
             process.stdin.flush()
-            for line in process.stdout:
+            read = process.stdout.read
+            while len(head := read(FRAME.size + 1)) == FRAME.size + 1:
+                payload = read(FRAME.unpack_from(head, 1)[0])
                 self._line_at = time.monotonic()
                 self.loop.beat()
-                self._report(json.loads(line))
+                if head[:1] == HEALTH:
+                    self._report(json.loads(payload))
+                elif (record := decode(payload, 0)) is not None:  # the spool refused it: in memory
+                    _, received_at, batch = record
+                    self.handoff.put(received_at, batch, len(payload))
         except (OSError, ValueError) as exc:
             if not self._stop_event.is_set():
                 log.warning("lost the event reader process's reports: %s", exc)
@@ -212,6 +225,40 @@ class ReaderProcess:
 # -- the reader process itself ------------------------------------------------------------------
 
 
+class Frames:
+    """The reader process's stdout: frames of a kind byte (``HEALTH`` JSON, or a spool ``RECORD``
+    the spool could not take) and a length. One lock: the reader thread and the reporter share it."""
+
+    def __init__(self, out: IO[bytes]) -> None:
+        self.out = out
+        self.lock = threading.Lock()
+
+    def send(self, kind: bytes, payload: bytes) -> None:
+        with self.lock:
+            self.out.write(kind + FRAME.pack(len(payload)) + payload)
+            self.out.flush()
+
+
+class SpoolOrPipe:
+    """The reader's sink: the spool, or, while the disk refuses it (full, read-only), the pipe to the
+    monitor, which hands the batch over in memory as the in-process reader did."""
+
+    def __init__(self, spool: SpoolWriter, frames: Frames) -> None:
+        self.spool = spool
+        self.frames = frames
+        self._outage = ThrottledLog(log)
+
+    def put(self, received_at: float, batch: list[RawMessage], size: int) -> bool:
+        if self.spool.put(received_at, batch, size):
+            if self._outage.failing:
+                self._outage.recovered("spooling events again")
+            return True
+        self._outage.failure(str(self.spool.failing), f"the spool refuses writes ({self.spool.failing}): events "
+                                                      "go to the monitor's memory instead")
+        self.frames.send(RECORD, encode(received_at, batch))
+        return True
+
+
 def _exit_with_parent(stdin: IO[bytes]) -> None:
     while stdin.read(65536):
         pass
@@ -225,15 +272,14 @@ def main() -> None:
                         format="%(asctime)s %(levelname)s [event reader process] %(name)s: %(message)s")
     config = json.loads(sys.stdin.buffer.readline())
     threading.Thread(target=_exit_with_parent, args=(sys.stdin.buffer,), daemon=True).start()
-    sink = SpoolWriter(Path(config["spool"]))
+    frames = Frames(sys.stdout.buffer)
+    sink = SpoolOrPipe(SpoolWriter(Path(config["spool"])), frames)
     health = ReceiverHealth()
     reader = RedisEventReader(config["url"], sink, health, config["exchange"], config.get("transport_options"),
                               config.get("ssl_options"))
     reader.start()
-    out = sys.stdout
     while reader.is_alive():
-        out.write(json.dumps(health.as_dict()) + "\n")
-        out.flush()
+        frames.send(HEALTH, json.dumps(health.as_dict()).encode())
         reader.join(REPORT_EVERY)
     sys.exit(1)
 

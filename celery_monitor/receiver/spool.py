@@ -81,7 +81,8 @@ def decode(data: bytes | memoryview, start: int) -> tuple[int, float, list[RawMe
 class SpoolWriter:
     """The reader process's sink: appends each batch, written through to the OS before the next read.
 
-    A write the disk refuses costs that batch (counted as dropped, as the hand-off did when full).
+    A write the disk refuses returns False (the caller keeps the batch another way); the segment it
+    may have cut short is never written again: the next write opens a new one.
     """
 
     def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
@@ -89,34 +90,43 @@ class SpoolWriter:
         self.segment_bytes = segment_bytes
         directory.mkdir(parents=True, exist_ok=True)
         existing = segments(directory)
-        self.number = (existing[-1] if existing else 0) + 1
-        self._file: BinaryIO = self._open(self.number)
+        self.number = existing[-1] if existing else 0
+        self._file: BinaryIO | None = None
         self.written = 0
-        self.dropped = 0
-
-    def _open(self, number: int) -> BinaryIO:
-        return open(self.directory / segment_name(number), "ab", buffering=0)
+        self.failing: OSError | None = None
 
     def put(self, received_at: float, batch: list[RawMessage], size: int) -> bool:
-        record = encode(received_at, batch)
+        data = encode(received_at, batch)
+        record = memoryview(data)
         try:
-            if self.written and self.written + len(record) > self.segment_bytes:
+            if self._file is None or (self.written and self.written + len(record) > self.segment_bytes):
                 # The next segment is created only once this one is complete: a tailer that sees it
                 # knows the previous one has all it will ever have.
-                self._file.close()
-                self.number += 1
-                self._file = self._open(self.number)
-                self.written = 0
-            self._file.write(record)
+                self._roll()
+            assert self._file is not None
+            while record:
+                record = record[self._file.write(record) or 0 :]
         except OSError as exc:
-            self.dropped += len(batch)
-            log.warning("the spool refused %d messages: %s", len(batch), exc)
+            if self._file is not None:
+                self._file.close()
+                self._file = None  # cut short, perhaps: written no more
+            self.failing = exc
             return False
-        self.written += len(record)
+        self.failing = None
+        self.written += len(data)
         return True
 
+    def _roll(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        self.number += 1
+        self.written = 0
+        self._file = open(self.directory / segment_name(self.number), "ab", buffering=0)  # noqa: SIM115
+
     def close(self) -> None:
-        self._file.close()
+        if self._file is not None:
+            self._file.close()
 
 
 class SpoolTailer:
