@@ -258,6 +258,8 @@ class Bench:
         """One burst published as fast as one pipelined publisher can (after the rest of the stream)."""
         cfg = self.config
         max_wait = max(cfg.max_wait, segment.task_events / 10_000)
+        # A contender restarted by the history checks may not be subscribed yet.
+        measure.wait_reading(contender, lambda: publish(self.factory.probe(time.time())[1], None))
         result = measure.ingest(contender, lambda r: publish(segment, r), segment, None, cfg.settle, max_wait)
         self.sample_load()
         log(f"  {label} fast burst: ingested {result.ingested}/{result.published} in {result.publish_seconds:.2f}s "
