@@ -62,16 +62,17 @@ def main() -> None:
             reader = hiredis.Reader()
             continue
         if n > 0:
-            reader.feed(view, 0, n)
-            while (reply := reader.gets()) is not False:
-                if reply[0] != b"pmessage":
-                    continue
-                envelope = loads(reply[3])
-                payload = loads(a2b(envelope["body"]))
-                messages += 1
-                for event in payload if isinstance(payload, list) else (payload,):
-                    if event["type"].startswith("task-"):
-                        task_events += 1
+            for start in range(0, n, 16 * 1024):  # hiredis parses small feeds far faster than large ones
+                reader.feed(view, start, min(16 * 1024, n - start))
+                while (reply := reader.gets()) is not False:
+                    if reply[0] != b"pmessage":
+                        continue
+                    envelope = loads(reply[3])
+                    payload = loads(a2b(envelope["body"]))
+                    messages += 1
+                    for event in payload if isinstance(payload, list) else (payload,):
+                        if event["type"].startswith("task-"):
+                            task_events += 1
         now = time.monotonic()
         if now >= next_write:
             next_write = now + 0.1

@@ -21,6 +21,7 @@ from celery_monitor.receiver.handoff import RawMessage, Sink
 from celery_monitor.receiver.health import ReceiverHealth
 
 READ_SIZE = 4 * 1024 * 1024
+FEED_SIZE = 16 * 1024
 IDLE_PING_AFTER = 15.0
 DEAD_AFTER = 45.0
 
@@ -209,14 +210,17 @@ class RedisEventReader(EventReader):
                 raise ConnectionError("connection closed by redis")
             last_data = time.monotonic()
             pinged = False
-            reader.feed(view, 0, n)  # type: ignore[arg-type]  # hiredis reads any buffer; its stub says str | bytes
             batch: list[RawMessage] = []
             size = 0
-            while (reply := reader.gets()) is not False:
-                if isinstance(reply, list) and len(reply) == 4 and reply[0] == b"pmessage":
-                    payload = reply[3]
-                    batch.append(RawMessage(payload))
-                    size += len(payload)
+            # Fed a slice at a time: hiredis's reader slows down with the size of its buffer (a 4 MB
+            # read parsed at once is fifty times slower than the same bytes in 16 KB slices).
+            for start in range(0, n, FEED_SIZE):
+                reader.feed(view, start, min(FEED_SIZE, n - start))  # type: ignore[arg-type]  # any buffer
+                while (reply := reader.gets()) is not False:
+                    if isinstance(reply, list) and len(reply) == 4 and reply[0] == b"pmessage":
+                        payload = reply[3]
+                        batch.append(RawMessage(payload))
+                        size += len(payload)
             if batch:
                 health.messages_received += len(batch)
                 if not handoff.put(time.time(), batch, size):
