@@ -34,7 +34,7 @@ from typing import IO, Any
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.receiver.spool import AHEAD_BYTES, Position, SpoolTailer, SpoolWriter, decode, encode
-from celery_monitor.supervision import Loop, ThrottledLog
+from celery_monitor.supervision import Loop, ThrottledLog, behind_the_reader
 
 log = logging.getLogger(__name__)
 MODULE = "celery_monitor.receiver.reader_process"
@@ -70,7 +70,7 @@ class ReaderProcess:
         self._line_at = time.monotonic()
         self._base = dict.fromkeys(COUNTERS, 0)
         self._base_errors: dict[str, int] = dict(health.errors_by_reason)
-        self._last: dict[str, Any] = {}
+        self._pipe_dropped = 0
         self._supervisor = threading.Thread(target=self._supervise, name="event-reader-process", daemon=True)
         self._tail_thread = threading.Thread(target=self._tail, name="spool-tailer", daemon=True)
 
@@ -145,7 +145,9 @@ class ReaderProcess:
                     self._report(json.loads(payload))
                 elif (record := decode(payload, 0)) is not None:  # the spool refused it: in memory
                     _, received_at, batch = record
-                    self.handoff.put(received_at, batch, len(payload))
+                    if not self.handoff.put(received_at, batch, len(payload)):
+                        self._pipe_dropped += len(batch)
+                        self.health.messages_dropped += len(batch)
         except (OSError, ValueError) as exc:
             if not self._stop_event.is_set():
                 log.warning("lost the event reader process's reports: %s", exc)
@@ -156,9 +158,9 @@ class ReaderProcess:
 
     def _report(self, child: dict[str, Any]) -> None:
         health = self.health
-        self._last = child
         for name in COUNTERS:
             setattr(health, name, self._base[name] + int(child.get(name, 0)))
+        health.messages_dropped += self._pipe_dropped  # over the hand-off's bound, from the pipe
         for name in STATE:
             setattr(health, name, child.get(name))
         errors = child.get("errors_by_reason") or {}
@@ -169,8 +171,8 @@ class ReaderProcess:
         health = self.health
         for name in COUNTERS:
             self._base[name] = getattr(health, name)
+        self._base["messages_dropped"] -= self._pipe_dropped
         self._base_errors = dict(health.errors_by_reason)
-        self._last = {}
         health.connected = False
         health.connected_since = None
         health.reader_pid = None
@@ -195,6 +197,7 @@ class ReaderProcess:
     # -- the spool -----------------------------------------------------------------------------
 
     def _tail(self) -> None:
+        behind_the_reader()
         with self.tail_loop.lifetime(self._stop_event):
             backoff = MIN_BACKOFF
             while not self._stop_event.is_set():
