@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -85,17 +84,6 @@ class ThrottledLog:
             return
         self.logger.info("%s after %s in %.0fs", message, _failures(self.failures), time.time() - self.failing_since)
         self.failures, self.failing_since, self._key = 0, None, None
-
-
-BEHIND_READER = 10  # the niceness of the threads that work on what the reader read
-
-
-def behind_the_reader() -> None:
-    """Lower the calling thread's CPU priority (Linux: niceness is per thread) below the event
-    reader's, so that on a busy machine the reader, which must keep up with the broker, goes first;
-    the applier and the writer catch up from the spool once the burst is over."""
-    with contextlib.suppress(OSError, AttributeError):
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), BEHIND_READER)
 
 
 class Loop:

@@ -26,7 +26,7 @@ from celery_monitor.state.models import TaskRecord, WorkerRecord
 from celery_monitor.store.base import Store
 from celery_monitor.store.lookup import TaskLookup
 from celery_monitor.store.writer import StoreWriter
-from celery_monitor.supervision import Loop, behind_the_reader
+from celery_monitor.supervision import Loop
 
 log = logging.getLogger(__name__)
 CHUNK_MESSAGES = 2000
@@ -90,7 +90,6 @@ class Applier(threading.Thread):
         self._stop_event.set()
 
     def run(self) -> None:
-        behind_the_reader()
         self.loop.run(self.step, self._stop_event, interval=0)
         remaining = self.handoff.take(timeout=0)
         if remaining:

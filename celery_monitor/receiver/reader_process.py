@@ -34,7 +34,7 @@ from typing import IO, Any
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.receiver.spool import AHEAD_BYTES, Position, SpoolTailer, SpoolWriter, decode, encode
-from celery_monitor.supervision import Loop, ThrottledLog, behind_the_reader
+from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
 MODULE = "celery_monitor.receiver.reader_process"
@@ -197,7 +197,6 @@ class ReaderProcess:
     # -- the spool -----------------------------------------------------------------------------
 
     def _tail(self) -> None:
-        behind_the_reader()
         with self.tail_loop.lifetime(self._stop_event):
             backoff = MIN_BACKOFF
             while not self._stop_event.is_set():

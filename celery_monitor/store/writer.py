@@ -25,7 +25,7 @@ import orjson
 
 from celery_monitor.store import disk
 from celery_monitor.store.base import Store, TaskDict
-from celery_monitor.supervision import Loop, ThrottledLog, behind_the_reader
+from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
 MAX_PENDING_TASKS = 50_000
@@ -246,7 +246,6 @@ class StoreWriter(threading.Thread):
                 self.trim()
 
     def run(self) -> None:
-        behind_the_reader()
         self.loop.run(self.step, self._stop_event, self.interval, wait_first=True)
         with self.loop.guard("the last flush"):
             self.flush()
