@@ -22,20 +22,53 @@ VENV_BIN = Path(sys.executable).parent
 FLOWER_VENV = REPO / ".tools" / "flower-2.2"
 
 
+def _stat(pid: int) -> list[str]:
+    with open(f"/proc/{pid}/stat") as stat:
+        return stat.read().rsplit(")", 1)[1].split()
+
+
+def process_tree(pid: int) -> list[int]:
+    """The process and its descendants alive now (our monitor reads Redis in a child process)."""
+    parents: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                parents.setdefault(int(_stat(int(entry))[1]), []).append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    tree, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        tree.append(current)
+        todo.extend(parents.get(current, []))
+    return tree
+
+
 def rss_bytes(pid: int) -> int:
-    """Resident memory of a process (from /proc, so no extra dependency)."""
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    return 0
+    """Resident memory of a process and its children (from /proc, so no extra dependency)."""
+    total = 0
+    for member in process_tree(pid):
+        try:
+            with open(f"/proc/{member}/status") as status:
+                for line in status:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+    return total
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (a fair yardstick on a machine others share)."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time so far of a process and its children, alive or ended (a fair yardstick
+    on a machine others share)."""
+    fields = _stat(pid)
+    ticks = sum(int(x) for x in fields[11:15])  # its own, and its ended children's
+    for member in process_tree(pid)[1:]:
+        try:
+            ticks += sum(int(x) for x in _stat(member)[11:13])
+        except OSError:
+            continue
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 class Contender:
