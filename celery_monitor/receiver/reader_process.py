@@ -41,6 +41,8 @@ MODULE = "celery_monitor.receiver.reader_process"
 REPORT_EVERY = 0.5
 SILENT_AFTER = 60.0  # seconds without a health line before the reader process is killed and restarted
 STALL_AFTER = 90.0
+RETRY_SPOOL_AFTER = 5.0  # seconds between attempts at the spool while the disk refuses it
+PIPE_WAITS_FOR_SPOOL = 1.0  # seconds a batch from the pipe waits for the tailer to empty the spool
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
 # The child's counters: the monitor adds those of the processes before it.
@@ -145,6 +147,7 @@ class ReaderProcess:
                     self._report(json.loads(payload))
                 elif (record := decode(payload, 0)) is not None:  # the spool refused it: in memory
                     _, received_at, batch = record
+                    self._after_the_spool()
                     if not self.handoff.put(received_at, batch, len(payload)):
                         self._pipe_dropped += len(batch)
                         self.health.messages_dropped += len(batch)
@@ -155,6 +158,13 @@ class ReaderProcess:
             self._end_child()
             self._child_ended()
         return process.wait()
+
+    def _after_the_spool(self) -> None:
+        """Let the tailer hand over what was spooled before this batch came over the pipe (a record
+        the full disk cut short stays unread: not for more than a moment)."""
+        deadline = time.monotonic() + PIPE_WAITS_FOR_SPOOL
+        while self.tailer.backlog_bytes() and time.monotonic() < deadline and not self._stop_event.is_set():
+            time.sleep(0.005)
 
     def _report(self, child: dict[str, Any]) -> None:
         health = self.health
@@ -249,12 +259,17 @@ class SpoolOrPipe:
         self.spool = spool
         self.frames = frames
         self._outage = ThrottledLog(log)
+        self._retry_at = 0.0
 
     def put(self, received_at: float, batch: list[RawMessage], size: int) -> bool:
-        if self.spool.put(received_at, batch, size):
+        # Once refused, the spool is tried again only after a while: batches alternating between
+        # the spool and the pipe would reach the applier out of order.
+        if time.monotonic() >= self._retry_at and self.spool.put(received_at, batch, size):
             if self._outage.failing:
                 self._outage.recovered("spooling events again")
             return True
+        if time.monotonic() >= self._retry_at:
+            self._retry_at = time.monotonic() + RETRY_SPOOL_AFTER
         self._outage.failure(str(self.spool.failing), f"the spool refuses writes ({self.spool.failing}): events "
                                                       "go to the monitor's memory instead")
         self.frames.send(RECORD, encode(received_at, batch))

@@ -81,8 +81,8 @@ def decode(data: bytes | memoryview, start: int) -> tuple[int, float, list[RawMe
 class SpoolWriter:
     """The reader process's sink: appends each batch, written through to the OS before the next read.
 
-    A write the disk refuses returns False (the caller keeps the batch another way); the segment it
-    may have cut short is never written again: the next write opens a new one.
+    A write the disk refuses returns False (the caller keeps the batch another way) and is taken
+    back; a segment it could not take back from is never written again: the next write opens a new one.
     """
 
     def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
@@ -108,8 +108,11 @@ class SpoolWriter:
                 record = record[self._file.write(record) or 0 :]
         except OSError as exc:
             if self._file is not None:
-                self._file.close()
-                self._file = None  # cut short, perhaps: written no more
+                try:  # the record the disk cut short is taken back (shrinking needs no space)
+                    os.ftruncate(self._file.fileno(), self.written)
+                except OSError:
+                    self._file.close()
+                    self._file = None  # cut short, perhaps: written no more
             self.failing = exc
             return False
         self.failing = None
