@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import psycopg
+import pytest
 
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 ADMIN = f"{SERVER}/postgres"
@@ -17,7 +18,12 @@ ADMIN = f"{SERVER}/postgres"
 def fresh_database(password: str | None = None) -> Iterator[str]:
     """The URL of a new, empty database (``password`` is put in the URL; trust auth ignores it)."""
     name = f"cm_test_{uuid.uuid4().hex[:16]}"
-    with psycopg.connect(ADMIN, autocommit=True) as conn:
+    try:
+        admin = psycopg.connect(ADMIN, autocommit=True, connect_timeout=10)
+    except psycopg.OperationalError as exc:
+        pytest.fail(f"PostgreSQL does not answer at {ADMIN} ({exc}): run ./scripts/bootstrap "
+                    "(scripts/setup.d/15-postgresql installs and starts it)", pytrace=False)
+    with admin as conn:
         conn.execute(f'CREATE DATABASE "{name}"')  # type: ignore[arg-type]
     try:
         user = "postgres" if password is None else f"postgres:{password}"
