@@ -296,7 +296,7 @@ class PostgresStore:
                 tasks.append((seq, self._repaired(seq, columns, data, "its data is not JSON")))
                 continue
             if isinstance(rest, dict):
-                task = _assemble(columns, rest)
+                task = _assemble(columns, dict(rest))  # rest stays whole, for the quarantine
                 if stored.task_problems(task) is None:
                     tasks.append((seq, task))
                     continue

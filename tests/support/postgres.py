@@ -6,10 +6,12 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import psycopg
 import pytest
 
+STORES = ["sqlite", "postgresql"]  # what a test of the history runs on, each in turn
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 ADMIN = f"{SERVER}/postgres"
 
@@ -38,3 +40,13 @@ def execute(dsn: str, sql: str, params: tuple[object, ...] = ()) -> list[tuple[o
     with psycopg.connect(dsn, autocommit=True) as conn:
         cursor = conn.execute(sql, params)  # type: ignore[arg-type]
         return cursor.fetchall() if cursor.description else []
+
+
+@contextmanager
+def history_location(kind: str, directory: Path) -> Iterator[str]:
+    """Where a history lives for the store ``kind`` ("sqlite" or "postgresql"): what ``--db`` takes."""
+    if kind == "sqlite":
+        yield str(directory / "history.db")
+        return
+    with fresh_database() as dsn:
+        yield dsn
