@@ -149,7 +149,10 @@ class PostgresStore:
         self._write_lock = threading.Lock()
         self._connections: list[psycopg.Connection[Any]] = []
         self._connections_lock = threading.Lock()
-        self._writer = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
+        try:
+            self._writer = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self.path}: {dsn.scrub(str(exc), url)}") from None
         try:
             pg_schema.upgrade(self._writer)
             self._trigram = pg_schema.has_trigram_index(self._writer)
@@ -161,11 +164,10 @@ class PostgresStore:
     def _connect(self, isolation: psycopg.IsolationLevel = psycopg.IsolationLevel.REPEATABLE_READ
                  ) -> psycopg.Connection[Any]:
         """A connection in autocommit mode; ``isolation`` for its explicit transactions (readers'
-        snapshots repeat their reads; the writer's statements each see what was committed before)."""
-        try:
-            conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
-        except psycopg.Error as exc:
-            raise StoreError(f"cannot connect to {self.path}: {dsn.scrub(str(exc), self.dsn)}") from None
+        snapshots repeat their reads; the writer's statements each see what was committed before).
+        Raises psycopg's OperationalError when the database cannot be reached: for the writer, a
+        storage fault to retry (``disk.STORAGE_FAULTS``)."""
+        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         conn.isolation_level = isolation
         with self._connections_lock:
             self._connections.append(conn)
@@ -178,6 +180,22 @@ class PostgresStore:
         if conn is None or conn.closed:
             conn = self._local.conn = self._connect()
         return conn
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one read on this thread's connection. A connection the database dropped (a
+        restart, a failover, an idle timeout) is replaced and the read made again, once, unless it
+        was part of a snapshot, whose reads must all come from one transaction."""
+        conn = self._reader
+        try:
+            return conn.execute(sql, params).fetchall()
+        except psycopg.OperationalError:
+            if not conn.closed or conn is getattr(self._local, "snapshot", None):
+                raise
+        return self._reader.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
 
     def _write_conn(self) -> psycopg.Connection[Any]:
         """The writing connection (called under the write lock); reopened if the database dropped it."""
@@ -288,7 +306,7 @@ class PostgresStore:
     def _fetch_tasks(self, sql: str, params: Sequence[Any]) -> list[tuple[int, TaskDict]]:
         """The (seq, task) of a ``SELECT seq, <columns>, data`` query, in its order, checked."""
         tasks = []
-        for row in self._reader.execute(sql, params).fetchall():
+        for row in self._rows(sql, params):
             seq, columns, data = row[0], row[1:-1], row[-1]
             try:
                 rest = orjson.loads(data)
@@ -388,7 +406,7 @@ class PostgresStore:
         sql = (f"WITH RECURSIVE d(v) AS (SELECT min({column}) FROM tasks UNION ALL "
                f"SELECT (SELECT min({column}) FROM tasks WHERE {column} > d.v) FROM d WHERE d.v IS NOT NULL) "
                "SELECT v FROM d WHERE v IS NOT NULL")
-        return [row[0] for row in self._reader.execute(sql)]
+        return [row[0] for row in self._rows(sql)]
 
     def query_sql(self, query: TaskQuery, excluding: Sequence[int] = (),
                   select: str = _SELECT) -> tuple[str, list[Any]]:
@@ -433,18 +451,22 @@ class PostgresStore:
         if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
             yield
             return
-        with conn.transaction():
-            yield
+        self._local.snapshot = conn
+        try:
+            with conn.transaction():
+                yield
+        finally:
+            self._local.snapshot = None
 
     def seqs_of(self, uuids: Iterable[str]) -> dict[str, int]:
         wanted = [_text(uuid) for uuid in uuids]
         if not wanted:
             return {}
-        return dict(self._reader.execute("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (wanted,)).fetchall())
+        return dict(self._rows("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (wanted,)))
 
     def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
         sql, params = self.query_sql(query, excluding, select="SELECT seq FROM tasks")
-        return [row[0] for row in self._reader.execute(sql, params)]
+        return [row[0] for row in self._rows(sql, params)]
 
     def tasks_in_order(self, seqs: Sequence[int]) -> list[tuple[int, TaskDict]]:
         """These tasks with their seqs, in the order given; those deleted meanwhile are left out."""
@@ -460,16 +482,16 @@ class PostgresStore:
         where, params = self._where(query, excluding)
         if not where:
             return self.task_count()
-        row = self._reader.execute(f"SELECT count(*) FROM tasks{where}", params).fetchone()
+        row = self._row(f"SELECT count(*) FROM tasks{where}", params)
         return int(row[0]) if row else 0
 
     def task_count(self) -> int:
-        low, high = self._reader.execute(_SEQ_RANGE).fetchone() or (None, None)
+        low, high = self._row(_SEQ_RANGE) or (None, None)
         return 0 if high is None else int(high - low + 1)
 
     def task_names(self) -> list[str]:
         names = []
-        for (name_json,) in self._reader.execute("SELECT name_json FROM task_names"):
+        for (name_json,) in self._rows("SELECT name_json FROM task_names"):
             try:
                 name = orjson.loads(name_json)
             except orjson.JSONDecodeError:
@@ -480,11 +502,11 @@ class PostgresStore:
 
     def state_counts(self) -> dict[str, int]:
         sql = "SELECT state, count(*) FROM tasks WHERE state IS NOT NULL GROUP BY state"
-        return {state: count for state, count in self._reader.execute(sql) if state}
+        return {state: count for state, count in self._rows(sql) if state}
 
     def load_workers(self) -> list[dict[str, Any]]:
         workers = []
-        for hostname, data in self._reader.execute("SELECT hostname, data FROM workers").fetchall():
+        for hostname, data in self._rows("SELECT hostname, data FROM workers"):
             try:
                 worker, dropped = stored.repair_worker(orjson.loads(data))
             except orjson.JSONDecodeError:
@@ -508,7 +530,7 @@ class PostgresStore:
         return workers
 
     def load_meta(self, key: str) -> Any:
-        row = self._reader.execute("SELECT value FROM meta WHERE key = %s", (key,)).fetchone()
+        row = self._row("SELECT value FROM meta WHERE key = %s", (key,))
         if row is None:
             return None
         try:
@@ -530,9 +552,8 @@ class PostgresStore:
             log.warning("could not keep the damaged %s %s aside: %s", kind, key[:80], exc)
 
     def quarantined(self) -> dict[str, Any]:
-        conn = self._reader
-        count = conn.execute("SELECT count(*) FROM quarantine").fetchone()
-        rows = conn.execute("SELECT time, kind, key, problem FROM quarantine ORDER BY seq DESC LIMIT %s", (LATEST,))
+        count = self._row("SELECT count(*) FROM quarantine")
+        rows = self._rows("SELECT time, kind, key, problem FROM quarantine ORDER BY seq DESC LIMIT %s", (LATEST,))
         return {"rows": int(count[0]) if count else 0,
                 "latest": [{"at": at, "kind": kind, "key": key, "problem": problem} for at, kind, key, problem in rows]}
 
@@ -565,7 +586,7 @@ class PostgresStore:
         sql = (f'SELECT seq, time, "user", action, target, status, data FROM audit{where}'
                " ORDER BY seq DESC LIMIT %s OFFSET %s")
         entries = []
-        for seq, at, who, what, aimed, status, data in self._reader.execute(sql, [*params, limit, offset]):
+        for seq, at, who, what, aimed, status, data in self._rows(sql, [*params, limit, offset]):
             entry = {"id": seq, "time": at, "user": who, "action": what, "target": aimed, "status": status}
             entry.update(orjson.loads(data))
             entries.append(entry)
@@ -574,15 +595,15 @@ class PostgresStore:
     def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
                     since: float | None = None, until: float | None = None) -> int:
         where, params = self._audit_where(user, action, target, since, until)
-        row = self._reader.execute(f"SELECT count(*) FROM audit{where}", params).fetchone()
+        row = self._row(f"SELECT count(*) FROM audit{where}", params)
         return int(row[0]) if row else 0
 
     def audit_facets(self) -> dict[str, list[str]]:
         """The distinct users and actions of the audit trail."""
-        return {name: [row[0] for row in self._reader.execute(
+        return {name: [row[0] for row in self._rows(
                     f"SELECT DISTINCT {column} FROM audit WHERE {column} IS NOT NULL ORDER BY {column}")]
                 for name, column in (("user", '"user"'), ("action", "action"))}
 
     def size_bytes(self) -> int:
-        row = self._reader.execute("SELECT pg_database_size(current_database())").fetchone()
+        row = self._row("SELECT pg_database_size(current_database())")
         return int(row[0]) if row else 0

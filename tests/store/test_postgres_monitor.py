@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from support.client import celery_client
+from support.harness import Harness
 from support.postgres import execute, fresh_database
 from support.processes import BIN, new_monitor, start_worker, wait_for
 
@@ -87,3 +88,31 @@ def test_db_upgrade_applies_the_migrations_once(tmp_path: Path) -> None:
         assert [row[0] for row in execute(dsn, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
         refused = upgrade(f"--db={tmp_path / 'history.db'}")
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
+
+
+def test_a_dropped_connection_is_a_storage_fault_then_reopened(tmp_path: Path) -> None:
+    """The database restarts, fails over or ends idle connections: writes are kept and retried
+    (the reason shown without the password), reads reopen their connection, nothing is lost."""
+    with fresh_database(password=PASSWORD) as dsn:
+        harness = Harness(tmp_path, db=dsn)
+        try:
+            first = harness.run_task("tests.add", "w1")
+            harness.flush()
+            assert harness.get("/api/tasks").json().keys() == {first}
+            database = dsn.rsplit("/", 1)[1]
+            execute(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                         "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+
+            second = harness.run_task("tests.add", "w1")
+            writer = harness.monitor.writer
+            assert writer.flush() is False and not writer.persisting and writer.pending_count == 1
+            assert "****" in (writer.last_error or "") and PASSWORD not in (writer.last_error or "")
+            status = harness.get("/api/monitor/status").json()["store"]  # its reads reopen their connection
+            assert status["persisting"] is False and PASSWORD not in str(status)
+            assert harness.get(f"/api/task/info/{second}").json()["state"] == "SUCCESS"
+
+            assert writer.flush() is True and writer.persisting and writer.pending_count == 0
+            assert harness.get("/api/tasks").json().keys() == {first, second}
+            assert harness.monitor.store.get_task(second) is not None
+        finally:
+            harness.close()
