@@ -140,6 +140,14 @@ def _like(value: str) -> str:
     return f"%{escaped}%"
 
 
+def _any_of(column: str, values: list[str]) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values``. One value (nearly always) is an equality, which walks the
+    column's index ``(column, seq)`` in seq order: a page of the newest matches stops at its end."""
+    if len(values) == 1:
+        return f"{column} = %s", values
+    return f"{column} = ANY(%s)", [values]
+
+
 class PostgresStore:
     def __init__(self, url: str) -> None:
         """Open the history in the database ``url`` names, applying the migrations it lacks."""
@@ -352,7 +360,7 @@ class PostgresStore:
         # to the same text are looked up first, so the column's index still does the work.
         for column, wanted in (("worker", query.workers), ("name", query.names), ("state", query.states)):
             if wanted:
-                add((f"{column} = ANY(%s)", [self.values_folding_to(column, wanted)]))
+                add(_any_of(column, self.values_folding_to(column, wanted)))
         if query.received_start is not None:
             add(("received >= %s", [query.received_start]))
         if query.received_end is not None:
@@ -371,7 +379,7 @@ class PostgresStore:
         if expression.pair is not None:
             return self._kwargs_sql(*expression.pair)
         if expression.field == "state":
-            return "state = ANY(%s)", [self.values_folding_to("state", [expression.value])]
+            return _any_of("state", self.values_folding_to("state", [expression.value]))
         # As SQLite's LIKE reads its pattern: nothing after a NUL character takes part.
         folded = expression.folded.split("\x00", 1)[0]
         columns = BARE_COLUMNS if expression.field is None else (expression.field,)

@@ -52,7 +52,9 @@ def sqlite_store(tmp_path: Path) -> SQLiteStore:
 def postgres_store() -> Iterator[PostgresStore]:
     with fresh_database() as dsn:
         store = PostgresStore(dsn)
-        store.write(TASKS, [], {})
+        rare = [{**task, "uuid": f"r{i}", "state": "REVOKED", "name": "rare.task", "worker": "w-rare"}
+                for i, task in enumerate(TASKS[::50])]
+        store.write([*TASKS, *rare], [], {})
         store._reader.execute("ANALYZE")
         yield store
         store.close()
@@ -94,6 +96,18 @@ def test_postgres_query_uses_an_index(postgres_store: PostgresStore, query: Task
     text = pg_plan(postgres_store, query, "enable_seqscan", "enable_sort")
     assert "Sort" not in text and "Seq Scan" not in text, text
     assert "Index" in text, text
+
+
+@pytest.mark.parametrize(("column", "query"), [
+    ("state", TaskQuery(states=["revoked"], offset=20, limit=10)),
+    ("name", TaskQuery(names=["RARE.task"], offset=20, limit=10)),
+    ("worker", TaskQuery(workers=["W-rare"], offset=20, limit=10, descending=False)),
+], ids=["state", "name", "worker"])
+def test_postgres_filtered_pages_walk_the_filters_index(postgres_store: PostgresStore, column: str,
+                                                             query: TaskQuery) -> None:
+    # A value few tasks have: walking every task in seq order, checking each, would pass them all.
+    text = pg_plan(postgres_store, query, "enable_seqscan", "enable_sort")
+    assert f"tasks_{column}" in text and "Sort" not in text, text
 
 
 @pytest.mark.parametrize("search", ["declined", "args:Straße", "kwargs:user=alice", "worker:w1x OR name:n3y",
