@@ -177,8 +177,8 @@ class PostgresStore:
         storage fault to retry (``disk.STORAGE_FAULTS``)."""
         conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         conn.isolation_level = isolation
-        with self._connections_lock:
-            self._connections.append(conn)
+        with self._connections_lock:  # kept to be closed with the store; those dropped are let go
+            self._connections = [*(c for c in self._connections if not c.closed), conn]
         return conn
 
     @property
