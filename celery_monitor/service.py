@@ -39,10 +39,9 @@ from celery_monitor.state.histogram import DEFAULT_BUCKETS
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.models import WorkerRecord
 from celery_monitor.state.stats import EventStats
-from celery_monitor.store import overlay
+from celery_monitor.store import dsn, overlay, target
 from celery_monitor.store.lookup import TaskLookup
 from celery_monitor.store.query import TaskQuery
-from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.writer import StoreWriter
 from celery_monitor.supervision import Loop, Supervisor
 
@@ -57,7 +56,7 @@ class Monitor:
         self.health = ReceiverHealth()
         self.rejections = Rejections()
         self.handoff = Handoff()
-        self.store = SQLiteStore(settings.db if settings.persistent else None)
+        self.store = target.open_store(settings.db if settings.persistent else None)
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
         self.live = LiveView(EventStats(buckets))
         self.hub = Hub()
@@ -216,7 +215,7 @@ class Monitor:
         return {
             "persistent": self.settings.persistent,
             "quarantined": self.store.quarantined(),
-            "path": self.settings.db if self.settings.persistent else None,
+            "path": dsn.shown(self.settings.db) if self.settings.persistent else None,
             "tasks": self.task_count(),
             "size_bytes": self.store.size_bytes(),
             "last_flush": writer.last_flush,

@@ -92,7 +92,8 @@ class Settings:
         "with a marker)", minimum=256, maximum=16_777_216)
     purge_offline_workers: int | None = option(None, "seconds after which offline workers are forgotten", minimum=1)
     persistent: bool = option(True, "keep the history on disk (False: memory only)")
-    db: str = option("celery-monitor.db", "history database file")
+    db: str = option("celery-monitor.db", "history database: a file (SQLite), or postgresql://user:password@host:5432/"
+                     "dbname (PostgreSQL; the password is never shown)", secret=True)
     state_save_interval: int = option(0, "milliseconds between history writes (0: 500)", minimum=0)
     url_prefix: str = option("", "serve under this path prefix")
     inspect_timeout: float = option(1000.0, "milliseconds to wait for workers' inspect replies", minimum=1)
