@@ -54,6 +54,9 @@ _UPSERT = (f"INSERT INTO tasks ({', '.join(_ROW_COLUMNS)}) SELECT {', '.join(_RO
 _SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
 EXACT_KEY = "\x00"  # the key, in a row's JSON, of the exact values of columns that held NUL characters
 WRITE_LOCK_KEY = 0x43_4D_4F_4E_02  # pg_advisory_xact_lock key of task writes
+# Held by the writing connection for as long as a monitor keeps its history in the database: until
+# replicas share one (issue #18's failover), a second monitor would trim and count against the first.
+OWNER_LOCK_KEY = 0x43_4D_4F_4E_03  # after the migrations (01) and the writes (02)
 TRIM_CHUNK = 1000
 CONNECT_TIMEOUT = 10
 _ASCII_LOWER = str.maketrans(pg_schema.UPPER, pg_schema.LOWER)
@@ -148,6 +151,11 @@ def _any_of(column: str, values: list[str]) -> tuple[str, list[Any]]:
     return f"{column} = ANY(%s)", [values]
 
 
+def _take_ownership(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn`` now holds the database for this monitor (the lock ends with the session)."""
+    return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (OWNER_LOCK_KEY,)).fetchone()[0])  # type: ignore[index]  # one row, always
+
+
 class PostgresStore:
     def __init__(self, url: str) -> None:
         """Open the history in the database ``url`` names, applying the migrations it lacks."""
@@ -165,9 +173,14 @@ class PostgresStore:
             pg_schema.upgrade(self._writer)
             self._trigram = pg_schema.has_trigram_index(self._writer)
             self._writer.execute("CREATE TEMP TABLE incoming (LIKE tasks) ON COMMIT DELETE ROWS")
+            owner = _take_ownership(self._writer)
         except psycopg.Error as exc:
             self.close()
             raise StoreError(f"{self.path}: {dsn.scrub(str(exc), url)}") from None
+        if not owner:
+            self.close()
+            raise StoreError(f"{self.path}: another monitor keeps its history in this database (one monitor "
+                             "per database: stop the other, or give this one a database of its own)")
 
     def _connect(self, isolation: psycopg.IsolationLevel = psycopg.IsolationLevel.REPEATABLE_READ
                  ) -> psycopg.Connection[Any]:
@@ -209,6 +222,10 @@ class PostgresStore:
         """The writing connection (called under the write lock); reopened if the database dropped it."""
         if self._writer.closed:
             conn = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
+            if not _take_ownership(conn):
+                # Taken while this monitor was cut off: a storage fault, retried with the writes kept.
+                conn.close()
+                raise psycopg.OperationalError("another monitor took this database over while the connection was down")
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE tasks) ON COMMIT DELETE ROWS")
             self._writer = conn
         return self._writer

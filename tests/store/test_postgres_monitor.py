@@ -116,3 +116,23 @@ def test_a_dropped_connection_is_a_storage_fault_then_reopened(tmp_path: Path) -
             assert harness.monitor.store.get_task(second) is not None
         finally:
             harness.close()
+
+
+def test_a_second_monitor_on_the_same_database_is_refused_in_one_line(tmp_path: Path) -> None:
+    for name in ("first", "second"):
+        (tmp_path / name).mkdir()
+    with fresh_database(password=PASSWORD) as dsn:
+        first = Harness(tmp_path / "first", db=dsn)
+        try:
+            finished = subprocess.run([str(BIN / "celery-monitor"), f"--db={dsn}", "--unauthenticated_api"],
+                                      capture_output=True, text=True, timeout=60, cwd=tmp_path)
+            assert finished.returncode == 2
+            lines = finished.stderr.strip().splitlines()
+            assert len(lines) == 1 and "another monitor keeps its history in this database" in lines[0], lines
+            assert PASSWORD not in finished.stderr + finished.stdout
+            assert first.get("/healthcheck").status_code == 200  # the first one is not disturbed
+        finally:
+            first.close()
+        # Once the first has let go, the database is free for the next.
+        second = Harness(tmp_path / "second", db=dsn)
+        second.close()
