@@ -15,11 +15,11 @@ from starlette.applications import Starlette
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import BaseRoute, Mount, Route
 
-from celery_monitor.api.errors import EXCEPTION_HANDLERS
 from celery_monitor.api.routes import ROUTES as API_ROUTES
 from celery_monitor.auth import wiring as auth_wiring
 from celery_monitor.auth.config import AuthConfig
 from celery_monitor.auth.routes import ROUTES as AUTH_ROUTES
+from celery_monitor.http.errors import EXCEPTION_HANDLERS
 from celery_monitor.service import Monitor
 from celery_monitor.web.assets import static_files
 from celery_monitor.web.routes import ROUTES as WEB_ROUTES

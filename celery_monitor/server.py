@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import ssl
+from typing import Any
 
 import uvicorn
 from starlette.applications import Starlette
@@ -12,7 +13,7 @@ from celery_monitor.settings import Settings
 
 
 def serve(app: Starlette, settings: Settings) -> None:
-    kwargs: dict[str, object] = {}
+    kwargs: dict[str, Any] = {}
     if settings.unix_socket:
         kwargs["uds"] = settings.unix_socket
     else:
@@ -34,6 +35,6 @@ def serve(app: Starlette, settings: Settings) -> None:
         access_log=settings.debug,
         log_level=logging.getLevelName(logging.getLogger().level).lower(),
         timeout_graceful_shutdown=5,
-        **kwargs,  # type: ignore[arg-type]
+        **kwargs,
     )
     uvicorn.Server(config).run()

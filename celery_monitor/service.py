@@ -8,6 +8,7 @@ background loop hold whether or not a web app exists.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import shutil
 import tempfile
@@ -43,15 +44,23 @@ from celery_monitor.state.histogram import DEFAULT_BUCKETS
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.models import WorkerRecord
 from celery_monitor.state.stats import EventStats
-from celery_monitor.store import overlay
+from celery_monitor.store import dsn, overlay, target
 from celery_monitor.store.lookup import TaskLookup
 from celery_monitor.store.query import TaskQuery
-from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.writer import SPOOL_POSITION, StoreWriter
 from celery_monitor.supervision import Loop, Supervisor
 
 log = logging.getLogger(__name__)
 ENABLE_EVENTS_EVERY = 10.0
+
+
+def spool_directory(db: str) -> Path:
+    """Beside a SQLite history; for a PostgreSQL one (one monitor per database), a local directory
+    named after the database, so a restart on the same host finds it."""
+    if dsn.is_postgres(db):
+        digest = hashlib.sha256(db.encode()).hexdigest()[:16]
+        return Path(tempfile.gettempdir(), f"celery-monitor-spool-{digest}")
+    return Path(f"{db}-spool")
 
 
 class Monitor:
@@ -62,7 +71,7 @@ class Monitor:
         self.rejections = Rejections()
         # Room for what the spool's tailer lets wait in memory (--event_buffer_mb) and one more read.
         self.handoff = Handoff(max(HANDOFF_BYTES, (settings.event_buffer_mb + 16) * 1024 * 1024))
-        self.store = SQLiteStore(settings.db if settings.persistent else None)
+        self.store = target.open_store(settings.db if settings.persistent else None)
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
         self.live = LiveView(EventStats(buckets))
         self.hub = Hub()
@@ -83,7 +92,7 @@ class Monitor:
         # directory of its own when the history is in memory), tailed into the hand-off.
         self._spool_temp = None if settings.persistent else Path(tempfile.gettempdir(),
                                                                  f"celery-monitor-spool-{uuid.uuid4().hex}")
-        self.spool = Path(f"{settings.db}-spool" if self._spool_temp is None else self._spool_temp)
+        self.spool = self._spool_temp or spool_directory(settings.db)
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
                                    settings.event_buffer_mb * 1024 * 1024)
         self.queues = QueueLengths(app, settings.broker_api)
@@ -231,7 +240,7 @@ class Monitor:
         return {
             "persistent": self.settings.persistent,
             "quarantined": self.store.quarantined(),
-            "path": self.settings.db if self.settings.persistent else None,
+            "path": dsn.shown(self.settings.db) if self.settings.persistent else None,
             "tasks": self.task_count(),
             "size_bytes": self.store.size_bytes(),
             "last_flush": writer.last_flush,

@@ -95,7 +95,8 @@ class Settings:
         64, "megabytes of read events held in memory ahead of the applier (on Redis the rest waits in the spool "
         "on disk, beside the history)", minimum=1)
     persistent: bool = option(True, "keep the history on disk (False: memory only)")
-    db: str = option("celery-monitor.db", "history database file")
+    db: str = option("celery-monitor.db", "history database: a file (SQLite), or postgresql://user:password@host:5432/"
+                     "dbname (PostgreSQL; the password is never shown)", secret=True)
     state_save_interval: int = option(0, "milliseconds between history writes (0: 500)", minimum=0)
     url_prefix: str = option("", "serve under this path prefix")
     inspect_timeout: float = option(1000.0, "milliseconds to wait for workers' inspect replies", minimum=1)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from support.fleet import add_vhost, delete_vhost
+from support.postgres import STORES, history_location
 from support.processes import (
     MonitorProcess,
     OwnBrokers,
@@ -54,6 +55,13 @@ class Cluster:
 
 BROKERS = ["redis", "rabbitmq"]
 
+
+@pytest.fixture(params=STORES)
+def history_db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Where a test's history lives, for each store: a SQLite file, or a fresh PostgreSQL database
+    (its URL: ``--db`` and ``open_store`` take either)."""
+    with history_location(request.param, tmp_path) as db:
+        yield db
 
 
 

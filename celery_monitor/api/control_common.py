@@ -44,7 +44,8 @@ async def body_of(request: Request) -> tuple[dict[str, Any], bool]:
     """The body as a dict, and whether it was a form; 400 for anything but an object."""
     cached = request.scope.get("control.body")
     if cached is not None:
-        return cached  # type: ignore[no-any-return]
+        earlier: tuple[dict[str, Any], bool] = cached  # stored below, on the first read
+        return earlier
     content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
     if content_type in FORM_TYPES:
         try:

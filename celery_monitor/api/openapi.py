@@ -16,14 +16,15 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route, WebSocketRoute
 
-from celery_monitor import __version__
+from celery_monitor import __version__, values
 from celery_monitor.api import links
 from celery_monitor.http.errors import json_response
 
 _PATH_PARAM = re.compile(r"{([^}:]+)(?::[^}]+)?}")
 
 STRING: dict[str, Any] = {"type": "string"}
-BOOLEAN: dict[str, Any] = {"type": "string", "enum": ["true", "false", "1", "0", "yes", "no"]}
+# The words values.parse_bool reads (case aside): the description says what the parser accepts.
+BOOLEAN: dict[str, Any] = {"type": "string", "enum": sorted(values.TRUE_WORDS | values.FALSE_WORDS)}
 COUNT: dict[str, Any] = {"type": "integer", "minimum": 0}
 SECONDS: dict[str, Any] = {"type": "number", "minimum": 0}
 TIME: dict[str, Any] = {"type": "string", "description": "ISO 8601 date-time or seconds since the epoch"}

@@ -27,7 +27,9 @@ def usage() -> str:
               "  -b, --broker                  broker URL",
               "", f"{PROG} healthcheck [--option=value ...]",
               "  ask the running monitor's /livez, its settings resolved as above (and, in a container,",
-              "  from the options of the monitor running as PID 1); exit status 0 (healthy) or 1"]
+              "  from the options of the monitor running as PID 1); exit status 0 (healthy) or 1",
+              "", f"{PROG} db upgrade [--db=postgresql://user:password@host:5432/dbname]",
+              "  apply the PostgreSQL history's schema migrations (the monitor also applies them at start-up)"]
     return "\n".join(lines)
 
 
@@ -47,7 +49,7 @@ def run(settings: Settings, app: Celery | None = None) -> None:
     from celery_monitor.celery_app import build_app
     from celery_monitor.server import serve
     from celery_monitor.service import Monitor
-    from celery_monitor.store.sqlite import StoreError
+    from celery_monitor.store.base import StoreError
 
     configure_logging(settings)
     try:
@@ -69,6 +71,10 @@ def main(argv: Sequence[str] | None = None, app: Celery | None = None) -> None:
         from celery_monitor.cli import healthcheck
 
         sys.exit(healthcheck.main(args[1:]))
+    if args[:1] == ["db"] and app is None:
+        from celery_monitor.cli import db
+
+        sys.exit(db.main(args[1:]))
     try:
         settings = load_settings(args)
     except HelpRequested as request:

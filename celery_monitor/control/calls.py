@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from celery_monitor import values
 from celery_monitor.control.errors import bad_request
 
 NUMBER_OPTIONS = frozenset({"countdown", "time_limit", "soft_time_limit"})
@@ -83,14 +84,12 @@ def _option(key: str, value: Any, form: bool) -> Any:
 
 
 def _number(key: str, value: Any) -> float:
-    if isinstance(value, bool):
-        raise bad_request(f"Invalid '{key}': {value!r} is not a number")
+    """A finite number of seconds (or a limit) of at least 0, read as every other number is."""
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise bad_request(f"Invalid '{key}': {value!r} is not a number") from None
-    if number != number or number < 0:
-        raise bad_request(f"Invalid '{key}': must be a number of at least 0")
+        number = values.parse_float(value, finite=True)
+        values.check_range(number, minimum=0)
+    except values.BadValue as exc:
+        raise bad_request(f"Invalid '{key}': {exc}") from None
     return number
 
 

@@ -21,7 +21,7 @@ from celery_monitor.auth.redact import Redactor
 from celery_monitor.control.broadcast import Broadcaster, broker_connection
 from celery_monitor.control.calls import TaskCall
 from celery_monitor.control.errors import ControlError, bad_request, not_found, unavailable
-from celery_monitor.control.rerun import FROM_BACKEND, RerunSources
+from celery_monitor.control.rerun import FROM_BACKEND, ExactCall, RerunSources
 from celery_monitor.states import FAILURE, PENDING, RESULT_READY_STATES
 
 BACKEND_NOT_CONFIGURED = "Result backend is not configured"
@@ -195,20 +195,20 @@ class TaskControl:
 
     # -- re-running ------------------------------------------------------------------------------
 
-    def _rerun_subject(self, task_id: str, force: bool) -> dict[str, Any]:
+    def _rerun_subject(self, task_id: str, force: bool) -> tuple[dict[str, Any], ExactCall]:
+        """The task and exactly how it was called, or the error saying why it cannot be re-run."""
         task = self.find_task(task_id)
         if task is None:
             raise not_found(f"Unknown task '{task_id}'")
         if self.rerun_sources is None:
             raise unavailable("Re-run is not available here")
         self.rerun_sources.check_allowed(task, force)
-        return task
+        return task, self.rerun_sources.exact_call(task)
 
     def rerun_check(self, task_id: str, force: bool = False) -> dict[str, Any]:
         """Could the task be re-run now, with which arguments' source, or why not (sends nothing)."""
         try:
-            task = self._rerun_subject(task_id, force)
-            call = self.rerun_sources.exact_call(task)  # type: ignore[union-attr]
+            _, call = self._rerun_subject(task_id, force)
         except ControlError as exc:
             if exc.status != 409:
                 raise
@@ -217,8 +217,7 @@ class TaskControl:
 
     def rerun(self, task_id: str, force: bool = False) -> dict[str, Any]:
         """Send a task again, with exactly the args and kwargs it was sent with (a new task id)."""
-        task = self._rerun_subject(task_id, force)
-        call = self.rerun_sources.exact_call(task)  # type: ignore[union-attr]
+        task, call = self._rerun_subject(task_id, force)
         options: dict[str, Any] = {}
         queue = task.get("queue") or call.queue
         if queue:

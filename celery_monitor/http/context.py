@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 
 
 def monitor_of(request: HTTPConnection) -> Monitor:
-    return request.app.state.monitor  # type: ignore[no-any-return]
+    monitor: Monitor = request.app.state.monitor  # set by create_app
+    return monitor
 
 
 def redactor_of(request: HTTPConnection) -> Redactor | None:

@@ -26,8 +26,8 @@ def parsed(name: str, raw: Any, parse: Callable[[Any], T], minimum: float | None
     """``parse(raw)`` within its range, or a 400 naming the parameter."""
     try:
         value = parse(raw)
-        if minimum is not None or maximum is not None:
-            values.check_range(value, minimum, maximum)  # type: ignore[arg-type]
+        if (minimum is not None or maximum is not None) and isinstance(value, int | float):
+            values.check_range(value, minimum, maximum)
     except values.BadValue as exc:
         raise ApiError(400, f"Invalid '{name}': {exc}") from None
     return value

@@ -39,6 +39,6 @@ async def refresh_inspector(request: Request, name: str | None) -> None:
     inspector = monitor_of(request).inspector
     future = inspector.refresh(name)
     try:
-        await asyncio.wait_for(asyncio.wrap_future(future), timeout=inspector.timeout * 3 + 5)
+        await asyncio.wait_for(asyncio.wrap_future(future), timeout=inspector.refresh_bound)
     except Exception:
         pass

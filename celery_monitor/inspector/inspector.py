@@ -47,8 +47,13 @@ class Inspector:
         self._thread = threading.Thread(target=self._periodic, name="inspector", daemon=True)
         self.last_error: str | None = None
         # A pass waits for its refresh at most 3 timeouts and 5 s, then sleeps one interval.
-        self.loop = Loop("inspector", stall_after=timeout * 3 + 5 + interval + 60)
+        self.loop = Loop("inspector", stall_after=self.refresh_bound + interval + 60)
         self._outage = ThrottledLog(log)
+
+    @property
+    def refresh_bound(self) -> float:
+        """How long anyone waits for a refresh to answer: three inspect timeouts and 5 s."""
+        return self.timeout * 3 + 5
 
     @property
     def started(self) -> bool:
@@ -66,7 +71,7 @@ class Inspector:
 
     def _refresh_all(self) -> None:
         try:
-            self.refresh().result(timeout=self.timeout * 3 + 5)
+            self.refresh().result(timeout=self.refresh_bound)
         except TimeoutError:
             self.last_error = "inspect: no complete answer in time"
 

@@ -1,7 +1,7 @@
 """The store's narrow interface: everything the monitor keeps durably goes through these calls.
 
-A second implementation (a shared PostgreSQL store for several replicas) only has to provide
-this protocol.
+Two implementations provide it: SQLite (``sqlite.py``, the embedded default) and PostgreSQL
+(``postgres.py``); ``target.py`` picks one from ``--db``.
 """
 
 from __future__ import annotations
@@ -13,6 +13,10 @@ from typing import Any, Protocol
 from celery_monitor.store.query import TaskQuery
 
 TaskDict = dict[str, Any]
+
+
+class StoreError(RuntimeError):
+    """The history cannot be opened, or is not ours: one line for the operator, no secret in it."""
 
 
 class Store(Protocol):

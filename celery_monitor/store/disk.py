@@ -14,9 +14,14 @@ import os
 import sqlite3
 import tempfile
 
+import psycopg
+
+from celery_monitor.store import dsn
+
 # Errors that come from the storage (disk full, read-only, I/O, locked), not from what was being
-# written: retrying the same write later may succeed.
-STORAGE_FAULTS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, OSError)
+# written: retrying the same write later may succeed. PostgreSQL's OperationalError covers a lost
+# connection, a server shutting down and a full disk on the server.
+STORAGE_FAULTS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, psycopg.OperationalError, OSError)
 PROBE_BYTES = 64 * 1024
 _WORDS = {
     errno.ENOSPC: "the disk is full",
@@ -43,6 +48,8 @@ def _probe(directory: str) -> OSError | None:
 def explain(exc: BaseException, path: str | None) -> str:
     """One line: what went wrong writing the history at ``path`` (None: in memory)."""
     detail = " ".join(str(exc).split()) or type(exc).__name__
+    if path is not None and dsn.is_postgres(path):
+        return f"cannot write the history at {dsn.shown(path)}: {dsn.scrub(detail, path)}"
     if path is None:
         return f"cannot write the in-memory history: {detail}"
     problem = _probe(os.path.dirname(os.path.abspath(path)))

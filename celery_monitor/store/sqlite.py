@@ -22,7 +22,7 @@ import orjson
 
 from celery_monitor.state.models import TASK_FIELDS
 from celery_monitor.store import search_index, stored
-from celery_monitor.store.base import TaskDict
+from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import Quarantine, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
 from celery_monitor.store.search import BARE_COLUMNS, FOLDS_TO_ASCII, All, Expression, Term, contains, kwargs_match
@@ -96,10 +96,6 @@ _SELECT = _SELECT_FROM + "tasks"
 # "SELECT min(seq), max(seq)" walks every row (close to a second at a million tasks).
 _SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
 TRIM_CHUNK = 1000  # rows per trimming transaction: short enough that no flush waits visibly
-
-
-class StoreError(RuntimeError):
-    """The database cannot be opened or is not ours."""
 
 
 def _like(value: str) -> str:

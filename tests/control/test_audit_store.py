@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from celery_monitor.control.audit import AuditFilter, AuditTrail
 from celery_monitor.store.sqlite import SQLiteStore
+from celery_monitor.store.target import open_store
 
 
-def test_entries_newest_first_with_filters_and_paging(tmp_path: Path) -> None:
-    store = SQLiteStore(str(tmp_path / "history.db"))
+def test_entries_newest_first_with_filters_and_paging(history_db: str) -> None:
+    store = open_store(history_db)
     trail = AuditTrail(store)
     trail.record("alice", "worker.pool_grow", "w1@h", {"n": "2"}, 200, {"message": "Growing"})
     trail.record("bob", "task.revoke", "abc", {"terminate": "true"}, 200, {"message": "Revoked 'abc'"})
@@ -26,8 +25,9 @@ def test_entries_newest_first_with_filters_and_paging(tmp_path: Path) -> None:
     assert (trail.count(), trail.count(user="alice"), trail.count(user="carol")) == (3, 2, 0)
     store.close()
 
-    reopened = AuditTrail(SQLiteStore(str(tmp_path / "history.db")))
-    assert reopened.entries() == entries
+    reopened = open_store(history_db)
+    assert AuditTrail(reopened).entries() == entries
+    reopened.close()
 
 
 def test_memory_only_history_keeps_an_audit_trail_too() -> None:
@@ -36,8 +36,8 @@ def test_memory_only_history_keeps_an_audit_trail_too() -> None:
     assert [(e["user"], e["ok"]) for e in trail.entries()] == [("anonymous", False)]
 
 
-def test_filters_by_target_and_time_and_the_facets(tmp_path: Path) -> None:
-    store = SQLiteStore(str(tmp_path / "history.db"))
+def test_filters_by_target_and_time_and_the_facets(history_db: str) -> None:
+    store = open_store(history_db)
     trail = AuditTrail(store)
     pushed: list[dict[str, object]] = []
     trail.listeners.append(pushed.append)

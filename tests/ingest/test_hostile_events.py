@@ -8,21 +8,23 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.harness import WORKER, Harness, assert_every_endpoint_answers, assert_good_tasks_applied
 from support.hostile_events import encode, good_task_events, hostile_events
+from support.postgres import STORES, history_location
 
 messages = st.lists(st.lists(hostile_events(), min_size=1, max_size=6), min_size=1, max_size=5)
 
 
+@pytest.mark.parametrize("store", STORES)
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(messages=messages, data=st.data())
-def test_hostile_events_cost_only_themselves_before_and_after_a_restart(messages: list[list[Any]],
+def test_hostile_events_cost_only_themselves_before_and_after_a_restart(store: str, messages: list[list[Any]],
                                                                         data: st.DataObject) -> None:
-    with tempfile.TemporaryDirectory() as scratch:
+    with tempfile.TemporaryDirectory() as scratch, history_location(store, Path(scratch)) as db:
         tmp = Path(scratch)
-        db = tmp / "history.db"
         harness = Harness(tmp, db=db)
         good_ids: list[str] = []
         try:

@@ -28,8 +28,8 @@ def watching(live: LiveView, method: Callable[..., Any], waits: list[bool]) -> C
     return watched
 
 
-def test_the_history_is_read_and_written_with_the_live_view_free(tmp_path: Path) -> None:
-    db = tmp_path / "history.db"
+def test_the_history_is_read_and_written_with_the_live_view_free(tmp_path: Path, history_db: str) -> None:
+    db = history_db
     first = Harness(tmp_path, db=db)
     task_id = first.run_task("tests.add", "w1", finish=False)
     first.flush()

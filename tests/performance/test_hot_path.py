@@ -7,6 +7,7 @@ import os
 import platform
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,17 +19,22 @@ from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.models import TASK_FIELDS
 from celery_monitor.state.stats import EventStats
+from celery_monitor.store.base import Store
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.sqlite import SQLiteStore
+from celery_monitor.store.target import open_store
 from celery_monitor.store.writer import StoreWriter
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> SQLiteStore:
-    return SQLiteStore(str(tmp_path / "history.db"))
+def store(history_db: str) -> Iterator[Store]:
+    """The history, once per store: SQLite, then PostgreSQL."""
+    store = open_store(history_db)
+    yield store
+    store.close()
 
 
-def make_applier(store: SQLiteStore, recent_tasks: int = 20_000) -> tuple[Applier, StoreWriter, LiveView]:
+def make_applier(store: Store, recent_tasks: int = 20_000) -> tuple[Applier, StoreWriter, LiveView]:
     live = LiveView(EventStats(), recent_tasks=recent_tasks)
     writer = StoreWriter(store)
     return Applier(Handoff(), live, store, writer, ReceiverHealth(), Hub()), writer, live
@@ -51,7 +57,7 @@ def lifecycle(uuid: str, t: float) -> list[dict[str, object]]:
     ]
 
 
-def test_a_batch_bigger_than_the_live_view_keeps_every_task(store: SQLiteStore) -> None:
+def test_a_batch_bigger_than_the_live_view_keeps_every_task(store: Store) -> None:
     applier, writer, live = make_applier(store, recent_tasks=10)
     uuids = [f"task-{i}" for i in range(200)]
     # Every task is sent first, then all are received, started and finished: each task has left the
@@ -68,7 +74,7 @@ def test_a_batch_bigger_than_the_live_view_keeps_every_task(store: SQLiteStore) 
     assert {state: n for state, n in live.snapshot().state_counts.items() if n} == {"SUCCESS": 200}
 
 
-def test_a_task_known_only_to_the_history_is_continued_not_restarted(store: SQLiteStore) -> None:
+def test_a_task_known_only_to_the_history_is_continued_not_restarted(store: Store) -> None:
     first, writer, _ = make_applier(store)
     first.apply([(10.0, [message(*lifecycle("old", 1.0)[:3])])])
     writer.flush()
@@ -84,7 +90,7 @@ def test_a_task_known_only_to_the_history_is_continued_not_restarted(store: SQLi
 
 
 @pytest.mark.parametrize("descending", [True, False])
-def test_deep_pages_of_a_trimmed_history_match_a_plain_walk(store: SQLiteStore, descending: bool) -> None:
+def test_deep_pages_of_a_trimmed_history_match_a_plain_walk(store: Store, descending: bool) -> None:
     store.write([{"uuid": f"t{i}", "state": "SUCCESS", "args": "()", "kwargs": "{}", "result": None}
                  for i in range(300)], [], {})
     store.trim(250)
@@ -96,7 +102,7 @@ def test_deep_pages_of_a_trimmed_history_match_a_plain_walk(store: SQLiteStore, 
             assert page == (everything[offset:] if limit is None else everything[offset : offset + limit])
 
 
-def test_counting_an_empty_history(store: SQLiteStore) -> None:
+def test_counting_an_empty_history(store: Store) -> None:
     assert store.task_count() == 0
     assert store.trim(5) == {}
     assert store.query_tasks(TaskQuery(offset=10, limit=5)) == []
@@ -140,7 +146,7 @@ def test_a_task_being_written_stays_visible_and_is_continued(tmp_path: Path) -> 
     assert writer.pending_count == 0
 
 
-def test_bulk_writes_keep_every_value_exactly(store: SQLiteStore) -> None:
+def test_bulk_writes_keep_every_value_exactly(store: Store) -> None:
     tricky = {
         "uuid": "exact", "name": 'odd "name" \\ ünïcode', "state": "FAILURE", "worker": "w@h",
         "received": 1795330861.0501714, "started": 1795330861.0501716, "runtime": 1e-07, "timestamp": 0.1 + 0.2,
@@ -157,7 +163,7 @@ def test_bulk_writes_keep_every_value_exactly(store: SQLiteStore) -> None:
     assert store.task_count() == 2
 
 
-def test_text_holding_nul_characters_is_kept_whole(store: SQLiteStore) -> None:
+def test_text_holding_nul_characters_is_kept_whole(store: Store) -> None:
     odd = {"uuid": "nul", "name": "a\x00b", "state": "SUCCESS", "args": "('\x00', 1)", "result": "x\x00y"}
     store.write([odd, {"uuid": "plain", "name": "p", "state": "SUCCESS", "args": "()"}], [], {})
     task = store.get_task("nul")
@@ -165,7 +171,7 @@ def test_text_holding_nul_characters_is_kept_whole(store: SQLiteStore) -> None:
     assert store.get_task("plain") is not None and set(store.task_names()) == {"a\x00b", "p"}
 
 
-def test_memory_freed_after_a_burst_is_returned(store: SQLiteStore) -> None:
+def test_memory_freed_after_a_burst_is_returned(store: Store) -> None:
     from celery_monitor.state.memory import release_free_memory
 
     if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":

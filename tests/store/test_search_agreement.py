@@ -4,11 +4,15 @@ search: a list laid over pending tasks must not change its answer when they reac
 from __future__ import annotations
 
 import string
+from collections.abc import Iterator
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from support.postgres import execute, fresh_database
 
+from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.search import SearchError, matches, parse_search
 from celery_monitor.store.sqlite import SQLiteStore
@@ -41,4 +45,27 @@ def test_sql_and_python_find_the_same_tasks(tasks: list[dict[str, Any]], term: s
         found = {task["uuid"] for task in store.query_tasks(TaskQuery(search=search))}
     finally:
         store.close()
+    assert found == {task["uuid"] for task in tasks if matches(search.expression, task)}
+
+
+@pytest.fixture(scope="module")
+def postgres_store() -> Iterator[PostgresStore]:
+    with fresh_database() as dsn:
+        store = PostgresStore(dsn)
+        yield store
+        store.close()
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                  HealthCheck.function_scoped_fixture])
+@given(tasks=task_lists(), term=words, field=st.sampled_from(["", "name:", "args:", "result:", "worker:"]))
+def test_postgres_and_python_find_the_same_tasks(postgres_store: PostgresStore, tasks: list[dict[str, Any]],
+                                                 term: str, field: str) -> None:
+    try:
+        search = parse_search(f'{field}"{term}"')
+    except SearchError:
+        return
+    execute(postgres_store.dsn, "TRUNCATE tasks, task_names")
+    postgres_store.write(tasks, [], {})
+    found = {task["uuid"] for task in postgres_store.query_tasks(TaskQuery(search=search))}
     assert found == {task["uuid"] for task in tasks if matches(search.expression, task)}

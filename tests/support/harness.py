@@ -33,7 +33,7 @@ _clock = itertools.count(1)
 
 
 class Harness:
-    def __init__(self, tmp_path: Path, *args: str, broker: str = UNUSED_BROKER, db: Path | None = None) -> None:
+    def __init__(self, tmp_path: Path, *args: str, broker: str = UNUSED_BROKER, db: Path | str | None = None) -> None:
         history = [f"--db={db}"] if db is not None else ["--persistent=False"]
         settings = load_settings([f"--broker={broker}", *history, "--unauthenticated_api",
                                   f"--conf={self._empty_conf(tmp_path)}", *args], environ={})

@@ -1,0 +1,155 @@
+"""The PostgreSQL history's schema, as ordered migrations recorded in ``schema_version``.
+
+Each migration is a version number and SQL statements, applied in one transaction with the row
+that records it; :func:`upgrade` applies those a database lacks, at start-up or from
+``celery-monitor db upgrade``, under an advisory lock so that two monitors starting together do not
+both apply them. A database newer than this monitor is refused (an older monitor cannot know what
+a later migration changed). Add a migration at the end; never edit one that was released.
+
+How the tables serve the API (see ``postgres.py``): ``seq`` is the order tasks were first seen in,
+handed out without gaps by the writer, so the whole history's deep pages start at a computed seq;
+every sort key has a btree index ``(key NULLS FIRST, seq)`` (SQLite's order: NULL first ascending,
+last descending; text in code point order, the "C" collation); search narrows with a pg_trgm GIN
+index over the case-folded searchable text and ``kwargs:key=value`` with a GIN index over the
+pairs a task's kwargs hold, then checks every candidate exactly.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import psycopg
+
+from celery_monitor.store.base import StoreError
+from celery_monitor.store.query import SORT_KEYS
+from celery_monitor.store.search import BARE_COLUMNS
+
+LOCK_KEY = 0x43_4D_4F_4E_01  # pg_advisory_xact_lock key of migrations ("CMON", 1)
+UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+LOWER = UPPER.lower()
+TRIGRAM_INDEX = "tasks_search"
+
+
+def ascii_lower(column: str) -> str:
+    """SQL: the column with ASCII letters lowered, and only those (SQLite's LIKE folding)."""
+    return f"translate({column}, '{UPPER}', '{LOWER}')"
+
+
+def folded(column: str) -> str:
+    """SQL: the column as str.casefold() makes it (``fold_<column>`` is stored where that differs)."""
+    return f"coalesce(fold_{column}, {ascii_lower(column)})"
+
+
+# Every searchable column, case-folded, one per line: what the trigram index holds.
+SEARCH_TEXT = "(" + " || chr(10) || ".join(f"coalesce({folded(c)}, '')" for c in BARE_COLUMNS) + ")"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    description: str
+    statements: tuple[str, ...]
+
+
+def _sort_indexes() -> tuple[str, ...]:
+    return tuple(f"CREATE INDEX tasks_{key} ON tasks ({key} NULLS FIRST, seq)" for key in SORT_KEYS if key != "uuid")
+
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(1, "tasks, task names, workers, meta, audit trail, quarantine; btree indexes for every sort and filter", (
+        """CREATE TABLE tasks (
+            seq bigint PRIMARY KEY,
+            uuid text COLLATE "C" NOT NULL UNIQUE,
+            name text COLLATE "C", state text COLLATE "C", worker text COLLATE "C",
+            received double precision, sent double precision, started double precision,
+            succeeded double precision, failed double precision, timestamp double precision,
+            runtime double precision,
+            args text COLLATE "C", kwargs text COLLATE "C", result text COLLATE "C",
+            """ + ", ".join(f'fold_{c} text COLLATE "C"' for c in BARE_COLUMNS) + """,
+            kwargs_pairs jsonb,
+            data text NOT NULL
+        )""",
+        *_sort_indexes(),
+        "CREATE INDEX tasks_kwargs_pairs ON tasks USING gin (kwargs_pairs jsonb_path_ops)",
+        "CREATE INDEX tasks_kwargs_text ON tasks (seq) WHERE kwargs_pairs IS NULL",
+        # Names as JSON text: a name may hold a NUL character, which PostgreSQL's text cannot.
+        "CREATE TABLE task_names (name_json text PRIMARY KEY)",
+        "CREATE TABLE workers (hostname text PRIMARY KEY, data text NOT NULL)",
+        "CREATE TABLE meta (key text PRIMARY KEY, value text NOT NULL)",
+        """CREATE TABLE audit (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            time double precision NOT NULL, "user" text COLLATE "C", action text COLLATE "C", target text COLLATE "C",
+            status integer,
+            data text NOT NULL
+        )""",
+        'CREATE INDEX audit_user ON audit ("user", seq)',
+        "CREATE INDEX audit_action ON audit (action, seq)",
+        "CREATE INDEX audit_target ON audit (target, seq)",
+        "CREATE INDEX audit_time ON audit (time)",
+        """CREATE TABLE quarantine (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            time double precision NOT NULL, kind text NOT NULL, key text, problem text, raw bytea
+        )""",
+    )),
+    # The trigram index needs the pg_trgm extension: created here when the database lets us
+    # (it is a trusted extension since PostgreSQL 13: a database owner may create it). Without it
+    # searches still give the same answers, by reading the rows in order; the next upgrade creates
+    # the index once the extension is there.
+    Migration(2, "trigram index for search (when pg_trgm is available)", ()),
+)
+LATEST = MIGRATIONS[-1].version
+OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine")
+
+
+def _current(conn: psycopg.Connection[Any]) -> int:
+    conn.execute("""CREATE TABLE IF NOT EXISTS schema_version (
+        version integer PRIMARY KEY, description text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())""")
+    row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
+    return int(row[0]) if row and row[0] is not None else 0
+
+
+def _trigram_index(conn: psycopg.Connection[Any]) -> bool:
+    """Create the trigram index if pg_trgm can be had; whether the index exists now."""
+    exists = conn.execute("SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s",
+                          (TRIGRAM_INDEX,)).fetchone()
+    if exists:
+        return True
+    try:
+        with conn.transaction():  # a savepoint: refused, the migration goes on without it
+            conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
+    except psycopg.Error:
+        return False
+    conn.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON tasks USING gin ({SEARCH_TEXT} gin_trgm_ops)")
+    return True
+
+
+def upgrade(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Apply the migrations the database lacks; the versions before and after."""
+    with conn.transaction():
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (LOCK_KEY,))
+        before = _current(conn)
+        if before > LATEST:
+            raise StoreError(f"the database's schema is version {before}, newer than this monitor's ({LATEST}): "
+                             "run a newer Celery Monitor")
+        if before == 0:
+            present = [row[0] for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY(%s)",
+                (list(OUR_TABLES),))]
+            if present:
+                raise StoreError(f"the database holds tables of another application ({', '.join(sorted(present))}) "
+                                 "and no schema_version: not a Celery Monitor history")
+        for migration in MIGRATIONS[before:]:
+            for statement in migration.statements:
+                conn.execute(statement)
+            conn.execute("INSERT INTO schema_version (version, description) VALUES (%s, %s)",
+                         (migration.version, migration.description))
+        if LATEST >= 2:
+            _trigram_index(conn)
+    return before, LATEST
+
+
+def has_trigram_index(conn: psycopg.Connection[Any]) -> bool:
+    row = conn.execute("SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() AND indexname = %s",
+                       (TRIGRAM_INDEX,)).fetchone()
+    return row is not None

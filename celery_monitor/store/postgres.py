@@ -1,0 +1,634 @@
+"""PostgreSQL task history: the SQLite store's answers, from a database several machines can reach.
+
+The same rows as ``sqlite.py``: the searchable and sortable fields as columns, everything else as
+one JSON text. What differs, and why:
+
+- ``seq`` is handed out by the writer (the highest plus one, in the order tasks are first seen),
+  not by a sequence: an upsert would spend a sequence number on every update, and the gaps would
+  break the deep-page shortcut and the count (``max(seq) - min(seq) + 1``), which rely on none.
+  Writers take an advisory lock for the transaction, so two never hand out the same numbers.
+- Writes go in bulk: the batch is copied (COPY) into a temporary table, then upserted with one
+  ``INSERT ... ON CONFLICT``.
+- PostgreSQL's text cannot hold NUL characters: a column keeps its text without them (for sorting
+  and search), and the exact value rides in the JSON (under the key ``"\\u0000"``). A value of the
+  wrong type for its column (a damaged record) rides there too, with the column NULL, and is
+  repaired when read, as SQLite's are.
+- Search equals SQLite's (``search.py``): an ASCII term is looked for in the text with ASCII letters
+  lowered (``translate``), another in the text as ``str.casefold()`` makes it, stored beside the
+  column (``fold_<column>``) where that differs; ``kwargs:key=value`` in the pairs the writer read
+  from the kwargs with the same rules as ``kwargs_match``, or, for kwargs that are no literal,
+  in their folded text. Indexes narrow the rows down (see ``pg_schema.py``) and these checks decide.
+"""
+
+from __future__ import annotations
+
+import ast
+import logging
+import threading
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+import psycopg
+
+from celery_monitor.state.models import TASK_FIELDS
+from celery_monitor.store import dsn, pg_schema, stored
+from celery_monitor.store.base import StoreError, TaskDict
+from celery_monitor.store.quarantine import LATEST, raw_text
+from celery_monitor.store.query import SORT_KEYS, TaskQuery
+from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term
+
+log = logging.getLogger(__name__)
+
+_COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "succeeded", "failed",
+            "timestamp", "runtime", "args", "kwargs", "result")  # fmt: skip
+_TIME_COLUMNS = frozenset({"received", "sent", "started", "succeeded", "failed", "timestamp", "runtime"})
+_COLUMN_SET = frozenset(_COLUMNS)
+_FOLD_COLUMNS = tuple(f"fold_{c}" for c in BARE_COLUMNS)
+_ROW_COLUMNS = ("seq", *_COLUMNS, *_FOLD_COLUMNS, "kwargs_pairs", "data")
+_SELECT = f"SELECT seq, {', '.join(_COLUMNS)}, data FROM tasks"
+_UPSERT = (f"INSERT INTO tasks ({', '.join(_ROW_COLUMNS)}) SELECT {', '.join(_ROW_COLUMNS)} FROM incoming "
+           "ON CONFLICT (uuid) DO UPDATE SET "
+           + ", ".join(f"{c} = excluded.{c}" for c in _ROW_COLUMNS if c not in ("seq", "uuid")))
+_SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
+EXACT_KEY = "\x00"  # the key, in a row's JSON, of the exact values of columns that held NUL characters
+WRITE_LOCK_KEY = 0x43_4D_4F_4E_02  # pg_advisory_xact_lock key of task writes
+# Held by the writing connection for as long as a monitor keeps its history in the database: until
+# replicas share one (issue #18's failover), a second monitor would trim and count against the first.
+OWNER_LOCK_KEY = 0x43_4D_4F_4E_03  # after the migrations (01) and the writes (02)
+TRIM_CHUNK = 1000
+CONNECT_TIMEOUT = 10
+_ASCII_LOWER = str.maketrans(pg_schema.UPPER, pg_schema.LOWER)
+
+
+def _text(value: str) -> str:
+    """A value as PostgreSQL's text can hold it (no NUL characters), as the columns keep it."""
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def kwargs_pairs(kwargs_repr: Any) -> list[dict[str, str]] | None:
+    """The (key, value) pairs ``kwargs:key=value`` can find in a task's kwargs, case-folded, each value
+    as ``str()`` and ``repr()`` print it; None for kwargs that are not a literal dict (searched as text).
+
+    The same reading as :func:`celery_monitor.store.search.kwargs_match`.
+    """
+    if not kwargs_repr or not isinstance(kwargs_repr, str):
+        return []
+    try:
+        kwargs = ast.literal_eval(kwargs_repr)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    if not isinstance(kwargs, dict):
+        return None
+    pairs: list[dict[str, str]] = []
+    for key, value in kwargs.items():
+        try:
+            folded_key = _text(str(key).casefold())
+            for shown in dict.fromkeys((str(value).casefold(), repr(value).casefold())):
+                pairs.append({"k": folded_key, "v": _text(shown)})
+        except ValueError:  # an integer too long to print: kwargs_match cannot compare it either
+            continue
+    return pairs
+
+
+def _row(task: TaskDict, seq: int) -> tuple[Any, ...]:
+    """The table row of one task (in ``_ROW_COLUMNS`` order)."""
+    rest = {k: v for k, v in task.items() if k not in _COLUMN_SET}
+    values: dict[str, Any] = {}
+    exact: dict[str, str] = {}
+    for column in _COLUMNS:
+        value = task.get(column)
+        fits = value is None or (_is_number(value) if column in _TIME_COLUMNS else isinstance(value, str))
+        if not fits:
+            rest[column] = value  # repaired when read, as a damaged SQLite row is
+            value = None
+        elif isinstance(value, str) and "\x00" in value:
+            exact[column] = value
+            value = _text(value)
+        values[column] = value
+    if exact:
+        rest[EXACT_KEY] = exact
+    if not isinstance(values["uuid"], str):
+        raise TypeError("a task without a text uuid")
+    folds = []
+    for column in BARE_COLUMNS:
+        text = values[column]
+        folded = text.casefold() if isinstance(text, str) and not text.isascii() else None
+        folds.append(folded if folded is not None and folded != text.translate(_ASCII_LOWER) else None)
+    pairs = kwargs_pairs(task.get("kwargs"))
+    return (seq, *values.values(), *folds, None if pairs is None else orjson.dumps(pairs).decode(),
+            orjson.dumps(rest).decode())
+
+
+def _assemble(columns: Sequence[Any], rest: dict[str, Any]) -> TaskDict:
+    """The task dict in the API's field order, from its column values and its JSON's fields."""
+    exact = rest.pop(EXACT_KEY, None)
+    for column, value in zip(_COLUMNS, columns, strict=True):
+        if value is not None or column not in rest:
+            rest[column] = value
+    if isinstance(exact, dict):
+        rest.update(exact)
+    task = {name: rest.pop(name, None) for name in TASK_FIELDS}
+    task.update(rest)
+    return task
+
+
+def _like(value: str) -> str:
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _any_of(column: str, values: list[str]) -> tuple[str, list[Any]]:
+    """``column`` is one of ``values``. One value (nearly always) is an equality, which walks the
+    column's index ``(column, seq)`` in seq order: a page of the newest matches stops at its end."""
+    if len(values) == 1:
+        return f"{column} = %s", values
+    return f"{column} = ANY(%s)", [values]
+
+
+def _take_ownership(conn: psycopg.Connection[Any]) -> bool:
+    """Whether ``conn`` now holds the database for this monitor (the lock ends with the session)."""
+    return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (OWNER_LOCK_KEY,)).fetchone()[0])  # type: ignore[index]  # one row, always
+
+
+class PostgresStore:
+    def __init__(self, url: str) -> None:
+        """Open the history in the database ``url`` names, applying the migrations it lacks."""
+        self.dsn = url
+        self.path = dsn.shown(url)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        self._connections: list[psycopg.Connection[Any]] = []
+        self._connections_lock = threading.Lock()
+        try:
+            self._writer = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
+        except psycopg.Error as exc:
+            raise StoreError(f"cannot connect to {self.path}: {dsn.scrub(str(exc), url)}") from None
+        try:
+            pg_schema.upgrade(self._writer)
+            self._trigram = pg_schema.has_trigram_index(self._writer)
+            self._writer.execute("CREATE TEMP TABLE incoming (LIKE tasks) ON COMMIT DELETE ROWS")
+            owner = _take_ownership(self._writer)
+        except psycopg.Error as exc:
+            self.close()
+            raise StoreError(f"{self.path}: {dsn.scrub(str(exc), url)}") from None
+        if not owner:
+            self.close()
+            raise StoreError(f"{self.path}: another monitor keeps its history in this database (one monitor "
+                             "per database: stop the other, or give this one a database of its own)")
+
+    def _connect(self, isolation: psycopg.IsolationLevel = psycopg.IsolationLevel.REPEATABLE_READ
+                 ) -> psycopg.Connection[Any]:
+        """A connection in autocommit mode; ``isolation`` for its explicit transactions (readers'
+        snapshots repeat their reads; the writer's statements each see what was committed before).
+        Raises psycopg's OperationalError when the database cannot be reached: for the writer, a
+        storage fault to retry (``disk.STORAGE_FAULTS``)."""
+        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        conn.isolation_level = isolation
+        with self._connections_lock:  # kept to be closed with the store; those dropped are let go
+            self._connections = [*(c for c in self._connections if not c.closed), conn]
+        return conn
+
+    @property
+    def _reader(self) -> psycopg.Connection[Any]:
+        """This thread's connection (a new one after the database dropped it)."""
+        conn: psycopg.Connection[Any] | None = getattr(self._local, "conn", None)
+        if conn is None or conn.closed:
+            conn = self._local.conn = self._connect()
+        return conn
+
+    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        """Every row of one read on this thread's connection. A connection the database dropped (a
+        restart, a failover, an idle timeout) is replaced and the read made again, once, unless it
+        was part of a snapshot, whose reads must all come from one transaction."""
+        conn = self._reader
+        try:
+            return conn.execute(sql, params).fetchall()
+        except psycopg.OperationalError:
+            if not conn.closed or conn is getattr(self._local, "snapshot", None):
+                raise
+        return self._reader.execute(sql, params).fetchall()
+
+    def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        rows = self._rows(sql, params)
+        return rows[0] if rows else None
+
+    def _write_conn(self) -> psycopg.Connection[Any]:
+        """The writing connection (called under the write lock); reopened if the database dropped it."""
+        if self._writer.closed:
+            conn = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
+            if not _take_ownership(conn):
+                # Taken while this monitor was cut off: a storage fault, retried with the writes kept.
+                conn.close()
+                raise psycopg.OperationalError("another monitor took this database over while the connection was down")
+            conn.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE tasks) ON COMMIT DELETE ROWS")
+            self._writer = conn
+        return self._writer
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def write(
+        self, tasks: Iterable[TaskDict], workers: Iterable[dict[str, Any]], meta: dict[str, Any]
+    ) -> None:
+        batch: dict[Any, TaskDict] = {}
+        for task in tasks:
+            uuid = task.get("uuid")
+            batch[_text(uuid) if isinstance(uuid, str) else uuid] = task
+        worker_rows = [(_text(w["hostname"]), orjson.dumps(w).decode()) for w in workers]
+        meta_rows = [(k, orjson.dumps(v).decode()) for k, v in meta.items()]
+        rows = [_row(task, 0) for task in batch.values()]  # refuses what cannot be stored, before writing
+        # Names as JSON (exact, NUL characters included): see pg_schema's task_names.
+        names = sorted({orjson.dumps(task["name"]).decode() for task in batch.values()
+                        if isinstance(task.get("name"), str)})
+        with self._write_lock:
+            conn = self._write_conn()
+            with conn.transaction():
+                if rows:
+                    self._upsert(conn, rows, names)
+                if worker_rows:
+                    with conn.cursor() as cursor:
+                        cursor.executemany("INSERT INTO workers VALUES (%s, %s) "
+                                           "ON CONFLICT (hostname) DO UPDATE SET data = excluded.data", worker_rows)
+                if meta_rows:
+                    with conn.cursor() as cursor:
+                        cursor.executemany("INSERT INTO meta VALUES (%s, %s) "
+                                           "ON CONFLICT (key) DO UPDATE SET value = excluded.value", meta_rows)
+
+    @staticmethod
+    def _upsert(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], names: list[str]) -> None:
+        """Give the new tasks the next seqs, in order, then copy and upsert the whole batch."""
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
+        uuids = [row[1] for row in rows]
+        known = dict(conn.execute("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (uuids,)).fetchall())
+        top = conn.execute("SELECT max(seq) FROM tasks").fetchone()
+        next_seq = (top[0] if top and top[0] is not None else 0) + 1
+        with conn.cursor() as cursor, cursor.copy(f"COPY incoming ({', '.join(_ROW_COLUMNS)}) FROM STDIN") as copy:
+            for row in rows:
+                seq = known.get(row[1])
+                if seq is None:
+                    seq, next_seq = next_seq, next_seq + 1
+                copy.write_row((seq, *row[1:]))
+        conn.execute(_UPSERT)
+        if names:
+            conn.execute("INSERT INTO task_names SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (names,))
+
+    def index_search(self, budget_seconds: float = 0.05) -> int:
+        """Nothing to do: PostgreSQL keeps its indexes up to date with every write."""
+        return 0
+
+    def delete_workers(self, hostnames: Iterable[str]) -> None:
+        with self._write_lock:
+            self._write_conn().execute("DELETE FROM workers WHERE hostname = ANY(%s)",
+                                       ([_text(h) for h in hostnames],))
+
+    def trim(self, max_tasks: int) -> dict[str, int]:
+        removed: dict[str, int] = {}
+        with self._write_lock:
+            low, high = self._write_conn().execute(_SEQ_RANGE).fetchone() or (None, None)
+        if low is None or high is None or high - low + 1 <= max_tasks:
+            return removed
+        cutoff = high - max_tasks
+        for start in range(low, cutoff + 1, TRIM_CHUNK):
+            end = min(start + TRIM_CHUNK - 1, cutoff)
+            with self._write_lock:
+                conn = self._write_conn()
+                with conn.transaction():
+                    counted = conn.execute(
+                        "WITH gone AS (DELETE FROM tasks WHERE seq BETWEEN %s AND %s RETURNING state) "
+                        "SELECT state, count(*) FROM gone GROUP BY state", (start, end)).fetchall()
+                for state, count in counted:
+                    removed[state] = removed.get(state, 0) + count
+        return removed
+
+    def close(self) -> None:
+        with self._connections_lock:
+            connections, self._connections = self._connections, []
+        for conn in connections:
+            try:
+                conn.close()
+            except psycopg.Error as exc:
+                log.debug("closing a history connection: %s", dsn.scrub(str(exc), self.dsn))
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def get_task(self, uuid: str) -> TaskDict | None:
+        tasks = self._fetch_tasks(f"{_SELECT} WHERE uuid = %s", (_text(uuid),))
+        return tasks[0][1] if tasks else None
+
+    def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]:
+        wanted = [_text(uuid) for uuid in uuids]
+        found: dict[str, TaskDict] = {}
+        for i in range(0, len(wanted), 500):
+            rows = self._fetch_tasks(f"{_SELECT} WHERE uuid = ANY(%s)", (wanted[i : i + 500],))
+            found.update((task["uuid"], task) for _, task in rows)
+        return found
+
+    def _fetch_tasks(self, sql: str, params: Sequence[Any]) -> list[tuple[int, TaskDict]]:
+        """The (seq, task) of a ``SELECT seq, <columns>, data`` query, in its order, checked."""
+        tasks = []
+        for row in self._rows(sql, params):
+            seq, columns, data = row[0], row[1:-1], row[-1]
+            try:
+                rest = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                tasks.append((seq, self._repaired(seq, columns, data, "its data is not JSON")))
+                continue
+            if isinstance(rest, dict):
+                task = _assemble(columns, dict(rest))  # rest stays whole, for the quarantine
+                if stored.task_problems(task) is None:
+                    tasks.append((seq, task))
+                    continue
+            tasks.append((seq, self._repaired(seq, columns, rest, "a field of the wrong type")))
+        return tasks
+
+    def _repaired(self, seq: int, columns: Sequence[Any], data: Any, problem: str) -> TaskDict:
+        """Quarantine a bad row and put its repaired version in its place (same seq)."""
+        uuid = columns[0]
+        original = (_assemble(columns, dict(data)) if isinstance(data, dict)
+                    else dict(zip(_COLUMNS, columns, strict=True)))
+        task, dropped = stored.repair_task(original, uuid)
+        detail = f"{problem}: {', '.join(dropped)}" if dropped else problem
+        self.set_aside("task", uuid, detail, raw_text([*columns, data]))
+        try:
+            with self._write_lock:
+                row = _row(task, seq)
+                self._write_conn().execute(
+                    f"UPDATE tasks SET ({', '.join(_ROW_COLUMNS[2:])}) = ({', '.join(['%s'] * (len(row) - 2))}) "
+                    "WHERE seq = %s", (*row[2:], seq))
+        except (psycopg.Error, TypeError, orjson.JSONEncodeError) as exc:
+            log.warning("could not write the repaired task %s back: %s", uuid[:80], exc)
+        return task
+
+    def _where(self, query: TaskQuery, excluding: Sequence[int] = ()) -> tuple[str, list[Any]]:
+        """The WHERE clause of a query; ``excluding`` leaves out these seqs (rows known to be stale)."""
+        clauses: list[str] = []
+        params: list[Any] = []
+
+        def add(clause: tuple[str, list[Any]]) -> None:
+            clauses.append(clause[0])
+            params.extend(clause[1])
+
+        # Whole values ignoring case, as SQLite's store compares them: the values present that fold
+        # to the same text are looked up first, so the column's index still does the work.
+        for column, wanted in (("worker", query.workers), ("name", query.names), ("state", query.states)):
+            if wanted:
+                add(_any_of(column, self.values_folding_to(column, wanted)))
+        if query.received_start is not None:
+            add(("received >= %s", [query.received_start]))
+        if query.received_end is not None:
+            add(("received <= %s", [query.received_end]))
+        if query.search.expression is not None:
+            add(self._search_sql(query.search.expression))
+        if excluding:
+            add(("seq <> ALL(%s)", [list(excluding)]))
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def _search_sql(self, expression: Expression) -> tuple[str, list[Any]]:
+        if not isinstance(expression, Term):
+            parts = [self._search_sql(child) for child in expression.children]
+            joiner = " AND " if isinstance(expression, All) else " OR "
+            return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
+        if expression.pair is not None:
+            return self._kwargs_sql(*expression.pair)
+        if expression.field == "state":
+            return _any_of("state", self.values_folding_to("state", [expression.value]))
+        # As SQLite's LIKE reads its pattern: nothing after a NUL character takes part.
+        folded = expression.folded.split("\x00", 1)[0]
+        columns = BARE_COLUMNS if expression.field is None else (expression.field,)
+        text = pg_schema.ascii_lower if expression.plain else pg_schema.folded
+        checks = " OR ".join(f"strpos({text(column)}, %s) > 0" for column in columns)
+        params: list[Any] = [folded] * len(columns)
+        if self._trigram and len(folded) >= 3:
+            # Every row a check accepts has the term in its folded text: the index finds those.
+            return f"({pg_schema.SEARCH_TEXT} LIKE %s AND ({checks}))", [_like(folded), *params]
+        return f"({checks})", params
+
+    @staticmethod
+    def _kwargs_sql(key: str, expected: str) -> tuple[str, list[Any]]:
+        """``kwargs:key=value``: the pairs read from literal kwargs, else the pair as text (kwargs_match's rules)."""
+        key, expected = _text(key.casefold()), _text(expected.casefold())
+        pair = orjson.dumps([{"k": key, "v": expected}]).decode()
+        text = pg_schema.folded("kwargs")
+        return (f"(kwargs_pairs @> %s::jsonb OR (kwargs_pairs IS NULL AND kwargs <> ''"
+                f" AND (strpos({text}, %s) > 0 OR strpos({text}, %s) > 0)))",
+                [pair, f"'{key}': {expected}", f"'{key}': '{expected}'"])
+
+    def values_folding_to(self, column: str, wanted: Sequence[str]) -> list[str]:
+        """The distinct values of ``column`` (worker, name or state) equal to one of ``wanted``, ignoring case."""
+        folded = {_text(value).casefold() for value in wanted}
+        present = self.distinct_values(column)
+        return [_text(value) for value in present if _text(value).casefold() in folded]
+
+    def distinct_values(self, column: str) -> list[str]:
+        """The distinct values of an indexed column, one index seek each (not a walk of every row)."""
+        if column == "name":
+            return self.task_names()
+        sql = (f"WITH RECURSIVE d(v) AS (SELECT min({column}) FROM tasks UNION ALL "
+               f"SELECT (SELECT min({column}) FROM tasks WHERE {column} > d.v) FROM d WHERE d.v IS NOT NULL) "
+               "SELECT v FROM d WHERE v IS NOT NULL")
+        return [row[0] for row in self._rows(sql)]
+
+    def query_sql(self, query: TaskQuery, excluding: Sequence[int] = (),
+                  select: str = _SELECT) -> tuple[str, list[Any]]:
+        """The SELECT for a query: filters, an order an index can deliver, and the page.
+
+        ``select`` is the statement up to and including FROM's table (``SELECT seq FROM tasks`` for
+        the order alone).
+        """
+        where, params = self._where(query, excluding)
+        direction = "DESC" if query.descending else "ASC"
+        nulls = "NULLS LAST" if query.descending else "NULLS FIRST"  # SQLite's order: NULL is the least
+        if query.sort_by == "uuid":  # never NULL, and unique
+            order = f" ORDER BY uuid {direction}"
+        elif query.sort_by and query.sort_by in SORT_KEYS:
+            order = f" ORDER BY {query.sort_by} {direction} {nulls}, seq {direction}"
+        elif query.received_start is not None or query.received_end is not None:
+            order = f" ORDER BY received {direction} {nulls}, seq {direction}"
+        else:
+            order = f" ORDER BY seq {direction}"
+            if query.offset and not where:
+                # Seq has no gaps (trimming deletes from the low end only), so a deep page of the
+                # whole history starts at a seq computed from the offset.
+                start = "(SELECT max(seq) FROM tasks) - %s" if query.descending else "(SELECT min(seq) FROM tasks) + %s"
+                where = f" WHERE seq {'<=' if query.descending else '>='} {start}"
+                limit = "" if query.limit is None else " LIMIT %s"
+                return select + where + order + limit, [query.offset, *([] if query.limit is None else [query.limit])]
+        page = ""
+        if query.limit is not None:
+            page += " LIMIT %s"
+            params = [*params, query.limit]
+        if query.offset:
+            page += " OFFSET %s"
+            params = [*params, query.offset]
+        return select + where + order + page, params
+
+    # -- reading beside the writer's pending changes (service.py lays them over these) ------------
+
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """One read transaction (repeatable read) for several reads that must agree."""
+        conn = self._reader
+        if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+            yield
+            return
+        self._local.snapshot = conn
+        try:
+            with conn.transaction():
+                yield
+        finally:
+            self._local.snapshot = None
+
+    def seqs_of(self, uuids: Iterable[str]) -> dict[str, int]:
+        wanted = [_text(uuid) for uuid in uuids]
+        if not wanted:
+            return {}
+        return dict(self._rows("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (wanted,)))
+
+    def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
+        sql, params = self.query_sql(query, excluding, select="SELECT seq FROM tasks")
+        return [row[0] for row in self._rows(sql, params)]
+
+    def tasks_in_order(self, seqs: Sequence[int]) -> list[tuple[int, TaskDict]]:
+        """These tasks with their seqs, in the order given; those deleted meanwhile are left out."""
+        sql = (f"SELECT t.seq, {', '.join(f't.{c}' for c in _COLUMNS)}, t.data "
+               "FROM unnest(%s::bigint[]) WITH ORDINALITY AS j(seq, n) JOIN tasks t ON t.seq = j.seq ORDER BY j.n")
+        return self._fetch_tasks(sql, (list(seqs),))
+
+    def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
+        sql, params = self.query_sql(query, excluding)
+        return [task for _, task in self._fetch_tasks(sql, params)]
+
+    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> int:
+        where, params = self._where(query, excluding)
+        if not where:
+            return self.task_count()
+        row = self._row(f"SELECT count(*) FROM tasks{where}", params)
+        return int(row[0]) if row else 0
+
+    def task_count(self) -> int:
+        low, high = self._row(_SEQ_RANGE) or (None, None)
+        return 0 if high is None else int(high - low + 1)
+
+    def task_names(self) -> list[str]:
+        names = []
+        for (name_json,) in self._rows("SELECT name_json FROM task_names"):
+            try:
+                name = orjson.loads(name_json)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(name, str):
+                names.append(name)
+        return sorted(names)  # code point order, as SQLite's
+
+    def state_counts(self) -> dict[str, int]:
+        sql = "SELECT state, count(*) FROM tasks WHERE state IS NOT NULL GROUP BY state"
+        return {state: count for state, count in self._rows(sql) if state}
+
+    def load_workers(self) -> list[dict[str, Any]]:
+        workers = []
+        for hostname, data in self._rows("SELECT hostname, data FROM workers"):
+            try:
+                worker, dropped = stored.repair_worker(orjson.loads(data))
+            except orjson.JSONDecodeError:
+                worker, dropped = None, ["(not JSON)"]
+            if worker is not None and worker.hostname == hostname:
+                workers.append(worker.to_store())
+                if not dropped:
+                    continue
+            self.set_aside("worker", str(hostname), f"a field of the wrong type: {', '.join(dropped)}",
+                           raw_text([hostname, data]))
+            try:
+                with self._write_lock:
+                    conn = self._write_conn()
+                    if worker is None or worker.hostname != hostname:
+                        conn.execute("DELETE FROM workers WHERE hostname = %s", (hostname,))
+                    else:
+                        conn.execute("UPDATE workers SET data = %s WHERE hostname = %s",
+                                     (orjson.dumps(worker.to_store()).decode(), hostname))
+            except psycopg.Error as exc:
+                log.warning("could not replace the damaged worker %s: %s", str(hostname)[:80], exc)
+        return workers
+
+    def load_meta(self, key: str) -> Any:
+        row = self._row("SELECT value FROM meta WHERE key = %s", (key,))
+        if row is None:
+            return None
+        try:
+            return orjson.loads(row[0])
+        except orjson.JSONDecodeError:
+            self.set_aside("meta", key, "not JSON", raw_text(repr(row[0])))
+            return None
+
+    def set_aside(self, kind: str, key: str, problem: str, raw: bytes) -> None:
+        """Keep a damaged record's original in the quarantine table and report it."""
+        log.warning("the history's %s %s is damaged or from an older version (%s): repaired, original "
+                    "kept in the quarantine table", kind, key[:80], problem[:200])
+        try:
+            with self._write_lock:
+                self._write_conn().execute(
+                    "INSERT INTO quarantine (time, kind, key, problem, raw) VALUES (extract(epoch FROM now()), "
+                    "%s, %s, %s, %s)", (kind, _text(key), _text(problem), raw))
+        except psycopg.Error as exc:
+            log.warning("could not keep the damaged %s %s aside: %s", kind, key[:80], exc)
+
+    def quarantined(self) -> dict[str, Any]:
+        count = self._row("SELECT count(*) FROM quarantine")
+        rows = self._rows("SELECT time, kind, key, problem FROM quarantine ORDER BY seq DESC LIMIT %s", (LATEST,))
+        return {"rows": int(count[0]) if count else 0,
+                "latest": [{"at": at, "kind": kind, "key": key, "problem": problem} for at, kind, key, problem in rows]}
+
+    # -- audit trail -----------------------------------------------------------------------------
+
+    def add_audit(self, entry: dict[str, Any]) -> int:
+        """Append one control action; returns its id (ids grow with time)."""
+        columns = (entry["time"], entry.get("user"), entry.get("action"), entry.get("target"), entry.get("status"))
+        rest = {k: v for k, v in entry.items() if k not in {"id", "time", "user", "action", "target", "status"}}
+        with self._write_lock:
+            row = self._write_conn().execute(
+                'INSERT INTO audit (time, "user", action, target, status, data) VALUES (%s, %s, %s, %s, %s, %s) '
+                "RETURNING seq", (*columns, orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode())).fetchone()
+        return int(row[0]) if row else 0
+
+    @staticmethod
+    def _audit_where(user: str | None, action: str | None, target: str | None = None,
+                     since: float | None = None, until: float | None = None) -> tuple[str, list[Any]]:
+        tests = (('"user" = %s', user), ("action = %s", action), ("target = %s", target), ("time >= %s", since),
+                 ("time <= %s", until))
+        clauses = [clause for clause, value in tests if value is not None and value != ""]
+        params = [value for _, value in tests if value is not None and value != ""]
+        return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+    def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
+                      action: str | None = None, target: str | None = None, since: float | None = None,
+                      until: float | None = None) -> list[dict[str, Any]]:
+        """Audit entries, newest first."""
+        where, params = self._audit_where(user, action, target, since, until)
+        sql = (f'SELECT seq, time, "user", action, target, status, data FROM audit{where}'
+               " ORDER BY seq DESC LIMIT %s OFFSET %s")
+        entries = []
+        for seq, at, who, what, aimed, status, data in self._rows(sql, [*params, limit, offset]):
+            entry = {"id": seq, "time": at, "user": who, "action": what, "target": aimed, "status": status}
+            entry.update(orjson.loads(data))
+            entries.append(entry)
+        return entries
+
+    def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
+                    since: float | None = None, until: float | None = None) -> int:
+        where, params = self._audit_where(user, action, target, since, until)
+        row = self._row(f"SELECT count(*) FROM audit{where}", params)
+        return int(row[0]) if row else 0
+
+    def audit_facets(self) -> dict[str, list[str]]:
+        """The distinct users and actions of the audit trail."""
+        return {name: [row[0] for row in self._rows(
+                    f"SELECT DISTINCT {column} FROM audit WHERE {column} IS NOT NULL ORDER BY {column}")]
+                for name, column in (("user", '"user"'), ("action", "action"))}
+
+    def size_bytes(self) -> int:
+        row = self._row("SELECT pg_database_size(current_database())")
+        return int(row[0]) if row else 0

@@ -1,0 +1,17 @@
+"""The store ``--db`` names: SQLite for a file path (or None: in memory), PostgreSQL for a postgresql:// URL."""
+
+from __future__ import annotations
+
+from celery_monitor.store import dsn
+from celery_monitor.store.base import Store
+
+
+def open_store(db: str | None) -> Store:
+    """The history ``db`` names (None: SQLite in memory). Raises StoreError with a line to show."""
+    if db is not None and dsn.is_postgres(db):
+        from celery_monitor.store.postgres import PostgresStore
+
+        return PostgresStore(db)
+    from celery_monitor.store.sqlite import SQLiteStore
+
+    return SQLiteStore(db)
