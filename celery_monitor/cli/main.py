@@ -47,6 +47,7 @@ def configure_logging(settings: Settings) -> None:
 def run(settings: Settings, app: Celery | None = None) -> None:
     from celery_monitor.app import create_app
     from celery_monitor.celery_app import build_app
+    from celery_monitor.receiver.spool import SpoolError
     from celery_monitor.server import serve
     from celery_monitor.service import Monitor
     from celery_monitor.store.base import StoreError
@@ -58,7 +59,7 @@ def run(settings: Settings, app: Celery | None = None) -> None:
         fail(f"--app: cannot load {settings.app!r}: {type(exc).__name__}: {exc}")
     try:
         monitor = Monitor(settings, celery_app)
-    except StoreError as exc:
+    except (StoreError, SpoolError) as exc:
         fail(f"--db: {exc}")
     logging.getLogger(__name__).info("Celery Monitor %s on %s", __version__,
                                      settings.unix_socket or f"{settings.address or '0.0.0.0'}:{settings.port}")

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,28 @@ BATCH_MESSAGES = 1000  # records merged into one hand-off batch up to about this
 AHEAD_BYTES = 64 * 1024 * 1024  # what the tailer lets wait in memory before it waits for the applier
 
 Position = tuple[int, int]
+
+
+class SpoolError(OSError):
+    """The spool's directory cannot be used safely (its line is shown as it is)."""
+
+
+def private_directory(directory: Path) -> None:
+    """Create the spool's directory for this user alone, or check that it is one.
+
+    The spool holds raw event messages (task arguments before any redaction), and a spool beside
+    a PostgreSQL history sits in the shared temporary directory under a predictable name: a
+    directory someone else made (or a link to one) is refused rather than written to.
+    """
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    found = os.lstat(directory)
+    if not stat.S_ISDIR(found.st_mode):
+        raise SpoolError(f"the event spool {directory} is not a directory (a link or a file is there)")
+    if found.st_uid != os.geteuid():
+        raise SpoolError(f"the event spool {directory} belongs to another user (uid {found.st_uid}): "
+                         "remove it, or give --db another place")
+    if stat.S_IMODE(found.st_mode) & 0o077:
+        os.chmod(directory, 0o700)
 
 
 def segment_name(number: int) -> str:
@@ -88,7 +111,7 @@ class SpoolWriter:
     def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.directory = directory
         self.segment_bytes = segment_bytes
-        directory.mkdir(parents=True, exist_ok=True)
+        private_directory(directory)
         existing = segments(directory)
         self.number = existing[-1] if existing else 0
         self._file: BinaryIO | None = None
@@ -125,7 +148,9 @@ class SpoolWriter:
             self._file = None
         self.number += 1
         self.written = 0
-        self._file = open(self.directory / segment_name(self.number), "ab", buffering=0)  # noqa: SIM115
+        path = self.directory / segment_name(self.number)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        self._file = os.fdopen(fd, "ab", buffering=0)
 
     def close(self) -> None:
         if self._file is not None:
@@ -138,6 +163,12 @@ class SpoolTailer:
 
     def __init__(self, directory: Path, handoff: Handoff, flushed: Callable[[], Position | None],
                  ahead_bytes: int = AHEAD_BYTES) -> None:
+        try:
+            private_directory(directory)
+        except SpoolError:
+            raise
+        except OSError:
+            pass  # a disk that refuses it now: the reader process's batches come over its pipe meanwhile
         self.directory = directory
         self.handoff = handoff
         self.flushed = flushed

@@ -3,10 +3,17 @@ restart can resume from; segments the history has flushed are deleted; a torn la
 
 from __future__ import annotations
 
+import os
+import stat
+import subprocess
 from pathlib import Path
+from typing import Any
+
+import pytest
+from support.processes import BIN
 
 from celery_monitor.receiver.handoff import Handoff, RawMessage, SpooledBatch
-from celery_monitor.receiver.spool import SpoolTailer, SpoolWriter, segment_name, segments
+from celery_monitor.receiver.spool import SpoolError, SpoolTailer, SpoolWriter, segment_name, segments
 
 
 def tail_all(tailer: SpoolTailer, handoff: Handoff) -> list[bytes]:
@@ -66,3 +73,43 @@ def test_a_restart_resumes_after_the_saved_position_and_skips_a_torn_record(tmp_
     again.resume(saved)
     assert tail_all(again, handoff) == [b"c" * 50, b"d" * 50]
     assert again.torn_records == 1
+
+
+def test_the_spool_is_for_this_user_alone(tmp_path: Path) -> None:
+    """It holds task arguments before any redaction: a private directory, private segments."""
+    spool = tmp_path / "history.db-spool"
+    writer = write(spool, [b"secret-args"])
+    writer.close()
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o700
+    assert {stat.S_IMODE(path.stat().st_mode) for path in spool.iterdir()} == {0o600}
+    spool.chmod(0o755)  # made by an older version, or by hand: taken back
+    SpoolTailer(spool, Handoff(), lambda: None)
+    assert stat.S_IMODE(spool.stat().st_mode) == 0o700
+
+
+@pytest.mark.parametrize("made_by", ["a link", "another user"])
+def test_a_spool_directory_someone_else_prepared_is_refused(tmp_path: Path, made_by: str) -> None:
+    spool = tmp_path / "history.db-spool"
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    if made_by == "a link":
+        spool.symlink_to(elsewhere)
+    else:
+        spool.mkdir()
+        os.chown(spool, 65534, 65534)
+    with pytest.raises(SpoolError, match="the event spool"):
+        SpoolWriter(spool)
+    with pytest.raises(SpoolError, match="the event spool"):
+        SpoolTailer(spool, Handoff(), lambda: None)
+    assert not list(elsewhere.iterdir())
+
+
+def test_the_monitor_refuses_such_a_spool_in_one_line(tmp_path: Path, redis_server: Any) -> None:
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "history.db-spool").symlink_to(tmp_path / "elsewhere")
+    finished = subprocess.run([str(BIN / "celery-monitor"), f"--broker={redis_server.url}",
+                               f"--db={tmp_path / 'history.db'}", "--unauthenticated_api"],
+                              capture_output=True, text=True, timeout=60, cwd=tmp_path)
+    assert finished.returncode == 2
+    lines = finished.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("celery-monitor: error: --db: the event spool "), lines
