@@ -25,6 +25,7 @@ from __future__ import annotations
 import ast
 import logging
 import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -57,6 +58,7 @@ WRITE_LOCK_KEY = 0x43_4D_4F_4E_02  # pg_advisory_xact_lock key of task writes
 # Held by the writing connection for as long as a monitor keeps its history in the database: until
 # replicas share one (issue #18's failover), a second monitor would trim and count against the first.
 OWNER_LOCK_KEY = 0x43_4D_4F_4E_03  # after the migrations (01) and the writes (02)
+OWNER_PATIENCE = 5.0  # seconds a starting monitor waits for one that is stopping
 TRIM_CHUNK = 1000
 CONNECT_TIMEOUT = 10
 _ASCII_LOWER = str.maketrans(pg_schema.UPPER, pg_schema.LOWER)
@@ -151,9 +153,20 @@ def _any_of(column: str, values: list[str]) -> tuple[str, list[Any]]:
     return f"{column} = ANY(%s)", [values]
 
 
-def _take_ownership(conn: psycopg.Connection[Any]) -> bool:
-    """Whether ``conn`` now holds the database for this monitor (the lock ends with the session)."""
-    return bool(conn.execute("SELECT pg_try_advisory_lock(%s)", (OWNER_LOCK_KEY,)).fetchone()[0])  # type: ignore[index]  # one row, always
+def _take_ownership(conn: psycopg.Connection[Any], patience: float = 0.0) -> bool:
+    """Whether ``conn`` now holds the database for this monitor (the lock ends with the session).
+
+    A monitor that has just let go may still hold it for a moment: the server ends a closed
+    session after the client has gone, so a monitor restarted at once asks for ``patience`` seconds.
+    """
+    deadline = time.monotonic() + patience
+    while True:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (OWNER_LOCK_KEY,)).fetchone()
+        if row is not None and row[0]:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.1)
 
 
 class PostgresStore:
@@ -173,7 +186,7 @@ class PostgresStore:
             pg_schema.upgrade(self._writer)
             self._trigram = pg_schema.has_trigram_index(self._writer)
             self._writer.execute("CREATE TEMP TABLE incoming (LIKE tasks) ON COMMIT DELETE ROWS")
-            owner = _take_ownership(self._writer)
+            owner = _take_ownership(self._writer, patience=OWNER_PATIENCE)
         except psycopg.Error as exc:
             self.close()
             raise StoreError(f"{self.path}: {dsn.scrub(str(exc), url)}") from None
@@ -306,6 +319,13 @@ class PostgresStore:
         return removed
 
     def close(self) -> None:
+        # Let go of the database before the connections go: the next monitor need not wait for
+        # the server to notice the session has ended.
+        if not self._writer.closed:
+            try:
+                self._writer.execute("SELECT pg_advisory_unlock_all()")
+            except psycopg.Error:
+                pass  # the session is ending anyway, and its locks with it
         with self._connections_lock:
             connections, self._connections = self._connections, []
         for conn in connections:
