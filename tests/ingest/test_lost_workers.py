@@ -7,41 +7,15 @@ Its running task turns LOST within twice the heartbeat interval plus 10 s; a tas
 from __future__ import annotations
 
 import json
-import os
-import signal
 import time
 from pathlib import Path
 from typing import Any
 
 from support.client import celery_client
-from support.processes import MonitorProcess, Worker, new_monitor, start_worker, wait_for
+from support.processes import MonitorProcess, Worker, kill9_with_pool, new_monitor, start_worker, wait_for
 
 HEARTBEAT = 1  # seconds: --heartbeat-interval, the worker's freq
 BOUND = 2 * HEARTBEAT + 10
-
-
-def children_of(pid: int) -> list[int]:
-    """The processes whose parent is ``pid`` (the prefork pool), read from /proc."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue  # gone meanwhile
-        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
-            found.append(int(entry.name))
-    return found
-
-
-def kill9_with_pool(worker: Worker) -> None:
-    """What an OOM kill or a lost node does: the worker and its pool processes die at once."""
-    pool = children_of(worker.process.pid)
-    assert pool, "the prefork worker has pool processes"
-    for pid in [worker.process.pid, *pool]:
-        os.kill(pid, signal.SIGKILL)
-    worker.process.wait(5)
 
 
 def state_of(monitor: MonitorProcess, task_id: str) -> str | None:
