@@ -149,6 +149,14 @@ def test_tasks_only_the_history_holds_are_found_by_state_and_worker(tmp_path: Pa
     finally:
         harness.close()
 
+    again = Harness(tmp_path, db=history_db)  # the count of lost tasks is kept with the others
+    try:
+        again.monitor.restore()
+        assert again.values("celery_monitor_tasks_lost", "celery_monitor_tasks_lost_total") == {("tests.slow",): 1}
+        assert again.values("celery_monitor_tasks", state="LOST") == {("LOST",): 1}
+    finally:
+        again.close()
+
 
 def test_the_index_of_held_tasks_is_bounded_by_the_live_view(tmp_path: Path) -> None:
     harness = Harness(tmp_path)
