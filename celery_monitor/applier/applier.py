@@ -354,12 +354,21 @@ class Applier(threading.Thread):
         """
         now = time.time() if now is None else now
         due, self._lost_due = self._lost_due, {}
+        # Silence is only heard while the event stream is up: a worker is judged offline once the
+        # monitor has listened for a whole expiry window without its heartbeat (not right after a
+        # start or a reconnection, when its heartbeats were missed rather than not sent).
+        health = self.health
+        listening_since = health.connected_since if health.connected else None
         offline: set[str] = set()
         for worker in self.live.worker_records():
-            if not worker.is_online(now):
-                offline.add(worker.hostname)
-                if worker.hostname not in self._swept_offline:
-                    due[worker.hostname] = (LOST_WORKER_OFFLINE, math.inf)
+            host = worker.hostname
+            if worker.is_online(now):
+                continue
+            if host not in self._swept_offline:
+                if listening_since is None or now < listening_since + worker.freq * worker.EXPIRE_WINDOW:
+                    continue
+                due[host] = (LOST_WORKER_OFFLINE, math.inf)
+            offline.add(host)
         self._swept_offline = offline
         if not due:
             return

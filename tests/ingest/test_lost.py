@@ -17,6 +17,12 @@ FREQ = 2.0  # the worker's heartbeat interval
 BOUND = 2 * FREQ + 10  # what the issue promises: LOST within twice the interval plus 10 s
 
 
+def listening(harness: Harness, since: float) -> None:
+    """The event stream up since ``since``, as the receiver records it (nothing is started here)."""
+    health = harness.monitor.applier.health
+    health.connected, health.connected_since = True, since
+
+
 def task_events(harness: Harness, task_id: str, worker: str, at: float, started: bool = True) -> None:
     harness.feed({"type": "task-received", "uuid": task_id, "name": "tests.slow", "hostname": worker,
                   "args": "()", "kwargs": "{}"}, at=at)
@@ -41,6 +47,7 @@ def test_tasks_of_a_worker_gone_silent_turn_lost_once_its_heartbeat_expires(tmp_
     harness = Harness(tmp_path)
     try:
         t0 = time.time()
+        listening(harness, t0 - 60)
         harness.feed({"type": "worker-online", "hostname": "w1", "freq": FREQ, "pid": 100}, at=t0)
         harness.feed({"type": "worker-online", "hostname": "w2", "freq": FREQ, "pid": 200}, at=t0)
         task_events(harness, "started", "w1", t0)
@@ -52,6 +59,10 @@ def test_tasks_of_a_worker_gone_silent_turn_lost_once_its_heartbeat_expires(tmp_
 
         applier.sweep_lost(now=last_seen + 2 * FREQ - 0.5)  # w1 still online: nothing is lost
         assert info(harness, "started")["state"] == "STARTED"
+        applier.health.connected = False  # the event stream is down: silence says nothing
+        applier.sweep_lost(now=last_seen + 2 * FREQ + 1.0)
+        assert info(harness, "started")["state"] == "STARTED"
+        listening(harness, t0 - 60)
 
         harness.heartbeat("w2", freq=FREQ)  # w2 beats on; w1 has been silent for 2 x its interval
         applier.sweep_lost(now=last_seen + 2 * FREQ + 1.0)  # one sweep a second: well within the bound
@@ -98,6 +109,7 @@ def test_a_later_real_event_wins_over_lost(tmp_path: Path) -> None:
     harness = Harness(tmp_path)
     try:
         t0 = time.time()
+        listening(harness, t0 - 60)
         harness.feed({"type": "worker-online", "hostname": "w1", "freq": FREQ, "pid": 100}, at=t0)
         task_events(harness, "redelivered", "w1", t0)
         task_events(harness, "finished-late", "w1", t0)
@@ -141,7 +153,12 @@ def test_tasks_only_the_history_holds_are_found_by_state_and_worker(tmp_path: Pa
     try:
         harness.monitor.restore()  # what start() does first: the workers come back from the history
         assert harness.monitor.live.task_dict("before-restart") is None
-        harness.monitor.applier.sweep_lost(now=t0 + BOUND)
+        # Just connected: w1's heartbeats may have been sent while the monitor was away.
+        connected = t0 + BOUND
+        listening(harness, connected)
+        harness.monitor.applier.sweep_lost(now=connected + 2 * FREQ - 0.5)
+        assert info(harness, "before-restart")["state"] == "STARTED"
+        harness.monitor.applier.sweep_lost(now=connected + 2 * FREQ + 0.5)  # a whole window heard: gone
         found = info(harness, "before-restart")
         assert found["state"] == "LOST" and found["transitions"][-1][2] == "worker offline"
         harness.flush()
