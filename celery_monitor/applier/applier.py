@@ -367,6 +367,8 @@ class Applier(threading.Thread):
             if host not in self._swept_offline:
                 if listening_since is None or now < listening_since + worker.freq * worker.EXPIRE_WINDOW:
                     continue
+                if len(due) >= lost.MAX_WORKERS_PER_SWEEP:
+                    continue  # the next sweep, a second later: the applier goes back to the events
                 due[host] = (LOST_WORKER_OFFLINE, math.inf)
             offline.add(host)
         self._swept_offline = offline

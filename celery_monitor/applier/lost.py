@@ -19,6 +19,9 @@ from celery_monitor.states import HELD_STATES, LOST
 # Tasks taken from the history per lost worker and sweep (those the live view no longer holds);
 # more wait for the worker's next loss, or for the monitor's next start.
 MAX_FROM_HISTORY = 5000
+# Workers swept per pass (one history query each): after a restart of the monitor, thousands of
+# workers the history knows may be offline; they are swept a hundred a second.
+MAX_WORKERS_PER_SWEEP = 100
 
 
 def restarted(worker: WorkerRecord, event: dict[str, Any]) -> bool:

@@ -187,3 +187,21 @@ def test_the_index_of_held_tasks_is_bounded_by_the_live_view(tmp_path: Path) -> 
         assert len(live._held_by) == 3
     finally:
         harness.close()
+
+
+def test_many_offline_workers_are_swept_a_bounded_number_at_a_time(tmp_path: Path, monkeypatch: Any) -> None:
+    harness = Harness(tmp_path)
+    monkeypatch.setattr("celery_monitor.applier.lost.MAX_WORKERS_PER_SWEEP", 2)
+    try:
+        t0 = time.time()
+        listening(harness, t0 - 60)
+        for n in range(5):
+            task_events(harness, f"t{n}", f"w{n}", t0)
+        applier = harness.monitor.applier
+        lost_after = []
+        for sweep in range(1, 4):
+            applier.sweep_lost(now=t0 + 2 * 60 + sweep)  # the workers' freq is Celery's default here
+            lost_after.append(sum(info(harness, f"t{n}")["state"] == "LOST" for n in range(5)))
+        assert lost_after == [2, 4, 5]
+    finally:
+        harness.close()
