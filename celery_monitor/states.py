@@ -18,9 +18,17 @@ FAILURE: str = celery_states.FAILURE
 RETRY: str = celery_states.RETRY
 REVOKED: str = celery_states.REVOKED
 REJECTED: str = celery_states.REJECTED
+# The monitor's own state, which no event stands for: a task RECEIVED or STARTED on a worker that went
+# offline by the heartbeat rule, or came back as a new process. Its transition names the reason.
+LOST = "LOST"
+LOST_WORKER_OFFLINE = "worker offline"
+LOST_WORKER_RESTARTED = "worker restarted"
 
-# Every state a Celery task event stands for, in the order a task meets them (the pages list them so).
-STATES: tuple[str, ...] = (PENDING, RECEIVED, STARTED, SUCCESS, FAILURE, RETRY, REVOKED, REJECTED)
+# Every state a task can be in, in the order a task meets them (the pages list them so), LOST last.
+STATES: tuple[str, ...] = (PENDING, RECEIVED, STARTED, SUCCESS, FAILURE, RETRY, REVOKED, REJECTED, LOST)
+
+# The states a task is in while a worker holds it: those a worker's loss turns into LOST.
+HELD_STATES: tuple[str, ...] = (RECEIVED, STARTED)
 
 EVENT_STATES: dict[str, str] = {
     "task-sent": PENDING,
@@ -48,7 +56,9 @@ RESULT_READY_STATES: frozenset[str] = frozenset(celery_states.READY_STATES)
 
 # Precedence: a task's state is only replaced by one of lower or equal rank (further along), except
 # that a retry restarts the cycle. Celery's order, in which a custom state (None) sits between the
-# finished states and the running ones.
+# finished states and the running ones. LOST ranks below every one of them: any event the task
+# gets after it (a redelivery with acks_late, a late final event) says more and takes over.
 RANK: dict[str | None, int] = {state: index for index, state in enumerate(celery_states.PRECEDENCE)}
+RANK[LOST] = len(RANK)
 CUSTOM_RANK: int = RANK[None]
 

@@ -8,11 +8,13 @@ writer and change notices to the hub, once per batch.
 from __future__ import annotations
 
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable
 from typing import Any
 
+from celery_monitor.applier import lost
 from celery_monitor.applier.boundary import EventBoundary
 from celery_monitor.applier.task_events import apply_task_event
 from celery_monitor.applier.worker_events import apply_worker_event
@@ -23,8 +25,10 @@ from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.memory import release_free_memory
 from celery_monitor.state.models import TaskRecord, WorkerRecord
+from celery_monitor.states import HELD_STATES, LOST, LOST_WORKER_OFFLINE, LOST_WORKER_RESTARTED
 from celery_monitor.store.base import Store
 from celery_monitor.store.lookup import TaskLookup
+from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.writer import StoreWriter
 from celery_monitor.supervision import Loop
 
@@ -74,6 +78,10 @@ class Applier(threading.Thread):
         self._prefetched: dict[str, Any] = {}
         # Workers the batch forgot (--max_workers): deleted from the history once the lock is released.
         self._forgotten: list[str] = []
+        # LOST: workers whose held tasks are to be swept (reason, and the worker-clock time before
+        # which a task's state counts as lost), and the offline workers already swept.
+        self._lost_due: dict[str, tuple[str, float]] = {}
+        self._swept_offline: set[str] = set()
         self._apply_error_logged_at = float("-inf")
         self.batches_applied = 0
         self.last_lag = 0.0
@@ -101,6 +109,8 @@ class Applier(threading.Thread):
         items = self.handoff.take(timeout=0.2)
         if items:
             self.apply(items)
+        if self._lost_due:  # a worker came back as a new process: its old tasks are lost now
+            self.sweep_lost()
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + 1.0
             with self.housekeeping_loop.guard():
@@ -213,6 +223,7 @@ class Applier(threading.Thread):
                         live.count_state(None, parent.state)
                     dirty_tasks[parent.uuid] = parent
             dirty_tasks[uuid] = task
+            live.track_held(task)
             if hostname and event_type != "task-sent":
                 worker = self.worker(hostname)
                 apply_worker_event(worker, event, received_at)
@@ -223,6 +234,10 @@ class Applier(threading.Thread):
         if event_type.startswith("worker-"):
             worker_name: str = event["hostname"]  # the boundary lets worker events in with a hostname only
             worker = self.worker(worker_name)
+            if lost.restarted(worker, event):
+                stamp = event.get("timestamp")
+                before = stamp if isinstance(stamp, int | float) else received_at - (worker.clock_skew or 0.0)
+                self._lost_due[worker_name] = (LOST_WORKER_RESTARTED, before)
             was_online = worker.is_online(received_at)
             apply_worker_event(worker, event, received_at)
             if not was_online and worker.is_online(received_at) and self.on_worker_online:
@@ -302,6 +317,7 @@ class Applier(threading.Thread):
             self.store.delete_workers(forgotten)
 
     def housekeeping(self) -> None:
+        self.sweep_lost()
         self.release_memory()
         if self.purge_offline_workers:
             self.purge_workers(self.purge_offline_workers)
@@ -336,3 +352,66 @@ class Applier(threading.Thread):
             self.live.forget_workers(stale)
         if stale:  # the history is written after the lock is released: readers never wait for SQLite
             self.store.delete_workers(stale)
+
+    # -- LOST ----------------------------------------------------------------------------------
+
+    def sweep_lost(self, now: float | None = None) -> None:
+        """Turn LOST the tasks held by workers lost since the last sweep (offline, or restarted).
+
+        A worker offline by the heartbeat rule is swept once per absence. Its held tasks come from
+        the live view's index and, for those it no longer holds, from one history query on state
+        and worker, read before the live view is locked.
+        """
+        now = time.time() if now is None else now
+        due, self._lost_due = self._lost_due, {}
+        # Silence is only heard while the event stream is up: a worker is judged offline once the
+        # monitor has listened for a whole expiry window without its heartbeat (not right after a
+        # start or a reconnection, when its heartbeats were missed rather than not sent).
+        health = self.health
+        listening_since = health.connected_since if health.connected else None
+        offline: set[str] = set()
+        for worker in self.live.worker_records():
+            host = worker.hostname
+            if worker.is_online(now):
+                continue
+            if host not in self._swept_offline:
+                if listening_since is None or now < listening_since + worker.freq * worker.EXPIRE_WINDOW:
+                    continue
+                if len(due) >= lost.MAX_WORKERS_PER_SWEEP:
+                    continue  # the next sweep, a second later: the applier goes back to the events
+                due[host] = (LOST_WORKER_OFFLINE, math.inf)
+            offline.add(host)
+        self._swept_offline = offline
+        if not due:
+            return
+        stored = {host: self.tasks.page(TaskQuery(limit=lost.MAX_FROM_HISTORY, workers=[host],
+                                                  states=list(HELD_STATES)))
+                  for host in due}
+        live = self.live
+        lost_tasks: dict[str, TaskRecord] = {}
+        with live.applying():
+            for host, (reason, before) in due.items():
+                lost_worker = live.worker(host)
+                skew = lost_worker.clock_skew if lost_worker is not None else None
+                at = now - (skew or 0.0)
+                candidates = live.held_tasks(host)
+                for data in stored[host]:
+                    task = live.task(data["uuid"])
+                    candidates.append(task if task is not None else TaskRecord.from_dict(data))
+                for task in candidates:
+                    if task.uuid in lost_tasks or not lost.is_lost(task, host, before):
+                        continue
+                    old_state = task.state
+                    lost.mark_lost(task, reason, at)
+                    live.remember(task)
+                    live.count_state(old_state, LOST)
+                    live.count_lost(task)
+                    live.track_held(task)
+                    lost_tasks[task.uuid] = task
+            if not lost_tasks:
+                return
+            task_dicts = {uuid: task.as_dict() for uuid, task in lost_tasks.items()}
+            self.writer.submit(task_dicts, {})
+        log.info("%d task(s) LOST on %s", len(lost_tasks), ", ".join(f"{h} ({r})" for h, (r, _) in due.items()))
+        if self.hub.has_subscribers:
+            self.hub.publish([{"kind": "task", "task": t} for t in task_dicts.values()])

@@ -125,6 +125,8 @@ class MonitorCollector:
         self.queue_wait = HistogramFamily(P + "task_queue_wait_seconds", "Time from sent (or received) to started",
                                           ("task",))
         self.tasks = Gauge(P + "tasks", "Retained tasks by current state", ("state",))
+        self.lost = Counter(P + "tasks_lost", "Tasks turned LOST: their worker went offline or restarted while "
+                            "it held them", ("name",))
         self.workers = Gauge(P + "workers", "Workers by status", ("status",))
         self.pool_processes = Gauge(P + "worker_pool_processes", "Pool processes per online worker", ("worker",))
         self.queues = QueueFamilies()
@@ -205,6 +207,8 @@ class MonitorCollector:
         waits = fold_histograms(stats.queue_wait, self._relabel(task))
         self.queue_wait.write(out, [((name,), hist) for name, hist in waits.items()])
         self.tasks.write(out, [((state,), count) for state, count in sorted(snap.live.state_counts.items())])
+        lost = fold(stats.lost, self._relabel(task), _add)
+        self.lost.write(out, [((name,), count) for name, count in lost.items()])
 
     def _workers(self, out: list[str], snap: Snapshot) -> None:
         up = sum(1 for w in snap.workers.values() if w.online)

@@ -26,6 +26,7 @@ from celery_monitor.state.snapshots import (
     WorkerStatus,
 )
 from celery_monitor.state.stats import EventStats
+from celery_monitor.states import HELD_STATES
 
 RECENT_TASKS = 20_000
 
@@ -38,6 +39,10 @@ class LiveView:
         self._recent_limit = recent_tasks
         self._task_names: set[str] = set()
         self._state_counts: dict[str, int] = {}
+        # The recent tasks a worker holds (RECEIVED or STARTED there), per worker, and the reverse:
+        # what turns LOST when a worker is lost, found without a scan (bounded by the recent tasks).
+        self._held: dict[str, dict[str, None]] = {}
+        self._held_by: dict[str, str] = {}
         self._stats = stats
         # Bumped by every change to the counters: they are saved with a flush only when they moved.
         self._version = 0
@@ -69,7 +74,35 @@ class LiveView:
         recent[task.uuid] = task
         recent.move_to_end(task.uuid)
         while len(recent) > self._recent_limit:
-            recent.popitem(last=False)
+            uuid, _ = recent.popitem(last=False)
+            self._unhold(uuid)
+
+    def track_held(self, task: TaskRecord) -> None:
+        """Keep the index of held tasks right after ``task`` changed (its state or its worker)."""
+        worker = task.worker if task.state in HELD_STATES else None
+        uuid = task.uuid
+        if self._held_by.get(uuid) == worker:
+            return
+        self._unhold(uuid)
+        if worker is not None:
+            self._held_by[uuid] = worker
+            self._held.setdefault(worker, {})[uuid] = None
+
+    def held_tasks(self, hostname: str) -> list[TaskRecord]:
+        """The recent tasks the index says ``hostname`` holds (the applier checks each one's state)."""
+        recent = self._recent
+        return [recent[uuid] for uuid in self._held.get(hostname, ()) if uuid in recent]
+
+    def _unhold(self, uuid: str) -> None:
+        worker = self._held_by.pop(uuid, None)
+        if worker is not None:
+            held = self._held[worker]
+            del held[uuid]
+            if not held:
+                del self._held[worker]
+
+    def count_lost(self, task: TaskRecord) -> None:
+        self._stats.count_lost(task.name or "")
 
     def count_state(self, old: str | None, new: str | None) -> None:
         if old == new:
@@ -103,6 +136,8 @@ class LiveView:
         for name in names:
             self._workers.pop(name, None)
             self._stats.forget_worker(name)
+            for uuid in list(self._held.get(name, ())):
+                self._unhold(uuid)
 
     # -- explicit operations for the monitor's other parts ---------------------------------------
 
@@ -180,6 +215,7 @@ class LiveView:
                 prefetched=[(TaskWorker._make(k), v) for k, v in stats.prefetched.items()],
                 outcomes=[(OutcomeKey._make(k), v) for k, v in stats.outcomes.items()],
                 queue_wait=[(k, h.copy()) for k, h in stats.queue_wait.items()],
+                lost=list(stats.lost.items()),
             )
             workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0) for w in self._workers.values()}
             return LiveSnapshot(now, copied, workers, dict(self._state_counts))

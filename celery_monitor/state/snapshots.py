@@ -47,6 +47,7 @@ class StatsSnapshot:
     prefetched: list[tuple[TaskWorker, int]]
     outcomes: list[tuple[OutcomeKey, int]]
     queue_wait: list[tuple[str, Histogram]]  # by task name
+    lost: list[tuple[str, int]]  # tasks turned LOST, by task name
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,7 @@ class EventStats:
         self.prefetched: dict[tuple[str, str], int] = {}
         self.outcomes: dict[tuple[str, str, str], int] = {}
         self.queue_wait: dict[str, Histogram] = {}
+        self.lost: dict[str, int] = {}  # tasks the monitor judged LOST, by task name
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
         name = task.name or ""
@@ -62,6 +63,9 @@ class EventStats:
             okey = (name, outcome, exception_class(event.get("exception")) if outcome != states.SUCCESS else "")
             self.outcomes[okey] = self.outcomes.get(okey, 0) + 1
 
+    def count_lost(self, name: str) -> None:
+        self.lost[name] = self.lost.get(name, 0) + 1
+
     def _record_wait(self, name: str, task: TaskRecord) -> None:
         queued_at = task.sent if task.sent is not None else task.received
         if queued_at is None or task.started is None:
@@ -86,6 +90,7 @@ class EventStats:
             "prefetched": [[*k, v] for k, v in self.prefetched.items()],
             "outcomes": [[*k, v] for k, v in self.outcomes.items()],
             "queue_wait": [[k, h.to_store()] for k, h in self.queue_wait.items()],
+            "lost": [[k, v] for k, v in self.lost.items()],
         }
 
     def load(self, data: dict[str, Any] | None) -> None:
@@ -102,6 +107,7 @@ class EventStats:
         self.prefetched = {(a, b): v for a, b, v in data.get("prefetched", [])}
         self.outcomes = {(a, b, c): v for a, b, c, v in data.get("outcomes", [])}
         self.queue_wait = {k: Histogram.from_store(h, WAIT_BUCKETS) for k, h in data.get("queue_wait", [])}
+        self.lost = dict(data.get("lost", []))
 
 
 class _SavedHistogram(msgspec.Struct):
@@ -122,3 +128,4 @@ class _SavedStats(msgspec.Struct, forbid_unknown_fields=False):
     prefetched: list[tuple[str, str, _Count]] = []
     outcomes: list[tuple[str, str, str, _Count]] = []
     queue_wait: list[tuple[str, _SavedHistogram]] = []
+    lost: list[tuple[str, _Count]] = []

@@ -81,6 +81,30 @@ def start_worker(broker: str, name: str, log_dir: Path, *extra: str, backend: st
     return Worker(hostname, process, log)
 
 
+def children_of(pid: int) -> list[int]:
+    """The processes whose parent is ``pid`` (the prefork pool), read from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue  # gone meanwhile
+        if int(stat.rsplit(")", 1)[1].split()[1]) == pid:
+            found.append(int(entry.name))
+    return found
+
+
+def kill9_with_pool(worker: Worker) -> None:
+    """What an OOM kill or a lost node does: the worker and its pool processes die at once."""
+    pool = children_of(worker.process.pid)
+    assert pool, "the prefork worker has pool processes"
+    for pid in [worker.process.pid, *pool]:
+        os.kill(pid, signal.SIGKILL)
+    worker.process.wait(5)
+
+
 @dataclass
 class MonitorProcess:
     args: list[str]

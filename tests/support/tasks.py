@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import time
 
@@ -17,6 +18,8 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
     # Celery's default is off; TEST_RESULT_EXTENDED=0 gives a worker that keeps no args in the backend.
     result_extended=os.environ.get("TEST_RESULT_EXTENDED", "1") == "1",
+    # A short visibility timeout makes Redis redeliver what a killed worker held (acks_late) in seconds.
+    broker_transport_options=json.loads(os.environ.get("TEST_BROKER_TRANSPORT_OPTIONS", "{}")),
 )
 
 
@@ -44,6 +47,13 @@ def echo(*args: object, **kwargs: object) -> dict[str, object]:
 @app.task(name="tests.hold")
 def hold(seconds: float, *args: object, **kwargs: object) -> float:
     """Stays running for ``seconds``, whatever else it is given (inspect replies show its arguments)."""
+    time.sleep(seconds)
+    return seconds
+
+
+@app.task(name="tests.hold_late", acks_late=True)
+def hold_late(seconds: float) -> float:
+    """Acknowledged once it finishes: a worker killed meanwhile leaves the message to redeliver."""
     time.sleep(seconds)
     return seconds
 

@@ -23,6 +23,7 @@ export const config = {
   task: data.task || "",
   states: facts.states || [],
   finishedStates: facts.finished_states || [],
+  judgedStates: facts.judged_states || [],
   sortKeys: facts.sort_keys || [],
 };
 
