@@ -85,6 +85,8 @@ def observe(api: kube.Api, resource: spec.CeleryMonitorResource) -> reconcile.Ob
     return reconcile.Observed(
         capabilities=capabilities,
         auth_secret=_secret_data(api, resource.namespace, naming.auth_secret_name(resource.name)),
+        metrics_secret=(_secret_data(api, resource.namespace, naming.metrics_secret_name(resource.name))
+                        if resource.spec.auth.metrics_auth else None),
         secrets={name: _secret_data(api, resource.namespace, name) for name in named},
         alert_groups=groups,
         alert_rules_problem=rules_problem,

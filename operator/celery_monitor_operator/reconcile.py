@@ -51,6 +51,8 @@ class Observed:
     capabilities: Capabilities
     # The base64 ``data`` of the generated auth Secret, when it exists: its login is kept.
     auth_secret: Mapping[str, str] | None = None
+    # The same for the generated metrics Secret: its token is kept.
+    metrics_secret: Mapping[str, str] | None = None
     # The base64 ``data`` of every Secret the spec names, by name; None for one that does not exist.
     secrets: Mapping[str, Mapping[str, str] | None] = dataclasses.field(default_factory=dict)
     # The monitor's alert rules, read only when a PrometheusRule is wanted and can be created;
@@ -143,9 +145,13 @@ def _secret_values(resource: spec.CeleryMonitorResource, observed: Observed
 
 
 def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Callable[[], str]) -> list[Child]:
-    """Auth Secret, Service, claim and Deployment: the monitor itself."""
+    """Auth and metrics Secrets, Service, claim and Deployment: the monitor itself."""
     auth = secret.render_auth_secret(resource, observed.auth_secret, token)
-    children = [_child(auth), _child(service.render_service(resource))]
+    generated = [(auth, observed.auth_secret)]
+    if resource.spec.auth.metrics_auth:
+        generated.append((secret.render_metrics_secret(resource, observed.metrics_secret, token),
+                          observed.metrics_secret))
+    children = [*(_child(body) for body, _ in generated), _child(service.render_service(resource))]
     if resource.spec.persistence.enabled:
         children.append(_child(pvc.render_pvc(resource)))
     values, missing = _secret_values(resource, observed)
@@ -154,13 +160,13 @@ def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Calla
         children.append(Child(resources.DEPLOYMENTS, naming.deployment_name(resource.name),
                               problems=tuple(missing)))
         return children
-    # The pod rolls when a Secret it reads changes. The auth Secret counts as the cluster will hold
-    # it once applied: our keys over whatever else the live one holds.
-    auth_name = naming.auth_secret_name(resource.name)
-    for key, value in {**(observed.auth_secret or {}), **auth["data"]}.items():
-        values[f"{auth_name}/{key}"] = value
+    # The pod rolls when a Secret it reads changes. A generated Secret counts as the cluster will
+    # hold it once applied: our keys over whatever else the live one holds.
+    for body, live in generated:
+        for key, value in {**(live or {}), **body["data"]}.items():
+            values[f"{body['metadata']['name']}/{key}"] = value
     rendered = deployment.render_monitor_deployment(resource, deployment.secrets_checksum(values))
-    children.append(_child(rendered, needs=(_child(auth).key,)))
+    children.append(_child(rendered, needs=tuple(_child(body).key for body, _ in generated)))
     return children
 
 

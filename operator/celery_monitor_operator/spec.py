@@ -95,6 +95,17 @@ class Auth:
     oauth2: OAuth2 | None = None
     read_only: bool = False
 
+    @property
+    def has_login(self) -> bool:
+        """Whether anyone must sign in to the monitor (else its pages are open, as Flower's are)."""
+        return self.basic.enabled or self.oauth2 is not None
+
+    @property
+    def metrics_auth(self) -> bool:
+        """Whether /metrics asks for credentials: always when the monitor has a login, since metrics
+        name tasks, queues and workers. Prometheus then scrapes with a read-only token of its own."""
+        return self.has_login
+
 
 @dataclasses.dataclass(frozen=True)
 class Persistence:

@@ -253,6 +253,13 @@ def test_monitoring_objects_wait_for_the_prometheus_operator(env: Env) -> None:
         assert monitor["metadata"]["labels"]["release"] == "prom"
         assert rule["spec"]["groups"] == list(alert_rules.load_groups())
         assert owner_uids(monitor) == owner_uids(rule) == [f"uid-{ns}-{name}"]
+        # Prometheus reads a read-only token of its own, kept in a Secret the monitor's pod reads too.
+        token_ref = monitor["spec"]["endpoints"][0]["authorization"]["credentials"]
+        metrics_secret = env.get(resources.SECRETS, ns, token_ref["name"])
+        assert metrics_secret is not None and token_ref["name"] != naming.auth_secret_name(name)
+        assert token_ref["key"] in metrics_secret["data"]
+        deployment = env.get(resources.DEPLOYMENTS, ns, name)
+        assert "--metrics_auth=any" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
         env.update_spec(ns, name, 2, {"serviceMonitor": {"enabled": False}})
         env.wait(lambda: env.get(resources.SERVICE_MONITORS, ns, name) is None, "the ServiceMonitor to be removed")

@@ -136,7 +136,9 @@ def _trusted_proxies() -> s.Schema:
 
 
 def _service_monitor() -> s.Schema:
-    return s.obj("A Prometheus Operator ServiceMonitor scraping /metrics.", {
+    return s.obj("A Prometheus Operator ServiceMonitor scraping /metrics. When the monitor has a login, "
+                 "/metrics asks for credentials too, and Prometheus sends the read-only token the operator "
+                 "keeps in the Secret '<name>-metrics' (never the admin login).", {
         "enabled": s.boolean("Create the ServiceMonitor (needs the Prometheus Operator CRDs).", default=False),
         "interval": s.string("Scrape interval.", default=spec.DEFAULT_SCRAPE_INTERVAL, pattern=spec.DURATION_PATTERN),
         "scrapeTimeout": s.string("Scrape timeout; Prometheus' default when absent.", pattern=spec.DURATION_PATTERN),
