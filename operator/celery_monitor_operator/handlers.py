@@ -37,6 +37,11 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     # goes; name it after our group so `kubectl get -o yaml` says whose it is.
     settings.persistence.finalizer = f"{naming.GROUP}/operator"
     settings.posting.level = logging.WARNING
+    if not settings.peering.clusterwide:
+        # Watching named namespaces, the operator has Roles there and no ClusterRole: kopf resolves
+        # the CRD once through API discovery (open to every account) and takes the namespaces as
+        # given, instead of listing namespaces and watching CRDs, which it may not.
+        settings.scanning.disabled = True
     memo.api = kube.Api.from_environment()
     if not settings.peering.standalone and settings.peering.clusterwide:
         _ensure_cluster_peering(memo.api, settings.peering.name, logger)
