@@ -183,7 +183,9 @@ def check_broker_url(url: str) -> None:
                 raise ConfigError("broker", f"malformed URL: redis database {db!r} is not a number")
 
 
-def check_consistency(values: dict[str, Any]) -> None:
+def check_consistency(values: dict[str, Any], files: bool = True) -> None:
+    """Raise ConfigError for the first option that is wrong given the others; ``files=False`` leaves
+    out whether the certificate files exist (the operator checks options for a pod elsewhere)."""
     try:
         auth_checks.check(values)
     except auth_checks.BadOption as exc:
@@ -197,7 +199,7 @@ def check_consistency(values: dict[str, Any]) -> None:
         raise ConfigError("certfile", "--certfile and --keyfile must be given together")
     for name in ("certfile", "keyfile", "ca_certs"):
         path = values.get(name)
-        if path and not os.path.isfile(path):
+        if files and path and not os.path.isfile(path):
             raise ConfigError(name, f"file {path!r} does not exist")
     if values.get("broker_api"):
         parsed = urlparse(values["broker_api"])
@@ -211,6 +213,20 @@ def check_consistency(values: dict[str, Any]) -> None:
     if values.get("format_task") is not None and not callable(values["format_task"]):
         raise ConfigError("format_task", "must be a function defined in the config file")
     check_broker_url(values.get("broker") or "")
+
+
+def check_options(argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Check a command line and environment as the monitor would start with them, without a config
+    file or the files they name (for a monitor that runs elsewhere); raises ConfigError."""
+    command_line = parse_command_line(argv)
+    env_values = read_environment(environ)
+    values: dict[str, Any] = {}
+    for name, option in BY_NAME.items():
+        values[name] = option.default
+        for layer in (env_values, command_line.values):
+            if name in layer:
+                values[name] = parse_value(option, layer[name])
+    check_consistency(values, files=False)
 
 
 def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:

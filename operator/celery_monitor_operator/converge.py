@@ -20,6 +20,7 @@ from celery_monitor_operator import (
     discovery,
     kube,
     naming,
+    option_check,
     reconcile,
     resources,
     spec,
@@ -135,6 +136,7 @@ def converge(api: kube.Api, body: Mapping[str, Any]) -> Outcome:
     new_status: dict[str, Any] = {"observedGeneration": generation}
     try:
         resource = spec_parser.parse(body)
+        option_check.check(resource)
     except spec_reader.SpecError as error:
         conditions = [status.Condition(status.RECONCILED, False, error.reason, str(error))]
     else:

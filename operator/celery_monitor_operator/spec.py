@@ -87,6 +87,9 @@ class OAuth2:
     client_secret: SecretKeyRef
     redirect_uri: str | None = None
     email_regex: str | None = None
+    okta_base_url: str | None = None
+    discovery_url: str | None = None
+    gitlab_groups: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)

@@ -301,6 +301,22 @@ def test_an_inline_password_is_refused_until_the_spec_is_fixed(env: Env) -> None
     env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment once the spec is fixed")
 
 
+def test_a_spec_the_monitor_would_refuse_is_a_condition_naming_the_field_then_the_fix_converges(env: Env) -> None:
+    ns, name = "e2e-oauth", "sso"
+    oauth = {"provider": "google", "clientId": "id", "clientSecretRef": {"name": "sso-oauth"}}
+    env.create_secret(ns, "sso-oauth", {"client-secret": "s3cr3t-value"})
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "auth": {"oauth2": oauth}})
+
+    refused = env.wait_condition(ns, name, "Reconciled", "False", "InvalidSpec")
+    assert refused["message"].startswith("spec.auth.oauth2.emailRegex: the monitor refuses --auth: ")
+    assert env.condition(ns, name, "Ready")["reason"] == "InvalidSpec"
+    assert env.get(resources.DEPLOYMENTS, ns, name) is None  # no pod to crash-loop
+
+    env.update_spec(ns, name, 2, {"auth": {"oauth2": {**oauth, "emailRegex": ".*@example\\.com"}}})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    assert "--auth=.*@example\\.com" in env.args(ns, name)
+
+
 def test_a_bad_trusted_proxy_is_a_condition_with_a_reason_then_the_fix_converges(env: Env) -> None:
     ns, name = "e2e-proxies", "edge"
     env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "ingress": {"enabled": True},

@@ -203,3 +203,25 @@ def test_the_status_says_where_to_open_the_monitor_and_how_many_pods_are_ready()
     fields = reconcile.status_fields(resource, applied(deployment={"status": {"readyReplicas": 1}}))
 
     assert fields == {"url": "http://demo.team.svc:5555/", "replicas": 1, "readyReplicas": 1}
+
+
+@pytest.mark.parametrize(("username", "password", "key"), [
+    ("ops:team", "pw", "username"), ("ops,dev", "pw", "username"), ("ops", "a,b", "password")])
+def test_a_login_secret_the_monitor_cannot_read_keeps_the_deployment_and_says_which_key(
+        username: str, password: str, key: str) -> None:
+    data = {**INLINE, "auth": {"basic": {"secretName": "team-login"}}}
+    case = Case(data, [], [], secrets={"team-login": {"username": b64(username), "password": b64(password)}})
+    plan = reconcile.desired(make_monitor(data), observed(case), token)
+
+    (problem,) = deployment_of(plan).problems
+    assert deployment_of(plan).body is None
+    assert problem.reason == reconcile.UNUSABLE_LOGIN
+    assert "spec.auth.basic.secretName" in problem.message and repr(key) in problem.message
+    assert username not in problem.message and password not in problem.message
+
+
+def test_a_login_with_a_colon_in_the_password_is_fine() -> None:
+    data = {**INLINE, "auth": {"basic": {"secretName": "team-login"}}}
+    case = Case(data, [], [], secrets={"team-login": {"username": b64("ops"), "password": b64("a:b")}})
+
+    assert deployment_of(reconcile.desired(make_monitor(data), observed(case), token)).body is not None

@@ -60,6 +60,12 @@ def monitor_args(monitor: spec.CeleryMonitorResource) -> list[str]:
             args.append(f"--oauth2_redirect_uri={oauth2.redirect_uri}")
         if oauth2.email_regex:
             args.append(f"--auth={oauth2.email_regex}")
+        if oauth2.okta_base_url:
+            args.append(f"--oauth2_okta_base_url={oauth2.okta_base_url}")
+        if oauth2.discovery_url:
+            args.append(f"--oauth2_discovery_url={oauth2.discovery_url}")
+        if oauth2.gitlab_groups:
+            args.append(f"--gitlab_auth_allowed_groups={','.join(oauth2.gitlab_groups)}")
     return args + list(desired.pod.extra_args)
 
 
