@@ -8,6 +8,7 @@ would bind a volume or start a pod, the test writes that status itself.
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from kmock_cluster import (
     wait_for,
 )
 
-from celery_monitor_operator import alert_rules, converge, naming, reconcile, resources
+from celery_monitor_operator import alert_rules, converge, diffbase, naming, reconcile, resources
 from celery_monitor_operator.renderers import install
 
 PEERING = "kopf.dev/v1/clusterkopfpeering"
@@ -315,6 +316,37 @@ def test_a_spec_the_monitor_would_refuse_is_a_condition_naming_the_field_then_th
     env.update_spec(ns, name, 2, {"auth": {"oauth2": {**oauth, "emailRegex": ".*@example\\.com"}}})
     env.wait_condition(ns, name, "Reconciled", "True", "Applied")
     assert "--auth=.*@example\\.com" in env.args(ns, name)
+
+
+def test_no_credential_lands_in_an_annotation_a_status_or_an_event(env: Env) -> None:
+    ns, name, secret_word = "e2e-leaks", "leaky", "hunter2-do-not-copy"
+    env.create_monitor(ns, name, {
+        "broker": {"url": f"redis://:{secret_word}@redis:6379/0"},
+        "extraArgs": [f"--basic_auth=ops:{secret_word}"],
+        "extraEnv": [{"name": "FLOWER_OAUTH2_SECRET", "value": secret_word}]})
+    env.wait_condition(ns, name, "Reconciled", "False", "InlineCredentials")
+    # kopf records what it handled once the handler is done with it (refused for good here).
+    key = f"{naming.GROUP}/last-handled-configuration"
+    env.wait(lambda: key in (env.get(resources.CELERY_MONITORS, ns, name) or {})["metadata"].get(
+        "annotations", {}), "kopf's record of the handled spec")
+
+    monitor = env.get(resources.CELERY_MONITORS, ns, name)
+    assert monitor is not None
+    # Whatever Events were posted about it (kopf posts none of its log records as configured now).
+    events = env.api.request("GET", f"/api/v1/namespaces/{ns}/events").get("items", [])
+    for where in (monitor["metadata"].get("annotations"), monitor.get("status"), events):
+        assert secret_word not in json.dumps(where)
+    recorded = json.loads(monitor["metadata"]["annotations"][key])
+    assert recorded["spec"]["broker"]["url"].startswith(diffbase.REDACTED_PREFIX)
+    assert recorded["spec"]["extraArgs"][0].startswith(diffbase.REDACTED_PREFIX)
+
+    # A change of a digested value is still a change kopf hands to the operator.
+    env.create_secret(ns, "leaky-broker", {"url": f"redis://:{secret_word}@redis:6379/0"})
+    env.update_spec(ns, name, 2, {"broker": {"url": None, "secretKeyRef": {"name": "leaky-broker"}},
+                                  "extraArgs": [], "extraEnv": []})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    monitor = env.get(resources.CELERY_MONITORS, ns, name)
+    assert monitor is not None and secret_word not in json.dumps(monitor["metadata"].get("annotations"))
 
 
 def test_a_bad_trusted_proxy_is_a_condition_with_a_reason_then_the_fix_converges(env: Env) -> None:
