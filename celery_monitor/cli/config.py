@@ -218,15 +218,24 @@ def check_consistency(values: dict[str, Any], files: bool = True) -> None:
 def check_options(argv: Sequence[str], environ: Mapping[str, str]) -> None:
     """Check a command line and environment as the monitor would start with them, without a config
     file or the files they name (for a monitor that runs elsewhere); raises ConfigError."""
-    command_line = parse_command_line(argv)
-    env_values = read_environment(environ)
+    values, _ = _layered((("environment", read_environment(environ)),
+                          ("command line", parse_command_line(argv).values)))
+    check_consistency(values, files=False)
+
+
+def _layered(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every option's value, each later layer over the earlier ones and all over the defaults, and
+    where each value came from."""
     values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
     for name, option in BY_NAME.items():
         values[name] = option.default
-        for layer in (env_values, command_line.values):
+        sources[name] = "default"
+        for source, layer in layers:
             if name in layer:
                 values[name] = parse_value(option, layer[name])
-    check_consistency(values, files=False)
+                sources[name] = source
+    return values, sources
 
 
 def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
@@ -242,16 +251,8 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         str(conf_path or BY_NAME["conf"].default), required=conf_path is not None
     )
 
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name, option in BY_NAME.items():
-        values[name] = option.default
-        sources[name] = "default"
-        for source, layer in (("environment", env_values), ("config file", file_values),
-                              ("command line", command_line.values)):
-            if name in layer:
-                values[name] = parse_value(option, layer[name])
-                sources[name] = source
+    values, sources = _layered((("environment", env_values), ("config file", file_values),
+                                ("command line", command_line.values)))
     if "format_task" in file_values:
         values["format_task"] = file_values["format_task"]
     check_consistency(values)

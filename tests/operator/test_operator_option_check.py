@@ -32,6 +32,8 @@ REFUSED = {
                                      "spec.auth.oauth2.redirectUri"),
     "an email pattern that is not a regular expression": (oauth(provider="google", emailRegex="(unclosed"),
                                                           "spec.auth.oauth2.emailRegex"),
+    "a certificate without its key": ({"broker": BROKER, "extraArgs": ["--certfile=/tls/tls.crt"]},
+                                      "spec.extraArgs or spec.extraEnv"),
     "an option the monitor does not know": ({"broker": BROKER, "extraArgs": ["--no_such_option=1"]},
                                             "spec.extraArgs or spec.extraEnv"),
 }
@@ -44,6 +46,8 @@ ACCEPTED = {
     "a monitor option from a Secret the operator cannot read": {
         "broker": BROKER, "extraArgs": ["--metrics_auth=token"],
         "extraEnv": [{"name": "CELERY_MONITOR_API_TOKENS", "valueFrom": {"secretKeyRef": {"name": "t", "key": "t"}}}]},
+    "certificate files, which live in the pod": {
+        "broker": BROKER, "extraArgs": ["--certfile=/tls/tls.crt", "--keyfile=/tls/tls.key"]},
     **{f"the {name} example spec": data for name, data in SPECS.items()},
 }
 
