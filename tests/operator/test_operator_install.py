@@ -81,6 +81,9 @@ def test_the_install_for_some_namespaces_has_a_role_in_each_and_no_cluster_role(
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "celery-monitor-operator",
                                         "namespace": "ops"}]
     assert [b["metadata"]["namespace"] for b in bindings] == ["team-a", "team-b"]
+    peerings = [obj for obj in objects if obj["kind"] == "KopfPeering"]
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings] == [
+        ("team-a", "celery-monitor-operator"), ("team-b", "celery-monitor-operator")]
 
 
 def test_every_rule_in_the_manifests_says_why() -> None:

@@ -1,8 +1,8 @@
 """The operator watching one namespace with nothing but the Role the install gives it there.
 
 The emulated API server refuses the operator every request its Role does not allow, as a real one
-would: no ClusterRole, so no namespaces, no CRDs, no other namespace. The monitor converges all the
-same, and not one request is refused.
+would: no ClusterRole, so no namespaces, no CRDs, no other namespace. With its peering in the
+KopfPeering the install puts there, the monitor converges all the same, and not one request is refused.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import pytest
 from kmock_cluster import EmulatedCluster, RoleEmulator, kopf_command, operator_process, wait_for
 
 from celery_monitor_operator import naming, resources
-from celery_monitor_operator.renderers import rbac
+from celery_monitor_operator.renderers import install, rbac
 
 WATCHED, OTHER = "team-a", "team-b"
 TIMEOUT = 30.0
@@ -24,10 +24,15 @@ FAST_LOOPS = {"CELERY_MONITOR_OPERATOR_RESYNC_SECONDS": "2", "CELERY_MONITOR_OPE
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[EmulatedCluster, Path]]:
     tmp = tmp_path_factory.mktemp("operator-namespaced")
-    role = (rbac.operator_rules(namespaced=True, peering=False), frozenset({WATCHED}))
+    role = (rbac.operator_rules(namespaced=True), frozenset({WATCHED}))
     emulated = EmulatedCluster(role).start()
+    # As installed: peering on, in the KopfPeering the install puts in the watched namespace.
+    emulated.serve("kopf.dev/v1/kopfpeerings", "KopfPeering")
+    (peering,) = [obj for obj in install.render_install(namespaces=[WATCHED]) if obj["kind"] == "KopfPeering"]
+    emulated.api().create(resources.ResourceRef("kopf.dev", "v1", "kopfpeerings"), WATCHED, peering)
     log = tmp / "operator.log"
-    command = kopf_command("--standalone", f"--namespace={WATCHED}", "--verbose")
+    command = kopf_command(f"--peering={peering['metadata']['name']}", "--priority=100",
+                           f"--namespace={WATCHED}", "--verbose")
     try:
         with operator_process(command, emulated.kubeconfig(tmp / "kubeconfig"), log, FAST_LOOPS) as process:
             yield emulated, log

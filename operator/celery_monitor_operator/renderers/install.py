@@ -115,5 +115,10 @@ def render_install(namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE, image: st
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": naming.OPERATOR_NAME, "namespace": namespace, "labels": labels}},
         *render_rbac(namespace, namespaces),
+        # Watching named namespaces, kopf's replicas meet in a KopfPeering in each, which must exist
+        # (watching all, the operator creates its ClusterKopfPeering itself).
+        *({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+           "metadata": {"name": naming.OPERATOR_NAME, "namespace": watched, "labels": labels}}
+          for watched in namespaces or ()),
         render_operator_deployment(namespace, image, namespaces, replicas),
     ]
