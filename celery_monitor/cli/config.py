@@ -183,7 +183,9 @@ def check_broker_url(url: str) -> None:
                 raise ConfigError("broker", f"malformed URL: redis database {db!r} is not a number")
 
 
-def check_consistency(values: dict[str, Any]) -> None:
+def check_consistency(values: dict[str, Any], files: bool = True) -> None:
+    """Raise ConfigError for the first option that is wrong given the others; ``files=False`` leaves
+    out whether the certificate files exist (the operator checks options for a pod elsewhere)."""
     try:
         auth_checks.check(values)
     except auth_checks.BadOption as exc:
@@ -197,7 +199,7 @@ def check_consistency(values: dict[str, Any]) -> None:
         raise ConfigError("certfile", "--certfile and --keyfile must be given together")
     for name in ("certfile", "keyfile", "ca_certs"):
         path = values.get(name)
-        if path and not os.path.isfile(path):
+        if files and path and not os.path.isfile(path):
             raise ConfigError(name, f"file {path!r} does not exist")
     if values.get("broker_api"):
         parsed = urlparse(values["broker_api"])
@@ -213,6 +215,29 @@ def check_consistency(values: dict[str, Any]) -> None:
     check_broker_url(values.get("broker") or "")
 
 
+def check_options(argv: Sequence[str], environ: Mapping[str, str]) -> None:
+    """Check a command line and environment as the monitor would start with them, without a config
+    file or the files they name (for a monitor that runs elsewhere); raises ConfigError."""
+    values, _ = _layered((("environment", read_environment(environ)),
+                          ("command line", parse_command_line(argv).values)))
+    check_consistency(values, files=False)
+
+
+def _layered(layers: Sequence[tuple[str, Mapping[str, Any]]]) -> tuple[dict[str, Any], dict[str, str]]:
+    """Every option's value, each later layer over the earlier ones and all over the defaults, and
+    where each value came from."""
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for name, option in BY_NAME.items():
+        values[name] = option.default
+        sources[name] = "default"
+        for source, layer in layers:
+            if name in layer:
+                values[name] = parse_value(option, layer[name])
+                sources[name] = source
+    return values, sources
+
+
 def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None) -> Settings:
     """Build settings from every source; raises ConfigError or HelpRequested."""
     environ = os.environ if environ is None else environ
@@ -226,16 +251,8 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
         str(conf_path or BY_NAME["conf"].default), required=conf_path is not None
     )
 
-    values: dict[str, Any] = {}
-    sources: dict[str, str] = {}
-    for name, option in BY_NAME.items():
-        values[name] = option.default
-        sources[name] = "default"
-        for source, layer in (("environment", env_values), ("config file", file_values),
-                              ("command line", command_line.values)):
-            if name in layer:
-                values[name] = parse_value(option, layer[name])
-                sources[name] = source
+    values, sources = _layered((("environment", env_values), ("config file", file_values),
+                                ("command line", command_line.values)))
     if "format_task" in file_values:
         values["format_task"] = file_values["format_task"]
     check_consistency(values)

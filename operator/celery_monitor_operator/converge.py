@@ -20,6 +20,7 @@ from celery_monitor_operator import (
     discovery,
     kube,
     naming,
+    option_check,
     reconcile,
     resources,
     spec,
@@ -85,6 +86,8 @@ def observe(api: kube.Api, resource: spec.CeleryMonitorResource) -> reconcile.Ob
     return reconcile.Observed(
         capabilities=capabilities,
         auth_secret=_secret_data(api, resource.namespace, naming.auth_secret_name(resource.name)),
+        metrics_secret=(_secret_data(api, resource.namespace, naming.metrics_secret_name(resource.name))
+                        if resource.spec.auth.metrics_auth else None),
         secrets={name: _secret_data(api, resource.namespace, name) for name in named},
         alert_groups=groups,
         alert_rules_problem=rules_problem,
@@ -133,6 +136,7 @@ def converge(api: kube.Api, body: Mapping[str, Any]) -> Outcome:
     new_status: dict[str, Any] = {"observedGeneration": generation}
     try:
         resource = spec_parser.parse(body)
+        option_check.check(resource)
     except spec_reader.SpecError as error:
         conditions = [status.Condition(status.RECONCILED, False, error.reason, str(error))]
     else:

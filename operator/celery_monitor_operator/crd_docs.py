@@ -79,7 +79,13 @@ def render_reference() -> str:
         "- an inline `url` must not carry a password, also not in a query parameter (InlineCredentials);",
         "- `spec.ingress` and `spec.httpRoute` are not both enabled (InvalidSpec);",
         "- more than one replica needs `spec.persistence.enabled: false` (InvalidSpec);",
-        f"- the name is a DNS label of at most {naming.MAX_NAME_LENGTH} characters (InvalidName).",
+        f"- the name is a DNS label of at most {naming.MAX_NAME_LENGTH} characters (InvalidName);",
+        "- the monitor would start with the options rendered from the spec: its own option checks run on "
+        "them, so OAuth without `emailRegex` (or `gitlabGroups`), Okta without `oktaBaseUrl`, an OIDC "
+        "issuer without `discoveryUrl`, an unknown option in `extraArgs`... are refused, naming the field "
+        "(InvalidSpec);",
+        "- the Secret of `spec.auth.basic.secretName` has no ':' or ',' in its `username` and no ',' in its "
+        "`password`, which the monitor reads as `user:password` pairs separated by commas (UnusableLogin).",
         "",
         "## status",
         "",
@@ -96,7 +102,7 @@ def render_reference() -> str:
         "|---|---|---|",
         "| Ready | all of the others are True | the reason of the first one that is not |",
         "| Reconciled | every child matches the spec | InvalidSpec, InlineCredentials, InvalidName, "
-        "SecretNotFound, SecretKeyNotFound, ChildConflict, ApplyFailed |",
+        "SecretNotFound, SecretKeyNotFound, UnusableLogin, ChildConflict, ApplyFailed |",
         "| Available | at least one monitor pod is available | ScaledToZero, DeploymentMissing, "
         "NoReplicasAvailable |",
         "| PersistenceBound | the claim is Bound, or persistence is off | ClaimMissing, Pending, Lost |",

@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from celery_monitor_operator import converge, kube, naming, resources
+from celery_monitor_operator import converge, diffbase, kube, naming, resources
 
 RESYNC_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RESYNC_SECONDS", "30"))
 RETRY_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RETRY_SECONDS", "30"))
@@ -31,12 +31,18 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     # Progress and the last handled spec live in annotations under our own group, so the
     # status stays exactly what the CRD's schema describes.
     settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=naming.GROUP)
-    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+    # Values that may be credentials are kept there only as digests (see diffbase).
+    settings.persistence.diffbase_storage = diffbase.RedactingDiffBaseStorage(
         prefix=naming.GROUP, key="last-handled-configuration")
     # The resync timer makes kopf hold a finalizer, so it can stop the timer before the object
     # goes; name it after our group so `kubectl get -o yaml` says whose it is.
     settings.persistence.finalizer = f"{naming.GROUP}/operator"
     settings.posting.level = logging.WARNING
+    if not settings.peering.clusterwide:
+        # Watching named namespaces, the operator has Roles there and no ClusterRole: kopf resolves
+        # the CRD once through API discovery (open to every account) and takes the namespaces as
+        # given, instead of listing namespaces and watching CRDs, which it may not.
+        settings.scanning.disabled = True
     memo.api = kube.Api.from_environment()
     if not settings.peering.standalone and settings.peering.clusterwide:
         _ensure_cluster_peering(memo.api, settings.peering.name, logger)

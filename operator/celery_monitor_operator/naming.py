@@ -46,6 +46,12 @@ def auth_secret_name(monitor_name: str) -> str:
     return f"{monitor_name}-auth"
 
 
+def metrics_secret_name(monitor_name: str) -> str:
+    """Prometheus's read-only token. A Secret's name is a DNS subdomain (253 characters), so this
+    longer suffix does not limit the resource's own name (below)."""
+    return f"{monitor_name}-metrics"
+
+
 def pvc_name(monitor_name: str) -> str:
     return f"{monitor_name}-data"
 

@@ -9,6 +9,7 @@ Missing pieces become conditions with reasons; nothing the user can fix raises h
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -27,6 +28,7 @@ from celery_monitor_operator.renderers import (
 
 SECRET_NOT_FOUND = "SecretNotFound"
 SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
+UNUSABLE_LOGIN = "UnusableLogin"
 PROMETHEUS_OPERATOR_MISSING = "PrometheusOperatorNotInstalled"
 GATEWAY_API_MISSING = "GatewayAPINotInstalled"
 ALERT_RULES_UNAVAILABLE = "AlertRulesUnavailable"
@@ -51,6 +53,8 @@ class Observed:
     capabilities: Capabilities
     # The base64 ``data`` of the generated auth Secret, when it exists: its login is kept.
     auth_secret: Mapping[str, str] | None = None
+    # The same for the generated metrics Secret: its token is kept.
+    metrics_secret: Mapping[str, str] | None = None
     # The base64 ``data`` of every Secret the spec names, by name; None for one that does not exist.
     secrets: Mapping[str, Mapping[str, str] | None] = dataclasses.field(default_factory=dict)
     # The monitor's alert rules, read only when a PrometheusRule is wanted and can be created;
@@ -142,25 +146,51 @@ def _secret_values(resource: spec.CeleryMonitorResource, observed: Observed
     return values, list(dict.fromkeys(problems))
 
 
+def _login_problems(resource: spec.CeleryMonitorResource, values: Mapping[str, str]) -> list[spec_reader.Problem]:
+    """The user's basic-auth Secret must make one ``user:password`` pair of the monitor's
+    --basic_auth: no ':' or ',' in the user name, no ',' in the password (never quoted back)."""
+    name = resource.spec.auth.basic.secret_name
+    if not resource.spec.auth.basic.enabled or not name:
+        return []
+    forbidden = {secret.USERNAME_KEY: (":", ","), secret.PASSWORD_KEY: (",",)}
+    problems = []
+    for key, characters in forbidden.items():
+        try:
+            value = base64.b64decode(values.get(f"{name}/{key}", ""), validate=True).decode()
+        except ValueError:
+            value = ""
+        if any(character in value for character in characters):
+            problems.append(spec_reader.Problem(UNUSABLE_LOGIN, (
+                f"Secret {name!r} named in spec.auth.basic.secretName: its {key!r} may not contain "
+                f"{' or '.join(repr(c) for c in characters)} (the monitor reads user:password pairs "
+                "separated by commas)")))
+    return problems
+
+
 def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Callable[[], str]) -> list[Child]:
-    """Auth Secret, Service, claim and Deployment: the monitor itself."""
+    """Auth and metrics Secrets, Service, claim and Deployment: the monitor itself."""
     auth = secret.render_auth_secret(resource, observed.auth_secret, token)
-    children = [_child(auth), _child(service.render_service(resource))]
+    generated = [(auth, observed.auth_secret)]
+    if resource.spec.auth.metrics_auth:
+        generated.append((secret.render_metrics_secret(resource, observed.metrics_secret, token),
+                          observed.metrics_secret))
+    children = [*(_child(body) for body, _ in generated), _child(service.render_service(resource))]
     if resource.spec.persistence.enabled:
         children.append(_child(pvc.render_pvc(resource)))
     values, missing = _secret_values(resource, observed)
+    missing += _login_problems(resource, values)
     if missing:
         # Without every Secret the pod would crash-loop; keep what runs until they appear.
         children.append(Child(resources.DEPLOYMENTS, naming.deployment_name(resource.name),
                               problems=tuple(missing)))
         return children
-    # The pod rolls when a Secret it reads changes. The auth Secret counts as the cluster will hold
-    # it once applied: our keys over whatever else the live one holds.
-    auth_name = naming.auth_secret_name(resource.name)
-    for key, value in {**(observed.auth_secret or {}), **auth["data"]}.items():
-        values[f"{auth_name}/{key}"] = value
+    # The pod rolls when a Secret it reads changes. A generated Secret counts as the cluster will
+    # hold it once applied: our keys over whatever else the live one holds.
+    for body, live in generated:
+        for key, value in {**(live or {}), **body["data"]}.items():
+            values[f"{body['metadata']['name']}/{key}"] = value
     rendered = deployment.render_monitor_deployment(resource, deployment.secrets_checksum(values))
-    children.append(_child(rendered, needs=(_child(auth).key,)))
+    children.append(_child(rendered, needs=tuple(_child(body).key for body, _ in generated)))
     return children
 
 

@@ -87,6 +87,9 @@ class OAuth2:
     client_secret: SecretKeyRef
     redirect_uri: str | None = None
     email_regex: str | None = None
+    okta_base_url: str | None = None
+    discovery_url: str | None = None
+    gitlab_groups: tuple[str, ...] = ()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,6 +97,17 @@ class Auth:
     basic: BasicAuth = BasicAuth()
     oauth2: OAuth2 | None = None
     read_only: bool = False
+
+    @property
+    def has_login(self) -> bool:
+        """Whether anyone must sign in to the monitor (else its pages are open, as Flower's are)."""
+        return self.basic.enabled or self.oauth2 is not None
+
+    @property
+    def metrics_auth(self) -> bool:
+        """Whether /metrics asks for credentials: always when the monitor has a login, since metrics
+        name tasks, queues and workers. Prometheus then scrapes with a read-only token of its own."""
+        return self.has_login
 
 
 @dataclasses.dataclass(frozen=True)

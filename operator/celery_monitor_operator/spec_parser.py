@@ -123,8 +123,11 @@ def _auth(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Auth:
                 reader.problem(f"{path}.{field}: required when spec.OAuth2 is configured")
         if provider is not None and client_id is not None and secret_ref is not None:
             oauth2 = spec.OAuth2(provider, client_id, secret_ref,
-                            reader.string(oauth_data, "redirectUri", path),
-                            reader.string(oauth_data, "emailRegex", path))
+                                 reader.string(oauth_data, "redirectUri", path),
+                                 reader.string(oauth_data, "emailRegex", path),
+                                 reader.string(oauth_data, "oktaBaseUrl", path),
+                                 reader.string(oauth_data, "discoveryUrl", path),
+                                 reader.strings(oauth_data, "gitlabGroups", path))
     return spec.Auth(basic, oauth2, reader.boolean(data, "readOnly", "spec.auth", False))
 
 

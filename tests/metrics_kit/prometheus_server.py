@@ -16,7 +16,11 @@ from . import tools
 
 @dataclass
 class PrometheusServer:
-    """Scrapes one target every second with basic auth and evaluates one rules file."""
+    """Scrapes one target every second with basic auth and evaluates one rules file.
+
+    ``jobs``, when given, replace that one job: scrape configs for the same target (each without its
+    ``static_configs`` and intervals, which are filled in), such as one per credential to compare.
+    """
 
     workdir: Path
     target: str
@@ -24,6 +28,7 @@ class PrometheusServer:
     rule_file: Path
     port: int = field(default_factory=processes.free_port)
     process: subprocess.Popen[bytes] | None = None
+    jobs: list[dict[str, Any]] | None = None
     client: httpx.Client = field(init=False)
 
     @property
@@ -32,16 +37,14 @@ class PrometheusServer:
 
     def start(self) -> PrometheusServer:
         username, password = self.credentials
+        jobs = self.jobs or [{"job_name": "celery-monitor", "basic_auth": {"username": username, "password": password}}]
         config = {
             "global": {"scrape_interval": "1s", "evaluation_interval": "1s"},
             "rule_files": [str(self.rule_file)],
-            "scrape_configs": [{
-                "job_name": "celery-monitor",
-                "scrape_interval": "1s",
-                "scrape_timeout": "1s",
-                "basic_auth": {"username": username, "password": password},
-                "static_configs": [{"targets": [self.target]}],
-            }],
+            "scrape_configs": [
+                {**job, "scrape_interval": "1s", "scrape_timeout": "1s", "static_configs": [{"targets": [self.target]}]}
+                for job in jobs
+            ],
         }  # fmt: skip
         config_file = self.workdir / "prometheus.yml"
         config_file.write_text(yaml.safe_dump(config))

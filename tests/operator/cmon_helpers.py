@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import re
 from pathlib import Path
 from typing import Any
 
@@ -77,6 +79,7 @@ def rendered_children(spec_data: dict[str, Any]) -> list[dict[str, Any]]:
     monitor = make_monitor(spec_data)
     return [
         secret.render_auth_secret(monitor),
+        secret.render_metrics_secret(monitor),
         service.render_service(monitor),
         pvc.render_pvc(monitor),
         deployment.render_monitor_deployment(monitor, deployment.secrets_checksum({"a/b": "c"})),
@@ -85,3 +88,22 @@ def rendered_children(spec_data: dict[str, Any]) -> list[dict[str, Any]]:
         servicemonitor.render_service_monitor(monitor),
         prometheusrule.render_prometheus_rule(monitor, alert_rules.load_groups()),
     ]
+
+
+def secret_values(*rendered: dict[str, Any]) -> dict[str, str]:
+    """The decoded keys of rendered Secrets, by "secret/key", as the kubelet reads them."""
+    return {f"{body['metadata']['name']}/{key}": base64.b64decode(value).decode()
+            for body in rendered for key, value in body["data"].items()}
+
+
+def kubelet_environment(monitor: spec.CeleryMonitorResource, values: dict[str, str]) -> dict[str, str]:
+    """The monitor container's variables: Secret keys from ``values`` ("secret/key"), $(VAR) expanded."""
+    env: dict[str, str] = {}
+    for var in deployment.monitor_env(monitor):
+        if "value" in var:
+            value = var["value"]
+        else:
+            ref = var["valueFrom"]["secretKeyRef"]
+            value = values[f"{ref['name']}/{ref['key']}"]
+        env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda found: env[found.group(1)], value)
+    return env

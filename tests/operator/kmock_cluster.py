@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp.web
 import kmock
 import kubernetes
 import yaml
@@ -53,8 +54,46 @@ class ShortMemoryEmulator(kmock.KubernetesEmulator):
             self._requests[:] = [seen for seen in self._requests if seen is not request]
 
 
+# The Kubernetes verb each request of the emulator's parsing stands for (kopf and the operator
+# change objects with PATCH only).
+VERBS = {"LIST": "list", "WATCH": "watch", "FETCH": "get", "CREATE": "create", "UPDATE": "patch", "DELETE": "delete"}
+OPERATOR_TOKEN = "kmock"  # in the operator's kubeconfig; the tests' own client sends none
+
+
+class RoleEmulator(ShortMemoryEmulator):
+    """The emulator as the API server is for an account with a Role in some namespaces and nothing
+    else: the operator's requests (those with its token) are refused (403) unless a rule allows them.
+    Discovery stays open, as it is for every account. Every refusal is kept in ``refused``."""
+
+    rules: list[dict[str, Any]]
+    namespaces: frozenset[str]
+    refused: list[str]
+
+    def allows(self, request: Any) -> bool:
+        resource, action = request.resource, request.action
+        if resource is None or not resource.plural or action is None:
+            return True  # discovery
+        if request.namespace not in self.namespaces:
+            return False
+        plural = f"{resource.plural}/{request.subresource}" if request.subresource else resource.plural
+        verb = VERBS[action.value]
+        return any((resource.group or "") in rule["apiGroups"] and plural in rule["resources"]
+                   and verb in rule["verbs"] for rule in self.rules)
+
+    async def _handle(self, request: Any) -> Any:
+        if request.headers.get("Authorization") == f"Bearer {OPERATOR_TOKEN}" and not self.allows(request):
+            self.refused.append(f"{request.method.value} {request.url.path}?{request.url.query_string}")
+            self._requests[:] = [seen for seen in self._requests if seen is not request]
+            return aiohttp.web.json_response({
+                "kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": "Forbidden", "code": 403,
+                "message": f"{request.url.path} is forbidden: no rule of the Role allows it"}, status=403)
+        return await super()._handle(request)
+
+
 class EmulatedCluster:
-    def __init__(self) -> None:
+    def __init__(self, role: tuple[list[dict[str, Any]], frozenset[str]] | None = None) -> None:
+        """``role``: rules and namespaces, to refuse the operator whatever they do not allow."""
+        self.role = role
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="kmock", daemon=True)
         self._stack = contextlib.AsyncExitStack()
@@ -72,7 +111,13 @@ class EmulatedCluster:
         self._thread.join(5)
 
     async def _enter(self) -> None:
-        emulator = await self._stack.enter_async_context(ShortMemoryEmulator())
+        if self.role is None:
+            emulator: ShortMemoryEmulator = ShortMemoryEmulator()
+        else:
+            emulator = RoleEmulator()
+            emulator.rules, emulator.namespaces = self.role
+            emulator.refused = []
+        emulator = await self._stack.enter_async_context(emulator)
         server = await self._stack.enter_async_context(kmock.Server(emulator))
         emulator.resources.load_bundled()
         emulator.resources[f"{naming.GROUP}/{naming.VERSION}/{naming.PLURAL}"] = kmock.ResourceInfo(
@@ -121,7 +166,7 @@ class EmulatedCluster:
             "apiVersion": "v1",
             "kind": "Config",
             "clusters": [{"name": "kmock", "cluster": {"server": self.url}}],
-            "users": [{"name": "kmock", "user": {"token": "kmock"}}],
+            "users": [{"name": "kmock", "user": {"token": OPERATOR_TOKEN}}],
             "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock",
                                                         "namespace": "default"}}],
             "current-context": "kmock",

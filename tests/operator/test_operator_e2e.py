@@ -8,6 +8,7 @@ would bind a volume or start a pod, the test writes that status itself.
 from __future__ import annotations
 
 import base64
+import json
 import socket
 import urllib.request
 from collections.abc import Iterator
@@ -24,7 +25,7 @@ from kmock_cluster import (
     wait_for,
 )
 
-from celery_monitor_operator import alert_rules, converge, naming, reconcile, resources
+from celery_monitor_operator import alert_rules, converge, diffbase, naming, reconcile, resources
 from celery_monitor_operator.renderers import install
 
 PEERING = "kopf.dev/v1/clusterkopfpeering"
@@ -253,6 +254,13 @@ def test_monitoring_objects_wait_for_the_prometheus_operator(env: Env) -> None:
         assert monitor["metadata"]["labels"]["release"] == "prom"
         assert rule["spec"]["groups"] == list(alert_rules.load_groups())
         assert owner_uids(monitor) == owner_uids(rule) == [f"uid-{ns}-{name}"]
+        # Prometheus reads a read-only token of its own, kept in a Secret the monitor's pod reads too.
+        token_ref = monitor["spec"]["endpoints"][0]["authorization"]["credentials"]
+        metrics_secret = env.get(resources.SECRETS, ns, token_ref["name"])
+        assert metrics_secret is not None and token_ref["name"] != naming.auth_secret_name(name)
+        assert token_ref["key"] in metrics_secret["data"]
+        deployment = env.get(resources.DEPLOYMENTS, ns, name)
+        assert "--metrics_auth=any" in deployment["spec"]["template"]["spec"]["containers"][0]["args"]
 
         env.update_spec(ns, name, 2, {"serviceMonitor": {"enabled": False}})
         env.wait(lambda: env.get(resources.SERVICE_MONITORS, ns, name) is None, "the ServiceMonitor to be removed")
@@ -292,6 +300,53 @@ def test_an_inline_password_is_refused_until_the_spec_is_fixed(env: Env) -> None
     env.update_spec(ns, name, 2, {"broker": {"url": None, "secretKeyRef": {"name": "leaky-broker"}}})
     env.wait_condition(ns, name, "Reconciled", "True", "Applied")
     env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment once the spec is fixed")
+
+
+def test_a_spec_the_monitor_would_refuse_is_a_condition_naming_the_field_then_the_fix_converges(env: Env) -> None:
+    ns, name = "e2e-oauth", "sso"
+    oauth = {"provider": "google", "clientId": "id", "clientSecretRef": {"name": "sso-oauth"}}
+    env.create_secret(ns, "sso-oauth", {"client-secret": "s3cr3t-value"})
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "auth": {"oauth2": oauth}})
+
+    refused = env.wait_condition(ns, name, "Reconciled", "False", "InvalidSpec")
+    assert refused["message"].startswith("spec.auth.oauth2.emailRegex: the monitor refuses --auth: ")
+    assert env.condition(ns, name, "Ready")["reason"] == "InvalidSpec"
+    assert env.get(resources.DEPLOYMENTS, ns, name) is None  # no pod to crash-loop
+
+    env.update_spec(ns, name, 2, {"auth": {"oauth2": {**oauth, "emailRegex": ".*@example\\.com"}}})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    assert "--auth=.*@example\\.com" in env.args(ns, name)
+
+
+def test_no_credential_lands_in_an_annotation_a_status_or_an_event(env: Env) -> None:
+    ns, name, secret_word = "e2e-leaks", "leaky", "hunter2-do-not-copy"
+    env.create_monitor(ns, name, {
+        "broker": {"url": f"redis://:{secret_word}@redis:6379/0"},
+        "extraArgs": [f"--basic_auth=ops:{secret_word}"],
+        "extraEnv": [{"name": "FLOWER_OAUTH2_SECRET", "value": secret_word}]})
+    env.wait_condition(ns, name, "Reconciled", "False", "InlineCredentials")
+    # kopf records what it handled once the handler is done with it (refused for good here).
+    key = f"{naming.GROUP}/last-handled-configuration"
+    env.wait(lambda: key in (env.get(resources.CELERY_MONITORS, ns, name) or {})["metadata"].get(
+        "annotations", {}), "kopf's record of the handled spec")
+
+    monitor = env.get(resources.CELERY_MONITORS, ns, name)
+    assert monitor is not None
+    # Whatever Events were posted about it (kopf posts none of its log records as configured now).
+    events = env.api.request("GET", f"/api/v1/namespaces/{ns}/events").get("items", [])
+    for where in (monitor["metadata"].get("annotations"), monitor.get("status"), events):
+        assert secret_word not in json.dumps(where)
+    recorded = json.loads(monitor["metadata"]["annotations"][key])
+    assert recorded["spec"]["broker"]["url"].startswith(diffbase.REDACTED_PREFIX)
+    assert recorded["spec"]["extraArgs"][0].startswith(diffbase.REDACTED_PREFIX)
+
+    # A change of a digested value is still a change kopf hands to the operator.
+    env.create_secret(ns, "leaky-broker", {"url": f"redis://:{secret_word}@redis:6379/0"})
+    env.update_spec(ns, name, 2, {"broker": {"url": None, "secretKeyRef": {"name": "leaky-broker"}},
+                                  "extraArgs": [], "extraEnv": []})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    monitor = env.get(resources.CELERY_MONITORS, ns, name)
+    assert monitor is not None and secret_word not in json.dumps(monitor["metadata"].get("annotations"))
 
 
 def test_a_bad_trusted_proxy_is_a_condition_with_a_reason_then_the_fix_converges(env: Env) -> None:

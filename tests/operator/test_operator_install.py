@@ -18,33 +18,82 @@ from celery_monitor_operator.renderers import install, rbac
 PRUNED_KINDS = {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule"}
 
 
-def allowed(group: str, resource: str) -> set[str]:
+CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "clusterkopfpeerings", "nodes",
+                  "persistentvolumes", "clusterroles", "clusterrolebindings"}
+
+
+def allowed(group: str, resource: str, namespaced: bool = False) -> set[str]:
     verbs: set[str] = set()
-    for rule in rbac.operator_rules():
+    for rule in rbac.operator_rules(namespaced=namespaced):
         if group in rule["apiGroups"] and resource in rule["resources"]:
             verbs |= set(rule["verbs"])
     return verbs
 
 
-def test_the_operator_may_do_exactly_what_each_child_needs() -> None:
+@pytest.mark.parametrize("namespaced", [False, True], ids=["all namespaces", "some namespaces"])
+def test_the_operator_may_do_exactly_what_each_child_needs(namespaced: bool) -> None:
     kinds = {(obj["apiVersion"], obj["kind"]) for spec_data in SPECS.values() for obj in rendered_children(spec_data)}
 
     assert kinds == set(resources.BY_KIND)
     for api_version, kind in kinds:
         ref = resources.BY_KIND[(api_version, kind)]
         needed = {"get", "create", "patch"} | ({"delete"} if kind in PRUNED_KINDS else set())
-        assert allowed(ref.group, ref.plural) == needed, kind
+        assert allowed(ref.group, ref.plural, namespaced) == needed, kind
 
 
-def test_the_operator_cannot_touch_what_it_does_not_manage() -> None:
-    everything = {verb for rule in rbac.operator_rules() for verb in rule["verbs"]}
+@pytest.mark.parametrize("namespaced", [False, True], ids=["all namespaces", "some namespaces"])
+def test_the_operator_cannot_touch_what_it_does_not_manage(namespaced: bool) -> None:
+    rules = rbac.operator_rules(namespaced=namespaced)
+    everything = {verb for rule in rules for verb in rule["verbs"]}
 
     assert "*" not in everything
-    assert all("*" not in rule["resources"] and "*" not in rule["apiGroups"] for rule in rbac.operator_rules())
-    assert allowed("", "pods") == set()
-    assert allowed("", "secrets") == {"get", "create", "patch"}  # no list: it reads only the Secrets named
-    assert allowed("celerymonitor.io", "celerymonitors") == {"get", "list", "watch", "patch"}
-    assert allowed("celerymonitor.io", "celerymonitors/status") == {"get", "patch"}
+    assert all("*" not in rule["resources"] and "*" not in rule["apiGroups"] for rule in rules)
+    assert allowed("", "pods", namespaced) == set()
+    assert allowed("", "namespaces", namespaced) == set()  # kopf needs no namespace listing in either mode
+    # Only the Secrets it names: no list or watch, no update or delete.
+    assert allowed("", "secrets", namespaced) == {"get", "create", "patch"}
+    assert allowed("celerymonitor.io", "celerymonitors", namespaced) == {"get", "list", "watch", "patch"}
+    assert allowed("celerymonitor.io", "celerymonitors/status", namespaced) == {"get", "patch"}
+
+
+def test_watching_some_namespaces_needs_no_cluster_scoped_kind() -> None:
+    namespaced = {resource for rule in rbac.operator_rules(namespaced=True) for resource in rule["resources"]}
+    cluster = {resource for rule in rbac.operator_rules() for resource in rule["resources"]}
+
+    assert not namespaced & CLUSTER_SCOPED
+    assert "kopfpeerings" in namespaced and "clusterkopfpeerings" not in namespaced
+    assert cluster & CLUSTER_SCOPED == {"customresourcedefinitions", "clusterkopfpeerings"}
+    assert not any("kopf.dev" in rule["apiGroups"] for rule in rbac.operator_rules(peering=False))
+
+
+def test_the_install_for_some_namespaces_has_a_role_in_each_and_no_cluster_role() -> None:
+    objects = install.render_install(namespace="ops", namespaces=["team-a", "team-b"])
+    kinds = [obj["kind"] for obj in objects]
+    roles = [obj for obj in objects if obj["kind"] == "Role"]
+    bindings = [obj for obj in objects if obj["kind"] == "RoleBinding"]
+
+    assert "ClusterRole" not in kinds and "ClusterRoleBinding" not in kinds
+    assert [role["metadata"]["namespace"] for role in roles] == ["team-a", "team-b"]
+    assert all(role["rules"] == rbac.operator_rules(namespaced=True) for role in roles)
+    for binding in bindings:
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role",
+                                      "name": "celery-monitor-operator"}
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": "celery-monitor-operator",
+                                        "namespace": "ops"}]
+    assert [b["metadata"]["namespace"] for b in bindings] == ["team-a", "team-b"]
+    peerings = [obj for obj in objects if obj["kind"] == "KopfPeering"]
+    assert [(p["metadata"]["namespace"], p["metadata"]["name"]) for p in peerings] == [
+        ("team-a", "celery-monitor-operator"), ("team-b", "celery-monitor-operator")]
+
+
+def test_every_rule_in_the_manifests_says_why() -> None:
+    text = (REPO_ROOT / "manifests" / "operator.yaml").read_text()
+    rules_text = text[text.index("rules:\n"):text.index("---", text.index("rules:\n"))]
+
+    assert rules_text.count("\n- apiGroups:") == len(rbac.operator_rules())
+    for line_before, line in zip(rules_text.splitlines(), rules_text.splitlines()[1:], strict=False):
+        if line.startswith("- apiGroups:"):
+            assert line_before.startswith("# "), f"a rule without its reason after {line_before!r}"
 
 
 def test_the_install_runs_one_hardened_operator_with_a_health_endpoint() -> None:

@@ -45,7 +45,7 @@ class Case:
     monitoring: str = "NotRequested"
 
 
-CORE = ["Secret demo-auth", "Service demo", "PersistentVolumeClaim demo-data", "Deployment demo"]
+CORE = ["Secret demo-auth", "Secret demo-metrics", "Service demo", "PersistentVolumeClaim demo-data", "Deployment demo"]
 CASES = {
     "the least spec on a bare cluster: the monitor, and no Ingress left behind": Case(
         INLINE, apply=CORE, prune=["ingresses demo"]),
@@ -54,16 +54,16 @@ CASES = {
         prune=["ingresses demo", "httproutes demo", "servicemonitors demo", "prometheusrules demo"]),
     "no persistence: no claim": Case(
         {**INLINE, "persistence": {"enabled": False}},
-        apply=["Secret demo-auth", "Service demo", "Deployment demo"], prune=["ingresses demo"]),
+        apply=["Secret demo-auth", "Secret demo-metrics", "Service demo", "Deployment demo"], prune=["ingresses demo"]),
     "the broker Secret exists: the Deployment reads it": Case(
         FROM_SECRET, secrets={"mq": {"url": b64("amqp://u:p@mq//")}}, apply=CORE, prune=["ingresses demo"]),
     "the broker Secret is missing: the Deployment is left as it is": Case(
         FROM_SECRET, secrets={"mq": None},
-        apply=["Secret demo-auth", "Service demo", "PersistentVolumeClaim demo-data", "keep deployments demo"],
+        apply=[*CORE[:-1], "keep deployments demo"],
         prune=["ingresses demo"], problems=[reconcile.SECRET_NOT_FOUND]),
     "the broker Secret lacks the key: the Deployment is left as it is": Case(
         FROM_SECRET, secrets={"mq": {"other": b64("x")}},
-        apply=["Secret demo-auth", "Service demo", "PersistentVolumeClaim demo-data", "keep deployments demo"],
+        apply=[*CORE[:-1], "keep deployments demo"],
         prune=["ingresses demo"], problems=[reconcile.SECRET_KEY_NOT_FOUND]),
     "an Ingress: applied, the HTTPRoute pruned": Case(
         {**INLINE, "ingress": {"enabled": True, "host": "cm.example.com"}}, capabilities=EVERY_API,
@@ -125,11 +125,24 @@ def checksum_of(plan: reconcile.Plan) -> str:
     return str(body["spec"]["template"]["metadata"]["annotations"][naming.CHECKSUM_ANNOTATION])
 
 
-def test_the_deployment_is_applied_only_after_the_auth_secret_it_reads() -> None:
+def test_the_deployment_is_applied_only_after_the_generated_secrets_it_reads() -> None:
     plan = reconcile.desired(make_monitor(INLINE), observed(Case(INLINE, [], [])), token)
 
-    assert deployment_of(plan).needs == (("secrets", "demo-auth"),)
-    assert [described(child) for child in plan.apply].index("Secret demo-auth") == 0
+    assert deployment_of(plan).needs == (("secrets", "demo-auth"), ("secrets", "demo-metrics"))
+    assert [described(child) for child in plan.apply][:2] == ["Secret demo-auth", "Secret demo-metrics"]
+
+
+def test_the_metrics_token_is_made_once_then_kept_and_rolls_the_pod_when_changed() -> None:
+    case = Case(INLINE, [], [])
+    kept = {"token": b64("cmon_chosen-before")}
+    first = reconcile.desired(make_monitor(INLINE), reconcile.Observed(BARE, metrics_secret=kept), token)
+    other = reconcile.desired(make_monitor(INLINE), reconcile.Observed(BARE, metrics_secret={"token": b64("cmon_x")}),
+                              token)
+    fresh = reconcile.desired(make_monitor(INLINE), observed(case), token)
+
+    assert first.apply[1].body is not None and first.apply[1].body["data"]["token"] == b64("cmon_chosen-before")
+    assert fresh.apply[1].body is not None and fresh.apply[1].body["data"]["token"] == b64("cmon_generated")
+    assert checksum_of(first) != checksum_of(other)
 
 
 def test_the_generated_login_is_made_once_then_kept() -> None:
@@ -190,3 +203,25 @@ def test_the_status_says_where_to_open_the_monitor_and_how_many_pods_are_ready()
     fields = reconcile.status_fields(resource, applied(deployment={"status": {"readyReplicas": 1}}))
 
     assert fields == {"url": "http://demo.team.svc:5555/", "replicas": 1, "readyReplicas": 1}
+
+
+@pytest.mark.parametrize(("username", "password", "key"), [
+    ("ops:team", "pw", "username"), ("ops,dev", "pw", "username"), ("ops", "a,b", "password")])
+def test_a_login_secret_the_monitor_cannot_read_keeps_the_deployment_and_says_which_key(
+        username: str, password: str, key: str) -> None:
+    data = {**INLINE, "auth": {"basic": {"secretName": "team-login"}}}
+    case = Case(data, [], [], secrets={"team-login": {"username": b64(username), "password": b64(password)}})
+    plan = reconcile.desired(make_monitor(data), observed(case), token)
+
+    (problem,) = deployment_of(plan).problems
+    assert deployment_of(plan).body is None
+    assert problem.reason == reconcile.UNUSABLE_LOGIN
+    assert "spec.auth.basic.secretName" in problem.message and repr(key) in problem.message
+    assert username not in problem.message and password not in problem.message
+
+
+def test_a_login_with_a_colon_in_the_password_is_fine() -> None:
+    data = {**INLINE, "auth": {"basic": {"secretName": "team-login"}}}
+    case = Case(data, [], [], secrets={"team-login": {"username": b64("ops"), "password": b64("a:b")}})
+
+    assert deployment_of(reconcile.desired(make_monitor(data), observed(case), token)).body is not None

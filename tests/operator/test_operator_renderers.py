@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import copy
+import hashlib
 import re
 from pathlib import Path
 from typing import Any
@@ -110,7 +111,7 @@ def test_retention_auth_and_prefix_become_monitor_options() -> None:
         "--port=5555", "--db=/data/celery-monitor.db", "--max_tasks=5000", "--max_workers=50",
         "--purge_offline_workers=600", "--url_prefix=celery", "--xheaders=True",
         f"--trusted_proxies={','.join(spec.DEFAULT_TRUSTED_PROXIES)}", "--read_only=True",
-        "--auth_provider=github", "--oauth2_key=cid", "--auth=.*@x.org", "--natural_time=true",
+        "--metrics_auth=any", "--auth_provider=github", "--oauth2_key=cid", "--auth=.*@x.org", "--natural_time=true",
     ]
     assert container["livenessProbe"]["httpGet"]["path"] == "/celery/livez"
     assert container["readinessProbe"]["httpGet"]["path"] == "/celery/readyz"
@@ -176,7 +177,8 @@ def kubelet_environment(monitor: spec.CeleryMonitorResource) -> dict[str, str]:
     """The container's variables as the kubelet sets them: a stand-in for each Secret, $(VAR) expanded."""
     from_secrets = {"CELERY_MONITOR_BROKER": "amqp://celery:pw@rabbitmq//",
                     "CELERY_MONITOR_BROKER_API": "http://celery:pw@rabbitmq:15672/api/",
-                    "CELERY_MONITOR_RESULT_BACKEND": "redis://:pw@redis:6379/1"}
+                    "CELERY_MONITOR_RESULT_BACKEND": "redis://:pw@redis:6379/1",
+                    "CELERY_MONITOR_API_TOKENS": secret.metrics_token_entry("cmon_stand-in")}
     env: dict[str, str] = {}
     for var in deployment.monitor_env(monitor):
         value = var.get("value", from_secrets.get(var["name"], f"from-secret-{var['name'].lower()}"))
@@ -199,6 +201,7 @@ def test_the_monitor_takes_every_option_the_operator_renders(spec_name: str, tmp
         assert settings.trusted_proxies == list(monitor.spec.trusted_proxies)
     assert settings.url_prefix == monitor.spec.url_prefix.strip("/")
     assert bool(settings.certfile) is monitor.spec.serves_tls
+    assert settings.metrics_auth == ("any" if monitor.spec.auth.has_login else "none")
 
 
 def test_connections_and_the_login_come_from_secrets_not_from_the_pod_spec() -> None:
@@ -341,7 +344,7 @@ def test_the_http_route_attaches_to_the_named_gateways() -> None:
                                           "backendRefs": [{"name": "demo", "port": 8080}]}]
 
 
-def test_the_service_monitor_scrapes_metrics_with_the_monitors_login() -> None:
+def test_the_service_monitor_scrapes_metrics_with_prometheuss_own_token() -> None:
     monitor = make_monitor({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True, "pathPrefix": "/cm"},
                             "serviceMonitor": {"enabled": True, "interval": "15s", "scrapeTimeout": "10s",
                                                "labels": {"release": "prometheus"}}})
@@ -352,15 +355,42 @@ def test_the_service_monitor_scrapes_metrics_with_the_monitors_login() -> None:
         monitor)["metadata"]["labels"].items()
     assert rendered["spec"]["endpoints"] == [{
         "port": "http", "path": "/cm/metrics", "interval": "15s", "scrapeTimeout": "10s",
-        "basicAuth": {"username": {"name": "demo-auth", "key": "username"},
-                      "password": {"name": "demo-auth", "key": "password"}},
+        "authorization": {"type": "Bearer", "credentials": {"name": "demo-metrics", "key": "token"}},
     }]
+    assert "demo-auth" not in str(rendered)  # never the admin login
 
 
-def test_without_basic_auth_the_service_monitor_scrapes_anonymously() -> None:
+def test_the_metrics_secret_holds_a_read_only_token_kept_across_passes() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}})
+    first = secret.render_metrics_secret(monitor)
+    again = secret.render_metrics_secret(monitor, first["data"])
+    token = base64.b64decode(first["data"]["token"]).decode()
+    entry = base64.b64decode(first["data"]["api-tokens"]).decode()
+
+    assert first["metadata"]["name"] == "demo-metrics"
+    assert again["data"] == first["data"]
+    assert token.startswith("cmon_") and len(token) > 40
+    assert entry == f"prometheus:read-only:sha256:{hashlib.sha256(token.encode()).hexdigest()}"
+    assert secret.render_metrics_secret(make_monitor())["data"] != first["data"]
+
+
+def test_the_monitor_reads_its_metrics_token_digest_from_the_metrics_secret() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}})
+    container = container_of(deployment.render_monitor_deployment(monitor, "c"))
+
+    assert "--metrics_auth=any" in container["args"]
+    assert env_of(deployment.render_monitor_deployment(monitor, "c"))["CELERY_MONITOR_API_TOKENS"] == {
+        "secretKeyRef": {"name": "demo-metrics", "key": "api-tokens"}}
+
+
+def test_without_any_login_metrics_stay_open_and_are_scraped_anonymously() -> None:
     monitor = make_monitor({"broker": {"url": "redis://r/0"}, "auth": {"basic": {"enabled": False}}})
+    container = container_of(deployment.render_monitor_deployment(monitor, "c"))
+    endpoint = servicemonitor.render_service_monitor(monitor)["spec"]["endpoints"][0]
 
-    assert "basicAuth" not in servicemonitor.render_service_monitor(monitor)["spec"]["endpoints"][0]
+    assert "authorization" not in endpoint and "basicAuth" not in endpoint
+    assert not any(arg.startswith("--metrics_auth") for arg in container["args"])
+    assert "CELERY_MONITOR_API_TOKENS" not in env_of(deployment.render_monitor_deployment(monitor, "c"))
 
 
 def test_the_prometheus_rule_carries_the_projects_alert_rules() -> None:

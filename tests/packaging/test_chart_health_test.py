@@ -137,9 +137,11 @@ def tls_monitor(helm: Path, redis_server: RedisServer, tmp_path: Path) -> Iterat
     monitor_object = one(objects, "CeleryMonitor")
     monitor = spec_parser.parse({**monitor_object, "metadata": {**monitor_object["metadata"], "uid": "u"}})
     login = secret.basic_auth_secret_name(monitor)
+    metrics = secret.render_metrics_secret(monitor)["metadata"]["name"]
     environment = kubelet_environment(monitor, {
         f"{login}/{secret.USERNAME_KEY}": "admin", f"{login}/{secret.PASSWORD_KEY}": "a-long-password",
-        f"{login}/{secret.COOKIE_SECRET_KEY}": "c" * 64})
+        f"{login}/{secret.COOKIE_SECRET_KEY}": "c" * 64,
+        f"{metrics}/{secret.METRICS_ENTRY_KEY}": secret.metrics_token_entry("cmon_a-long-token")})
     port = free_port()
     # The operator's options first; the host-specific ones after them win, as repeated options do.
     args = [*deployment.monitor_args(monitor), f"--port={port}", "--address=127.0.0.1",

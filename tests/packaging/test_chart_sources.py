@@ -6,8 +6,9 @@ import subprocess
 from pathlib import Path
 
 import helm_cli
+import pytest
 import yaml
-from helm_cli import one
+from helm_cli import by_kind, one
 
 from celery_monitor_operator import naming
 from celery_monitor_operator.renderers import crd, install, peering, rbac
@@ -32,7 +33,43 @@ def test_chart_crd_folder_holds_nothing_else() -> None:
 
 
 def test_chart_cluster_role_grants_exactly_the_operator_rules(helm: Path) -> None:
-    assert one(helm_cli.template(helm), "ClusterRole")["rules"] == rbac.operator_rules()
+    objects = helm_cli.template(helm)
+
+    assert one(objects, "ClusterRole")["rules"] == rbac.operator_rules()
+    assert one(objects, "ClusterRoleBinding")["roleRef"]["kind"] == "ClusterRole"
+    assert by_kind(objects, "Role") == by_kind(objects, "RoleBinding") == []
+
+
+@pytest.mark.parametrize("standalone", [False, True], ids=["peering", "standalone"])
+def test_chart_watching_some_namespaces_has_roles_there_and_no_cluster_role(helm: Path, standalone: bool) -> None:
+    values = {"watchNamespaces": ["team-a", "team-b"], "peering": {"standalone": standalone}}
+    objects = helm_cli.template(helm, values)
+    roles, bindings = by_kind(objects, "Role"), by_kind(objects, "RoleBinding")
+
+    assert by_kind(objects, "ClusterRole") == by_kind(objects, "ClusterRoleBinding") == []
+    assert [role["metadata"]["namespace"] for role in roles] == ["team-a", "team-b"]
+    assert all(role["rules"] == rbac.operator_rules(namespaced=True, peering=not standalone) for role in roles)
+    assert [binding["metadata"]["namespace"] for binding in bindings] == ["team-a", "team-b"]
+    for binding in bindings:
+        assert binding["roleRef"]["kind"] == "Role"
+        assert binding["roleRef"]["name"] == roles[0]["metadata"]["name"]
+        assert binding["subjects"] == [{"kind": "ServiceAccount", "name": one(objects, "ServiceAccount")[
+            "metadata"]["name"], "namespace": helm_cli.NAMESPACE}]
+
+
+def test_chart_standalone_cluster_role_has_no_peering_rule(helm: Path) -> None:
+    rules = one(helm_cli.template(helm, {"peering": {"standalone": True}}), "ClusterRole")["rules"]
+
+    assert rules == rbac.operator_rules(peering=False)
+
+
+@pytest.mark.parametrize("values", [None, {"watchNamespaces": ["team-a"]}], ids=["cluster role", "role"])
+def test_chart_rules_each_say_why(helm: Path, values: dict[str, object] | None) -> None:
+    done = helm_cli.run(helm, "template", helm_cli.RELEASE, str(helm_cli.CHART), values=values)
+    assert done.returncode == 0, done.stderr
+    comments = " ".join(line.strip()[2:] for line in done.stdout.splitlines() if line.strip().startswith("# "))
+    for reason, _ in rbac.explained_rules(namespaced=values is not None):
+        assert reason in comments
 
 
 def test_generated_files_are_up_to_date() -> None:

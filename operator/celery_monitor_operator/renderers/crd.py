@@ -50,13 +50,21 @@ def _auth() -> s.Schema:
                 pattern=spec.SECRET_NAME_PATTERN),
         }, defaulted=True),
         "oauth2": s.obj("Sign-in through an OAuth2/OIDC provider.", {
-            "provider": s.string("Provider as the monitor's --auth_provider accepts it, e.g. google, github, "
-                                 "gitlab, okta."),
+            "provider": s.string("Provider as the monitor's --auth_provider accepts it: google, github, "
+                                 "gitlab, okta or oidc (any OpenID Connect issuer)."),
             "clientId": s.string("OAuth2 client id (--oauth2_key)."),
             "clientSecretRef": _secret_key_ref("A Secret key holding the OAuth2 client secret.",
                                                spec.DEFAULT_CLIENT_SECRET_KEY),
             "redirectUri": s.string("Callback URL registered with the provider (--oauth2_redirect_uri)."),
-            "emailRegex": s.string("Regular expression the signed-in e-mail address must match (--auth)."),
+            "emailRegex": s.string("Regular expression the signed-in e-mail address must match (--auth); "
+                                   "required unless gitlabGroups says who may sign in ('.*' lets every "
+                                   "account of the provider in)."),
+            "oktaBaseUrl": s.string("Okta's authorization server URL, https (--oauth2_okta_base_url); "
+                                    "required with provider okta."),
+            "discoveryUrl": s.string("The issuer's OpenID Connect discovery URL, https "
+                                     "(--oauth2_discovery_url); required with provider oidc."),
+            "gitlabGroups": s.array("GitLab groups whose members may sign in (--gitlab_auth_allowed_groups).",
+                                    s.string("A GitLab group path.")),
         }, required=["provider", "clientId", "clientSecretRef"]),
         "readOnly": s.boolean("Hide and refuse every control action (shut down, revoke, pool resize...).",
                               default=False),
@@ -136,7 +144,9 @@ def _trusted_proxies() -> s.Schema:
 
 
 def _service_monitor() -> s.Schema:
-    return s.obj("A Prometheus Operator ServiceMonitor scraping /metrics.", {
+    return s.obj("A Prometheus Operator ServiceMonitor scraping /metrics. When the monitor has a login, "
+                 "/metrics asks for credentials too, and Prometheus sends the read-only token the operator "
+                 "keeps in the Secret '<name>-metrics' (never the admin login).", {
         "enabled": s.boolean("Create the ServiceMonitor (needs the Prometheus Operator CRDs).", default=False),
         "interval": s.string("Scrape interval.", default=spec.DEFAULT_SCRAPE_INTERVAL, pattern=spec.DURATION_PATTERN),
         "scrapeTimeout": s.string("Scrape timeout; Prometheus' default when absent.", pattern=spec.DURATION_PATTERN),

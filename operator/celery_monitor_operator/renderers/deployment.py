@@ -50,6 +50,9 @@ def monitor_args(monitor: spec.CeleryMonitorResource) -> list[str]:
         args += ["--xheaders=True", f"--trusted_proxies={','.join(desired.trusted_proxies)}"]
     if desired.auth.read_only:
         args.append("--read_only=True")
+    if desired.auth.metrics_auth:
+        # Any identity the monitor knows may read /metrics; Prometheus has a read-only token of its own.
+        args.append("--metrics_auth=any")
     oauth2 = desired.auth.oauth2
     if oauth2 is not None:
         args += [f"--auth_provider={oauth2.provider}", f"--oauth2_key={oauth2.client_id}"]
@@ -57,6 +60,12 @@ def monitor_args(monitor: spec.CeleryMonitorResource) -> list[str]:
             args.append(f"--oauth2_redirect_uri={oauth2.redirect_uri}")
         if oauth2.email_regex:
             args.append(f"--auth={oauth2.email_regex}")
+        if oauth2.okta_base_url:
+            args.append(f"--oauth2_okta_base_url={oauth2.okta_base_url}")
+        if oauth2.discovery_url:
+            args.append(f"--oauth2_discovery_url={oauth2.discovery_url}")
+        if oauth2.gitlab_groups:
+            args.append(f"--gitlab_auth_allowed_groups={','.join(oauth2.gitlab_groups)}")
     return args + list(desired.pod.extra_args)
 
 
@@ -91,6 +100,10 @@ def monitor_env(monitor: spec.CeleryMonitorResource) -> list[dict[str, Any]]:
         env.append({"name": "CELERY_MONITOR_BASIC_AUTH", "value": f"$({BASIC_USER_ENV}):$({BASIC_PASSWORD_ENV})"})
     if desired.auth.oauth2 is not None:
         env.append(_from_secret("CELERY_MONITOR_OAUTH2_SECRET", desired.auth.oauth2.client_secret))
+    if desired.auth.metrics_auth:
+        # The token's digest: the Secret keeps it with the token, so the two cannot disagree.
+        env.append(_from_secret("CELERY_MONITOR_API_TOKENS", spec.SecretKeyRef(
+            naming.metrics_secret_name(monitor.name), secret.METRICS_ENTRY_KEY)))
     return env + [dict(item) for item in desired.pod.extra_env]
 
 

@@ -72,12 +72,41 @@ def render_operator_deployment(namespace: str, image: str, namespaces: Sequence[
     }
 
 
+def render_rbac(namespace: str, namespaces: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The operator's rights: a Role and RoleBinding in each watched namespace when ``namespaces``
+    are given, else one ClusterRole and its binding (see :mod:`.rbac`)."""
+    labels = _labels()
+    subjects = [{"kind": "ServiceAccount", "name": naming.OPERATOR_NAME, "namespace": namespace}]
+    if not namespaces:
+        return [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+             "metadata": {"name": naming.OPERATOR_NAME, "labels": labels},
+             "rules": rbac.operator_rules()},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+             "metadata": {"name": naming.OPERATOR_NAME, "labels": labels},
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": naming.OPERATOR_NAME},
+             "subjects": subjects},
+        ]
+    objects: list[dict[str, Any]] = []
+    for watched in namespaces:
+        metadata = {"name": naming.OPERATOR_NAME, "namespace": watched, "labels": labels}
+        objects += [
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": metadata,
+             "rules": rbac.operator_rules(namespaced=True)},
+            {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": dict(metadata),
+             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": naming.OPERATOR_NAME},
+             "subjects": subjects},
+        ]
+    return objects
+
+
 def render_install(namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE, image: str = DEFAULT_IMAGE,
                    namespaces: Sequence[str] | None = None, replicas: int = 1) -> list[dict[str, Any]]:
-    """Namespace, kopf peering CRDs, ServiceAccount, ClusterRole, ClusterRoleBinding, operator Deployment.
+    """Namespace, kopf peering CRDs, ServiceAccount, RBAC, operator Deployment.
 
-    ``namespaces`` limits what the operator watches (default: all namespaces). The peering CRDs
-    come right after the Namespace because the operator refuses to start without them.
+    ``namespaces`` limits what the operator watches (default: all namespaces), and its rights with
+    it: Roles in those namespaces instead of a ClusterRole. The peering CRDs come right after the
+    Namespace because the operator refuses to start without them.
     """
     labels = _labels()
     return [
@@ -85,12 +114,11 @@ def render_install(namespace: str = naming.DEFAULT_OPERATOR_NAMESPACE, image: st
         *peering.render_peering_crds(),
         {"apiVersion": "v1", "kind": "ServiceAccount",
          "metadata": {"name": naming.OPERATOR_NAME, "namespace": namespace, "labels": labels}},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
-         "metadata": {"name": naming.OPERATOR_NAME, "labels": labels},
-         "rules": rbac.operator_rules()},
-        {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
-         "metadata": {"name": naming.OPERATOR_NAME, "labels": labels},
-         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": naming.OPERATOR_NAME},
-         "subjects": [{"kind": "ServiceAccount", "name": naming.OPERATOR_NAME, "namespace": namespace}]},
+        *render_rbac(namespace, namespaces),
+        # Watching named namespaces, kopf's replicas meet in a KopfPeering in each, which must exist
+        # (watching all, the operator creates its ClusterKopfPeering itself).
+        *({"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+           "metadata": {"name": naming.OPERATOR_NAME, "namespace": watched, "labels": labels}}
+          for watched in namespaces or ()),
         render_operator_deployment(namespace, image, namespaces, replicas),
     ]

@@ -1,7 +1,17 @@
-"""Least-privilege RBAC: for the operator itself (ClusterRole) and nothing for the monitor pods.
+"""Least-privilege RBAC for the operator, and nothing for the monitor pods.
 
-Every verb below is used by the operator; the test suite checks each child kind it renders
-is covered, so a new child cannot ship without its permission.
+Two modes, as the operator is run:
+
+- **Some namespaces** (``--namespace`` for each, the chart's ``watchNamespaces``): a Role and a
+  RoleBinding in each of them, and no ClusterRole at all. kopf then resolves the CRD once at
+  start-up through API discovery (open to every account) and takes the namespaces as given, so it
+  needs neither the CRDs nor the namespaces (``handlers.configure`` switches its scanning off).
+- **All namespaces**: one ClusterRole with the same rules, plus what only that mode uses: watching
+  the CRDs (kopf notices the CRD installed after it), and its cluster-wide peering object.
+
+Every rule carries its reason (:func:`explained_rules`); the chart and ``manifests/`` print it
+above the rule. Every verb is used by the operator; the tests check each child kind it renders is
+covered, so a new child cannot ship without its permission.
 """
 
 from __future__ import annotations
@@ -10,31 +20,67 @@ from typing import Any
 
 from celery_monitor_operator import naming
 
+Rule = dict[str, Any]
+
 CHILD_VERBS = ["get", "create", "patch"]
 PRUNABLE_VERBS = [*CHILD_VERBS, "delete"]
+PEERING_VERBS = ["get", "list", "watch", "patch"]
 
 
-def operator_rules() -> list[dict[str, Any]]:
-    """ClusterRole rules of the operator."""
+def namespace_rules() -> list[tuple[str, Rule]]:
+    """What the operator does inside a namespace it watches, each rule with its reason."""
     return [
-        # The custom resource: watched by kopf, annotated with its progress, status written back.
-        {"apiGroups": [naming.GROUP], "resources": [naming.PLURAL], "verbs": ["get", "list", "watch", "patch"]},
-        {"apiGroups": [naming.GROUP], "resources": [f"{naming.PLURAL}/status"], "verbs": ["get", "patch"]},
-        # Owner references with blockOwnerDeletion need update on the owner's finalizers.
-        {"apiGroups": [naming.GROUP], "resources": [f"{naming.PLURAL}/finalizers"], "verbs": ["update"]},
-        # Children that always exist (never pruned); Secrets are also read for broker URLs.
-        {"apiGroups": [""], "resources": ["secrets", "services", "persistentvolumeclaims"], "verbs": CHILD_VERBS},
-        {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": CHILD_VERBS},
-        # Children the spec can switch off, so the operator deletes them.
-        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": PRUNABLE_VERBS},
-        {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": PRUNABLE_VERBS},
-        {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules"],
-         "verbs": PRUNABLE_VERBS},
-        # kopf: events about what it does, namespaces and CRDs it observes, its peering objects.
-        {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]},
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-        {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
-         "verbs": ["list", "watch"]},
-        {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings", "kopfpeerings"],
-         "verbs": ["get", "list", "watch", "patch", "create"]},
+        ("The custom resource: listed and watched by kopf, annotated with its progress.",
+         {"apiGroups": [naming.GROUP], "resources": [naming.PLURAL], "verbs": ["get", "list", "watch", "patch"]}),
+        ("Its status: the conditions, URL and replicas the operator reports.",
+         {"apiGroups": [naming.GROUP], "resources": [f"{naming.PLURAL}/status"], "verbs": ["get", "patch"]}),
+        ("Owner references with blockOwnerDeletion need update on the owner's finalizers.",
+         {"apiGroups": [naming.GROUP], "resources": [f"{naming.PLURAL}/finalizers"], "verbs": ["update"]}),
+        ("Secrets: the generated login and metrics token are created and kept (get, create, patch); "
+         "the Secrets a spec names are read by name. No list or watch: no other Secret is ever seen.",
+         {"apiGroups": [""], "resources": ["secrets"], "verbs": CHILD_VERBS}),
+        ("Children that always exist while their CeleryMonitor does (never pruned).",
+         {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": CHILD_VERBS}),
+        ("The monitor's Deployment.",
+         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": CHILD_VERBS}),
+        ("Children a spec can switch off, so the operator deletes them.",
+         {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": PRUNABLE_VERBS}),
+        ("The Gateway API route, when spec.httpRoute asks for it (switched off: deleted).",
+         {"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": PRUNABLE_VERBS}),
+        ("The Prometheus Operator objects, when the spec asks for them (switched off: deleted).",
+         {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules"],
+          "verbs": PRUNABLE_VERBS}),
+        ("Events kopf posts about the CeleryMonitors it handles.",
+         {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]}),
     ]
+
+
+def cluster_rules() -> list[tuple[str, Rule]]:
+    """What only the all-namespaces mode adds (cluster-scoped kinds)."""
+    return [
+        ("kopf watches the CRDs, so a CeleryMonitor CRD installed after the operator is served at once.",
+         {"apiGroups": ["apiextensions.k8s.io"], "resources": ["customresourcedefinitions"],
+          "verbs": ["list", "watch"]}),
+    ]
+
+
+def peering_rule(clusterwide: bool) -> tuple[str, Rule]:
+    """kopf's peering object, where replicas elect the active one: cluster-wide or one per namespace."""
+    if clusterwide:
+        return ("kopf's ClusterKopfPeering, where the replicas elect the active one; the operator "
+                "creates it on its first start.",
+                {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"], "verbs": [*PEERING_VERBS, "create"]})
+    return ("kopf's KopfPeering in this namespace, where the replicas elect the active one (created "
+            "with the install).",
+            {"apiGroups": ["kopf.dev"], "resources": ["kopfpeerings"], "verbs": PEERING_VERBS})
+
+
+def explained_rules(namespaced: bool = False, peering: bool = True) -> list[tuple[str, Rule]]:
+    """The rules of the Role (``namespaced``) or of the ClusterRole, each with its reason."""
+    rules = namespace_rules() + ([] if namespaced else cluster_rules())
+    return rules + ([peering_rule(not namespaced)] if peering else [])
+
+
+def operator_rules(namespaced: bool = False, peering: bool = True) -> list[Rule]:
+    """The rules of the Role in each watched namespace (``namespaced``), or of the ClusterRole."""
+    return [rule for _, rule in explained_rules(namespaced, peering)]

@@ -1,4 +1,4 @@
-"""The Prometheus Operator ServiceMonitor, scraping with the monitor's own login."""
+"""The Prometheus Operator ServiceMonitor, scraping with Prometheus's own read-only token (never the admin login)."""
 
 from __future__ import annotations
 
@@ -22,12 +22,10 @@ def render_service_monitor(monitor: spec.CeleryMonitorResource) -> dict[str, Any
     }
     if settings.scrape_timeout:
         endpoint["scrapeTimeout"] = settings.scrape_timeout
-    if monitor.spec.auth.basic.enabled:
-        # /metrics is open by default, but may be put behind the login: sending it costs nothing.
-        secret_name = secret.basic_auth_secret_name(monitor)
-        endpoint["basicAuth"] = {
-            "username": {"name": secret_name, "key": secret.USERNAME_KEY},
-            "password": {"name": secret_name, "key": secret.PASSWORD_KEY},
+    if monitor.spec.auth.metrics_auth:
+        endpoint["authorization"] = {
+            "type": "Bearer",
+            "credentials": {"name": naming.metrics_secret_name(monitor.name), "key": secret.METRICS_TOKEN_KEY},
         }
     return {
         "apiVersion": "monitoring.coreos.com/v1",
