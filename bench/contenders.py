@@ -152,7 +152,7 @@ class OurMonitor(Contender):
     def command(self) -> list[str]:
         return [str(VENV_BIN / "celery-monitor"), f"--broker={self.broker}", f"--port={self.port}",
                 "--address=127.0.0.1", "--unauthenticated_api", f"--db={self.db}", f"--max_tasks={self.max_tasks}",
-                "--logging=warning"]
+                "--logging=warning", "--event_spool"]  # the reader process and its spool, on Redis
 
 
 class Flower(Contender):

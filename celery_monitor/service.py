@@ -88,11 +88,11 @@ class Monitor:
                                purge_offline_workers=settings.purge_offline_workers,
                                on_worker_online=self._worker_came_online,
                                redactor=self.redactor, tasks=self.tasks)
-        # On Redis the reader is a process of its own writing to a spool beside the history (a
-        # directory of its own when the history is in memory), tailed into the hand-off.
-        self._spool_temp = None if settings.persistent else Path(tempfile.gettempdir(),
-                                                                 f"celery-monitor-spool-{uuid.uuid4().hex}")
-        self.spool = self._spool_temp or spool_directory(settings.db)
+        # With --event_spool, on Redis the reader is a process of its own writing to a spool beside
+        # the history (a directory of its own when the history is in memory), tailed into the hand-off.
+        self._spool_temp = None if settings.persistent or not settings.event_spool else Path(
+            tempfile.gettempdir(), f"celery-monitor-spool-{uuid.uuid4().hex}")
+        self.spool = (self._spool_temp or spool_directory(settings.db)) if settings.event_spool else None
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
                                    settings.event_buffer_mb * 1024 * 1024)
         self.queues = QueueLengths(app, settings.broker_api)

@@ -91,9 +91,13 @@ class Settings:
         65_536, "characters kept of a task's args, kwargs, result, exception and traceback (the rest is cut, "
         "with a marker)", minimum=256, maximum=16_777_216)
     purge_offline_workers: int | None = option(None, "seconds after which offline workers are forgotten", minimum=1)
+    event_spool: bool = option(
+        False, "on Redis, read events in a process of its own that spools them on disk beside the history, so a "
+        "burst waits there and a kill -9 replays it (raw task arguments stay on disk until the history has them: "
+        "not with --redact or format_task)")
     event_buffer_mb: int = option(
-        64, "megabytes of read events held in memory ahead of the applier (on Redis the rest waits in the spool "
-        "on disk, beside the history)", minimum=1)
+        64, "megabytes of read events held in memory ahead of the applier (with --event_spool the rest waits in "
+        "the spool on disk)", minimum=1)
     persistent: bool = option(True, "keep the history on disk (False: memory only)")
     db: str = option("celery-monitor.db", "history database: a file (SQLite), or postgresql://user:password@host:5432/"
                      "dbname (PostgreSQL; the password is never shown)", secret=True)

@@ -212,6 +212,10 @@ def check_consistency(values: dict[str, Any], files: bool = True) -> None:
         raise ConfigError("logging", f"unknown level {values['logging']!r}")
     if values.get("format_task") is not None and not callable(values["format_task"]):
         raise ConfigError("format_task", "must be a function defined in the config file")
+    if values.get("event_spool") and (values.get("redact") or values.get("format_task") is not None):
+        # The spool holds what the broker carried, before any rule: redaction would not hold on disk.
+        raise ConfigError("event_spool", "keeps raw task arguments on disk until the history has them, so it "
+                          "cannot be combined with --redact or format_task")
     check_broker_url(values.get("broker") or "")
 
 

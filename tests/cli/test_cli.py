@@ -33,6 +33,7 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     (["--max_tasks=0"], "--max_tasks: 0 is below the minimum 1"),
     (["--certfile=/nonexistent.pem", "--keyfile=/nonexistent.key"],
      "--certfile: file '/nonexistent.pem' does not exist"),
+    (["--event_spool", "--redact=kwargs.password"], "--event_spool: keeps raw task arguments on disk"),
 ])
 def test_bad_values_end_in_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
     result = run_cli(*args, cwd=tmp_path)

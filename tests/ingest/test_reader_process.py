@@ -60,7 +60,7 @@ def gone(pid: int) -> bool:
 
 def test_a_burst_far_larger_than_the_memory_buffer_is_applied_whole(tmp_path: Path) -> None:
     server = RedisServer(free_port(), tmp_path).start()
-    monitor = new_monitor(server.url, tmp_path, "--event_buffer_mb=1", "--max_tasks=1000000").start()
+    monitor = new_monitor(server.url, tmp_path, "--event_spool", "--event_buffer_mb=1", "--max_tasks=1000000").start()
     try:
         tasks = 20_000  # about 60,000 events and 12 MB of messages: twelve times the memory buffer
         messages = publish_burst(server.port, tasks, "whole")
@@ -80,7 +80,7 @@ def test_a_burst_far_larger_than_the_memory_buffer_is_applied_whole(tmp_path: Pa
 
 def test_kill_9_during_a_burst_is_replayed_from_the_spool_once(tmp_path: Path) -> None:
     server = RedisServer(free_port(), tmp_path).start()
-    monitor = new_monitor(server.url, tmp_path, "--event_buffer_mb=1", "--max_tasks=1000000").start()
+    monitor = new_monitor(server.url, tmp_path, "--event_spool", "--event_buffer_mb=1", "--max_tasks=1000000").start()
     tasks = 40_000
     try:
         messages = publish_burst(server.port, tasks, "replay")
@@ -108,7 +108,7 @@ def test_kill_9_during_a_burst_is_replayed_from_the_spool_once(tmp_path: Path) -
 
 def test_a_crashed_reader_process_is_restarted_and_reported(tmp_path: Path) -> None:
     server = RedisServer(free_port(), tmp_path).start()
-    monitor = new_monitor(server.url, tmp_path).start()
+    monitor = new_monitor(server.url, tmp_path, "--event_spool").start()
     try:
         first = receiver(monitor)["reader_pid"]
         assert first and first != monitor.process.pid  # type: ignore[union-attr]

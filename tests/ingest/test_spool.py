@@ -107,7 +107,7 @@ def test_a_spool_directory_someone_else_prepared_is_refused(tmp_path: Path, made
 def test_the_monitor_refuses_such_a_spool_in_one_line(tmp_path: Path, redis_server: Any) -> None:
     (tmp_path / "elsewhere").mkdir()
     (tmp_path / "history.db-spool").symlink_to(tmp_path / "elsewhere")
-    finished = subprocess.run([str(BIN / "celery-monitor"), f"--broker={redis_server.url}",
+    finished = subprocess.run([str(BIN / "celery-monitor"), f"--broker={redis_server.url}", "--event_spool",
                                f"--db={tmp_path / 'history.db'}", "--unauthenticated_api"],
                               capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert finished.returncode == 2

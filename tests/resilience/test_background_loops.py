@@ -39,10 +39,8 @@ def _called_again(running: Running, feed: RedisFeed, calls: list[Any]) -> bool:
 
 
 CASES: dict[str, Case] = {
-    # Starting the reader process fails once: it is started again, and reads on.
-    "reader": (lambda r: fail_once(r.monitor.reader, "_run_child"), _task_applied_after_the_fault),
-    # The first batch read back from the spool makes the hand-off raise: it is read again.
-    "spool": (lambda r: fail_once(r.monitor.handoff, "put"), _task_applied_after_the_fault),
+    # The first message read makes the hand-off raise: the reader reconnects and reads on.
+    "reader": (lambda r: fail_once(r.monitor.handoff, "put"), _task_applied_after_the_fault),
     # The first batch taken fails: that batch is lost, the next ones are applied.
     "applier": (lambda r: fail_once(r.monitor.applier, "apply"), _task_applied_after_the_fault),
     "housekeeping": (lambda r: fail_once(r.monitor.applier, "housekeeping"), _called_again),
@@ -79,7 +77,7 @@ def test_a_loop_survives_an_unexpected_exception(loop: str, running: Running, re
     feed = RedisFeed(redis_server.port, db=11)
     calls = inject(running)
     running.start()
-    if loop in ("reader", "spool", "applier"):  # their fault needs a message to read and apply
+    if loop in ("reader", "applier"):  # their fault needs a message to read and apply
         wait_for(feed.listening, 10, message="the monitor subscribed")
         feed.send(1)
 

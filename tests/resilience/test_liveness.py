@@ -78,7 +78,7 @@ def test_a_dead_event_reader_fails_liveness(redis_server: RedisServer, tmp_path:
     def thread_ending(*args: Any) -> None:
         raise SystemExit("the reader's thread ends")  # not an Exception: nothing in the loop catches it
 
-    running.monitor.reader._run_child = thread_ending  # type: ignore[method-assign,union-attr]
+    running.monitor.reader.read_until_disconnected = thread_ending  # type: ignore[method-assign]
     running.start()
     try:
         refused = wait_for(lambda: (r := running.live()).status_code == 503 and r, 10, message="/livez 503")
