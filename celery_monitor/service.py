@@ -90,9 +90,12 @@ class Monitor:
                                redactor=self.redactor, tasks=self.tasks)
         # With --event_spool, on Redis the reader is a process of its own writing to a spool beside
         # the history (a directory of its own when the history is in memory), tailed into the hand-off.
-        self._spool_temp = None if settings.persistent or not settings.event_spool else Path(
-            tempfile.gettempdir(), f"celery-monitor-spool-{uuid.uuid4().hex}")
-        self.spool = (self._spool_temp or spool_directory(settings.db)) if settings.event_spool else None
+        self.spool: Path | None = None
+        self._spool_temp: Path | None = None  # removed at stop: nothing replays a memory-only history
+        if settings.event_spool and settings.persistent:
+            self.spool = spool_directory(settings.db)
+        elif settings.event_spool:
+            self.spool = self._spool_temp = Path(tempfile.gettempdir(), f"celery-monitor-spool-{uuid.uuid4().hex}")
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
                                    settings.event_buffer_mb * 1024 * 1024)
         self.queues = QueueLengths(app, settings.broker_api)

@@ -38,7 +38,7 @@ from celery_monitor.store import dsn, pg_schema, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import LATEST, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
-from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term
+from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term, like_pattern
 
 log = logging.getLogger(__name__)
 
@@ -138,11 +138,6 @@ def _assemble(columns: Sequence[Any], rest: dict[str, Any]) -> TaskDict:
     task = {name: rest.pop(name, None) for name in TASK_FIELDS}
     task.update(rest)
     return task
-
-
-def _like(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
 
 
 def _any_of(column: str, values: list[str]) -> tuple[str, list[Any]]:
@@ -425,7 +420,7 @@ class PostgresStore:
         params: list[Any] = [folded] * len(columns)
         if self._trigram and len(folded) >= 3:
             # Every row a check accepts has the term in its folded text: the index finds those.
-            return f"({pg_schema.SEARCH_TEXT} LIKE %s AND ({checks}))", [_like(folded), *params]
+            return f"({pg_schema.SEARCH_TEXT} LIKE %s AND ({checks}))", [like_pattern(folded), *params]
         return f"({checks})", params
 
     @staticmethod

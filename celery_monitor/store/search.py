@@ -288,6 +288,13 @@ def parse_search(text: str | None) -> SearchTerms:
 
 # -- matching a task (the same answers as the history's SQL) ------------------------------------
 
+def like_pattern(value: str) -> str:
+    """The SQL LIKE pattern (escape character ``\\``) that finds ``value`` anywhere in a text: the
+    SQL stores narrow their rows down with it before the exact check."""
+    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
 def contains(text: Any, folded: str, plain: bool = False) -> bool:
     """Is ``folded`` (a case-folded term) in ``text``, ignoring case? ``plain``: of ASCII letters only."""
     if not isinstance(text, str):

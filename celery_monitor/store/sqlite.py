@@ -25,7 +25,16 @@ from celery_monitor.store import search_index, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import Quarantine, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
-from celery_monitor.store.search import BARE_COLUMNS, FOLDS_TO_ASCII, All, Expression, Term, contains, kwargs_match
+from celery_monitor.store.search import (
+    BARE_COLUMNS,
+    FOLDS_TO_ASCII,
+    All,
+    Expression,
+    Term,
+    contains,
+    kwargs_match,
+    like_pattern,
+)
 
 log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
@@ -98,11 +107,6 @@ _SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
 TRIM_CHUNK = 1000  # rows per trimming transaction: short enough that no flush waits visibly
 
 
-def _like(value: str) -> str:
-    escaped = value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-    return f"%{escaped}%"
-
-
 # Search ignores case as search.py says, in SQLite's C code for nearly every row: an ASCII term with
 # LIKE alone, which folds ASCII letters. For a term with other letters (Unicode case folding), what
 # else can hold it is found with GLOB and checked by casefold_contains in Python: a text with one of
@@ -118,16 +122,16 @@ def _contains_sql(column: str, folded: str, plain: bool) -> tuple[str, list[Any]
     """SQL true when ``column`` holds the case-folded term ``folded``, ignoring case (``plain``: a term
     of ASCII characters, whose comparison ignores the case of ASCII letters only)."""
     if plain:
-        return f"{column} LIKE ? ESCAPE '\\'", [_like(folded)]
+        return f"{column} LIKE ? ESCAPE '\\'", [like_pattern(folded)]
     check = f"casefold_contains({column}, ?)"
     if folded.isascii():
         return (f"({column} LIKE ? ESCAPE '\\' OR ({column} GLOB ? AND {check}))",
-                [_like(folded), _SPECIAL, folded])
+                [like_pattern(folded), _SPECIAL, folded])
     # The term's longest ASCII part is in the text in some case, unless the text has special letters.
     run = max(_ASCII_RUN.findall(folded), key=len, default="")
     if run:
         return (f"(({column} LIKE ? ESCAPE '\\' OR {column} GLOB ?) AND {column} GLOB ? AND {check})",
-                [_like(run), _SPECIAL, _NON_ASCII, folded])
+                [like_pattern(run), _SPECIAL, _NON_ASCII, folded])
     return f"({column} GLOB ? AND {check})", [_NON_ASCII, folded]
 
 
@@ -135,7 +139,7 @@ def _kwargs_sql(key: str, expected: str) -> tuple[str, list[Any]]:
     """``kwargs:key=value``: a LIKE on the key narrows the rows down, kwargs_match decides."""
     folded = key.casefold()
     if folded.isascii():
-        narrow, params = "(kwargs LIKE ? ESCAPE '\\' OR kwargs GLOB ?)", [_like(folded), _SPECIAL]
+        narrow, params = "(kwargs LIKE ? ESCAPE '\\' OR kwargs GLOB ?)", [like_pattern(folded), _SPECIAL]
     else:
         narrow, params = "kwargs GLOB ?", [_NON_ASCII]
     return f"({narrow} AND kwargs_match(kwargs, ?, ?))", [*params, key, expected]
@@ -153,7 +157,6 @@ def _assemble(columns: Sequence[Any], rest: TaskDict) -> TaskDict:
     task = {name: rest.pop(name, None) for name in TASK_FIELDS}
     task.update(rest)
     return task
-
 
 
 _TIME_COLUMNS = frozenset({"received", "sent", "started", "succeeded", "failed", "timestamp", "runtime"})
