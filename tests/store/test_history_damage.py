@@ -33,16 +33,21 @@ def damage(db: Path, ids: list[str]) -> None:
     conn.close()
 
 
-def test_damaged_rows_are_repaired_quarantined_and_reported(tmp_path: Path) -> None:
-    db = tmp_path / "history.db"
+def write_good_tasks(tmp_path: Path, db: Path | str, ids: list[str]) -> None:
+    """A monitor on ``db`` applies a sound task for each id, writes them and closes."""
     harness = Harness(tmp_path, db=db)
-    ids = [str(uuid.uuid4()) for _ in range(6)]
     try:
         for task_id in ids:
             harness.feed_raw(encode(good_task_events(task_id, worker=WORKER)))
         harness.flush()
     finally:
         harness.close()
+
+
+def test_damaged_rows_are_repaired_quarantined_and_reported(tmp_path: Path) -> None:
+    db = tmp_path / "history.db"
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    write_good_tasks(tmp_path, db, ids)
     damage(db, ids)
 
     restarted = Harness(tmp_path, db=db)
@@ -107,13 +112,7 @@ def damage_postgres(dsn: str, ids: list[str]) -> None:
 def test_damaged_postgres_rows_are_repaired_quarantined_and_reported(tmp_path: Path) -> None:
     ids = [str(uuid.uuid4()) for _ in range(6)]
     with fresh_database() as dsn:
-        harness = Harness(tmp_path, db=dsn)
-        try:
-            for task_id in ids:
-                harness.feed_raw(encode(good_task_events(task_id, worker=WORKER)))
-            harness.flush()
-        finally:
-            harness.close()
+        write_good_tasks(tmp_path, dsn, ids)
         damage_postgres(dsn, ids)
 
         restarted = Harness(tmp_path, db=dsn)
