@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import copy
-import re
 from pathlib import Path
 from typing import Any
 
@@ -95,15 +94,3 @@ def secret_values(*rendered: dict[str, Any]) -> dict[str, str]:
     return {f"{body['metadata']['name']}/{key}": base64.b64decode(value).decode()
             for body in rendered for key, value in body["data"].items()}
 
-
-def kubelet_environment(monitor: spec.CeleryMonitorResource, values: dict[str, str]) -> dict[str, str]:
-    """The monitor container's variables: Secret keys from ``values`` ("secret/key"), $(VAR) expanded."""
-    env: dict[str, str] = {}
-    for var in deployment.monitor_env(monitor):
-        if "value" in var:
-            value = var["value"]
-        else:
-            ref = var["valueFrom"]["secretKeyRef"]
-            value = values[f"{ref['name']}/{ref['key']}"]
-        env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda found: env[found.group(1)], value)
-    return env

@@ -15,9 +15,10 @@ from typing import Any
 
 import httpx
 import pytest
-from cmon_helpers import kubelet_environment, make_monitor, secret_values
+from cmon_helpers import make_monitor, secret_values
 from metrics_kit.prometheus_server import PrometheusServer
 from support import processes
+from support.kubelet import kubelet_environment
 
 from celery_monitor_operator.renderers import deployment, secret, servicemonitor
 

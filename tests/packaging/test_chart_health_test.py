@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import datetime
 import os
-import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -24,9 +23,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from helm_cli import by_kind, one
+from support.kubelet import kubelet_environment
 from support.processes import BIN, RedisServer, free_port, wait_for
 
-from celery_monitor_operator import spec, spec_parser
+from celery_monitor_operator import spec_parser
 from celery_monitor_operator.renderers import deployment, secret
 
 NAME = "orders"
@@ -104,18 +104,6 @@ def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
                                            serialization.NoEncryption()))
     return cert, key_file
 
-
-def kubelet_environment(monitor: spec.CeleryMonitorResource, values: dict[str, str]) -> dict[str, str]:
-    """The monitor container's variables: Secret keys from ``values`` ("secret/key"), $(VAR) expanded."""
-    env: dict[str, str] = {}
-    for var in deployment.monitor_env(monitor):
-        if "value" in var:
-            value = var["value"]
-        else:
-            ref = var["valueFrom"]["secretKeyRef"]
-            value = values[f"{ref['name']}/{ref['key']}"]
-        env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda found: env[found.group(1)], value)
-    return env
 
 
 def run_check(container: dict[str, Any], url: str, attempts: int = 1) -> subprocess.CompletedProcess[str]:
