@@ -93,4 +93,3 @@ def secret_values(*rendered: dict[str, Any]) -> dict[str, str]:
     """The decoded keys of rendered Secrets, by "secret/key", as the kubelet reads them."""
     return {f"{body['metadata']['name']}/{key}": base64.b64decode(value).decode()
             for body in rendered for key, value in body["data"].items()}
-
