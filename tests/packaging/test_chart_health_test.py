@@ -105,7 +105,6 @@ def self_signed(directory: Path, host: str) -> tuple[Path, Path]:
     return cert, key_file
 
 
-
 def run_check(container: dict[str, Any], url: str, attempts: int = 1) -> subprocess.CompletedProcess[str]:
     """The test pod's script, as the pod runs it, with the in-cluster URL swapped for ``url``."""
     assert container["command"][:2] == ["python", "-c"]
