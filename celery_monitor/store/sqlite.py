@@ -212,6 +212,12 @@ class SQLiteStore:
                 raise StoreError(f"directory {directory} does not exist")
             self._target = f"file:{path}"
         self._local = threading.local()
+        # Every reading connection, with the thread it serves: the store closes them itself (those
+        # of ended threads when the next one opens, the rest on close). Left to the garbage
+        # collector, a connection can be closed inside a query that calls back into Python, where
+        # closing it waits on the shared in-memory cache that very query holds.
+        self._readers: list[tuple[threading.Thread, sqlite3.Connection]] = []
+        self._readers_lock = threading.Lock()
         self._write_lock = threading.Lock()
         # An in-memory store's readers see uncommitted writes, FTS5's half-written segments among
         # them: there a search and a change to the search index exclude each other. Readers of a
@@ -272,6 +278,12 @@ class SQLiteStore:
         conn = getattr(self._local, "conn", None)
         if conn is None:
             conn = self._local.conn = self._connect()
+            with self._readers_lock:
+                ended = [c for thread, c in self._readers if not thread.is_alive()]
+                self._readers = [(t, c) for t, c in self._readers if t.is_alive()]
+                self._readers.append((threading.current_thread(), conn))
+            for old in ended:
+                old.close()
         return conn
 
     # -- writing -------------------------------------------------------------------------------
@@ -341,6 +353,10 @@ class SQLiteStore:
                 except sqlite3.Error as exc:  # a full or read-only disk: the WAL is replayed at the next open
                     log.warning("could not checkpoint the history on closing: %s", exc)
             self._writer.close()
+        with self._readers_lock:
+            readers, self._readers = self._readers, []
+        for _, conn in readers:
+            conn.close()
 
     # -- reading -------------------------------------------------------------------------------
 
