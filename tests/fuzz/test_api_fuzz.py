@@ -35,6 +35,8 @@ APPLY_WAIT = 5.0  # seconds: an apply waits as long as asked (300 s by default, 
 
 
 def _longer_than_the_wait(value: Any) -> bool:
+    if isinstance(value, str) and not value.strip():
+        return True  # an empty value is no value: the default wait
     try:
         return float(value) > APPLY_WAIT
     except (TypeError, ValueError, OverflowError):
