@@ -140,6 +140,9 @@ class MonitorCollector:
         self.receiver_reconnects = Counter(P + "receiver_reconnects", "Event receiver reconnections")
         self.receiver_disconnects = Counter(
             P + "receiver_disconnects", "Event streams lost while connected (a broker drops a subscriber that lags)")
+        self.reader_restarts = Counter(P + "reader_restarts", "Restarts of the Redis reader process (--event_spool)")
+        self.spool_backlog = Gauge(P + "spool_backlog_bytes",
+                                   "Event bytes read into the spool (--event_spool) that the applier has not taken yet")
         self.last_event = Gauge(P + "last_event_timestamp_seconds", "When the last event arrived")
         self.ingest_lag = Gauge(P + "ingest_lag_seconds", "Delay between receiving and applying events")
         self.store_tasks = Gauge(P + "store_tasks", "Tasks in the history")
@@ -227,6 +230,8 @@ class MonitorCollector:
         self.receiver_connected.write_value(out, 1 if health.connected else 0)
         self.receiver_reconnects.write_value(out, health.reconnects)
         self.receiver_disconnects.write_value(out, health.broker_disconnects)
+        self.reader_restarts.write_value(out, health.reader_restarts)
+        self.spool_backlog.write_value(out, health.spool_backlog_bytes)
         self.last_event.write_value(out, health.last_event_time or 0)
         self.ingest_lag.write_value(out, sources.applier.last_lag)
         self.store_tasks.write_value(out, sources.store.task_count())

@@ -43,6 +43,7 @@ SILENT_AFTER = 60.0  # seconds without a health line before the reader process i
 STALL_AFTER = 90.0
 RETRY_SPOOL_AFTER = 5.0  # seconds between attempts at the spool while the disk refuses it
 PIPE_WAITS_FOR_SPOOL = 1.0  # seconds a batch from the pipe waits for the tailer to empty the spool
+BACKLOG_MEASURE_SECONDS = 0.25
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
 # The child's counters: the monitor adds those of the processes before it.
@@ -209,11 +210,16 @@ class ReaderProcess:
     def _tail(self) -> None:
         with self.tail_loop.lifetime(self._stop_event):
             backoff = MIN_BACKOFF
+            measured_at = 0.0
             while not self._stop_event.is_set():
                 self.tail_loop.beat()
                 try:
                     more = self.tailer.step()
-                    self.health.spool_backlog_bytes = self.tailer.backlog_bytes() if not more else 0
+                    now = time.monotonic()
+                    # Measuring stats every segment file, so a few times a second, busy or idle.
+                    if now - measured_at >= BACKLOG_MEASURE_SECONDS:
+                        self.health.spool_backlog_bytes = self.tailer.backlog_bytes()
+                        measured_at = now
                     self._watch_child()
                 except Exception as exc:
                     self.tail_loop.failed(exc, "reading the spool")

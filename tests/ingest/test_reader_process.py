@@ -72,7 +72,8 @@ def test_a_burst_far_larger_than_the_memory_buffer_is_applied_whole(tmp_path: Pa
         assert status["messages_dropped"] == 0
         assert status["broker_disconnects"] == 0
         assert monitor.json("/api/task/info/whole-19999")["state"] == "SUCCESS"
-        assert status["spool_backlog_bytes"] == 0
+        wait_for(lambda: monitor.metric("celery_monitor_spool_backlog_bytes") == 0, 5,
+                 message="the backlog measured empty")
     finally:
         monitor.stop()
         server.stop()
@@ -87,6 +88,7 @@ def test_kill_9_during_a_burst_is_replayed_from_the_spool_once(tmp_path: Path) -
         wait_for(lambda: receiver(monitor)["messages_received"] == messages, 60, message="the burst spooled")
         before = receiver(monitor)
         assert before["events_received"] < 3 * tasks, "the applier had already caught up: nothing to replay"
+        assert monitor.metric("celery_monitor_spool_backlog_bytes") > 0
         reader_pid = before["reader_pid"]
         monitor.kill9()
         wait_for(lambda: gone(reader_pid), 10, message="the reader process exiting with the monitor")
@@ -116,6 +118,7 @@ def test_a_crashed_reader_process_is_restarted_and_reported(tmp_path: Path) -> N
         status = wait_for(lambda: (r := receiver(monitor))["connected"] and r["reader_pid"] not in (None, first)
                           and r, 20, message="a new reader process, connected")
         assert status["reader_restarts"] == 1
+        assert monitor.metric("celery_monitor_reader_restarts_total") == 1
         background = monitor.json("/api/monitor/status")["background"]
         assert background["reader"]["errors"] >= 1 and "exited" in background["reader"]["last_error"]
         assert monitor.metric("celery_monitor_background_errors_total", loop="reader") >= 1

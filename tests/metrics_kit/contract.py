@@ -36,6 +36,8 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_receiver_connected": GAUGE,
     "celery_monitor_receiver_reconnects_total": COUNTER,
     "celery_monitor_receiver_disconnects_total": COUNTER,
+    "celery_monitor_reader_restarts_total": COUNTER,
+    "celery_monitor_spool_backlog_bytes": GAUGE,
     "celery_monitor_last_event_timestamp_seconds": GAUGE,
     "celery_monitor_ingest_lag_seconds": GAUGE,
     "celery_monitor_store_tasks": GAUGE,
