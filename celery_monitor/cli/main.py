@@ -29,7 +29,9 @@ def usage() -> str:
               "  ask the running monitor's /livez, its settings resolved as above (and, in a container,",
               "  from the options of the monitor running as PID 1); exit status 0 (healthy) or 1",
               "", f"{PROG} db upgrade [--db=postgresql://user:password@host:5432/dbname]",
-              "  apply the PostgreSQL history's schema migrations (the monitor also applies them at start-up)"]
+              "  apply the PostgreSQL history's schema migrations (the monitor also applies them at start-up)",
+              f"{PROG} db copy --from=celery-monitor.db --to=postgresql://user:password@host:5432/dbname",
+              "  copy a whole history into an empty one (a SQLite file to PostgreSQL, or back); stop the monitor first"]
     return "\n".join(lines)
 
 
