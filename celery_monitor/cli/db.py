@@ -104,7 +104,11 @@ def _show_progress(done: int, total: int) -> None:
 
 
 def _counted(report: CopyReport) -> str:
-    return (f"{report.tasks:,} tasks, {report.workers:,} workers and {report.audit_entries:,} audit entries")
+    def count(n: int, one: str, many: str) -> str:
+        return f"{n:,} {one if n == 1 else many}"
+
+    return (f"{count(report.tasks, 'task', 'tasks')}, {count(report.workers, 'worker', 'workers')} and "
+            f"{count(report.audit_entries, 'audit entry', 'audit entries')}")
 
 
 def main(args: Sequence[str], prog: str = "celery-monitor") -> int:

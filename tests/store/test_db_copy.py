@@ -68,7 +68,7 @@ def test_a_sqlite_history_is_copied_to_postgresql_and_answers_the_same(redis_ser
         copied = db_copy(f"--from={tmp_path / 'monitor.db'}", "--to", dsn, cwd=tmp_path)
         assert copied.returncode == 0, copied.stderr
         assert copied.stdout.splitlines() == [
-            f"copied 9 tasks, 1 workers and 1 audit entries from {tmp_path / 'monitor.db'} to "
+            f"copied 9 tasks, 1 worker and 1 audit entry from {tmp_path / 'monitor.db'} to "
             f"{dsn.replace(PASSWORD, '****')}"]
         assert PASSWORD not in copied.stdout + copied.stderr
         assert len(execute(dsn, "SELECT uuid FROM tasks")) == 9
@@ -88,7 +88,7 @@ def test_a_sqlite_history_is_copied_to_postgresql_and_answers_the_same(redis_ser
         back = tmp_path / "back.db"
         returned = db_copy(f"--from={dsn}", f"--to={back}", cwd=tmp_path)
         assert returned.returncode == 0, returned.stderr
-        assert returned.stdout.startswith("copied 9 tasks, 1 workers and 1 audit entries from postgresql://")
+        assert returned.stdout.startswith("copied 9 tasks, 1 worker and 1 audit entry from postgresql://")
         assert PASSWORD not in returned.stdout + returned.stderr
 
 
