@@ -36,6 +36,7 @@ DEFAULT_TRUSTED_PROXIES = ("127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/1
 MAX_TRUSTED_PROXIES = 64
 # Options and variables that make the monitor serve TLS itself (Flower's names are read too).
 TLS_OPTION = "--certfile"
+DEFAULT_CA_KEY = "ca.crt"
 TLS_VARIABLES = ("CELERY_MONITOR_CERTFILE", "FLOWER_CERTFILE")
 
 # Patterns valid values match, written for both Python's re and the API server's OpenAPI patterns.
@@ -159,11 +160,21 @@ class HTTPRoute:
 
 
 @dataclasses.dataclass(frozen=True)
+class ScrapeTls:
+    """How Prometheus checks the monitor's certificate when the monitor serves HTTPS itself."""
+
+    ca: SecretKeyRef | None = None
+    server_name: str | None = None
+    insecure_skip_verify: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class ServiceMonitor:
     enabled: bool = False
     interval: str = DEFAULT_SCRAPE_INTERVAL
     scrape_timeout: str | None = None
     labels: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    tls: ScrapeTls = ScrapeTls()
 
 
 @dataclasses.dataclass(frozen=True)

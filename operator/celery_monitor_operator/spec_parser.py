@@ -246,6 +246,19 @@ def _service_monitor(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec
                   or spec.DEFAULT_SCRAPE_INTERVAL),
         scrape_timeout=_duration(reader, data, "scrapeTimeout", path, None),
         labels=reader.string_map(data, "labels", path),
+        tls=_scrape_tls(reader, data, path),
+    )
+
+
+def _scrape_tls(reader: spec_reader.Reader, raw: Mapping[str, Any], parent: str) -> spec.ScrapeTls:
+    data = reader.mapping(raw, "tls", parent)
+    path = f"{parent}.tls"
+    ca_data = reader.mapping(data, "caSecretKeyRef", path)
+    ca = _secret_key_ref(reader, ca_data, f"{path}.caSecretKeyRef", spec.DEFAULT_CA_KEY) if ca_data else None
+    return spec.ScrapeTls(
+        ca=ca,
+        server_name=reader.string(data, "serverName", path),
+        insecure_skip_verify=reader.boolean(data, "insecureSkipVerify", path, False),
     )
 
 

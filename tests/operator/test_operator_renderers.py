@@ -360,6 +360,25 @@ def test_the_service_monitor_scrapes_metrics_with_prometheuss_own_token() -> Non
     assert "demo-auth" not in str(rendered)  # never the admin login
 
 
+def test_a_monitor_serving_https_is_scraped_over_https_with_its_certificate_checked() -> None:
+    tls_args = {"extraArgs": ["--certfile=/tls/tls.crt", "--keyfile=/tls/tls.key"]}
+    plain = make_monitor({"broker": {"url": "redis://r/0"}, "serviceMonitor": {"enabled": True}})
+    checked = make_monitor({"broker": {"url": "redis://r/0"}, **tls_args, "serviceMonitor": {
+        "enabled": True, "tls": {"caSecretKeyRef": {"name": "monitor-ca"}, "serverName": "demo.team.svc"}}})
+    system_cas = make_monitor({"broker": {"url": "redis://r/0"}, **tls_args, "serviceMonitor": {"enabled": True}})
+
+    def endpoint(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
+        endpoints: list[dict[str, Any]] = servicemonitor.render_service_monitor(monitor)["spec"]["endpoints"]
+        return endpoints[0]
+
+    assert "scheme" not in endpoint(plain) and "tlsConfig" not in endpoint(plain)
+    assert endpoint(checked)["scheme"] == "https"
+    assert endpoint(checked)["tlsConfig"] == {"insecureSkipVerify": False, "serverName": "demo.team.svc",
+                                              "ca": {"secret": {"name": "monitor-ca", "key": "ca.crt"}}}
+    assert endpoint(system_cas)["tlsConfig"] == {"insecureSkipVerify": False}
+    assert endpoint(checked)["authorization"]["credentials"]["name"] == "demo-metrics"
+
+
 def test_the_metrics_secret_holds_a_read_only_token_kept_across_passes() -> None:
     monitor = make_monitor({"broker": {"url": "redis://r/0"}})
     first = secret.render_metrics_secret(monitor)

@@ -151,6 +151,15 @@ def _service_monitor() -> s.Schema:
         "interval": s.string("Scrape interval.", default=spec.DEFAULT_SCRAPE_INTERVAL, pattern=spec.DURATION_PATTERN),
         "scrapeTimeout": s.string("Scrape timeout; Prometheus' default when absent.", pattern=spec.DURATION_PATTERN),
         "labels": s.string_map("Labels your Prometheus' serviceMonitorSelector looks for."),
+        "tls": s.obj("When the monitor serves HTTPS itself (--certfile in extraArgs or extraEnv), Prometheus "
+                     "scrapes over HTTPS and checks the certificate with these.", {
+            "caSecretKeyRef": _secret_key_ref("A Secret key holding the CA certificate (PEM) that signed the "
+                                              "monitor's certificate.", spec.DEFAULT_CA_KEY),
+            "serverName": s.string("The name to verify the certificate against, when it is not the "
+                                   "Service's address."),
+            "insecureSkipVerify": s.boolean("Skip the certificate check (Prometheus then sends its token to "
+                                            "whoever answers: for tests only).", default=False),
+        }),
     }, defaulted=True)
 
 
