@@ -25,8 +25,8 @@ from kmock_cluster import (
     wait_for,
 )
 
-from celery_monitor_operator import alert_rules, converge, diffbase, naming, reconcile, resources
-from celery_monitor_operator.renderers import install
+from celery_monitor_operator import alert_rules, converge, diffbase, naming, reconcile, resources, spec_parser
+from celery_monitor_operator.renderers import install, prometheusrule
 
 PEERING = "kopf.dev/v1/clusterkopfpeering"
 TIMEOUT = 30.0  # generous: a busy machine slows the operator, never the assertions
@@ -252,7 +252,9 @@ def test_monitoring_objects_wait_for_the_prometheus_operator(env: Env) -> None:
         rule = env.get(resources.PROMETHEUS_RULES, ns, name)
         assert monitor is not None and rule is not None
         assert monitor["metadata"]["labels"]["release"] == "prom"
-        assert rule["spec"]["groups"] == list(alert_rules.load_groups())
+        matchers = prometheusrule.scope_matchers(spec_parser.parse(env.get(resources.CELERY_MONITORS, ns, name)))
+        assert rule["spec"]["groups"] == prometheusrule.scope_groups(alert_rules.load_groups(), matchers)
+        assert matchers == f'namespace="{ns}",job="{name}"'
         assert owner_uids(monitor) == owner_uids(rule) == [f"uid-{ns}-{name}"]
         # Prometheus reads a read-only token of its own, kept in a Secret the monitor's pod reads too.
         token_ref = monitor["spec"]["endpoints"][0]["authorization"]["credentials"]
