@@ -30,7 +30,7 @@ from celery_monitor_operator.renderers import install, prometheusrule
 
 PEERING = "kopf.dev/v1/clusterkopfpeering"
 TIMEOUT = 30.0  # generous: a busy machine slows the operator, never the assertions
-FAST_LOOPS = {"CELERY_MONITOR_OPERATOR_RESYNC_SECONDS": "2", "CELERY_MONITOR_OPERATOR_RETRY_SECONDS": "1"}
+FAST_LOOPS = {"CELERY_MONITOR_OPERATOR_RESYNC_SECONDS": "2"}
 
 
 class Env:
