@@ -46,7 +46,8 @@ def changes(previous: Sequence[Mapping[str, Any]], current: Sequence[Mapping[str
     """
     before = {item.get("type"): item for item in previous}
     found: list[Event] = []
-    for condition in current:
+    # Ready last: it sums up the others, so it reads best after what made it change.
+    for condition in sorted(current, key=lambda item: item["type"] == status.READY):
         kind, state, earlier = condition["type"], condition["status"], before.get(condition["type"])
         if _state(earlier) == _state(condition):
             continue
