@@ -48,11 +48,8 @@ def test_the_standby_waits_then_takes_over_when_the_leader_dies(cluster: Emulate
     kubeconfig = cluster.kubeconfig(tmp_path / "kubeconfig")
     leader_log, standby_log = tmp_path / "leader.log", tmp_path / "standby.log"
     env = Env(cluster, standby_log, "")
-    # As a running install has it (the first replica creates it); the emulator's watches have no
-    # resource versions, so an object created while kopf lists may be missed: make it beforehand.
-    env.api.create(resources.CLUSTER_PEERINGS, None, {"apiVersion": "kopf.dev/v1", "kind": "ClusterKopfPeering",
-                                                      "metadata": {"name": naming.OPERATOR_NAME, "resourceVersion": "1"}})
     with operator_process(replica(200), kubeconfig, leader_log, LOOPS) as leader:
+        # The leader creates the peering object and joins it; the standby comes as a second pod would.
         env.wait(lambda: [int(str(p["priority"])) for p in peers(env).values()] == [200] or None, "the leader")
         with operator_process(replica(100), kubeconfig, standby_log, LOOPS):
             env.wait(lambda: sorted(int(str(p["priority"])) for p in peers(env).values()) == [100, 200] or None,
