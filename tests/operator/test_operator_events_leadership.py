@@ -1,13 +1,15 @@
-"""The pure parts of the operator's Events and of its peering check, by table."""
+"""The operator's Events and its peering check: the pure parts by table, the reading on the emulated API."""
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 from typing import Any
 
 import pytest
+from kmock_cluster import EmulatedCluster
 
-from celery_monitor_operator import events, leadership
+from celery_monitor_operator import events, leadership, resources
 
 NOW = datetime.datetime(2026, 1, 1, 12, 0, tzinfo=datetime.UTC)
 
@@ -73,3 +75,25 @@ def peer(priority: int, seconds_ago: float, lifetime: int = 60) -> dict[str, Any
 ])
 def test_leads_applies_kopfs_rule(peers: dict[str, Any], leads: bool) -> None:
     assert leadership.leads(peers, 100, NOW) is leads
+
+
+def test_is_active_reads_the_peering_object_of_the_mode_it_runs_in() -> None:
+    cluster = EmulatedCluster().start()
+    try:
+        cluster.serve("kopf.dev/v1/kopfpeerings", "KopfPeering")
+        cluster.serve("kopf.dev/v1/clusterkopfpeerings", "ClusterKopfPeering", namespaced=False)
+        api = cluster.api()
+        now = datetime.datetime.now(datetime.UTC)
+        higher = {"other": {"priority": 200, "lifetime": 60, "lastseen": now.isoformat()}}
+        api.create(resources.NAMESPACE_PEERINGS, "team", {"apiVersion": "kopf.dev/v1", "kind": "KopfPeering",
+                                                          "metadata": {"name": "ops", "namespace": "team"},
+                                                          "status": higher})
+        namespaced = leadership.Peering(name="ops", priority=100, clusterwide=False, standalone=False)
+        clusterwide = leadership.Peering(name="ops", priority=100, clusterwide=True, standalone=False)
+
+        assert leadership.is_active(api, namespaced, "team") is False  # a live replica with priority 200 there
+        assert leadership.is_active(api, namespaced, "other-team") is True  # no peering object: kopf runs alone
+        assert leadership.is_active(api, clusterwide, "team") is True  # the cluster one does not exist
+        assert leadership.is_active(api, dataclasses.replace(namespaced, standalone=True), "team") is True
+    finally:
+        cluster.stop()
