@@ -2,8 +2,9 @@
 
 The deciding is :func:`reconcile.desired`, a pure function; this module does the I/O around it:
 it reads what the decision needs from the cluster, applies the children it asks for in order,
-prunes the others, and writes the status. An API error on one child becomes a problem on the
-Reconciled condition and the pass goes on with the next child.
+prunes the others, writes the status and posts an Event for each condition that changed
+(:func:`converge_and_report`, which every handler and the resync loop call). An API error on
+one child becomes a problem on the Reconciled condition and the pass goes on with the next child.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from celery_monitor_operator import (
     alert_rules,
     apply,
     discovery,
+    events,
     kube,
     naming,
     option_check,
@@ -31,10 +33,8 @@ from celery_monitor_operator import (
 
 APPLY_FAILED = "ApplyFailed"
 CHILD_CONFLICT = "ChildConflict"
-# Conditions the operator itself can change on a later attempt, once the cluster has what is missing.
-RETRIED = (status.RECONCILED, status.MONITORING_CONFIGURED, status.EXPOSED)
 
-_locks: collections.defaultdict[tuple[str, str], threading.Lock] = collections.defaultdict(threading.Lock)
+_locks: collections.defaultdict[tuple[str, str], threading.RLock] = collections.defaultdict(threading.RLock)
 _locks_guard = threading.Lock()
 
 
@@ -54,15 +54,11 @@ class Outcome:
         return any(c.type == status.RECONCILED and c.reason in spec_parser.REASONS for c in self.conditions)
 
     @property
-    def needs_retry(self) -> bool:
-        return not self.invalid_spec and any(c.type in RETRIED and c.status is False for c in self.conditions)
-
-    @property
     def summary(self) -> Condition:
         return status.summarize(self.conditions)
 
 
-def _lock_for(namespace: str, name: str) -> threading.Lock:
+def _lock_for(namespace: str, name: str) -> threading.RLock:
     with _locks_guard:
         return _locks[(namespace, name)]
 
@@ -162,3 +158,21 @@ def write_status(api: kube.Api, body: Mapping[str, Any], new_status: Mapping[str
     except kube.NotFound:
         return False
     return True
+
+
+def converge_and_report(api: kube.Api, namespace: str, name: str) -> Outcome | None:
+    """Converge the CeleryMonitor as the cluster holds it now, write its status, post what changed.
+
+    It is read afresh under the resource's lock, so of two passes for it at once (a handler and
+    a child's event, say) the second sees the status the first wrote and posts no Event twice.
+    None when it is gone or on its way out.
+    """
+    with _lock_for(namespace, name):
+        body = api.get(resources.CELERY_MONITORS, namespace, name)
+        if body is None or (body.get("metadata") or {}).get("deletionTimestamp"):
+            return None
+        outcome = converge(api, body)
+        previous = (body.get("status") or {}).get("conditions") or []
+        if write_status(api, body, outcome.status):
+            events.post(api, body, events.changes(previous, outcome.status["conditions"]))
+        return outcome

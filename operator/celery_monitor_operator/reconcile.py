@@ -1,7 +1,8 @@
 """The reconcile step, pure: from a CeleryMonitor and what the cluster holds, what to apply and prune.
 
-Every handler (create, update, resume, the resync timer) converges through :func:`desired`, so
-there is exactly one definition of "converged", and a table of cases tests it without a cluster.
+Every handler (create, update, resume, a watched child's event) and the resync loop converge
+through :func:`desired`, so there is exactly one definition of "converged", and a table of cases
+tests it without a cluster.
 Reading the cluster, applying and pruning belong to :mod:`.converge`; this module decides, and,
 once the children are applied, turns what came back into conditions (:func:`conditions`).
 Missing pieces become conditions with reasons; nothing the user can fix raises here.

@@ -48,6 +48,8 @@ HTTP_ROUTES = ResourceRef("gateway.networking.k8s.io", "v1", "httproutes")
 SERVICE_MONITORS = ResourceRef("monitoring.coreos.com", "v1", "servicemonitors")
 PROMETHEUS_RULES = ResourceRef("monitoring.coreos.com", "v1", "prometheusrules")
 CLUSTER_PEERINGS = ResourceRef("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
+NAMESPACE_PEERINGS = ResourceRef("kopf.dev", "v1", "kopfpeerings")
+EVENTS = ResourceRef("", "v1", "events")
 
 BY_KIND: dict[tuple[str, str], ResourceRef] = {
     ("v1", "Secret"): SECRETS,

@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import base64
 import json
-import socket
 import urllib.request
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -22,74 +20,14 @@ from kmock_cluster import (
     EmulatedCluster,
     kopf_command,
     operator_process,
-    wait_for,
 )
+from operator_env import Env, free_port
 
-from celery_monitor_operator import alert_rules, converge, diffbase, naming, reconcile, resources
-from celery_monitor_operator.renderers import install
+from celery_monitor_operator import alert_rules, converge, diffbase, naming, reconcile, resources, spec_parser
+from celery_monitor_operator.renderers import install, prometheusrule
 
 PEERING = "kopf.dev/v1/clusterkopfpeering"
-TIMEOUT = 30.0  # generous: a busy machine slows the operator, never the assertions
-FAST_LOOPS = {"CELERY_MONITOR_OPERATOR_RESYNC_SECONDS": "2", "CELERY_MONITOR_OPERATOR_RETRY_SECONDS": "1"}
-
-
-class Env:
-    def __init__(self, cluster: EmulatedCluster, log: Path, health_url: str) -> None:
-        self.cluster = cluster
-        self.api = cluster.api()
-        self.log = log
-        self.health_url = health_url
-        self.created: list[tuple[str, str]] = []
-
-    def wait(self, check: Any, what: str) -> Any:
-        return wait_for(check, TIMEOUT, what, self.log)
-
-    def create_monitor(self, namespace: str, name: str, spec: dict[str, Any]) -> None:
-        # The emulator assigns neither uid nor resourceVersion: seed them as the API server would.
-        self.api.create(resources.CELERY_MONITORS, namespace, {
-            "apiVersion": naming.API_VERSION, "kind": naming.KIND,
-            "metadata": {"name": name, "namespace": namespace, "uid": f"uid-{namespace}-{name}",
-                         "resourceVersion": "1", "generation": 1},
-            "spec": spec,
-        })
-        self.created.append((namespace, name))
-
-    def forget_monitors(self) -> None:
-        """Delete what a test created, so finished tests stop loading the shared operator."""
-        while self.created:
-            self.api.delete(resources.CELERY_MONITORS, *self.created.pop())
-
-    def update_spec(self, namespace: str, name: str, generation: int, spec: dict[str, Any]) -> None:
-        self.api.merge_patch(resources.CELERY_MONITORS, namespace, name,
-                             {"metadata": {"generation": generation}, "spec": spec})
-
-    def create_secret(self, namespace: str, name: str, values: dict[str, str]) -> None:
-        data = {key: base64.b64encode(value.encode()).decode() for key, value in values.items()}
-        self.api.create(resources.SECRETS, namespace, {"apiVersion": "v1", "kind": "Secret", "metadata": {
-            "name": name, "namespace": namespace, "uid": f"uid-secret-{name}", "resourceVersion": "1"},
-            "data": data})
-
-    def get(self, ref: resources.ResourceRef, namespace: str, name: str) -> dict[str, Any] | None:
-        return self.api.get(ref, namespace, name)
-
-    def status(self, namespace: str, name: str) -> dict[str, Any]:
-        return (self.get(resources.CELERY_MONITORS, namespace, name) or {}).get("status") or {}
-
-    def condition(self, namespace: str, name: str, kind: str) -> dict[str, Any]:
-        for item in self.status(namespace, name).get("conditions") or []:
-            if item["type"] == kind:
-                return dict(item)
-        return {}
-
-    def wait_condition(self, namespace: str, name: str, kind: str, status: str, reason: str) -> dict[str, Any]:
-        def matches() -> dict[str, Any] | None:
-            found = self.condition(namespace, name, kind)
-            return found if (found.get("status"), found.get("reason")) == (status, reason) else None
-        return self.wait(matches, f"{kind}={status} ({reason}) on {namespace}/{name}")
-
-    def args(self, namespace: str, name: str) -> list[str]:
-        found = self.get(resources.DEPLOYMENTS, namespace, name) or {}
-        return found.get("spec", {}).get("template", {}).get("spec", {}).get("containers", [{}])[0].get("args", [])
+FAST_LOOPS = {"CELERY_MONITOR_OPERATOR_RESYNC_SECONDS": "2"}
 
 
 @pytest.fixture(scope="module")
@@ -115,12 +53,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Env]:
 def _cleanup(env: Env) -> Iterator[None]:
     yield
     env.forget_monitors()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def owner_uids(obj: dict[str, Any]) -> list[str]:
@@ -252,7 +184,9 @@ def test_monitoring_objects_wait_for_the_prometheus_operator(env: Env) -> None:
         rule = env.get(resources.PROMETHEUS_RULES, ns, name)
         assert monitor is not None and rule is not None
         assert monitor["metadata"]["labels"]["release"] == "prom"
-        assert rule["spec"]["groups"] == list(alert_rules.load_groups())
+        matchers = prometheusrule.scope_matchers(spec_parser.parse(env.get(resources.CELERY_MONITORS, ns, name)))
+        assert rule["spec"]["groups"] == prometheusrule.scope_groups(alert_rules.load_groups(), matchers)
+        assert matchers == f'namespace="{ns}",job="{name}"'
         assert owner_uids(monitor) == owner_uids(rule) == [f"uid-{ns}-{name}"]
         # Prometheus reads a read-only token of its own, kept in a Secret the monitor's pod reads too.
         token_ref = monitor["spec"]["endpoints"][0]["authorization"]["credentials"]
@@ -332,8 +266,9 @@ def test_no_credential_lands_in_an_annotation_a_status_or_an_event(env: Env) -> 
 
     monitor = env.get(resources.CELERY_MONITORS, ns, name)
     assert monitor is not None
-    # Whatever Events were posted about it (kopf posts none of its log records as configured now).
-    events = env.api.request("GET", f"/api/v1/namespaces/{ns}/events").get("items", [])
+    # The Events the operator posted about it (one per condition change: InlineCredentials here).
+    events = env.wait(lambda: env.events(ns, name), "the Event about the refused spec")
+    assert [event["reason"] for event in events] == ["InlineCredentials"]
     for where in (monitor["metadata"].get("annotations"), monitor.get("status"), events):
         assert secret_word not in json.dumps(where)
     recorded = json.loads(monitor["metadata"]["annotations"][key])
@@ -371,7 +306,7 @@ def test_deleting_a_monitor_is_not_blocked_by_the_operator(env: Env) -> None:
 
     env.api.delete(resources.CELERY_MONITORS, ns, name)
 
-    # The timer's finalizer is released at once; the emulator then drops the object. (A real API
+    # The operator holds no finalizer, so the emulator drops the object at once. (A real API
     # server would now garbage-collect the children through their owner references.)
     env.wait(lambda: env.get(resources.CELERY_MONITORS, ns, name) is None, "the CeleryMonitor to be gone")
 

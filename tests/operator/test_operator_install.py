@@ -12,7 +12,7 @@ from cmon_helpers import REPO_ROOT
 from test_operator_schemas import SPECS, rendered_children
 
 from celery_monitor_operator import __main__ as entry
-from celery_monitor_operator import render_cli, resources
+from celery_monitor_operator import handlers, render_cli, resources
 from celery_monitor_operator.renderers import install, rbac
 
 PRUNED_KINDS = {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule"}
@@ -38,6 +38,8 @@ def test_the_operator_may_do_exactly_what_each_child_needs(namespaced: bool) -> 
     for api_version, kind in kinds:
         ref = resources.BY_KIND[(api_version, kind)]
         needed = {"get", "create", "patch"} | ({"delete"} if kind in PRUNED_KINDS else set())
+        # The children whose status the monitor's sums up are watched (handlers.WATCHED_CHILDREN).
+        needed |= {"list", "watch"} if ref in handlers.WATCHED_CHILDREN else set()
         assert allowed(ref.group, ref.plural, namespaced) == needed, kind
 
 

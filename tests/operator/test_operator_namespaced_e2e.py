@@ -18,7 +18,7 @@ from celery_monitor_operator.renderers import install, rbac
 
 WATCHED, OTHER = "team-a", "team-b"
 TIMEOUT = 30.0
-FAST_LOOPS = {"CELERY_MONITOR_OPERATOR_RESYNC_SECONDS": "2", "CELERY_MONITOR_OPERATOR_RETRY_SECONDS": "1"}
+FAST_LOOPS = {"CELERY_MONITOR_OPERATOR_RESYNC_SECONDS": "2"}
 
 
 @pytest.fixture(scope="module")

@@ -418,7 +418,10 @@ def test_the_prometheus_rule_carries_the_projects_alert_rules() -> None:
                             "prometheusRule": {"enabled": True, "labels": {"release": "prometheus"}}})
     rendered = prometheusrule.render_prometheus_rule(monitor, groups)
 
-    assert rendered["spec"]["groups"] == list(groups)
+    # The same rules, each selector narrowed to this monitor's series (tests/operator/test_operator_alert_rules.py).
+    assert [rule["alert"] for group in rendered["spec"]["groups"] for rule in group["rules"]] == [
+        rule["alert"] for group in groups for rule in group["rules"]]
+    assert 'namespace="team",job="demo"' in rendered["spec"]["groups"][0]["rules"][0]["expr"]
     alerts = [rule["alert"] for group in rendered["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
     assert "CeleryWorkerDown" in alerts
     assert rendered["metadata"]["labels"]["release"] == "prometheus"

@@ -16,7 +16,7 @@ from cmon_helpers import SPECS, rendered_children
 from support import k8s_schemas
 from support.k8s_schemas import SUPPORTED_VERSIONS
 
-from celery_monitor_operator import examples, naming
+from celery_monitor_operator import events, examples, naming
 from celery_monitor_operator.renderers import install
 
 UPSTREAM = {
@@ -81,3 +81,10 @@ def test_kubernetes_validate_does_catch_mistakes() -> None:
 
     with pytest.raises(kubernetes_validate.ValidationError):
         kubernetes_validate.validate(rendered, SUPPORTED_VERSIONS[-1], strict=True)
+
+
+@pytest.mark.parametrize("version", SUPPORTED_VERSIONS)
+def test_the_events_the_operator_posts_are_valid(version: str) -> None:
+    body = {"metadata": {"name": "orders", "namespace": "shop", "uid": "0b6f6a8e-1111-4c3a-9c39-6b1f1b5c0d01"}}
+    for event in (events.Event(events.NORMAL, "Ready", "ok"), events.Event(events.WARNING, "InvalidSpec", "x" * 2000)):
+        kubernetes_validate.validate(events.render(body, event, "2026-01-01T00:00:00Z"), version, strict=True)

@@ -251,3 +251,18 @@ def test_install_notes_say_what_to_apply_next(helm: Path) -> None:
     assert "kubectl -n ops rollout status deployment/orders-ops-celery-monitor-operator" in notes
     assert "kind: CeleryMonitor" in notes
     assert "helm test orders-ops -n ops" in notes
+
+
+def test_uninstall_needs_no_hook_and_the_operator_may_watch_what_it_sums_up(rendered: list[dict[str, Any]]) -> None:
+    # Nothing the chart renders holds a finalizer, and no hook runs at uninstall: the operator keeps
+    # none on its CeleryMonitors (docs/helm.md), so deleting them after the operator never hangs.
+    assert not [obj for obj in rendered if obj["metadata"].get("finalizers")]
+    hooks = {obj["metadata"].get("annotations", {}).get("helm.sh/hook") for obj in rendered} - {None}
+    assert hooks == {"test"}
+    roles = [obj for obj in rendered if obj["kind"] in ("Role", "ClusterRole")]
+    assert roles
+    for role in roles:
+        watched = {resource for rule in role["rules"] if {"list", "watch"} <= set(rule["verbs"])
+                   for resource in rule["resources"]}
+        assert {"deployments", "persistentvolumeclaims", "celerymonitors"} <= watched, role["metadata"]
+        assert "secrets" not in watched

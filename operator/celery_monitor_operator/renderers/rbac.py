@@ -24,6 +24,7 @@ Rule = dict[str, Any]
 
 CHILD_VERBS = ["get", "create", "patch"]
 PRUNABLE_VERBS = [*CHILD_VERBS, "delete"]
+WATCHED_CHILD_VERBS = [*CHILD_VERBS, "list", "watch"]
 PEERING_VERBS = ["get", "list", "watch", "patch"]
 
 
@@ -39,10 +40,12 @@ def namespace_rules() -> list[tuple[str, Rule]]:
         ("Secrets: the generated login and metrics token are created and kept (get, create, patch); "
          "the Secrets a spec names are read by name. No list or watch: no other Secret is ever seen.",
          {"apiGroups": [""], "resources": ["secrets"], "verbs": CHILD_VERBS}),
-        ("Children that always exist while their CeleryMonitor does (never pruned).",
-         {"apiGroups": [""], "resources": ["services", "persistentvolumeclaims"], "verbs": CHILD_VERBS}),
-        ("The monitor's Deployment.",
-         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": CHILD_VERBS}),
+        ("The Service, which always exists while its CeleryMonitor does (never pruned).",
+         {"apiGroups": [""], "resources": ["services"], "verbs": CHILD_VERBS}),
+        ("The claim (never pruned), watched too: its binding is part of the monitor's status.",
+         {"apiGroups": [""], "resources": ["persistentvolumeclaims"], "verbs": WATCHED_CHILD_VERBS}),
+        ("The monitor's Deployment, watched too: Ready follows its pods' availability within seconds.",
+         {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": WATCHED_CHILD_VERBS}),
         ("Children a spec can switch off, so the operator deletes them.",
          {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": PRUNABLE_VERBS}),
         ("The Gateway API route, when spec.httpRoute asks for it (switched off: deleted).",
@@ -50,7 +53,7 @@ def namespace_rules() -> list[tuple[str, Rule]]:
         ("The Prometheus Operator objects, when the spec asks for them (switched off: deleted).",
          {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules"],
           "verbs": PRUNABLE_VERBS}),
-        ("Events kopf posts about the CeleryMonitors it handles.",
+        ("Events the operator posts when a CeleryMonitor's conditions change.",
          {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]}),
     ]
 
