@@ -6,7 +6,6 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 
 import httpx
 import pytest
@@ -54,9 +53,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedBeatCluster
                           kwargs={"password": "hunter2", "n": 1}, app=app).save()
     RedBeatSchedulerEntry("rb-morning", "tests.add", crontab(minute="0", hour="7"), args=[1, 2], app=app).save()
     worker = start_worker(redis.url, "rb-w", tmp)
+    users = f"--basic_auth={ADMIN[0]}:{ADMIN[1]},{VIEWER[0]}:{VIEWER[1]}"
     monitor = new_monitor(redis.url, tmp, f"--redbeat_url={redis.url}", "--redact=kwargs.password",
-                          f"--read_only_users={VIEWER[0]}", f"--basic_auth={ADMIN[0]}:{ADMIN[1]},{VIEWER[0]}:{VIEWER[1]}",
-                          auth=ADMIN).start()
+                          f"--read_only_users={VIEWER[0]}", users, auth=ADMIN).start()
     beat = start_beat(redis.url, tmp, "-S", "redbeat.RedBeatScheduler",
                       env={"TEST_REDBEAT_URL": redis.url, "PYTHONPATH": str(TESTS_DIR)})
     yield RedBeatCluster(redis, app, worker, monitor, beat)
