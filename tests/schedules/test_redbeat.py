@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import httpx
 import pytest
@@ -23,6 +24,8 @@ from support.processes import (
     start_worker,
     wait_for,
 )
+
+from celery_monitor.schedules.catalog import ScheduleConfig, Schedules
 
 pytestmark = pytest.mark.redis
 
@@ -150,3 +153,22 @@ def test_unknown_entries_and_bad_names_are_answered_in_json(cluster: RedBeatClus
     assert unconfigured.status_code == 404 and "django" in unconfigured.json()["error"]
     bad = client.post("/api/schedule/run/what")
     assert bad.status_code == 400 and "error" in bad.json()
+
+
+def test_the_apps_redbeat_conf_is_used_and_its_static_entries_are_shown_once_as_redbeats(
+        cluster: RedBeatCluster, tmp_path: Path) -> None:
+    """With ``-A``, RedBeat's Redis comes from the app's redbeat_redis_url; an app entry RedBeat also
+    stores is shown once, as RedBeat's; an unreachable django-celery-beat database is a source error."""
+    app = redbeat_app(cluster.redis.url)
+    app.conf.beat_schedule = {"rb-tick": {"task": "tests.echo", "schedule": 1.0},
+                              "app-only": {"task": "tests.add", "schedule": 60.0, "args": (1, 1)}}
+    schedules = Schedules(app, ScheduleConfig(beat_db=str(tmp_path / "missing" / "beat.db")), lambda query: [],
+                          None, time.time())
+    schedules.refresh()
+    listing = schedules.listing()
+    by_name = {entry["name"]: entry for entry in listing["entries"]}
+    assert by_name["rb-tick"]["source"] == "redbeat" and by_name["app-only"]["source"] == "app"
+    assert [entry["name"] for entry in listing["entries"]].count("rb-tick") == 1
+    assert by_name["app-only"]["schedule"]["words"] == "every minute" and by_name["app-only"]["args"] == [1, 1]
+    assert "cannot be read" in listing["sources"]["django"]["error"]
+    assert listing["sources"]["redbeat"] == {"configured": True}
