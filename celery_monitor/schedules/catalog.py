@@ -130,7 +130,8 @@ class Schedules:
             next_run = verdict.due_at if ran is None else next_after(value, ran)
         return {
             "key": entry.key, "source": entry.source, "name": entry.name, "task": entry.task,
-            "schedule": {"kind": words.kind(value), "words": words.describe(value),
+            "schedule": {"kind": words.kind(value),
+                         "words": words.describe(value) + (f" ({entry.timezone})" if entry.timezone else ""),
                          "cron": words.expression(value) if words.kind(value) == "crontab" else None},
             "args": call["args"], "kwargs": call["kwargs"],
             "queue": entry.options.get("queue"),

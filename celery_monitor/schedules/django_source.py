@@ -90,6 +90,13 @@ def _schedule(app: Celery, row: dict[str, Any]) -> Any:
     return Unreadable("unknown")
 
 
+def _zone(row: dict[str, Any]) -> str | None:
+    """A crontab's zone when it is not UTC. Its times are computed in the monitor app's timezone
+    (Celery's ``timezone``) all the same: the next run of an entry in another zone is approximate."""
+    zone = row["timezone"]
+    return str(zone) if row["minute"] is not None and zone and str(zone) != "UTC" else None
+
+
 def _options(row: dict[str, Any]) -> dict[str, Any]:
     options: dict[str, Any] = {}
     for name in ("queue", "exchange", "routing_key", "priority"):
@@ -143,7 +150,8 @@ class DjangoBeatSource:
                      args if isinstance(args, list) else [], kwargs if isinstance(kwargs, dict) else {},
                      _options(row), enabled=bool(row["enabled"]),
                      last_run_at=last.timestamp() if last else None,
-                     total_run_count=row["total_run_count"], one_off=bool(row["one_off"]))
+                     total_run_count=row["total_run_count"], one_off=bool(row["one_off"]),
+                     timezone=_zone(row))
 
     def set_enabled(self, name: str, enabled: bool) -> None:
         now = datetime.now(UTC)

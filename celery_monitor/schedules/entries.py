@@ -33,6 +33,7 @@ class Entry:
     last_run_at: float | None = None  # as the scheduler recorded it (None: it keeps no record, or never ran)
     total_run_count: int | None = None
     one_off: bool = False
+    timezone: str | None = None  # a django-celery-beat crontab's own zone, shown beside its words
 
     @property
     def key(self) -> str:

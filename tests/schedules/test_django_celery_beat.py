@@ -69,7 +69,8 @@ def test_entries_are_listed_in_words_with_their_runs(cluster: DjangoCluster) -> 
     assert tick["schedule"]["words"] == "every second"
     assert tick["args"] == ["b"] and tick["kwargs"] == {"password": "[redacted]", "n": 2}
     assert tick["scheduler_last_run"] is not None
-    assert listed["dj-weekly"]["schedule"] == {"kind": "crontab", "words": "at 07:30 on Monday", "cron": "30 7 * * 1"}
+    assert listed["dj-weekly"]["schedule"] == {"kind": "crontab", "words": "at 07:30 on Monday (Europe/Paris)",
+                                               "cron": "30 7 * * 1"}
     assert listed["dj-weekly"]["queue"] == "celery"
     assert listed["dj-sunrise"]["schedule"] == {"kind": "solar", "words": "at sunrise (48.85, 2.35)", "cron": None}
     once = listed["dj-once"]

@@ -40,7 +40,7 @@ def _create() -> dict[str, Any]:
     PeriodicTask.objects.create(name="dj-tick", task="tests.echo", interval=every_second, args=json.dumps(["b"]),
                                 kwargs=json.dumps({"password": "swordfish", "n": 2}))
     weekly = CrontabSchedule.objects.create(minute="30", hour="7", day_of_week="1", day_of_month="*",
-                                            month_of_year="*")
+                                            month_of_year="*", timezone="Europe/Paris")
     PeriodicTask.objects.create(name="dj-weekly", task="tests.add", crontab=weekly, args=json.dumps([2, 2]),
                                 queue="celery")
     # Solar and clocked entries stay disabled: the beat would need ephem for the first, and the second is
