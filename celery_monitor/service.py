@@ -39,6 +39,7 @@ from celery_monitor.metrics.timeline import Timeline
 from celery_monitor.receiver.factory import build_reader
 from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
 from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.schedules.catalog import ScheduleConfig, Schedules
 from celery_monitor.settings import Settings
 from celery_monitor.state.histogram import DEFAULT_BUCKETS
 from celery_monitor.state.live import LiveView
@@ -107,6 +108,10 @@ class Monitor:
                                     queue_names=self.queue_names, redactor=self.redactor,
                                     reply_timeout=settings.inspect_timeout / 1000, broker_api=settings.broker_api)
         self.timeline = Timeline(self.live, self.hub, self.queue_poller)
+        # Periodic tasks: every beat entry the monitor can see, its runs and its missed runs.
+        self.schedules = Schedules(app, ScheduleConfig(settings.beat_db, settings.redbeat_url,
+                                                       settings.redbeat_key_prefix, settings.schedule_tolerance),
+                                   self.tasks.page, self.redactor, time.time())
         self._stop_event = threading.Event()
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
@@ -114,13 +119,13 @@ class Monitor:
         self.supervisor = Supervisor()
         self.supervisor.add(*self.reader.loops, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
-                            self.enable_events_loop, self.timeline.loop)
+                            self.enable_events_loop, self.timeline.loop, self.schedules.loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
         self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running)
         self.metrics = MonitorCollector(
             Sources(live=self.live, inspector=self.inspector, queues=self.queue_poller, receiver=self.health,
                     rejections=self.rejections, applier=self.applier, store=self.store, writer=self.writer,
-                    supervisor=self.supervisor, liveness=self.liveness),
+                    supervisor=self.supervisor, liveness=self.liveness, schedules=self.schedules),
             LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names))
         self.started_at = time.time()
 
@@ -151,6 +156,7 @@ class Monitor:
         self.inspector.start()
         self.queue_poller.start()
         self.timeline.start()
+        self.schedules.start()
         if self.settings.enable_events:
             self._events_enabler.start()
         self.started_at = time.time()
@@ -163,6 +169,7 @@ class Monitor:
         self.inspector.stop()
         self.queue_poller.stop()
         self.timeline.stop()
+        self.schedules.stop()
         self.control.close()
         self.applier.stop()
         self.applier.join(timeout=10)

@@ -105,6 +105,14 @@ class Settings:
     url_prefix: str = option("", "serve under this path prefix")
     inspect_timeout: float = option(1000.0, "milliseconds to wait for workers' inspect replies", minimum=1)
     enable_events: bool = option(True, "periodically ask workers to send events")
+    beat_db: str = option("", "django-celery-beat's database, to list and control its periodic tasks: a SQLite "
+                          "file (or sqlite:///path) or postgresql://user:password@host/dbname", secret=True)
+    redbeat_url: str = option("", "Redis URL of RedBeat's schedule, to list and control its entries (default: the "
+                              "app's redbeat_redis_url)", secret=True)
+    redbeat_key_prefix: str = option("", "RedBeat's key prefix (default: the app's redbeat_key_prefix, else "
+                                     "redbeat:)")
+    schedule_tolerance: float = option(
+        60.0, "seconds a periodic task's run may be late before the entry is flagged as missed", minimum=0)
     xheaders: bool = option(
         False, "behind a proxy: take the browser's scheme, host and address from X-Forwarded-* / Forwarded "
         "headers sent by --trusted_proxies")

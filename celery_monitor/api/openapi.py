@@ -96,6 +96,14 @@ SUMMARIES: dict[str, str] = {
     "/api/queues/length": "Messages waiting per queue, read from the broker (Flower's shape).",
     "/api/queues/{queue}/tasks": "The tasks waiting in a queue, next out first, read from the broker without "
                                  "consuming (RabbitMQ: marked redelivered); args previews redacted.",
+    "/api/schedules": "Every beat entry the monitor sees (the app's beat_schedule, django-celery-beat, RedBeat): "
+                      "schedule in words, next run, last run and outcome, enabled, missed runs; args redacted.",
+    "/api/schedule/enable/{entry}": "Enable a django-celery-beat or RedBeat entry (`<source>:<name>`); 409 for "
+                                    "the app's own entries.",
+    "/api/schedule/disable/{entry}": "Disable a django-celery-beat or RedBeat entry (`<source>:<name>`); 409 for "
+                                     "the app's own entries.",
+    "/api/schedule/run/{entry}": "Send an entry's task now with its args, kwargs and options (`<source>:<name>`); "
+                                 "its schedule is untouched.",
     "/api/task/abort/{task_id}": "Abort a running task (an AbortableTask); needs a result backend.",
     "/api/task/apply/{name}": "Run a task by name and wait for its result.",
     "/api/task/async-apply/{name}": "Run a task by name without waiting (apply_async options in `options`).",

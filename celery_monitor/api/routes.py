@@ -12,6 +12,7 @@ from celery_monitor.api import (
     openapi,
     queue_tasks,
     queues,
+    schedules,
     tasks,
     websocket,
     workers,
@@ -56,6 +57,14 @@ ROUTES += [
     Route("/api/task/rerun/{task_id}", control_tasks.rerun_check, methods=["GET"]),
     Route("/api/tasks/revoke", control_tasks.bulk_revoke, methods=["POST"]),
     Route("/api/audit", audit.list_audit, methods=["GET"]),
+]
+
+# Periodic tasks: the beat entries the monitor sees, and enable, disable and run-now on one.
+ROUTES += [
+    Route("/api/schedules", schedules.list_schedules, methods=["GET"]),
+    Route("/api/schedule/enable/{entry:path}", schedules.enable, methods=["POST"]),
+    Route("/api/schedule/disable/{entry:path}", schedules.disable, methods=["POST"]),
+    Route("/api/schedule/run/{entry:path}", schedules.run_now, methods=["POST"]),
 ]
 
 # The OpenAPI description of everything above.

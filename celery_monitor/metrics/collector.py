@@ -24,6 +24,7 @@ from celery_monitor.metrics.cardinality import LabelPolicy, fold, fold_histogram
 from celery_monitor.metrics.exposition import Counter, Gauge, HistogramFamily
 from celery_monitor.metrics.queue_metrics import QueueFamilies
 from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.schedules.catalog import Schedules
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.snapshots import EventKey, LiveSnapshot, OutcomeKey, TaskWorker, WorkerStatus
 from celery_monitor.store.base import Store
@@ -51,6 +52,7 @@ class Sources:
     writer: StoreWriter
     supervisor: Supervisor
     liveness: Liveness
+    schedules: Schedules | None = None
 
 
 @dataclass
@@ -160,6 +162,8 @@ class MonitorCollector:
         self.background_errors = Counter(P + "background_errors", "Unexpected exceptions in background loops",
                                          ("loop",))
         self.live = Gauge(P + "live", "1 while ingestion works (/livez answers 200), 0 when it has stopped")
+        self.schedule_missed = Counter(P + "schedule_missed", "Periodic task runs that did not arrive within their "
+                                       "interval plus --schedule_tolerance, by beat entry", ("entry",))
 
     def render(self) -> bytes:
         """The whole exposition, UTF-8 encoded, in the order the families are declared."""
@@ -250,3 +254,5 @@ class MonitorCollector:
         self.store_dropped.write_value(out, writer.dropped)
         self.background_errors.write(out, [((loop,), count) for loop, count in sources.supervisor.errors().items()])
         self.live.write_value(out, 0 if sources.liveness.problems() else 1)
+        missed = sources.schedules.missed_totals() if sources.schedules is not None else {}
+        self.schedule_missed.write(out, [((entry,), count) for entry, count in sorted(missed.items())])

@@ -102,6 +102,11 @@ async def audit(request: Request) -> Response:
     return json_response(page)
 
 
+async def schedules(request: Request) -> Response:
+    """The beat entries, as GET /api/schedules lists them (arguments redacted there)."""
+    return json_response(monitor_of(request).schedules.listing())
+
+
 async def timeline(request: Request) -> Response:
     line: Timeline = request.app.state.timeline
     return json_response({"points": line.history(), "interval": line.interval})

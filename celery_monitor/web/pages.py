@@ -95,3 +95,8 @@ async def old_graphs(request: Request) -> Response:
 async def audit(request: Request) -> Response:
     """The audit trail; read-only identities see it too (it holds no secret the other pages do not)."""
     return render(request, "audit.html", "audit", "Audit")
+
+
+async def schedules(request: Request) -> Response:
+    """Periodic tasks; their controls only for those who may use them."""
+    return render(request, "schedules.html", "schedules", "Periodic tasks")

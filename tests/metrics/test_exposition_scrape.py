@@ -62,6 +62,8 @@ HEADERS = [
      "Pending task writes dropped: over the bound while writes failed, or refused"),
     ("celery_monitor_background_errors_total", "counter", "Unexpected exceptions in background loops"),
     ("celery_monitor_live", "gauge", "1 while ingestion works (/livez answers 200), 0 when it has stopped"),
+    ("celery_monitor_schedule_missed_total", "counter",
+     "Periodic task runs that did not arrive within their interval plus --schedule_tolerance, by beat entry"),
 ]  # fmt: skip
 
 Q = 'task="app.quote\\"d\\\\back\\nslash"'

@@ -51,6 +51,7 @@ CASES: dict[str, Case] = {
     "queue_poller": (lambda r: fail_once(r.monitor.queue_poller, "poll"), _called_again),
     "timeline": (lambda r: fail_once(r.timeline, "sample"), _called_again),
     "enable_events": (lambda r: fail_once(r.monitor.app.control, "enable_events"), _called_again),
+    "schedules": (lambda r: fail_once(r.monitor.schedules, "refresh"), _called_again),
 }
 
 

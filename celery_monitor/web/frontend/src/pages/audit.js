@@ -29,6 +29,7 @@ function outcome(entry) {
 function targetPage(entry) {
   if (!entry.target) return null;
   if (entry.action.startsWith("worker.")) return url(`/worker/${encodeURIComponent(entry.target)}`);
+  if (entry.action.startsWith("schedule.")) return url("/schedules");
   if (["task.revoke", "task.abort", "task.rerun"].includes(entry.action)) {
     return url(`/task/${encodeURIComponent(entry.target)}`);
   }
