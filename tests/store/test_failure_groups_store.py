@@ -1,0 +1,113 @@
+"""Failure groups in both stores: exact counts per task name and exception type, trends, the
+group's tasks, failures kept apart from --max_tasks trimming, and histories written before the
+failures table existed (SQLite: created at open; PostgreSQL: migration 3) getting theirs filled."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import Any
+
+import psycopg
+
+from celery_monitor.store.base import Store
+from celery_monitor.store.failures import summary
+from celery_monitor.store.target import open_store
+
+KINDS = ("ValueError", "KeyError", "ConnectionError")
+
+
+def failed(i: int, name: str, kind: str, at: float) -> dict[str, Any]:
+    return {"uuid": f"fail-{i}", "name": name, "state": "FAILURE", "failed": at, "timestamp": at,
+            "exception": f"{kind}('boom {i}')", "traceback": f"Traceback ...\n{kind}: boom {i}\n",
+            "args": f"({i},)", "kwargs": "{}"}
+
+
+def succeeded(i: int, at: float) -> dict[str, Any]:
+    return {"uuid": f"ok-{i}", "name": "tests.add", "state": "SUCCESS", "succeeded": at, "timestamp": at}
+
+
+def groups_of(store: Store, now: float) -> dict[tuple[str, str], dict[str, Any]]:
+    since = now - 3600
+    return {(g.name, g.exception_type): summary(g, since, 12, store.failure_sample(g.name, g.exception_type))
+            for g in store.failure_groups(since, 300)}
+
+
+def test_a_thousand_failures_of_three_types_are_three_groups_with_exact_counts(history_db: str) -> None:
+    store = open_store(history_db)
+    now = time.time()
+    try:
+        # Two hours of failures: the first 400 long ago, the rest in the last half hour.
+        tasks = [failed(i, "tests.fail_as", KINDS[i % 3], now - 7000 + i if i < 400 else now - 1500 + i)
+                 for i in range(1000)]
+        tasks += [succeeded(i, now) for i in range(50)]
+        for start in range(0, len(tasks), 300):
+            store.write(tasks[start:start + 300], [], {})
+
+        groups = groups_of(store, now)
+        assert {key: g["count"] for key, g in groups.items()} == {
+            ("tests.fail_as", "ValueError"): 334, ("tests.fail_as", "KeyError"): 333,
+            ("tests.fail_as", "ConnectionError"): 333}
+        value = groups[("tests.fail_as", "ValueError")]
+        assert value["first_seen"] == now - 7000 and value["last_seen"] == now - 1500 + 999
+        assert sum(value["trend"]["counts"]) == value["trend"]["in_window"] == 200  # the 600 recent, a third
+        assert value["trend"]["status"] == "growing"  # nothing in the window's first half, all in the second
+        assert value["sample"]["uuid"] == "fail-999" and "ValueError: boom 999" in value["sample"]["traceback"]
+        assert store.failure_total() == 1000
+
+        page = store.failure_tasks("tests.fail_as", "KeyError", limit=10, offset=5)
+        assert [t["uuid"] for t in page] == [f"fail-{i}" for i in range(997 - 15, 997 - 45, -3)][:10]
+        assert store.failure_count("tests.fail_as", "KeyError") == 333
+
+        # A failed task that runs again (a redelivery under the same id) leaves its group.
+        store.write([{**tasks[999], "state": "SUCCESS", "succeeded": now}], [], {})
+        assert store.failure_count("tests.fail_as", "ValueError") == 333
+        # A new kind of failure is a new group, and says so.
+        store.write([failed(5000, "tests.other", "TimeoutError", now - 10)], [], {})
+        assert groups_of(store, now)[("tests.other", "TimeoutError")]["trend"]["status"] == "new"
+    finally:
+        store.close()
+
+
+def test_failures_outlive_max_tasks_trimming_up_to_their_own_bound(history_db: str) -> None:
+    store = open_store(history_db)
+    now = time.time()
+    try:
+        store.write([failed(i, "tests.fail_as", KINDS[i % 3], now - 100 + i) for i in range(30)], [], {})
+        store.write([succeeded(i, now) for i in range(100)], [], {})
+        store.trim(20)  # --max_tasks=20: every failure is gone from the history's tasks
+        assert store.task_count() == 20
+        assert store.failure_total() == 30
+        kept = store.get_task("fail-0")
+        assert kept is not None and kept["state"] == "FAILURE" and kept["exception"] == "ValueError('boom 0')"
+        assert store.trim_failures(25) == 5  # --max_failed_tasks=25: the oldest five go
+        assert store.failure_total() == 25
+        assert store.get_task("fail-0") is None
+        assert store.get_task("fail-29") is not None
+    finally:
+        store.close()
+
+
+def test_a_history_written_before_the_failures_table_gets_its_failures(history_db: str) -> None:
+    store = open_store(history_db)
+    now = time.time()
+    store.write([failed(i, "tests.fail_as", KINDS[i % 3], now - i) for i in range(9)], [], {})
+    store.write([succeeded(i, now) for i in range(3)], [], {})
+    store.close()
+    # Take the history back to before the failures table.
+    if history_db.startswith("postgresql://"):
+        with psycopg.connect(history_db, autocommit=True) as conn:
+            conn.execute("DROP TABLE failures")
+            conn.execute("DELETE FROM schema_version WHERE version >= 3")
+    else:
+        with sqlite3.connect(history_db) as conn:
+            conn.execute("DROP TABLE failures")
+
+    store = open_store(history_db)
+    try:
+        assert {(g.name, g.exception_type): g.count for g in store.failure_groups(now - 60, 5)} == {
+            ("tests.fail_as", kind): 3 for kind in KINDS}
+        sample = store.failure_sample("tests.fail_as", "KeyError")
+        assert sample is not None and sample["uuid"] == "fail-1" and sample["args"] == "(1,)"
+    finally:
+        store.close()
