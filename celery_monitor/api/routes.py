@@ -8,6 +8,7 @@ from celery_monitor.api import (
     audit,
     control_tasks,
     control_workers,
+    failures,
     health,
     openapi,
     queue_tasks,
@@ -56,6 +57,14 @@ ROUTES += [
     Route("/api/task/rerun/{task_id}", control_tasks.rerun_check, methods=["GET"]),
     Route("/api/tasks/revoke", control_tasks.bulk_revoke, methods=["POST"]),
     Route("/api/audit", audit.list_audit, methods=["GET"]),
+]
+
+# Failure groups: reads, and the group's audited bulk actions.
+ROUTES += [
+    Route("/api/failures", failures.list_groups, methods=["GET"]),
+    Route("/api/failures/tasks", failures.group_tasks, methods=["GET"]),
+    Route("/api/failures/revoke", failures.revoke_group, methods=["POST"]),
+    Route("/api/failures/rerun", failures.rerun_group, methods=["POST"]),
 ]
 
 # The OpenAPI description of everything above.
