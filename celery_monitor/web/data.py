@@ -16,6 +16,7 @@ from celery_monitor.auth import redact_replies
 from celery_monitor.http.audit import audit_page
 from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
+from celery_monitor.http.failures import group_tasks_answer, groups_answer
 from celery_monitor.http.params import get_bool
 from celery_monitor.http.tasks import task_or_404, task_query
 from celery_monitor.http.workers import refresh_inspector, worker_row
@@ -100,6 +101,14 @@ async def audit(request: Request) -> Response:
     page = await audit_page(request)
     page["facets"] = await monitor.control.run(monitor.audit.facets)
     return json_response(page)
+
+
+async def failure_groups(request: Request) -> Response:
+    return json_response(await groups_answer(request))
+
+
+async def failure_tasks(request: Request) -> Response:
+    return json_response(await group_tasks_answer(request))
 
 
 async def timeline(request: Request) -> Response:
