@@ -8,10 +8,14 @@ from the tail of the queue's lists, priority sub-lists included); once they star
 from __future__ import annotations
 
 import time
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from support.client import celery_client
+from support.harness import Harness
 from support.processes import MonitorProcess, OwnBrokers, new_monitor, start_worker, wait_for
 
 LATENCY = "celery_monitor_task_queue_latency_seconds"
@@ -69,3 +73,24 @@ def test_tasks_that_waited_for_a_worker_show_their_queue_latency(kind: str, own_
         if worker is not None:
             worker.stop()
         monitor.stop()
+
+
+def test_latency_counts_from_the_eta_when_later_and_only_for_tasks_seen_sent(
+        harness_factory: Callable[..., Harness]) -> None:
+    harness = harness_factory()
+    t0 = time.time() - 60
+    eta = datetime.fromtimestamp(t0 + 5, tz=UTC).isoformat()
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+    harness.feed({"type": "task-sent", "uuid": ids[0], "name": "app.later", "queue": "slow", "eta": eta,
+                  "args": "()", "kwargs": "{}"}, at=t0)  # waits for its ETA by design: 2 s late, not 7
+    harness.feed({"type": "task-sent", "uuid": ids[1], "name": "app.later", "queue": "slow",
+                  "args": "()", "kwargs": "{}"}, at=t0)
+    for task_id in ids:
+        harness.feed({"type": "task-received", "uuid": task_id, "name": "app.later", "hostname": "w@h",
+                      "args": "()", "kwargs": "{}"}, at=t0 + 6)  # ids[2]: never seen sent
+        harness.feed({"type": "task-started", "uuid": task_id, "hostname": "w@h"}, at=t0 + 7)
+    family = "celery_monitor_task_queue_latency_seconds"
+    assert harness.values(family, f"{family}_count") == {("slow", "app.later"): 2}
+    assert harness.values(family, f"{family}_sum")[("slow", "app.later")] == pytest.approx(2.0 + 7.0)
+    buckets = harness.values(family, f"{family}_bucket", queue="slow")
+    assert (buckets[("5.0", "slow", "app.later")], buckets[("10.0", "slow", "app.later")]) == (1, 2)
