@@ -13,6 +13,14 @@ from celery_monitor.store.failures import MAX_GROUPS, FailureRow, GroupCounts
 
 Rows = Callable[[str, Sequence[Any]], list[Any]]
 
+# A group's page, the latest first: read in the order of the failures_group index.
+GROUP_TASKS = ("SELECT uuid, data FROM failures WHERE name = %s AND exception_type = %s "
+               "ORDER BY failed DESC, seq DESC LIMIT %s OFFSET %s")
+# Every group's totals from the failures_group index alone; the window's counts from failures_failed.
+GROUPS = ("SELECT name, exception_type, count(*), min(failed), max(failed) FROM failures "
+          "GROUP BY name, exception_type ORDER BY count(*) DESC, max(failed) DESC LIMIT %s")
+WINDOW = ("SELECT name, exception_type, floor((failed - %s) / %s)::integer, count(*) FROM failures "
+          "WHERE failed >= %s GROUP BY 1, 2, 3")
 _UPSERT = (
     "INSERT INTO failures (uuid, name, exception_type, failed, data) VALUES (%s, %s, %s, %s, %s) "
     "ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, exception_type = excluded.exception_type, "
@@ -67,13 +75,9 @@ def groups(rows: Rows, since: float, width: float) -> list[GroupCounts]:
     """Every group (the largest first, at most ``MAX_GROUPS``), with counts per bucket from ``since``."""
     found = {
         (name, kind): GroupCounts(name, kind, int(count), float(first), float(last))
-        for name, kind, count, first, last in rows(
-            "SELECT name, exception_type, count(*), min(failed), max(failed) FROM failures "
-            "GROUP BY name, exception_type ORDER BY count(*) DESC, max(failed) DESC LIMIT %s", (MAX_GROUPS,))
+        for name, kind, count, first, last in rows(GROUPS, (MAX_GROUPS,))
     }
-    for name, kind, bucket, count in rows(
-            "SELECT name, exception_type, floor((failed - %s) / %s)::integer, count(*) FROM failures "
-            "WHERE failed >= %s GROUP BY 1, 2, 3", (since, width, since)):
+    for name, kind, bucket, count in rows(WINDOW, (since, width, since)):
         group = found.get((name, kind))
         if group is not None:
             group.buckets[int(bucket)] = int(count)
@@ -89,8 +93,7 @@ def sample(rows: Rows, name: str, kind: str) -> dict[str, Any] | None:
 
 def tasks(rows: Rows, name: str, kind: str, limit: int | None, offset: int) -> list[dict[str, Any]]:
     """The group's failures, the latest first."""
-    found = rows("SELECT uuid, data FROM failures WHERE name = %s AND exception_type = %s "
-                 "ORDER BY failed DESC, seq DESC LIMIT %s OFFSET %s", (_text(name), _text(kind), limit, offset))
+    found = rows(GROUP_TASKS, (_text(name), _text(kind), limit, offset))
     return [task for uuid, data in found if (task := _task(data, uuid)) is not None]
 
 

@@ -108,7 +108,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             failed double precision NOT NULL,
             data text NOT NULL
         )""",
-        "CREATE INDEX failures_group ON failures (name, exception_type, failed)",
+        "CREATE INDEX failures_group ON failures (name, exception_type, failed, seq)",
         "CREATE INDEX failures_failed ON failures (failed)",
         """INSERT INTO failures (uuid, name, exception_type, failed, data)
         SELECT uuid, coalesce(name, ''),

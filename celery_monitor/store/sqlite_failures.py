@@ -23,6 +23,15 @@ CREATE TABLE IF NOT EXISTS failures (
 CREATE INDEX IF NOT EXISTS failures_group ON failures(name, exception_type, failed);
 CREATE INDEX IF NOT EXISTS failures_failed ON failures(failed);
 """
+# A group's page, the latest first: read in the order of the failures_group index (seq is the rowid,
+# the last column of every index).
+GROUP_TASKS = ("SELECT uuid, data FROM failures WHERE name = ? AND exception_type = ? "
+               "ORDER BY failed DESC, seq DESC LIMIT ? OFFSET ?")
+# Every group's totals from the failures_group index alone; the window's counts from failures_failed.
+GROUPS = ("SELECT name, exception_type, count(*), min(failed), max(failed) FROM failures "
+          "GROUP BY name, exception_type ORDER BY count(*) DESC, max(failed) DESC LIMIT ?")
+WINDOW = ("SELECT name, exception_type, CAST((failed - ?) / ? AS INTEGER), count(*) FROM failures "
+          "WHERE failed >= ? GROUP BY 1, 2, 3")
 _UPSERT = (
     "INSERT INTO failures (uuid, name, exception_type, failed, data) "
     "SELECT json_extract(value, '$[0]'), json_extract(value, '$[1]'), json_extract(value, '$[2]'), "
@@ -85,13 +94,9 @@ def groups(conn: sqlite3.Connection, since: float, width: float) -> list[GroupCo
     """Every group (the largest first, at most ``MAX_GROUPS``), with counts per bucket from ``since``."""
     found = {
         (name, kind): GroupCounts(name, kind, count, first, last)
-        for name, kind, count, first, last in conn.execute(
-            "SELECT name, exception_type, count(*), min(failed), max(failed) FROM failures "
-            "GROUP BY name, exception_type ORDER BY count(*) DESC, max(failed) DESC LIMIT ?", (MAX_GROUPS,))
+        for name, kind, count, first, last in conn.execute(GROUPS, (MAX_GROUPS,))
     }
-    for name, kind, bucket, count in conn.execute(
-            "SELECT name, exception_type, CAST((failed - ?) / ? AS INTEGER), count(*) FROM failures "
-            "WHERE failed >= ? GROUP BY 1, 2, 3", (since, width, since)):
+    for name, kind, bucket, count in conn.execute(WINDOW, (since, width, since)):
         group = found.get((name, kind))
         if group is not None:
             group.buckets[int(bucket)] = int(count)
@@ -107,9 +112,7 @@ def sample(conn: sqlite3.Connection, name: str, kind: str) -> dict[str, Any] | N
 
 def tasks(conn: sqlite3.Connection, name: str, kind: str, limit: int | None, offset: int) -> list[dict[str, Any]]:
     """The group's failures, the latest first."""
-    rows = conn.execute("SELECT uuid, data FROM failures WHERE name = ? AND exception_type = ? "
-                        "ORDER BY failed DESC, seq DESC LIMIT ? OFFSET ?",
-                        (name, kind, -1 if limit is None else limit, offset)).fetchall()
+    rows = conn.execute(GROUP_TASKS, (name, kind, -1 if limit is None else limit, offset)).fetchall()
     return [task for uuid, data in rows if (task := _task(data, uuid)) is not None]
 
 

@@ -6,12 +6,17 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from pathlib import Path
 from typing import Any
 
 import psycopg
+from support.postgres import fresh_database
 
+from celery_monitor.store import pg_failures, sqlite_failures
 from celery_monitor.store.base import Store
 from celery_monitor.store.failures import summary
+from celery_monitor.store.postgres import PostgresStore
+from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.target import open_store
 
 KINDS = ("ValueError", "KeyError", "ConnectionError")
@@ -111,3 +116,38 @@ def test_a_history_written_before_the_failures_table_gets_its_failures(history_d
         assert sample is not None and sample["uuid"] == "fail-1" and sample["args"] == "(1,)"
     finally:
         store.close()
+
+
+def test_groups_and_a_groups_pages_are_read_from_indexes(tmp_path: Path) -> None:
+    now = time.time()
+    tasks = [failed(i, f"tests.t{i % 5}", KINDS[i % 3], now - i) for i in range(3000)]
+    sqlite = SQLiteStore(str(tmp_path / "h.db"))
+    try:
+        sqlite.write(tasks, [], {})
+        sqlite._reader.execute("ANALYZE")
+
+        def plan(sql: str, params: tuple[Any, ...]) -> str:
+            return " | ".join(row[-1] for row in sqlite._reader.execute("EXPLAIN QUERY PLAN " + sql, params))
+
+        page = plan(sqlite_failures.GROUP_TASKS, ("tests.t1", "KeyError", 20, 100))
+        assert "USING INDEX failures_group" in page and "TEMP B-TREE" not in page, page
+        assert "COVERING INDEX failures_group" in plan(sqlite_failures.GROUPS, (500,))
+        window = plan(sqlite_failures.WINDOW, (now - 60, 5, now - 60))
+        assert "INDEX failures_" in window and "SCAN failures" not in window, window  # a skip-scan, or by time
+    finally:
+        sqlite.close()
+    with fresh_database() as dsn:
+        postgres = PostgresStore(dsn)
+        try:
+            postgres.write(tasks, [], {})
+            conn: psycopg.Connection[Any] = postgres._reader
+            with conn.transaction():
+                conn.execute("ANALYZE failures")
+                for setting in ("enable_seqscan", "enable_sort", "enable_incremental_sort"):
+                    conn.execute(f"SET LOCAL {setting} = off")  # type: ignore[arg-type]
+                rows = conn.execute("EXPLAIN " + pg_failures.GROUP_TASKS,  # type: ignore[arg-type]
+                                    ("tests.t1", "KeyError", 20, 100)).fetchall()
+            page = " | ".join(row[0] for row in rows)
+            assert "failures_group" in page and "Sort" not in page and "Seq Scan" not in page, page
+        finally:
+            postgres.close()
