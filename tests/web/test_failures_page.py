@@ -85,18 +85,24 @@ def test_failure_groups_page_shows_hostile_text_and_reruns_a_group(page: Page, w
     assert_inert(page)
 
     # Re-run the group: a dry-run count, a confirmation naming it, then the re-runs (audited).
+    page.evaluate("window.__stillTheSamePage = true")  # a reload would wipe it out
     page.locator("#group-rerun").click()
     expect(page.locator("#group-action-result")).to_contain_text("Re-ran 2 of 2 task(s)")
     assert [d for d in dialogs if d.startswith("confirm:")] == [
         f"confirm:Re-run 2 task(s) of tests.fail_as · {HOSTILE_KIND}?"]
     assert not [d for d in dialogs if not d.startswith("confirm:")], dialogs
     wait_for(lambda: group_count(monitor, "tests.fail_as", HOSTILE_KIND) == 4, 30, message="the re-runs failed")
+    # Pushed live: the re-runs' failures join the group on the open page, without a reload.
+    expect(row.locator('[data-column="count"]')).to_have_text("4")
+    expect(page.locator("#group-total")).to_have_text("4")
+    expect(page.locator("#group-tasks tbody tr")).to_have_count(4)
+    assert page.evaluate("window.__stillTheSamePage === true"), "the page was reloaded"
     entries = monitor.json("/api/audit", params={"action": "failures.rerun"})["entries"]
     assert [entry["result"].get("dry_run") for entry in entries[:2]] == [False, True]
 
     # A task's link opens its page.
     target = links.first.get_attribute("href")
-    assert target is not None and target.rsplit("/", 1)[-1] in hostile
+    assert target is not None and target.startswith("/task/")  # the group's latest: a re-run now
     links.first.click()
     expect(page).to_have_url(monitor.url + target.removeprefix(monitor.prefix))
     expect(page.locator("#task-state")).to_have_text("FAILURE")

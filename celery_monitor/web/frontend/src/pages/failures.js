@@ -4,9 +4,11 @@ import { config, url } from "../lib/config.js";
 import { $, el, flash, replace } from "../lib/dom.js";
 import { absolute, number, when } from "../lib/format.js";
 import { getJSON, post } from "../lib/http.js";
+import { connectLive } from "../lib/live.js";
 
 const PAGE = 50;
-const REFRESH_MS = 10000;
+// The history flushes twice a second: groups are fetched again this long after a failure is pushed.
+const REFETCH_AFTER = 1000;
 
 function bars(counts) {
   const top = Math.max(1, ...counts);
@@ -140,12 +142,30 @@ export async function failuresPage() {
     }
   }
 
+  // Live: a pushed failure (or a task leaving FAILURE) refetches the groups, and the open group's page.
+  let pending = null;
+  function refetchSoon(groupToo) {
+    if (pending) return;
+    pending = setTimeout(() => {
+      pending = null;
+      const reads = [loadGroups()];
+      if (groupToo && !panel.hidden) reads.push(loadTasks());
+      Promise.all(reads).catch((error) => flash(error.message, "error"));
+    }, REFETCH_AFTER);
+  }
+  connectLive({
+    topics: ["tasks"],
+    onMessage(message) {
+      const failures = (message.tasks || []).filter((task) => task.state === "FAILURE");
+      if (failures.length) {
+        refetchSoon(failures.some((task) => task.name === state.name));
+      }
+    },
+    onReconnect: () => refetchSoon(true),
+  });
   if (state.name !== null && state.exception !== null) {
     await openGroup(state.name, state.exception);
   } else {
     await loadGroups();
   }
-  setInterval(() => {
-    if (document.visibilityState === "visible") loadGroups().catch(() => {});
-  }, REFRESH_MS);
 }
