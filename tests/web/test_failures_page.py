@@ -108,6 +108,13 @@ def test_failure_groups_page_shows_hostile_text_and_reruns_a_group(page: Page, w
     expect(page.locator("#task-state")).to_have_text("FAILURE")
     assert_inert(page)
 
+    # The audit trail links the group action back to its group.
+    page.goto(f"{monitor.url}/audit?action=failures.rerun")
+    page.locator('#audit tr[data-action="failures.rerun"] a[title="Open its page"]').first.click()
+    expect(page.locator("#group-exception")).to_have_text(HOSTILE_KIND)
+    expect(page.locator("#group-total")).to_have_text("4")
+    assert_inert(page)
+
 
 def test_a_read_only_monitor_shows_failures_without_buttons(browser: Browser, web_cluster: WebCluster,
                                                             tmp_path: Path) -> None:
