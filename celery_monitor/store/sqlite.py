@@ -241,11 +241,21 @@ class SQLiteStore:
                                                          search_settle_seconds)
 
     def _keep_failures_held(self) -> None:
-        """Fill a new failures table with the failed tasks the history already holds."""
-        sql = f"{_SELECT} WHERE state = 'FAILURE' ORDER BY seq"
-        rows, _ = failures.split(self._task_of_row(row) for row in self._writer.execute(sql).fetchall())
-        if rows:
-            sqlite_failures.upsert(self._writer, rows)
+        """Fill a new failures table with the failed tasks the history already holds, a chunk at a
+        time (in the tasks_state index's order), so a large history is never all in memory."""
+        after = 0
+        while True:
+            seqs = [seq for (seq,) in self._writer.execute(
+                "SELECT seq FROM tasks WHERE state = 'FAILURE' AND seq > ? ORDER BY seq LIMIT ?",
+                (after, WRITE_CHUNK))]
+            if not seqs:
+                return
+            found = self._writer.execute(f"{_SELECT} WHERE seq BETWEEN ? AND ? AND state = 'FAILURE'",
+                                         (seqs[0], seqs[-1])).fetchall()
+            rows, _ = failures.split(self._task_of_row(row) for row in found)
+            if rows:
+                sqlite_failures.upsert(self._writer, rows)
+            after = seqs[-1]
 
     def _connect(self, writer: bool = False) -> sqlite3.Connection:
         try:

@@ -96,7 +96,8 @@ def test_failures_outlive_max_tasks_trimming_up_to_their_own_bound(history_db: s
 def test_a_history_written_before_the_failures_table_gets_its_failures(history_db: str) -> None:
     store = open_store(history_db)
     now = time.time()
-    store.write([failed(i, "tests.fail_as", KINDS[i % 3], now - i) for i in range(9)], [], {})
+    # More than one chunk of the copy (2,000 tasks) in SQLite.
+    store.write([failed(i, "tests.fail_as", KINDS[i % 3], now - i) for i in range(4500)], [], {})
     store.write([succeeded(i, now) for i in range(3)], [], {})
     store.close()
     # Take the history back to before the failures table.
@@ -110,8 +111,8 @@ def test_a_history_written_before_the_failures_table_gets_its_failures(history_d
 
     store = open_store(history_db)
     try:
-        assert {(g.name, g.exception_type): g.count for g in store.failure_groups(now - 60, 5)} == {
-            ("tests.fail_as", kind): 3 for kind in KINDS}
+        assert {(g.name, g.exception_type): g.count for g in store.failure_groups(now - 6000, 500)} == {
+            ("tests.fail_as", kind): 1500 for kind in KINDS}
         sample = store.failure_sample("tests.fail_as", "KeyError")
         assert sample is not None and sample["uuid"] == "fail-1" and sample["args"] == "(1,)"
     finally:
