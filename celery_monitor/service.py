@@ -79,7 +79,8 @@ class Monitor:
         self.inspector = Inspector(app, settings.inspect_timeout / 1000)
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
                                   snapshot_meta=self.live.counters_to_save, on_trim=self.live.forget_trimmed,
-                                  path=settings.db if settings.persistent else None)
+                                  path=settings.db if settings.persistent else None,
+                                  max_failed_tasks=settings.max_failed_tasks)
         self.tasks = TaskLookup(self.live, self.writer, self.store)
         # --redact and --format_task hold for the history and every reader, with or without a web app.
         self.redactor = auth_wiring.redactor(settings)
@@ -99,7 +100,7 @@ class Monitor:
             self.spool = self._spool_temp = Path(tempfile.gettempdir(), f"celery-monitor-spool-{uuid.uuid4().hex}")
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
                                    settings.event_buffer_mb * 1024 * 1024)
-        self.queues = QueueLengths(app, settings.broker_api)
+        self.queues = QueueLengths(app, settings.broker_api, sent_at=self._sent_at)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
         self.audit = AuditTrail(self.store)
         # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
@@ -216,6 +217,12 @@ class Monitor:
 
     def task_count(self) -> int:
         return self.store.task_count()
+
+    def _sent_at(self, task_id: str) -> float | None:
+        """When a task was sent, as its ``task-sent`` event said (the age of a message on Redis)."""
+        task = self.tasks.get(task_id)
+        sent = task.get("sent") if task else None
+        return float(sent) if isinstance(sent, int | float) and not isinstance(sent, bool) else None
 
     def queue_names(self) -> list[str]:
         active: list[str] = []

@@ -86,6 +86,9 @@ class Settings:
         "task data hidden before it is stored or shown, e.g. kwargs.password,args.2"))
     read_only: bool = option(False, "refuse every control action")
     max_tasks: int = option(100_000, "tasks kept in the history", minimum=1)
+    max_failed_tasks: int | None = option(
+        None, "failed tasks kept for the failures page and the task pages, counted apart from --max_tasks "
+        "(default: --max_tasks), so failures can be kept longer than successes", minimum=1)
     max_workers: int = option(5000, "workers kept", minimum=1)
     event_text_limit: int = option(
         65_536, "characters kept of a task's args, kwargs, result, exception and traceback (the rest is cut, "

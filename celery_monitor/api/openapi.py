@@ -46,6 +46,13 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
                    "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME},
     "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
     "/api/task/rerun/{task_id}": {"force": BOOLEAN},
+    "/api/failures": {"window": {"type": "number", "minimum": 60}, "buckets": {"type": "integer", "minimum": 2,
+                                                                               "maximum": 120}},
+    "/api/failures/tasks": {"name": STRING, "exception": STRING, "offset": COUNT,
+                            "limit": {"type": "integer", "minimum": 1, "maximum": 500}},
+    "/api/failures/revoke": {"name": STRING, "exception": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,
+                             "signal": STRING},
+    "/api/failures/rerun": {"name": STRING, "exception": STRING, "dry_run": BOOLEAN, "limit": COUNT},
 }
 
 # Control arguments may come in the query string or in a form or JSON object body (as in Flower).
@@ -91,6 +98,13 @@ RESPONSES: dict[str, Any] = {
 SUMMARIES: dict[str, str] = {
     "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result); "
                   "filters: `user`, `action`, `target`, `since`, `until`.",
+    "/api/failures": "Failures grouped by task name and exception type, the largest first: count, first and last "
+                     "seen, counts per bucket over `window` seconds with a status (new, growing, falling, steady, "
+                     "quiet), and the latest failure as a sample.",
+    "/api/failures/tasks": "The failed tasks of one group (`name`, `exception`), the latest first, paged.",
+    "/api/failures/revoke": "Revoke the tasks of one failure group; `dry_run=true` only counts. Audited.",
+    "/api/failures/rerun": "Re-run the tasks of one failure group with their exact arguments (at most 1,000 at "
+                           "once); `dry_run=true` counts and checks a sample. Audited.",
     "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector.",
     "/api/openapi.json": "This description.",
     "/api/queues/length": "Messages waiting per queue, read from the broker (Flower's shape).",

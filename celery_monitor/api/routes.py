@@ -8,6 +8,7 @@ from celery_monitor.api import (
     audit,
     control_tasks,
     control_workers,
+    failures,
     health,
     openapi,
     queue_tasks,
@@ -65,6 +66,14 @@ ROUTES += [
     Route("/api/schedule/enable/{entry:path}", schedules.enable, methods=["POST"]),
     Route("/api/schedule/disable/{entry:path}", schedules.disable, methods=["POST"]),
     Route("/api/schedule/run/{entry:path}", schedules.run_now, methods=["POST"]),
+]
+
+# Failure groups: reads, and the group's audited bulk actions.
+ROUTES += [
+    Route("/api/failures", failures.list_groups, methods=["GET"]),
+    Route("/api/failures/tasks", failures.group_tasks, methods=["GET"]),
+    Route("/api/failures/revoke", failures.revoke_group, methods=["POST"]),
+    Route("/api/failures/rerun", failures.rerun_group, methods=["POST"]),
 ]
 
 # The OpenAPI description of everything above.

@@ -5,15 +5,19 @@ management API (falling back to a passive declare over AMQP when no management A
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, unquote, urlparse
 
 import httpx
+import orjson
 import redis
 from celery import Celery
 from kombu import Connection
 
+from celery_monitor.broker.envelopes import Envelope, redis_envelope, task_id
 from celery_monitor.celery_app import broker_url
+from celery_monitor.state.stats import eta_time
 
 log = logging.getLogger(__name__)
 PRIORITY_SEP = "\x06\x16"
@@ -57,9 +61,48 @@ def oldest_message_timestamp(queue: dict[str, Any]) -> float | None:
     return float(value)
 
 
+SentAt = Callable[[str], float | None]
+
+
+def _number(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        return None
+    return float(value)
+
+
+def waiting_since(envelope: Envelope, properties: dict[str, Any], sent_at: SentAt) -> float | None:
+    """Since when a message on a Redis list has waited, if anything tells.
+
+    Neither Celery nor kombu stamps a message with its publishing time on Redis; a publisher may
+    (a ``timestamp`` property, as RabbitMQ reads it, or header). Otherwise the history's ``sent``
+    time of the task it carries (its ``task-sent`` event) says it. A later ETA is when it started
+    waiting to run. Unknown is not zero: None.
+    """
+    since = _number(properties.get("timestamp")) or _number(envelope.headers.get("timestamp"))
+    uuid = task_id(envelope)
+    if since is None and uuid:
+        since = sent_at(uuid)
+    eta = envelope.headers.get("eta")
+    if isinstance(eta, str) and since is not None:
+        at = eta_time(eta)
+        if at is not None:
+            since = max(since, at)
+    return since
+
+
+def _properties(raw: Any) -> dict[str, Any]:
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return {}
+    props = data.get("properties") if isinstance(data, dict) else None
+    return props if isinstance(props, dict) else {}
+
+
 class QueueLengths:
-    def __init__(self, app: Celery, broker_api: str = "") -> None:
+    def __init__(self, app: Celery, broker_api: str = "", sent_at: SentAt | None = None) -> None:
         self.app = app
+        self.sent_at: SentAt = sent_at or (lambda _uuid: None)
         self.url = broker_url(app)
         self.api = management_url(app, broker_api)
         self._redis: redis.Redis | None = None
@@ -84,21 +127,40 @@ class QueueLengths:
         return self._redis
 
     def _redis_lengths(self, names: list[str]) -> list[dict[str, Any]]:
+        """Each queue's length (its priority sub-lists summed) and, when it tells, since when its
+        oldest message waits: the next out of each sub-list is its last element (``LINDEX -1``)."""
         prefix = (self.app.conf.broker_transport_options or {}).get("global_keyprefix", "")
+        keys = [[f"{prefix}{name}", *(f"{prefix}{name}{PRIORITY_SEP}{step}" for step in PRIORITY_STEPS)]
+                for name in names]
         try:
             pipe = self._redis_client().pipeline(transaction=False)
-            for name in names:
-                pipe.llen(f"{prefix}{name}")
-                for step in PRIORITY_STEPS:
-                    pipe.llen(f"{prefix}{name}{PRIORITY_SEP}{step}")
-            counts = pipe.execute()
+            for queue_keys in keys:
+                for key in queue_keys:
+                    pipe.llen(key)
+                    pipe.lindex(key, -1)
+            replies = pipe.execute()
         except redis.RedisError as exc:
             raise BrokerUnavailable(f"redis: {exc}") from None
-        per_queue = len(PRIORITY_STEPS) + 1
-        return [
-            {"name": name, "messages": int(sum(counts[i * per_queue : (i + 1) * per_queue]))}
-            for i, name in enumerate(names)
-        ]
+        out = []
+        position = 0
+        for name, queue_keys in zip(names, keys, strict=True):
+            messages = 0
+            oldest: float | None = None
+            for _ in queue_keys:
+                length, tail = replies[position], replies[position + 1]
+                position += 2
+                messages += int(length)
+                envelope = redis_envelope(tail) if tail else None
+                if envelope is None:
+                    continue
+                since = waiting_since(envelope, _properties(tail), self.sent_at)
+                if since is not None and (oldest is None or since < oldest):
+                    oldest = since
+            entry: dict[str, Any] = {"name": name, "messages": messages}
+            if oldest is not None and messages:
+                entry["oldest_message_timestamp"] = oldest
+            out.append(entry)
+        return out
 
     def _management_lengths(self, names: list[str]) -> list[dict[str, Any]]:
         assert self.api is not None

@@ -19,6 +19,7 @@ from celery_monitor.auth.redact import Redactor
 from celery_monitor.broker.messages import QueueMessages
 from celery_monitor.control.broadcast import Broadcaster
 from celery_monitor.control.bulk import BulkActions
+from celery_monitor.control.failure_groups import FailureGroupActions
 from celery_monitor.control.limits import LimitControl
 from celery_monitor.control.rerun import RerunSources
 from celery_monitor.control.task_control import TaskControl
@@ -48,6 +49,7 @@ class ControlPlane:
                                  redactor=lambda: redactor,
                                  rerun_sources=RerunSources(app, self.messages, queue_names))
         self.bulk = BulkActions(self.tasks, tasks.page, tasks.count, self.messages, queue_names)
+        self.failure_groups = FailureGroupActions(self.tasks, tasks.store)
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="control")
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:

@@ -26,7 +26,7 @@ from celery_monitor.metrics.queue_metrics import QueueFamilies
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.schedules.catalog import Schedules
 from celery_monitor.state.live import LiveView
-from celery_monitor.state.snapshots import EventKey, LiveSnapshot, OutcomeKey, TaskWorker, WorkerStatus
+from celery_monitor.state.snapshots import EventKey, LiveSnapshot, OutcomeKey, QueueTask, TaskWorker, WorkerStatus
 from celery_monitor.store.base import Store
 from celery_monitor.store.writer import StoreWriter
 from celery_monitor.supervision import Supervisor
@@ -81,6 +81,8 @@ class Snapshot:
             weights.setdefault(outcome.task, count)
         for task, _ in stats.queue_wait:
             weights.setdefault(task, 0)
+        for pair, _ in stats.queue_latency:
+            weights.setdefault(pair.task, 0)
         return weights
 
 
@@ -126,6 +128,9 @@ class MonitorCollector:
                                 ("task", "state", "exception"))
         self.queue_wait = HistogramFamily(P + "task_queue_wait_seconds", "Time from sent (or received) to started",
                                           ("task",))
+        self.queue_latency = HistogramFamily(
+            P + "task_queue_latency_seconds", "Time from sent (or from the ETA, when later) to started, per queue",
+            ("queue", "task"))
         self.tasks = Gauge(P + "tasks", "Retained tasks by current state", ("state",))
         self.lost = Counter(P + "tasks_lost", "Tasks turned LOST: their worker went offline or restarted while "
                             "it held them", ("name",))
@@ -213,6 +218,8 @@ class MonitorCollector:
                                       _add).items())
         waits = fold_histograms(stats.queue_wait, self._relabel(task))
         self.queue_wait.write(out, [((name,), hist) for name, hist in waits.items()])
+        latency = fold_histograms(stats.queue_latency, self._relabel(lambda k: QueueTask(k.queue, task(k.task))))
+        self.queue_latency.write(out, latency.items())
         self.tasks.write(out, [((state,), count) for state, count in sorted(snap.live.state_counts.items())])
         lost = fold(stats.lost, self._relabel(task), _add)
         self.lost.write(out, [((name,), count) for name, count in lost.items()])

@@ -84,9 +84,17 @@ class Timeline:
             merged = runtimes.setdefault(key.task, [0] * len(hist.counts))
             for index, count in enumerate(hist.counts):
                 merged[index] += count
+        latency: dict[str, list[int]] = {}
+        latency_bounds: tuple[float, ...] = ()
+        for pair, hist in stats.queue_latency:
+            merged = latency.setdefault(pair.queue, [0] * len(hist.counts))
+            for index, count in enumerate(hist.counts):
+                merged[index] += count
+            latency_bounds = hist.bounds
         online = sum(1 for worker in snap.workers.values() if worker.online)
         return {"time": snap.taken_at, "outcomes": outcomes, "received": received, "runtimes": runtimes,
-                "bounds": stats.runtime_buckets, "online": online}
+                "bounds": stats.runtime_buckets, "online": online, "latency": latency,
+                "latency_bounds": latency_bounds}
 
     def sample(self) -> dict[str, Any] | None:
         """Take one point; the first call only sets the baseline."""
@@ -113,8 +121,19 @@ class Timeline:
             delta = [max(a - b, 0) for a, b in zip(counts, before, strict=True)]
             if any(delta):
                 runtimes[name] = [quantile(current["bounds"], delta, q) for q in QUANTILES]
+        # The 95th percentile of the queue latency of the tasks started in this interval, per queue.
+        latency: dict[str, float | None] = {}
+        for queue, counts in current["latency"].items():
+            before = previous["latency"].get(queue, [0] * len(counts))
+            delta = [max(a - b, 0) for a, b in zip(counts, before, strict=True)]
+            if any(delta):
+                latency[queue or "(unknown)"] = quantile(current["latency_bounds"], delta, 0.95)
         queues = self.queues.latest
+        oldest = {q["name"]: round(max(0.0, current["time"] - q["oldest_message_timestamp"]), 3)
+                  for q in queues if "oldest_message_timestamp" in q}
         return {
+            "latency_p95": latency,
+            "oldest_message_age": oldest,
             "time": round(current["time"], 3),
             "rates": rates,
             "failure_rate": failure_rate,

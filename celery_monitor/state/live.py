@@ -21,6 +21,7 @@ from celery_monitor.state.snapshots import (
     EventKey,
     LiveSnapshot,
     OutcomeKey,
+    QueueTask,
     StatsSnapshot,
     TaskWorker,
     WorkerStatus,
@@ -215,6 +216,7 @@ class LiveView:
                 prefetched=[(TaskWorker._make(k), v) for k, v in stats.prefetched.items()],
                 outcomes=[(OutcomeKey._make(k), v) for k, v in stats.outcomes.items()],
                 queue_wait=[(k, h.copy()) for k, h in stats.queue_wait.items()],
+                queue_latency=[(QueueTask._make(k), h.copy()) for k, h in stats.queue_latency.items()],
                 lost=list(stats.lost.items()),
             )
             workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0) for w in self._workers.values()}

@@ -28,6 +28,13 @@ class TaskWorker(NamedTuple):
     worker: str
 
 
+class QueueTask(NamedTuple):
+    """Values kept per queue and task name."""
+
+    queue: str
+    task: str
+
+
 class OutcomeKey(NamedTuple):
     """Finished attempts per task name, final state and exception class ("" for a success)."""
 
@@ -47,6 +54,7 @@ class StatsSnapshot:
     prefetched: list[tuple[TaskWorker, int]]
     outcomes: list[tuple[OutcomeKey, int]]
     queue_wait: list[tuple[str, Histogram]]  # by task name
+    queue_latency: list[tuple[QueueTask, Histogram]]
     lost: list[tuple[str, int]]  # tasks turned LOST, by task name
 
 

@@ -6,6 +6,7 @@ child lookup, and the whole set is saved with the history so a restart keeps the
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 import msgspec
@@ -16,7 +17,31 @@ from celery_monitor.state.models import TaskRecord
 from celery_monitor.states import EVENT_STATES
 
 WAIT_BUCKETS: tuple[float, ...] = (0.01, 0.05, 0.1, 0.5, 1.0, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0)
+# Queue latency: from a millisecond to a day (a backlog that waited out an outage).
+LATENCY_BUCKETS: tuple[float, ...] = (
+    0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 3600.0, 86400.0,
+)  # fmt: skip
 OUTCOME_STATES = {event: state for event, state in EVENT_STATES.items() if state in states.OUTCOME_STATES}
+
+
+def eta_time(eta: str | None) -> float | None:
+    """Seconds since the epoch of Celery's ISO 8601 ``eta`` (a time without a zone is UTC, as Celery sends it)."""
+    if not eta:
+        return None
+    try:
+        at = datetime.fromisoformat(eta)
+    except ValueError:
+        return None
+    return (at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp()
+
+
+def queued_since(task: TaskRecord) -> float | None:
+    """When a task could first have started: sent, or its ETA when that is later; None when the
+    monitor did not see it sent (no ``task-sent`` event: the client runs without task_send_sent_event)."""
+    eta = eta_time(task.eta)
+    if task.sent is None:
+        return eta
+    return task.sent if eta is None else max(task.sent, eta)
 
 
 def exception_class(exception: str | None) -> str:
@@ -35,6 +60,7 @@ class EventStats:
         self.prefetched: dict[tuple[str, str], int] = {}
         self.outcomes: dict[tuple[str, str, str], int] = {}
         self.queue_wait: dict[str, Histogram] = {}
+        self.queue_latency: dict[tuple[str, str], Histogram] = {}  # by (queue, task name)
         self.lost: dict[str, int] = {}  # tasks the monitor judged LOST, by task name
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
@@ -51,6 +77,7 @@ class EventStats:
             if task.received is not None and task.started is not None:
                 self.prefetch_time[pair] = max(0.0, task.started - task.received)
             self._record_wait(name, task)
+            self._record_latency(name, task)
         elif event_type == "task-succeeded":
             runtime = event.get("runtime")
             if isinstance(runtime, int | float):
@@ -76,6 +103,16 @@ class EventStats:
             hist = self.queue_wait[name] = Histogram(WAIT_BUCKETS)
         hist.observe(wait)
 
+    def _record_latency(self, name: str, task: TaskRecord) -> None:
+        since = queued_since(task)
+        if since is None or task.started is None:
+            return
+        key = (task.queue or task.routing_key or "", name)
+        hist = self.queue_latency.get(key)
+        if hist is None:
+            hist = self.queue_latency[key] = Histogram(LATENCY_BUCKETS)
+        hist.observe(max(0.0, task.started - since))
+
     def forget_worker(self, worker: str) -> None:
         tables: tuple[dict[Any, Any], ...] = (self.events, self.runtime, self.prefetch_time, self.prefetched)
         for table in tables:
@@ -90,6 +127,7 @@ class EventStats:
             "prefetched": [[*k, v] for k, v in self.prefetched.items()],
             "outcomes": [[*k, v] for k, v in self.outcomes.items()],
             "queue_wait": [[k, h.to_store()] for k, h in self.queue_wait.items()],
+            "queue_latency": [[*k, h.to_store()] for k, h in self.queue_latency.items()],
             "lost": [[k, v] for k, v in self.lost.items()],
         }
 
@@ -107,6 +145,8 @@ class EventStats:
         self.prefetched = {(a, b): v for a, b, v in data.get("prefetched", [])}
         self.outcomes = {(a, b, c): v for a, b, c, v in data.get("outcomes", [])}
         self.queue_wait = {k: Histogram.from_store(h, WAIT_BUCKETS) for k, h in data.get("queue_wait", [])}
+        self.queue_latency = {(q, t): Histogram.from_store(h, LATENCY_BUCKETS)
+                              for q, t, h in data.get("queue_latency", [])}
         self.lost = dict(data.get("lost", []))
 
 
@@ -128,4 +168,5 @@ class _SavedStats(msgspec.Struct, forbid_unknown_fields=False):
     prefetched: list[tuple[str, str, _Count]] = []
     outcomes: list[tuple[str, str, str, _Count]] = []
     queue_wait: list[tuple[str, _SavedHistogram]] = []
+    queue_latency: list[tuple[str, str, _SavedHistogram]] = []
     lost: list[tuple[str, _Count]] = []

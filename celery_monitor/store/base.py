@@ -10,6 +10,7 @@ from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from celery_monitor.store.failures import GroupCounts
 from celery_monitor.store.query import TaskQuery
 
 TaskDict = dict[str, Any]
@@ -59,6 +60,23 @@ class Store(Protocol):
         """Delete the oldest tasks beyond ``max_tasks``; return how many were removed per state."""
 
     def task_count(self) -> int: ...
+
+    # Failure groups (store/failures.py): failed tasks kept apart, trimmed by themselves.
+
+    def trim_failures(self, max_failed: int) -> int:
+        """Delete the oldest failures beyond ``max_failed``; how many went."""
+
+    def failure_groups(self, since: float, width: float) -> list[GroupCounts]:
+        """Every group with its counts, and its counts per ``width`` seconds from ``since``."""
+
+    def failure_sample(self, name: str, exception_type: str) -> TaskDict | None: ...
+
+    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None,
+                      offset: int = 0) -> list[TaskDict]: ...
+
+    def failure_count(self, name: str, exception_type: str) -> int: ...
+
+    def failure_total(self) -> int: ...
 
     def index_search(self, budget_seconds: float = 0.05) -> int:
         """Bring the search index closer to the history, for about ``budget_seconds``."""

@@ -97,9 +97,32 @@ MIGRATIONS: tuple[Migration, ...] = (
     # searches still give the same answers, by reading the rows in order; the next upgrade creates
     # the index once the extension is there.
     Migration(2, "trigram index for search (when pg_trgm is available)", ()),
+    # Failures kept apart from the history's trimming, grouped by task name and exception type
+    # (store/failures.py); the failed tasks already held are copied in (their JSON as jsonb, so a
+    # row whose JSON holds a NUL escape, which jsonb refuses, is left out).
+    Migration(3, "failures table: failed tasks by name and exception type, trimmed on their own", (
+        """CREATE TABLE failures (
+            seq bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+            uuid text COLLATE "C" NOT NULL UNIQUE,
+            name text COLLATE "C" NOT NULL, exception_type text COLLATE "C" NOT NULL,
+            failed double precision NOT NULL,
+            data text NOT NULL
+        )""",
+        "CREATE INDEX failures_group ON failures (name, exception_type, failed, seq)",
+        "CREATE INDEX failures_failed ON failures (failed)",
+        """INSERT INTO failures (uuid, name, exception_type, failed, data)
+        SELECT uuid, coalesce(name, ''),
+               left(trim(split_part(coalesce(data::jsonb ->> 'exception', ''), '(', 1)), 200),
+               coalesce(failed, timestamp, 0),
+               (data::jsonb || jsonb_build_object('uuid', uuid, 'name', name, 'state', state, 'worker', worker,
+                   'received', received, 'sent', sent, 'started', started, 'succeeded', succeeded,
+                   'failed', failed, 'timestamp', timestamp, 'runtime', runtime, 'args', args,
+                   'kwargs', kwargs, 'result', result))::text
+        FROM tasks WHERE state = 'FAILURE' AND strpos(data, '\\u0000') = 0 ORDER BY seq""",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
-OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine")
+OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine", "failures")
 
 
 def _current(conn: psycopg.Connection[Any]) -> int:

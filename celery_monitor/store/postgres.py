@@ -34,7 +34,7 @@ import orjson
 import psycopg
 
 from celery_monitor.state.models import TASK_FIELDS
-from celery_monitor.store import dsn, pg_schema, stored
+from celery_monitor.store import dsn, failures, pg_failures, pg_schema, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import LATEST, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
@@ -250,6 +250,7 @@ class PostgresStore:
         worker_rows = [(_text(w["hostname"]), orjson.dumps(w).decode()) for w in workers]
         meta_rows = [(k, orjson.dumps(v).decode()) for k, v in meta.items()]
         rows = [_row(task, 0) for task in batch.values()]  # refuses what cannot be stored, before writing
+        failed, others = failures.split(batch.values())
         # Names as JSON (exact, NUL characters included): see pg_schema's task_names.
         names = sorted({orjson.dumps(task["name"]).decode() for task in batch.values()
                         if isinstance(task.get("name"), str)})
@@ -258,6 +259,7 @@ class PostgresStore:
             with conn.transaction():
                 if rows:
                     self._upsert(conn, rows, names)
+                    pg_failures.write(conn, failed, others)
                 if worker_rows:
                     with conn.cursor() as cursor:
                         cursor.executemany("INSERT INTO workers VALUES (%s, %s) "
@@ -313,6 +315,12 @@ class PostgresStore:
                     removed[state] = removed.get(state, 0) + count
         return removed
 
+    def trim_failures(self, max_failed: int) -> int:
+        with self._write_lock:
+            conn = self._write_conn()
+            with conn.transaction():
+                return pg_failures.trim(conn, max_failed)
+
     def close(self) -> None:
         # Let go of the database before the connections go: the next monitor need not wait for
         # the server to notice the session has ended.
@@ -333,7 +341,28 @@ class PostgresStore:
 
     def get_task(self, uuid: str) -> TaskDict | None:
         tasks = self._fetch_tasks(f"{_SELECT} WHERE uuid = %s", (_text(uuid),))
-        return tasks[0][1] if tasks else None
+        if not tasks:  # trimmed from the history, a failure may still be kept (--max_failed_tasks)
+            return pg_failures.get(self._rows, uuid)
+        return tasks[0][1]
+
+    # -- failure groups (failures.py) ------------------------------------------------------------
+
+    def failure_groups(self, since: float, width: float) -> list[failures.GroupCounts]:
+        with self.snapshot():
+            return pg_failures.groups(self._rows, since, width)
+
+    def failure_sample(self, name: str, exception_type: str) -> TaskDict | None:
+        return pg_failures.sample(self._rows, name, exception_type)
+
+    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None,
+                      offset: int = 0) -> list[TaskDict]:
+        return pg_failures.tasks(self._rows, name, exception_type, limit, offset)
+
+    def failure_count(self, name: str, exception_type: str) -> int:
+        return pg_failures.count(self._rows, name, exception_type)
+
+    def failure_total(self) -> int:
+        return pg_failures.total(self._rows)
 
     def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]:
         wanted = [_text(uuid) for uuid in uuids]

@@ -21,7 +21,7 @@ from typing import Any
 import orjson
 
 from celery_monitor.state.models import TASK_FIELDS
-from celery_monitor.store import search_index, stored
+from celery_monitor.store import failures, search_index, sqlite_failures, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import Quarantine, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
@@ -233,10 +233,29 @@ class SQLiteStore:
             # Schema version 1 databases get the search index here and fill it from the start.
             self._writer.executescript(search_index.SCHEMA)
             search_index.upgrade(self._writer)
+            if sqlite_failures.create(self._writer):
+                self._keep_failures_held()
         except sqlite3.DatabaseError as exc:
             raise StoreError(f"{path} is not a Celery Monitor history, or is damaged ({exc})") from None
         self.search_indexer = search_index.SearchIndexer(self._writer, self._write_lock, self._index_lock,
                                                          search_settle_seconds)
+
+    def _keep_failures_held(self) -> None:
+        """Fill a new failures table with the failed tasks the history already holds, a chunk at a
+        time (in the tasks_state index's order), so a large history is never all in memory."""
+        after = 0
+        while True:
+            seqs = [seq for (seq,) in self._writer.execute(
+                "SELECT seq FROM tasks WHERE state = 'FAILURE' AND seq > ? ORDER BY seq LIMIT ?",
+                (after, WRITE_CHUNK))]
+            if not seqs:
+                return
+            found = self._writer.execute(f"{_SELECT} WHERE seq BETWEEN ? AND ? AND state = 'FAILURE'",
+                                         (seqs[0], seqs[-1])).fetchall()
+            rows, _ = failures.split(self._task_of_row(row) for row in found)
+            if rows:
+                sqlite_failures.upsert(self._writer, rows)
+            after = seqs[-1]
 
     def _connect(self, writer: bool = False) -> sqlite3.Connection:
         try:
@@ -291,7 +310,9 @@ class SQLiteStore:
     def write(
         self, tasks: Iterable[TaskDict], workers: Iterable[dict[str, Any]], meta: dict[str, Any]
     ) -> None:
-        chunks = _json_chunks(tasks)
+        batch = list(tasks)
+        failed, others = failures.split(batch)
+        chunks = _json_chunks(batch)
         worker_rows = [(w["hostname"], orjson.dumps(w)) for w in workers]
         meta_rows = [(k, orjson.dumps(v)) for k, v in meta.items()]
         with self._write_lock:
@@ -300,6 +321,7 @@ class SQLiteStore:
             try:
                 for chunk in chunks:
                     _upsert_chunk(conn, chunk)
+                sqlite_failures.write(conn, failed, others)
                 if worker_rows:
                     conn.executemany("INSERT OR REPLACE INTO workers VALUES (?, ?)", worker_rows)
                 if meta_rows:
@@ -345,6 +367,10 @@ class SQLiteStore:
                 conn.execute("COMMIT")
         return removed
 
+    def trim_failures(self, max_failed: int) -> int:
+        with self._write_lock:
+            return sqlite_failures.trim(self._writer, max_failed)
+
     def close(self) -> None:
         with self._write_lock:
             if self.path is not None:
@@ -362,7 +388,28 @@ class SQLiteStore:
 
     def get_task(self, uuid: str) -> TaskDict | None:
         row = self._reader.execute(f"{_SELECT} WHERE uuid = ?", (uuid,)).fetchone()
-        return self._task_of_row(row) if row else None
+        if row is None:  # trimmed from the history, a failure may still be kept (--max_failed_tasks)
+            return sqlite_failures.get(self._reader, uuid)
+        return self._task_of_row(row)
+
+    # -- failure groups (failures.py) ------------------------------------------------------------
+
+    def failure_groups(self, since: float, width: float) -> list[failures.GroupCounts]:
+        with search_index.snapshot(self._reader):
+            return sqlite_failures.groups(self._reader, since, width)
+
+    def failure_sample(self, name: str, exception_type: str) -> TaskDict | None:
+        return sqlite_failures.sample(self._reader, name, exception_type)
+
+    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None,
+                      offset: int = 0) -> list[TaskDict]:
+        return sqlite_failures.tasks(self._reader, name, exception_type, limit, offset)
+
+    def failure_count(self, name: str, exception_type: str) -> int:
+        return sqlite_failures.count(self._reader, name, exception_type)
+
+    def failure_total(self) -> int:
+        return sqlite_failures.total(self._reader)
 
     def _fetch_tasks(self, sql: str, params: Any) -> list[TaskDict]:
         """The tasks a ``SELECT <columns>, data`` query returns, in its order, fetched in one step."""

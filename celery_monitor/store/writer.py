@@ -46,11 +46,13 @@ class StoreWriter(threading.Thread):
         on_trim: Callable[[dict[str, int]], None] | None = None,
         trim_every: float = 2.0,
         path: str | None = None,
+        max_failed_tasks: int | None = None,
     ) -> None:
         super().__init__(name="store-writer", daemon=True)
         self.store = store
         self.interval = interval
         self.max_tasks = max_tasks
+        self.max_failed_tasks = max_tasks if max_failed_tasks is None else max_failed_tasks
         self.snapshot_meta = snapshot_meta
         self.on_trim = on_trim
         self.trim_every = trim_every
@@ -222,6 +224,7 @@ class StoreWriter(threading.Thread):
 
     def trim(self) -> None:
         removed = self.store.trim(self.max_tasks)
+        self.store.trim_failures(self.max_failed_tasks)
         if removed and self.on_trim:
             self.on_trim(removed)
 

@@ -16,6 +16,7 @@ from celery_monitor.auth import redact_replies
 from celery_monitor.http.audit import audit_page
 from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
+from celery_monitor.http.failures import group_tasks_answer, groups_answer
 from celery_monitor.http.params import get_bool
 from celery_monitor.http.tasks import task_or_404, task_query
 from celery_monitor.http.workers import refresh_inspector, worker_row
@@ -105,6 +106,14 @@ async def audit(request: Request) -> Response:
 async def schedules(request: Request) -> Response:
     """The beat entries, as GET /api/schedules lists them (arguments redacted there)."""
     return json_response(monitor_of(request).schedules.listing())
+
+
+async def failure_groups(request: Request) -> Response:
+    return json_response(await groups_answer(request))
+
+
+async def failure_tasks(request: Request) -> Response:
+    return json_response(await group_tasks_answer(request))
 
 
 async def timeline(request: Request) -> Response:

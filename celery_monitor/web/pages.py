@@ -92,6 +92,11 @@ async def old_graphs(request: Request) -> Response:
     return RedirectResponse(f"{monitor_of(request).settings.prefix}/graphs{query}", status_code=301)
 
 
+async def failures(request: Request) -> Response:
+    """Failure groups: which errors are new, which are growing, and their tasks."""
+    return render(request, "failures.html", "failures", "Failures")
+
+
 async def audit(request: Request) -> Response:
     """The audit trail; read-only identities see it too (it holds no secret the other pages do not)."""
     return render(request, "audit.html", "audit", "Audit")

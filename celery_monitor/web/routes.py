@@ -17,6 +17,7 @@ ROUTES: list[BaseRoute] = [
     Route("/monitor", pages.old_graphs),
     Route("/audit", pages.audit),
     Route("/schedules", pages.schedules),
+    Route("/failures", pages.failures),
     Route("/live", data.live),
     Route("/ui/workers.json", data.workers),
     Route("/ui/worker/{name:path}/limits.json", data.worker_limits),
@@ -27,4 +28,6 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/graphs.json", data.timeline),
     Route("/ui/audit.json", data.audit),
     Route("/ui/schedules.json", data.schedules),
+    Route("/ui/failures.json", data.failure_groups),
+    Route("/ui/failures/tasks.json", data.failure_tasks),
 ]

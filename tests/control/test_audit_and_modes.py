@@ -17,6 +17,7 @@ MUTATING = [
     "/api/task/apply/tests.add", "/api/task/async-apply/tests.add", "/api/task/send-task/tests.add",
     "/api/task/abort/some-id", "/api/task/revoke/some-id", "/api/task/timeout/tests.add?soft=1",
     "/api/task/rate-limit/tests.add?ratelimit=1", "/api/task/rerun/some-id", "/api/tasks/revoke?taskname=x",
+    "/api/failures/rerun?name=x&exception=E", "/api/failures/revoke?name=x&exception=E",
 ]
 
 

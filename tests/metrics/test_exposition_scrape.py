@@ -26,6 +26,8 @@ HEADERS = [
     ("flower_worker_number_of_currently_executing_tasks", "gauge", "Number of tasks currently executing at a worker"),
     ("celery_monitor_task_outcomes_total", "counter", "Finished task events by state and exception class"),
     ("celery_monitor_task_queue_wait_seconds", "histogram", "Time from sent (or received) to started"),
+    ("celery_monitor_task_queue_latency_seconds", "histogram",
+     "Time from sent (or from the ETA, when later) to started, per queue"),
     ("celery_monitor_tasks", "gauge", "Retained tasks by current state"),
     ("celery_monitor_tasks_lost_total", "counter",
      "Tasks turned LOST: their worker went offline or restarted while it held them"),

@@ -28,6 +28,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_tasks_lost_total": COUNTER,
     "celery_monitor_schedule_missed_total": COUNTER,
     "celery_monitor_task_queue_wait_seconds": HISTOGRAM,
+    "celery_monitor_task_queue_latency_seconds": HISTOGRAM,
     "celery_monitor_workers": GAUGE,
     "celery_monitor_worker_pool_processes": GAUGE,
     "celery_monitor_events_received_total": COUNTER,

@@ -69,6 +69,17 @@ def test_websocket_feeds(stack: Stack, who: str) -> None:
 
 
 @pytest.mark.parametrize("who", IDENTITIES)
+def test_failure_groups(stack: Stack, who: str) -> None:
+    """The group's sample traceback and its tasks: format_task's masking of the card holds there too."""
+    group = "name=tests.fail&exception=ValueError"
+    for path in ("/api/failures", f"/api/failures/tasks?{group}", "/ui/failures.json",
+                 f"/ui/failures/tasks.json?{group}"):
+        text = read(stack, who, path)
+        assert stack.fail_id in text and SHOWN_CARD in text, path
+        assert not leaked(text), path
+
+
+@pytest.mark.parametrize("who", IDENTITIES)
 def test_history_reads(stack: Stack, who: str) -> None:
     for path in ("/api/tasks", f"/api/task/info/{stack.echo_id}", f"/api/task/info/{stack.fail_id}",
                  "/ui/tasks.json", f"/ui/task/{stack.echo_id}.json", f"/ui/task/{stack.fail_id}.json"):

@@ -126,6 +126,8 @@ def test_store_round_trips_and_trims(store: Store) -> None:
     assert (store.get_task("t5") or {})["name"] == "n5"
     removed = store.trim(500)
     assert sum(removed.values()) == 1500 and store.task_count() == 500
-    assert store.get_task("t0") is None and store.get_task("t1999") is not None
+    assert store.get_task("t1") is None and store.get_task("t1999") is not None
+    # A failure trimmed from the tasks is still kept apart (--max_failed_tasks, default --max_tasks).
+    assert (store.get_task("t0") or {}).get("state") == "FAILURE"
     assert store.state_counts() == {"SUCCESS": 333, "FAILURE": 167}
     assert [t["uuid"] for t in store.query_tasks(TaskQuery(limit=2))] == ["t1999", "t1998"]

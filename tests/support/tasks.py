@@ -85,3 +85,14 @@ def abortable(self, seconds: float) -> str:  # type: ignore[no-untyped-def]
             return "aborted"
         time.sleep(0.05)
     return "finished"
+
+
+# Failure groups: a failure of a chosen exception type. A kind that is not a built-in exception's
+# name becomes a class of that name, so a test can have a group of its own.
+BUILTIN_FAILURES: dict[str, type[Exception]] = {"ValueError": ValueError, "KeyError": KeyError,
+                                                "ConnectionError": ConnectionError}
+
+
+@app.task(name="tests.fail_as")
+def fail_as(kind: str, message: str) -> None:
+    raise (BUILTIN_FAILURES.get(kind) or type(kind, (Exception,), {}))(message)

@@ -14,10 +14,11 @@ import { brokerPage } from "./pages/broker.js";
 import { graphsPage } from "./pages/graphs.js";
 import { auditPage } from "./pages/audit.js";
 import { schedulesPage } from "./pages/schedules.js";
+import { failuresPage } from "./pages/failures.js";
 
 const PAGES = {
   workers: workersPage, worker: workerPage, tasks: tasksPage, task: taskPage, broker: brokerPage,
-  graphs: graphsPage, audit: auditPage, schedules: schedulesPage,
+  graphs: graphsPage, audit: auditPage, schedules: schedulesPage, failures: failuresPage,
 };
 
 setupThemeToggle(redrawCharts);

@@ -33,6 +33,11 @@ function targetPage(entry) {
   if (["task.revoke", "task.abort", "task.rerun"].includes(entry.action)) {
     return url(`/task/${encodeURIComponent(entry.target)}`);
   }
+  if (entry.action.startsWith("failures.")) {
+    // The target is the query string: the group's name and exception open it on the failures page.
+    const given = new URLSearchParams(entry.target);
+    return url(`/failures?${new URLSearchParams({ name: given.get("name") || "", exception: given.get("exception") || "" })}`);
+  }
   return null;
 }
 

@@ -18,6 +18,8 @@ export async function graphsPage() {
     runtime: new TimeChart($("#chart-runtime"), " s"),
     queues: new TimeChart($("#chart-queues")),
     workers: new TimeChart($("#chart-workers")),
+    latency: new TimeChart($("#chart-latency"), " s"),
+    oldest: new TimeChart($("#chart-oldest"), " s"),
   };
   const picker = $("#runtime-task");
   let points = [];
@@ -47,6 +49,12 @@ export async function graphsPage() {
     const queues = {};
     for (const name of names("queues")) queues[name] = column(points, (p) => p.queues[name] ?? null);
     charts.queues.set(x, queues);
+    // Queue latency (sent, or the ETA, to started) and the oldest message's age, per queue.
+    for (const [key, chart] of [["latency_p95", charts.latency], ["oldest_message_age", charts.oldest]]) {
+      const series = {};
+      for (const name of names(key)) series[name] = column(points, (p) => (p[key] || {})[name] ?? null);
+      chart.set(x, series);
+    }
     charts.workers.set(x, points.length ? { online: column(points, (p) => p.online) } : {});
     $("#points-info").textContent = points.length ? `${points.length} samples` : "Collecting the first samples…";
   }

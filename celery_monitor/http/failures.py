@@ -1,0 +1,66 @@
+"""The failure groups' reads, as /api/failures and the failures page share them.
+
+Groups come from the history's failures table (``store/failures.py``): what the writer has not
+committed yet (at most about half a second) joins them at its next flush. Task data there was
+redacted when its events arrived (``--redact``, ``format_task``), like everything the history holds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+
+from celery_monitor.http.context import monitor_of
+from celery_monitor.http.errors import ApiError
+from celery_monitor.http.params import get_float, get_int
+from celery_monitor.store import failures
+from celery_monitor.store.base import Store
+
+DEFAULT_WINDOW = 3600.0
+MAX_WINDOW = 30 * 86400.0
+DEFAULT_BUCKETS = 12
+PAGE_MAX = 500
+
+
+def group_of(request: Request) -> tuple[str, str]:
+    """The group a request names: ``name`` (the task name) and ``exception`` (the exception type)."""
+    name = request.query_params.get("name")
+    kind = request.query_params.get("exception")
+    if name is None or kind is None:
+        raise ApiError(400, "A failure group is named by 'name' (the task name) and 'exception' (the exception "
+                            "type; empty for none)")
+    if len(name) > 1024 or len(kind) > failures.MAX_TYPE:
+        raise ApiError(400, "Invalid 'name' or 'exception': too long")
+    return name, kind
+
+
+def _groups(store: Store, window: float, buckets: int, now: float) -> dict[str, Any]:
+    since = now - window
+    width = window / buckets
+    found = store.failure_groups(since, width)
+    groups = [failures.summary(group, since, buckets, store.failure_sample(group.name, group.exception_type))
+              for group in found]
+    return {"window": window, "buckets": buckets, "bucket_seconds": width, "since": since, "now": now,
+            "total": store.failure_total(), "groups": groups}
+
+
+async def groups_answer(request: Request) -> dict[str, Any]:
+    """Every group, the largest first: counts, first and last seen, trend over ``window`` seconds
+    in ``buckets`` buckets, and the latest failure as a sample."""
+    window = get_float(request, "window", DEFAULT_WINDOW, minimum=60.0, maximum=MAX_WINDOW) or DEFAULT_WINDOW
+    buckets = get_int(request, "buckets", DEFAULT_BUCKETS, minimum=2, maximum=120) or DEFAULT_BUCKETS
+    return await run_in_threadpool(_groups, monitor_of(request).store, window, buckets, time.time())
+
+
+async def group_tasks_answer(request: Request) -> dict[str, Any]:
+    """One group's tasks, the latest first, paged with ``limit`` and ``offset``."""
+    name, kind = group_of(request)
+    limit = get_int(request, "limit", 50, minimum=1, maximum=PAGE_MAX) or 50
+    offset = get_int(request, "offset", 0, minimum=0) or 0
+    store = monitor_of(request).store
+    tasks = await run_in_threadpool(store.failure_tasks, name, kind, limit, offset)
+    total = await run_in_threadpool(store.failure_count, name, kind)
+    return {"name": name, "exception_type": kind, "total": total, "limit": limit, "offset": offset, "tasks": tasks}

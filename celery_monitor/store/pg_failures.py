@@ -1,0 +1,106 @@
+"""The PostgreSQL history's failures table (see ``failures.py``; created by migration 3 in ``pg_schema.py``)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import orjson
+import psycopg
+
+from celery_monitor.store import stored
+from celery_monitor.store.failures import MAX_GROUPS, FailureRow, GroupCounts
+
+Rows = Callable[[str, Sequence[Any]], list[Any]]
+
+# A group's page, the latest first: read in the order of the failures_group index.
+GROUP_TASKS = ("SELECT uuid, data FROM failures WHERE name = %s AND exception_type = %s "
+               "ORDER BY failed DESC, seq DESC LIMIT %s OFFSET %s")
+# Every group's totals from the failures_group index alone; the window's counts from failures_failed.
+GROUPS = ("SELECT name, exception_type, count(*), min(failed), max(failed) FROM failures "
+          "GROUP BY name, exception_type ORDER BY count(*) DESC, max(failed) DESC LIMIT %s")
+WINDOW = ("SELECT name, exception_type, floor((failed - %s) / %s)::integer, count(*) FROM failures "
+          "WHERE failed >= %s GROUP BY 1, 2, 3")
+_UPSERT = (
+    "INSERT INTO failures (uuid, name, exception_type, failed, data) VALUES (%s, %s, %s, %s, %s) "
+    "ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, exception_type = excluded.exception_type, "
+    "failed = excluded.failed, data = excluded.data"
+)
+
+
+def _text(value: str) -> str:
+    return value.replace("\x00", "") if "\x00" in value else value
+
+
+def write(conn: psycopg.Connection[Any], rows: list[FailureRow], others: list[str]) -> None:
+    """Inside the writer's transaction: failed tasks in, tasks no longer failed out."""
+    if rows:
+        with conn.cursor() as cursor:
+            cursor.executemany(_UPSERT, [(_text(uuid), _text(name), _text(kind), failed, orjson.dumps(task).decode())
+                                         for uuid, name, kind, failed, task in rows])
+    if others:
+        conn.execute("DELETE FROM failures WHERE uuid = ANY(%s)", ([_text(uuid) for uuid in others],))
+
+
+def trim(conn: psycopg.Connection[Any], keep: int) -> int:
+    """Delete the oldest failures beyond ``keep``; how many went."""
+    row = conn.execute("SELECT count(*) FROM failures").fetchone()
+    count = int(row[0]) if row else 0
+    if count <= keep:
+        return 0
+    conn.execute("DELETE FROM failures WHERE seq IN (SELECT seq FROM failures ORDER BY seq LIMIT %s)",
+                 (count - keep,))
+    return count - keep
+
+
+def _task(data: Any, uuid: str) -> dict[str, Any] | None:
+    try:
+        task = orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return None
+    if not isinstance(task, dict):
+        return None
+    if stored.task_problems(task) is None:
+        return task
+    repaired, _ = stored.repair_task(task, uuid)
+    return repaired
+
+
+def get(rows: Rows, uuid: str) -> dict[str, Any] | None:
+    found = rows("SELECT data FROM failures WHERE uuid = %s", (_text(uuid),))
+    return _task(found[0][0], uuid) if found else None
+
+
+def groups(rows: Rows, since: float, width: float) -> list[GroupCounts]:
+    """Every group (the largest first, at most ``MAX_GROUPS``), with counts per bucket from ``since``."""
+    found = {
+        (name, kind): GroupCounts(name, kind, int(count), float(first), float(last))
+        for name, kind, count, first, last in rows(GROUPS, (MAX_GROUPS,))
+    }
+    for name, kind, bucket, count in rows(WINDOW, (since, width, since)):
+        group = found.get((name, kind))
+        if group is not None:
+            group.buckets[int(bucket)] = int(count)
+    return list(found.values())
+
+
+def sample(rows: Rows, name: str, kind: str) -> dict[str, Any] | None:
+    """The group's latest failure."""
+    found = rows("SELECT uuid, data FROM failures WHERE name = %s AND exception_type = %s "
+                 "ORDER BY failed DESC, seq DESC LIMIT 1", (_text(name), _text(kind)))
+    return _task(found[0][1], found[0][0]) if found else None
+
+
+def tasks(rows: Rows, name: str, kind: str, limit: int | None, offset: int) -> list[dict[str, Any]]:
+    """The group's failures, the latest first."""
+    found = rows(GROUP_TASKS, (_text(name), _text(kind), limit, offset))
+    return [task for uuid, data in found if (task := _task(data, uuid)) is not None]
+
+
+def count(rows: Rows, name: str, kind: str) -> int:
+    found = rows("SELECT count(*) FROM failures WHERE name = %s AND exception_type = %s", (_text(name), _text(kind)))
+    return int(found[0][0])
+
+
+def total(rows: Rows) -> int:
+    return int(rows("SELECT count(*) FROM failures", ())[0][0])
