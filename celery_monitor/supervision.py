@@ -36,6 +36,7 @@ TITLES = {
     "writer": "history writer",
     "search_indexer": "search indexer",
     "inspector": "inspector",
+    "reconciler": "result-backend reconciler",
     "queue_poller": "queue poller",
     "timeline": "timeline sampler",
     "enable_events": "enable-events broadcast",

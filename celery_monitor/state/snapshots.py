@@ -48,6 +48,7 @@ class StatsSnapshot:
     outcomes: list[tuple[OutcomeKey, int]]
     queue_wait: list[tuple[str, Histogram]]  # by task name
     lost: list[tuple[str, int]]  # tasks turned LOST, by task name
+    reconciled: list[tuple[str, int]]  # tasks settled from the result backend, by final state
 
 
 @dataclass(frozen=True, slots=True)

@@ -36,6 +36,7 @@ class EventStats:
         self.outcomes: dict[tuple[str, str, str], int] = {}
         self.queue_wait: dict[str, Histogram] = {}
         self.lost: dict[str, int] = {}  # tasks the monitor judged LOST, by task name
+        self.reconciled: dict[str, int] = {}  # tasks settled from the result backend, by final state
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
         name = task.name or ""
@@ -66,6 +67,9 @@ class EventStats:
     def count_lost(self, name: str) -> None:
         self.lost[name] = self.lost.get(name, 0) + 1
 
+    def count_reconciled(self, state: str) -> None:
+        self.reconciled[state] = self.reconciled.get(state, 0) + 1
+
     def _record_wait(self, name: str, task: TaskRecord) -> None:
         queued_at = task.sent if task.sent is not None else task.received
         if queued_at is None or task.started is None:
@@ -91,6 +95,7 @@ class EventStats:
             "outcomes": [[*k, v] for k, v in self.outcomes.items()],
             "queue_wait": [[k, h.to_store()] for k, h in self.queue_wait.items()],
             "lost": [[k, v] for k, v in self.lost.items()],
+            "reconciled": [[k, v] for k, v in self.reconciled.items()],
         }
 
     def load(self, data: dict[str, Any] | None) -> None:
@@ -108,6 +113,7 @@ class EventStats:
         self.outcomes = {(a, b, c): v for a, b, c, v in data.get("outcomes", [])}
         self.queue_wait = {k: Histogram.from_store(h, WAIT_BUCKETS) for k, h in data.get("queue_wait", [])}
         self.lost = dict(data.get("lost", []))
+        self.reconciled = dict(data.get("reconciled", []))
 
 
 class _SavedHistogram(msgspec.Struct):
@@ -129,3 +135,4 @@ class _SavedStats(msgspec.Struct, forbid_unknown_fields=False):
     outcomes: list[tuple[str, str, str, _Count]] = []
     queue_wait: list[tuple[str, _SavedHistogram]] = []
     lost: list[tuple[str, _Count]] = []
+    reconciled: list[tuple[str, _Count]] = []
