@@ -438,8 +438,8 @@ class Applier(threading.Thread):
         """Apply the facts handed over since the last pass, like a batch of events.
 
         A backend outcome settles only a task the monitor knows and has not seen finish, and only if
-        no event of the task is newer; an inspected task may be new. Either is redacted as an event
-        is, and its texts cut at the event text limit.
+        nothing it heard of the task is newer (:func:`settle.settles`); an inspected task may be new.
+        Either is redacted as an event is, and its texts cut at the event text limit.
         """
         facts: list[settle.Fact] = []
         while self._facts and len(facts) < CHUNK_MESSAGES:

@@ -5,8 +5,8 @@ part of the monitor:
 
 - :class:`BackendOutcome`: the final state the result backend holds for a task whose final event
   was missed (the monitor was down, the stream broke). It settles a task only if the task is still
-  unfinished and its latest event is not newer than the outcome (a task sent again under the same
-  id keeps its new run).
+  unfinished and nothing the monitor heard of it (an event, an inspect reply) is newer than the
+  outcome (a task sent again under the same id keeps its new run).
 - :class:`InspectedTask`: a task a worker's inspect reply says it runs (STARTED), holds (RECEIVED)
   or keeps for its ETA (RECEIVED, with ``eta``) — the tasks that were already there when the
   monitor started. It fills in what the monitor did not know and moves the state only where
@@ -38,6 +38,8 @@ from celery_monitor.states import (
 
 # The task field that holds the time of each final state the backend may report.
 _DONE_FIELDS = {SUCCESS: "succeeded", FAILURE: "failed", REVOKED: "revoked"}
+# The monitor's own transitions that say nothing new of the task's run.
+_NOT_HEARD = MONITOR_REASONS - {INSPECTED}
 # What the backend may tell of a task the events did not (with result_extended), and late start too.
 _FILLED = ("name", "args", "kwargs", "worker")
 
@@ -78,12 +80,13 @@ FactT = TypeVar("FactT", BackendOutcome, InspectedTask)
 
 
 def latest_event_time(task: TaskRecord) -> float | None:
-    """The time of the task's latest event: the monitor's own transitions are not events."""
+    """When the monitor last heard of the task's run: its events, and inspect replies (the worker
+    itself said so), not the states it judged (LOST) or read back (reconciled)."""
     latest: float | None = None
     for transition in task.transitions:
         at = transition[1] if len(transition) > 1 else None
         why = transition[2] if len(transition) > 2 else None
-        if isinstance(at, int | float) and why not in MONITOR_REASONS and (latest is None or at > latest):
+        if isinstance(at, int | float) and why not in _NOT_HEARD and (latest is None or at > latest):
             latest = float(at)
     return latest
 

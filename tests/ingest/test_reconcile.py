@@ -122,8 +122,14 @@ def test_an_event_newer_than_the_backend_is_never_overridden(tmp_path: Path, bac
         time.sleep(0.01)
         running(harness, "sent-again", time.time() + 1)  # the second run's events are newer than its result
         running(harness, "finished", time.time() - 60)
+        backend.store_result("running-again", 3, "SUCCESS")
+        time.sleep(0.01)  # a worker's inspect reply says it runs the task again, after that result
+        harness.monitor.applier.submit([InspectedTask(uuid="running-again", worker="w1", state="STARTED",
+                                                      seen_at=time.time(), name="tests.job")])
+        harness.monitor.applier.apply_facts()
         reconcile(harness)
         assert info(harness, "sent-again")["state"] == "STARTED"
+        assert info(harness, "running-again")["state"] == "STARTED"
         assert info(harness, "finished")["state"] == "SUCCESS"
 
         # The real final event comes after all (it was late, not lost): it wins, and is recorded too.
