@@ -168,6 +168,52 @@ def test_a_lost_task_the_backend_saw_succeed_is_reconciled(tmp_path: Path, backe
         harness.close()
 
 
+def test_a_new_connection_or_dropped_events_bring_a_full_pass_and_old_tasks_a_periodic_one(
+        tmp_path: Path, backend_url: str) -> None:
+    harness = Harness(tmp_path, f"--result_backend={backend_url}")
+    try:
+        reconciler = harness.monitor.reconciler
+        assert reconciler is not None
+        applier, health = harness.monitor.applier, harness.monitor.applier.health
+        backend = backend_app(backend_url).backend
+        settle_for = reconciler_module.SETTLE
+        clock = time.monotonic()
+
+        def step(at: float) -> None:
+            reconciler.step(now=at)
+            applier.apply_facts()
+
+        step(clock + settle_for + 1)  # the start-up pass: nothing unfinished yet
+        assert reconciler.last_pass_at is not None and reconciler.asked == 0
+
+        running(harness, "after-reconnect", time.time() - 5)
+        backend.store_result("after-reconnect", 1, "SUCCESS")
+        step(clock + settle_for + 2)  # no trigger: the task is recent, the periodic pass not due
+        assert info(harness, "after-reconnect")["state"] == "STARTED"
+        health.connected_since = time.time()  # the event stream came back
+        step(clock + settle_for + 3)  # queued events come first: the pass waits a few seconds
+        assert info(harness, "after-reconnect")["state"] == "STARTED"
+        step(clock + 2 * settle_for + 4)
+        assert info(harness, "after-reconnect")["state"] == "SUCCESS"
+
+        running(harness, "after-drop", time.time() - 5)
+        backend.store_result("after-drop", 2, "SUCCESS")
+        health.messages_dropped += 1  # the hand-off was full: events were lost
+        step(clock + 2 * settle_for + 5)
+        step(clock + 3 * settle_for + 6)
+        assert info(harness, "after-drop")["state"] == "SUCCESS"
+
+        old = time.time() - reconciler_module.STALE_AFTER - 60
+        running(harness, "stuck", old)
+        running(harness, "young", time.time() - 5)
+        backend.store_result("stuck", 3, "SUCCESS")
+        backend.store_result("young", 4, "SUCCESS")
+        step(clock + reconciler_module.PERIOD + 1)  # the periodic pass: only what is unfinished for long
+        assert (info(harness, "stuck")["state"], info(harness, "young")["state"]) == ("SUCCESS", "STARTED")
+    finally:
+        harness.close()
+
+
 def test_reconciled_data_is_redacted_as_an_event_s(tmp_path: Path, backend_url: str) -> None:
     harness = Harness(tmp_path, f"--result_backend={backend_url}", "--redact=result.token,traceback")
     try:

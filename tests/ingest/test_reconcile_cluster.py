@@ -230,3 +230,24 @@ def test_a_monitor_started_while_tasks_run_shows_them(brokers: tuple[str, str], 
         stop(worker)
         if monitor is not None:
             monitor.stop()
+
+
+def test_a_worker_back_online_shows_what_it_still_runs(brokers: tuple[str, str], tmp_path: Path) -> None:
+    broker, backend = brokers
+    monitor = new_monitor(broker, tmp_path, f"--result_backend={backend}").start()
+    worker = start_worker(broker, "rb", tmp_path, "--heartbeat-interval=1", backend=backend)
+    try:
+        with celery_client(broker, backend) as app:
+            task_id = app.send_task("tests.hold", args=(300,)).id
+        wait_for(lambda: state(monitor, task_id) == "STARTED", 40, message="the task started")
+        os.kill(worker.process.pid, signal.SIGSTOP)  # the worker hangs: offline, its task LOST
+        wait_for(lambda: state(monitor, task_id) == "LOST", 2 + 10 + 5, interval=0.2, message="the task LOST")
+        os.kill(worker.process.pid, signal.SIGCONT)  # back, the same process: it comes online again
+        wait_for(lambda: state(monitor, task_id) == "STARTED", 30, interval=0.2,
+                 message="the task running again, as the worker's inspect reply says")
+        found = task(monitor, task_id)
+        assert found is not None and found["worker"] == worker.hostname
+        assert reasons(found)[-2:] == [("LOST", "worker offline"), ("STARTED", INSPECTED)]
+    finally:
+        stop(worker)
+        monitor.stop()
