@@ -113,6 +113,23 @@ def test_final_states_missed_by_a_previous_run_come_from_the_backend(tmp_path: P
         again.close()
 
 
+def test_a_file_system_backend_is_read_as_well(tmp_path: Path) -> None:
+    """Another key-value backend (results in files): its multi-get is a generator, not a list."""
+    results = tmp_path / "results"
+    results.mkdir()
+    url = f"file://{results}"
+    harness = Harness(tmp_path, f"--result_backend={url}")
+    try:
+        running(harness, "in-a-file", time.time() - 60)
+        running(harness, "not-yet", time.time() - 60)
+        backend_app(url).backend.store_result("in-a-file", [1, 2], "SUCCESS")
+        reconcile(harness)
+        assert (info(harness, "in-a-file")["state"], info(harness, "in-a-file")["result"]) == ("SUCCESS", "[1, 2]")
+        assert info(harness, "not-yet")["state"] == "STARTED"
+    finally:
+        harness.close()
+
+
 def test_an_event_newer_than_the_backend_is_never_overridden(tmp_path: Path, backend_url: str) -> None:
     harness = Harness(tmp_path, f"--result_backend={backend_url}")
     try:
