@@ -39,6 +39,9 @@ from celery_monitor.metrics.timeline import Timeline
 from celery_monitor.receiver.factory import build_reader
 from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
 from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.reconciler import backend as result_backend
+from celery_monitor.reconciler.late_start import LateStart
+from celery_monitor.reconciler.reconciler import Reconciler
 from celery_monitor.schedules.catalog import ScheduleConfig, Schedules
 from celery_monitor.settings import Settings
 from celery_monitor.state.histogram import DEFAULT_BUCKETS
@@ -113,6 +116,15 @@ class Monitor:
         self.schedules = Schedules(app, ScheduleConfig(settings.beat_db, settings.redbeat_url,
                                                        settings.redbeat_key_prefix, settings.schedule_tolerance),
                                    self.tasks.page, self.redactor, time.time())
+        # Task truth: final states missed as events come from the result backend (when there is one
+        # to read), tasks already running when the monitor starts from inspect replies.
+        self.reconciler: Reconciler | None = None
+        self.reconcile_off = result_backend.unusable(app)
+        if self.reconcile_off is None:
+            self.reconciler = Reconciler(result_backend.ResultReader(app), self.tasks, self.health,
+                                         self.applier.submit)
+            self.applier.on_lost = self.reconciler.ask_soon
+        self.late_start = LateStart(self.applier.submit, self.inspector.loop)
         self._stop_event = threading.Event()
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
@@ -121,6 +133,8 @@ class Monitor:
         self.supervisor.add(*self.reader.loops, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
                             self.enable_events_loop, self.timeline.loop, self.schedules.loop)
+        if self.reconciler is not None:
+            self.supervisor.add(self.reconciler.loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
         self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running)
         self.metrics = MonitorCollector(
@@ -155,6 +169,9 @@ class Monitor:
         self.applier.start()
         self.reader.start()
         self.inspector.start()
+        self.late_start.watch(self.inspector.refresh())
+        if self.reconciler is not None:
+            self.reconciler.start()
         self.queue_poller.start()
         self.timeline.start()
         self.schedules.start()
@@ -168,6 +185,8 @@ class Monitor:
         self._stop_event.set()
         self.reader.stop()
         self.inspector.stop()
+        if self.reconciler is not None:
+            self.reconciler.stop()
         self.queue_poller.stop()
         self.timeline.stop()
         self.schedules.stop()
@@ -193,9 +212,10 @@ class Monitor:
             log.debug("enable_events broadcast failed: %s", exc)
 
     def _worker_came_online(self, hostname: str) -> None:
-        """Inspect a worker as soon as it appears, instead of waiting for the next period."""
+        """Inspect a worker as soon as it appears, instead of waiting for the next period; what it
+        runs and holds appears at once (late start)."""
         if self.inspector.started:
-            self.inspector.refresh(hostname)
+            self.late_start.watch(self.inspector.refresh(hostname))
 
     # -- reads (store/lookup.py: the live view, then the pending writes, then the history) -------
 
@@ -247,6 +267,7 @@ class Monitor:
             "store": self._store_status(),
             "workers": self.live.worker_count(),
             "inspector": {"last_error": self.inspector.last_error},
+            "reconciler": self.reconciler.as_dict() if self.reconciler is not None else {"off": self.reconcile_off},
             "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error},
             "background": self.supervisor.as_dict(),
             "health": self.health_report(),

@@ -23,6 +23,12 @@ REJECTED: str = celery_states.REJECTED
 LOST = "LOST"
 LOST_WORKER_OFFLINE = "worker offline"
 LOST_WORKER_RESTARTED = "worker restarted"
+# Transitions the monitor makes from what it learnt elsewhere than in an event: a final state read
+# from the result backend (an event missed), a task found in a worker's inspect reply (late start).
+RECONCILED = "reconciled from the result backend"
+INSPECTED = "seen in the worker's inspect reply"
+# Where an event's transition names the worker that sent it, the monitor's own transitions say why.
+MONITOR_REASONS: frozenset[str] = frozenset({LOST_WORKER_OFFLINE, LOST_WORKER_RESTARTED, RECONCILED, INSPECTED})
 
 # Every state a task can be in, in the order a task meets them (the pages list them so), LOST last.
 STATES: tuple[str, ...] = (PENDING, RECEIVED, STARTED, SUCCESS, FAILURE, RETRY, REVOKED, REJECTED, LOST)
@@ -50,6 +56,10 @@ OUTCOME_STATES: frozenset[str] = FINISHED_STATES | {RETRY}
 
 # States whose result is an exception (a failure, a retry's reason, a revoke or a rejection).
 EXCEPTION_RESULT_STATES: frozenset[str] = frozenset({FAILURE, RETRY, REVOKED, REJECTED})
+
+# The states a task may have left without the monitor seeing the event that ended it: the ones
+# reconciliation asks the result backend about.
+UNSETTLED_STATES: tuple[str, ...] = (PENDING, RECEIVED, STARTED, RETRY, LOST)
 
 # States in which the result backend holds a result (Celery's "ready" states: a rejection stores none).
 RESULT_READY_STATES: frozenset[str] = frozenset(celery_states.READY_STATES)

@@ -1,7 +1,7 @@
 """Background loops that outlive their own failures, and the record liveness is judged on.
 
-Every background loop of the monitor (reader, applier, writer, search indexer, inspector, queue
-poller, timeline, housekeeping, the enable-events broadcast) runs its passes through a
+Every background loop of the monitor (reader, applier, writer, search indexer, inspector,
+reconciler, queue poller, timeline, housekeeping, the enable-events broadcast) runs its passes through a
 :class:`Loop`. An unexpected exception costs one pass: it is logged with its traceback once (then a
 reminder at most every few minutes while it goes on, and a line when the loop recovers), counted
 (``celery_monitor_background_errors_total{loop}``), and the loop carries on after a backoff that
@@ -36,6 +36,7 @@ TITLES = {
     "writer": "history writer",
     "search_indexer": "search indexer",
     "inspector": "inspector",
+    "reconciler": "result-backend reconciler",
     "queue_poller": "queue poller",
     "timeline": "timeline sampler",
     "enable_events": "enable-events broadcast",

@@ -7,15 +7,17 @@ writer and change notices to the hub, once per batch.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable
 from typing import Any
 
-from celery_monitor.applier import lost
-from celery_monitor.applier.boundary import EventBoundary
+from celery_monitor.applier import lost, settle
+from celery_monitor.applier.boundary import TEXT_FIELDS, EventBoundary, cut
 from celery_monitor.applier.task_events import apply_task_event
 from celery_monitor.applier.worker_events import apply_worker_event
 from celery_monitor.auth import redact
@@ -57,6 +59,7 @@ class Applier(threading.Thread):
         on_worker_online: Callable[[str], None] | None = None,
         redactor: redact.Redactor | None = None,
         tasks: TaskLookup | None = None,
+        on_lost: Callable[[list[str]], None] | None = None,
     ) -> None:
         super().__init__(name="event-applier", daemon=True)
         self.handoff = handoff
@@ -71,6 +74,7 @@ class Applier(threading.Thread):
         self.max_workers = max_workers
         self.purge_offline_workers = purge_offline_workers
         self.on_worker_online = on_worker_online
+        self.on_lost = on_lost  # the result backend may know how the tasks just turned LOST ended
         self.redactor = redactor  # --redact and format_task: what the history and every reader get
         self._stop_event = threading.Event()
         # Per batch: the tasks it changed, and the stored tasks looked up for it in one go.
@@ -82,6 +86,9 @@ class Applier(threading.Thread):
         # which a task's state counts as lost), and the offline workers already swept.
         self._lost_due: dict[str, tuple[str, float]] = {}
         self._swept_offline: set[str] = set()
+        # Facts learnt elsewhere than in events (the result backend, inspect replies), handed over by
+        # other threads (a deque's appends and pops are thread-safe) and applied here, between batches.
+        self._facts: deque[settle.Fact] = deque()
         self._apply_error_logged_at = float("-inf")
         self.batches_applied = 0
         self.last_lag = 0.0
@@ -111,6 +118,9 @@ class Applier(threading.Thread):
             self.apply(items)
         if self._lost_due:  # a worker came back as a new process: its old tasks are lost now
             self.sweep_lost()
+        if self._facts:
+            with self.loop.guard("applying what the result backend or inspect said"):
+                self.apply_facts()
         if time.monotonic() >= self._next_housekeeping:
             self._next_housekeeping = time.monotonic() + 1.0
             with self.housekeeping_loop.guard():
@@ -413,5 +423,79 @@ class Applier(threading.Thread):
             task_dicts = {uuid: task.as_dict() for uuid, task in lost_tasks.items()}
             self.writer.submit(task_dicts, {})
         log.info("%d task(s) LOST on %s", len(lost_tasks), ", ".join(f"{h} ({r})" for h, (r, _) in due.items()))
+        if self.on_lost is not None:
+            self.on_lost(list(lost_tasks))
         if self.hub.has_subscribers:
             self.hub.publish([{"kind": "task", "task": t} for t in task_dicts.values()])
+
+    # -- facts from elsewhere: the result backend, inspect replies ------------------------------
+
+    def submit(self, facts: Iterable[settle.Fact]) -> None:
+        """Hand over what another part learnt of tasks; applied by the applier's thread, in order."""
+        self._facts.extend(facts)
+
+    def apply_facts(self) -> None:
+        """Apply the facts handed over since the last pass, like a batch of events.
+
+        A backend outcome settles only a task the monitor knows and has not seen finish, and only if
+        nothing it heard of the task is newer (:func:`settle.settles`); an inspected task may be new.
+        Either is redacted as an event is, and its texts cut at the event text limit.
+        """
+        facts: list[settle.Fact] = []
+        while self._facts and len(facts) < CHUNK_MESSAGES:
+            facts.append(self._facts.popleft())
+        live = self.live
+        wanted = live.missing({fact.uuid for fact in facts})
+        stored = self.tasks.many_behind_live(wanted) if wanted else {}
+        changed: dict[str, TaskRecord] = {}
+        settled: list[str] = []
+        with live.applying():
+            for fact in facts:
+                task = changed.get(fact.uuid) or live.task(fact.uuid)
+                if task is None and fact.uuid in stored:
+                    task = TaskRecord.from_dict(stored[fact.uuid])
+                if task is None and isinstance(fact, settle.InspectedTask):
+                    task = TaskRecord(uuid=fact.uuid)
+                if task is None:
+                    continue  # the backend knows a task the monitor never saw (or trimmed): not ours to add
+                old_state, is_new = task.state, not task.transitions
+                skew = self._skew(fact.worker or task.worker)
+                now = time.time() - skew
+                if isinstance(fact, settle.BackendOutcome):
+                    if not settle.settles(task, fact):
+                        continue
+                    brought = settle.apply_outcome(task, self._cut(fact), now)
+                    settled.append(fact.state)
+                    live.count_reconciled(fact.state)
+                else:
+                    moved, brought = settle.apply_inspected(task, self._cut(fact), fact.seen_at - skew)
+                    if not moved:
+                        continue
+                if self.redactor is not None:
+                    self.redactor.apply(task, brought)
+                live.count_state(None if is_new else old_state, task.state)
+                if task.name:
+                    live.add_task_name(task.name)
+                live.remember(task)
+                live.track_held(task)
+                changed[task.uuid] = task
+            if not changed:
+                return
+            task_dicts = {uuid: task.as_dict() for uuid, task in changed.items()}
+            self.writer.submit(task_dicts, {})
+        if settled:
+            log.info("%d task(s) reconciled from the result backend", len(settled))
+        if self.hub.has_subscribers:
+            self.hub.publish([{"kind": "task", "task": t} for t in task_dicts.values()])
+
+    def _skew(self, hostname: str | None) -> float:
+        """How far ``hostname``'s clock is behind the monitor's (0 when unknown)."""
+        worker = self.live.worker(hostname) if hostname else None
+        return (worker.clock_skew or 0.0) if worker is not None else 0.0
+
+    def _cut(self, fact: settle.FactT) -> settle.FactT:
+        """The fact with its texts cut at the event text limit, as the boundary cuts events'."""
+        limit = self.boundary.text_limit
+        long: dict[str, Any] = {field: cut(value, limit) for field in TEXT_FIELDS
+                                if isinstance(value := getattr(fact, field, None), str) and len(value) > limit}
+        return dataclasses.replace(fact, **long) if long else fact

@@ -134,6 +134,8 @@ class MonitorCollector:
         self.tasks = Gauge(P + "tasks", "Retained tasks by current state", ("state",))
         self.lost = Counter(P + "tasks_lost", "Tasks turned LOST: their worker went offline or restarted while "
                             "it held them", ("name",))
+        self.reconciled = Counter(P + "tasks_reconciled", "Tasks whose final state, missed as an event, was read "
+                                  "from the result backend", ("state",))
         self.workers = Gauge(P + "workers", "Workers by status", ("status",))
         self.pool_processes = Gauge(P + "worker_pool_processes", "Pool processes per online worker", ("worker",))
         self.queues = QueueFamilies()
@@ -223,6 +225,7 @@ class MonitorCollector:
         self.tasks.write(out, [((state,), count) for state, count in sorted(snap.live.state_counts.items())])
         lost = fold(stats.lost, self._relabel(task), _add)
         self.lost.write(out, [((name,), count) for name, count in lost.items()])
+        self.reconciled.write(out, [((state,), count) for state, count in sorted(stats.reconciled)])
 
     def _workers(self, out: list[str], snap: Snapshot) -> None:
         up = sum(1 for w in snap.workers.values() if w.online)

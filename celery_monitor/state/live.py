@@ -105,6 +105,9 @@ class LiveView:
     def count_lost(self, task: TaskRecord) -> None:
         self._stats.count_lost(task.name or "")
 
+    def count_reconciled(self, state: str) -> None:
+        self._stats.count_reconciled(state)
+
     def count_state(self, old: str | None, new: str | None) -> None:
         if old == new:
             return
@@ -218,6 +221,7 @@ class LiveView:
                 queue_wait=[(k, h.copy()) for k, h in stats.queue_wait.items()],
                 queue_latency=[(QueueTask._make(k), h.copy()) for k, h in stats.queue_latency.items()],
                 lost=list(stats.lost.items()),
+                reconciled=list(stats.reconciled.items()),
             )
             workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0) for w in self._workers.values()}
             return LiveSnapshot(now, copied, workers, dict(self._state_counts))

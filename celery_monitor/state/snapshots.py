@@ -56,6 +56,7 @@ class StatsSnapshot:
     queue_wait: list[tuple[str, Histogram]]  # by task name
     queue_latency: list[tuple[QueueTask, Histogram]]
     lost: list[tuple[str, int]]  # tasks turned LOST, by task name
+    reconciled: list[tuple[str, int]]  # tasks settled from the result backend, by final state
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,6 +62,7 @@ class EventStats:
         self.queue_wait: dict[str, Histogram] = {}
         self.queue_latency: dict[tuple[str, str], Histogram] = {}  # by (queue, task name)
         self.lost: dict[str, int] = {}  # tasks the monitor judged LOST, by task name
+        self.reconciled: dict[str, int] = {}  # tasks settled from the result backend, by final state
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
         name = task.name or ""
@@ -92,6 +93,9 @@ class EventStats:
 
     def count_lost(self, name: str) -> None:
         self.lost[name] = self.lost.get(name, 0) + 1
+
+    def count_reconciled(self, state: str) -> None:
+        self.reconciled[state] = self.reconciled.get(state, 0) + 1
 
     def _record_wait(self, name: str, task: TaskRecord) -> None:
         queued_at = task.sent if task.sent is not None else task.received
@@ -129,6 +133,7 @@ class EventStats:
             "queue_wait": [[k, h.to_store()] for k, h in self.queue_wait.items()],
             "queue_latency": [[*k, h.to_store()] for k, h in self.queue_latency.items()],
             "lost": [[k, v] for k, v in self.lost.items()],
+            "reconciled": [[k, v] for k, v in self.reconciled.items()],
         }
 
     def load(self, data: dict[str, Any] | None) -> None:
@@ -148,6 +153,7 @@ class EventStats:
         self.queue_latency = {(q, t): Histogram.from_store(h, LATENCY_BUCKETS)
                               for q, t, h in data.get("queue_latency", [])}
         self.lost = dict(data.get("lost", []))
+        self.reconciled = dict(data.get("reconciled", []))
 
 
 class _SavedHistogram(msgspec.Struct):
@@ -170,3 +176,4 @@ class _SavedStats(msgspec.Struct, forbid_unknown_fields=False):
     queue_wait: list[tuple[str, _SavedHistogram]] = []
     queue_latency: list[tuple[str, str, _SavedHistogram]] = []
     lost: list[tuple[str, _Count]] = []
+    reconciled: list[tuple[str, _Count]] = []

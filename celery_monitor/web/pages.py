@@ -16,7 +16,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 
 from celery_monitor.http.context import monitor_of
 from celery_monitor.settings import TASKS_COLUMNS
-from celery_monitor.states import FINISHED_STATES, LOST, STATES
+from celery_monitor.states import FINISHED_STATES, LOST, MONITOR_REASONS, STATES
 from celery_monitor.store.query import SORT_KEYS
 from celery_monitor.web.assets import missing_bundle
 
@@ -25,9 +25,10 @@ TEMPLATES = Environment(
     autoescape=select_autoescape(default=True, default_for_string=True),
 )
 # What the scripts would otherwise repeat, sent with every page (base.html, data-vocabulary).
-# judged_states: the monitor's own states, whose transition carries the reason where an event's names its worker.
+# judged_states: the monitor's own states, whose transition carries the reason where an event's names its worker;
+# monitor_reasons: every reason the monitor gives (LOST, reconciled from the result backend, seen by inspect).
 VOCABULARY = {"states": list(STATES), "finished_states": sorted(FINISHED_STATES), "judged_states": [LOST],
-              "sort_keys": list(SORT_KEYS)}
+              "monitor_reasons": sorted(MONITOR_REASONS), "sort_keys": list(SORT_KEYS)}
 
 
 def tasks_columns(setting: str) -> list[str]:

@@ -31,6 +31,8 @@ HEADERS = [
     ("celery_monitor_tasks", "gauge", "Retained tasks by current state"),
     ("celery_monitor_tasks_lost_total", "counter",
      "Tasks turned LOST: their worker went offline or restarted while it held them"),
+    ("celery_monitor_tasks_reconciled_total", "counter",
+     "Tasks whose final state, missed as an event, was read from the result backend"),
     ("celery_monitor_workers", "gauge", "Workers by status"),
     ("celery_monitor_worker_pool_processes", "gauge", "Pool processes per online worker"),
     ("celery_monitor_queue_length", "gauge", "Messages ready for delivery in a queue"),

@@ -27,6 +27,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_task_outcomes_total": COUNTER,
     "celery_monitor_tasks_lost_total": COUNTER,
     "celery_monitor_schedule_missed_total": COUNTER,
+    "celery_monitor_tasks_reconciled_total": COUNTER,
     "celery_monitor_task_queue_wait_seconds": HISTOGRAM,
     "celery_monitor_task_queue_latency_seconds": HISTOGRAM,
     "celery_monitor_workers": GAUGE,

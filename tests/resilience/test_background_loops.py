@@ -18,6 +18,7 @@ from inprocess import Running, fail_once
 from support.processes import RedisServer, wait_for
 
 from celery_monitor import service, supervision
+from celery_monitor.reconciler import reconciler
 
 Case = tuple[Callable[[Running], list[Any]], Callable[[Running, RedisFeed, list[Any]], bool]]
 
@@ -52,6 +53,8 @@ CASES: dict[str, Case] = {
     "timeline": (lambda r: fail_once(r.timeline, "sample"), _called_again),
     "enable_events": (lambda r: fail_once(r.monitor.app.control, "enable_events"), _called_again),
     "schedules": (lambda r: fail_once(r.monitor.schedules, "refresh"), _called_again),
+    # A bug of its own (not the backend out of reach, which is a fault it reports): the pass is tried again.
+    "reconciler": (lambda r: fail_once(r.monitor.reconciler, "sweep"), _called_again),
 }
 
 
@@ -59,7 +62,9 @@ CASES: dict[str, Case] = {
 def running(redis_server: RedisServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Running]:
     """A monitor whose periodic loops run every fraction of a second, so a second pass comes soon."""
     monkeypatch.setattr(service, "ENABLE_EVENTS_EVERY", 0.2)
-    made = Running(tmp_path, redis_server.url.replace("/0", "/11"))
+    monkeypatch.setattr(reconciler, "SETTLE", 0.2)  # the start-up pass at once
+    url = redis_server.url.replace("/0", "/11")
+    made = Running(tmp_path, url, f"--result_backend={url}")
     made.monitor.inspector.interval = 0.2
     made.monitor.queue_poller.interval = 0.2
     made.timeline.interval = 0.2

@@ -24,6 +24,7 @@ export const config = {
   states: facts.states || [],
   finishedStates: facts.finished_states || [],
   judgedStates: facts.judged_states || [],
+  monitorReasons: facts.monitor_reasons || [],
   sortKeys: facts.sort_keys || [],
 };
 

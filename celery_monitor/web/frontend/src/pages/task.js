@@ -50,10 +50,12 @@ export async function taskPage() {
         el("dd", { dataset: { field: "custom" } }, el("pre", {}, JSON.stringify(task.custom, null, 2))));
     }
     replace($("#task-fields"), fields);
-    // A state the monitor judged (LOST) has no event: its transition says why instead of which worker.
+    // A state the monitor judged (LOST) or learnt elsewhere (the result backend, inspect) has no event:
+    // its transition says why instead of which worker.
     replace($("#timeline"), (task.transitions || []).map(([state, at, why]) => el("li", {},
       badge(state), " ", el("time", { title: absolute(at) }, absolute(at)),
-      config.judgedStates.includes(state) && why ? el("span", { class: "muted reason" }, ` (${why})`) : null)));
+      why && (config.judgedStates.includes(state) || config.monitorReasons.includes(why))
+        ? el("span", { class: "muted reason" }, ` (${why})`) : null)));
     if (!transitions) replace($("#timeline"), el("li", { class: "muted" }, "No transitions recorded"));
     const finished = config.finishedStates.includes(task.state);
     for (const id of ["revoke", "terminate"]) if ($(`#${id}`)) $(`#${id}`).disabled = finished;
