@@ -15,6 +15,7 @@ from celery_monitor.api import (
     tasks,
     websocket,
     workers,
+    workflows,
 )
 from celery_monitor.metrics.endpoint import metrics
 
@@ -56,6 +57,12 @@ ROUTES += [
     Route("/api/task/rerun/{task_id}", control_tasks.rerun_check, methods=["GET"]),
     Route("/api/tasks/revoke", control_tasks.bulk_revoke, methods=["POST"]),
     Route("/api/audit", audit.list_audit, methods=["GET"]),
+]
+
+# Workflows: a canvas as a graph, and revoking what is left of it.
+ROUTES += [
+    Route("/api/workflow/{root_id}", workflows.workflow, methods=["GET"]),
+    Route("/api/workflow/{root_id}/revoke", workflows.revoke, methods=["POST"]),
 ]
 
 # The OpenAPI description of everything above.
