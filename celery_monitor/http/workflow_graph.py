@@ -180,6 +180,7 @@ def build(root_id: str, tasks: Iterable[dict[str, Any]], now: float, truncated: 
     for uuid in ids:
         position[uuid] = per_layer[layer[uuid]]
         per_layer[layer[uuid]] += 1
+    edges.sort(key=lambda e: (layer[e["target"]], position[e["target"]], layer[e["source"]], position[e["source"]]))
     nodes = []
     states: dict[str, int] = defaultdict(int)
     for uuid in ids:

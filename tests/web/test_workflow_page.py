@@ -3,6 +3,7 @@ no control for read-only users; task data redacted and shown as text, however ho
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import pytest
@@ -36,6 +37,7 @@ def send_chord(web_cluster: WebCluster, seconds: float, size: int, secret: str =
                        chord(header, client.signature("tests.echo"))).delay()
         root_id: str = result.parent.parent.id
         del result
+        gc.collect()  # results hold subscriptions: let go of them while the backend is up
     return root_id
 
 
@@ -106,6 +108,7 @@ def test_hostile_task_names_and_args_are_shown_as_text(page: Page, web_cluster: 
                          parent_id=root.id)
         root_id = root.id
         del root
+        gc.collect()  # results hold subscriptions: let go of them while the backend is up
     wait_for(lambda: len(monitor.json(f"/api/workflow/{root_id}")["nodes"]) == 2, 20,
              message="the hostile task in the workflow")
     page.goto(f"{monitor.url}/workflow/{root_id}")

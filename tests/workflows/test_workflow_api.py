@@ -3,6 +3,7 @@ of five in order, and revoking what is left of a workflow (audited)."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
 import pytest
@@ -34,7 +35,8 @@ def test_a_chord_of_ten_renders_twelve_nodes_with_their_edges_and_live_states(cl
                            message="a header task STARTED in the workflow")
         assert len(running["unfinished"]) >= 1
         assert result.get(timeout=60) is not None
-        del result, running  # their pending subscriptions go with the client, not after its backend
+        del result, running
+        gc.collect()  # results hold subscriptions: let go of them while the backend is up
     graph = wait_for(lambda: (g := graph_of(cluster, root_id)) and len(g["nodes"]) == 12
                      and set(states(g).values()) == {"SUCCESS"} and g, 30,
                      message="12 tasks, all SUCCESS, in the workflow")
@@ -74,6 +76,7 @@ def test_a_chain_of_five_renders_in_order(cluster: Cluster) -> None:
             cursor = cursor.parent
         ids.reverse()
         del result, cursor
+        gc.collect()  # results hold subscriptions: let go of them while the backend is up
     assert len(ids) == 5
     graph = wait_for(lambda: (g := graph_of(cluster, ids[0])) and len(g["nodes"]) == 5
                      and set(states(g).values()) == {"SUCCESS"} and g, 30, message="the chain's five tasks")
@@ -94,6 +97,7 @@ def test_revoking_the_workflow_stops_what_is_left_and_is_audited(cluster: Cluste
                        chord(header, client.signature("tests.echo"))).delay()
         root_id = result.parent.parent.id if result.parent.parent is not None else result.parent.id
         del result
+        gc.collect()  # results hold subscriptions: let go of them while the backend is up
     wait_for(lambda: len(graph_of(cluster, root_id)["nodes"]) == 7
              and list(states(graph_of(cluster, root_id)).values()).count("STARTED") == 2, 40,
              message="the six header tasks known, two of them running")
