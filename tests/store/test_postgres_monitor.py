@@ -14,6 +14,8 @@ from support.harness import Harness
 from support.postgres import execute, fresh_database
 from support.processes import BIN, new_monitor, start_worker, wait_for
 
+from celery_monitor.store import pg_schema
+
 PASSWORD = "s3cret-Pw"  # trust auth lets any password in: it only has to be kept out of sight
 
 
@@ -81,11 +83,13 @@ def test_db_upgrade_applies_the_migrations_once(tmp_path: Path) -> None:
 
         first = upgrade(f"--db={dsn}")
         assert first.returncode == 0, first.stderr
-        assert first.stdout.strip().endswith("schema upgraded from version 0 to 2")
+        assert first.stdout.strip().endswith(f"schema upgraded from version 0 to {pg_schema.LATEST}")
         second = upgrade(env={**os.environ, "FLOWER_DB": dsn})
-        assert second.returncode == 0 and second.stdout.strip().endswith("schema already at version 2")
+        assert second.returncode == 0
+        assert second.stdout.strip().endswith(f"schema already at version {pg_schema.LATEST}")
         assert PASSWORD not in first.stdout + second.stdout
-        assert [row[0] for row in execute(dsn, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        versions = [row[0] for row in execute(dsn, "SELECT version FROM schema_version ORDER BY version")]
+        assert versions == [m.version for m in pg_schema.MIGRATIONS]
         refused = upgrade(f"--db={tmp_path / 'history.db'}")
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
 
