@@ -10,9 +10,11 @@ or which callback joins a chord: those are read from the shape and the times.
 - **joined** edges: a chord's callback C is sent by the header task that finishes last, so its parent
   P is the tail of one branch of a group (a member, or the last step of a chain a member started).
   When every other branch's tail had finished (by its event, or its start plus runtime) no later
-  than C was sent, give or take ``JOIN_TOLERANCE``, C joins them all. A task a group member sent
-  while running, after all its siblings had finished, is drawn as a join too: the events cannot tell
-  it from a callback.
+  than C was sent, give or take ``JOIN_TOLERANCE``, C joins them all; of several such tasks for one
+  group, the last sent (a callback comes after everything in its chord). A task a group member sent
+  after all its siblings had finished (the next step of a chain in a group, a task it sent itself)
+  is drawn as a join when no later one is: without the group id, which events do not carry,
+  nothing tells it from a callback.
 
 The slowest path is the path through the graph with the largest sum of task durations (runtime,
 or the time since a running task started).
@@ -102,24 +104,40 @@ class _Shape:
             seen.add(uuid)
         return uuid
 
-    def joined_by(self, uuid: str) -> list[str]:
-        """The other branch tails a task joins, if it is a chord's callback (see the module's docstring)."""
+    def joined_by(self, uuid: str) -> tuple[str, list[str]] | None:
+        """The fork and the other branch tails a task joins, if it may be a chord's callback (see the
+        module's docstring)."""
         parent = self.parent.get(uuid)
         if parent is None:
-            return []
+            return None
         head = self.branch_head(parent)
         fork = self.parent.get(head)
         if fork is None or len(self.children[fork]) < 2:
-            return []
+            return None
         sent = dispatched_at(self.tasks[uuid])
         if sent is None:
-            return []
+            return None
         tails = [self.branch_tail(member, uuid) for member in self.children[fork] if member != head]
         for tail in tails:
             end = finished_at(self.tasks[tail])
             if tail == uuid or end is None or end > sent + JOIN_TOLERANCE:
-                return []
-        return tails
+                return None
+        return fork, tails
+
+    def joins(self, ids: list[str]) -> dict[str, list[str]]:
+        """The callback of each fork and the tails it joins. Of several candidates for one fork (the
+        next step of a chain in the group, sent once the other branches had finished, then the
+        callback itself) the last sent wins: a chord's callback is sent after everything in it."""
+        chosen: dict[str, tuple[float, str, list[str]]] = {}
+        for uuid in ids:
+            found = self.joined_by(uuid)
+            if found is None:
+                continue
+            fork, tails = found
+            sent = dispatched_at(self.tasks[uuid]) or 0.0
+            if fork not in chosen or sent >= chosen[fork][0]:
+                chosen[fork] = (sent, uuid, tails)
+        return {callback: tails for _, callback, tails in chosen.values()}
 
 
 def _topological(ids: list[str], edges: list[tuple[str, str]]) -> list[str]:
@@ -149,11 +167,12 @@ def build(root_id: str, tasks: Iterable[dict[str, Any]], now: float, truncated: 
     shape = _Shape(by_id)
     edges: list[dict[str, str]] = []
     pairs: list[tuple[str, str]] = []
+    joins = shape.joins(ids)
     for uuid in ids:
         if (parent := shape.parent.get(uuid)) is not None:
             edges.append({"source": parent, "target": uuid, "kind": "spawned"})
             pairs.append((parent, uuid))
-        for tail in shape.joined_by(uuid):
+        for tail in joins.get(uuid, []):
             edges.append({"source": tail, "target": uuid, "kind": "joined"})
             pairs.append((tail, uuid))
     order = _topological(ids, pairs)

@@ -127,3 +127,26 @@ def test_an_unknown_or_invalid_workflow_is_a_4xx_with_a_reason(cluster: Cluster)
     assert too_long.status_code == 400 and "error" in too_long.json()
     revoke_missing = cluster.monitor.client.post("/api/workflow/no-such-root/revoke")
     assert revoke_missing.status_code == 404
+
+
+def test_a_nested_canvas_a_chord_over_a_chain_and_a_task(cluster: Cluster) -> None:
+    with celery_client(cluster.broker, cluster.backend) as client:
+        branch = chain(client.signature("tests.add", args=(1, 1), immutable=True),
+                       client.signature("tests.add", args=(1,)))
+        header = group(branch, client.signature("tests.add", args=(5, 5), immutable=True))
+        result = chain(client.signature("tests.add", args=(0, 0), immutable=True),
+                       chord(header, client.signature("tests.echo"))).delay()
+        assert result.get(timeout=30) == {"args": [[3, 10]], "kwargs": {}}
+        root_id = result.parent.parent.id if result.parent.parent is not None else result.parent.id
+        del result
+        gc.collect()  # results hold subscriptions: let go of them while the backend is up
+    graph = wait_for(lambda: (g := graph_of(cluster, root_id)) and len(g["nodes"]) == 5
+                     and set(states(g).values()) == {"SUCCESS"} and g, 30, message="the nested canvas's 5 tasks")
+    by_args = {node["args"]: node["id"] for node in graph["nodes"]}
+    first, second, single = by_args["(1, 1)"], by_args["(2, 1)"], by_args["(5, 5)"]
+    callback = next(node["id"] for node in graph["nodes"] if node["name"] == "tests.echo")
+    edges = {(e["source"], e["target"]) for e in graph["edges"]}
+    assert edges == {(root_id, first), (first, second), (root_id, single), (second, callback), (single, callback)}
+    assert {e["kind"] for e in graph["edges"] if e["target"] == callback} == {"spawned", "joined"}
+    layers = {node["id"]: node["layer"] for node in graph["nodes"]}
+    assert (layers[root_id], layers[first], layers[single], layers[second], layers[callback]) == (0, 1, 1, 2, 3)

@@ -53,3 +53,15 @@ def test_damaged_lineage_never_loops_and_unknown_parents_make_roots() -> None:
     assert {n["id"] for n in graph["nodes"]} == {"x", "y", "z"}
     assert {n["id"]: n["layer"] for n in graph["nodes"]}["z"] == 0
     assert graph["states"] == {"SUCCESS": 3}
+
+
+def test_a_chains_next_step_after_its_sibling_finished_gives_way_to_the_callback() -> None:
+    tasks = [task("r", None, 0, 0, 1), task("b", "r", 1, 1, 0.5),  # the single task finishes first
+             task("a1", "r", 1, 1, 2), task("a2", "a1", 3.1, 3.2, 1),  # then the chain's second step is sent
+             task("cb", "a2", 4.3, 4.4, 1)]
+    graph = workflow_graph.build("r", tasks, now=100)
+    joined = {(s, t) for s, t, kind in edges(graph) if kind == "joined"}
+    assert joined == {("b", "cb")}
+    # Before the callback is sent, the next step looks like one: the events cannot tell.
+    assert {(s, t) for s, t, kind in edges(workflow_graph.build("r", tasks[:4], now=100))
+            if kind == "joined"} == {("b", "a2")}
