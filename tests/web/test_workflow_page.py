@@ -36,8 +36,8 @@ def send_chord(web_cluster: WebCluster, seconds: float, size: int, secret: str =
         result = chain(client.signature("tests.add", args=(1, 1), immutable=True),
                        chord(header, client.signature("tests.echo"))).delay()
         root_id: str = result.parent.parent.id
-        del result
-        gc.collect()  # results hold subscriptions: let go of them while the backend is up
+    del client, result, header  # results and their client hold each other: collect them while
+    gc.collect()  # their Redis answers, or each complains later that it cannot unsubscribe
     return root_id
 
 
@@ -111,8 +111,8 @@ def test_hostile_task_names_and_args_are_shown_as_text(page: Page, web_cluster: 
         client.send_task(name, (script, '"><svg onload="window.__injected = 3">'), root_id=root.id,
                          parent_id=root.id)
         root_id = root.id
-        del root
-        gc.collect()  # results hold subscriptions: let go of them while the backend is up
+    del client, root  # results and their client hold each other: collect them while
+    gc.collect()  # their Redis answers, or each complains later that it cannot unsubscribe
     wait_for(lambda: len(monitor.json(f"/api/workflow/{root_id}")["nodes"]) == 2, 20,
              message="the hostile task in the workflow")
     page.goto(f"{monitor.url}/workflow/{root_id}")

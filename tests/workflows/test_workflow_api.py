@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 from celery import chain, chord, group
-from conftest import Cluster
 from support.client import celery_client
 from support.processes import wait_for
 
 pytestmark = [pytest.mark.redis, pytest.mark.rabbitmq]
+Cluster = Any  # tests/conftest.py's Cluster: a broker, a backend, a worker and a monitor
 
 
 def graph_of(cluster: Cluster, root_id: str) -> dict[str, Any]:
@@ -35,8 +35,8 @@ def test_a_chord_of_ten_renders_twelve_nodes_with_their_edges_and_live_states(cl
                            message="a header task STARTED in the workflow")
         assert len(running["unfinished"]) >= 1
         assert result.get(timeout=60) is not None
-        del result, running
-        gc.collect()  # results hold subscriptions: let go of them while the backend is up
+    del client, result, running, header, callback  # results and their client hold each other: collect them while
+    gc.collect()  # their Redis answers, or each complains later that it cannot unsubscribe
     graph = wait_for(lambda: (g := graph_of(cluster, root_id)) and len(g["nodes"]) == 12
                      and set(states(g).values()) == {"SUCCESS"} and g, 30,
                      message="12 tasks, all SUCCESS, in the workflow")
@@ -75,8 +75,8 @@ def test_a_chain_of_five_renders_in_order(cluster: Cluster) -> None:
             ids.append(cursor.id)
             cursor = cursor.parent
         ids.reverse()
-        del result, cursor
-        gc.collect()  # results hold subscriptions: let go of them while the backend is up
+    del client, result  # results and their client hold each other: collect them while
+    gc.collect()  # their Redis answers, or each complains later that it cannot unsubscribe
     assert len(ids) == 5
     graph = wait_for(lambda: (g := graph_of(cluster, ids[0])) and len(g["nodes"]) == 5
                      and set(states(g).values()) == {"SUCCESS"} and g, 30, message="the chain's five tasks")
@@ -96,8 +96,8 @@ def test_revoking_the_workflow_stops_what_is_left_and_is_audited(cluster: Cluste
         result = chain(client.signature("tests.add", args=(2, 2), immutable=True),
                        chord(header, client.signature("tests.echo"))).delay()
         root_id = result.parent.parent.id if result.parent.parent is not None else result.parent.id
-        del result
-        gc.collect()  # results hold subscriptions: let go of them while the backend is up
+    del client, result, header  # results and their client hold each other: collect them while
+    gc.collect()  # their Redis answers, or each complains later that it cannot unsubscribe
     wait_for(lambda: len(graph_of(cluster, root_id)["nodes"]) == 7
              and list(states(graph_of(cluster, root_id)).values()).count("STARTED") == 2, 40,
              message="the six header tasks known, two of them running")
@@ -138,8 +138,8 @@ def test_a_nested_canvas_a_chord_over_a_chain_and_a_task(cluster: Cluster) -> No
                        chord(header, client.signature("tests.echo"))).delay()
         assert result.get(timeout=30) == {"args": [[3, 10]], "kwargs": {}}
         root_id = result.parent.parent.id if result.parent.parent is not None else result.parent.id
-        del result
-        gc.collect()  # results hold subscriptions: let go of them while the backend is up
+    del client, result, header, branch  # results and their client hold each other: collect them while
+    gc.collect()  # their Redis answers, or each complains later that it cannot unsubscribe
     graph = wait_for(lambda: (g := graph_of(cluster, root_id)) and len(g["nodes"]) == 5
                      and set(states(g).values()) == {"SUCCESS"} and g, 30, message="the nested canvas's 5 tasks")
     by_args = {node["args"]: node["id"] for node in graph["nodes"]}
