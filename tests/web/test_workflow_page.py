@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from celery import chain, chord, group
@@ -41,7 +42,8 @@ def send_chord(web_cluster: WebCluster, seconds: float, size: int, secret: str =
     return root_id
 
 
-def test_a_chord_is_drawn_live_and_reached_from_its_tasks(page: Page, web_cluster: WebCluster) -> None:
+def test_a_chord_is_drawn_live_and_reached_from_its_tasks(page: Page, web_cluster: WebCluster,
+                                                          screenshots: Path) -> None:
     monitor = web_cluster.monitor
     root_id = send_chord(web_cluster, 2.0, 4)
     page.goto(f"{monitor.url}/workflow/{root_id}")
@@ -57,6 +59,7 @@ def test_a_chord_is_drawn_live_and_reached_from_its_tasks(page: Page, web_cluste
     expect(page.locator(f'#workflow-graph g.wf-node[data-id="{root_id}"]')).to_have_attribute("data-layer", "0")
     expect(page.locator("#workflow-summary")).to_contain_text("6 task(s): 6 SUCCESS")
     expect(page.locator("#workflow-graph g.wf-node.wf-slowest")).to_have_count(3)
+    page.screenshot(path=screenshots / "workflow.png")
     callback = page.locator('#workflow-graph g.wf-node[data-layer="2"]')
     callback_id = callback.get_attribute("data-id")
     page.goto(f"{monitor.url}/task/{callback_id}")
