@@ -9,22 +9,24 @@ from pathlib import Path
 
 import pytest
 from celery import chain, chord, group
-from playwright.sync_api import Page, expect
-from support.browser import AUTH, WebCluster
+from playwright.sync_api import Browser, Page, expect
+from support.browser import AUTH, Console, WebCluster, open_page
 from support.client import celery_client
 from support.processes import MonitorProcess, new_monitor, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.redis]
 
 SECRET = "hunter2-secret"
+VIEWER = ("viewer", "v1ewer-pw")
 
 
 @pytest.fixture(scope="module")
 def read_only_monitor(web_cluster: WebCluster) -> Iterator[MonitorProcess]:
-    """A second monitor of the same cluster, read-only and redacting each task's second argument."""
+    """A second monitor of the same cluster, with a read-only user, redacting each task's second argument."""
     tmp = web_cluster.tmp / "workflow-read-only"
     tmp.mkdir(exist_ok=True)
-    monitor = new_monitor(web_cluster.broker, tmp, "--read_only", "--redact=args.1", auth=AUTH).start()
+    monitor = new_monitor(web_cluster.broker, tmp, "--redact=args.1", f"--read_only_users={VIEWER[0]}",
+                          f"--basic_auth={AUTH[0]}:{AUTH[1]},{VIEWER[0]}:{VIEWER[1]}", auth=AUTH).start()
     yield monitor
     monitor.stop()
 
@@ -70,7 +72,8 @@ def test_a_chord_is_drawn_live_and_reached_from_its_tasks(page: Page, web_cluste
     expect(nodes).to_have_count(6)
 
 
-def test_revoke_the_workflow_for_admins_only_and_redacted_args(page: Page, web_cluster: WebCluster,
+def test_revoke_the_workflow_for_admins_only_and_redacted_args(page: Page, web_cluster: WebCluster, browser: Browser,
+                                                               console: Console,
                                                                read_only_monitor: MonitorProcess) -> None:
     monitor = web_cluster.monitor
     root_id = send_chord(web_cluster, 60, 4, secret=SECRET)
@@ -89,18 +92,21 @@ def test_revoke_the_workflow_for_admins_only_and_redacted_args(page: Page, web_c
     finally:  # never leave minute-long tasks in the shared worker's pool
         monitor.client.post(f"/api/workflow/{root_id}/revoke", params={"terminate": "true"})
 
-    # Read-only: the same workflow, no control, and the redacted argument never reaches the page.
+    # A read-only user: the same workflow, no control, and the redacted argument never reaches the page.
     wait_for(lambda: len(read_only_monitor.json(f"/api/workflow/{root_id}")["nodes"]) == 5, 20,
-             message="the workflow in the read-only monitor")
-    page.goto(f"{read_only_monitor.url}/workflow/{root_id}")
-    expect(page.locator("#workflow-graph g.wf-node")).to_have_count(5)
-    expect(page.locator("#revoke-workflow")).to_have_count(0)
-    expect(page.locator("#workflow-tasks")).to_contain_text("[redacted]")
-    assert SECRET not in page.content()
-    graph = read_only_monitor.json(f"/api/workflow/{root_id}")
-    assert SECRET not in str(graph)
-    refused = read_only_monitor.client.post(f"/api/workflow/{root_id}/revoke")
-    assert refused.status_code == 403 and "error" in refused.json()
+             message="the workflow in the second monitor")
+    viewer = open_page(browser, console, auth=VIEWER)
+    try:
+        viewer.goto(f"{read_only_monitor.url}/workflow/{root_id}")
+        expect(viewer.locator("#workflow-graph g.wf-node")).to_have_count(5)
+        expect(viewer.locator("#revoke-workflow, #workflow-terminate")).to_have_count(0)
+        expect(viewer.locator("#workflow-tasks")).to_contain_text("[redacted]")
+        assert SECRET not in viewer.content()
+    finally:
+        viewer.context.close()
+    assert SECRET not in str(read_only_monitor.json(f"/api/workflow/{root_id}"))
+    refused = read_only_monitor.client.post(f"/api/workflow/{root_id}/revoke", auth=VIEWER)
+    assert refused.status_code == 403 and "Read-only access" in refused.json()["error"]
 
 
 def test_hostile_task_names_and_args_are_shown_as_text(page: Page, web_cluster: WebCluster) -> None:
