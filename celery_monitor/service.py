@@ -235,6 +235,10 @@ class Monitor:
     def task_names(self) -> list[str]:
         return self.tasks.names()
 
+    def workflow_tasks(self, root_id: str, limit: int) -> list[dict[str, Any]]:
+        """The tasks of the workflow whose root is ``root_id`` (the root included)."""
+        return self.tasks.workflow(root_id, limit)
+
     def task_count(self) -> int:
         return self.store.task_count()
 

@@ -53,6 +53,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/failures/revoke": {"name": STRING, "exception": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,
                              "signal": STRING},
     "/api/failures/rerun": {"name": STRING, "exception": STRING, "dry_run": BOOLEAN, "limit": COUNT},
+    "/api/workflow/{root_id}/revoke": {"terminate": BOOLEAN, "signal": STRING, "dry_run": BOOLEAN},
 }
 
 # Control arguments may come in the query string or in a form or JSON object body (as in Flower).
@@ -70,6 +71,8 @@ BODIES: dict[str, dict[str, Any]] = {
                                                                    "workername": STRING}},
     "/api/task/rate-limit/{name}": {"type": "object", "properties": {"ratelimit": STRING, "workername": STRING}},
     "/api/task/rerun/{task_id}": {"type": "object", "properties": {"force": {"type": "boolean"}}},
+    "/api/workflow/{root_id}/revoke": {"type": "object", "properties": {
+        "terminate": {"type": "boolean"}, "signal": STRING, "dry_run": {"type": "boolean"}}},
     "/api/worker/pool/grow/{name}": {"type": "object", "properties": {"n": COUNT}},
     "/api/worker/pool/shrink/{name}": {"type": "object", "properties": {"n": COUNT}},
     "/api/worker/pool/autoscale/{name}": {"type": "object", "properties": {"min": COUNT, "max": COUNT},
@@ -141,6 +144,10 @@ SUMMARIES: dict[str, str] = {
     "/api/worker/queue/add-consumer/{name}": "Make a worker consume from `queue`.",
     "/api/worker/queue/cancel-consumer/{name}": "Make a worker stop consuming from `queue`.",
     "/api/worker/shutdown/{name}": "Shut a worker down.",
+    "/api/workflow/{root_id}": "A workflow (chain, group, chord, nested canvases) as a graph: the tasks whose root "
+                               "is `root_id` with their states and durations, edges, groups and the slowest path.",
+    "/api/workflow/{root_id}/revoke": "Revoke every task of a workflow not yet finished; `terminate=true` (and "
+                                      "`signal`) also kills those running; `dry_run=true` only counts.",
     "/api/workers": "Workers with their inspect details, status and freshness (Flower's shape).",
     "/healthcheck": "Flower's health check: `OK` while the server answers, whatever the monitor's state. No login.",
     "/livez": "Liveness: 503 when ingestion has stopped (a loop dead or stuck, the broker away for minutes), "

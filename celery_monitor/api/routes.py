@@ -17,6 +17,7 @@ from celery_monitor.api import (
     tasks,
     websocket,
     workers,
+    workflows,
 )
 from celery_monitor.metrics.endpoint import metrics
 
@@ -74,6 +75,12 @@ ROUTES += [
     Route("/api/failures/tasks", failures.group_tasks, methods=["GET"]),
     Route("/api/failures/revoke", failures.revoke_group, methods=["POST"]),
     Route("/api/failures/rerun", failures.rerun_group, methods=["POST"]),
+]
+
+# Workflows: a canvas as a graph, and revoking what is left of it.
+ROUTES += [
+    Route("/api/workflow/{root_id}", workflows.workflow, methods=["GET"]),
+    Route("/api/workflow/{root_id}/revoke", workflows.revoke, methods=["POST"]),
 ]
 
 # The OpenAPI description of everything above.

@@ -30,6 +30,9 @@ class Store(Protocol):
 
     def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]: ...
 
+    def workflow_tasks(self, root_id: str, limit: int) -> list[TaskDict]:
+        """The first ``limit`` tasks whose ``root_id`` is ``root_id``, in the order first seen."""
+
     def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
         """The query's page, leaving out the rows whose seq is in ``excluding``."""
 

@@ -45,6 +45,18 @@ class TaskLookup:
             found.update(self.store.get_tasks(rest))
         return found
 
+    def workflow(self, root_id: str, limit: int) -> list[TaskDict]:
+        """The tasks whose root is ``root_id``, and the root itself: at most ``limit`` from the history,
+        with the pending versions over them (read first, as lists do, so none falls between the two)."""
+        pending = self.writer.pending_snapshot()
+        found = {task["uuid"]: task for task in self.store.workflow_tasks(root_id, limit)}
+        for uuid, task in pending.items():
+            if uuid in found or task.get("root_id") == root_id:
+                found[uuid] = dict(task)
+        if root_id not in found and (root := self.get(root_id)) is not None:
+            found[root_id] = root
+        return list(found.values())
+
     # -- lists ----------------------------------------------------------------------------------
 
     def page(self, query: TaskQuery) -> list[TaskDict]:

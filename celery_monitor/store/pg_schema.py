@@ -120,6 +120,21 @@ MIGRATIONS: tuple[Migration, ...] = (
                    'kwargs', kwargs, 'result', result))::text
         FROM tasks WHERE state = 'FAILURE' AND strpos(data, '\\u0000') = 0 ORDER BY seq""",
     )),
+    # Workflows (/workflow/<root_id>) read every task of one root: a column and its index. Rows
+    # written before keep root_id in their JSON too, copied here (JSON that does not parse, or
+    # holds a NUL character, which PostgreSQL's json refuses, leaves the column empty).
+    Migration(4, "root_id column and index for workflows", (
+        'ALTER TABLE tasks ADD COLUMN root_id text COLLATE "C"',
+        """CREATE FUNCTION pg_temp.cm_root_id(data text) RETURNS text LANGUAGE plpgsql AS $$
+        BEGIN
+            RETURN data::json ->> 'root_id';
+        EXCEPTION WHEN others THEN
+            RETURN NULL;
+        END $$""",
+        "UPDATE tasks SET root_id = pg_temp.cm_root_id(data) WHERE strpos(data, '\\u0000') = 0",
+        "DROP FUNCTION pg_temp.cm_root_id(text)",
+        "CREATE INDEX tasks_root_id ON tasks (root_id, seq)",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine", "failures")

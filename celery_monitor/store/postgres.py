@@ -47,7 +47,8 @@ _COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "s
 _TIME_COLUMNS = frozenset({"received", "sent", "started", "succeeded", "failed", "timestamp", "runtime"})
 _COLUMN_SET = frozenset(_COLUMNS)
 _FOLD_COLUMNS = tuple(f"fold_{c}" for c in BARE_COLUMNS)
-_ROW_COLUMNS = ("seq", *_COLUMNS, *_FOLD_COLUMNS, "kwargs_pairs", "data")
+# root_id is kept in the JSON too: its column only indexes a workflow's tasks (pg_schema, migration 3).
+_ROW_COLUMNS = ("seq", *_COLUMNS, *_FOLD_COLUMNS, "kwargs_pairs", "root_id", "data")
 _SELECT = f"SELECT seq, {', '.join(_COLUMNS)}, data FROM tasks"
 _UPSERT = (f"INSERT INTO tasks ({', '.join(_ROW_COLUMNS)}) SELECT {', '.join(_ROW_COLUMNS)} FROM incoming "
            "ON CONFLICT (uuid) DO UPDATE SET "
@@ -123,8 +124,9 @@ def _row(task: TaskDict, seq: int) -> tuple[Any, ...]:
         folded = text.casefold() if isinstance(text, str) and not text.isascii() else None
         folds.append(folded if folded is not None and folded != text.translate(_ASCII_LOWER) else None)
     pairs = kwargs_pairs(task.get("kwargs"))
+    root_id = task.get("root_id")
     return (seq, *values.values(), *folds, None if pairs is None else orjson.dumps(pairs).decode(),
-            orjson.dumps(rest).decode())
+            _text(root_id) if isinstance(root_id, str) else None, orjson.dumps(rest).decode())
 
 
 def _assemble(columns: Sequence[Any], rest: dict[str, Any]) -> TaskDict:
@@ -371,6 +373,11 @@ class PostgresStore:
             rows = self._fetch_tasks(f"{_SELECT} WHERE uuid = ANY(%s)", (wanted[i : i + 500],))
             found.update((task["uuid"], task) for _, task in rows)
         return found
+
+    def workflow_tasks(self, root_id: str, limit: int) -> list[TaskDict]:
+        """The first ``limit`` tasks (in the order first seen) whose root is ``root_id``."""
+        rows = self._fetch_tasks(f"{_SELECT} WHERE root_id = %s ORDER BY seq LIMIT %s", (_text(root_id), limit))
+        return [task for _, task in rows if task.get("root_id") == root_id]
 
     def _fetch_tasks(self, sql: str, params: Sequence[Any]) -> list[tuple[int, TaskDict]]:
         """The (seq, task) of a ``SELECT seq, <columns>, data`` query, in its order, checked."""

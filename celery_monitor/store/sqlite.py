@@ -43,7 +43,12 @@ _COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "s
             "timestamp", "runtime", "args", "kwargs", "result")  # fmt: skip
 _AUDIT_COLUMNS = frozenset({"id", "time", "user", "action", "target", "status"})
 
-_SCHEMA = """
+# A workflow's tasks (/workflow/<root_id>) by an index on the root_id their JSON holds: the index is
+# built when a history of an earlier version is opened, and a blob that is not JSON is left out of it.
+_ROOT_ID = ("(CASE WHEN json_valid(CAST(data AS TEXT)) "
+            "THEN json_extract(CAST(data AS TEXT), '$.root_id') END)")
+
+_SCHEMA = f"""
 CREATE TABLE IF NOT EXISTS tasks (
     seq INTEGER PRIMARY KEY,
     uuid TEXT NOT NULL UNIQUE,
@@ -62,6 +67,7 @@ CREATE INDEX IF NOT EXISTS tasks_succeeded ON tasks(succeeded);
 CREATE INDEX IF NOT EXISTS tasks_failed ON tasks(failed);
 CREATE INDEX IF NOT EXISTS tasks_timestamp ON tasks(timestamp);
 CREATE INDEX IF NOT EXISTS tasks_runtime ON tasks(runtime);
+CREATE INDEX IF NOT EXISTS tasks_root_id ON tasks({_ROOT_ID}, seq);
 CREATE TABLE IF NOT EXISTS task_names (name TEXT PRIMARY KEY) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS workers (hostname TEXT PRIMARY KEY, data BLOB NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL) WITHOUT ROWID;
@@ -455,6 +461,11 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             log.warning("could not write the repaired task %s back: %s", uuid[:80], exc)
         return task
+
+    def workflow_tasks(self, root_id: str, limit: int) -> list[TaskDict]:
+        """The first ``limit`` tasks (in the order first seen) whose root is ``root_id``."""
+        sql = f"{_SELECT} WHERE {_ROOT_ID} = ? ORDER BY seq LIMIT ?"
+        return [task for task in self._fetch_tasks(sql, (root_id, limit)) if task.get("root_id") == root_id]
 
     def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]:
         wanted = list(uuids)

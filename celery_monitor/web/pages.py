@@ -78,6 +78,12 @@ async def task(request: Request) -> Response:
     return render(request, "task.html", "task", task_id, task_id=task_id)
 
 
+async def workflow(request: Request) -> Response:
+    """A workflow's graph, from /api/workflow/<root_id>, kept live by the task pushes."""
+    root_id = request.path_params["root_id"]
+    return render(request, "workflow.html", "workflow", f"Workflow {root_id}", root_id=root_id)
+
+
 async def broker(request: Request) -> Response:
     return render(request, "broker.html", "broker", "Broker")
 

@@ -12,6 +12,7 @@ ROUTES: list[BaseRoute] = [
     Route("/worker/{name:path}", pages.worker),
     Route("/tasks", pages.tasks),
     Route("/task/{task_id:path}", pages.task),
+    Route("/workflow/{root_id}", pages.workflow),
     Route("/broker", pages.broker),
     Route("/graphs", pages.graphs),
     Route("/monitor", pages.old_graphs),

@@ -82,7 +82,8 @@ def test_failure_groups(stack: Stack, who: str) -> None:
 @pytest.mark.parametrize("who", IDENTITIES)
 def test_history_reads(stack: Stack, who: str) -> None:
     for path in ("/api/tasks", f"/api/task/info/{stack.echo_id}", f"/api/task/info/{stack.fail_id}",
-                 "/ui/tasks.json", f"/ui/task/{stack.echo_id}.json", f"/ui/task/{stack.fail_id}.json"):
+                 "/ui/tasks.json", f"/ui/task/{stack.echo_id}.json", f"/ui/task/{stack.fail_id}.json",
+                 f"/api/workflow/{stack.echo_id}", f"/api/workflow/{stack.fail_id}"):
         text = read(stack, who, path)
         assert stack.echo_id in text or stack.fail_id in text, path
         assert not leaked(text), path

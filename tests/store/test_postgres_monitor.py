@@ -14,7 +14,7 @@ from support.harness import Harness
 from support.postgres import execute, fresh_database
 from support.processes import BIN, new_monitor, start_worker, wait_for
 
-from celery_monitor.store.pg_schema import LATEST
+from celery_monitor.store import pg_schema
 
 PASSWORD = "s3cret-Pw"  # trust auth lets any password in: it only has to be kept out of sight
 
@@ -83,12 +83,13 @@ def test_db_upgrade_applies_the_migrations_once(tmp_path: Path) -> None:
 
         first = upgrade(f"--db={dsn}")
         assert first.returncode == 0, first.stderr
-        assert first.stdout.strip().endswith(f"schema upgraded from version 0 to {LATEST}")
+        assert first.stdout.strip().endswith(f"schema upgraded from version 0 to {pg_schema.LATEST}")
         second = upgrade(env={**os.environ, "FLOWER_DB": dsn})
-        assert second.returncode == 0 and second.stdout.strip().endswith(f"schema already at version {LATEST}")
+        assert second.returncode == 0
+        assert second.stdout.strip().endswith(f"schema already at version {pg_schema.LATEST}")
         assert PASSWORD not in first.stdout + second.stdout
-        assert [row[0] for row in execute(dsn, "SELECT version FROM schema_version ORDER BY version")] == list(
-            range(1, LATEST + 1))
+        versions = [row[0] for row in execute(dsn, "SELECT version FROM schema_version ORDER BY version")]
+        assert versions == [m.version for m in pg_schema.MIGRATIONS]
         refused = upgrade(f"--db={tmp_path / 'history.db'}")
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
 

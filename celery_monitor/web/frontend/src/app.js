@@ -15,10 +15,11 @@ import { graphsPage } from "./pages/graphs.js";
 import { auditPage } from "./pages/audit.js";
 import { schedulesPage } from "./pages/schedules.js";
 import { failuresPage } from "./pages/failures.js";
+import { workflowPage } from "./pages/workflow.js";
 
 const PAGES = {
   workers: workersPage, worker: workerPage, tasks: tasksPage, task: taskPage, broker: brokerPage,
-  graphs: graphsPage, audit: auditPage, schedules: schedulesPage, failures: failuresPage,
+  graphs: graphsPage, audit: auditPage, schedules: schedulesPage, failures: failuresPage, workflow: workflowPage,
 };
 
 setupThemeToggle(redrawCharts);

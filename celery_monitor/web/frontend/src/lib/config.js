@@ -21,6 +21,7 @@ export const config = {
   columns: (data.columns || "").split(",").filter(Boolean),
   worker: data.worker || "",
   task: data.task || "",
+  root: data.root || "",
   states: facts.states || [],
   finishedStates: facts.finished_states || [],
   judgedStates: facts.judged_states || [],

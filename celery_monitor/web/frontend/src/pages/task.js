@@ -38,6 +38,13 @@ export async function taskPage() {
     shownTransitions = transitions;
     $("#task-name").textContent = task.name || task.uuid;
     replace($("#task-state"), badge(task.state));
+    // Its workflow: the tasks of its root (a task that started others is a root too).
+    const root = task.root_id || ((task.children || []).length ? task.uuid : null);
+    const workflow = $("#workflow-link");
+    if (workflow && root) {
+      workflow.href = url(`/workflow/${encodeURIComponent(root)}`);
+      workflow.hidden = false;
+    }
     const keys = Object.keys(task).filter((k) => !SKIP.has(k));
     const fields = keys.flatMap((key) => [el("dt", {}, key), el("dd", { dataset: { field: key } }, value(key, task))]);
     if (task.children && task.children.length) {

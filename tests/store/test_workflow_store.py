@@ -1,0 +1,85 @@
+"""A workflow's tasks come from an index on root_id, on both stores; histories of earlier versions get it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from support.postgres import execute, fresh_database
+
+from celery_monitor.store.base import Store
+from celery_monitor.store.postgres import PostgresStore
+from celery_monitor.store.sqlite import SQLiteStore
+from celery_monitor.store.target import open_store
+
+
+def tasks_of(root: str, count: int, start: int = 0) -> list[dict[str, Any]]:
+    return [{"uuid": root if i == 0 else f"{root}-{i}", "name": "n", "state": "SUCCESS", "root_id": root,
+             "parent_id": None if i == 0 else root, "received": float(start + i)} for i in range(count)]
+
+
+TASKS = [task for i in range(50) for task in tasks_of(f"root{i}", 20, i * 20)]
+
+
+@pytest.fixture
+def store(history_db: str) -> Iterator[Store]:
+    store = open_store(history_db)
+    store.write(TASKS, [], {})
+    yield store
+    store.close()
+
+
+def test_a_workflows_tasks_in_the_order_first_seen(store: Store) -> None:
+    found = store.workflow_tasks("root7", 100)
+    assert [t["uuid"] for t in found] == ["root7", *[f"root7-{i}" for i in range(1, 20)]]
+    assert all(t["root_id"] == "root7" and t["name"] == "n" for t in found)
+    assert [t["uuid"] for t in store.workflow_tasks("root7", 3)] == ["root7", "root7-1", "root7-2"]
+    store.write([{**found[5], "state": "FAILURE"}], [], {})
+    assert store.workflow_tasks("root7", 100)[5]["state"] == "FAILURE"
+    assert store.workflow_tasks("nobody", 100) == []
+
+
+def test_sqlite_reads_a_workflow_from_its_index(tmp_path: Path) -> None:
+    store = SQLiteStore(str(tmp_path / "h.db"))
+    store.write(TASKS, [], {})
+    store._reader.execute("ANALYZE")
+    plan = store._reader.execute(
+        "EXPLAIN QUERY PLAN SELECT uuid FROM tasks WHERE (CASE WHEN json_valid(CAST(data AS TEXT)) "
+        "THEN json_extract(CAST(data AS TEXT), '$.root_id') END) = ? ORDER BY seq LIMIT 5", ("root3",)).fetchall()
+    assert "tasks_root_id" in " ".join(row[-1] for row in plan)
+    # A history written before the index existed gets it when opened.
+    store._writer.execute("DROP INDEX tasks_root_id")
+    store.close()
+    reopened = SQLiteStore(str(tmp_path / "h.db"))
+    names = {row[0] for row in reopened._reader.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    assert "tasks_root_id" in names
+    assert len(reopened.workflow_tasks("root3", 100)) == 20
+    reopened.close()
+
+
+def test_postgres_migration_fills_root_id_and_reads_from_its_index() -> None:
+    with fresh_database() as dsn:
+        store = PostgresStore(dsn)
+        store.write([*TASKS, {"uuid": "nul", "root_id": "root1", "exception": "a\x00b", "state": "FAILURE"}], [], {})
+        store.close()
+        # The database as version 3 left it: no column, no index, root_id in each row's JSON only.
+        execute(dsn, "DROP INDEX tasks_root_id")
+        execute(dsn, "ALTER TABLE tasks DROP COLUMN root_id")
+        execute(dsn, "DELETE FROM schema_version WHERE version = 4")
+        execute(dsn, "UPDATE tasks SET data = '{not json' WHERE uuid = 'root2-5'")
+        upgraded = PostgresStore(dsn)
+        try:
+            assert [row[0] for row in execute(dsn, "SELECT max(version) FROM schema_version")] == [4]
+            assert len(upgraded.workflow_tasks("root1", 100)) == 20  # the row with a NUL keeps no root_id column
+            assert len(upgraded.workflow_tasks("root2", 100)) == 19  # nor does the damaged one
+            conn: psycopg.Connection[Any] = upgraded._reader
+            with conn.transaction():
+                conn.execute("SET LOCAL enable_seqscan = off")
+                plan = conn.execute("EXPLAIN SELECT seq FROM tasks WHERE root_id = %s ORDER BY seq LIMIT 10",
+                                    ("root4",)).fetchall()
+            assert "tasks_root_id" in " ".join(row[0] for row in plan)
+        finally:
+            upgraded.close()
