@@ -14,7 +14,7 @@ from typing import Any
 
 import kopf
 
-from celery_monitor_operator import converge, diffbase, kube, naming, resources
+from celery_monitor_operator import converge, diffbase, kube, naming, resources, spec_parser, spec_reader, worker_costs
 
 RESYNC_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RESYNC_SECONDS", "30"))
 RETRY_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RETRY_SECONDS", "30"))
@@ -95,3 +95,28 @@ def resync_monitor(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: A
     summary = outcome.summary
     if summary.status is not True:
         logger.info("Not ready: %s: %s", summary.reason, summary.message)
+
+
+COST_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_DELETION_COST_SECONDS", "10"))
+
+
+def _keeps_deletion_costs(spec: kopf.Spec, **_: Any) -> bool:
+    autoscaling = spec.get("autoscaling") or {}
+    return bool(autoscaling.get("enabled") and (autoscaling.get("podDeletionCost") or {}).get("enabled"))
+
+
+@kopf.timer(*RESOURCE, interval=COST_SECONDS, initial_delay=COST_SECONDS, when=_keeps_deletion_costs)
+def keep_deletion_costs(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
+    """spec.autoscaling.podDeletionCost: every ``COST_SECONDS``, each worker pod's deletion cost
+    follows its running tasks (an invalid spec is the reconcile handler's to report)."""
+    try:
+        resource = spec_parser.parse(dict(body))
+    except spec_reader.SpecError:
+        return
+    try:
+        patched = worker_costs.sync(memo.api, resource)
+    except (worker_costs.Unavailable, kube.ApiError) as error:
+        logger.warning("Pod deletion costs not updated: %s", error)
+        return
+    if patched:
+        logger.info("Pod deletion costs updated on %s", ", ".join(patched))

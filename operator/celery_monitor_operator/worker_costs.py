@@ -1,0 +1,106 @@
+"""Safe scale-down: each worker pod's ``controller.kubernetes.io/pod-deletion-cost`` is its running tasks.
+
+When a Deployment scales down, its ReplicaSet deletes the pods of lowest deletion cost first, so
+idle workers go before busy ones and fewer tasks are cut short (or, with ``acks_late``, run again).
+The monitor knows each worker's running tasks from its heartbeats (``/api/workers``, ``events.active``);
+a worker named ``name@host`` runs in the pod whose name (its host name) is ``host``. A pod with no
+online worker known to the monitor costs 0. Only pods whose annotation changes are patched.
+
+The monitor is read inside the cluster through its Service, with the read-only metrics token;
+``CELERY_MONITOR_OPERATOR_MONITOR_URL`` (``{name}`` and ``{namespace}`` filled in) points elsewhere,
+for an operator run outside the cluster (``kubectl port-forward``).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import urllib.parse
+import urllib.request
+from collections.abc import Mapping
+from typing import Any
+
+from celery_monitor_operator import kube, naming, resources, spec
+from celery_monitor_operator.renderers import autoscaling, secret
+
+MONITOR_URL_VARIABLE = "CELERY_MONITOR_OPERATOR_MONITOR_URL"
+REQUEST_SECONDS = 10
+
+
+class Unavailable(Exception):
+    """What the costs need could not be read (the Deployment, the token, the monitor): nothing was patched."""
+
+
+def monitor_url(resource: spec.CeleryMonitorResource) -> str:
+    template = os.environ.get(MONITOR_URL_VARIABLE)
+    if template:
+        base = template.format(name=resource.name, namespace=resource.namespace)
+        return base if base.endswith("/") else base + "/"
+    return autoscaling.monitor_base_url(resource)
+
+
+def active_per_host(workers: Mapping[str, Any]) -> dict[str, int]:
+    """Running tasks per host name, from the monitor's /api/workers answer (online workers only)."""
+    per_host: dict[str, int] = {}
+    for name, worker in workers.items():
+        if not isinstance(worker, Mapping) or not worker.get("status"):
+            continue
+        active = (worker.get("events") or {}).get("active") or 0
+        host = name.rpartition("@")[2]
+        per_host[host] = per_host.get(host, 0) + int(active)
+    return per_host
+
+
+def _token(api: kube.Api, resource: spec.CeleryMonitorResource) -> str:
+    name = naming.metrics_secret_name(resource.name)
+    found = api.get(resources.SECRETS, resource.namespace, name)
+    value = ((found or {}).get("data") or {}).get(secret.METRICS_TOKEN_KEY)
+    if not value:
+        raise Unavailable(f"Secret {name!r} holds no token yet")
+    return base64.b64decode(value).decode()
+
+
+def read_workers(resource: spec.CeleryMonitorResource, token: str) -> dict[str, Any]:
+    request = urllib.request.Request(f"{monitor_url(resource)}api/workers",
+                                     headers={"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=REQUEST_SECONDS) as response:
+            answer = json.loads(response.read())
+    except (OSError, ValueError) as error:
+        raise Unavailable(f"the monitor's /api/workers did not answer: {error}") from None
+    if not isinstance(answer, dict):
+        raise Unavailable("the monitor's /api/workers answered something else than an object")
+    return answer
+
+
+def _worker_pods(api: kube.Api, resource: spec.CeleryMonitorResource) -> list[dict[str, Any]]:
+    name = resource.spec.autoscaling.worker_deployment
+    deployment = api.get(resources.DEPLOYMENTS, resource.namespace, name)
+    if deployment is None:
+        raise Unavailable(f"the worker Deployment {name!r} (spec.autoscaling.workerDeployment) does not exist")
+    labels = ((deployment.get("spec") or {}).get("selector") or {}).get("matchLabels") or {}
+    if not labels:
+        raise Unavailable(f"the worker Deployment {name!r} selects its pods by no matchLabels")
+    selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
+    listing = api.request("GET", resources.PODS.path(resource.namespace), query={"labelSelector": selector})
+    return [pod for pod in listing.get("items") or [] if isinstance(pod, dict)]
+
+
+def sync(api: kube.Api, resource: spec.CeleryMonitorResource) -> list[str]:
+    """Bring every worker pod's deletion cost in line with its running tasks; the pods patched."""
+    token = _token(api, resource)
+    per_host = active_per_host(read_workers(resource, token))
+    patched = []
+    for pod in _worker_pods(api, resource):
+        metadata = pod.get("metadata") or {}
+        cost = str(per_host.get(str(metadata.get("name")), 0))
+        if (metadata.get("annotations") or {}).get(naming.DELETION_COST_ANNOTATION) == cost:
+            continue
+        try:
+            api.merge_patch(resources.PODS, resource.namespace, metadata["name"],
+                            {"metadata": {"annotations": {naming.DELETION_COST_ANNOTATION: cost}}})
+        except kube.NotFound:
+            continue  # gone meanwhile: nothing to protect
+        patched.append(str(metadata["name"]))
+    return patched
