@@ -84,7 +84,9 @@ def _worker_pods(api: kube.Api, resource: spec.CeleryMonitorResource) -> list[di
         raise Unavailable(f"the worker Deployment {name!r} selects its pods by no matchLabels")
     selector = ",".join(f"{key}={value}" for key, value in sorted(labels.items()))
     listing = api.request("GET", resources.PODS.path(resource.namespace), query={"labelSelector": selector})
-    return [pod for pod in listing.get("items") or [] if isinstance(pod, dict)]
+    # Checked here too: whatever the server answered, only the Deployment's pods are ever patched.
+    return [pod for pod in listing.get("items") or [] if isinstance(pod, dict)
+            and labels.items() <= ((pod.get("metadata") or {}).get("labels") or {}).items()]
 
 
 def sync(api: kube.Api, resource: spec.CeleryMonitorResource) -> list[str]:
