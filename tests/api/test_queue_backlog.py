@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 import pytest
 import redis
+from metrics_kit.prometheus_server import PrometheusServer
 from prometheus_client.parser import text_string_to_metric_families
 from support.client import celery_client
 from support.processes import MonitorProcess, Worker, kill9_with_pool, new_monitor, start_worker, wait_for
@@ -70,6 +71,20 @@ def prometheus_sum(monitor: MonitorProcess, token: str, resource: spec.CeleryMon
     assert f'queue=~"{escaped}"' in autoscaling.prometheus_query(resource)
     backlog = gauges(monitor, token, autoscaling.BACKLOG_METRIC)
     return sum(backlog.get(queue, 0.0) for queue in resource.spec.autoscaling.queues)
+
+
+def prometheus_scraping(monitor: MonitorProcess, token: str, tmp_path: Path) -> PrometheusServer:
+    """A real Prometheus scraping the monitor as the Prometheus Operator would for the CeleryMonitor "cm" in
+    "jobs" (job: the Service's name, namespace: its namespace), and as the same job in another namespace
+    (another team's monitor of the same name), which the trigger's query must leave out."""
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("groups: []\n")
+    jobs = [{"job_name": f"cm-in-{namespace}", "metrics_path": "/metrics",
+             "authorization": {"type": "Bearer", "credentials": token},
+             "relabel_configs": [{"target_label": "namespace", "replacement": namespace},
+                                 {"target_label": "job", "replacement": "cm"}]} for namespace in ("jobs", "other")]
+    (tmp_path / "prometheus").mkdir()
+    return PrometheusServer(tmp_path / "prometheus", f"127.0.0.1:{monitor.port}", ("", ""), rules, jobs=jobs).start()
 
 
 def start_monitor(broker: str, tmp_path: Path, held: str, parked: str,
@@ -125,6 +140,7 @@ def test_redis_backlog_counts_priority_sub_queues_and_prefetched_tasks(redis_ser
     parked, held = f"parked.{uuid.uuid4().hex[:6]}", f"held-{uuid.uuid4().hex[:6]}"
     monitor, token = start_monitor(broker, tmp_path, held, parked, PRIORITY_OPTIONS)
     worker = busy_worker(broker, backend, held, tmp_path, PRIORITY_OPTIONS)
+    prometheus = prometheus_scraping(monitor, token, tmp_path)
     try:
         wait_for(lambda: monitor.json("/api/workers?status=true").get(worker.hostname), 40, message="worker online")
         # Nothing consumes the parked queue yet: measured all the same (--queues), at zero.
@@ -133,7 +149,12 @@ def test_redis_backlog_counts_priority_sub_queues_and_prefetched_tasks(redis_ser
         lists = redis.Redis.from_url(broker).keys(f"{parked}*")
         assert len(lists) == 5, "each priority went to a list of its own"
         assert_backlog(monitor, token, parked, held)
+        # The ScaledObject's prometheus trigger, its query as rendered, on a real Prometheus.
+        query = autoscaling.prometheus_query(scaled_monitor(parked, held))
+        assert prometheus.settled(query, 10) == 10
+        assert prometheus.value(f'sum({autoscaling.BACKLOG_METRIC}{{job="cm"}})') == 20  # both namespaces
     finally:
+        prometheus.stop()
         kill9_with_pool(worker)
         monitor.stop()
 
