@@ -136,6 +136,19 @@ def test_an_hpa_without_keda_then_a_scaled_object_once_keda_is_served(cluster: C
     assert cluster.refused == [], cluster.log.read_text()[-3000:]
 
 
+def test_an_autoscaling_spec_it_cannot_use_is_a_condition_naming_the_field(cluster: Cluster) -> None:
+    name = "unscalable"
+    cluster.create_monitor(name, {"broker": {"url": "redis://redis:6379/0"}, "autoscaling": {
+        "enabled": True, "workerDeployment": "celery-worker", "queues": ["a,b"], "minReplicas": 3, "maxReplicas": 2}})
+
+    cluster.wait(lambda: cluster.condition(name, "Reconciled") == ("False", "InvalidSpec"), "the spec refused")
+    found = cluster.api.get(resources.CELERY_MONITORS, WATCHED, name) or {}
+    (reconciled,) = [c for c in found["status"]["conditions"] if c["type"] == "Reconciled"]
+    assert "spec.autoscaling.queues[0]:" in reconciled["message"]
+    assert "spec.autoscaling.minReplicas:" in reconciled["message"]
+    assert cluster.api.get(resources.HPAS, WATCHED, naming.autoscaler_name(name)) is None
+
+
 def pod(name: str, labels: dict[str, str]) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels},
             "spec": {"containers": [{"name": "worker", "image": "worker:1"}]}}

@@ -1,9 +1,9 @@
 """Every object the operator renders is valid for the API servers it supports and for upstream CRDs.
 
 Built-in kinds go through kubernetes-validate (strict: unknown fields are errors) for every
-Kubernetes minor version from 1.28 to the newest it ships; ServiceMonitor, PrometheusRule and
-HTTPRoute go through the upstream CRDs' openAPIV3Schema (from the npm packages of
-tests/k8s-schemas), made strict the same way.
+Kubernetes minor version from 1.28 to the newest it ships; ServiceMonitor, PrometheusRule,
+HTTPRoute and KEDA's ScaledObject and TriggerAuthentication go through the upstream CRDs'
+openAPIV3Schema (from the npm packages of tests/k8s-schemas), made strict the same way.
 """
 
 from __future__ import annotations
