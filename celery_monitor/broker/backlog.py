@@ -9,7 +9,8 @@ backlog), so a scaler that reads the queue alone sees a backlog shrink as soon a
 it, and scales down while they still hold work. ``backlog`` is the sum of the two.
 
 A reserved request names the exchange and routing key it came with, not its queue: it is
-counted on the queue of the worker's own ``active_queues`` bound to that exchange and key.
+counted on the queue of the worker's own ``active_queues`` bound to that exchange and key (on the
+default exchange, the queue named by the key; on an exchange only one of them is bound to, that one).
 """
 
 from __future__ import annotations
@@ -32,11 +33,14 @@ def _queue_of(request: Mapping[str, Any], consumed: list[Mapping[str, Any]]) -> 
         return None
     exchange, routing_key = str(info.get("exchange") or ""), str(info.get("routing_key") or "")
     names = [str(q.get("name") or "") for q in consumed]
-    for queue, name in zip(consumed, names, strict=True):
-        if routing_key == str(queue.get("routing_key") or name) and exchange in ("", _exchange_name(queue)):
+    if not exchange:  # the default exchange routes by queue name
+        return routing_key if routing_key in names else None
+    bound = [(queue, name) for queue, name in zip(consumed, names, strict=True) if _exchange_name(queue) == exchange]
+    for queue, name in bound:
+        if routing_key == str(queue.get("routing_key") or name):
             return name
-    # The default exchange routes by queue name.
-    return routing_key if not exchange and routing_key in names else None
+    # A topic or fanout binding matches by pattern: unambiguous only when one queue is bound to the exchange.
+    return bound[0][1] if len(bound) == 1 else None
 
 
 def reserved_per_queue(details: Mapping[str, Mapping[str, Any]], online: Iterable[str]) -> dict[str, int]:
