@@ -178,7 +178,8 @@ def _autoscaling() -> s.Schema:
         "backlogPerReplica": s.integer("Backlog one worker is expected to handle: the target per replica.",
                                        default=spec.DEFAULT_BACKLOG_PER_WORKER, minimum=1),
         "source": s.string("Where KEDA reads the backlog: the monitor's own API (/api/queues/backlog, with "
-                           "the read-only token of '<name>-metrics') or Prometheus.",
+                           "the read-only token of '<name>-metrics'; KEDA 2.13 or later, for its bearer mode) or "
+                           "Prometheus.",
                            default=spec.DEFAULT_AUTOSCALING_SOURCE, enum=spec.AUTOSCALING_SOURCES),
         "prometheus": s.obj("The Prometheus that scrapes this monitor (source Prometheus).", {
             "serverAddress": s.string("Its URL, e.g. http://prometheus-operated.monitoring:9090."),
