@@ -108,7 +108,11 @@ def _keeps_deletion_costs(spec: kopf.Spec, **_: Any) -> bool:
 @kopf.timer(*RESOURCE, interval=COST_SECONDS, initial_delay=COST_SECONDS, when=_keeps_deletion_costs)
 def keep_deletion_costs(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, **_: Any) -> None:
     """spec.autoscaling.podDeletionCost: every ``COST_SECONDS``, each worker pod's deletion cost
-    follows its running tasks (an invalid spec is the reconcile handler's to report)."""
+    follows its running tasks (an invalid spec is the reconcile handler's to report).
+
+    ``memo`` is this resource's own: a problem is logged (and posted as an Event) when it starts or
+    changes, and once more when the costs are updated again, not on every pass while it lasts.
+    """
     try:
         resource = spec_parser.parse(dict(body))
     except spec_reader.SpecError:
@@ -116,7 +120,12 @@ def keep_deletion_costs(body: kopf.Body, memo: kopf.Memo, logger: kopf.Logger, *
     try:
         patched = worker_costs.sync(memo.api, resource)
     except (worker_costs.Unavailable, kube.ApiError) as error:
-        logger.warning("Pod deletion costs not updated: %s", error)
+        if memo.get("deletion_cost_problem") != str(error):
+            logger.warning("Pod deletion costs not updated: %s", error)
+        memo.deletion_cost_problem = str(error)
         return
+    if memo.get("deletion_cost_problem"):
+        logger.info("Pod deletion costs updated again")
+        memo.deletion_cost_problem = ""
     if patched:
         logger.info("Pod deletion costs updated on %s", ", ".join(patched))

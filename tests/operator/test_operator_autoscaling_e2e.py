@@ -31,6 +31,7 @@ KEDA = {"keda.sh/v1alpha1/scaledobjects": "ScaledObject",
         "keda.sh/v1alpha1/triggerauthentications": "TriggerAuthentication"}
 WORKER_LABELS = {"app": "celery-worker"}
 COST = naming.DELETION_COST_ANNOTATION
+WARNED = "Pod deletion costs not updated: "
 
 
 class Cluster:
@@ -161,6 +162,11 @@ def worker_deployment() -> dict[str, Any]:
                      "spec": {"containers": [{"name": "worker", "image": "worker:1"}]}}}}
 
 
+def warnings(cluster: Cluster) -> list[str]:
+    """The deletion-cost problems the operator logged, in order."""
+    return [line.split(WARNED, 1)[1] for line in cluster.log.read_text().splitlines() if WARNED in line]
+
+
 def token_of(cluster: Cluster, name: str) -> str:
     found = cluster.wait(lambda: cluster.api.get(resources.SECRETS, WATCHED, naming.metrics_secret_name(name)),
                          "the metrics Secret")
@@ -189,6 +195,8 @@ def test_worker_pods_carry_their_running_tasks_as_deletion_cost(cluster: Cluster
     worker = start_worker(broker, "busy", cluster.tmp, "-n", "celery@celery-worker-busy", "-Q", queue,
                           backend=backend)
     try:
+        cluster.wait(lambda: "/api/workers did not answer" in "".join(warnings(cluster)),
+                     "the operator to say the monitor does not answer yet")
         monitor.start(timeout=40)
         cluster.wait(lambda: cluster.annotation(WATCHED, "celery-worker-busy") == "0", "the idle worker's pod at 0")
         assert cluster.annotation(WATCHED, "celery-worker-idle") == "0"  # no worker at all: nothing to lose
@@ -206,6 +214,9 @@ def test_worker_pods_carry_their_running_tasks_as_deletion_cost(cluster: Cluster
         assert cluster.annotation(WATCHED, "web") is None
         assert cluster.annotation(OTHER, "celery-worker-busy") is None
         assert cluster.refused == [], cluster.log.read_text()[-3000:]
+        # The monitor did not answer until it started: said once per reason, not on every pass.
+        problems = warnings(cluster)
+        assert len(problems) == len(set(problems)), problems
     finally:
         kill9_with_pool(worker)
         monitor.stop()
