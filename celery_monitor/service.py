@@ -25,7 +25,7 @@ from celery_monitor import __version__
 from celery_monitor.applier.applier import Applier
 from celery_monitor.applier.boundary import EventBoundary, Rejections
 from celery_monitor.auth import wiring as auth_wiring
-from celery_monitor.broker import faults
+from celery_monitor.broker import backlog, faults
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
 from celery_monitor.control.audit import AuditTrail
@@ -35,6 +35,7 @@ from celery_monitor.inspector.inspector import Inspector
 from celery_monitor.liveness import Liveness
 from celery_monitor.metrics.cardinality import LabelPolicy
 from celery_monitor.metrics.collector import MonitorCollector, Sources
+from celery_monitor.metrics.queue_metrics import current_queues
 from celery_monitor.metrics.timeline import Timeline
 from celery_monitor.receiver.factory import build_reader
 from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
@@ -254,10 +255,23 @@ class Monitor:
             for queue in details.get("active_queues") or []:
                 if isinstance(queue, dict) and queue.get("name"):
                     active.append(queue["name"])
-        return queue_names(self.app, active)
+        return queue_names(self.app, active + list(self.settings.queues))
 
     def queue_lengths(self) -> list[dict[str, Any]]:
         return self.queue_poller.poll()
+
+    def reserved_per_queue(self) -> dict[str, int]:
+        """Tasks online workers prefetched and have not started, per queue (their last inspect replies)."""
+        online = [name for name, worker in self.live.worker_dicts().items() if worker.get("status")]
+        return backlog.reserved_per_queue(self.inspector.details(), online)
+
+    def queue_backlogs(self, now: float | None = None) -> dict[str, dict[str, int]] | None:
+        """Waiting, reserved and backlog per queue from the latest poll; None when it failed or is too old
+        (the same rule as the queue gauges: an old length shown as the current one is worse than none)."""
+        queues = current_queues(self.queue_poller, time.time() if now is None else now)
+        if not queues:
+            return None
+        return backlog.backlogs(queues, self.reserved_per_queue())
 
     def status(self) -> dict[str, Any]:
         return {

@@ -59,6 +59,8 @@ class Settings:
     result_backend: str = option("", "result backend URL (for task results and aborts)", secret=True)
     app: str = option("", "Celery application to load, module[:attribute]")
     broker_api: str = option("", "RabbitMQ management API URL, e.g. http://user:pass@host:15672/api/", secret=True)
+    queues: list[str] = field(default_factory=list, metadata=about(
+        "queues always measured, even with no worker consuming them (what an autoscaler scales up from zero on)"))
     basic_auth: list[str] = field(default_factory=list, metadata=about(
         "HTTP Basic users, user:password[,user:password...]", secret=True))
     unauthenticated_api: bool = option(False, "allow the HTTP API without authentication")

@@ -45,6 +45,8 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
                    "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME},
     "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
+    "/api/queues/backlog": {"queue": {**STRING, "description": "a queue to sum up (repeat for several; all "
+                                                                 "measured queues when absent)"}},
     "/api/task/rerun/{task_id}": {"force": BOOLEAN},
     "/api/failures": {"window": {"type": "number", "minimum": 60}, "buckets": {"type": "integer", "minimum": 2,
                                                                                "maximum": 120}},
@@ -110,6 +112,10 @@ SUMMARIES: dict[str, str] = {
                            "once); `dry_run=true` counts and checks a sample. Audited.",
     "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector.",
     "/api/openapi.json": "This description.",
+    "/api/queues/backlog": "What to scale workers on, per queue and summed over the selected queues (`queue`): "
+                           "`waiting` in the broker (Redis priority sub-queues included), `reserved` by workers "
+                           "(prefetched, not started) and `backlog`, their sum; from the latest background poll "
+                           "(503 when it failed or is old, 404 for a queue not measured).",
     "/api/queues/length": "Messages waiting per queue, read from the broker (Flower's shape).",
     "/api/queues/{queue}/tasks": "The tasks waiting in a queue, next out first, read from the broker without "
                                  "consuming (RabbitMQ: marked redelivered); args previews redacted.",

@@ -31,6 +31,7 @@ ROUTES: list[BaseRoute] = [
     Route("/api/task/types", tasks.task_types),
     Route("/api/task/info/{task_id:path}", tasks.task_info),
     Route("/api/queues/length", queues.queue_lengths),
+    Route("/api/queues/backlog", queues.queue_backlog),
     Route("/api/queues/{queue:path}/tasks", queue_tasks.queued_tasks, methods=["GET"]),
     Route("/api/monitor/status", health.monitor_status),
     WebSocketRoute("/api/ws", websocket.page_updates),

@@ -17,6 +17,7 @@ from typing import Any
 
 from celery_monitor.applier.applier import Applier
 from celery_monitor.applier.boundary import Rejections
+from celery_monitor.broker import backlog
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.inspector.inspector import Inspector
 from celery_monitor.liveness import Liveness
@@ -182,7 +183,8 @@ class MonitorCollector:
         self._flower(out, snap)
         self._tasks(out, snap)
         self._workers(out, snap)
-        self.queues.write(out, sources.queues, now)
+        online = [name for name, worker in snap.workers.items() if worker.online]
+        self.queues.write(out, sources.queues, now, backlog.reserved_per_queue(sources.inspector.details(), online))
         self._health(out)
         return "".join(out).encode()
 

@@ -8,8 +8,10 @@ scrape, and only for queues whose broker reported when their head message was pu
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from typing import Any
 
+from celery_monitor.broker import backlog
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.metrics.exposition import Gauge, Key
 
@@ -27,7 +29,8 @@ def current_queues(poller: QueuePoller, now: float) -> list[dict[str, Any]]:
 
 
 class QueueFamilies:
-    """The four queue gauges, written from the poller's latest answer."""
+    """The queue gauges, written from the poller's latest answer (and, for the backlog, the tasks
+    workers reserved from each queue)."""
 
     def __init__(self) -> None:
         self.length = Gauge(P + "queue_length", "Messages ready for delivery in a queue", ("queue",))
@@ -35,14 +38,22 @@ class QueueFamilies:
         self.consumers = Gauge(P + "queue_consumers", "Consumers attached to a queue", ("queue",))
         self.oldest = Gauge(P + "queue_oldest_message_age_seconds",
                             "Age of the message at the head of a queue (brokers that tell only)", ("queue",))
+        self.reserved = Gauge(P + "queue_reserved", "Tasks online workers prefetched from a queue and have not "
+                              "started (their last inspect replies)", ("queue",))
+        self.backlog = Gauge(P + "queue_backlog", "Messages waiting in a queue (Redis priority sub-queues "
+                             "included) plus tasks workers reserved from it and have not started: what to "
+                             "scale workers on", ("queue",))
 
-    def write(self, out: list[str], poller: QueuePoller, now: float | None = None) -> None:
+    def write(self, out: list[str], poller: QueuePoller, now: float | None = None,
+              reserved: Mapping[str, int] | None = None) -> None:
         now = time.time() if now is None else now
+        reserved = reserved or {}
         length: list[tuple[Key, float]] = []
         unacked: list[tuple[Key, float]] = []
         consumers: list[tuple[Key, float]] = []
         oldest: list[tuple[Key, float]] = []
-        for queue in current_queues(poller, now):
+        current = current_queues(poller, now)
+        for queue in current:
             key = (queue["name"],)
             length.append((key, queue.get("ready", queue["messages"])))
             if "unacked" in queue:
@@ -55,3 +66,6 @@ class QueueFamilies:
         self.unacked.write(out, unacked)
         self.consumers.write(out, consumers)
         self.oldest.write(out, oldest)
+        measured = backlog.backlogs(current, reserved)
+        self.reserved.write(out, [((name,), value["reserved"]) for name, value in measured.items()])
+        self.backlog.write(out, [((name,), value["backlog"]) for name, value in measured.items()])

@@ -79,4 +79,21 @@ def gateway() -> list[dict[str, Any]]:
     ]
 
 
-EXAMPLES = {"minimal.yaml": minimal, "production.yaml": production, "gateway.yaml": gateway}
+def autoscaling() -> list[dict[str, Any]]:
+    """Workers scaled by KEDA (or an HPA) on the backlog of their queues, idle ones removed first."""
+    return [_monitor("celery", "default", {
+        "broker": {"url": "redis://redis.default.svc:6379/0"},
+        "autoscaling": {
+            "enabled": True,
+            "workerDeployment": "celery-worker",
+            "queues": ["celery", "reports"],
+            "minReplicas": 1,
+            "maxReplicas": 20,
+            "backlogPerReplica": 10,
+            "podDeletionCost": {"enabled": True},
+        },
+    })]
+
+
+EXAMPLES = {"minimal.yaml": minimal, "production.yaml": production, "gateway.yaml": gateway,
+            "autoscaling.yaml": autoscaling}

@@ -16,9 +16,10 @@ from typing import Any
 
 import kopf
 
-from celery_monitor_operator import converge, diffbase, kube, leadership, naming, resources, resync
+from celery_monitor_operator import converge, diffbase, kube, leadership, naming, resources, resync, worker_costs
 
 RESYNC_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_RESYNC_SECONDS", "30"))
+COST_SECONDS = float(os.environ.get("CELERY_MONITOR_OPERATOR_DELETION_COST_SECONDS", "10"))
 # How long a replica's keep-alive in the peering object counts: a replica killed without leaving
 # is taken over after this long (kopf's default is 60 s).
 PEERING_LIFETIME = int(os.environ.get("CELERY_MONITOR_OPERATOR_PEERING_LIFETIME", "60"))
@@ -61,12 +62,17 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     peering = leadership.Peering(name=settings.peering.name, priority=settings.peering.priority,
                                  clusterwide=settings.peering.clusterwide, standalone=settings.peering.standalone)
     memo.resync = resync.Resync(memo.api, memo.known, peering, RESYNC_SECONDS).start()
+    # spec.autoscaling.podDeletionCost: the worker pods' costs follow their running tasks, in a
+    # loop of the same kind (a kopf timer would put a finalizer on every CeleryMonitor again).
+    memo.costs = resync.Resync(memo.api, memo.known, peering, COST_SECONDS,
+                               work=worker_costs.CostKeeper(memo.api), name="deletion-costs").start()
 
 
 @kopf.on.cleanup()
 def stop_resync(memo: kopf.Memo, **_: Any) -> None:
     """The operator is stopping: no pass may start after kopf has left the peering."""
     memo.resync.stop()
+    memo.costs.stop()
 
 def _ensure_cluster_peering(api: kube.Api, name: str, logger: kopf.Logger) -> None:
     """kopf keeps its peers in an existing object; create it so a fresh install needs no extra step."""

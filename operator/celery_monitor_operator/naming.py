@@ -61,6 +61,14 @@ def route_name(monitor_name: str) -> str:
     return monitor_name
 
 
+def autoscaler_name(monitor_name: str) -> str:
+    """The ScaledObject or HorizontalPodAutoscaler of the workers, and the TriggerAuthentication."""
+    return f"{monitor_name}-workers"
+
+
+DELETION_COST_ANNOTATION = "controller.kubernetes.io/pod-deletion-cost"
+
+
 # A child's name must stay a DNS label (63 characters at most), so the resource's own name is
 # limited by the longest suffix a child adds to it.
 DNS_LABEL_LENGTH = 63

@@ -17,6 +17,7 @@ from typing import Any
 
 from celery_monitor_operator import naming, resources, spec, spec_reader, status
 from celery_monitor_operator.renderers import (
+    autoscaling,
     deployment,
     httproute,
     ingress,
@@ -45,6 +46,7 @@ class Capabilities:
     service_monitors: bool
     prometheus_rules: bool
     http_routes: bool
+    scaled_objects: bool = False  # KEDA's keda.sh/v1alpha1 (with its triggerauthentications)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -101,6 +103,7 @@ class Plan:
     prune: tuple[Removal, ...]
     exposed: status.Condition
     monitoring: status.Condition
+    autoscaling: status.Condition | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -260,6 +263,37 @@ def _monitoring(resource: spec.CeleryMonitorResource, observed: Observed
     return children, prune, condition
 
 
+def _autoscaling(resource: spec.CeleryMonitorResource, capabilities: Capabilities
+                 ) -> tuple[list[Child], list[Removal], status.Condition | None]:
+    """The workers' ScaledObject (with KEDA) or HPA (without); the other kind, ours, is pruned.
+    The condition is reported only when spec.autoscaling is enabled."""
+    settings, name = resource.spec.autoscaling, naming.autoscaler_name(resource.name)
+    children: list[Child] = []
+    prune: list[Removal] = [Removal(resources.HPAS, name)]
+    if capabilities.scaled_objects:
+        prune += [Removal(resources.SCALED_OBJECTS, name), Removal(resources.TRIGGER_AUTHENTICATIONS, name)]
+    if not settings.enabled:
+        return children, prune, None
+    target = f"Deployment {settings.worker_deployment!r} on the backlog of {', '.join(settings.queues)}"
+    if capabilities.scaled_objects:
+        prune = [removal for removal in prune if removal.ref is resources.HPAS]
+        if autoscaling.uses_trigger_authentication(resource):
+            children.append(_child(autoscaling.render_trigger_authentication(resource)))
+        else:
+            prune.append(Removal(resources.TRIGGER_AUTHENTICATIONS, name))
+        children.append(_child(autoscaling.render_scaled_object(resource)))
+        return children, prune, status.Condition(status.AUTOSCALING, True, "ScaledObjectConfigured",
+                                                 f"KEDA scales {target} ({settings.source})")
+    problem = autoscaling.hpa_problem(resource)
+    if problem:
+        return children, prune, status.Condition(status.AUTOSCALING, False, "KEDANotInstalled", problem)
+    children.append(_child(autoscaling.render_hpa(resource)))
+    return children, [], status.Condition(
+        status.AUTOSCALING, True, "HorizontalPodAutoscalerConfigured",
+        f"An HPA scales {target} through the external metric {autoscaling.BACKLOG_METRIC} (KEDA is not "
+        "installed; an external-metrics adapter must serve it)")
+
+
 def desired(resource: spec.CeleryMonitorResource, observed: Observed,
             token: Callable[[], str] = secret.new_token) -> Plan:
     """The children ``resource`` asks for given what was ``observed``, and the ones to prune.
@@ -269,11 +303,13 @@ def desired(resource: spec.CeleryMonitorResource, observed: Observed,
     children = _core(resource, observed, token)
     exposure_children, exposure_prune, exposed = _exposure(resource, observed.capabilities)
     monitoring_children, monitoring_prune, monitoring = _monitoring(resource, observed)
+    scaling_children, scaling_prune, scaling = _autoscaling(resource, observed.capabilities)
     return Plan(
-        apply=(*children, *exposure_children, *monitoring_children),
-        prune=(*exposure_prune, *monitoring_prune),
+        apply=(*children, *exposure_children, *monitoring_children, *scaling_children),
+        prune=(*exposure_prune, *monitoring_prune, *scaling_prune),
         exposed=exposed,
         monitoring=monitoring,
+        autoscaling=scaling,
     )
 
 
@@ -325,6 +361,7 @@ def conditions(resource: spec.CeleryMonitorResource, plan: Plan, applied: Applie
         _persistence(resource, claim),
         plan.monitoring,
         plan.exposed,
+        *([plan.autoscaling] if plan.autoscaling is not None else []),
     ]
 
 

@@ -47,6 +47,10 @@ INGRESSES = ResourceRef("networking.k8s.io", "v1", "ingresses")
 HTTP_ROUTES = ResourceRef("gateway.networking.k8s.io", "v1", "httproutes")
 SERVICE_MONITORS = ResourceRef("monitoring.coreos.com", "v1", "servicemonitors")
 PROMETHEUS_RULES = ResourceRef("monitoring.coreos.com", "v1", "prometheusrules")
+SCALED_OBJECTS = ResourceRef("keda.sh", "v1alpha1", "scaledobjects")
+TRIGGER_AUTHENTICATIONS = ResourceRef("keda.sh", "v1alpha1", "triggerauthentications")
+HPAS = ResourceRef("autoscaling", "v2", "horizontalpodautoscalers")
+PODS = ResourceRef("", "v1", "pods")
 CLUSTER_PEERINGS = ResourceRef("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
 NAMESPACE_PEERINGS = ResourceRef("kopf.dev", "v1", "kopfpeerings")
 EVENTS = ResourceRef("", "v1", "events")
@@ -60,6 +64,9 @@ BY_KIND: dict[tuple[str, str], ResourceRef] = {
     ("gateway.networking.k8s.io/v1", "HTTPRoute"): HTTP_ROUTES,
     ("monitoring.coreos.com/v1", "ServiceMonitor"): SERVICE_MONITORS,
     ("monitoring.coreos.com/v1", "PrometheusRule"): PROMETHEUS_RULES,
+    ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECTS,
+    ("keda.sh/v1alpha1", "TriggerAuthentication"): TRIGGER_AUTHENTICATIONS,
+    ("autoscaling/v2", "HorizontalPodAutoscaler"): HPAS,
 }
 
 

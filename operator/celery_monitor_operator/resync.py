@@ -17,8 +17,12 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Callable
 
 from celery_monitor_operator import converge, kube, leadership
+
+# What a pass does for one CeleryMonitor (namespace, name); False when it is gone.
+Work = Callable[[str, str], bool]
 
 logger = logging.getLogger(__name__)
 
@@ -44,15 +48,22 @@ class Known:
 
 
 class Resync:
-    """Every ``interval`` seconds, converge every known CeleryMonitor this process is active for."""
+    """Every ``interval`` seconds, converge every known CeleryMonitor this process is active for.
 
-    def __init__(self, api: kube.Api, known: Known, peering: leadership.Peering, interval: float) -> None:
+    ``work`` replaces converging for a loop with another periodic job per resource (the worker
+    pods' deletion costs): it runs under the same rules, without a finalizer and on the active peer only.
+    """
+
+    def __init__(self, api: kube.Api, known: Known, peering: leadership.Peering, interval: float,
+                 work: Work | None = None, name: str = "resync") -> None:
         self.api = api
         self.known = known
         self.peering = peering
         self.interval = interval
+        self.work: Work = work if work is not None else self._converge
+        self.name = name
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="celery-monitor-resync", daemon=True)
+        self._thread = threading.Thread(target=self._run, name=f"celery-monitor-{name}", daemon=True)
 
     def start(self) -> Resync:
         self._thread.start()
@@ -67,7 +78,7 @@ class Resync:
             try:
                 self.pass_once()
             except Exception:  # a bug or an unreachable API: the next pass tries again
-                logger.exception("The resync pass failed")
+                logger.exception("The %s pass failed", self.name)
 
     def pass_once(self) -> int:
         """One pass; returns how many resources it converged (for the log and the tests)."""
@@ -81,13 +92,16 @@ class Resync:
             if not active[namespace]:
                 continue
             try:
-                outcome = converge.converge_and_report(self.api, namespace, name)
+                present = self.work(namespace, name)
             except kube.ApiError as error:
-                logger.warning("Resync of %s/%s failed: %s", namespace, name, error.reason)
+                logger.warning("The %s pass for %s/%s failed: %s", self.name, namespace, name, error.reason)
                 continue
-            if outcome is None:
+            if not present:
                 self.known.gone(namespace, name)
             else:
                 done += 1
-        logger.debug("Resync pass: %d CeleryMonitors converged", done)
+        logger.debug("The %s pass: %d CeleryMonitors", self.name, done)
         return done
+
+    def _converge(self, namespace: str, name: str) -> bool:
+        return converge.converge_and_report(self.api, namespace, name) is not None

@@ -39,6 +39,16 @@ TLS_OPTION = "--certfile"
 DEFAULT_CA_KEY = "ca.crt"
 TLS_VARIABLES = ("CELERY_MONITOR_CERTFILE", "FLOWER_CERTFILE")
 
+# Worker autoscaling (spec.autoscaling): where the scaler reads the backlog, and its bounds.
+AUTOSCALING_SOURCES = ("MonitorAPI", "Prometheus")
+DEFAULT_AUTOSCALING_SOURCE = "MonitorAPI"
+DEFAULT_MIN_WORKERS = 1
+DEFAULT_MAX_WORKERS_REPLICAS = 10
+DEFAULT_BACKLOG_PER_WORKER = 10
+DEFAULT_POLLING_SECONDS = 15
+DEFAULT_COOLDOWN_SECONDS = 300
+DEFAULT_COST_SYNC_SECONDS = 10
+
 # Patterns valid values match, written for both Python's re and the API server's OpenAPI patterns.
 # The resource's own name: a DNS label starting with a letter (its children are named after it).
 NAME_PATTERN = r"^[a-z]([-a-z0-9]*[a-z0-9])?$"
@@ -184,6 +194,23 @@ class PrometheusRule:
 
 
 @dataclasses.dataclass(frozen=True)
+class Autoscaling:
+    """A worker Deployment scaled on the backlog the monitor measures for its queues."""
+
+    enabled: bool = False
+    worker_deployment: str = ""
+    queues: tuple[str, ...] = ()
+    min_replicas: int = DEFAULT_MIN_WORKERS
+    max_replicas: int = DEFAULT_MAX_WORKERS_REPLICAS
+    backlog_per_replica: int = DEFAULT_BACKLOG_PER_WORKER
+    source: str = DEFAULT_AUTOSCALING_SOURCE
+    prometheus_address: str | None = None
+    polling_interval: int = DEFAULT_POLLING_SECONDS
+    cooldown_period: int = DEFAULT_COOLDOWN_SECONDS
+    pod_deletion_cost: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
 class Pod:
     """Scheduling and container settings passed through to the pod as given."""
 
@@ -214,6 +241,7 @@ class CeleryMonitorSpec:
     service_monitor: ServiceMonitor = ServiceMonitor()
     prometheus_rule: PrometheusRule = PrometheusRule()
     pod: Pod = Pod()
+    autoscaling: Autoscaling = Autoscaling()
     trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
 
     @property

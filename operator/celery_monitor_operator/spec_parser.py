@@ -285,6 +285,66 @@ def _pod(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Pod:
     )
 
 
+def _queues(reader: spec_reader.Reader, data: Mapping[str, Any], path: str) -> tuple[str, ...]:
+    queues = reader.strings(data, "queues", path)
+    for index, queue in enumerate(queues):
+        if not queue.strip() or "," in queue:
+            reader.problem(f"{path}.queues[{index}]: {queue!r} is not a queue name (empty, or with a ',', "
+                           "which the monitor's --queues reads as a separator)")
+    if len(set(queues)) != len(queues):
+        reader.problem(f"{path}.queues: each queue once")
+    return queues
+
+
+def _autoscaling(reader: spec_reader.Reader, raw: Mapping[str, Any], has_login: bool) -> spec.Autoscaling:
+    data = reader.mapping(raw, "autoscaling", "spec")
+    path = "spec.autoscaling"
+    if not reader.boolean(data, "enabled", path, False):
+        return spec.Autoscaling()
+    deployment = reader.string(data, "workerDeployment", path) or ""
+    if not _SECRET_NAME.match(deployment):
+        reader.problem(f"{path}.workerDeployment: name the worker Deployment to scale (a Deployment in the "
+                       f"CeleryMonitor's namespace), got {deployment!r}")
+    queues = _queues(reader, data, path)
+    if not queues:
+        reader.problem(f"{path}.queues: name at least one queue the workers consume")
+    minimum = _or(reader.integer(data, "minReplicas", path, spec.DEFAULT_MIN_WORKERS, minimum=0),
+                  spec.DEFAULT_MIN_WORKERS)
+    maximum = _or(reader.integer(data, "maxReplicas", path, spec.DEFAULT_MAX_WORKERS_REPLICAS, minimum=1),
+                  spec.DEFAULT_MAX_WORKERS_REPLICAS)
+    if minimum > maximum:
+        reader.problem(f"{path}.minReplicas: {minimum} is above maxReplicas ({maximum})")
+    source = reader.choice(data, "source", path, spec.DEFAULT_AUTOSCALING_SOURCE, spec.AUTOSCALING_SOURCES)
+    address = reader.string(reader.mapping(data, "prometheus", path), "serverAddress", f"{path}.prometheus")
+    if source == "Prometheus":
+        if address is None or urllib.parse.urlsplit(address).scheme not in ("http", "https"):
+            reader.problem(f"{path}.prometheus.serverAddress: source Prometheus needs the http(s) URL of the "
+                           f"Prometheus that scrapes this monitor, got {address!r}")
+        elif has_credentials(address):
+            reader.problem(f"{path}.prometheus.serverAddress: the URL carries a password", reason=INLINE_CREDENTIALS)
+    elif not has_login:
+        reader.problem(f"{path}.source: MonitorAPI reads the monitor's API with the read-only token the operator "
+                       "makes for a monitor with a login; enable spec.auth.basic or spec.auth.oauth2, or use "
+                       "source Prometheus")
+    return spec.Autoscaling(
+        enabled=True,
+        worker_deployment=deployment,
+        queues=queues,
+        min_replicas=minimum,
+        max_replicas=maximum,
+        backlog_per_replica=_or(reader.integer(data, "backlogPerReplica", path, spec.DEFAULT_BACKLOG_PER_WORKER,
+                                               minimum=1), spec.DEFAULT_BACKLOG_PER_WORKER),
+        source=source,
+        prometheus_address=address,
+        polling_interval=_or(reader.integer(data, "pollingInterval", path, spec.DEFAULT_POLLING_SECONDS,
+                                            minimum=1), spec.DEFAULT_POLLING_SECONDS),
+        cooldown_period=_or(reader.integer(data, "cooldownPeriod", path, spec.DEFAULT_COOLDOWN_SECONDS,
+                                           minimum=0), spec.DEFAULT_COOLDOWN_SECONDS),
+        pod_deletion_cost=reader.boolean(reader.mapping(data, "podDeletionCost", path), "enabled",
+                                         f"{path}.podDeletionCost", False),
+    )
+
+
 def parse_spec(raw: Mapping[str, Any]) -> spec.CeleryMonitorSpec:
     """The ``spec`` of a CeleryMonitor as a :class:`spec.CeleryMonitorSpec`, or :class:`spec_reader.SpecError`
     listing every problem."""
@@ -292,13 +352,14 @@ def parse_spec(raw: Mapping[str, Any]) -> spec.CeleryMonitorSpec:
     if not isinstance(raw, Mapping):
         raise spec_reader.SpecError([spec_reader.Problem(spec_reader.INVALID_SPEC, "spec: expected an object")])
     service_data = reader.mapping(raw, "service", "spec")
+    auth = _auth(reader, raw)
     parsed = spec.CeleryMonitorSpec(
         broker=_broker(reader, raw),
         result_backend=_optional_connection(reader, raw, "resultBackend", "spec", "result backend"),
         image=reader.string(raw, "image", "spec", naming.DEFAULT_IMAGE) or naming.DEFAULT_IMAGE,
         image_pull_policy=reader.choice(raw, "imagePullPolicy", "spec", spec.DEFAULT_PULL_POLICY, spec.PULL_POLICIES),
         replicas=_or(reader.integer(raw, "replicas", "spec", spec.DEFAULT_REPLICAS, minimum=0), spec.DEFAULT_REPLICAS),
-        auth=_auth(reader, raw),
+        auth=auth,
         persistence=_persistence(reader, raw),
         retention=_retention(reader, raw),
         service=spec.Service(
@@ -317,6 +378,7 @@ def parse_spec(raw: Mapping[str, Any]) -> spec.CeleryMonitorSpec:
                                      "spec.prometheusRule"),
         ),
         pod=_pod(reader, raw),
+        autoscaling=_autoscaling(reader, raw, auth.has_login),
         trusted_proxies=_trusted_proxies(reader, raw),
     )
     if parsed.ingress.enabled and parsed.http_route.enabled:

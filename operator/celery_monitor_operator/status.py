@@ -17,6 +17,8 @@ AVAILABLE = "Available"
 PERSISTENCE_BOUND = "PersistenceBound"
 MONITORING_CONFIGURED = "MonitoringConfigured"
 EXPOSED = "Exposed"
+# Not summed up in Ready: the workers' autoscaler is not the monitor's own health.
+AUTOSCALING = "AutoscalingConfigured"
 # The order Ready looks at them: the first one that fails explains why the monitor is not ready.
 # What the user must fix comes before what the cluster is still doing (binding, starting pods).
 SUMMARIZED = (RECONCILED, MONITORING_CONFIGURED, EXPOSED, PERSISTENCE_BOUND, AVAILABLE)

@@ -40,6 +40,10 @@ HEADERS = [
     ("celery_monitor_queue_consumers", "gauge", "Consumers attached to a queue"),
     ("celery_monitor_queue_oldest_message_age_seconds", "gauge",
      "Age of the message at the head of a queue (brokers that tell only)"),
+    ("celery_monitor_queue_reserved", "gauge",
+     "Tasks online workers prefetched from a queue and have not started (their last inspect replies)"),
+    ("celery_monitor_queue_backlog", "gauge", "Messages waiting in a queue (Redis priority sub-queues included) "
+     "plus tasks workers reserved from it and have not started: what to scale workers on"),
     ("celery_monitor_events_received_total", "counter", "Events received"),
     ("celery_monitor_event_messages_dropped_total", "counter",
      "Event messages dropped: the applier's hand-off was full"),

@@ -9,6 +9,7 @@ from typing import Any
 
 from celery_monitor_operator import alert_rules, naming, spec, spec_parser
 from celery_monitor_operator.renderers import (
+    autoscaling,
     deployment,
     httproute,
     ingress,
@@ -20,7 +21,8 @@ from celery_monitor_operator.renderers import (
 )
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
-# Representative specs: the least one can write, every field set, and a Gateway API variant.
+# Representative specs: the least one can write, every field set, and a Gateway API variant
+# (autoscaling through the monitor's API in the second, through Prometheus in the third).
 SPECS: dict[str, dict[str, Any]] = {
     "minimal": {"broker": {"url": "redis://redis:6379/0"}},
     "everything": {
@@ -40,6 +42,9 @@ SPECS: dict[str, dict[str, Any]] = {
         "serviceMonitor": {"enabled": True, "interval": "10s", "scrapeTimeout": "5s", "labels": {"r": "p"},
                            "tls": {"caSecretKeyRef": {"name": "monitor-ca"}, "serverName": "demo.team.svc"}},
         "prometheusRule": {"enabled": True, "labels": {"r": "p"}},
+        "autoscaling": {"enabled": True, "workerDeployment": "celery-worker", "queues": ["celery", "reports.pdf"],
+                        "minReplicas": 0, "maxReplicas": 20, "backlogPerReplica": 25, "source": "MonitorAPI",
+                        "pollingInterval": 10, "cooldownPeriod": 120, "podDeletionCost": {"enabled": True}},
         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}, "limits": {"memory": "1Gi"}},
         "nodeSelector": {"kubernetes.io/os": "linux"},
         "tolerations": [{"key": "k", "operator": "Equal", "value": "v", "effect": "NoExecute",
@@ -54,6 +59,9 @@ SPECS: dict[str, dict[str, Any]] = {
     },
     "gateway": {"broker": {"url": "redis://r/0"}, "persistence": {"enabled": False}, "replicas": 3,
                 "auth": {"basic": {"enabled": False}},
+                "autoscaling": {"enabled": True, "workerDeployment": "workers", "queues": ["celery"],
+                                "source": "Prometheus",
+                                "prometheus": {"serverAddress": "http://prometheus-operated.monitoring:9090"}},
                 "httpRoute": {"enabled": True, "hostnames": ["cm.example.com"], "pathPrefix": "/cm",
                               "parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "web"}]}},
 }
@@ -87,7 +95,18 @@ def rendered_children(spec_data: dict[str, Any]) -> list[dict[str, Any]]:
         httproute.render_http_route(monitor),
         servicemonitor.render_service_monitor(monitor),
         prometheusrule.render_prometheus_rule(monitor, alert_rules.load_groups()),
+        *autoscaling_children(monitor),
     ]
+
+
+def autoscaling_children(monitor: spec.CeleryMonitorResource) -> list[dict[str, Any]]:
+    """The workers' autoscaler in both its forms (with KEDA, without), when the spec asks for it."""
+    if not monitor.spec.autoscaling.enabled:
+        return []
+    keda = [autoscaling.render_scaled_object(monitor)]
+    if autoscaling.uses_trigger_authentication(monitor):
+        keda.append(autoscaling.render_trigger_authentication(monitor))
+    return keda + ([] if autoscaling.hpa_problem(monitor) else [autoscaling.render_hpa(monitor)])
 
 
 def secret_values(*rendered: dict[str, Any]) -> dict[str, str]:

@@ -93,7 +93,7 @@ def test_the_examples_are_valid_celery_monitors() -> None:
     schema = strict(crd_schema(crd.render_crd(), naming.VERSION))
     monitors = [obj for factory in examples.EXAMPLES.values() for obj in factory() if obj["kind"] == naming.KIND]
 
-    assert len(monitors) == 3
+    assert len(monitors) == len(examples.EXAMPLES)
     for obj in monitors:
         jsonschema.validate(obj, schema)
         spec_parser.parse(monitor_body(obj["spec"], name=obj["metadata"]["name"]))

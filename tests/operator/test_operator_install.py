@@ -15,7 +15,8 @@ from celery_monitor_operator import __main__ as entry
 from celery_monitor_operator import handlers, render_cli, resources
 from celery_monitor_operator.renderers import install, rbac
 
-PRUNED_KINDS = {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule"}
+PRUNED_KINDS = {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication",
+                "HorizontalPodAutoscaler"}
 
 
 CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "clusterkopfpeerings", "nodes",
@@ -50,7 +51,8 @@ def test_the_operator_cannot_touch_what_it_does_not_manage(namespaced: bool) -> 
 
     assert "*" not in everything
     assert all("*" not in rule["resources"] and "*" not in rule["apiGroups"] for rule in rules)
-    assert allowed("", "pods", namespaced) == set()
+    # Pods: listed and annotated (pod-deletion-cost) only; never created, deleted or read one by one.
+    assert allowed("", "pods", namespaced) == {"list", "patch"}
     assert allowed("", "namespaces", namespaced) == set()  # kopf needs no namespace listing in either mode
     # Only the Secrets it names: no list or watch, no update or delete.
     assert allowed("", "secrets", namespaced) == {"get", "create", "patch"}

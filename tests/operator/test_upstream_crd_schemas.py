@@ -30,7 +30,8 @@ HTTP_ROUTE = ("gateway.networking.k8s.io/v1", "HTTPRoute")
 SCALED_OBJECT = ("keda.sh/v1alpha1", "ScaledObject")
 TRIGGER_AUTHENTICATION = ("keda.sh/v1alpha1", "TriggerAuthentication")
 
-# The KEDA objects a user writes to scale Celery workers on a Redis list (the project renders none).
+# The KEDA objects a user writes by hand to scale Celery workers on a Redis list (beside those the
+# operator renders for spec.autoscaling, from the example specs).
 KEDA_SAMPLES: list[Obj] = [
     {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject", "metadata": {"name": "workers"},
      "spec": {"scaleTargetRef": {"name": "celery-worker"}, "minReplicaCount": 1, "maxReplicaCount": 20,

@@ -170,6 +170,41 @@ def _prometheus_rule() -> s.Schema:
     }, defaulted=True)
 
 
+def _autoscaling() -> s.Schema:
+    return s.obj("Scale a worker Deployment on the backlog the monitor measures for its queues: messages "
+                 "waiting in the broker (Redis priority sub-queues included) plus tasks workers prefetched "
+                 "and have not started. With KEDA (keda.sh CRDs served) a ScaledObject, otherwise an "
+                 "autoscaling/v2 HorizontalPodAutoscaler on the external metric celery_monitor_queue_backlog "
+                 "(needs an external-metrics adapter such as prometheus-adapter).", {
+        "enabled": s.boolean("Create the autoscaler.", default=False),
+        "workerDeployment": s.string("The worker Deployment to scale, in the CeleryMonitor's namespace.",
+                                     pattern=spec.SECRET_NAME_PATTERN),
+        "queues": s.array("Queues the workers consume; their backlogs are summed (also passed as --queues, "
+                          "so they are measured while no worker runs).", s.string("A queue name (no ',').")),
+        "minReplicas": s.integer("Fewest workers; 0 scales to zero (KEDA only).",
+                                 default=spec.DEFAULT_MIN_WORKERS, minimum=0),
+        "maxReplicas": s.integer("Most workers.", default=spec.DEFAULT_MAX_WORKERS_REPLICAS, minimum=1),
+        "backlogPerReplica": s.integer("Backlog one worker is expected to handle: the target per replica.",
+                                       default=spec.DEFAULT_BACKLOG_PER_WORKER, minimum=1),
+        "source": s.string("Where KEDA reads the backlog: the monitor's own API (/api/queues/backlog, with "
+                           "the read-only token of '<name>-metrics'; KEDA 2.13 or later, for its bearer mode) or "
+                           "Prometheus.",
+                           default=spec.DEFAULT_AUTOSCALING_SOURCE, enum=spec.AUTOSCALING_SOURCES),
+        "prometheus": s.obj("The Prometheus that scrapes this monitor (source Prometheus).", {
+            "serverAddress": s.string("Its URL, e.g. http://prometheus-operated.monitoring:9090."),
+        }),
+        "pollingInterval": s.integer("Seconds between KEDA's reads.", default=spec.DEFAULT_POLLING_SECONDS,
+                                     minimum=1),
+        "cooldownPeriod": s.integer("Seconds KEDA waits after the last activity before scaling to zero.",
+                                    default=spec.DEFAULT_COOLDOWN_SECONDS, minimum=0),
+        "podDeletionCost": s.obj("Keep controller.kubernetes.io/pod-deletion-cost on the worker pods equal "
+                                 "to their running tasks, so a scale-down removes idle workers first.", {
+            "enabled": s.boolean("Annotate the worker pods.", default=False),
+        }),
+    }, rules=[("!has(self.enabled) || !self.enabled || (has(self.workerDeployment) && has(self.queues) && "
+               "size(self.queues) > 0)", "name workerDeployment and at least one queue")])
+
+
 def spec_schema() -> s.Schema:
     """The schema of ``spec``, also the input of the reference documentation."""
     return s.obj("Desired state of one monitor for one Celery cluster.", {
@@ -194,6 +229,7 @@ def spec_schema() -> s.Schema:
         "trustedProxies": _trusted_proxies(),
         "serviceMonitor": _service_monitor(),
         "prometheusRule": _prometheus_rule(),
+        "autoscaling": _autoscaling(),
         "resources": s.obj("CPU and memory for the monitor container.", {
             "limits": s.quantity_map("Upper bounds, e.g. memory: 1Gi."),
             "requests": s.quantity_map("What the scheduler reserves, e.g. cpu: 100m."),

@@ -50,6 +50,9 @@ def monitor_args(monitor: spec.CeleryMonitorResource) -> list[str]:
         args += ["--xheaders=True", f"--trusted_proxies={','.join(desired.trusted_proxies)}"]
     if desired.auth.read_only:
         args.append("--read_only=True")
+    if desired.autoscaling.enabled:
+        # Measured even while no worker consumes them: what scaling up from zero reads.
+        args.append(f"--queues={','.join(desired.autoscaling.queues)}")
     if desired.auth.metrics_auth:
         # Any identity the monitor knows may read /metrics; Prometheus has a read-only token of its own.
         args.append("--metrics_auth=any")

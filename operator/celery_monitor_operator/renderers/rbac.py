@@ -53,6 +53,16 @@ def namespace_rules() -> list[tuple[str, Rule]]:
         ("The Prometheus Operator objects, when the spec asks for them (switched off: deleted).",
          {"apiGroups": ["monitoring.coreos.com"], "resources": ["servicemonitors", "prometheusrules"],
           "verbs": PRUNABLE_VERBS}),
+        ("The workers' autoscaler, when spec.autoscaling asks for it: KEDA's ScaledObject and the "
+         "TriggerAuthentication naming the metrics Secret (switched off, or KEDA gone: deleted).",
+         {"apiGroups": ["keda.sh"], "resources": ["scaledobjects", "triggerauthentications"],
+          "verbs": PRUNABLE_VERBS}),
+        ("Without KEDA, the workers' HorizontalPodAutoscaler instead (switched off: deleted).",
+         {"apiGroups": ["autoscaling"], "resources": ["horizontalpodautoscalers"], "verbs": PRUNABLE_VERBS}),
+        ("spec.autoscaling.podDeletionCost: the worker pods are listed (by the worker Deployment's selector, "
+         "which the Deployment rule above reads) and annotated with their running tasks; nothing else of a "
+         "pod is changed, and no pod is created or deleted.",
+         {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]}),
         ("Events the operator posts when a CeleryMonitor's conditions change.",
          {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]}),
     ]
