@@ -65,7 +65,8 @@ def configure(settings: kopf.OperatorSettings, memo: kopf.Memo, logger: kopf.Log
     # spec.autoscaling.podDeletionCost: the worker pods' costs follow their running tasks, in a
     # loop of the same kind (a kopf timer would put a finalizer on every CeleryMonitor again).
     memo.costs = resync.Resync(memo.api, memo.known, peering, COST_SECONDS,
-                               work=worker_costs.CostKeeper(memo.api), name="deletion-costs").start()
+                               work=worker_costs.CostKeeper(memo.api), name="deletion-costs",
+                               done_word="looked at").start()
 
 
 @kopf.on.cleanup()

@@ -55,13 +55,14 @@ class Resync:
     """
 
     def __init__(self, api: kube.Api, known: Known, peering: leadership.Peering, interval: float,
-                 work: Work | None = None, name: str = "resync") -> None:
+                 work: Work | None = None, name: str = "resync", done_word: str = "converged") -> None:
         self.api = api
         self.known = known
         self.peering = peering
         self.interval = interval
         self.work: Work = work if work is not None else self._converge
         self.name = name
+        self.done_word = done_word  # what the debug line says a pass did to them
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"celery-monitor-{name}", daemon=True)
 
@@ -100,7 +101,7 @@ class Resync:
                 self.known.gone(namespace, name)
             else:
                 done += 1
-        logger.debug("The %s pass: %d CeleryMonitors", self.name, done)
+        logger.debug("%s pass: %d CeleryMonitors %s", self.name.capitalize(), done, self.done_word)
         return done
 
     def _converge(self, namespace: str, name: str) -> bool:

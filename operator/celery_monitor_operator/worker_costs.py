@@ -22,7 +22,7 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
-from celery_monitor_operator import kube, naming, resources, spec, spec_parser, spec_reader
+from celery_monitor_operator import events, kube, naming, resources, spec, spec_parser, spec_reader
 from celery_monitor_operator.renderers import autoscaling, secret
 
 logger = logging.getLogger(__name__)
@@ -145,11 +145,15 @@ class CostKeeper:
             patched = sync(self.api, resource)
         except (Unavailable, kube.ApiError) as error:
             if self._problems.get(key) != str(error):
-                logger.warning("%s/%s: pod deletion costs not updated: %s", namespace, name, error)
+                logger.warning("Pod deletion costs not updated: %s (%s/%s)", error, namespace, name)
+                events.post(self.api, body, [events.Event(events.WARNING, "DeletionCostsNotUpdated",
+                                                          f"Pod deletion costs not updated: {error}")])
             self._problems[key] = str(error)
             return True
         if self._problems.pop(key, None):
-            logger.info("%s/%s: pod deletion costs updated again", namespace, name)
+            logger.info("Pod deletion costs updated again (%s/%s)", namespace, name)
+            events.post(self.api, body, [events.Event(events.NORMAL, "DeletionCostsUpdated",
+                                                      "Pod deletion costs updated again")])
         if patched:
-            logger.info("%s/%s: pod deletion costs updated on %s", namespace, name, ", ".join(patched))
+            logger.info("Pod deletion costs updated on %s (%s/%s)", ", ".join(patched), namespace, name)
         return True
