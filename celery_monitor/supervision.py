@@ -39,6 +39,7 @@ TITLES = {
     "queue_poller": "queue poller",
     "timeline": "timeline sampler",
     "enable_events": "enable-events broadcast",
+    "notifier": "notifications",
 }
 
 

@@ -46,6 +46,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
                    "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME},
     "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
     "/api/task/rerun/{task_id}": {"force": BOOLEAN},
+    "/api/notifications/deliveries": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT},
 }
 
 # Control arguments may come in the query string or in a form or JSON object body (as in Flower).
@@ -54,6 +55,9 @@ CALL_BODY: dict[str, Any] = {"type": "object", "properties": {
     "eta": STRING, "expires": STRING, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
 }}  # fmt: skip
 BODIES: dict[str, dict[str, Any]] = {
+    # A channel ({"kind": "slack", "url": ...}) or a rule ({"kind": "task_failed", "channels": [...]}):
+    # docs/notifications.md lists the fields of each kind.
+    "/api/notifications/{kind}/{name}": {"type": "object"},
     "/api/task/apply/{name}": CALL_BODY,
     "/api/task/async-apply/{name}": CALL_BODY,
     "/api/task/send-task/{name}": CALL_BODY,

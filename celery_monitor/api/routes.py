@@ -9,6 +9,7 @@ from celery_monitor.api import (
     control_tasks,
     control_workers,
     health,
+    notifications,
     openapi,
     queue_tasks,
     queues,
@@ -56,6 +57,15 @@ ROUTES += [
     Route("/api/task/rerun/{task_id}", control_tasks.rerun_check, methods=["GET"]),
     Route("/api/tasks/revoke", control_tasks.bulk_revoke, methods=["POST"]),
     Route("/api/audit", audit.list_audit, methods=["GET"]),
+]
+
+# Notifications: rules, channels, the delivery log and a test message (docs/notifications.md).
+ROUTES += [
+    Route("/api/notifications", notifications.overview, methods=["GET"]),
+    Route("/api/notifications/deliveries", notifications.deliveries, methods=["GET"]),
+    Route("/api/notifications/channels/{name}/test", notifications.send_test, methods=["POST"]),
+    Route("/api/notifications/{kind}/{name}", notifications.put, methods=["PUT"]),
+    Route("/api/notifications/{kind}/{name}", notifications.delete, methods=["DELETE"]),
 ]
 
 # The OpenAPI description of everything above.

@@ -16,6 +16,7 @@ from urllib.parse import urlparse
 from celery_monitor import values as parse
 from celery_monitor.auth import checks as auth_checks
 from celery_monitor.metrics.cardinality import WORKER_LABEL_MODES
+from celery_monitor.notify import model as notify_model
 from celery_monitor.settings import BY_NAME, CONFIG_ONLY, TASKS_COLUMNS, Option, Settings
 
 ENV_PREFIXES = ("CELERY_MONITOR_", "FLOWER_")  # first wins
@@ -216,6 +217,13 @@ def check_consistency(values: dict[str, Any], files: bool = True) -> None:
         # The spool holds what the broker carried, before any rule: redaction would not hold on disk.
         raise ConfigError("event_spool", "keeps raw task arguments on disk until the history has them, so it "
                           "cannot be combined with --redact or format_task")
+    public_url = values.get("public_url") or ""
+    if public_url and (urlparse(public_url).scheme not in ("http", "https") or not urlparse(public_url).hostname):
+        raise ConfigError("public_url", "expected an http(s):// URL, e.g. https://monitor.example.com")
+    try:
+        notify_model.parse_config(values.get("notifications"))
+    except notify_model.BadConfig as exc:
+        raise ConfigError("notifications", str(exc)) from None
     check_broker_url(values.get("broker") or "")
 
 
@@ -259,5 +267,7 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
                                 ("command line", command_line.values)))
     if "format_task" in file_values:
         values["format_task"] = file_values["format_task"]
+    if "notifications" in file_values:
+        values["notifications"] = file_values["notifications"]
     check_consistency(values)
     return Settings(**values, celery_settings=celery_settings, sources=sources)

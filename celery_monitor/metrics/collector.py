@@ -23,6 +23,7 @@ from celery_monitor.liveness import Liveness
 from celery_monitor.metrics.cardinality import LabelPolicy, fold, fold_histograms
 from celery_monitor.metrics.exposition import Counter, Gauge, HistogramFamily
 from celery_monitor.metrics.queue_metrics import QueueFamilies
+from celery_monitor.notify.notifier import Notifier
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.snapshots import EventKey, LiveSnapshot, OutcomeKey, TaskWorker, WorkerStatus
@@ -51,6 +52,7 @@ class Sources:
     writer: StoreWriter
     supervisor: Supervisor
     liveness: Liveness
+    notifier: Notifier
 
 
 @dataclass
@@ -160,6 +162,11 @@ class MonitorCollector:
         self.background_errors = Counter(P + "background_errors", "Unexpected exceptions in background loops",
                                          ("loop",))
         self.live = Gauge(P + "live", "1 while ingestion works (/livez answers 200), 0 when it has stopped")
+        self.notifications = Counter(P + "notifications", "Notification delivery attempts by channel kind and outcome "
+                                     "(delivered, failed; dropped: never attempted, too many waiting)",
+                                     ("kind", "outcome"))
+        self.notices_dropped = Counter(P + "notification_notices_dropped",
+                                       "Task notices dropped: the notifier's queue was full")
 
     def render(self) -> bytes:
         """The whole exposition, UTF-8 encoded, in the order the families are declared."""
@@ -250,3 +257,6 @@ class MonitorCollector:
         self.store_dropped.write_value(out, writer.dropped)
         self.background_errors.write(out, [((loop,), count) for loop, count in sources.supervisor.errors().items()])
         self.live.write_value(out, 0 if sources.liveness.problems() else 1)
+        notifier = sources.notifier
+        self.notifications.write(out, notifier.counts())
+        self.notices_dropped.write_value(out, notifier.notices.dropped)

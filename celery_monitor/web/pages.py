@@ -95,3 +95,8 @@ async def old_graphs(request: Request) -> Response:
 async def audit(request: Request) -> Response:
     """The audit trail; read-only identities see it too (it holds no secret the other pages do not)."""
     return render(request, "audit.html", "audit", "Audit")
+
+
+async def notifications(request: Request) -> Response:
+    """Rules, channels and the delivery log; admins also get a test button per channel."""
+    return render(request, "notifications.html", "notifications", "Notifications")

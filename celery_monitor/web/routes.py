@@ -16,6 +16,7 @@ ROUTES: list[BaseRoute] = [
     Route("/graphs", pages.graphs),
     Route("/monitor", pages.old_graphs),
     Route("/audit", pages.audit),
+    Route("/notifications", pages.notifications),
     Route("/live", data.live),
     Route("/ui/workers.json", data.workers),
     Route("/ui/worker/{name:path}/limits.json", data.worker_limits),
@@ -25,4 +26,5 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/broker.json", data.broker),
     Route("/ui/graphs.json", data.timeline),
     Route("/ui/audit.json", data.audit),
+    Route("/ui/notifications.json", data.notifications),
 ]

@@ -13,10 +13,11 @@ import { taskPage } from "./pages/task.js";
 import { brokerPage } from "./pages/broker.js";
 import { graphsPage } from "./pages/graphs.js";
 import { auditPage } from "./pages/audit.js";
+import { notificationsPage } from "./pages/notifications.js";
 
 const PAGES = {
   workers: workersPage, worker: workerPage, tasks: tasksPage, task: taskPage, broker: brokerPage,
-  graphs: graphsPage, audit: auditPage,
+  graphs: graphsPage, audit: auditPage, notifications: notificationsPage,
 };
 
 setupThemeToggle(redrawCharts);
