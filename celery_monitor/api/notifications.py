@@ -19,7 +19,7 @@ from celery_monitor.http.context import monitor_of, user_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.params import get_int
 from celery_monitor.notify import secrets
-from celery_monitor.notify.model import SECRET_FIELDS, BadConfig
+from celery_monitor.notify.model import SECRET_FIELDS, BadConfig, FromConfigFile
 
 KINDS = {"channels": "channel", "rules": "rule"}
 
@@ -88,6 +88,8 @@ async def put(request: Request) -> Response:
                 return {"channel": channel.shown()}
             rule = await monitor.control.run(notifier.put_rule, name, body)
             return {"rule": rule.shown()}
+        except FromConfigFile as exc:
+            raise ApiError(409, str(exc)) from None
         except BadConfig as exc:
             raise ApiError(400, str(exc)) from None
 

@@ -7,8 +7,10 @@ refuses or cannot be reached; the caller retries with a backoff.
 from __future__ import annotations
 
 import email.message
+import logging
 import smtplib
 import ssl
+import threading
 import time
 from typing import Any
 
@@ -22,6 +24,21 @@ from celery_monitor.notify.model import PAGERDUTY_URL, Channel
 TIMEOUT = 10.0
 
 
+class _QuietWhileSending(logging.Filter):
+    """httpx logs every request's URL at INFO; a Slack or webhook URL is a secret, so not these."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sending = threading.local()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not getattr(self.sending, "on", False)
+
+
+_QUIET = _QuietWhileSending()
+logging.getLogger("httpx").addFilter(_QUIET)
+
+
 class DeliveryError(Exception):
     """A failed attempt; ``permanent`` when trying again cannot help (a 4xx other than 429)."""
 
@@ -32,12 +49,15 @@ class DeliveryError(Exception):
 
 
 def _post(client: httpx.Client, url: str, body: bytes, headers: dict[str, str]) -> None:
+    _QUIET.sending.on = True
     try:
         response = client.post(url, content=body, headers={"Content-Type": "application/json", **headers},
                                timeout=TIMEOUT)
     except httpx.HTTPError as exc:
         # The exception's text may carry the URL (a Slack URL is a secret): only its kind is told.
         raise DeliveryError(f"no answer ({type(exc).__name__})") from None
+    finally:
+        _QUIET.sending.on = False
     if response.status_code >= 300:
         permanent = 400 <= response.status_code < 500 and response.status_code not in (408, 429)
         raise DeliveryError(f"HTTP {response.status_code}", permanent)

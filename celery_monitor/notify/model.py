@@ -33,6 +33,10 @@ class BadConfig(ValueError):
     pass
 
 
+class FromConfigFile(BadConfig):
+    """A rule or channel of the config file: the API leaves it alone (it is changed in the file)."""
+
+
 @dataclass(frozen=True)
 class Channel:
     name: str

@@ -24,7 +24,15 @@ from celery_monitor.notify import channels
 from celery_monitor.notify.evaluate import Evaluator
 from celery_monitor.notify.ledger import Ledger
 from celery_monitor.notify.messages import TEST, Links, Message
-from celery_monitor.notify.model import BadConfig, Channel, NotifyConfig, Rule, parse_channel, parse_rule
+from celery_monitor.notify.model import (
+    BadConfig,
+    Channel,
+    FromConfigFile,
+    NotifyConfig,
+    Rule,
+    parse_channel,
+    parse_rule,
+)
 from celery_monitor.notify.notices import STATES_OF_KIND, NoticeQueue
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
@@ -106,7 +114,7 @@ class Notifier(threading.Thread):
     def _editable(self, kind: str, name: str) -> None:
         found = (self.config.channels if kind == "channel" else self.config.rules).get(name)
         if found is not None and found.source == "config":
-            raise BadConfig(f"{kind} {name!r} comes from the config file: change it there")
+            raise FromConfigFile(f"{kind} {name!r} comes from the config file: change it there")
 
     def put_channel(self, name: str, body: dict[str, Any]) -> Channel:
         self._editable("channel", name)

@@ -26,6 +26,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
+
 from support.processes import free_port
 
 
@@ -59,7 +60,7 @@ class HttpReceiver:
         receiver = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 — http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver.lock:
                     receiver.requests.append(Received(self.path, dict(self.headers.items()), body, time.time()))
@@ -86,7 +87,7 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     """A certificate for localhost and its key, as PEM files."""
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
-    now = datetime.datetime.now(datetime.timezone.utc)
+    now = datetime.datetime.now(datetime.UTC)
     certificate = (
         x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
         .serial_number(x509.random_serial_number()).not_valid_before(now - datetime.timedelta(minutes=5))
@@ -115,7 +116,7 @@ class SmtpServer:
         server = self
 
         class Handler:
-            async def handle_DATA(self, smtp: Any, session: Session, envelope: Envelope) -> str:  # noqa: N802
+            async def handle_DATA(self, smtp: Any, session: Session, envelope: Envelope) -> str:
                 content = envelope.original_content or b""
                 server.messages.append(message_from_bytes(content))
                 server.tls_used.append(session.ssl is not None)
