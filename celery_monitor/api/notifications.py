@@ -56,12 +56,12 @@ def _kind(request: Request) -> str:
 
 
 async def overview(request: Request) -> Response:
-    """GET /api/notifications: channels (secrets masked), rules and the notifier's counters."""
+    """The notification channels (secrets masked), the rules, and the deliveries waiting or dropped."""
     return json_response(monitor_of(request).notifier.as_dict())
 
 
 async def deliveries(request: Request) -> Response:
-    """GET /api/notifications/deliveries: the delivery log, newest first."""
+    """The delivery log, newest first: each message on each channel, its outcome, attempts and last error."""
     monitor = monitor_of(request)
     limit = get_int(request, "limit", 100, minimum=1, maximum=1000) or 100
     offset = get_int(request, "offset", 0, minimum=0) or 0
@@ -71,7 +71,7 @@ async def deliveries(request: Request) -> Response:
 
 
 async def put(request: Request) -> Response:
-    """PUT /api/notifications/{channels|rules}/{name}: add or replace one, from a JSON object."""
+    """Add or replace a channel or a rule (`kind`: channels or rules) from a JSON object; admins only, audited."""
     kind = _kind(request)
     name = request.path_params["name"]
     try:
@@ -97,7 +97,7 @@ async def put(request: Request) -> Response:
 
 
 async def delete(request: Request) -> Response:
-    """DELETE /api/notifications/{channels|rules}/{name}."""
+    """Remove a channel or a rule added through the API; admins only, audited."""
     kind = _kind(request)
     name = request.path_params["name"]
     monitor = monitor_of(request)
@@ -115,7 +115,7 @@ async def delete(request: Request) -> Response:
 
 
 async def send_test(request: Request) -> Response:
-    """POST /api/notifications/channels/{name}/test: one test message now; the answer says how it went."""
+    """Send one test message on the channel now, without retries; the answer says how it went. Audited."""
     name = request.path_params["name"]
     monitor = monitor_of(request)
     user = user_of(request)

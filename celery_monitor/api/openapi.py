@@ -57,7 +57,10 @@ CALL_BODY: dict[str, Any] = {"type": "object", "properties": {
 BODIES: dict[str, dict[str, Any]] = {
     # A channel ({"kind": "slack", "url": ...}) or a rule ({"kind": "task_failed", "channels": [...]}):
     # docs/notifications.md lists the fields of each kind.
-    "/api/notifications/{kind}/{name}": {"type": "object"},
+    "/api/notifications/{kind}/{name}": {"type": "object", "properties": {
+        "kind": STRING, "channels": {"type": "array"}, "url": STRING, "secret": STRING, "window": SECONDS,
+        "severity": STRING,
+    }},
     "/api/task/apply/{name}": CALL_BODY,
     "/api/task/async-apply/{name}": CALL_BODY,
     "/api/task/send-task/{name}": CALL_BODY,

@@ -29,7 +29,8 @@ def render() -> str:
         env = f"`CELERY_MONITOR_{option.name.upper()}`"
         note = " (secret: never logged)" if option.secret else ""
         lines.append(f"| `--{option.name}` | {option.kind} | {default} | {env} | {option.help}{note} |")
-    lines += ["", "`format_task` (a function) can only be set in the config file.", ""]
+    lines += ["", "`format_task` (a function) and `notifications` (a dict: [notifications.md](notifications.md)) can only "
+              "be set in the config file.", ""]
     return "\n".join(lines)
 
 
