@@ -62,6 +62,10 @@ HEADERS = [
      "Pending task writes dropped: over the bound while writes failed, or refused"),
     ("celery_monitor_background_errors_total", "counter", "Unexpected exceptions in background loops"),
     ("celery_monitor_live", "gauge", "1 while ingestion works (/livez answers 200), 0 when it has stopped"),
+    ("celery_monitor_notifications_total", "counter", "Notification delivery attempts by channel kind and outcome "
+     "(delivered, failed; dropped: never attempted, too many waiting)"),
+    ("celery_monitor_notification_notices_dropped_total", "counter",
+     "Task notices dropped: the notifier's queue was full"),
 ]  # fmt: skip
 
 Q = 'task="app.quote\\"d\\\\back\\nslash"'

@@ -33,7 +33,8 @@ NOT_FROM_REDIS = {
 }
 # Families a healthy cluster leaves without a sample: no task is lost here (the alert rules must
 # stay quiet). tests/ingest/test_lost_workers.py kills a worker and reads the family on /metrics.
-NOT_WHEN_HEALTHY = {"celery_monitor_tasks_lost_total"}
+# No notification channel is configured here: tests/notify/test_notify_delivery.py reads the deliveries'.
+NOT_WHEN_HEALTHY = {"celery_monitor_tasks_lost_total", "celery_monitor_notifications_total"}
 
 
 @dataclass
