@@ -6,6 +6,7 @@ parsed and checked here, once; a bad one raises :class:`ConfigError` naming the 
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 from collections.abc import Iterable, Mapping, Sequence
@@ -163,6 +164,18 @@ def read_config_file(path: str, required: bool) -> tuple[dict[str, Any], dict[st
     return options, celery_settings
 
 
+def notifications_from(environ: Mapping[str, str]) -> Any:
+    """``CELERY_MONITOR_NOTIFICATIONS``: the config file's ``notifications`` as JSON, for a monitor
+    without a config file (a CeleryMonitor's ``extraEnv``); the config file's wins."""
+    raw = environ.get("CELERY_MONITOR_NOTIFICATIONS")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError("notifications", f"CELERY_MONITOR_NOTIFICATIONS is not JSON: {exc}") from None
+
+
 def check_broker_url(url: str) -> None:
     if not url:
         return
@@ -267,7 +280,6 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
                                 ("command line", command_line.values)))
     if "format_task" in file_values:
         values["format_task"] = file_values["format_task"]
-    if "notifications" in file_values:
-        values["notifications"] = file_values["notifications"]
+    values["notifications"] = file_values.get("notifications", notifications_from(environ))
     check_consistency(values)
     return Settings(**values, celery_settings=celery_settings, sources=sources)

@@ -134,3 +134,15 @@ def test_a_webhook_signature_verifies_and_refuses_tampering_and_stale_timestamps
     assert not signing.verify("other", str(now), header, body, now)
     assert not signing.verify("key", str(now), header, body, now + 301)
     assert not signing.verify("key", "soon", header, body, now)
+
+
+def test_notifications_come_from_the_environment_as_json_without_a_config_file(tmp_path: Path) -> None:
+    from celery_monitor.cli.config import ConfigError, load_settings
+
+    conf = tmp_path / "none.py"
+    conf.write_text("")
+    raw = '{"channels": {"hook": {"kind": "webhook", "url": "env:HOOK_URL", "secret": "env:KEY"}}}'
+    settings = load_settings([f"--conf={conf}"], environ={"CELERY_MONITOR_NOTIFICATIONS": raw})
+    assert parse_config(settings.notifications).channels["hook"].options["url"] == "env:HOOK_URL"
+    with pytest.raises(ConfigError, match="CELERY_MONITOR_NOTIFICATIONS is not JSON"):
+        load_settings([f"--conf={conf}"], environ={"CELERY_MONITOR_NOTIFICATIONS": "{nope"})
