@@ -103,8 +103,9 @@ class Settings:
                      "dbname (PostgreSQL; the password is never shown)", secret=True)
     state_save_interval: int = option(0, "milliseconds between history writes (0: 500)", minimum=0)
     url_prefix: str = option("", "serve under this path prefix")
-    public_url: str = option("", "the monitor's address as its users reach it (with --url_prefix, if any), for the "
-                             "links in notifications, e.g. https://monitor.example.com/celery")
+    public_url: str = option(
+        "", "the monitor's address as its users reach it (with --url_prefix, if any), for the links in notifications, "
+        "e.g. https://monitor.example.com/celery (default: as a trusted proxy forwards it, with --xheaders)")
     inspect_timeout: float = option(1000.0, "milliseconds to wait for workers' inspect replies", minimum=1)
     enable_events: bool = option(True, "periodically ask workers to send events")
     xheaders: bool = option(

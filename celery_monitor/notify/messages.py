@@ -58,10 +58,17 @@ class Message:
 
 
 class Links:
-    """Addresses of the monitor's pages, from ``--public_url``; without it, messages carry no links."""
+    """Addresses of the monitor's pages, from ``--public_url``, else as the last page request a trusted
+    proxy forwarded saw them (--xheaders); with neither, messages carry no links."""
 
     def __init__(self, public_url: str) -> None:
         self.base = public_url.rstrip("/")
+        self.configured = bool(self.base)
+
+    def learn(self, base: str) -> None:
+        """The monitor's address as a trusted proxy forwarded it; --public_url, when given, wins."""
+        if not self.configured:
+            self.base = base.rstrip("/")
 
     def _at(self, title: str, path: str) -> list[Link]:
         return [Link(title, f"{self.base}{path}")] if self.base else []
