@@ -66,6 +66,10 @@ _SUMMARIES = {
 }
 
 
+# The state the tasks list is filtered on in a task rule's message (runtime: every state).
+_LISTED_STATE = {"task_lost": LOST, "task_runtime": ""}
+
+
 class Evaluator:
     def __init__(self, links: Links) -> None:
         self.links = links
@@ -169,7 +173,7 @@ class Evaluator:
             details.append(f"... and {group.count - len(details)} more")
         links = list(group.links)
         if not rule.stateful:
-            links.extend(self.links.tasks(group.subject, FAILURE if rule.kind != "task_lost" else LOST))
+            links.extend(self.links.tasks(group.subject, _LISTED_STATE.get(rule.kind, FAILURE)))
         return Message(rule.name, rule.kind, rule.severity, FIRING, group.subject, summary, group.count, details,
                        links, group.opened_at, group.last_at)
 

@@ -77,7 +77,8 @@ class Links:
         return self._at(f"task {task_id}", f"/task/{quote(task_id, safe='')}")
 
     def tasks(self, name: str, state: str) -> list[Link]:
-        return self._at("tasks", f"/tasks?taskname={quote(name, safe='')}&state={quote(state, safe='')}")
+        state_filter = f"&state={quote(state, safe='')}" if state else ""
+        return self._at("tasks", f"/tasks?taskname={quote(name, safe='')}{state_filter}")
 
     def worker(self, hostname: str) -> list[Link]:
         return self._at(f"worker {hostname}", f"/worker/{quote(hostname, safe='')}")

@@ -146,3 +146,20 @@ def test_notifications_come_from_the_environment_as_json_without_a_config_file(t
     assert parse_config(settings.notifications).channels["hook"].options["url"] == "env:HOOK_URL"
     with pytest.raises(ConfigError, match="CELERY_MONITOR_NOTIFICATIONS is not JSON"):
         load_settings([f"--conf={conf}"], environ={"CELERY_MONITOR_NOTIFICATIONS": "{nope"})
+
+
+def test_runtime_and_lost_rules_describe_what_happened() -> None:
+    config = parse_config({"channels": CHANNELS, "rules": {
+        "slow": {"kind": "task_runtime", "channels": ["hook"], "window": 0, "threshold": 30},
+        "lost": {"kind": "task_lost", "channels": ["hook"], "window": 0}}})
+    evaluator = Evaluator(Links("https://m.example"))
+    evaluator.tasks(config.rules.values(), [
+        TaskNotice("fast", "app.report", "SUCCESS", None, 3.0, 0, "w@h", 1.0),
+        TaskNotice("slow", "app.report", "SUCCESS", None, 45.5, 0, "w@h", 1.0),
+        TaskNotice("gone", "app.report", "LOST", None, None, 0, "w@h", 1.0),
+    ])
+    slow, lost = sorted(evaluator.due(2.0), key=lambda m: m.rule, reverse=True)
+    assert (slow.rule, slow.count, slow.details) == ("slow", 1, ["slow ran 45.5 s (over 30 s) on w@h"])
+    assert (lost.rule, lost.count, lost.details) == ("lost", 1, ["gone was lost on w@h"])
+    assert lost.links[-1].url == "https://m.example/tasks?taskname=app.report&state=LOST"
+    assert slow.links[-1].url == "https://m.example/tasks?taskname=app.report"
