@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS notification_settings (
 class Ledger:
     def __init__(self, db: str | None) -> None:
         self.postgres = dsn.is_postgres(db)
+        self._db = db or ""
         self._lock = threading.Lock()
         self._conn: Any
         if self.postgres:
@@ -53,8 +54,19 @@ class Ledger:
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         sql = sql.replace("?", self._mark)
         with self._lock:
-            cursor = self._conn.execute(sql, params)
+            try:
+                cursor = self._conn.execute(sql, params)
+            except psycopg.OperationalError:
+                # PostgreSQL dropped the connection (a restart, a failover): once more on a new one.
+                if not self.postgres or not self._conn.closed:
+                    raise
+                self._conn = psycopg.connect(self._db, autocommit=True, connect_timeout=10)
+                cursor = self._conn.execute(sql, params)
             return list(cursor.fetchall()) if cursor.description else []
+
+    def describe(self, exc: Exception) -> str:
+        """An error of this database on one line, its URL's password masked."""
+        return dsn.scrub(str(exc), self._db) if self.postgres else " ".join(str(exc).split())
 
     def close(self) -> None:
         with self._lock:

@@ -36,7 +36,7 @@ from celery_monitor.notify.model import (
 from celery_monitor.notify.notices import STATES_OF_KIND, NoticeQueue
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
-from celery_monitor.supervision import Loop
+from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
@@ -76,6 +76,7 @@ class Notifier(threading.Thread):
         self._lock = threading.Lock()  # the API's changes against the thread's reads of the config
         self._stop_event = threading.Event()
         self._next_conditions = 0.0
+        self._ledger_log = ThrottledLog(log)
         self._client = httpx.Client()
         self.config = config
         self.reload()
@@ -178,12 +179,12 @@ class Notifier(threading.Thread):
     def enqueue(self, message: Message) -> None:
         rule = self.config.rules.get(message.rule)
         for channel in rule.channels if rule is not None else ():
-            row_id = self.ledger.add(message.id, message.rule, channel, message.status, message.title)
+            row_id = self._logged(self.ledger.add, message.id, message.rule, channel, message.status, message.title)
             if len(self.pending) >= MAX_PENDING:
                 self.deliveries_dropped += 1
                 found = self.config.channels.get(channel)
                 self._count(found.kind if found is not None else "unknown", "dropped")
-                self.ledger.update(row_id, "dropped", 0, "too many deliveries waiting")
+                self._logged(self.ledger.update, row_id, "dropped", 0, "too many deliveries waiting")
                 log.warning("notification %s on channel %s dropped: %d deliveries are waiting", message.rule,
                             channel, len(self.pending))
                 continue
@@ -200,21 +201,32 @@ class Notifier(threading.Thread):
         channel = self.config.channels.get(delivery.channel)
         delivery.attempts += 1
         if channel is None:
-            self.ledger.update(delivery.row_id, "failed", delivery.attempts, "the channel was removed")
+            self._logged(self.ledger.update, delivery.row_id, "failed", delivery.attempts, "the channel was removed")
             return
         error = self._send(channel, delivery.message)
         if error is None:
-            self.ledger.update(delivery.row_id, "delivered", delivery.attempts, None)
+            self._logged(self.ledger.update, delivery.row_id, "delivered", delivery.attempts, None)
             return
         if error.permanent or delivery.attempts >= MAX_ATTEMPTS:
-            self.ledger.update(delivery.row_id, "failed", delivery.attempts, error.reason)
+            self._logged(self.ledger.update, delivery.row_id, "failed", delivery.attempts, error.reason)
             log.warning("notification %s on channel %s failed after %d attempt(s): %s", delivery.message.rule,
                         channel.name, delivery.attempts, error.reason)
             return
         backoff = min(MAX_BACKOFF, self.first_backoff * 2 ** (delivery.attempts - 1))
         delivery.next_at = time.time() + backoff
-        self.ledger.update(delivery.row_id, "retrying", delivery.attempts, error.reason)
+        self._logged(self.ledger.update, delivery.row_id, "retrying", delivery.attempts, error.reason)
         self.pending.append(delivery)
+
+    def _logged(self, write: Callable[..., Any], *args: Any) -> Any:
+        """A write to the delivery log; when the database refuses it, the message is delivered anyway."""
+        try:
+            result = write(*args)
+        except Exception as exc:  # the disk or the database: sqlite3 and psycopg errors alike
+            self._ledger_log.failure(type(exc).__name__, "the notification delivery log cannot be written: "
+                                     f"{self.ledger.describe(exc)}")
+            return -1
+        self._ledger_log.recovered("the notification delivery log is written again")
+        return result
 
     def _send(self, channel: Channel, message: Message) -> channels.DeliveryError | None:
         try:
@@ -245,7 +257,7 @@ class Notifier(threading.Thread):
         row_id = self.ledger.add(message.id, "(test)", name, TEST, message.title)
         error = self._send(channel, message)
         reason = None if error is None else error.reason
-        self.ledger.update(row_id, "delivered" if error is None else "failed", 1, reason)
+        self._logged(self.ledger.update, row_id, "delivered" if error is None else "failed", 1, reason)
         return {"channel": name, "delivered": error is None, "error": reason}
 
     def as_dict(self, shown: Callable[[Channel], dict[str, Any]] = Channel.shown) -> dict[str, Any]:
