@@ -51,6 +51,8 @@ CASES: dict[str, Case] = {
     "queue_poller": (lambda r: fail_once(r.monitor.queue_poller, "poll"), _called_again),
     "timeline": (lambda r: fail_once(r.timeline, "sample"), _called_again),
     "enable_events": (lambda r: fail_once(r.monitor.app.control, "enable_events"), _called_again),
+    # An evaluation failing: the notifier evaluates again on its next pass.
+    "notifier": (lambda r: fail_once(r.monitor.notifier.evaluator, "due"), _called_again),
 }
 
 
