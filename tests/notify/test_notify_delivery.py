@@ -64,6 +64,7 @@ def config_file(tmp: Path, http: HttpReceiver, smtp: SmtpServer) -> Path:
                            "window": 0, "channels": ["flaky"]},
         "gone": {"kind": "worker_offline", "workers": ["w-notify-b@*"], "window": 1, "channels": ["hook", "pd"]},
         "exhausted": {"kind": "retries_exhausted", "min_retries": 2, "window": 0, "channels": ["hook"]},
+        "backlog": {"kind": "queue_length", "queues": ["notify-q"], "threshold": 3, "window": 0, "channels": ["hook"]},
     }
     path = tmp / "notify-config.py"
     path.write_text(f"notifications = {{'channels': {channels!r}, 'rules': {rules!r}}}\n")
@@ -199,6 +200,26 @@ def test_a_task_failing_after_its_retries_is_told(setup: Setup) -> None:
     wait_for(lambda: of_rule(setup.http.at("/hook"), "exhausted"), 30, message="the retries-exhausted message")
     [message] = of_rule(setup.http.at("/hook"), "exhausted")
     assert "failed after 2 retries" in message.json()["details"][0]
+
+
+def test_a_queue_over_its_threshold_is_told_and_resolved_when_it_drains(setup: Setup) -> None:
+    worker = start_worker(setup.broker, "w-notify-q", setup.tmp, "-Q", "notify-q", backend=setup.backend)
+    try:
+        wait_for(lambda: "notify-q" in {q["name"] for q in setup.monitor.json("/api/queues/length")["active_queues"]},
+                 30, message="the queue known to the monitor")
+        # Two processes holding each task half a second, ten prefetched: the queue stays over the
+        # threshold for about nine seconds, longer than the queue poller's five.
+        with celery_client(setup.broker, setup.backend) as client:
+            for _ in range(48):
+                client.send_task("tests.hold", [0.5], queue="notify-q")
+        wait_for(lambda: of_rule(setup.http.at("/hook"), "backlog"), 30, message="the queue-length message")
+        wait_for(lambda: len(of_rule(setup.http.at("/hook"), "backlog")) == 2, 60, message="its resolve message")
+        firing, resolved = (r.json() for r in of_rule(setup.http.at("/hook"), "backlog"))
+        assert (firing["status"], firing["subject"], resolved["status"]) == ("firing", "notify-q", "resolved")
+        assert "queue notify-q:" in firing["details"][0] and "threshold 3" in firing["details"][0]
+        assert f"{PUBLIC_URL}/broker" in [link["url"] for link in firing["links"]]
+    finally:
+        worker.stop()
 
 
 def test_send_test_delivers_on_each_channel_and_is_audited(setup: Setup) -> None:
