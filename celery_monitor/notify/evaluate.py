@@ -100,8 +100,11 @@ class Evaluator:
                 if detail is not None:
                     self._occur(rule, notice.name or "(unnamed)", notice.at, detail, self.links.task(notice.uuid))
 
-    def workers(self, rules: Iterable[Rule], workers: dict[str, dict[str, Any]], now: float) -> None:
-        """Judge the workers' liveness (only while the event stream is up: the caller's decision)."""
+    def workers(self, rules: Iterable[Rule], workers: dict[str, dict[str, Any]], now: float,
+                listening_since: float = -math.inf) -> None:
+        """Judge the workers' liveness while the event stream is up (the caller's decision), and only
+        once it has been up for a whole expiry window of the worker (heartbeats missed during a start
+        or a reconnection were not heard, rather than not sent)."""
         online = {name for name, worker in workers.items() if worker.get("status")}
         self.seen_online |= online
         for rule in rules:
@@ -111,6 +114,9 @@ class Evaluator:
                 if not rule.subject_matches(name):
                     continue
                 offline = name not in online
+                freq = workers.get(name, {}).get("freq") or 2.0
+                if offline and now < listening_since + 2 * float(freq):
+                    continue
                 self._condition(rule, name, offline, now, f"worker {name} went offline", self.links.worker(name))
 
     def queues(self, rules: Iterable[Rule], queues: list[dict[str, Any]], now: float) -> None:

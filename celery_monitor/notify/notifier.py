@@ -153,22 +153,26 @@ class Notifier(threading.Thread):
 
     def step(self) -> None:
         now = time.time()
-        wake = min(self.evaluator.next_due(), min((d.next_at for d in self.pending), default=now + 0.5))
+        with self._lock:
+            wake = min(self.evaluator.next_due(), min((d.next_at for d in self.pending), default=now + 0.5))
         notices = self.notices.take(timeout=min(0.5, max(0.0, wake - now)))
         self.loop.beat()
         now = time.time()
         with self._lock:
-            rules = list(self.config.rules.values())
+            rules = [rule for rule in self.config.rules.values() if rule.enabled]
             evaluator = self.evaluator
             if notices:
                 evaluator.tasks(rules, notices)
             if now >= self._next_conditions:
                 self._next_conditions = now + CONDITIONS_EVERY
+                kinds = {rule.kind for rule in rules}
                 # Silence is only heard while the event stream is up: no worker is judged offline
                 # (nor back) while the monitor itself cannot hear them.
-                if self.health.connected:
-                    evaluator.workers(rules, self.live.worker_dicts(now), now)
-                evaluator.queues(rules, list(self.queues.latest), now)
+                health = self.health
+                if "worker_offline" in kinds and health.connected and health.connected_since is not None:
+                    evaluator.workers(rules, self.live.worker_dicts(now), now, health.connected_since)
+                if kinds & {"queue_length", "queue_age"}:
+                    evaluator.queues(rules, list(self.queues.latest), now)
             due = evaluator.due(now)
         for message in due:
             self.enqueue(message)
@@ -196,6 +200,7 @@ class Notifier(threading.Thread):
                 return
             self.pending.remove(delivery)
             self._attempt(delivery)
+            self.loop.beat()
 
     def _attempt(self, delivery: Delivery) -> None:
         channel = self.config.channels.get(delivery.channel)

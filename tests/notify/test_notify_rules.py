@@ -163,3 +163,15 @@ def test_runtime_and_lost_rules_describe_what_happened() -> None:
     assert (lost.rule, lost.count, lost.details) == ("lost", 1, ["gone was lost on w@h"])
     assert lost.links[-1].url == "https://m.example/tasks?taskname=app.report&state=LOST"
     assert slow.links[-1].url == "https://m.example/tasks?taskname=app.report"
+
+
+def test_a_worker_is_not_judged_offline_before_the_stream_was_up_for_its_expiry_window() -> None:
+    config = parse_config({"channels": CHANNELS, "rules": {"off": {
+        "kind": "worker_offline", "channels": ["hook"], "window": 0}}})
+    rules = list(config.rules.values())
+    evaluator = Evaluator(Links(""))
+    evaluator.workers(rules, {"w@h": {"status": True, "freq": 5.0}}, 100.0, listening_since=99.0)
+    evaluator.workers(rules, {"w@h": {"status": False, "freq": 5.0}}, 105.0, listening_since=99.0)
+    assert evaluator.due(105.0) == []  # reconnected 6 s ago: its heartbeats may just have been missed
+    evaluator.workers(rules, {"w@h": {"status": False, "freq": 5.0}}, 110.0, listening_since=99.0)
+    assert [m.status for m in evaluator.due(110.0)] == [FIRING]
