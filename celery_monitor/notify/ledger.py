@@ -5,7 +5,9 @@ delivered, failed, dropped), the attempts made and the last error (a short reaso
 secret); the newest ``MAX_ROWS`` are kept. ``notification_settings`` holds what admins added
 through the API (the config file's rules and channels are read from the file at every start).
 Both live in the history's database, SQLite or PostgreSQL, through a connection of their own, so
-the notifier never waits for the history's writer.
+the notifier never waits for the history's writer. On PostgreSQL the history's migrations create them
+(``celery-monitor db upgrade`` too, for a monitor whose role may not create tables); on SQLite the
+ledger does.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ COLUMNS = ("id", "message_id", "at", "rule", "channel", "status", "summary", "ou
            "last_error", "updated_at")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notification_deliveries (
-    id {serial} PRIMARY KEY, message_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, rule TEXT NOT NULL,
+    id INTEGER PRIMARY KEY, message_id TEXT NOT NULL, at DOUBLE PRECISION NOT NULL, rule TEXT NOT NULL,
     channel TEXT NOT NULL, status TEXT NOT NULL, summary TEXT NOT NULL, outcome TEXT NOT NULL,
     attempts INTEGER NOT NULL, last_error TEXT, updated_at DOUBLE PRECISION NOT NULL);
 CREATE TABLE IF NOT EXISTS notification_settings (
@@ -42,14 +44,15 @@ class Ledger:
         if self.postgres:
             assert db is not None
             self._conn = psycopg.connect(db, autocommit=True, connect_timeout=10)
-            serial, self._mark = "BIGSERIAL", "%s"
+            self._mark = "%s"
         else:
             self._conn = sqlite3.connect(db or ":memory:", check_same_thread=False, timeout=10,
                                          isolation_level=None)
-            serial, self._mark = "INTEGER", "?"
-        for statement in _SCHEMA.format(serial=serial).split(";"):
-            if statement.strip():
-                self._run(statement)
+            self._mark = "?"
+        if not self.postgres:  # PostgreSQL's are created by the history's migrations (store/pg_schema.py)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    self._run(statement)
 
     def _run(self, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
         sql = sql.replace("?", self._mark)

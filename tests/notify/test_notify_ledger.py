@@ -2,11 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+import pytest
+
 from celery_monitor.notify.ledger import Ledger
+from celery_monitor.store import target
 
 
-def test_the_delivery_log_keeps_each_outcome_newest_first(history_db: str) -> None:
-    ledger = Ledger(history_db)
+@pytest.fixture
+def history(history_db: str) -> Iterator[str]:
+    """The history opened first, as the monitor does (on PostgreSQL its migrations create the tables)."""
+    store = target.open_store(history_db)
+    yield history_db
+    store.close()
+
+
+def test_the_delivery_log_keeps_each_outcome_newest_first(history: str) -> None:
+    ledger = Ledger(history)
     try:
         first = ledger.add("m1", "failures", "hook", "firing", "[ERROR] failures: 3 x t failed")
         second = ledger.add("m2", "failures", "mail", "firing", "[ERROR] failures: 1 x t failed")
@@ -22,13 +35,13 @@ def test_the_delivery_log_keeps_each_outcome_newest_first(history_db: str) -> No
         ledger.close()
 
 
-def test_settings_added_through_the_api_outlive_a_restart(history_db: str) -> None:
-    ledger = Ledger(history_db)
+def test_settings_added_through_the_api_outlive_a_restart(history: str) -> None:
+    ledger = Ledger(history)
     ledger.save("channel", "hook", {"kind": "webhook", "url": "http://x/", "secret": "k"})
     ledger.save("channel", "hook", {"kind": "webhook", "url": "http://y/", "secret": "k"})
     ledger.save("rule", "r", {"kind": "task_failed", "channels": ["hook"]})
     ledger.close()
-    again = Ledger(history_db)
+    again = Ledger(history)
     try:
         assert again.settings() == [("channel", "hook", {"kind": "webhook", "url": "http://y/", "secret": "k"}),
                                     ("rule", "r", {"kind": "task_failed", "channels": ["hook"]})]

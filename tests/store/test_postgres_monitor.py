@@ -81,11 +81,11 @@ def test_db_upgrade_applies_the_migrations_once(tmp_path: Path) -> None:
 
         first = upgrade(f"--db={dsn}")
         assert first.returncode == 0, first.stderr
-        assert first.stdout.strip().endswith("schema upgraded from version 0 to 2")
+        assert first.stdout.strip().endswith("schema upgraded from version 0 to 3")
         second = upgrade(env={**os.environ, "FLOWER_DB": dsn})
-        assert second.returncode == 0 and second.stdout.strip().endswith("schema already at version 2")
+        assert second.returncode == 0 and second.stdout.strip().endswith("schema already at version 3")
         assert PASSWORD not in first.stdout + second.stdout
-        assert [row[0] for row in execute(dsn, "SELECT version FROM schema_version ORDER BY version")] == [1, 2]
+        assert [row[0] for row in execute(dsn, "SELECT version FROM schema_version ORDER BY version")] == [1, 2, 3]
         refused = upgrade(f"--db={tmp_path / 'history.db'}")
         assert refused.returncode == 2 and len(refused.stderr.strip().splitlines()) == 1
 
