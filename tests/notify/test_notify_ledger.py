@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+from support.harness import Harness
+from support.notify_receivers import HttpReceiver
 
 from celery_monitor.notify.ledger import Ledger
 from celery_monitor.store import target
@@ -49,3 +52,23 @@ def test_settings_added_through_the_api_outlive_a_restart(history: str) -> None:
         assert [name for _, name, _ in again.settings()] == ["hook"]
     finally:
         again.close()
+
+
+def test_the_monitor_logs_a_test_message_and_keeps_api_channels_on_either_store(history_db: str,
+                                                                                tmp_path: Path) -> None:
+    receiver = HttpReceiver().start()
+    harness = Harness(tmp_path, db=history_db)
+    try:
+        notifier = harness.monitor.notifier
+        notifier.put_channel("hook", {"kind": "webhook", "url": f"{receiver.url}/hook", "secret": "k"})
+        assert notifier.send_test("hook", "admin") == {"channel": "hook", "delivered": True, "error": None}
+        [row] = harness.get("/api/notifications/deliveries").json()["deliveries"]
+        assert (row["channel"], row["status"], row["outcome"], row["attempts"]) == ("hook", "test", "delivered", 1)
+    finally:
+        harness.close()
+    again = Harness(tmp_path, db=history_db)  # a restart: the channel added through the API is still there
+    try:
+        assert [c["name"] for c in again.get("/api/notifications").json()["channels"]] == ["hook"]
+    finally:
+        again.close()
+        receiver.stop()
