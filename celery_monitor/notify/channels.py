@@ -70,8 +70,14 @@ def _secret(channel: Channel, key: str) -> str:
         raise DeliveryError(f"{key}: {exc}", permanent=True) from None
 
 
+def slack_text(message: Message) -> str:
+    """The message with Slack's control characters escaped: a task's exception saying ``<!channel>``
+    must not notify a whole channel, nor ``<https://...|...>`` become a link."""
+    return message.text().replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def slack(client: httpx.Client, channel: Channel, message: Message) -> None:
-    _post(client, _secret(channel, "url"), orjson.dumps({"text": message.text()}), {})
+    _post(client, _secret(channel, "url"), orjson.dumps({"text": slack_text(message)}), {})
 
 
 def webhook(client: httpx.Client, channel: Channel, message: Message) -> None:

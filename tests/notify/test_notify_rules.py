@@ -175,3 +175,14 @@ def test_a_worker_is_not_judged_offline_before_the_stream_was_up_for_its_expiry_
     assert evaluator.due(105.0) == []  # reconnected 6 s ago: its heartbeats may just have been missed
     evaluator.workers(rules, {"w@h": {"status": False, "freq": 5.0}}, 110.0, listening_since=99.0)
     assert [m.status for m in evaluator.due(110.0)] == [FIRING]
+
+
+def test_slack_gets_task_text_escaped() -> None:
+    from celery_monitor.notify.channels import slack_text
+    from celery_monitor.notify.messages import Message
+
+    message = Message("r", "task_failed", "error", FIRING, "app.t", "r: 1 x app.t failed",
+                      details=["id failed: ValueError('<!channel> & <https://evil.example|click>')"])
+    text = slack_text(message)
+    assert "<" not in text and ">" not in text
+    assert "&lt;!channel&gt; &amp; &lt;https://evil.example|click&gt;" in text
