@@ -37,6 +37,10 @@ from celery_monitor.metrics.cardinality import LabelPolicy
 from celery_monitor.metrics.collector import MonitorCollector, Sources
 from celery_monitor.metrics.queue_metrics import current_queues
 from celery_monitor.metrics.timeline import Timeline
+from celery_monitor.notify.ledger import Ledger
+from celery_monitor.notify.messages import Links
+from celery_monitor.notify.model import parse_config
+from celery_monitor.notify.notifier import Notifier
 from celery_monitor.receiver.factory import build_reader
 from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
 from celery_monitor.receiver.health import ReceiverHealth
@@ -88,12 +92,18 @@ class Monitor:
         self.tasks = TaskLookup(self.live, self.writer, self.store)
         # --redact and --format_task hold for the history and every reader, with or without a web app.
         self.redactor = auth_wiring.redactor(settings)
+        self.queues = QueueLengths(app, settings.broker_api, sent_at=self._sent_at)
+        self.queue_poller = QueuePoller(self.queues, self.queue_names)
+        # Notifications: the applier queues task notices, the notifier's own thread does the rest.
+        self.notifier = Notifier(parse_config(settings.notifications),
+                                 Ledger(settings.db if settings.persistent else None),
+                                 Links(settings.public_url), self.live, self.health, self.queue_poller)
         self.applier = Applier(self.handoff, self.live, self.store, self.writer, self.health, self.hub,
                                boundary=EventBoundary(settings.event_text_limit, self.rejections),
                                max_workers=settings.max_workers,
                                purge_offline_workers=settings.purge_offline_workers,
                                on_worker_online=self._worker_came_online,
-                               redactor=self.redactor, tasks=self.tasks)
+                               redactor=self.redactor, tasks=self.tasks, notices=self.notifier.notices)
         # With --event_spool, on Redis the reader is a process of its own writing to a spool beside
         # the history (a directory of its own when the history is in memory), tailed into the hand-off.
         self.spool: Path | None = None
@@ -104,8 +114,6 @@ class Monitor:
             self.spool = self._spool_temp = Path(tempfile.gettempdir(), f"celery-monitor-spool-{uuid.uuid4().hex}")
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
                                    settings.event_buffer_mb * 1024 * 1024)
-        self.queues = QueueLengths(app, settings.broker_api, sent_at=self._sent_at)
-        self.queue_poller = QueuePoller(self.queues, self.queue_names)
         self.audit = AuditTrail(self.store)
         # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
         self.audit.listeners.append(lambda entry: self.hub.publish([{"kind": "audit", "audit": entry}]))
@@ -133,7 +141,8 @@ class Monitor:
         self.supervisor = Supervisor()
         self.supervisor.add(*self.reader.loops, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
-                            self.enable_events_loop, self.timeline.loop, self.schedules.loop)
+                            self.enable_events_loop, self.timeline.loop, self.schedules.loop,
+                            self.notifier.loop)
         if self.reconciler is not None:
             self.supervisor.add(self.reconciler.loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
@@ -141,7 +150,8 @@ class Monitor:
         self.metrics = MonitorCollector(
             Sources(live=self.live, inspector=self.inspector, queues=self.queue_poller, receiver=self.health,
                     rejections=self.rejections, applier=self.applier, store=self.store, writer=self.writer,
-                    supervisor=self.supervisor, liveness=self.liveness, schedules=self.schedules),
+                    supervisor=self.supervisor, liveness=self.liveness, schedules=self.schedules,
+                    notifier=self.notifier),
             LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names))
         self.started_at = time.time()
 
@@ -176,6 +186,7 @@ class Monitor:
         self.queue_poller.start()
         self.timeline.start()
         self.schedules.start()
+        self.notifier.start()
         if self.settings.enable_events:
             self._events_enabler.start()
         self.started_at = time.time()
@@ -191,12 +202,15 @@ class Monitor:
         self.queue_poller.stop()
         self.timeline.stop()
         self.schedules.stop()
+        self.notifier.stop()
         self.control.close()
         self.applier.stop()
         self.applier.join(timeout=10)
         self.writer.stop()
         self.writer.join(timeout=10)
         self.store.close()
+        self.notifier.join(timeout=15)
+        self.notifier.ledger.close()
         if self._spool_temp is not None:
             shutil.rmtree(self._spool_temp, ignore_errors=True)
 

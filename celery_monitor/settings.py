@@ -108,6 +108,9 @@ class Settings:
                      "dbname (PostgreSQL; the password is never shown)", secret=True)
     state_save_interval: int = option(0, "milliseconds between history writes (0: 500)", minimum=0)
     url_prefix: str = option("", "serve under this path prefix")
+    public_url: str = option(
+        "", "the monitor's address as its users reach it (with --url_prefix, if any), for the links in notifications, "
+        "e.g. https://monitor.example.com/celery (default: as a trusted proxy forwards it, with --xheaders)")
     inspect_timeout: float = option(1000.0, "milliseconds to wait for workers' inspect replies", minimum=1)
     enable_events: bool = option(True, "periodically ask workers to send events")
     beat_db: str = option("", "django-celery-beat's database, to list and control its periodic tasks: a SQLite "
@@ -139,9 +142,10 @@ class Settings:
     metrics_max_task_names: int | None = option(
         None, "distinct task names on /metrics; the rest are folded into task=\"other\" (default: no cap)",
         minimum=1)
-    # Not options: a function only the config file can set, the Celery settings found there, and
+    # Not options: a function and the notifications only the config file can set, the Celery settings found there, and
     # where each option's value came from.
     format_task: Callable[[Any], Any] | None = None
+    notifications: dict[str, Any] | None = None  # channels and rules (docs/notifications.md)
     celery_settings: dict[str, Any] = field(default_factory=dict)
     sources: dict[str, str] = field(default_factory=dict)
 
@@ -175,4 +179,4 @@ OPTIONS: tuple[Option, ...] = tuple(
 BY_NAME: dict[str, Option] = {o.name: o for o in OPTIONS}
 
 # Options only the config file can set (they are Python objects, not strings).
-CONFIG_ONLY = frozenset({"format_task"})
+CONFIG_ONLY = frozenset({"format_task", "notifications"})

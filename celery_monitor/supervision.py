@@ -41,6 +41,7 @@ TITLES = {
     "timeline": "timeline sampler",
     "enable_events": "enable-events broadcast",
     "schedules": "schedule watcher (beat entries and missed runs)",
+    "notifier": "notifications",
 }
 
 

@@ -56,6 +56,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
                              "signal": STRING},
     "/api/failures/rerun": {"name": STRING, "exception": STRING, "dry_run": BOOLEAN, "limit": COUNT},
     "/api/workflow/{root_id}/revoke": {"terminate": BOOLEAN, "signal": STRING, "dry_run": BOOLEAN},
+    "/api/notifications/deliveries": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT},
 }
 
 # Control arguments may come in the query string or in a form or JSON object body (as in Flower).
@@ -64,6 +65,12 @@ CALL_BODY: dict[str, Any] = {"type": "object", "properties": {
     "eta": STRING, "expires": STRING, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
 }}  # fmt: skip
 BODIES: dict[str, dict[str, Any]] = {
+    # A channel ({"kind": "slack", "url": ...}) or a rule ({"kind": "task_failed", "channels": [...]}):
+    # docs/notifications.md lists the fields of each kind.
+    "/api/notifications/{kind}/{name}": {"type": "object", "properties": {
+        "kind": STRING, "channels": {"type": "array"}, "url": STRING, "secret": STRING, "window": SECONDS,
+        "severity": STRING,
+    }},
     "/api/task/apply/{name}": CALL_BODY,
     "/api/task/async-apply/{name}": CALL_BODY,
     "/api/task/send-task/{name}": CALL_BODY,

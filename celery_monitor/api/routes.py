@@ -10,6 +10,7 @@ from celery_monitor.api import (
     control_workers,
     failures,
     health,
+    notifications,
     openapi,
     queue_tasks,
     queues,
@@ -82,6 +83,15 @@ ROUTES += [
 ROUTES += [
     Route("/api/workflow/{root_id}", workflows.workflow, methods=["GET"]),
     Route("/api/workflow/{root_id}/revoke", workflows.revoke, methods=["POST"]),
+]
+
+# Notifications: rules, channels, the delivery log and a test message (docs/notifications.md).
+ROUTES += [
+    Route("/api/notifications", notifications.overview, methods=["GET"]),
+    Route("/api/notifications/deliveries", notifications.deliveries, methods=["GET"]),
+    Route("/api/notifications/channels/{name}/test", notifications.send_test, methods=["POST"]),
+    Route("/api/notifications/{kind}/{name}", notifications.put, methods=["PUT"]),
+    Route("/api/notifications/{kind}/{name}", notifications.delete, methods=["DELETE"]),
 ]
 
 # The OpenAPI description of everything above.

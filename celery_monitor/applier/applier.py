@@ -22,6 +22,7 @@ from celery_monitor.applier.task_events import apply_task_event
 from celery_monitor.applier.worker_events import apply_worker_event
 from celery_monitor.auth import redact
 from celery_monitor.hub import Hub, Notice
+from celery_monitor.notify.notices import NoticeQueue, TaskNotice
 from celery_monitor.receiver.handoff import Handoff, RawMessage, SpooledBatch
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
@@ -60,6 +61,7 @@ class Applier(threading.Thread):
         redactor: redact.Redactor | None = None,
         tasks: TaskLookup | None = None,
         on_lost: Callable[[list[str]], None] | None = None,
+        notices: NoticeQueue | None = None,
     ) -> None:
         super().__init__(name="event-applier", daemon=True)
         self.handoff = handoff
@@ -76,6 +78,9 @@ class Applier(threading.Thread):
         self.on_worker_online = on_worker_online
         self.on_lost = on_lost  # the result backend may know how the tasks just turned LOST ended
         self.redactor = redactor  # --redact and format_task: what the history and every reader get
+        # Notifications: the tasks that reached a state some rule is about, handed over per batch.
+        self.notices = notices if notices is not None else NoticeQueue()
+        self._noticed: list[TaskRecord] = []
         self._stop_event = threading.Event()
         # Per batch: the tasks it changed, and the stored tasks looked up for it in one go.
         self._dirty: dict[str, TaskRecord] = {}
@@ -185,6 +190,9 @@ class Applier(threading.Thread):
                 self._dirty = {}
             task_dicts = {uuid: task.as_dict() for uuid, task in dirty_tasks.items()}
             worker_dicts = {name: worker.to_store() for name, worker in dirty_workers.items()}
+            if self._noticed:
+                noticed, self._noticed = self._noticed, []
+                self.notices.offer([notice_of(task) for task in noticed])
             now = time.time()
             worker_notices = [w.as_dict(now) for w in dirty_workers.values()] if want_notices else []
             # Before readers see the batch in the live view: a task /api/task/info shows is then
@@ -221,6 +229,8 @@ class Applier(threading.Thread):
             apply_task_event(task, event)
             if self.redactor is not None:
                 self.redactor.apply(task, event)
+            if task.state != old_state and task.state in self.notices.states:
+                self._noticed.append(task)
             live = self.live
             live.count_state(None if is_new else old_state, task.state)
             if task.name:
@@ -422,6 +432,8 @@ class Applier(threading.Thread):
                 return
             task_dicts = {uuid: task.as_dict() for uuid, task in lost_tasks.items()}
             self.writer.submit(task_dicts, {})
+            if LOST in self.notices.states:
+                self.notices.offer([notice_of(task) for task in lost_tasks.values()])
         log.info("%d task(s) LOST on %s", len(lost_tasks), ", ".join(f"{h} ({r})" for h, (r, _) in due.items()))
         if self.on_lost is not None:
             self.on_lost(list(lost_tasks))
@@ -499,3 +511,9 @@ class Applier(threading.Thread):
         long: dict[str, Any] = {field: cut(value, limit) for field in TEXT_FIELDS
                                 if isinstance(value := getattr(fact, field, None), str) and len(value) > limit}
         return dataclasses.replace(fact, **long) if long else fact
+
+
+def notice_of(task: TaskRecord) -> TaskNotice:
+    """What the notification rules look at, copied while the live view is locked."""
+    return TaskNotice(task.uuid, task.name, task.state or "", task.exception, task.runtime, task.retries,
+                      task.worker, time.time())

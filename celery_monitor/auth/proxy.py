@@ -35,6 +35,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 X_HEADERS = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host", b"x-forwarded-port",
                        b"x-real-ip", b"x-scheme"})
 FORWARDING_HEADERS = X_HEADERS | {b"forwarded"}
+PROXIED = "celery_monitor.proxied"  # scope key: set on requests rewritten from a trusted proxy's headers
 WARNED_PEERS = 64  # distinct untrusted peers logged, then silence (a client can send these at will)
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -270,6 +271,7 @@ class ForwardedHeaders:
         own_scheme = SCHEMES.get(str(scope.get("scheme", "http")), "http")
         view = browser_view(headers, peer, own_scheme, headers.get(b"host"), self.trusted)
         rewritten = dict(scope)
+        rewritten[PROXIED] = True  # the browser's view, as a trusted proxy told it
         rewritten["scheme"] = {"http": "ws", "https": "wss"}[view.scheme] if websocket else view.scheme
         if view.host is not None and view.host != headers.get(b"host"):
             rewritten["headers"] = [(b"host", view.host.encode("latin-1")),

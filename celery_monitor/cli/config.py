@@ -6,6 +6,7 @@ parsed and checked here, once; a bad one raises :class:`ConfigError` naming the 
 
 from __future__ import annotations
 
+import json
 import os
 import runpy
 from collections.abc import Iterable, Mapping, Sequence
@@ -16,6 +17,7 @@ from urllib.parse import urlparse
 from celery_monitor import values as parse
 from celery_monitor.auth import checks as auth_checks
 from celery_monitor.metrics.cardinality import WORKER_LABEL_MODES
+from celery_monitor.notify import model as notify_model
 from celery_monitor.settings import BY_NAME, CONFIG_ONLY, TASKS_COLUMNS, Option, Settings
 
 ENV_PREFIXES = ("CELERY_MONITOR_", "FLOWER_")  # first wins
@@ -162,6 +164,18 @@ def read_config_file(path: str, required: bool) -> tuple[dict[str, Any], dict[st
     return options, celery_settings
 
 
+def notifications_from(environ: Mapping[str, str]) -> Any:
+    """``CELERY_MONITOR_NOTIFICATIONS``: the config file's ``notifications`` as JSON, for a monitor
+    without a config file (a CeleryMonitor's ``extraEnv``); the config file's wins."""
+    raw = environ.get("CELERY_MONITOR_NOTIFICATIONS")
+    if not raw:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise ConfigError("notifications", f"CELERY_MONITOR_NOTIFICATIONS is not JSON: {exc}") from None
+
+
 def check_broker_url(url: str) -> None:
     if not url:
         return
@@ -216,6 +230,13 @@ def check_consistency(values: dict[str, Any], files: bool = True) -> None:
         # The spool holds what the broker carried, before any rule: redaction would not hold on disk.
         raise ConfigError("event_spool", "keeps raw task arguments on disk until the history has them, so it "
                           "cannot be combined with --redact or format_task")
+    public_url = values.get("public_url") or ""
+    if public_url and (urlparse(public_url).scheme not in ("http", "https") or not urlparse(public_url).hostname):
+        raise ConfigError("public_url", "expected an http(s):// URL, e.g. https://monitor.example.com")
+    try:
+        notify_model.parse_config(values.get("notifications"))
+    except notify_model.BadConfig as exc:
+        raise ConfigError("notifications", str(exc)) from None
     check_broker_url(values.get("broker") or "")
 
 
@@ -259,5 +280,6 @@ def load_settings(argv: Sequence[str], environ: Mapping[str, str] | None = None)
                                 ("command line", command_line.values)))
     if "format_task" in file_values:
         values["format_task"] = file_values["format_task"]
+    values["notifications"] = file_values.get("notifications", notifications_from(environ))
     check_consistency(values)
     return Settings(**values, celery_settings=celery_settings, sources=sources)

@@ -29,7 +29,9 @@ def render() -> str:
         env = f"`CELERY_MONITOR_{option.name.upper()}`"
         note = " (secret: never logged)" if option.secret else ""
         lines.append(f"| `--{option.name}` | {option.kind} | {default} | {env} | {option.help}{note} |")
-    lines += ["", "`format_task` (a function) can only be set in the config file.", ""]
+    lines += ["", "`format_task` (a function) can only be set in the config file; `notifications` (a dict, see",
+              "[notifications.md](notifications.md)) there or, as JSON, in `CELERY_MONITOR_NOTIFICATIONS`.",
+              ""]
     return "\n".join(lines)
 
 

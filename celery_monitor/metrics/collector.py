@@ -24,6 +24,7 @@ from celery_monitor.liveness import Liveness
 from celery_monitor.metrics.cardinality import LabelPolicy, fold, fold_histograms
 from celery_monitor.metrics.exposition import Counter, Gauge, HistogramFamily
 from celery_monitor.metrics.queue_metrics import QueueFamilies
+from celery_monitor.notify.notifier import Notifier
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.schedules.catalog import Schedules
 from celery_monitor.state.live import LiveView
@@ -53,6 +54,7 @@ class Sources:
     writer: StoreWriter
     supervisor: Supervisor
     liveness: Liveness
+    notifier: Notifier
     schedules: Schedules | None = None
 
 
@@ -172,6 +174,11 @@ class MonitorCollector:
         self.live = Gauge(P + "live", "1 while ingestion works (/livez answers 200), 0 when it has stopped")
         self.schedule_missed = Counter(P + "schedule_missed", "Periodic task runs that did not arrive within their "
                                        "interval plus --schedule_tolerance, by beat entry", ("entry",))
+        self.notifications = Counter(P + "notifications", "Notification delivery attempts by channel kind and outcome "
+                                     "(delivered, failed; dropped: never attempted, too many waiting)",
+                                     ("kind", "outcome"))
+        self.notices_dropped = Counter(P + "notification_notices_dropped",
+                                       "Task notices dropped: the notifier's queue was full")
 
     def render(self) -> bytes:
         """The whole exposition, UTF-8 encoded, in the order the families are declared."""
@@ -268,3 +275,6 @@ class MonitorCollector:
         self.live.write_value(out, 0 if sources.liveness.problems() else 1)
         missed = sources.schedules.missed_totals() if sources.schedules is not None else {}
         self.schedule_missed.write(out, [((entry,), count) for entry, count in sorted(missed.items())])
+        notifier = sources.notifier
+        self.notifications.write(out, notifier.counts())
+        self.notices_dropped.write_value(out, notifier.notices.dropped)

@@ -135,6 +135,17 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DROP FUNCTION pg_temp.cm_root_id(text)",
         "CREATE INDEX tasks_root_id ON tasks (root_id, seq)",
     )),
+    # Notifications (celery_monitor/notify/ledger.py reads and writes them through its own connection).
+    Migration(5, "notification delivery log, and the rules and channels added through the API", (
+        """CREATE TABLE IF NOT EXISTS notification_deliveries (
+            id bigserial PRIMARY KEY, message_id text NOT NULL, at double precision NOT NULL, rule text NOT NULL,
+            channel text NOT NULL, status text NOT NULL, summary text NOT NULL, outcome text NOT NULL,
+            attempts integer NOT NULL, last_error text, updated_at double precision NOT NULL
+        )""",
+        """CREATE TABLE IF NOT EXISTS notification_settings (
+            kind text NOT NULL, name text NOT NULL, body text NOT NULL, PRIMARY KEY (kind, name)
+        )""",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine", "failures")

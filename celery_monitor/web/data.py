@@ -116,6 +116,14 @@ async def failure_tasks(request: Request) -> Response:
     return json_response(await group_tasks_answer(request))
 
 
+async def notifications(request: Request) -> Response:
+    """Rules, channels (secrets masked) and the newest deliveries, for the notifications page."""
+    notifier = monitor_of(request).notifier
+    overview = notifier.as_dict()
+    overview["deliveries"] = await monitor_of(request).control.run(notifier.ledger.recent, 100, 0)
+    return json_response(overview)
+
+
 async def timeline(request: Request) -> Response:
     line: Timeline = request.app.state.timeline
     return json_response({"points": line.history(), "interval": line.interval})

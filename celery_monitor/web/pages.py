@@ -14,6 +14,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from celery_monitor.auth import proxy
 from celery_monitor.http.context import monitor_of
 from celery_monitor.settings import TASKS_COLUMNS
 from celery_monitor.states import FINISHED_STATES, LOST, MONITOR_REASONS, STATES
@@ -47,6 +48,9 @@ def render(request: Request, template: str, page: str, title: str, **context: An
         notice = TEMPLATES.get_template("unbuilt.html").render(prefix=settings.prefix, missing=missing)
         return HTMLResponse(notice, status_code=503)
     state = request.scope.get("state", {})
+    if request.scope.get(proxy.PROXIED) and state.get("user"):
+        # Without --public_url, notifications link to the address a signed-in user reached through the proxy.
+        monitor.notifier.links.learn(f"{request.url.scheme}://{request.url.netloc}{settings.prefix}")
     # Controls show only to those who may use them: never on a read-only instance or to a read-only user.
     read_only = settings.read_only or state.get("role") == "read-only"
     html = TEMPLATES.get_template(template).render(
@@ -112,3 +116,8 @@ async def audit(request: Request) -> Response:
 async def schedules(request: Request) -> Response:
     """Periodic tasks; their controls only for those who may use them."""
     return render(request, "schedules.html", "schedules", "Periodic tasks")
+
+
+async def notifications(request: Request) -> Response:
+    """Rules, channels and the delivery log; admins also get a test button per channel."""
+    return render(request, "notifications.html", "notifications", "Notifications")

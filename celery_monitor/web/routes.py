@@ -19,6 +19,7 @@ ROUTES: list[BaseRoute] = [
     Route("/audit", pages.audit),
     Route("/schedules", pages.schedules),
     Route("/failures", pages.failures),
+    Route("/notifications", pages.notifications),
     Route("/live", data.live),
     Route("/ui/workers.json", data.workers),
     Route("/ui/worker/{name:path}/limits.json", data.worker_limits),
@@ -31,4 +32,5 @@ ROUTES: list[BaseRoute] = [
     Route("/ui/schedules.json", data.schedules),
     Route("/ui/failures.json", data.failure_groups),
     Route("/ui/failures/tasks.json", data.failure_tasks),
+    Route("/ui/notifications.json", data.notifications),
 ]

@@ -72,6 +72,10 @@ HEADERS = [
     ("celery_monitor_live", "gauge", "1 while ingestion works (/livez answers 200), 0 when it has stopped"),
     ("celery_monitor_schedule_missed_total", "counter",
      "Periodic task runs that did not arrive within their interval plus --schedule_tolerance, by beat entry"),
+    ("celery_monitor_notifications_total", "counter", "Notification delivery attempts by channel kind and outcome "
+     "(delivered, failed; dropped: never attempted, too many waiting)"),
+    ("celery_monitor_notification_notices_dropped_total", "counter",
+     "Task notices dropped: the notifier's queue was full"),
 ]  # fmt: skip
 
 Q = 'task="app.quote\\"d\\\\back\\nslash"'

@@ -53,6 +53,8 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_store_writes_dropped_total": COUNTER,
     "celery_monitor_background_errors_total": COUNTER,
     "celery_monitor_live": GAUGE,
+    "celery_monitor_notifications_total": COUNTER,
+    "celery_monitor_notification_notices_dropped_total": COUNTER,
 }
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

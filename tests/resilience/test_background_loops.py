@@ -55,6 +55,8 @@ CASES: dict[str, Case] = {
     "schedules": (lambda r: fail_once(r.monitor.schedules, "refresh"), _called_again),
     # A bug of its own (not the backend out of reach, which is a fault it reports): the pass is tried again.
     "reconciler": (lambda r: fail_once(r.monitor.reconciler, "sweep"), _called_again),
+    # An evaluation failing: the notifier evaluates again on its next pass.
+    "notifier": (lambda r: fail_once(r.monitor.notifier.evaluator, "due"), _called_again),
 }
 
 

@@ -129,6 +129,7 @@ class Harness:
             self.monitor.queue_poller.stop()
             self.monitor.queue_poller.join(5)
         self.monitor.store.close()
+        self.monitor.notifier.ledger.close()
 
 
 @pytest.fixture

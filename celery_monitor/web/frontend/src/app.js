@@ -16,10 +16,12 @@ import { auditPage } from "./pages/audit.js";
 import { schedulesPage } from "./pages/schedules.js";
 import { failuresPage } from "./pages/failures.js";
 import { workflowPage } from "./pages/workflow.js";
+import { notificationsPage } from "./pages/notifications.js";
 
 const PAGES = {
   workers: workersPage, worker: workerPage, tasks: tasksPage, task: taskPage, broker: brokerPage,
   graphs: graphsPage, audit: auditPage, schedules: schedulesPage, failures: failuresPage, workflow: workflowPage,
+  notifications: notificationsPage,
 };
 
 setupThemeToggle(redrawCharts);
