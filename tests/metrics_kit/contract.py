@@ -23,6 +23,8 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_queue_unacked": GAUGE,
     "celery_monitor_queue_consumers": GAUGE,
     "celery_monitor_queue_oldest_message_age_seconds": GAUGE,
+    "celery_monitor_queue_reserved": GAUGE,
+    "celery_monitor_queue_backlog": GAUGE,
     "celery_monitor_tasks": GAUGE,
     "celery_monitor_task_outcomes_total": COUNTER,
     "celery_monitor_tasks_lost_total": COUNTER,
