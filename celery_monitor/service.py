@@ -46,7 +46,9 @@ from celery_monitor.state.models import WorkerRecord
 from celery_monitor.state.stats import EventStats
 from celery_monitor.store import dsn, overlay, target
 from celery_monitor.store.lookup import TaskLookup
+from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.query import TaskQuery
+from celery_monitor.store.replica import Replica, history_id
 from celery_monitor.store.writer import SPOOL_POSITION, StoreWriter
 from celery_monitor.supervision import Loop, Supervisor
 
@@ -71,7 +73,7 @@ class Monitor:
         self.rejections = Rejections()
         # Room for what the spool's tailer lets wait in memory (--event_buffer_mb) and one more read.
         self.handoff = Handoff(max(HANDOFF_BYTES, (settings.event_buffer_mb + 16) * 1024 * 1024))
-        self.store = target.open_store(settings.db if settings.persistent else None)
+        self.store = target.open_store(settings.db if settings.persistent else None, standby=settings.standby)
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
         self.live = LiveView(EventStats(buckets))
         self.hub = Hub()
@@ -96,8 +98,12 @@ class Monitor:
             self.spool = spool_directory(settings.db)
         elif settings.event_spool:
             self.spool = self._spool_temp = Path(tempfile.gettempdir(), f"celery-monitor-spool-{uuid.uuid4().hex}")
+        # Replicas of one PostgreSQL history share a durable queue on RabbitMQ: what is published
+        # while one takes over from another waits there (docs/postgresql.md).
+        shared_queue = (f"celery-monitor.{history_id(settings.db)}"
+                        if isinstance(self.store, PostgresStore) else None)
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
-                                   settings.event_buffer_mb * 1024 * 1024)
+                                   settings.event_buffer_mb * 1024 * 1024, shared_queue=shared_queue)
         self.queues = QueueLengths(app, settings.broker_api)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
         self.audit = AuditTrail(self.store)
@@ -107,6 +113,8 @@ class Monitor:
                                     queue_names=self.queue_names, redactor=self.redactor,
                                     reply_timeout=settings.inspect_timeout / 1000, broker_api=settings.broker_api)
         self.timeline = Timeline(self.live, self.hub, self.queue_poller)
+        self.replica = (Replica(self.store, self.hub, self.refresh_from_history, self._lead)
+                        if isinstance(self.store, PostgresStore) else None)
         self._stop_event = threading.Event()
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
@@ -115,19 +123,37 @@ class Monitor:
         self.supervisor.add(*self.reader.loops, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
                             self.enable_events_loop, self.timeline.loop)
+        if self.replica is not None:
+            self.supervisor.add(self.replica.loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
-        self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running)
+        self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running,
+                                 deposed=lambda: self.replica is not None and self.replica.deposed)
         self.metrics = MonitorCollector(
             Sources(live=self.live, inspector=self.inspector, queues=self.queue_poller, receiver=self.health,
                     rejections=self.rejections, applier=self.applier, store=self.store, writer=self.writer,
-                    supervisor=self.supervisor, liveness=self.liveness),
+                    supervisor=self.supervisor, liveness=self.liveness, leading=lambda: self.leading),
             LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names))
         self.started_at = time.time()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
+    @property
+    def leading(self) -> bool:
+        """Whether this monitor ingests (always, but for a standby replica of a PostgreSQL history)."""
+        return self.replica is None or self.replica.leading
+
     def restore(self) -> None:
         """Reload workers, counters and task counts saved by the previous run."""
+        self._load_live_view(self.store.state_counts())
+        # What was spooled after the last flush of the previous run is applied again, once.
+        self.reader.resume(self.store.load_meta(SPOOL_POSITION))
+
+    def refresh_from_history(self) -> None:
+        """A standby's live view, as the leader saved it with its last flush."""
+        counts = self.store.load_meta("state_counts")
+        self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts(), quiet=True)
+
+    def _load_live_view(self, state_counts: dict[str, int], quiet: bool = False) -> None:
         workers = [WorkerRecord.from_store(data) for data in self.store.load_workers()]
         buckets = self.live.runtime_buckets
         stats = EventStats(buckets)
@@ -136,25 +162,35 @@ class Monitor:
             stats.load(saved)
         except ValueError as exc:
             # Counters saved by an older version or damaged: start them afresh, like a new exporter.
-            self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
-                                 orjson.dumps(saved, default=repr))
+            if not quiet:
+                self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
+                                     orjson.dumps(saved, default=repr))
             stats = EventStats(buckets)
-        self.live.restore(workers, stats, self.store.state_counts(), self.store.task_names())
-        # What was spooled after the last flush of the previous run is applied again, once.
-        self.reader.resume(self.store.load_meta(SPOOL_POSITION))
+        self.live.restore(workers, stats, state_counts, self.store.task_names())
 
     def start(self) -> None:
+        if self.leading:
+            self._lead()
+        else:
+            self.refresh_from_history()
+            log.warning("another monitor ingests into %s: this one stands by (serving pages, taking over "
+                        "when it stops)", dsn.shown(self.settings.db))
+        if self.replica is not None:
+            self.replica.start()
+        self.inspector.start()
+        self.queue_poller.start()
+        self.timeline.start()
+        self.started_at = time.time()
+        self.running = True
+
+    def _lead(self) -> None:
+        """Ingest: reload the live view from the history, then read, apply and write (once per history)."""
         self.restore()
         self.writer.start()
         self.applier.start()
         self.reader.start()
-        self.inspector.start()
-        self.queue_poller.start()
-        self.timeline.start()
         if self.settings.enable_events:
             self._events_enabler.start()
-        self.started_at = time.time()
-        self.running = True
 
     def stop(self) -> None:
         self.running = False
@@ -164,10 +200,14 @@ class Monitor:
         self.queue_poller.stop()
         self.timeline.stop()
         self.control.close()
+        if self.replica is not None:
+            self.replica.stop()
         self.applier.stop()
-        self.applier.join(timeout=10)
+        if self.applier.ident is not None:  # a standby never started it
+            self.applier.join(timeout=10)
         self.writer.stop()
-        self.writer.join(timeout=10)
+        if self.writer.ident is not None:
+            self.writer.join(timeout=10)
         self.store.close()
         if self._spool_temp is not None:
             shutil.rmtree(self._spool_temp, ignore_errors=True)
@@ -235,6 +275,8 @@ class Monitor:
             "inspector": {"last_error": self.inspector.last_error},
             "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error},
             "background": self.supervisor.as_dict(),
+            "replica": (self.replica.as_dict() if self.replica is not None
+                        else {"role": "leader", "since": self.started_at}),
             "health": self.health_report(),
         }
 

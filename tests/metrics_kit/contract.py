@@ -50,6 +50,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_store_writes_dropped_total": COUNTER,
     "celery_monitor_background_errors_total": COUNTER,
     "celery_monitor_live": GAUGE,
+    "celery_monitor_leader": GAUGE,
 }
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
