@@ -104,6 +104,7 @@ class Monitor:
                         if isinstance(self.store, PostgresStore) else None)
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
                                    settings.event_buffer_mb * 1024 * 1024, shared_queue=shared_queue)
+        self.writer.saves_position = self.spool is not None
         self.queues = QueueLengths(app, settings.broker_api)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
         self.audit = AuditTrail(self.store)
@@ -113,7 +114,7 @@ class Monitor:
                                     queue_names=self.queue_names, redactor=self.redactor,
                                     reply_timeout=settings.inspect_timeout / 1000, broker_api=settings.broker_api)
         self.timeline = Timeline(self.live, self.hub, self.queue_poller)
-        self.replica = (Replica(self.store, self.hub, self.refresh_from_history, self._lead)
+        self.replica = (Replica(self.store, self.hub, self.refresh_from_history, self._take_over)
                         if isinstance(self.store, PostgresStore) else None)
         self._stop_event = threading.Event()
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
@@ -142,9 +143,11 @@ class Monitor:
         """Whether this monitor ingests (always, but for a standby replica of a PostgreSQL history)."""
         return self.replica is None or self.replica.leading
 
-    def restore(self) -> None:
-        """Reload workers, counters and task counts saved by the previous run."""
-        self._load_live_view(self.store.state_counts())
+    def restore(self, saved_counts: bool = False) -> None:
+        """Reload workers, counters and task counts saved by the previous run (``saved_counts``: the
+        state counts its last flush saved, rather than counted afresh over the whole history)."""
+        counts = self.store.load_meta("state_counts") if saved_counts else None
+        self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts())
         # What was spooled after the last flush of the previous run is applied again, once.
         self.reader.resume(self.store.load_meta(SPOOL_POSITION))
 
@@ -183,9 +186,13 @@ class Monitor:
         self.started_at = time.time()
         self.running = True
 
-    def _lead(self) -> None:
+    def _take_over(self) -> None:
+        """A standby leads: at once, with the state counts the last leader saved."""
+        self._lead(saved_counts=True)
+
+    def _lead(self, saved_counts: bool = False) -> None:
         """Ingest: reload the live view from the history, then read, apply and write (once per history)."""
-        self.restore()
+        self.restore(saved_counts)
         self.writer.start()
         self.applier.start()
         self.reader.start()

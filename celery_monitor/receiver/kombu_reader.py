@@ -31,6 +31,9 @@ from celery_monitor.receiver.health import ReceiverHealth
 
 QUEUE_EXPIRES_MS = 10 * 60 * 1000
 SHARED_QUEUE_EXPIRES_MS = 60 * 60 * 1000  # the replicas' shared queue outlives the last of them by an hour
+# Messages delivered and not yet acknowledged, at most (the rest of a backlog waits in the broker,
+# not in the hand-off): the history commits every half second, so up to twice this many a second.
+PREFETCH = 50_000
 FLUSH_EVERY = 2000
 
 
@@ -127,6 +130,8 @@ class KombuEventReader(EventReader):
                 self._last_tag = self._acked = 0
             consumer = Consumer(channel, queues=[self.queue], no_ack=not self.acknowledging,
                                 on_message=self._on_message)
+            if self.acknowledging:
+                consumer.qos(prefetch_count=PREFETCH)
             with consumer:
                 self.mark_connected()
                 last_heartbeat = time.monotonic()

@@ -206,8 +206,8 @@ class PostgresStore:
 
     def try_lead(self) -> bool:
         """Whether this store leads the history now (taking the lock if it is free)."""
-        if self.leading:
-            return True
+        if self.leading or self.deposed:
+            return self.leading
         with self._write_lock:
             try:
                 if self._writer.closed:
@@ -274,7 +274,8 @@ class PostgresStore:
                 # Taken while this monitor was cut off: another replica leads now. A storage fault
                 # for the writer (the writes are kept); the liveness probe asks for a restart.
                 conn.close()
-                self.deposed = True
+                # For good: its pending changes are older than what the new leader writes.
+                self.deposed, self.leading = True, False
                 raise psycopg.OperationalError("another monitor took this database over while the connection was down")
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE tasks) ON COMMIT DELETE ROWS")
             self._writer = conn
@@ -647,10 +648,14 @@ class PostgresStore:
         """Append one control action; returns its id (ids grow with time)."""
         columns = (entry["time"], entry.get("user"), entry.get("action"), entry.get("target"), entry.get("status"))
         rest = {k: v for k, v in entry.items() if k not in {"id", "time", "user", "action", "target", "status"}}
+        sql = ('INSERT INTO audit (time, "user", action, target, status, data) VALUES (%s, %s, %s, %s, %s, %s) '
+               "RETURNING seq")
+        params = (*columns, orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode())
+        if not self.leading:  # control actions run on every replica: each appends to the one trail
+            row = self._reader.execute(sql, params).fetchone()
+            return int(row[0]) if row else 0
         with self._write_lock:
-            row = self._write_conn().execute(
-                'INSERT INTO audit (time, "user", action, target, status, data) VALUES (%s, %s, %s, %s, %s, %s) '
-                "RETURNING seq", (*columns, orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode())).fetchone()
+            row = self._write_conn().execute(sql, params).fetchone()
         return int(row[0]) if row else 0
 
     @staticmethod

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 from celery.result import AsyncResult
 from support.client import celery_client
-from support.postgres import fresh_database
+from support.postgres import execute, fresh_database
 from support.processes import MonitorProcess, new_monitor, start_worker, wait_for
 from websockets.sync.client import connect
 
@@ -120,7 +120,8 @@ def _takeover(broker: str, backend: str, tmp_path: Path, count: int) -> dict[str
 
             wait_for(same_everywhere, 15, interval=0.5, message="every replica to answer the same /api/tasks")
             return {"takeover": takeover, "connected": connected, "sent": sent, "missing": ids - final,
-                    "replicas": len(monitors), "standbys_answering": len(others)}
+                    "replicas": len(monitors), "standbys_answering": len(others),
+                    "positions_saved": execute(dsn, "SELECT count(*) FROM meta WHERE key = 'spool_position'")[0][0]}
     finally:
         worker.stop()
 
@@ -135,6 +136,7 @@ def test_rabbitmq_three_replicas_a_kill_9_loses_no_task(rabbitmq_vhost: str, red
     assert measured["takeover"] < TAKEOVER_LIMIT
     assert measured["missing"] == set(), f"tasks without their final state: {sorted(measured['missing'])[:10]}"
     assert measured["standbys_answering"] == 1
+    assert measured["positions_saved"] == 0  # delivery tags are acknowledged, never kept as a spool position
 
 
 def test_redis_two_replicas_a_kill_9_loses_at_most_the_takeover_window(redis_server: Any, tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ import uuid
 from pathlib import Path
 
 from support.harness import Harness
-from support.postgres import fresh_database
+from support.postgres import execute, fresh_database
+from support.processes import wait_for
 
 from celery_monitor.store import pg_notices
 
@@ -54,8 +55,11 @@ def test_a_standby_serves_the_leaders_history_and_leads_when_it_lets_go(tmp_path
             assert leader.values("celery_monitor_leader") == {(): 1.0}
             assert leader.values("flower_events", "flower_events_total")[("app.replicated", "task-succeeded",
                                                                             "celery@replicated")] == 1.0
-            # A standby writes nothing: the writer is the leader's.
+            # A standby writes no task (the writer is the leader's), but audits the control actions
+            # it runs in the one trail.
             assert not standby.monitor.store.try_lead()  # type: ignore[attr-defined]
+            standby.monitor.audit.record("ops", "worker.shutdown", "celery@replicated", {}, 200, {})
+            assert [e["action"] for e in leader.monitor.audit.entries()] == ["worker.shutdown"]
 
             leader.close()
             assert standby.monitor.store.try_lead()  # type: ignore[attr-defined]
@@ -64,6 +68,36 @@ def test_a_standby_serves_the_leaders_history_and_leads_when_it_lets_go(tmp_path
         finally:
             standby.close()
             leader.close()
+
+
+def test_a_leader_cut_off_while_another_took_over_writes_nothing_more_and_asks_for_a_restart(
+        tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with fresh_database() as dsn:
+        old = Harness(tmp_path / "a", db=dsn)
+        new = Harness(tmp_path / "b", db=dsn)
+        try:
+            database = dsn.rsplit("/", 1)[1]
+            execute(dsn, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "  # the old leader's sessions end
+                         "WHERE datname = %s AND pid <> pg_backend_pid()", (database,))
+            # (the new one's sessions too: its standby loop tries again, on a new connection)
+            wait_for(new.monitor.store.try_lead, 5, message="the standby to lead")  # type: ignore[attr-defined]
+
+            stale = str(uuid.uuid4())
+            old.feed(*_task_events(stale, "celery@old"))
+            assert old.monitor.writer.flush() is False and old.monitor.writer.flush() is False
+            assert not old.monitor.leading and old.get("/api/monitor/status").json()["replica"]["deposed"]
+            old.monitor.running = True  # as started: /livez judges a running monitor
+            livez = old.get("/livez")
+            assert livez.status_code == 503 and "another replica leads" in livez.text
+            assert old.values("celery_monitor_leader") == {(): 0.0}
+            assert new.monitor.store.get_task(stale) is None
+            new.close()
+            assert not old.monitor.store.try_lead()  # type: ignore[attr-defined]  # not even once free again
+        finally:
+            new.close()
+            old.close()
 
 
 def test_a_single_sqlite_monitor_leads(tmp_path: Path) -> None:
