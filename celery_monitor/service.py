@@ -25,6 +25,7 @@ from celery_monitor import __version__
 from celery_monitor.applier.applier import Applier
 from celery_monitor.applier.boundary import EventBoundary, Rejections
 from celery_monitor.auth import wiring as auth_wiring
+from celery_monitor.auth.config import AuthConfig
 from celery_monitor.broker import faults
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
@@ -54,6 +55,7 @@ from celery_monitor.supervision import Loop, Supervisor
 
 log = logging.getLogger(__name__)
 ENABLE_EVENTS_EVERY = 10.0
+AUTH_EXCHANGE_EVERY = 1.0
 
 
 def spool_directory(db: str) -> Path:
@@ -117,6 +119,9 @@ class Monitor:
         self.replica = (Replica(self.store, self.hub, self.refresh_from_history, self._take_over)
                         if isinstance(self.store, PostgresStore) else None)
         self._stop_event = threading.Event()
+        self._auth: AuthConfig | None = None
+        self._auth_exchanger = threading.Thread(target=self._exchange_auth, name="auth-exchange", daemon=True)
+        self.auth_loop = Loop("auth_exchange")
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
         # Every background loop, for the status, the metrics and the liveness probe.
@@ -125,7 +130,7 @@ class Monitor:
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
                             self.enable_events_loop, self.timeline.loop)
         if self.replica is not None:
-            self.supervisor.add(self.replica.loop)
+            self.supervisor.add(self.replica.loop, self.auth_loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
         self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running,
                                  deposed=lambda: self.replica is not None and self.replica.deposed)
@@ -142,6 +147,28 @@ class Monitor:
     def leading(self) -> bool:
         """Whether this monitor ingests (always, but for a standby replica of a PostgreSQL history)."""
         return self.replica is None or self.replica.leading
+
+    def share_auth(self, auth: AuthConfig) -> None:
+        """Sign-outs and failed logins count on every replica of a PostgreSQL history (exchanged
+        through it every second); a SQLite history has one monitor, which keeps them in memory."""
+        if isinstance(self.store, PostgresStore) and auth.has_login:
+            self._auth = auth
+            auth.share()
+
+    def exchange_auth(self) -> None:
+        """One exchange of sign-outs and failed logins with the other replicas."""
+        if self._auth is None or not isinstance(self.store, PostgresStore):
+            return
+        revoked, failures = self._auth.take_new()
+        try:
+            in_force, recent = self.store.exchange_auth(revoked, failures, self._auth.failures.window)
+        except Exception:
+            self._auth.revoked_new.update(revoked)  # handed over at the next exchange
+            raise
+        self._auth.merge(in_force, recent)
+
+    def _exchange_auth(self) -> None:
+        self.auth_loop.run(self.exchange_auth, self._stop_event, AUTH_EXCHANGE_EVERY)
 
     def restore(self, saved_counts: bool = False) -> None:
         """Reload workers, counters and task counts saved by the previous run (``saved_counts``: the
@@ -180,6 +207,8 @@ class Monitor:
                         "when it stops)", dsn.shown(self.settings.db))
         if self.replica is not None:
             self.replica.start()
+        if self._auth is not None:
+            self._auth_exchanger.start()
         self.inspector.start()
         self.queue_poller.start()
         self.timeline.start()
@@ -201,14 +230,14 @@ class Monitor:
 
     def stop(self) -> None:
         self.running = False
+        if self.replica is not None:  # first: a standby must not take the lead while the rest stops
+            self.replica.stop()
         self._stop_event.set()
         self.reader.stop()
         self.inspector.stop()
         self.queue_poller.stop()
         self.timeline.stop()
         self.control.close()
-        if self.replica is not None:
-            self.replica.stop()
         self.applier.stop()
         if self.applier.ident is not None:  # a standby never started it
             self.applier.join(timeout=10)

@@ -642,6 +642,49 @@ class PostgresStore:
         return {"rows": int(count[0]) if count else 0,
                 "latest": [{"at": at, "kind": kind, "key": key, "problem": problem} for at, kind, key, problem in rows]}
 
+    # -- sign-outs and failed logins shared by the replicas -----------------------------------------
+
+    def exchange_auth(self, revoked: dict[str, float], failures: list[tuple[str, float]], window: float
+                      ) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Add this replica's new sign-outs (session id: until) and failed logins (client, time),
+        forget what has expired, and return every replica's: the sign-outs still in force and the
+        failed logins of the last ``window`` seconds per client. Kept in ``meta`` (keys ``auth.*``)."""
+        now = time.time()
+        by_client: dict[str, list[float]] = {}
+        for client, at in failures:
+            by_client.setdefault(_text(client), []).append(at)
+        conn = self._reader
+        with conn.transaction():
+            if revoked:
+                with conn.cursor() as cursor:
+                    cursor.executemany("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = "
+                                       "excluded.value", [(f"auth.revoked.{_text(sid)}", orjson.dumps(until).decode())
+                                                          for sid, until in revoked.items()])
+            if by_client:
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = "
+                        "(meta.value::jsonb || excluded.value::jsonb)::text",
+                        [(f"auth.failures.{client}", orjson.dumps(at).decode()) for client, at in by_client.items()])
+            conn.execute("DELETE FROM meta WHERE key LIKE %s AND value::float8 < %s", ("auth.revoked.%", now))
+            conn.execute("DELETE FROM meta WHERE key LIKE %s AND NOT EXISTS (SELECT 1 FROM "
+                         "jsonb_array_elements_text(value::jsonb) t WHERE t::float8 >= %s)",
+                         ("auth.failures.%", now - window))
+            rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE %s", ("auth.%",)).fetchall()
+        in_force: dict[str, float] = {}
+        recent: dict[str, list[float]] = {}
+        for key, value in rows:
+            try:
+                data = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+            if key.startswith("auth.revoked.") and _is_number(data):
+                in_force[key.removeprefix("auth.revoked.")] = float(data)
+            elif key.startswith("auth.failures.") and isinstance(data, list):
+                recent[key.removeprefix("auth.failures.")] = [float(t) for t in data
+                                                              if _is_number(t) and now - t <= window]
+        return in_force, recent
+
     # -- audit trail -----------------------------------------------------------------------------
 
     def add_audit(self, entry: dict[str, Any]) -> int:

@@ -32,13 +32,14 @@ def role(monitor: MonitorProcess) -> str | None:
 
 
 @contextmanager
-def replicas(broker: str, tmp_path: Path, dsn: str, count: int) -> Iterator[list[MonitorProcess]]:
+def replicas(broker: str, tmp_path: Path, dsn: str, count: int, auth: tuple[str, str] | None = None
+             ) -> Iterator[list[MonitorProcess]]:
     """``count`` monitors on one history: the first leads, the others stand by."""
     monitors: list[MonitorProcess] = []
     try:
         for i in range(count):
             (tmp_path / f"replica{i}").mkdir()
-            monitor = new_monitor(broker, tmp_path / f"replica{i}", f"--db={dsn}")
+            monitor = new_monitor(broker, tmp_path / f"replica{i}", f"--db={dsn}", auth=auth)
             monitors.append(monitor)
             monitor.start(wait_connected=i == 0)
             wait_for(lambda m=monitor, i=i: role(m) == ("leader" if i == 0 else "standby"), 15,  # type: ignore[misc]
@@ -196,3 +197,16 @@ def test_a_page_on_a_standby_sees_what_the_leader_ingests_within_a_second(redis_
                 assert max(delays) < 1.0, delays
     finally:
         worker.stop()
+
+
+def test_failed_logins_on_one_replica_lock_the_address_out_on_every_replica(redis_server: Any,
+                                                                          tmp_path: Path) -> None:
+    broker = redis_server.url.replace("/0", "/14")
+    with fresh_database() as dsn, replicas(broker, tmp_path, dsn, 2, auth=("ops", "s3cret")) as (leader, standby):
+        assert standby.get("/api/workers").status_code == 200
+        for _ in range(10):
+            assert httpx.get(leader.url + "/api/workers", auth=("ops", "wrong")).status_code == 401
+        refused = wait_for(lambda: (r := standby.get("/api/workers")).status_code == 429 and r, 5, interval=0.2,
+                           message="the standby to refuse the address the leader saw guessing")
+        assert int(refused.headers["retry-after"]) > 0
+

@@ -100,6 +100,36 @@ def test_a_leader_cut_off_while_another_took_over_writes_nothing_more_and_asks_f
             old.close()
 
 
+def test_sign_outs_and_failed_logins_count_on_every_replica(tmp_path: Path) -> None:
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+    with fresh_database() as dsn:
+        first = Harness(tmp_path / "a", "--basic_auth=ops:secret", db=dsn)
+        second = Harness(tmp_path / "b", "--basic_auth=ops:secret", db=dsn)
+        try:
+            a, b = first.app.state.auth, second.app.state.auth
+            for _ in range(a.failures.limit - 1):
+                a.failures.failed("203.0.113.9", "basic", "ops", "wrong user name or password")
+            first.monitor.exchange_auth()
+            second.monitor.exchange_auth()
+            assert b.failures.retry_after("203.0.113.9") == 0  # nine, counted once
+            b.failures.failed("203.0.113.9", "basic", "ops", "wrong user name or password")
+            assert a.failures.retry_after("203.0.113.9") == 0
+            second.monitor.exchange_auth()
+            first.monitor.exchange_auth()
+            assert a.failures.retry_after("203.0.113.9") > 0 and b.failures.retry_after("203.0.113.9") > 0
+            assert a.failures.retry_after("198.51.100.1") == 0
+
+            a.revoke("session-signed-out-on-a")
+            assert not b.is_revoked("session-signed-out-on-a")
+            first.monitor.exchange_auth()
+            second.monitor.exchange_auth()
+            assert b.is_revoked("session-signed-out-on-a") and not b.is_revoked("another-session")
+        finally:
+            second.close()
+            first.close()
+
+
 def test_a_single_sqlite_monitor_leads(tmp_path: Path) -> None:
     harness = Harness(tmp_path, db=tmp_path / "history.db")
     try:
