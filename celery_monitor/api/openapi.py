@@ -91,7 +91,8 @@ RESPONSES: dict[str, Any] = {
 SUMMARIES: dict[str, str] = {
     "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result); "
                   "filters: `user`, `action`, `target`, `since`, `until`.",
-    "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector.",
+    "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector; "
+                           "its replica role (leader or standby).",
     "/api/openapi.json": "This description.",
     "/api/queues/length": "Messages waiting per queue, read from the broker (Flower's shape).",
     "/api/queues/{queue}/tasks": "The tasks waiting in a queue, next out first, read from the broker without "

@@ -62,6 +62,8 @@ HEADERS = [
      "Pending task writes dropped: over the bound while writes failed, or refused"),
     ("celery_monitor_background_errors_total", "counter", "Unexpected exceptions in background loops"),
     ("celery_monitor_live", "gauge", "1 while ingestion works (/livez answers 200), 0 when it has stopped"),
+    ("celery_monitor_leader", "gauge", "1 on the replica that ingests the history (always, with SQLite), 0 on a "
+     "standby, which serves no other family of the cluster or the event stream"),
 ]  # fmt: skip
 
 Q = 'task="app.quote\\"d\\\\back\\nslash"'
