@@ -48,6 +48,7 @@ def create_app(monitor: Monitor, manage_lifecycle: bool = True) -> Starlette:
                 await asyncio.to_thread(monitor.stop)
 
     auth = AuthConfig.from_settings(settings)
+    monitor.share_auth(auth)
     middleware = auth_wiring.middleware(auth)
     app = Starlette(debug=False, routes=routes, middleware=middleware,
                     exception_handlers=EXCEPTION_HANDLERS,

@@ -31,17 +31,21 @@ class Liveness:
     """Judges the monitor from the parts it is given: the loops, the event stream and the writer."""
 
     def __init__(self, supervisor: Supervisor, receiver: ReceiverHealth, writer: StoreWriter,
-                 running: Callable[[], bool]) -> None:
+                 running: Callable[[], bool], deposed: Callable[[], bool] = lambda: False) -> None:
         self.supervisor = supervisor
         self.receiver = receiver
         self.writer = writer
         self.running = running  # between a completed start and the beginning of the stop
+        self.deposed = deposed  # another replica of the history took the lead while this one was cut off
 
     def problems(self) -> list[str]:
         """Why ingestion has stopped (empty while it works): the cause of a 503 from ``/livez``."""
         if not self.running():
             return []
         found = self.supervisor.problems()
+        if self.deposed():
+            found.append("another replica leads the history now (this one was cut off from the database): "
+                         "a restart makes this one a standby")
         away = self.receiver.unavailable_for()
         if away is not None and away > BROKER_GRACE:
             found.append(f"no event stream from the broker for {away:.0f}s: {self.receiver.last_error}")

@@ -25,6 +25,7 @@ from celery_monitor import __version__
 from celery_monitor.applier.applier import Applier
 from celery_monitor.applier.boundary import EventBoundary, Rejections
 from celery_monitor.auth import wiring as auth_wiring
+from celery_monitor.auth.config import AuthConfig
 from celery_monitor.broker import backlog, faults
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
@@ -55,12 +56,15 @@ from celery_monitor.state.models import WorkerRecord
 from celery_monitor.state.stats import EventStats
 from celery_monitor.store import dsn, overlay, target
 from celery_monitor.store.lookup import TaskLookup
+from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.query import TaskQuery
+from celery_monitor.store.replica import Replica, history_id
 from celery_monitor.store.writer import SPOOL_POSITION, StoreWriter
 from celery_monitor.supervision import Loop, Supervisor
 
 log = logging.getLogger(__name__)
 ENABLE_EVENTS_EVERY = 10.0
+AUTH_EXCHANGE_EVERY = 1.0
 
 
 def spool_directory(db: str) -> Path:
@@ -80,7 +84,7 @@ class Monitor:
         self.rejections = Rejections()
         # Room for what the spool's tailer lets wait in memory (--event_buffer_mb) and one more read.
         self.handoff = Handoff(max(HANDOFF_BYTES, (settings.event_buffer_mb + 16) * 1024 * 1024))
-        self.store = target.open_store(settings.db if settings.persistent else None)
+        self.store = target.open_store(settings.db if settings.persistent else None, standby=settings.standby)
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
         self.live = LiveView(EventStats(buckets))
         self.hub = Hub()
@@ -112,8 +116,13 @@ class Monitor:
             self.spool = spool_directory(settings.db)
         elif settings.event_spool:
             self.spool = self._spool_temp = Path(tempfile.gettempdir(), f"celery-monitor-spool-{uuid.uuid4().hex}")
+        # Replicas of one PostgreSQL history share a durable queue on RabbitMQ: what is published
+        # while one takes over from another waits there (docs/postgresql.md).
+        shared_queue = (f"celery-monitor.{history_id(settings.db)}"
+                        if isinstance(self.store, PostgresStore) else None)
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
-                                   settings.event_buffer_mb * 1024 * 1024)
+                                   settings.event_buffer_mb * 1024 * 1024, shared_queue=shared_queue)
+        self.writer.saves_position = self.spool is not None
         self.audit = AuditTrail(self.store)
         # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
         self.audit.listeners.append(lambda entry: self.hub.publish([{"kind": "audit", "audit": entry}]))
@@ -134,7 +143,12 @@ class Monitor:
                                          self.applier.submit)
             self.applier.on_lost = self.reconciler.ask_soon
         self.late_start = LateStart(self.applier.submit, self.inspector.loop)
+        self.replica = (Replica(self.store, self.hub, self.refresh_from_history, self._take_over)
+                        if isinstance(self.store, PostgresStore) else None)
         self._stop_event = threading.Event()
+        self._auth: AuthConfig | None = None
+        self._auth_exchanger = threading.Thread(target=self._exchange_auth, name="auth-exchange", daemon=True)
+        self.auth_loop = Loop("auth_exchange")
         self._events_enabler = threading.Thread(target=self._enable_events, name="enable-events", daemon=True)
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
         # Every background loop, for the status, the metrics and the liveness probe.
@@ -145,20 +159,62 @@ class Monitor:
                             self.notifier.loop)
         if self.reconciler is not None:
             self.supervisor.add(self.reconciler.loop)
+        if self.replica is not None:
+            self.supervisor.add(self.replica.loop, self.auth_loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
-        self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running)
+        self.liveness = Liveness(self.supervisor, self.health, self.writer, lambda: self.running,
+                                 deposed=lambda: self.replica is not None and self.replica.deposed)
         self.metrics = MonitorCollector(
             Sources(live=self.live, inspector=self.inspector, queues=self.queue_poller, receiver=self.health,
                     rejections=self.rejections, applier=self.applier, store=self.store, writer=self.writer,
                     supervisor=self.supervisor, liveness=self.liveness, schedules=self.schedules,
-                    notifier=self.notifier),
+                    notifier=self.notifier, leading=lambda: self.leading),
             LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names))
         self.started_at = time.time()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
-    def restore(self) -> None:
-        """Reload workers, counters and task counts saved by the previous run."""
+    @property
+    def leading(self) -> bool:
+        """Whether this monitor ingests (always, but for a standby replica of a PostgreSQL history)."""
+        return self.replica is None or self.replica.leading
+
+    def share_auth(self, auth: AuthConfig) -> None:
+        """Sign-outs and failed logins count on every replica of a PostgreSQL history (exchanged
+        through it every second); a SQLite history has one monitor, which keeps them in memory."""
+        if isinstance(self.store, PostgresStore) and auth.has_login:
+            self._auth = auth
+            auth.share()
+
+    def exchange_auth(self) -> None:
+        """One exchange of sign-outs and failed logins with the other replicas."""
+        if self._auth is None or not isinstance(self.store, PostgresStore):
+            return
+        revoked, failures = self._auth.take_new()
+        try:
+            in_force, recent = self.store.exchange_auth(revoked, failures, self._auth.failures.window)
+        except Exception:
+            self._auth.revoked_new.update(revoked)  # handed over at the next exchange
+            raise
+        self._auth.merge(in_force, recent)
+
+    def _exchange_auth(self) -> None:
+        self.auth_loop.run(self.exchange_auth, self._stop_event, AUTH_EXCHANGE_EVERY)
+
+    def restore(self, saved_counts: bool = False) -> None:
+        """Reload workers, counters and task counts saved by the previous run (``saved_counts``: the
+        state counts its last flush saved, rather than counted afresh over the whole history)."""
+        counts = self.store.load_meta("state_counts") if saved_counts else None
+        self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts())
+        # What was spooled after the last flush of the previous run is applied again, once.
+        self.reader.resume(self.store.load_meta(SPOOL_POSITION))
+
+    def refresh_from_history(self) -> None:
+        """A standby's live view, as the leader saved it with its last flush."""
+        counts = self.store.load_meta("state_counts")
+        self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts(), quiet=True)
+
+    def _load_live_view(self, state_counts: dict[str, int], quiet: bool = False) -> None:
         workers = [WorkerRecord.from_store(data) for data in self.store.load_workers()]
         buckets = self.live.runtime_buckets
         stats = EventStats(buckets)
@@ -167,33 +223,54 @@ class Monitor:
             stats.load(saved)
         except ValueError as exc:
             # Counters saved by an older version or damaged: start them afresh, like a new exporter.
-            self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
-                                 orjson.dumps(saved, default=repr))
+            if not quiet:
+                self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
+                                     orjson.dumps(saved, default=repr))
             stats = EventStats(buckets)
-        self.live.restore(workers, stats, self.store.state_counts(), self.store.task_names())
-        # What was spooled after the last flush of the previous run is applied again, once.
-        self.reader.resume(self.store.load_meta(SPOOL_POSITION))
+        self.live.restore(workers, stats, state_counts, self.store.task_names())
 
     def start(self) -> None:
-        self.restore()
-        self.writer.start()
-        self.applier.start()
-        self.reader.start()
         self.inspector.start()
-        self.late_start.watch(self.inspector.refresh())
-        if self.reconciler is not None:
-            self.reconciler.start()
+        if self.leading:
+            self._lead()
+        else:
+            self.refresh_from_history()
+            log.warning("another monitor ingests into %s: this one stands by (serving pages, taking over "
+                        "when it stops)", dsn.shown(self.settings.db))
+        if self.replica is not None:
+            self.replica.start()
+        if self._auth is not None:
+            self._auth_exchanger.start()
         self.queue_poller.start()
         self.timeline.start()
         self.schedules.start()
-        self.notifier.start()
-        if self.settings.enable_events:
-            self._events_enabler.start()
         self.started_at = time.time()
         self.running = True
 
+    def _take_over(self) -> None:
+        """A standby leads: at once, with the state counts the last leader saved."""
+        self._lead(saved_counts=True)
+
+    def _lead(self, saved_counts: bool = False) -> None:
+        """Ingest: reload the live view from the history, then read, apply and write (once per history)."""
+        self.restore(saved_counts)
+        self.writer.start()
+        self.applier.start()
+        self.reader.start()
+        if self.settings.enable_events:
+            self._events_enabler.start()
+        # What only the ingesting replica does, since it goes through the applier or would be done
+        # N times: tasks already running (inspect), missed final states (the result backend), and
+        # notifications (one message per condition, not one per replica).
+        self.late_start.watch(self.inspector.refresh())
+        if self.reconciler is not None:
+            self.reconciler.start()
+        self.notifier.start()
+
     def stop(self) -> None:
         self.running = False
+        if self.replica is not None:  # first: a standby must not take the lead while the rest stops
+            self.replica.stop()
         self._stop_event.set()
         self.reader.stop()
         self.inspector.stop()
@@ -205,11 +282,14 @@ class Monitor:
         self.notifier.stop()
         self.control.close()
         self.applier.stop()
-        self.applier.join(timeout=10)
+        if self.applier.ident is not None:  # a standby never started it
+            self.applier.join(timeout=10)
         self.writer.stop()
-        self.writer.join(timeout=10)
+        if self.writer.ident is not None:
+            self.writer.join(timeout=10)
         self.store.close()
-        self.notifier.join(timeout=15)
+        if self.notifier.ident is not None:  # a standby never started it
+            self.notifier.join(timeout=15)
         self.notifier.ledger.close()
         if self._spool_temp is not None:
             shutil.rmtree(self._spool_temp, ignore_errors=True)
@@ -302,6 +382,8 @@ class Monitor:
             "reconciler": self.reconciler.as_dict() if self.reconciler is not None else {"off": self.reconcile_off},
             "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error},
             "background": self.supervisor.as_dict(),
+            "replica": (self.replica.as_dict() if self.replica is not None
+                        else {"role": "leader", "since": self.started_at}),
             "health": self.health_report(),
         }
 

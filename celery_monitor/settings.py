@@ -106,6 +106,9 @@ class Settings:
     persistent: bool = option(True, "keep the history on disk (False: memory only)")
     db: str = option("celery-monitor.db", "history database: a file (SQLite), or postgresql://user:password@host:5432/"
                      "dbname (PostgreSQL; the password is never shown)", secret=True)
+    standby: bool = option(
+        True, "with a PostgreSQL --db another monitor already ingests into: stand by, serving every page from "
+        "the shared history, and take over when it stops (False: stop with one line)")
     state_save_interval: int = option(0, "milliseconds between history writes (0: 500)", minimum=0)
     url_prefix: str = option("", "serve under this path prefix")
     public_url: str = option(

@@ -117,7 +117,8 @@ SUMMARIES: dict[str, str] = {
     "/api/failures/revoke": "Revoke the tasks of one failure group; `dry_run=true` only counts. Audited.",
     "/api/failures/rerun": "Re-run the tasks of one failure group with their exact arguments (at most 1,000 at "
                            "once); `dry_run=true` counts and checks a sample. Audited.",
-    "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector.",
+    "/api/monitor/status": "The monitor's own health: event receiver, hand-off backlog, store, inspector; "
+                           "its replica role (leader or standby).",
     "/api/openapi.json": "This description.",
     "/api/queues/backlog": "What to scale workers on, per queue and summed over the selected queues (`queue`): "
                            "`waiting` in the broker (Redis priority sub-queues included), `reserved` by workers "

@@ -38,8 +38,10 @@ class AuthConfig:
     secure_cookie: bool = False  # Secure on plain http too: the public URL is https
     session_max_age: int = 43_200
     failures: ratelimit.FailedLogins = field(default_factory=ratelimit.FailedLogins)
-    # Sessions signed out here, until their cookie would have expired anyway (one process's memory).
+    # Sessions signed out, until their cookie would have expired anyway: here, and on the other
+    # replicas of a PostgreSQL history (merged in every second; those signed out here are handed over).
     revoked: dict[str, float] = field(default_factory=dict)
+    revoked_new: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AuthConfig:
@@ -98,6 +100,23 @@ class AuthConfig:
                 del self.revoked[known]
         if isinstance(session_id, str):
             self.revoked[session_id] = now + self.session_max_age
+            if self.failures.shared:  # see share()
+                self.revoked_new[session_id] = now + self.session_max_age
+
+    def share(self) -> None:
+        """Replicas of one history share sign-outs and failed logins (the service exchanges them)."""
+        self.failures.shared = True
+
+    def take_new(self) -> tuple[dict[str, float], list[tuple[str, float]]]:
+        """Sign-outs and failed logins seen here since the last call, for the other replicas."""
+        revoked, self.revoked_new = self.revoked_new, {}
+        return revoked, self.failures.take_new()
+
+    def merge(self, revoked: dict[str, float], failures: dict[str, list[float]]) -> None:
+        """Take in the sign-outs and failed logins of every replica."""
+        now = time.time()
+        self.revoked.update((sid, until) for sid, until in revoked.items() if until >= now)
+        self.failures.merge(failures)
 
     def is_revoked(self, session_id: object) -> bool:
         return not isinstance(session_id, str) or session_id in self.revoked

@@ -56,6 +56,9 @@ class Sources:
     liveness: Liveness
     notifier: Notifier
     schedules: Schedules | None = None
+    # False on a standby replica of a PostgreSQL history: the leader alone serves what describes the
+    # cluster and the event stream, so N replicas never count an event N times.
+    leading: Callable[[], bool] = lambda: True
 
 
 @dataclass
@@ -179,11 +182,15 @@ class MonitorCollector:
                                      ("kind", "outcome"))
         self.notices_dropped = Counter(P + "notification_notices_dropped",
                                        "Task notices dropped: the notifier's queue was full")
+        self.leader = Gauge(P + "leader", "1 on the replica that ingests the history (always, with SQLite), "
+                            "0 on a standby, which serves no other family of the cluster or the event stream")
 
     def render(self) -> bytes:
         """The whole exposition, UTF-8 encoded, in the order the families are declared."""
         now = time.time()
         sources = self.sources
+        if not sources.leading():
+            return self._standby()
         snap = Snapshot.take(sources.live, sources.inspector, now)
         self.policy.tasks.admit(snap.task_weights())
         out: list[str] = []
@@ -193,6 +200,16 @@ class MonitorCollector:
         online = [name for name, worker in snap.workers.items() if worker.online]
         self.queues.write(out, sources.queues, now, backlog.reserved_per_queue(sources.inspector.details(), online))
         self._health(out)
+        self.leader.write_value(out, 1)
+        return "".join(out).encode()
+
+    def _standby(self) -> bytes:
+        """A standby's own health only: whether it works, and that it does not lead."""
+        out: list[str] = []
+        sources = self.sources
+        self.background_errors.write(out, [((loop,), count) for loop, count in sources.supervisor.errors().items()])
+        self.live.write_value(out, 0 if sources.liveness.problems() else 1)
+        self.leader.write_value(out, 0)
         return "".join(out).encode()
 
     def _relabel(self, function: Callable[[Any], Any]) -> Callable[[Any], Any] | None:

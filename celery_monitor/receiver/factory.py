@@ -28,7 +28,10 @@ REDIS_OPTIONS = ("fanout_prefix", "global_keyprefix")
 
 def build_reader(app: Celery, handoff: Handoff, health: ReceiverHealth, spool: Path | None = None,
                  flushed: Callable[[], Position | None] = lambda: None,
-                 buffer_bytes: int = AHEAD_BYTES) -> EventReader | ReaderProcess:
+                 buffer_bytes: int = AHEAD_BYTES, shared_queue: str | None = None) -> EventReader | ReaderProcess:
+    """``shared_queue``: on RabbitMQ and the other kombu transports, the durable queue that the
+    replicas of one history consume in turn, each message acknowledged once ``flushed`` has passed it
+    (None: a queue of this monitor's own)."""
     url = broker_url(app)
     exchange = app.conf.event_exchange or "celeryev"
     options = dict(app.conf.broker_transport_options or {})
@@ -39,4 +42,5 @@ def build_reader(app: Celery, handoff: Handoff, health: ReceiverHealth, spool: P
         config = {"url": url, "exchange": exchange, "ssl_options": ssl_options,
                   "transport_options": {k: options[k] for k in REDIS_OPTIONS if k in options}}
         return ReaderProcess(config, spool, handoff, health, flushed, buffer_bytes)
-    return KombuEventReader(url, handoff, health, exchange, options, app.conf.broker_use_ssl)
+    return KombuEventReader(url, handoff, health, exchange, options, app.conf.broker_use_ssl,
+                            shared_queue=shared_queue, flushed=flushed)

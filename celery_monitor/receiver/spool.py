@@ -189,7 +189,9 @@ class SpoolTailer:
             self.position = (number, offset)
         else:  # that segment is gone: the next one from its start
             later = [n for n in numbers if n > number]
-            self.position = (later[0], 0) if later else (number, offset)
+            # None either: this spool is not the one the position was saved from (another replica's
+            # host, a temporary directory emptied by a reboot): all it holds, from its first segment.
+            self.position = (later[0], 0) if later else (0, 0)
         self._delete_below(self.position[0])
 
     def backlog_bytes(self) -> int:

@@ -149,8 +149,9 @@ class LiveView:
                 task_names: Iterable[str]) -> None:
         """Take over what the previous run saved (before the applier starts)."""
         with self._lock:
-            for worker in workers:
-                self._workers[worker.hostname] = worker
+            # Replaced whole: a standby reloads the view every second, and drops the workers the
+            # leader has forgotten.
+            self._workers = {worker.hostname: worker for worker in workers}
             self._stats = stats
             self._state_counts = dict(state_counts)
             self._task_names = set(task_names)
@@ -161,6 +162,7 @@ class LiveView:
             counts = self._state_counts
             for state, count in removed.items():
                 counts[state] = max(0, counts.get(state, 0) - count)
+            self._version += 1
 
     def counters_to_save(self) -> dict[str, Any]:
         """The counters as the history saves them, when they changed since the last call (else {})."""
@@ -168,7 +170,8 @@ class LiveView:
             if self._version == self._saved_version:
                 return {}
             self._saved_version = self._version
-            return {"stats": self._stats.to_store()}
+            # The state counts too: a standby replica shows them without counting the whole history.
+            return {"stats": self._stats.to_store(), "state_counts": dict(self._state_counts)}
 
     # -- readers: copies ------------------------------------------------------------------------
 

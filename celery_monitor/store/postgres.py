@@ -32,9 +32,10 @@ from typing import Any
 
 import orjson
 import psycopg
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from celery_monitor.state.models import TASK_FIELDS
-from celery_monitor.store import dsn, failures, pg_failures, pg_schema, stored
+from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import LATEST, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
@@ -56,12 +57,18 @@ _UPSERT = (f"INSERT INTO tasks ({', '.join(_ROW_COLUMNS)}) SELECT {', '.join(_RO
 _SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
 EXACT_KEY = "\x00"  # the key, in a row's JSON, of the exact values of columns that held NUL characters
 WRITE_LOCK_KEY = 0x43_4D_4F_4E_02  # pg_advisory_xact_lock key of task writes
-# Held by the writing connection for as long as a monitor keeps its history in the database: until
-# replicas share one (issue #18's failover), a second monitor would trim and count against the first.
+# Held by the writing connection of the one monitor that ingests into (leads) the history: the
+# others are standbys (replica.py) that try it every second or so, and the first to get it once the
+# leader's session ends (it stopped, or died: the server ends a session whose client has gone) leads.
 OWNER_LOCK_KEY = 0x43_4D_4F_4E_03  # after the migrations (01) and the writes (02)
 OWNER_PATIENCE = 5.0  # seconds a starting monitor waits for one that is stopping
 TRIM_CHUNK = 1000
 CONNECT_TIMEOUT = 10
+# How soon a connection notices that the other end has vanished without closing it (a lost host, a
+# cut network): the server then ends a dead leader's session (and its lock) and a replica its own.
+# libpq's names; a value given in the URL wins.
+KEEPALIVES = {"keepalives": "1", "keepalives_idle": "5", "keepalives_interval": "2", "keepalives_count": "3",
+              "tcp_user_timeout": "10000"}
 _ASCII_LOWER = str.maketrans(pg_schema.UPPER, pg_schema.LOWER)
 
 
@@ -167,9 +174,15 @@ def _take_ownership(conn: psycopg.Connection[Any], patience: float = 0.0) -> boo
 
 
 class PostgresStore:
-    def __init__(self, url: str) -> None:
-        """Open the history in the database ``url`` names, applying the migrations it lacks."""
+    def __init__(self, url: str, standby: bool = False) -> None:
+        """Open the history in the database ``url`` names, applying the migrations it lacks.
+
+        When another monitor leads it already: with ``standby``, open it to read (``leading`` is
+        False until :meth:`try_lead` succeeds); without, refuse with one line.
+        """
         self.dsn = url
+        self.leading = False
+        self.deposed = False  # lost the lead while cut off from the database: another leads now
         self.path = dsn.shown(url)
         self._local = threading.local()
         self._write_lock = threading.Lock()
@@ -183,14 +196,35 @@ class PostgresStore:
             pg_schema.upgrade(self._writer)
             self._trigram = pg_schema.has_trigram_index(self._writer)
             self._writer.execute("CREATE TEMP TABLE incoming (LIKE tasks) ON COMMIT DELETE ROWS")
-            owner = _take_ownership(self._writer, patience=OWNER_PATIENCE)
+            owner = _take_ownership(self._writer, patience=0.0 if standby else OWNER_PATIENCE)
         except psycopg.Error as exc:
             self.close()
             raise StoreError(f"{self.path}: {dsn.scrub(str(exc), url)}") from None
-        if not owner:
+        if not owner and not standby:
             self.close()
             raise StoreError(f"{self.path}: another monitor keeps its history in this database (one monitor "
                              "per database: stop the other, or give this one a database of its own)")
+        self.leading = owner
+
+    def try_lead(self) -> bool:
+        """Whether this store leads the history now (taking the lock if it is free)."""
+        if self.leading or self.deposed:
+            return self.leading
+        with self._write_lock:
+            try:
+                if self._writer.closed:
+                    self._writer = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
+                    self._writer.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE tasks) "
+                                         "ON COMMIT DELETE ROWS")
+                self.leading = _take_ownership(self._writer)
+            except psycopg.OperationalError as exc:
+                log.debug("trying the lead: %s", dsn.scrub(str(exc), self.dsn))
+                return False
+        return self.leading
+
+    def change_listener(self) -> pg_notices.ChangeListener:
+        """A listener for the leader's change notices, on a connection of its own."""
+        return pg_notices.ChangeListener(self._connect)
 
     def _connect(self, isolation: psycopg.IsolationLevel = psycopg.IsolationLevel.REPEATABLE_READ
                  ) -> psycopg.Connection[Any]:
@@ -198,7 +232,9 @@ class PostgresStore:
         snapshots repeat their reads; the writer's statements each see what was committed before).
         Raises psycopg's OperationalError when the database cannot be reached: for the writer, a
         storage fault to retry (``disk.STORAGE_FAULTS``)."""
-        conn = psycopg.connect(self.dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT)
+        given = conninfo_to_dict(self.dsn)
+        extra = {k: v for k, v in KEEPALIVES.items() if k not in given}
+        conn = psycopg.connect(make_conninfo(self.dsn, **extra), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         conn.isolation_level = isolation
         with self._connections_lock:  # kept to be closed with the store; those dropped are let go
             self._connections = [*(c for c in self._connections if not c.closed), conn]
@@ -229,12 +265,19 @@ class PostgresStore:
         return rows[0] if rows else None
 
     def _write_conn(self) -> psycopg.Connection[Any]:
-        """The writing connection (called under the write lock); reopened if the database dropped it."""
+        """The writing connection (called under the write lock); reopened if the database dropped it.
+
+        A standby does not write: its repairs of damaged rows are left to the leader."""
+        if not self.leading:
+            raise psycopg.OperationalError("a standby does not write the history")
         if self._writer.closed:
             conn = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
             if not _take_ownership(conn):
-                # Taken while this monitor was cut off: a storage fault, retried with the writes kept.
+                # Taken while this monitor was cut off: another replica leads now. A storage fault
+                # for the writer (the writes are kept); the liveness probe asks for a restart.
                 conn.close()
+                # For good: its pending changes are older than what the new leader writes.
+                self.deposed, self.leading = True, False
                 raise psycopg.OperationalError("another monitor took this database over while the connection was down")
             conn.execute("CREATE TEMP TABLE IF NOT EXISTS incoming (LIKE tasks) ON COMMIT DELETE ROWS")
             self._writer = conn
@@ -270,6 +313,8 @@ class PostgresStore:
                     with conn.cursor() as cursor:
                         cursor.executemany("INSERT INTO meta VALUES (%s, %s) "
                                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", meta_rows)
+                if rows or worker_rows:  # standbys' pages: sent when (and only if) this commits
+                    pg_notices.send(conn, [row[1] for row in rows], [row[0] for row in worker_rows])
 
     @staticmethod
     def _upsert(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], names: list[str]) -> None:
@@ -633,16 +678,63 @@ class PostgresStore:
         return {"rows": int(count[0]) if count else 0,
                 "latest": [{"at": at, "kind": kind, "key": key, "problem": problem} for at, kind, key, problem in rows]}
 
+    # -- sign-outs and failed logins shared by the replicas -----------------------------------------
+
+    def exchange_auth(self, revoked: dict[str, float], failures: list[tuple[str, float]], window: float
+                      ) -> tuple[dict[str, float], dict[str, list[float]]]:
+        """Add this replica's new sign-outs (session id: until) and failed logins (client, time),
+        forget what has expired, and return every replica's: the sign-outs still in force and the
+        failed logins of the last ``window`` seconds per client. Kept in ``meta`` (keys ``auth.*``)."""
+        now = time.time()
+        by_client: dict[str, list[float]] = {}
+        for client, at in failures:
+            by_client.setdefault(_text(client), []).append(at)
+        conn = self._reader
+        with conn.transaction():
+            if revoked:
+                with conn.cursor() as cursor:
+                    cursor.executemany("INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = "
+                                       "excluded.value", [(f"auth.revoked.{_text(sid)}", orjson.dumps(until).decode())
+                                                          for sid, until in revoked.items()])
+            if by_client:
+                with conn.cursor() as cursor:
+                    cursor.executemany(
+                        "INSERT INTO meta VALUES (%s, %s) ON CONFLICT (key) DO UPDATE SET value = "
+                        "(meta.value::jsonb || excluded.value::jsonb)::text",
+                        [(f"auth.failures.{client}", orjson.dumps(at).decode()) for client, at in by_client.items()])
+            conn.execute("DELETE FROM meta WHERE key LIKE %s AND value::float8 < %s", ("auth.revoked.%", now))
+            conn.execute("DELETE FROM meta WHERE key LIKE %s AND NOT EXISTS (SELECT 1 FROM "
+                         "jsonb_array_elements_text(value::jsonb) t WHERE t::float8 >= %s)",
+                         ("auth.failures.%", now - window))
+            rows = conn.execute("SELECT key, value FROM meta WHERE key LIKE %s", ("auth.%",)).fetchall()
+        in_force: dict[str, float] = {}
+        recent: dict[str, list[float]] = {}
+        for key, value in rows:
+            try:
+                data = orjson.loads(value)
+            except orjson.JSONDecodeError:
+                continue
+            if key.startswith("auth.revoked.") and _is_number(data):
+                in_force[key.removeprefix("auth.revoked.")] = float(data)
+            elif key.startswith("auth.failures.") and isinstance(data, list):
+                recent[key.removeprefix("auth.failures.")] = [float(t) for t in data
+                                                              if _is_number(t) and now - t <= window]
+        return in_force, recent
+
     # -- audit trail -----------------------------------------------------------------------------
 
     def add_audit(self, entry: dict[str, Any]) -> int:
         """Append one control action; returns its id (ids grow with time)."""
         columns = (entry["time"], entry.get("user"), entry.get("action"), entry.get("target"), entry.get("status"))
         rest = {k: v for k, v in entry.items() if k not in {"id", "time", "user", "action", "target", "status"}}
+        sql = ('INSERT INTO audit (time, "user", action, target, status, data) VALUES (%s, %s, %s, %s, %s, %s) '
+               "RETURNING seq")
+        params = (*columns, orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode())
+        if not self.leading:  # control actions run on every replica: each appends to the one trail
+            row = self._reader.execute(sql, params).fetchone()
+            return int(row[0]) if row else 0
         with self._write_lock:
-            row = self._write_conn().execute(
-                'INSERT INTO audit (time, "user", action, target, status, data) VALUES (%s, %s, %s, %s, %s, %s) '
-                "RETURNING seq", (*columns, orjson.dumps(rest, option=orjson.OPT_NON_STR_KEYS).decode())).fetchone()
+            row = self._write_conn().execute(sql, params).fetchone()
         return int(row[0]) if row else 0
 
     @staticmethod

@@ -6,12 +6,15 @@ from celery_monitor.store import dsn
 from celery_monitor.store.base import Store
 
 
-def open_store(db: str | None) -> Store:
-    """The history ``db`` names (None: SQLite in memory). Raises StoreError with a line to show."""
+def open_store(db: str | None, standby: bool = False) -> Store:
+    """The history ``db`` names (None: SQLite in memory). Raises StoreError with a line to show.
+
+    ``standby``: a PostgreSQL history another monitor leads is opened to stand by, not refused.
+    """
     if db is not None and dsn.is_postgres(db):
         from celery_monitor.store.postgres import PostgresStore
 
-        return PostgresStore(db)
+        return PostgresStore(db, standby=standby)
     from celery_monitor.store.sqlite import SQLiteStore
 
     return SQLiteStore(db)

@@ -70,6 +70,9 @@ class StoreWriter(threading.Thread):
         # restart replays from, and below which the spool's segments may go).
         self._position: tuple[int, int] | None = None
         self.saved_position: tuple[int, int] | None = None
+        # Whether positions are the spool's (saved in the history for a restart to tail from), or
+        # only this run's (RabbitMQ delivery tags a shared queue acknowledges once committed).
+        self.saves_position = True
         self._stop_event = threading.Event()
         self._flushed = threading.Condition()
         self.flushes = 0
@@ -136,7 +139,7 @@ class StoreWriter(threading.Thread):
             self._writing = tasks
             workers, self._workers = self._workers, {}
             position, self._position = self._position, None
-        if position is not None:
+        if position is not None and self.saves_position:
             meta[SPOOL_POSITION] = list(position)
         if tasks or workers or meta:
             try:

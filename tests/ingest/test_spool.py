@@ -113,3 +113,16 @@ def test_the_monitor_refuses_such_a_spool_in_one_line(tmp_path: Path, redis_serv
     assert finished.returncode == 2
     lines = finished.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("celery-monitor: error: --db: the event spool "), lines
+
+
+def test_a_position_saved_from_another_spool_starts_this_one_from_its_beginning(tmp_path: Path) -> None:
+    """A replica leading a PostgreSQL history after one on another host (or after a reboot emptied
+    the temporary directory) finds a position its own spool never had: it reads all it spools."""
+    handoff = Handoff()
+    tailer = SpoolTailer(tmp_path, handoff, lambda: None)
+    tailer.resume((7, 4096))
+    bodies = [b"new-%02d" % i + b"y" * 40 for i in range(12)]
+    write(tmp_path, bodies).close()
+    assert max(segments(tmp_path)) < 7
+    assert tail_all(tailer, handoff) == bodies
+

@@ -76,6 +76,8 @@ HEADERS = [
      "(delivered, failed; dropped: never attempted, too many waiting)"),
     ("celery_monitor_notification_notices_dropped_total", "counter",
      "Task notices dropped: the notifier's queue was full"),
+    ("celery_monitor_leader", "gauge", "1 on the replica that ingests the history (always, with SQLite), 0 on a "
+     "standby, which serves no other family of the cluster or the event stream"),
 ]  # fmt: skip
 
 Q = 'task="app.quote\\"d\\\\back\\nslash"'

@@ -57,6 +57,7 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_live": GAUGE,
     "celery_monitor_notifications_total": COUNTER,
     "celery_monitor_notification_notices_dropped_total": COUNTER,
+    "celery_monitor_leader": GAUGE,
 }
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

@@ -122,13 +122,14 @@ def test_a_dropped_connection_is_a_storage_fault_then_reopened(tmp_path: Path) -
             harness.close()
 
 
-def test_a_second_monitor_on_the_same_database_is_refused_in_one_line(tmp_path: Path) -> None:
+def test_with_standby_off_a_second_monitor_on_the_same_database_is_refused_in_one_line(tmp_path: Path) -> None:
     for name in ("first", "second"):
         (tmp_path / name).mkdir()
     with fresh_database(password=PASSWORD) as dsn:
         first = Harness(tmp_path / "first", db=dsn)
         try:
-            finished = subprocess.run([str(BIN / "celery-monitor"), f"--db={dsn}", "--unauthenticated_api"],
+            finished = subprocess.run([str(BIN / "celery-monitor"), f"--db={dsn}", "--unauthenticated_api",
+                                       "--standby=False"],
                                       capture_output=True, text=True, timeout=60, cwd=tmp_path)
             assert finished.returncode == 2
             lines = finished.stderr.strip().splitlines()
