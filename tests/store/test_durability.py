@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import redis
 from support.client import celery_client
 from support.processes import new_monitor, start_worker, wait_for
 
@@ -51,6 +52,15 @@ def test_kill9_then_restart_restores_history(redis_server: Any, tmp_path: Path) 
         worker.stop()
 
 
+def drop_waiting_tasks(broker: str) -> None:
+    """Tasks sent with no worker to run them would be run by the next test's worker on this database."""
+    client = redis.Redis.from_url(broker)
+    try:
+        client.delete("celery")
+    finally:
+        client.close()
+
+
 def test_memory_only_mode_keeps_nothing(redis_server: Any, tmp_path: Path) -> None:
     broker = redis_server.url.replace("/0", "/7")
     monitor = new_monitor(broker, tmp_path, "--persistent=False").start()
@@ -64,6 +74,7 @@ def test_memory_only_mode_keeps_nothing(redis_server: Any, tmp_path: Path) -> No
         assert again.get(f"/api/task/info/{sent.id}").status_code == 404
     finally:
         again.stop()
+        drop_waiting_tasks(broker)
 
 
 def test_max_tasks_trims_the_history(redis_server: Any, tmp_path: Path) -> None:
@@ -82,3 +93,4 @@ def test_max_tasks_trims_the_history(redis_server: Any, tmp_path: Path) -> None:
         assert monitor.metric("celery_monitor_store_tasks") == 5
     finally:
         monitor.stop()
+        drop_waiting_tasks(broker)
