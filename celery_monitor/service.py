@@ -101,7 +101,8 @@ class Monitor:
         # Notifications: the applier queues task notices, the notifier's own thread does the rest.
         self.notifier = Notifier(parse_config(settings.notifications),
                                  Ledger(settings.db if settings.persistent else None),
-                                 Links(settings.public_url), self.live, self.health, self.queue_poller)
+                                 Links(settings.public_url), self.live, self.health, self.queue_poller,
+                                 schedule_entries=lambda: self.schedules.listing()["entries"])
         self.applier = Applier(self.handoff, self.live, self.store, self.writer, self.health, self.hub,
                                boundary=EventBoundary(settings.event_text_limit, self.rejections),
                                max_workers=settings.max_workers,

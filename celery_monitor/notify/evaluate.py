@@ -18,6 +18,7 @@ from celery_monitor.notify.messages import FIRING, MAX_EXAMPLES, RESOLVED, Link,
 from celery_monitor.notify.model import Rule
 from celery_monitor.notify.notices import TaskNotice
 from celery_monitor.states import FAILURE, LOST, SUCCESS
+from celery_monitor.store.failures import exception_type
 
 GroupKey = tuple[str, str]  # rule name, subject
 
@@ -63,6 +64,7 @@ _SUMMARIES = {
     "worker_offline": "offline",
     "queue_length": "queue too long",
     "queue_age": "oldest message too old",
+    "schedule_missed": "missed its run",
 }
 
 
@@ -98,7 +100,16 @@ class Evaluator:
             for rule in task_rules:
                 detail = _describe(rule, notice)
                 if detail is not None:
-                    self._occur(rule, notice.name or "(unnamed)", notice.at, detail, self.links.task(notice.uuid))
+                    self._occur(rule, notice.name or "(unnamed)", notice.at, detail, self._task_links(notice))
+
+    def _task_links(self, notice: TaskNotice) -> list[Link]:
+        """The task, its failure group when it failed, and its workflow when it is a step of one."""
+        links = self.links.task(notice.uuid)
+        if notice.state == FAILURE and notice.exception:
+            links += self.links.failure_group(notice.name or "", exception_type(notice.exception))
+        if notice.root_id and notice.root_id != notice.uuid:
+            links += self.links.workflow(notice.root_id)
+        return links
 
     def workers(self, rules: Iterable[Rule], workers: dict[str, dict[str, Any]], now: float,
                 listening_since: float = -math.inf) -> None:
@@ -145,6 +156,20 @@ class Evaluator:
                     self.holding_since.pop(key, None)
                 detail = f"queue {name}: {value:.0f} {unit} (threshold {rule.threshold:g}, for {rule.duration:g} s)"
                 self._condition(rule, name, over, now, detail, self.links.broker())
+
+    def schedules(self, rules: Iterable[Rule], entries: list[dict[str, Any]], now: float) -> None:
+        """Beat entries flagged missed (the schedules page's judgement: no run within the interval plus
+        the tolerance) fire; the next run arriving clears them. Entries not judged are left alone."""
+        for rule in rules:
+            if rule.kind != "schedule_missed" or not rule.enabled:
+                continue
+            for entry in entries:
+                name = str(entry.get("name"))
+                if not rule.subject_matches(name) or (entry.get("due_at") is None and not entry.get("missed")):
+                    continue
+                runs = entry.get("missed_runs") or 0
+                detail = f"periodic task {name} ({entry.get('task')}): {runs} run(s) missed"
+                self._condition(rule, name, bool(entry.get("missed")), now, detail, self.links.schedules())
 
     def _condition(self, rule: Rule, subject: str, holds: bool, now: float, detail: str,
                    links: list[Link]) -> None:

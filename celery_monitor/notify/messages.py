@@ -86,5 +86,15 @@ class Links:
     def broker(self) -> list[Link]:
         return self._at("queues", "/broker")
 
+    def schedules(self) -> list[Link]:
+        return self._at("periodic tasks", "/schedules")
+
+    def failure_group(self, name: str, exception_type: str) -> list[Link]:
+        query = f"name={quote(name, safe='')}&exception={quote(exception_type, safe='')}"
+        return self._at("failure group", f"/failures?{query}")
+
+    def workflow(self, root_id: str) -> list[Link]:
+        return self._at(f"workflow {root_id}", f"/workflow/{quote(root_id, safe='')}")
+
     def page(self) -> list[Link]:
         return self._at("notifications", "/notifications")

@@ -18,7 +18,7 @@ from celery_monitor.notify import secrets
 # What a rule watches. Task rules fire once per matching task; the others are conditions that hold
 # for a while (a subject: a worker or a queue) and send a resolve message when they clear.
 TASK_KINDS = ("task_failed", "task_lost", "task_runtime", "retries_exhausted")
-CONDITION_KINDS = ("worker_offline", "queue_length", "queue_age")
+CONDITION_KINDS = ("worker_offline", "queue_length", "queue_age", "schedule_missed")
 RULE_KINDS = TASK_KINDS + CONDITION_KINDS
 CHANNEL_KINDS = ("slack", "webhook", "email", "pagerduty")
 SEVERITIES = ("critical", "error", "warning", "info")  # PagerDuty's, which the others map onto
@@ -68,6 +68,7 @@ class Rule:
     duration: float = 0.0  # seconds a queue condition must hold before it fires
     queues: tuple[str, ...] = ()  # queue name patterns; none: every queue
     workers: tuple[str, ...] = ()  # worker name patterns; none: every worker
+    entries: tuple[str, ...] = ()  # schedule_missed: beat entry name patterns; none: every entry
     min_retries: int = 1  # retries_exhausted: the retries a failed task must have had
     enabled: bool = True
     source: str = "config"
@@ -90,7 +91,8 @@ class Rule:
         return not any(p.search(text) for p in self._compiled_excluded)
 
     def subject_matches(self, subject: str) -> bool:
-        patterns = self.queues if self.kind.startswith("queue_") else self.workers
+        patterns = (self.queues if self.kind.startswith("queue_")
+                    else self.entries if self.kind == "schedule_missed" else self.workers)
         return not patterns or any(fnmatch.fnmatchcase(subject, p) for p in patterns)
 
     def shown(self) -> dict[str, Any]:
@@ -98,7 +100,8 @@ class Rule:
                 "window": self.window, "tasks": list(self.tasks), "exclude_tasks": list(self.exclude_tasks),
                 "exceptions": list(self.exceptions), "exclude_exceptions": list(self.exclude_exceptions),
                 "threshold": self.threshold, "duration": self.duration, "queues": list(self.queues),
-                "workers": list(self.workers), "min_retries": self.min_retries, "enabled": self.enabled,
+                "workers": list(self.workers), "entries": list(self.entries), "min_retries": self.min_retries,
+                "enabled": self.enabled,
                 "source": self.source}
 
 
@@ -226,6 +229,7 @@ def parse_rule(name: Any, raw: Any, channels: Mapping[str, Channel], source: str
         threshold=threshold, duration=_number(f"{where}.duration", raw.get("duration", 0.0)),
         queues=_strings(f"{where}.queues", raw.get("queues")),
         workers=_strings(f"{where}.workers", raw.get("workers")),
+        entries=_strings(f"{where}.entries", raw.get("entries")),
         min_retries=int(_number(f"{where}.min_retries", raw.get("min_retries", 1), 1)),
         enabled=enabled, source=source,
         _compiled=patterns["exceptions"], _compiled_excluded=patterns["exclude_exceptions"],

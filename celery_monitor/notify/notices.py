@@ -31,6 +31,7 @@ class TaskNotice:
     retries: int | None
     worker: str | None
     at: float
+    root_id: str | None = None  # the workflow it belongs to, when it is a step of one
 
 
 class NoticeQueue:

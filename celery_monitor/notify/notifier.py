@@ -57,7 +57,8 @@ class Delivery:
 
 class Notifier(threading.Thread):
     def __init__(self, config: NotifyConfig, ledger: Ledger, links: Links, live: LiveView, health: ReceiverHealth,
-                 queues: QueuePoller, first_backoff: float = FIRST_BACKOFF) -> None:
+                 queues: QueuePoller, first_backoff: float = FIRST_BACKOFF,
+                 schedule_entries: Callable[[], list[dict[str, Any]]] = list) -> None:
         super().__init__(name="notifier", daemon=True)
         self.file_config = config
         self.ledger = ledger
@@ -65,6 +66,7 @@ class Notifier(threading.Thread):
         self.live = live
         self.health = health
         self.queues = queues
+        self.schedule_entries = schedule_entries  # the schedules page's entries, with their missed flags
         self.first_backoff = first_backoff
         self.notices = NoticeQueue()
         self.evaluator = Evaluator(links)
@@ -173,6 +175,8 @@ class Notifier(threading.Thread):
                     evaluator.workers(rules, self.live.worker_dicts(now), now, health.connected_since)
                 if kinds & {"queue_length", "queue_age"}:
                     evaluator.queues(rules, list(self.queues.latest), now)
+                if "schedule_missed" in kinds:
+                    evaluator.schedules(rules, self.schedule_entries(), now)
             due = evaluator.due(now)
         for message in due:
             self.enqueue(message)

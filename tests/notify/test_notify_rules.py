@@ -111,6 +111,43 @@ def test_a_queue_condition_must_hold_for_its_duration() -> None:
     assert [m.status for m in evaluator.due(40.0)] == [RESOLVED]
 
 
+def test_a_missed_periodic_task_fires_and_resolves_when_its_run_arrives() -> None:
+    config = parse_config({"channels": CHANNELS, "rules": {"beat": {
+        "kind": "schedule_missed", "channels": ["hook"], "window": 0, "entries": ["nightly-*"]}}})
+    rules = list(config.rules.values())
+    evaluator = Evaluator(Links("https://cm.example.com"))
+    entries = [{"name": "nightly-report", "task": "app.report", "due_at": 90.0, "missed": True, "missed_runs": 2},
+               {"name": "hourly", "task": "app.sync", "due_at": 90.0, "missed": True, "missed_runs": 1},
+               {"name": "nightly-off", "task": "app.x", "due_at": None, "missed": False}]
+    evaluator.schedules(rules, entries, 100.0)
+    [firing] = evaluator.due(100.0)
+    assert (firing.status, firing.subject, firing.kind) == (FIRING, "nightly-report", "schedule_missed")
+    assert firing.details == ["periodic task nightly-report (app.report): 2 run(s) missed"]
+    assert [link.url for link in firing.links] == ["https://cm.example.com/schedules"]
+    evaluator.schedules(rules, entries, 101.0)
+    assert evaluator.due(101.0) == []  # fires once while it lasts
+    evaluator.schedules(rules, [{**entries[0], "missed": False, "missed_runs": 0}], 102.0)
+    [resolved] = evaluator.due(102.0)
+    assert (resolved.status, resolved.dedup_key) == (RESOLVED, firing.dedup_key)
+
+
+def test_a_failed_tasks_message_links_its_failure_group_and_its_workflow() -> None:
+    config = parse_config({"channels": CHANNELS, "rules": {"f": {"kind": "task_failed", "channels": ["hook"],
+                                                                 "window": 0}}})
+    evaluator = Evaluator(Links("https://cm.example.com/"))
+    step = TaskNotice("step-2", "app.charge", "FAILURE", "KeyError('card')", None, 0, "w@h", 5.0, "root-1")
+    alone = TaskNotice("alone", "app.charge", "FAILURE", "ValueError('x')", None, 0, "w@h", 5.0, "alone")
+    evaluator.tasks(list(config.rules.values()), [step, alone])
+    [message] = evaluator.due(5.0)
+    urls = [link.url for link in message.links]
+    assert urls[:4] == ["https://cm.example.com/task/step-2",
+                        "https://cm.example.com/failures?name=app.charge&exception=KeyError",
+                        "https://cm.example.com/workflow/root-1",
+                        "https://cm.example.com/task/alone"]
+    assert "https://cm.example.com/failures?name=app.charge&exception=ValueError" in urls
+    assert not any("/workflow/alone" in url for url in urls)  # a task that is its own root is no workflow
+
+
 def test_secrets_come_from_the_environment_or_a_file_and_are_masked(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOK_KEY", "from-env")
