@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -68,7 +69,56 @@ def test_a_read_only_user_sees_the_page_without_controls(browser: Browser, conso
         expect(page.locator('#channels tr[data-name="team-hook"]')).to_contain_text("webhook")
         expect(page.locator("button.send-test")).to_have_count(0)
         expect(page.locator("#channels thead th")).to_have_count(4)
+        expect(page.locator("#rules thead th")).to_have_count(7)
+        expect(page.locator("#notify-edit")).to_have_count(0)
         assert KEY not in page.content()
     finally:
         page.context.close()
     assert not console.errors, "\n".join(console.errors)
+
+
+def test_an_admin_adds_changes_and_deletes_a_rule_from_the_page(browser: Browser, console: Console,
+                                                                notifying: tuple[MonitorProcess, HttpReceiver]) -> None:
+    monitor, _ = notifying
+    page = open_page(browser, console, auth=ADMIN)
+    page.on("dialog", lambda dialog: dialog.accept())
+    try:
+        page.goto(monitor.url + "/notifications")
+        # The config file's rule is changed there: no edit or delete for it here.
+        expect(page.locator('#rules tr[data-name="failures"] button')).to_have_count(0)
+
+        page.locator("#edit-name").fill("slow-reports")
+        page.locator("#edit-body").fill('{"kind": "task_runtime", "channels": ["nowhere"], "threshold": 30}')
+        page.locator("#notify-edit button[type=submit]").click()
+        expect(page.locator("#flash")).to_contain_text("Could not save slow-reports: 400")
+        expect(page.locator("#flash")).to_contain_text("no channel named 'nowhere'")
+        page.locator("#edit-body").fill("{not json")
+        page.locator("#notify-edit button[type=submit]").click()
+        expect(page.locator("#flash")).to_contain_text("Not JSON")
+
+        page.locator("#edit-body").fill('{"kind": "task_runtime", "channels": ["team-hook"], "threshold": 30}')
+        page.locator("#notify-edit button[type=submit]").click()
+        expect(page.locator("#flash")).to_have_text("Saved rule slow-reports")
+        row = page.locator('#rules tr[data-name="slow-reports"]')
+        expect(row).to_contain_text("over 30")
+        expect(row).to_contain_text("api")
+        [saved] = [rule for rule in monitor.json("/api/notifications")["rules"] if rule["name"] == "slow-reports"]
+        assert (saved["kind"], saved["threshold"], saved["source"]) == ("task_runtime", 30, "api")
+
+        row.locator("button.edit").click()
+        body = page.locator("#edit-body")
+        expect(body).to_have_value(re.compile('"threshold": 30'))
+        body.fill(body.input_value().replace('"threshold": 30', '"threshold": 45'))
+        page.locator("#notify-edit button[type=submit]").click()
+        expect(row).to_contain_text("over 45")
+
+        row.locator("button.delete").click()
+        expect(page.locator('#rules tr[data-name="slow-reports"]')).to_have_count(0)
+        audit = monitor.json("/api/audit", params={"target": "slow-reports"})["entries"]
+        # Newest first: the delete, the change, the addition, and the refused attempt (audited too).
+        assert [(entry["action"], entry["ok"]) for entry in audit] == [
+            ("notify.rule.delete", True), ("notify.rule.put", True), ("notify.rule.put", True),
+            ("notify.rule.put", False)]
+    finally:
+        page.context.close()
+    assert not [e for e in console.errors if "400" not in e], "\n".join(console.errors)

@@ -2,7 +2,7 @@
 import { config } from "../lib/config.js";
 import { $, el, flash, replace } from "../lib/dom.js";
 import { absolute, when } from "../lib/format.js";
-import { getJSON, post } from "../lib/http.js";
+import { getJSON, post, send } from "../lib/http.js";
 
 const OUTCOME_BADGES = { delivered: "state-success", failed: "state-failure", dropped: "state-failure" };
 
@@ -22,6 +22,7 @@ function condition(rule) {
   if (rule.duration) parts.push(`for ${rule.duration} s`);
   if (rule.queues.length) parts.push(`queues ${rule.queues.join(", ")}`);
   if (rule.workers.length) parts.push(`workers ${rule.workers.join(", ")}`);
+  if ((rule.entries || []).length) parts.push(`entries ${rule.entries.join(", ")}`);
   if (rule.kind === "retries_exhausted") parts.push(`after ${rule.min_retries}+ retries`);
   return parts.join("; ");
 }
@@ -41,6 +42,33 @@ export async function notificationsPage() {
     }
   }
 
+  async function remove(kind, name) {
+    if (!window.confirm(`Delete the ${kind === "rules" ? "rule" : "channel"} ${name}?`)) return;
+    try {
+      await send("DELETE", `/api/notifications/${kind}/${encodeURIComponent(name)}`);
+      flash(`Deleted ${name}`);
+    } catch (error) {
+      flash(`Could not delete ${name}: ${error.message}`, "error");
+    }
+    await load();
+  }
+
+  // Rules carry no secret, so one can be loaded into the form as it is; a channel is written anew
+  // (its secrets come back masked, and saving the mask would replace them).
+  function editRule(rule) {
+    const { name, source, ...fields } = rule;
+    $("#edit-kind").value = "rules";
+    $("#edit-name").value = name;
+    $("#edit-body").value = JSON.stringify(fields, null, 2);
+    $("#edit-body").focus();
+  }
+
+  function deleteButton(kind, name) {
+    const button = el("button", { type: "button", class: "small danger delete", dataset: { name } }, "Delete");
+    button.addEventListener("click", () => remove(kind, name));
+    return button;
+  }
+
   function channelRow(channel) {
     const cells = [
       el("td", {}, channel.name), el("td", {}, channel.kind), el("td", {}, el("code", {}, where(channel))),
@@ -50,16 +78,48 @@ export async function notificationsPage() {
       const button = el("button", { type: "button", class: "send-test", dataset: { channel: channel.name } },
         "Send test");
       button.addEventListener("click", () => sendTest(button, channel.name));
-      cells.push(el("td", {}, button));
+      cells.push(el("td", {}, button, channel.source === "api" ? deleteButton("channels", channel.name) : null));
     }
     return el("tr", { dataset: { name: channel.name } }, cells);
   }
 
   function ruleRow(rule) {
-    return el("tr", { dataset: { name: rule.name } },
+    const cells = [
       el("td", {}, rule.name), el("td", {}, rule.kind), el("td", {}, rule.severity),
       el("td", {}, condition(rule)), el("td", {}, `${rule.window} s`), el("td", {}, rule.channels.join(", ")),
-      el("td", {}, rule.source + (rule.enabled ? "" : " (disabled)")));
+      el("td", {}, rule.source + (rule.enabled ? "" : " (disabled)")),
+    ];
+    if (!config.readOnly) {
+      const actions = [];
+      if (rule.source === "api") {
+        const edit = el("button", { type: "button", class: "small icon edit", dataset: { name: rule.name } }, "Edit");
+        edit.addEventListener("click", () => editRule(rule));
+        actions.push(edit, deleteButton("rules", rule.name));
+      }
+      cells.push(el("td", {}, actions));
+    }
+    return el("tr", { dataset: { name: rule.name } }, cells);
+  }
+
+  async function save(event) {
+    event.preventDefault();
+    const kind = $("#edit-kind").value;
+    const name = $("#edit-name").value.trim();
+    let body;
+    try {
+      body = JSON.parse($("#edit-body").value);
+    } catch (error) {
+      flash(`Not JSON: ${error.message}`, "error");
+      return;
+    }
+    try {
+      await send("PUT", `/api/notifications/${kind}/${encodeURIComponent(name)}`, body);
+      flash(`Saved ${kind === "rules" ? "rule" : "channel"} ${name}`);
+      $("#notify-edit").reset();
+    } catch (error) {
+      flash(`Could not save ${name}: ${error.message}`, "error");
+    }
+    await load();
   }
 
   function deliveryRow(row) {
@@ -79,11 +139,12 @@ export async function notificationsPage() {
   async function load() {
     const data = await getJSON("/ui/notifications.json");
     fill("#channels", data.channels, channelRow, config.readOnly ? 4 : 5, "No channels configured");
-    fill("#rules", data.rules, ruleRow, 7, "No rules configured");
+    fill("#rules", data.rules, ruleRow, config.readOnly ? 7 : 8, "No rules configured");
     fill("#deliveries", data.deliveries, deliveryRow, 7, "Nothing sent yet");
     $("#deliveries-total").textContent = String(data.deliveries.length);
   }
 
+  if (!config.readOnly) $("#notify-edit").addEventListener("submit", save);
   await load();
   setInterval(() => load().catch(() => {}), 10000);
 }
