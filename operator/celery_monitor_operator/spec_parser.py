@@ -94,9 +94,9 @@ def _optional_connection(reader: spec_reader.Reader, data: Mapping[str, Any], ke
 
 
 def _database(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Database | None:
-    data = reader.mapping(raw, "database", "spec")
-    if not data:
+    if raw.get("database") is None:
         return None
+    data = reader.mapping(raw, "database", "spec")
     path = "spec.database"
     cluster = reader.string(data, "cnpgCluster", path)
     given = [key for key in ("url", "secretKeyRef", "cnpgCluster") if data.get(key) is not None]

@@ -71,6 +71,8 @@ def test_inline_passwords_are_refused_for_the_management_api_and_result_backend_
      "spec.replicas: 2 replicas need spec.database"),
     ({"broker": {"url": "redis://r/0"}, "database": {"cnpgCluster": "pg", "url": "postgresql://pg/cm"}},
      "spec.database: set exactly one of url, secretKeyRef or cnpgCluster"),
+    ({"broker": {"url": "redis://r/0"}, "database": {}},
+     "spec.database: set exactly one of url, secretKeyRef or cnpgCluster"),
     ({"broker": {"url": "redis://r/0"}, "database": {"secretKeyRef": {"key": "uri"}}},
      "spec.database.secretKeyRef.name: the Secret's name is required"),
     ({"broker": {"url": "redis://r/0"}, "database": {"url": "/data/celery-monitor.db"}},
