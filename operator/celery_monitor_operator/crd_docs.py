@@ -78,14 +78,19 @@ def render_reference() -> str:
         "`spec.resultBackend` (InvalidSpec);",
         "- an inline `url` must not carry a password, also not in a query parameter (InlineCredentials);",
         "- `spec.ingress` and `spec.httpRoute` are not both enabled (InvalidSpec);",
-        "- more than one replica needs `spec.persistence.enabled: false` (InvalidSpec);",
+        "- exactly one of `url`, `secretKeyRef` and `cnpgCluster` in `spec.database`, and an inline `url` "
+        "is a `postgresql://` URL (InvalidSpec);",
+        "- more than one replica needs `spec.database`: without a shared history each pod would keep its "
+        "own and the Service would answer from any of them (InvalidSpec; nothing is changed);",
         f"- the name is a DNS label of at most {naming.MAX_NAME_LENGTH} characters (InvalidName);",
         "- the monitor would start with the options rendered from the spec: its own option checks run on "
         "them, so OAuth without `emailRegex` (or `gitlabGroups`), Okta without `oktaBaseUrl`, an OIDC "
         "issuer without `discoveryUrl`, an unknown option in `extraArgs`... are refused, naming the field "
         "(InvalidSpec);",
         "- the Secret of `spec.auth.basic.secretName` has no ':' or ',' in its `username` and no ',' in its "
-        "`password`, which the monitor reads as `user:password` pairs separated by commas (UnusableLogin).",
+        "`password`, which the monitor reads as `user:password` pairs separated by commas (UnusableLogin);",
+        "- the Secret key behind `spec.database` holds a `postgresql://` URL, never quoted back "
+        "(UnusableDatabase; the Deployment is left as it is).",
         "",
         "## status",
         "",

@@ -95,5 +95,20 @@ def autoscaling() -> list[dict[str, Any]]:
     })]
 
 
+def high_availability() -> list[dict[str, Any]]:
+    """Three replicas on one PostgreSQL history (a CloudNativePG cluster: database.cnpgCluster instead)."""
+    namespace = "celery"
+    return [
+        _secret("celery-monitor-db", namespace, {
+            "url": "postgresql://celery_monitor:change-me@postgres.celery.svc:5432/celery_monitor",
+        }),
+        _monitor("orders-ha", namespace, {
+            "broker": {"url": "redis://redis.celery.svc:6379/0"},
+            "database": {"secretKeyRef": {"name": "celery-monitor-db", "key": "url"}},
+            "replicas": 3,
+        }),
+    ]
+
+
 EXAMPLES = {"minimal.yaml": minimal, "production.yaml": production, "gateway.yaml": gateway,
-            "autoscaling.yaml": autoscaling}
+            "autoscaling.yaml": autoscaling, "high-availability.yaml": high_availability}

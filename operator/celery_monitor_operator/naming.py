@@ -56,6 +56,10 @@ def pvc_name(monitor_name: str) -> str:
     return f"{monitor_name}-data"
 
 
+def disruption_budget_name(monitor_name: str) -> str:
+    return monitor_name
+
+
 def route_name(monitor_name: str) -> str:
     """Ingress, HTTPRoute, ServiceMonitor and PrometheusRule share the monitor's name."""
     return monitor_name

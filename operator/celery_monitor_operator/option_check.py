@@ -40,6 +40,7 @@ STAND_INS = {
     "CELERY_MONITOR_BROKER": "redis://stand-in:6379/0",
     "CELERY_MONITOR_BROKER_API": "http://stand-in:15672/api/",
     "CELERY_MONITOR_RESULT_BACKEND": "redis://stand-in:6379/1",
+    deployment.DATABASE_ENV: "postgresql://stand-in:5432/stand-in",
     "CELERY_MONITOR_COOKIE_SECRET": "stand-in-cookie-secret-of-some-length",
     deployment.BASIC_USER_ENV: "stand-in-user",
     deployment.BASIC_PASSWORD_ENV: "stand-in-password",

@@ -19,6 +19,7 @@ from celery_monitor_operator import naming, resources, spec, spec_reader, status
 from celery_monitor_operator.renderers import (
     autoscaling,
     deployment,
+    disruption,
     httproute,
     ingress,
     prometheusrule,
@@ -31,6 +32,7 @@ from celery_monitor_operator.renderers import (
 SECRET_NOT_FOUND = "SecretNotFound"
 SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
 UNUSABLE_LOGIN = "UnusableLogin"
+UNUSABLE_DATABASE = "UnusableDatabase"
 PROMETHEUS_OPERATOR_MISSING = "PrometheusOperatorNotInstalled"
 GATEWAY_API_MISSING = "GatewayAPINotInstalled"
 ALERT_RULES_UNAVAILABLE = "AlertRulesUnavailable"
@@ -171,6 +173,26 @@ def _login_problems(resource: spec.CeleryMonitorResource, values: Mapping[str, s
     return problems
 
 
+def _database_problems(resource: spec.CeleryMonitorResource, values: Mapping[str, str]
+                       ) -> list[spec_reader.Problem]:
+    """The Secret behind spec.database must hold a PostgreSQL URL: with anything else (a file path
+    would be SQLite in the pod's emptyDir) each replica would keep a history of its own. Its value
+    is never quoted back: it holds a password."""
+    database = resource.spec.database
+    ref = None if database is None else database.connection.secret_ref
+    if database is None or ref is None or f"{ref.name}/{ref.key}" not in values:
+        return []
+    try:
+        value = base64.b64decode(values[f"{ref.name}/{ref.key}"], validate=True).decode().strip()
+    except ValueError:
+        value = ""
+    if value.lower().startswith(spec.DATABASE_SCHEMES):
+        return []
+    return [spec_reader.Problem(UNUSABLE_DATABASE, (
+        f"Secret {ref.name!r} named in {database.field}: its key {ref.key!r} does not hold a "
+        "postgresql:// URL"))]
+
+
 def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Callable[[], str]) -> list[Child]:
     """Auth and metrics Secrets, Service, claim and Deployment: the monitor itself."""
     auth = secret.render_auth_secret(resource, observed.auth_secret, token)
@@ -179,10 +201,10 @@ def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Calla
         generated.append((secret.render_metrics_secret(resource, observed.metrics_secret, token),
                           observed.metrics_secret))
     children = [*(_child(body) for body, _ in generated), _child(service.render_service(resource))]
-    if resource.spec.persistence.enabled:
+    if resource.spec.uses_claim:
         children.append(_child(pvc.render_pvc(resource)))
     values, missing = _secret_values(resource, observed)
-    missing += _login_problems(resource, values)
+    missing += _login_problems(resource, values) + _database_problems(resource, values)
     if missing:
         # Without every Secret the pod would crash-loop; keep what runs until they appear.
         children.append(Child(resources.DEPLOYMENTS, naming.deployment_name(resource.name),
@@ -196,6 +218,13 @@ def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Calla
     rendered = deployment.render_monitor_deployment(resource, deployment.secrets_checksum(values))
     children.append(_child(rendered, needs=tuple(_child(body).key for body, _ in generated)))
     return children
+
+
+def _disruption(resource: spec.CeleryMonitorResource) -> tuple[list[Child], list[Removal]]:
+    """The PodDisruptionBudget of replicas on a shared database; one pod, or no database: none (pruned)."""
+    if disruption.wants_budget(resource):
+        return [_child(disruption.render_pod_disruption_budget(resource))], []
+    return [], [Removal(resources.PDBS, naming.disruption_budget_name(resource.name))]
 
 
 def _exposure(resource: spec.CeleryMonitorResource, capabilities: Capabilities
@@ -301,12 +330,13 @@ def desired(resource: spec.CeleryMonitorResource, observed: Observed,
     ``token`` makes the generated password and cookie key, the first time only.
     """
     children = _core(resource, observed, token)
+    budget_children, budget_prune = _disruption(resource)
     exposure_children, exposure_prune, exposed = _exposure(resource, observed.capabilities)
     monitoring_children, monitoring_prune, monitoring = _monitoring(resource, observed)
     scaling_children, scaling_prune, scaling = _autoscaling(resource, observed.capabilities)
     return Plan(
-        apply=(*children, *exposure_children, *monitoring_children, *scaling_children),
-        prune=(*exposure_prune, *monitoring_prune, *scaling_prune),
+        apply=(*children, *budget_children, *exposure_children, *monitoring_children, *scaling_children),
+        prune=(*budget_prune, *exposure_prune, *monitoring_prune, *scaling_prune),
         exposed=exposed,
         monitoring=monitoring,
         autoscaling=scaling,
@@ -334,6 +364,10 @@ def _availability(resource: spec.CeleryMonitorResource, live: Mapping[str, Any] 
 
 
 def _persistence(resource: spec.CeleryMonitorResource, live: Mapping[str, Any] | None) -> status.Condition:
+    if resource.spec.database is not None:
+        return status.Condition(status.PERSISTENCE_BOUND, True, "SharedDatabase",
+                                f"Task history is kept in PostgreSQL ({resource.spec.database.field}); "
+                                "no claim is used")
     if not resource.spec.persistence.enabled:
         return status.Condition(status.PERSISTENCE_BOUND, True, "PersistenceDisabled",
                                 "Task history is kept in an emptyDir and lost when the pod goes")

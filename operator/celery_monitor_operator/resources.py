@@ -50,6 +50,7 @@ PROMETHEUS_RULES = ResourceRef("monitoring.coreos.com", "v1", "prometheusrules")
 SCALED_OBJECTS = ResourceRef("keda.sh", "v1alpha1", "scaledobjects")
 TRIGGER_AUTHENTICATIONS = ResourceRef("keda.sh", "v1alpha1", "triggerauthentications")
 HPAS = ResourceRef("autoscaling", "v2", "horizontalpodautoscalers")
+PDBS = ResourceRef("policy", "v1", "poddisruptionbudgets")
 PODS = ResourceRef("", "v1", "pods")
 CLUSTER_PEERINGS = ResourceRef("kopf.dev", "v1", "clusterkopfpeerings", namespaced=False)
 NAMESPACE_PEERINGS = ResourceRef("kopf.dev", "v1", "kopfpeerings")
@@ -67,6 +68,7 @@ BY_KIND: dict[tuple[str, str], ResourceRef] = {
     ("keda.sh/v1alpha1", "ScaledObject"): SCALED_OBJECTS,
     ("keda.sh/v1alpha1", "TriggerAuthentication"): TRIGGER_AUTHENTICATIONS,
     ("autoscaling/v2", "HorizontalPodAutoscaler"): HPAS,
+    ("policy/v1", "PodDisruptionBudget"): PDBS,
 }
 
 

@@ -18,6 +18,11 @@ DEFAULT_REPLICAS = 1
 DEFAULT_PULL_POLICY = "IfNotPresent"
 PULL_POLICIES = ("Always", "IfNotPresent", "Never")
 DEFAULT_URL_KEY = "url"
+# spec.database: the URL schemes of a PostgreSQL history, and where a CloudNativePG cluster keeps
+# its application user's connection URL (the Secret "<cluster>-app", key "uri").
+DATABASE_SCHEMES = ("postgresql://", "postgres://")
+CNPG_SECRET_SUFFIX = "-app"
+CNPG_URI_KEY = "uri"
 DEFAULT_CLIENT_SECRET_KEY = "client-secret"
 DEFAULT_STORAGE_SIZE = "1Gi"
 DEFAULT_ACCESS_MODE = "ReadWriteOnce"
@@ -77,6 +82,21 @@ class Connection:
 
     url: str | None = None
     secret_ref: SecretKeyRef | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Database:
+    """The PostgreSQL history every replica shares; ``cnpg_cluster`` when named through a CloudNativePG cluster."""
+
+    connection: Connection
+    cnpg_cluster: str | None = None
+
+    @property
+    def field(self) -> str:
+        """The spec field that names the connection, for messages."""
+        if self.cnpg_cluster is not None:
+            return "spec.database.cnpgCluster"
+        return "spec.database.secretKeyRef" if self.connection.secret_ref is not None else "spec.database.url"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -243,6 +263,12 @@ class CeleryMonitorSpec:
     pod: Pod = Pod()
     autoscaling: Autoscaling = Autoscaling()
     trusted_proxies: tuple[str, ...] = DEFAULT_TRUSTED_PROXIES
+    database: Database | None = None
+
+    @property
+    def uses_claim(self) -> bool:
+        """Whether the history lives on the PersistentVolumeClaim: persistence on, and no shared database."""
+        return self.persistence.enabled and self.database is None
 
     @property
     def behind_proxy(self) -> bool:
@@ -282,6 +308,8 @@ class CeleryMonitorSpec:
         for field, connection in sources:
             if connection is not None and connection.secret_ref is not None:
                 refs.append((f"{field}.secretKeyRef", connection.secret_ref))
+        if self.database is not None and self.database.connection.secret_ref is not None:
+            refs.append((self.database.field, self.database.connection.secret_ref))
         if self.auth.basic.enabled and self.auth.basic.secret_name:
             for key in ("username", "password"):
                 refs.append(("spec.auth.basic.secretName", SecretKeyRef(self.auth.basic.secret_name, key)))

@@ -93,6 +93,31 @@ def _optional_connection(reader: spec_reader.Reader, data: Mapping[str, Any], ke
     return _connection(reader, section, f"{path}.{key}", what) if section else None
 
 
+def _database(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Database | None:
+    if raw.get("database") is None:
+        return None
+    data = reader.mapping(raw, "database", "spec")
+    path = "spec.database"
+    cluster = reader.string(data, "cnpgCluster", path)
+    given = [key for key in ("url", "secretKeyRef", "cnpgCluster") if data.get(key) is not None]
+    if len(given) != 1:
+        reader.problem(f"{path}: set exactly one of url, secretKeyRef or cnpgCluster")
+        return None
+    if cluster is not None:
+        if not _NAME.match(cluster):
+            reader.problem(f"{path}.cnpgCluster: {cluster!r} is not a CloudNativePG cluster name")
+            return None
+        ref = spec.SecretKeyRef(f"{cluster}{spec.CNPG_SECRET_SUFFIX}", spec.CNPG_URI_KEY)
+        return spec.Database(spec.Connection(secret_ref=ref), cnpg_cluster=cluster)
+    connection = _connection(reader, data, path, "database")
+    if connection is None:
+        return None
+    if connection.url is not None and not connection.url.lower().startswith(spec.DATABASE_SCHEMES):
+        reader.problem(f"{path}.url: the shared history is a PostgreSQL URL (postgresql://host:5432/db)")
+        return None
+    return spec.Database(connection)
+
+
 def _broker(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Broker:
     data = reader.mapping(raw, "broker", "spec")
     if not data:
@@ -380,12 +405,14 @@ def parse_spec(raw: Mapping[str, Any]) -> spec.CeleryMonitorSpec:
         pod=_pod(reader, raw),
         autoscaling=_autoscaling(reader, raw, auth.has_login),
         trusted_proxies=_trusted_proxies(reader, raw),
+        database=_database(reader, raw),
     )
     if parsed.ingress.enabled and parsed.http_route.enabled:
         reader.problem("spec.ingress and spec.httpRoute: enable one of them, not both")
-    if parsed.replicas > 1 and parsed.persistence.enabled:
-        reader.problem("spec.replicas: more than one replica needs spec.persistence.enabled=false, "
-                       "since each replica keeps its own task store")
+    if parsed.replicas > 1 and parsed.database is None:
+        reader.problem(f"spec.replicas: {parsed.replicas} replicas need spec.database (a PostgreSQL history "
+                       "they share, one ingesting and the others on standby); without it each pod would keep "
+                       "a history of its own and the Service would answer from any of them")
     if reader.problems:
         raise spec_reader.SpecError(reader.problems)
     return parsed

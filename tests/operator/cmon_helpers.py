@@ -11,6 +11,7 @@ from celery_monitor_operator import alert_rules, naming, spec, spec_parser
 from celery_monitor_operator.renderers import (
     autoscaling,
     deployment,
+    disruption,
     httproute,
     ingress,
     prometheusrule,
@@ -22,7 +23,8 @@ from celery_monitor_operator.renderers import (
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Representative specs: the least one can write, every field set, and a Gateway API variant
-# (autoscaling through the monitor's API in the second, through Prometheus in the third).
+# (autoscaling through the monitor's API in the second, through Prometheus in the third; the third's
+# replicas share a CloudNativePG database).
 SPECS: dict[str, dict[str, Any]] = {
     "minimal": {"broker": {"url": "redis://redis:6379/0"}},
     "everything": {
@@ -57,7 +59,7 @@ SPECS: dict[str, dict[str, Any]] = {
         "extraEnv": [{"name": "TZ", "value": "UTC"},
                      {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}}],
     },
-    "gateway": {"broker": {"url": "redis://r/0"}, "persistence": {"enabled": False}, "replicas": 3,
+    "gateway": {"broker": {"url": "redis://r/0"}, "database": {"cnpgCluster": "pg"}, "replicas": 3,
                 "auth": {"basic": {"enabled": False}},
                 "autoscaling": {"enabled": True, "workerDeployment": "workers", "queues": ["celery"],
                                 "source": "Prometheus",
@@ -91,6 +93,7 @@ def rendered_children(spec_data: dict[str, Any]) -> list[dict[str, Any]]:
         service.render_service(monitor),
         pvc.render_pvc(monitor),
         deployment.render_monitor_deployment(monitor, deployment.secrets_checksum({"a/b": "c"})),
+        disruption.render_pod_disruption_budget(monitor),
         ingress.render_ingress(monitor),
         httproute.render_http_route(monitor),
         servicemonitor.render_service_monitor(monitor),

@@ -11,7 +11,7 @@ import kubernetes_validate
 import pytest
 from cmon_helpers import monitor_body
 from kubernetes_validate import utils as validate_utils
-from support.k8s_schemas import SUPPORTED_VERSIONS, apply_defaults, crd_schema, strict
+from support.k8s_schemas import SUPPORTED_VERSIONS, apply_defaults, cel_violations, crd_schema, strict
 
 from celery_monitor_operator import examples, naming, spec_parser, spec_reader
 from celery_monitor_operator.renderers import crd
@@ -127,3 +127,20 @@ def test_the_schema_and_the_operator_agree_on_trusted_proxies(value: list[str], 
     except spec_reader.SpecError:
         operator_accepts = False
     assert (schema_accepts, operator_accepts) == (accepted, accepted)
+
+
+@pytest.mark.parametrize(("database", "refused"), [
+    ({"cnpgCluster": "pg"}, False),
+    ({"secretKeyRef": {"name": "pg"}}, False),
+    ({"url": "postgresql://pg/cm"}, False),
+    ({"url": "postgresql://pg/cm", "cnpgCluster": "pg"}, True),
+    ({"secretKeyRef": {"name": "pg"}, "cnpgCluster": "pg"}, True),
+    ({}, True),
+])
+def test_the_api_server_takes_exactly_one_database_source(database: dict[str, Any], refused: bool) -> None:
+    schema = crd_schema(crd.render_crd(), naming.VERSION)
+    body = monitor_body({"broker": {"url": "redis://r/0"}, "database": database, "replicas": 2})
+
+    broken = cel_violations(schema, body)
+
+    assert any("exactly one of url, secretKeyRef or cnpgCluster" in message for message in broken) == refused, broken

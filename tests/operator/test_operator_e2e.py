@@ -321,3 +321,63 @@ def test_the_operator_creates_its_peering_object_and_joins_it(env: Env) -> None:
                        "the operator in its peering object")
 
     assert [peer["priority"] for peer in peering.values()] == [100]
+
+
+def pod_spec(env: Env, ns: str, name: str) -> dict[str, Any]:
+    return dict((env.get(resources.DEPLOYMENTS, ns, name) or {})["spec"]["template"]["spec"])
+
+
+def test_replicas_on_a_shared_database_roll_without_a_claim_behind_a_disruption_budget(env: Env) -> None:
+    ns, name = "e2e-replicas", "fleet"
+    env.create_secret(ns, "fleet-db", {"url": "postgresql://cm:pg-s3cret@pg:5432/cm"})
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"},
+                                  "database": {"secretKeyRef": {"name": "fleet-db"}}, "replicas": 3})
+
+    deployment = env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment")
+    budget = env.wait(lambda: env.get(resources.PDBS, ns, name), "the PodDisruptionBudget")
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    (container,) = pod_spec(env, ns, name)["containers"]
+    assert {"name": "CELERY_MONITOR_DB", "valueFrom": {"secretKeyRef": {"name": "fleet-db", "key": "url"}}} \
+        in container["env"]
+    assert not [arg for arg in container["args"] if arg.startswith("--db") or "pg-s3cret" in arg]
+    assert deployment["spec"]["replicas"] == 3
+    assert deployment["spec"]["strategy"] == {"type": "RollingUpdate",
+                                              "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    assert "podAntiAffinity" in pod_spec(env, ns, name)["affinity"]
+    assert {"name": "data", "emptyDir": {}} in pod_spec(env, ns, name)["volumes"]
+    assert (budget["spec"]["minAvailable"], owner_uids(budget)) == (1, [f"uid-{ns}-{name}"])
+    assert budget["spec"]["selector"]["matchLabels"] == naming.selector_labels(name)
+    assert env.get(resources.PVCS, ns, f"{name}-data") is None
+    assert env.condition(ns, name, "PersistenceBound")["reason"] == "SharedDatabase"
+    assert "pg-s3cret" not in json.dumps(env.get(resources.CELERY_MONITORS, ns, name))
+
+    env.update_spec(ns, name, 2, {"replicas": 1})
+    env.wait(lambda: env.get(resources.PDBS, ns, name) is None, "the PodDisruptionBudget to be removed")
+    env.wait(lambda: (env.get(resources.DEPLOYMENTS, ns, name) or {})["spec"]["replicas"] == 1, "one replica")
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    assert env.get(resources.PVCS, ns, f"{name}-data") is None
+
+
+def test_replicas_without_a_database_are_refused_and_the_deployment_left_as_it_is(env: Env) -> None:
+    ns, name = "e2e-replicas-refused", "solo"
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "persistence": {"enabled": False}})
+    env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment")
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    before = env.get(resources.DEPLOYMENTS, ns, name)
+
+    env.update_spec(ns, name, 2, {"replicas": 2})
+    refused = env.wait_condition(ns, name, "Reconciled", "False", "InvalidSpec")
+    assert refused["message"].startswith("spec.replicas: 2 replicas need spec.database")
+    assert env.condition(ns, name, "Ready")["reason"] == "InvalidSpec"
+    assert env.get(resources.DEPLOYMENTS, ns, name) == before
+    assert env.get(resources.PDBS, ns, name) is None
+
+    # A CloudNativePG cluster's application Secret makes the same spec valid.
+    env.create_secret(ns, "solo-db-app", {"uri": "postgresql://app:pw@solo-db-rw:5432/app"})
+    env.update_spec(ns, name, 3, {"database": {"cnpgCluster": "solo-db"}})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    env.wait(lambda: env.get(resources.PDBS, ns, name), "the PodDisruptionBudget")
+    (container,) = pod_spec(env, ns, name)["containers"]
+    assert {"name": "CELERY_MONITOR_DB", "valueFrom": {"secretKeyRef": {"name": "solo-db-app", "key": "uri"}}} \
+        in container["env"]
+    assert (env.get(resources.DEPLOYMENTS, ns, name) or {})["spec"]["replicas"] == 2

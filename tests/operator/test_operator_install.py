@@ -16,7 +16,7 @@ from celery_monitor_operator import handlers, render_cli, resources
 from celery_monitor_operator.renderers import install, rbac
 
 PRUNED_KINDS = {"Ingress", "HTTPRoute", "ServiceMonitor", "PrometheusRule", "ScaledObject", "TriggerAuthentication",
-                "HorizontalPodAutoscaler"}
+                "HorizontalPodAutoscaler", "PodDisruptionBudget"}
 
 
 CLUSTER_SCOPED = {"customresourcedefinitions", "namespaces", "clusterkopfpeerings", "nodes",

@@ -43,9 +43,14 @@ class Case:
     problems: list[str] = dataclasses.field(default_factory=list)  # reasons found before applying
     exposed: str = "ClusterInternal"
     monitoring: str = "NotRequested"
+    budget: bool = False  # a PodDisruptionBudget applied; without one, "poddisruptionbudgets demo" is pruned
 
 
 CORE = ["Secret demo-auth", "Secret demo-metrics", "Service demo", "PersistentVolumeClaim demo-data", "Deployment demo"]
+NO_CLAIM = ["Secret demo-auth", "Secret demo-metrics", "Service demo", "Deployment demo"]
+PG_SECRET = {"pg": {"url": b64("postgresql://cm:pw@pg:5432/cm")}}
+ON_PG = {**INLINE, "database": {"secretKeyRef": {"name": "pg"}}, "replicas": 3}
+ON_CNPG = {**INLINE, "database": {"cnpgCluster": "orders-db"}}
 CASES = {
     "the least spec on a bare cluster: the monitor, and no Ingress left behind": Case(
         INLINE, apply=CORE, prune=["ingresses demo"]),
@@ -88,6 +93,19 @@ CASES = {
         alert_rules_problem="cannot read celery_monitor.metrics.kit/alert-rules.yaml",
         apply=CORE, prune=["ingresses demo", "httproutes demo", "servicemonitors demo"],
         monitoring=reconcile.ALERT_RULES_UNAVAILABLE),
+    "replicas on a database Secret: no claim, and a PodDisruptionBudget": Case(
+        ON_PG, secrets=PG_SECRET, apply=[*NO_CLAIM, "PodDisruptionBudget demo"], prune=["ingresses demo"],
+        budget=True),
+    "one replica on a CloudNativePG cluster: no claim, and no budget (pruned)": Case(
+        ON_CNPG, secrets={"orders-db-app": {"uri": b64("postgresql://app:pw@orders-db-rw:5432/app")}},
+        apply=NO_CLAIM, prune=["ingresses demo"]),
+    "the CloudNativePG cluster's Secret is missing: the Deployment is left as it is": Case(
+        ON_CNPG, secrets={"orders-db-app": None}, apply=[*NO_CLAIM[:-1], "keep deployments demo"],
+        prune=["ingresses demo"], problems=[reconcile.SECRET_NOT_FOUND]),
+    "a database Secret without a PostgreSQL URL: the Deployment is left as it is": Case(
+        ON_PG, secrets={"pg": {"url": b64("/data/celery-monitor.db")}},
+        apply=[*NO_CLAIM[:-1], "keep deployments demo", "PodDisruptionBudget demo"],
+        prune=["ingresses demo"], problems=[reconcile.UNUSABLE_DATABASE], budget=True),
 }
 
 
@@ -109,8 +127,11 @@ def test_desired_children(case: Case) -> None:
 
     assert [described(child) for child in plan.apply] == case.apply
     # The workers' autoscaler, pruned on every pass, has a table of its own (test_operator_autoscaling.py).
-    assert [f"{removal.ref.plural} {removal.name}" for removal in plan.prune
-            if removal.name != naming.autoscaler_name("demo")] == case.prune
+    # So is the PodDisruptionBudget whenever the spec asks for none.
+    pruned = [f"{removal.ref.plural} {removal.name}" for removal in plan.prune]
+    assert [name for name in pruned if name != "poddisruptionbudgets demo"
+            and not name.endswith(naming.autoscaler_name("demo"))] == case.prune
+    assert ("poddisruptionbudgets demo" in pruned) != case.budget
     assert [problem.reason for child in plan.apply for problem in child.problems] == case.problems
     assert plan.exposed.reason == case.exposed
     assert plan.monitoring.reason == case.monitoring
@@ -188,7 +209,9 @@ def applied(*problems: str, deployment: dict[str, Any] | None = None,
      {"Reconciled": "Applied", "Available": "NoReplicasAvailable", "PersistenceBound": "Lost"}),
     ({**INLINE, "replicas": 0, "persistence": {"enabled": False}}, applied(deployment={}),
      {"Reconciled": "Applied", "Available": "ScaledToZero", "PersistenceBound": "PersistenceDisabled"}),
-], ids=["nothing live yet", "first problem names the reason", "claim lost", "scaled to zero"])
+    ({**ON_PG, "persistence": {"enabled": True}}, applied(deployment={"status": {"availableReplicas": 2}}),
+     {"Reconciled": "Applied", "Available": "MinimumReplicasAvailable", "PersistenceBound": "SharedDatabase"}),
+], ids=["nothing live yet", "first problem names the reason", "claim lost", "scaled to zero", "shared database"])
 def test_conditions_after_applying(spec_data: dict[str, Any], outcome: reconcile.Applied,
                                    expected: dict[str, str]) -> None:
     resource = make_monitor(spec_data)
@@ -227,3 +250,22 @@ def test_a_login_with_a_colon_in_the_password_is_fine() -> None:
     case = Case(data, [], [], secrets={"team-login": {"username": b64("ops"), "password": b64("a:b")}})
 
     assert deployment_of(reconcile.desired(make_monitor(data), observed(case), token)).body is not None
+
+
+def test_a_database_secret_that_is_no_postgresql_url_is_named_but_never_quoted() -> None:
+    case = Case(ON_PG, [], [], secrets={"pg": {"url": b64("sqlite-file-with-s3cret")}})
+    (problem,) = deployment_of(reconcile.desired(make_monitor(ON_PG), observed(case), token)).problems
+
+    assert problem.reason == reconcile.UNUSABLE_DATABASE
+    assert "spec.database.secretKeyRef" in problem.message and "'pg'" in problem.message
+    assert "s3cret" not in problem.message
+
+
+def test_the_database_secret_rolls_the_pod_when_it_changes() -> None:
+    other = {"pg": {"url": b64("postgresql://cm:other@pg:5432/cm")}}
+
+    def checksum(secrets: dict[str, dict[str, str] | None]) -> str:
+        return checksum_of(reconcile.desired(make_monitor(ON_PG), observed(Case(ON_PG, [], [], secrets=secrets)),
+                                             token))
+
+    assert checksum(PG_SECRET) != checksum(other)

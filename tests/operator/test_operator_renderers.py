@@ -16,6 +16,7 @@ from celery_monitor.cli import config
 from celery_monitor_operator import alert_rules, naming, spec
 from celery_monitor_operator.renderers import (
     deployment,
+    disruption,
     httproute,
     ingress,
     prometheusrule,
@@ -87,12 +88,62 @@ def test_the_store_lives_on_the_claim_and_a_single_writer_volume_means_recreate(
 
 
 def test_without_persistence_the_store_is_an_empty_dir_and_updates_roll() -> None:
-    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "persistence": {"enabled": False}, "replicas": 2})
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "persistence": {"enabled": False}})
     rendered = deployment.render_monitor_deployment(monitor, "c")
 
     assert {"name": "data", "emptyDir": {}} in rendered["spec"]["template"]["spec"]["volumes"]
     assert rendered["spec"]["strategy"]["type"] == "RollingUpdate"
-    assert rendered["spec"]["replicas"] == 2
+    assert "affinity" not in rendered["spec"]["template"]["spec"]
+
+
+@pytest.mark.parametrize(("database", "variable"), [
+    ({"secretKeyRef": {"name": "pg", "key": "dsn"}},
+     {"name": "CELERY_MONITOR_DB", "valueFrom": {"secretKeyRef": {"name": "pg", "key": "dsn"}}}),
+    ({"cnpgCluster": "orders-db"},
+     {"name": "CELERY_MONITOR_DB", "valueFrom": {"secretKeyRef": {"name": "orders-db-app", "key": "uri"}}}),
+    ({"url": "postgresql://cm@pg:5432/cm"}, {"name": "CELERY_MONITOR_DB", "value": "postgresql://cm@pg:5432/cm"}),
+])
+def test_a_shared_database_comes_from_the_environment_and_the_replicas_roll_spread_over_nodes(
+        database: dict[str, Any], variable: dict[str, Any]) -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "database": database, "replicas": 3})
+    rendered = deployment.render_monitor_deployment(monitor, "c")
+    pod = rendered["spec"]["template"]["spec"]
+    args = container_of(rendered)["args"]
+
+    assert variable in container_of(rendered)["env"]
+    assert not any(arg.startswith("--db") for arg in args) and not any("postgres" in arg for arg in args)
+    assert {"name": "data", "emptyDir": {}} in pod["volumes"]
+    assert rendered["spec"]["replicas"] == 3
+    assert rendered["spec"]["strategy"] == {"type": "RollingUpdate",
+                                            "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+    (term,) = pod["affinity"]["podAntiAffinity"]["preferredDuringSchedulingIgnoredDuringExecution"]
+    assert term["podAffinityTerm"] == {"topologyKey": "kubernetes.io/hostname", "labelSelector": {
+        "matchLabels": {"app.kubernetes.io/name": "celery-monitor", "app.kubernetes.io/instance": "demo"}}}
+    assert container_of(rendered)["readinessProbe"]["httpGet"]["path"] == "/readyz"
+    assert container_of(rendered)["livenessProbe"]["httpGet"]["path"] == "/livez"
+
+
+def test_the_users_affinity_replaces_the_spreading_of_a_shared_database() -> None:
+    chosen = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["ops"]}]}]}}}
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "database": {"cnpgCluster": "pg"},
+                            "replicas": 2, "affinity": chosen})
+
+    assert deployment.render_monitor_deployment(monitor, "c")["spec"]["template"]["spec"]["affinity"] == chosen
+
+
+def test_the_disruption_budget_keeps_one_replica_of_the_monitor_serving() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "database": {"cnpgCluster": "pg"}, "replicas": 3})
+    budget = disruption.render_pod_disruption_budget(monitor)
+
+    assert (budget["apiVersion"], budget["kind"], budget["metadata"]["name"]) == ("policy/v1", "PodDisruptionBudget",
+                                                                                   "demo")
+    assert budget["spec"] == {"minAvailable": 1, "selector": {"matchLabels": {
+        "app.kubernetes.io/name": "celery-monitor", "app.kubernetes.io/instance": "demo"}}}
+    assert budget["metadata"]["ownerReferences"][0]["name"] == "demo"
+    assert disruption.wants_budget(monitor)
+    assert not disruption.wants_budget(make_monitor({"broker": {"url": "redis://r/0"},
+                                                     "database": {"cnpgCluster": "pg"}}))
 
 
 def test_retention_auth_and_prefix_become_monitor_options() -> None:

@@ -66,7 +66,19 @@ def test_inline_passwords_are_refused_for_the_management_api_and_result_backend_
     ({"broker": {"secretKeyRef": {"key": "url"}}}, "spec.broker.secretKeyRef.name: the Secret's name is required"),
     ({"broker": {"url": "redis://r/0"}, "replicas": -1}, "spec.replicas: must be at least 0"),
     ({"broker": {"url": "redis://r/0"}, "replicas": "two"}, "spec.replicas: expected an integer"),
-    ({"broker": {"url": "redis://r/0"}, "replicas": 2}, "more than one replica needs spec.persistence.enabled=false"),
+    ({"broker": {"url": "redis://r/0"}, "replicas": 2}, "spec.replicas: 2 replicas need spec.database"),
+    ({"broker": {"url": "redis://r/0"}, "replicas": 2, "persistence": {"enabled": False}},
+     "spec.replicas: 2 replicas need spec.database"),
+    ({"broker": {"url": "redis://r/0"}, "database": {"cnpgCluster": "pg", "url": "postgresql://pg/cm"}},
+     "spec.database: set exactly one of url, secretKeyRef or cnpgCluster"),
+    ({"broker": {"url": "redis://r/0"}, "database": {}},
+     "spec.database: set exactly one of url, secretKeyRef or cnpgCluster"),
+    ({"broker": {"url": "redis://r/0"}, "database": {"secretKeyRef": {"key": "uri"}}},
+     "spec.database.secretKeyRef.name: the Secret's name is required"),
+    ({"broker": {"url": "redis://r/0"}, "database": {"url": "/data/celery-monitor.db"}},
+     "spec.database.url: the shared history is a PostgreSQL URL"),
+    ({"broker": {"url": "redis://r/0"}, "database": {"cnpgCluster": "Not_A_Name"}},
+     "spec.database.cnpgCluster: 'Not_A_Name' is not a CloudNativePG cluster name"),
     ({"broker": {"url": "redis://r/0"}, "persistence": {"size": "lots"}}, "spec.persistence.size"),
     ({"broker": {"url": "redis://r/0"}, "persistence": {"accessMode": "ReadOnlyMany"}}, "is not one of"),
     ({"broker": {"url": "redis://r/0"}, "ingress": {"enabled": True}, "httpRoute": {"enabled": True,
@@ -140,3 +152,31 @@ def test_secret_refs_lists_every_secret_key_the_pod_reads() -> None:
         spec.SecretKeyRef("login", "username"), spec.SecretKeyRef("login", "password"),
         spec.SecretKeyRef("oauth", "client-secret"),
     ]
+
+
+def test_a_database_url_with_a_password_is_refused_like_a_broker_url() -> None:
+    problems = problems_of({"broker": {"url": "redis://r/0"}, "database": {"url": "postgresql://cm:s3cret@pg/cm"}})
+
+    assert [problem.reason for problem in problems] == [spec_parser.INLINE_CREDENTIALS]
+    assert "spec.database.secretKeyRef" in problems[0].message and "s3cret" not in problems[0].message
+
+
+@pytest.mark.parametrize(("database", "ref", "field"), [
+    ({"secretKeyRef": {"name": "pg"}}, spec.SecretKeyRef("pg", "url"), "spec.database.secretKeyRef"),
+    ({"secretKeyRef": {"name": "pg", "key": "dsn"}}, spec.SecretKeyRef("pg", "dsn"), "spec.database.secretKeyRef"),
+    ({"cnpgCluster": "orders-db"}, spec.SecretKeyRef("orders-db-app", "uri"), "spec.database.cnpgCluster"),
+])
+def test_a_database_secret_or_cloudnativepg_cluster_is_read_and_allows_replicas(
+        database: dict[str, Any], ref: spec.SecretKeyRef, field: str) -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "database": database, "replicas": 3})
+
+    assert monitor.spec.replicas == 3
+    assert monitor.spec.database is not None and monitor.spec.database.connection.secret_ref == ref
+    assert (field, ref) in monitor.spec.secret_refs()
+    assert not monitor.spec.uses_claim  # persistence stays enabled by default, but no claim is used
+
+
+def test_an_inline_database_url_without_a_password_is_accepted() -> None:
+    monitor = make_monitor({"broker": {"url": "redis://r/0"}, "database": {"url": "postgres://cm@pg:5432/cm"}})
+
+    assert monitor.spec.database == spec.Database(spec.Connection(url="postgres://cm@pg:5432/cm"))

@@ -71,8 +71,26 @@ def _auth() -> s.Schema:
     }, defaulted=True)
 
 
+def _database() -> s.Schema:
+    return s.obj(
+        "A PostgreSQL history shared by every replica (the monitor's CELERY_MONITOR_DB): one replica "
+        "ingests, the others stand by and serve the same answers. With it no claim is used (spec.persistence "
+        "is ignored), the Deployment rolls one pod at a time, its pods prefer different nodes and, with more "
+        "than one replica, a PodDisruptionBudget keeps one serving. Exactly one of url, secretKeyRef and "
+        "cnpgCluster.", {
+            "url": s.string("A postgresql:// URL given inline. Refused when it carries a password: use "
+                            "secretKeyRef then."),
+            "secretKeyRef": _secret_key_ref("A Secret key holding the postgresql:// URL.", spec.DEFAULT_URL_KEY),
+            "cnpgCluster": s.string(
+                f"The name of a CloudNativePG Cluster in this namespace: its application Secret "
+                f"'<cluster>{spec.CNPG_SECRET_SUFFIX}', key '{spec.CNPG_URI_KEY}', is read.",
+                pattern=spec.NAME_PATTERN),
+        }, rules=[("[has(self.url), has(self.secretKeyRef), has(self.cnpgCluster)].filter(x, x).size() == 1",
+                   "set exactly one of url, secretKeyRef or cnpgCluster")])
+
+
 def _persistence() -> s.Schema:
-    return s.obj("Task history on a PersistentVolumeClaim, kept across restarts.", {
+    return s.obj("Task history on a PersistentVolumeClaim, kept across restarts (unused with spec.database).", {
         "enabled": s.boolean("Mount a PersistentVolumeClaim at /data; otherwise history lives in an emptyDir.",
                              default=True),
         "size": s.string("Requested storage; it can grow later but not shrink.", default=spec.DEFAULT_STORAGE_SIZE),
@@ -218,9 +236,10 @@ def spec_schema() -> s.Schema:
         "imagePullSecrets": s.array("Secrets for pulling the image.", s.obj("A Secret reference.", {
             "name": s.string("Name of a Secret of type kubernetes.io/dockerconfigjson."),
         }, required=["name"])),
-        "replicas": s.integer("Number of monitor pods; more than one needs persistence disabled.",
+        "replicas": s.integer("Number of monitor pods; more than one needs spec.database.",
                               default=spec.DEFAULT_REPLICAS, minimum=0),
         "auth": _auth(),
+        "database": _database(),
         "persistence": _persistence(),
         "retention": _retention(),
         "service": _service(),

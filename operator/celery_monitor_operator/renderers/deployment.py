@@ -18,6 +18,8 @@ DEFAULT_RESOURCES = {"requests": {"cpu": "100m", "memory": "256Mi"}, "limits": {
 SINGLE_WRITER_MODES = ("ReadWriteOnce", "ReadWriteOncePod")
 BASIC_USER_ENV = "MONITOR_BASIC_AUTH_USERNAME"
 BASIC_PASSWORD_ENV = "MONITOR_BASIC_AUTH_PASSWORD"
+DATABASE_ENV = "CELERY_MONITOR_DB"
+HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
 
 
 def secrets_checksum(values: Mapping[str, str]) -> str:
@@ -34,9 +36,11 @@ def secrets_checksum(values: Mapping[str, str]) -> str:
 def monitor_args(monitor: spec.CeleryMonitorResource) -> list[str]:
     """The monitor's command-line options, in the `--name=value` form it accepts."""
     desired = monitor.spec
-    args = [
-        f"--port={naming.MONITOR_PORT}",
-        f"--db={naming.DATABASE_PATH}",
+    args = [f"--port={naming.MONITOR_PORT}"]
+    if desired.database is None:
+        # A shared database comes from CELERY_MONITOR_DB instead (monitor_env): its URL may hold a password.
+        args.append(f"--db={naming.DATABASE_PATH}")
+    args += [
         f"--max_tasks={desired.retention.max_tasks}",
         f"--max_workers={desired.retention.max_workers}",
     ]
@@ -92,6 +96,8 @@ def monitor_env(monitor: spec.CeleryMonitorResource) -> list[dict[str, Any]]:
     env = _connection_env("CELERY_MONITOR_BROKER", desired.broker.connection)
     env += _connection_env("CELERY_MONITOR_BROKER_API", desired.broker.management_api)
     env += _connection_env("CELERY_MONITOR_RESULT_BACKEND", desired.result_backend)
+    if desired.database is not None:
+        env += _connection_env(DATABASE_ENV, desired.database.connection)
     generated = naming.auth_secret_name(monitor.name)
     env.append(_from_secret("CELERY_MONITOR_COOKIE_SECRET",
                             spec.SecretKeyRef(generated, secret.COOKIE_SECRET_KEY)))
@@ -127,7 +133,7 @@ def _probe_path(monitor: spec.CeleryMonitorResource, path: str) -> str:
 
 
 def _data_volume(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
-    if monitor.spec.persistence.enabled:
+    if monitor.spec.uses_claim:
         return {"name": "data", "persistentVolumeClaim": {"claimName": naming.pvc_name(monitor.name)}}
     return {"name": "data", "emptyDir": {}}
 
@@ -135,10 +141,28 @@ def _data_volume(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
 def _strategy(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     persistence = monitor.spec.persistence
     # A volume only one node (or pod) can mount would leave the new pod pending forever
-    # while the old one holds it: stop the old pod first.
-    if persistence.enabled and persistence.access_mode in SINGLE_WRITER_MODES:
+    # while the old one holds it: stop the old pod first. On a shared database the new pod
+    # starts as a standby beside the old ones, so the rollout never leaves no pod serving.
+    if monitor.spec.uses_claim and persistence.access_mode in SINGLE_WRITER_MODES:
         return {"type": "Recreate"}
     return {"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}}
+
+
+def _affinity(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
+    """The user's affinity as given; else, on a shared database, replicas spread over nodes when they can
+    be (preferred, not required: a one-node cluster still runs them all), so a node drain keeps one serving."""
+    desired = monitor.spec
+    if desired.pod.affinity:
+        return dict(desired.pod.affinity)
+    if desired.database is None:
+        return {}
+    return {"podAntiAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [{
+        "weight": 100,
+        "podAffinityTerm": {
+            "topologyKey": HOSTNAME_TOPOLOGY,
+            "labelSelector": {"matchLabels": naming.selector_labels(monitor.name)},
+        },
+    }]}}
 
 
 def render_monitor_deployment(monitor: spec.CeleryMonitorResource, checksum: str) -> dict[str, Any]:
@@ -183,8 +207,9 @@ def render_monitor_deployment(monitor: spec.CeleryMonitorResource, checksum: str
         pod["nodeSelector"] = dict(desired.pod.node_selector)
     if desired.pod.tolerations:
         pod["tolerations"] = [dict(item) for item in desired.pod.tolerations]
-    if desired.pod.affinity:
-        pod["affinity"] = dict(desired.pod.affinity)
+    affinity = _affinity(monitor)
+    if affinity:
+        pod["affinity"] = affinity
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

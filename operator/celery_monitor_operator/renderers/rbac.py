@@ -63,6 +63,9 @@ def namespace_rules() -> list[tuple[str, Rule]]:
          "which the Deployment rule above reads) and annotated with their running tasks; nothing else of a "
          "pod is changed, and no pod is created or deleted.",
          {"apiGroups": [""], "resources": ["pods"], "verbs": ["list", "patch"]}),
+        ("spec.database with more than one replica: a PodDisruptionBudget keeps one pod serving through a "
+         "node drain (one replica, or no database: deleted). Only the operator's own, by name; none is listed.",
+         {"apiGroups": ["policy"], "resources": ["poddisruptionbudgets"], "verbs": PRUNABLE_VERBS}),
         ("Events the operator posts when a CeleryMonitor's conditions change.",
          {"apiGroups": ["", "events.k8s.io"], "resources": ["events"], "verbs": ["create"]}),
     ]
