@@ -111,8 +111,13 @@ _SELECT = _SELECT_FROM + "tasks"
 # "SELECT min(seq), max(seq)" walks every row (close to a second at a million tasks).
 _SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
 TRIM_CHUNK = 1000  # rows per trimming transaction: short enough that no flush waits visibly
-# A task's age for --max_task_age (see failures.AGE_TRIM): its first known time, as close to when the
-# monitor first saw it (its seq) as the row tells: sent, else received, else started, else last event.
+# A task's age for --max_task_age: its first known time, as close to when the monitor first saw it
+# (its seq) as the row tells: sent, else received, else started, else its last event. Age trimming
+# deletes a prefix of seq (deep pages and the count rely on seq having no gaps): the oldest tasks,
+# up to the first seen at or after the cutoff, which stops it. So no task younger than the age is ever
+# deleted by it, while an older one seen after a younger one (clocks that disagree, a task whose only
+# time is a recent event) stays until that one is old too; --max_tasks still bounds them all. The
+# last event is no measure: a task retried or updated would hold back every task seen after it.
 FIRST_SEEN = "coalesce(sent, received, started, timestamp)"
 
 
