@@ -96,9 +96,9 @@ def test_max_tasks_trims_the_history(redis_server: Any, tmp_path: Path) -> None:
         drop_waiting_tasks(broker)
 
 
-def test_max_task_age_trims_the_history(redis_server: Any, tmp_path: Path) -> None:
+def test_max_task_age_trims_the_history(redis_server: Any, tmp_path: Path, history_db: str) -> None:
     broker = redis_server.url.replace("/0", "/9")
-    monitor = new_monitor(broker, tmp_path, "--max_task_age=3s").start()
+    monitor = new_monitor(broker, tmp_path, f"--db={history_db}", "--max_task_age=3s").start()
     try:
         with celery_client(broker, redis_server.url) as app:
             old = [app.send_task("tests.add", args=(i, i)) for i in range(4)]
