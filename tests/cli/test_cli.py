@@ -103,8 +103,13 @@ def test_ours_beats_flower_in_the_environment_and_celery_broker_url_is_read() ->
     assert settings.broker == "amqp://guest@localhost//"
 
 
-def test_max_task_age_takes_a_duration_from_every_source() -> None:
+def test_max_task_age_takes_a_duration_from_every_source(tmp_path: Path) -> None:
     assert load_settings([], {}).max_task_age is None
+    conf = tmp_path / "flowerconfig.py"
+    conf.write_text("max_task_age = 600\n")
+    assert load_settings([f"--conf={conf}"], {}).max_task_age == 600
+    conf.write_text("max_task_age = '2w'\n")
+    assert load_settings([f"--conf={conf}"], {}).max_task_age == 14 * 86_400
     assert load_settings(["--max_task_age=7d"], {}).max_task_age == 7 * 86_400
     assert load_settings(["--max_task_age", "3600"], {}).max_task_age == 3600
     assert load_settings([], {"CELERY_MONITOR_MAX_TASK_AGE": "30m"}).max_task_age == 1800
