@@ -92,7 +92,8 @@ class Monitor:
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
                                   snapshot_meta=self.live.counters_to_save, on_trim=self.live.forget_trimmed,
                                   path=settings.db if settings.persistent else None,
-                                  max_failed_tasks=settings.max_failed_tasks)
+                                  max_failed_tasks=settings.max_failed_tasks,
+                                  max_task_age=settings.max_task_age)
         self.tasks = TaskLookup(self.live, self.writer, self.store)
         # --redact and --format_task hold for the history and every reader, with or without a web app.
         self.redactor = auth_wiring.redactor(settings)

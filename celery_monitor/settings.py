@@ -11,13 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from typing import Any, Literal, TypeAlias
 
-Kind = Literal["str", "int", "float", "bool", "list", "floats"]
+Kind = Literal["str", "int", "float", "bool", "list", "floats", "duration"]
+Duration: TypeAlias = float  # seconds, written as 7d, 12h, 30m, 45s or a number of seconds (values.parse_duration)
 # What each field type is read as: the kind of an option follows from its type.
 KINDS: dict[str, Kind] = {
     "str": "str", "int": "int", "int | None": "int", "float": "float", "bool": "bool",
-    "list[str]": "list", "list[float]": "floats",
+    "list[str]": "list", "list[float]": "floats", "Duration | None": "duration",
 }  # fmt: skip
 
 TASKS_COLUMNS = (
@@ -91,6 +92,9 @@ class Settings:
     max_failed_tasks: int | None = option(
         None, "failed tasks kept for the failures page and the task pages, counted apart from --max_tasks "
         "(default: --max_tasks), so failures can be kept longer than successes", minimum=1)
+    max_task_age: Duration | None = option(  # noqa: RUF009 (a float: ruff does not see through the alias)
+        None, "tasks first seen longer ago than this are deleted, oldest first, e.g. 7d, 12h, 30m or seconds "
+        "(failures too; default: kept whatever their age)", minimum=1)
     max_workers: int = option(5000, "workers kept", minimum=1)
     event_text_limit: int = option(
         65_536, "characters kept of a task's args, kwargs, result, exception and traceback (the rest is cut, "

@@ -55,6 +55,27 @@ def parse_float(raw: Any, finite: bool = False) -> float:
     return value
 
 
+# Units of a duration (--max_task_age): seconds per letter.
+DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
+
+
+def parse_duration(raw: Any) -> float:
+    """Seconds from a number (of seconds), or its text with one unit letter: 90, 30m, 12h, 7d, 2w, 1.5h."""
+    if isinstance(raw, bool) or not isinstance(raw, int | float | str):
+        raise BadValue(f"{raw!r} is not a duration (e.g. 7d, 12h, 30m, 45s or seconds)")
+    text = raw.strip().lower() if isinstance(raw, str) else raw
+    scale = 1
+    if isinstance(text, str) and text[-1:] in DURATION_UNITS:
+        text, scale = text[:-1].strip(), DURATION_UNITS[text[-1]]
+    try:
+        seconds = float(text) * scale
+    except ValueError:
+        raise BadValue(f"{raw!r} is not a duration (e.g. 7d, 12h, 30m, 45s or seconds)") from None
+    if not math.isfinite(seconds):
+        raise BadValue(f"{raw!r} is not a finite duration")
+    return seconds
+
+
 def check_range(value: float, minimum: float | None = None, maximum: float | None = None) -> None:
     """Refuse ``value`` below ``minimum`` or above ``maximum`` (and nan whenever there is a bound)."""
     if minimum is not None and not value >= minimum:

@@ -113,6 +113,10 @@ def _parse(option: Option, raw: Any) -> Any:
         value: float = parse.parse_int(raw) if kind == "int" else parse.parse_float(raw)
         parse.check_range(value, option.minimum, option.maximum)
         return value
+    if kind == "duration":
+        seconds = parse.parse_duration(raw)
+        parse.check_range(seconds, option.minimum, option.maximum)
+        return seconds
     if kind == "list":
         return parse.parse_list(raw)
     if kind == "floats":

@@ -62,12 +62,19 @@ class Store(Protocol):
     def trim(self, max_tasks: int) -> dict[str, int]:
         """Delete the oldest tasks beyond ``max_tasks``; return how many were removed per state."""
 
+    def trim_age(self, cutoff: float) -> dict[str, int]:
+        """Delete the oldest tasks first seen before ``cutoff`` (epoch seconds), a prefix of seq up to the
+        first seen at or after it; return how many were removed per state."""
+
     def task_count(self) -> int: ...
 
     # Failure groups (store/failures.py): failed tasks kept apart, trimmed by themselves.
 
     def trim_failures(self, max_failed: int) -> int:
         """Delete the oldest failures beyond ``max_failed``; how many went."""
+
+    def trim_failures_age(self, cutoff: float) -> int:
+        """Delete the failures that failed before ``cutoff``; how many went."""
 
     def failure_groups(self, since: float, width: float) -> list[GroupCounts]:
         """Every group with its counts, and its counts per ``width`` seconds from ``since``."""

@@ -53,6 +53,12 @@ def trim(conn: psycopg.Connection[Any], keep: int) -> int:
     return count - keep
 
 
+def trim_age(conn: psycopg.Connection[Any], cutoff: float, chunk: int) -> int:
+    """Delete up to ``chunk`` failures that failed before ``cutoff``; how many went."""
+    return conn.execute("DELETE FROM failures WHERE seq IN (SELECT seq FROM failures WHERE failed < %s LIMIT %s)",
+                        (cutoff, chunk)).rowcount
+
+
 def _task(data: Any, uuid: str) -> dict[str, Any] | None:
     try:
         task = orjson.loads(data)

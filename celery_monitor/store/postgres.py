@@ -63,6 +63,7 @@ WRITE_LOCK_KEY = 0x43_4D_4F_4E_02  # pg_advisory_xact_lock key of task writes
 OWNER_LOCK_KEY = 0x43_4D_4F_4E_03  # after the migrations (01) and the writes (02)
 OWNER_PATIENCE = 5.0  # seconds a starting monitor waits for one that is stopping
 TRIM_CHUNK = 1000
+FIRST_SEEN = "coalesce(sent, received, started, timestamp)"  # a task's age, as the SQLite store's
 CONNECT_TIMEOUT = 10
 # How soon a connection notices that the other end has vanished without closing it (a lost host, a
 # cut network): the server then ends a dead leader's session (and its lock) and a replica its own.
@@ -361,6 +362,49 @@ class PostgresStore:
                 for state, count in counted:
                     removed[state] = removed.get(state, 0) + count
         return removed
+
+    def trim_age(self, cutoff: float) -> dict[str, int]:
+        removed: dict[str, int] = {}
+        more = True
+        while more:  # a chunk per transaction, as trim(), up to the first task seen at or after cutoff
+            with self._write_lock:
+                conn = self._write_conn()
+                with conn.transaction():
+                    more = self._trim_age_chunk(conn, cutoff, removed)
+        return removed
+
+    @staticmethod
+    def _trim_age_chunk(conn: psycopg.Connection[Any], cutoff: float, removed: dict[str, int]) -> bool:
+        """Delete the oldest tasks, at most a chunk, up to the first seen at or after ``cutoff``; count
+        them into ``removed``. Whether there may be more to delete."""
+        row = conn.execute("SELECT min(seq) FROM tasks").fetchone()
+        low = row[0] if row else None
+        if low is None:
+            return False
+        end = low + TRIM_CHUNK - 1
+        row = conn.execute(f"SELECT min(seq) FROM tasks WHERE seq BETWEEN %s AND %s AND {FIRST_SEEN} >= %s",
+                           (low, end, cutoff)).fetchone()
+        young = row[0] if row else None
+        if young is not None:
+            end = young - 1
+        if end < low:
+            return False
+        for state, count in conn.execute(
+                "WITH gone AS (DELETE FROM tasks WHERE seq BETWEEN %s AND %s RETURNING state) "
+                "SELECT state, count(*) FROM gone GROUP BY state", (low, end)).fetchall():
+            removed[state] = removed.get(state, 0) + count
+        return young is None
+
+    def trim_failures_age(self, cutoff: float) -> int:
+        gone = 0
+        while True:
+            with self._write_lock:
+                conn = self._write_conn()
+                with conn.transaction():
+                    count = pg_failures.trim_age(conn, cutoff, TRIM_CHUNK)
+            gone += count
+            if count < TRIM_CHUNK:
+                return gone
 
     def trim_failures(self, max_failed: int) -> int:
         with self._write_lock:

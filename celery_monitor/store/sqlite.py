@@ -111,6 +111,14 @@ _SELECT = _SELECT_FROM + "tasks"
 # "SELECT min(seq), max(seq)" walks every row (close to a second at a million tasks).
 _SEQ_RANGE = "SELECT (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks)"
 TRIM_CHUNK = 1000  # rows per trimming transaction: short enough that no flush waits visibly
+# A task's age for --max_task_age: its first known time, as close to when the monitor first saw it
+# (its seq) as the row tells: sent, else received, else started, else its last event. Age trimming
+# deletes a prefix of seq (deep pages and the count rely on seq having no gaps): the oldest tasks,
+# up to the first seen at or after the cutoff, which stops it. So no task younger than the age is ever
+# deleted by it, while an older one seen after a younger one (clocks that disagree, a task whose only
+# time is a recent event) stays until that one is old too; --max_tasks still bounds them all. The
+# last event is no measure: a task retried or updated would hold back every task seen after it.
+FIRST_SEEN = "coalesce(sent, received, started, timestamp)"
 
 
 # Search ignores case as search.py says, in SQLite's C code for nearly every row: an ASCII term with
@@ -373,9 +381,56 @@ class SQLiteStore:
                 conn.execute("COMMIT")
         return removed
 
+    def trim_age(self, cutoff: float) -> dict[str, int]:
+        removed: dict[str, int] = {}
+        more = True
+        while more:  # a chunk per transaction, as trim(), up to the first task seen at or after cutoff
+            with self._write_lock, self._index_lock:
+                conn = self._writer
+                conn.execute("BEGIN")
+                try:
+                    more = self._trim_age_chunk(conn, cutoff, removed)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+        return removed
+
+    @staticmethod
+    def _trim_age_chunk(conn: sqlite3.Connection, cutoff: float, removed: dict[str, int]) -> bool:
+        """Delete the oldest tasks, at most a chunk, up to the first seen at or after ``cutoff``; count
+        them into ``removed``. Whether there may be more to delete."""
+        low = conn.execute("SELECT min(seq) FROM tasks").fetchone()[0]
+        if low is None:
+            return False
+        end = low + TRIM_CHUNK - 1
+        young = conn.execute(f"SELECT min(seq) FROM tasks WHERE seq BETWEEN ? AND ? AND {FIRST_SEEN} >= ?",
+                             (low, end, cutoff)).fetchone()[0]
+        if young is not None:
+            end = young - 1
+        if end < low:
+            return False
+        for state, count in conn.execute(
+            "SELECT state, count(*) FROM tasks WHERE seq BETWEEN ? AND ? GROUP BY state", (low, end)
+        ):
+            removed[state] = removed.get(state, 0) + count
+        conn.execute("DELETE FROM tasks WHERE seq BETWEEN ? AND ?", (low, end))
+        search_index.forget(conn, end)
+        return young is None
+
     def trim_failures(self, max_failed: int) -> int:
         with self._write_lock:
             return sqlite_failures.trim(self._writer, max_failed)
+
+    def trim_failures_age(self, cutoff: float) -> int:
+        gone = 0
+        while True:
+            with self._write_lock:
+                count = sqlite_failures.trim_age(self._writer, cutoff, TRIM_CHUNK)
+            gone += count
+            if count < TRIM_CHUNK:
+                return gone
 
     def close(self) -> None:
         with self._write_lock:

@@ -72,6 +72,12 @@ def trim(conn: sqlite3.Connection, keep: int) -> int:
     return count - keep
 
 
+def trim_age(conn: sqlite3.Connection, cutoff: float, chunk: int) -> int:
+    """Delete up to ``chunk`` failures that failed before ``cutoff``; how many went."""
+    return conn.execute("DELETE FROM failures WHERE seq IN (SELECT seq FROM failures WHERE failed < ? LIMIT ?)",
+                        (cutoff, chunk)).rowcount
+
+
 def _task(data: Any, uuid: str) -> dict[str, Any] | None:
     try:
         task = orjson.loads(data)

@@ -47,12 +47,14 @@ class StoreWriter(threading.Thread):
         trim_every: float = 2.0,
         path: str | None = None,
         max_failed_tasks: int | None = None,
+        max_task_age: float | None = None,
     ) -> None:
         super().__init__(name="store-writer", daemon=True)
         self.store = store
         self.interval = interval
         self.max_tasks = max_tasks
         self.max_failed_tasks = max_tasks if max_failed_tasks is None else max_failed_tasks
+        self.max_task_age = max_task_age  # seconds (--max_task_age), None: no trimming by age
         self.snapshot_meta = snapshot_meta
         self.on_trim = on_trim
         self.trim_every = trim_every
@@ -228,6 +230,11 @@ class StoreWriter(threading.Thread):
     def trim(self) -> None:
         removed = self.store.trim(self.max_tasks)
         self.store.trim_failures(self.max_failed_tasks)
+        if self.max_task_age is not None:
+            cutoff = time.time() - self.max_task_age
+            for state, count in self.store.trim_age(cutoff).items():
+                removed[state] = removed.get(state, 0) + count
+            self.store.trim_failures_age(cutoff)
         if removed and self.on_trim:
             self.on_trim(removed)
 

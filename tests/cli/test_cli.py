@@ -31,6 +31,8 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     (["--tasks_columns=name,colour"], "--tasks_columns: unknown column 'colour'"),
     (["--basic_auth=nopassword"], "--basic_auth: expected user:password pairs"),
     (["--max_tasks=0"], "--max_tasks: 0 is below the minimum 1"),
+    (["--max_task_age=7y"], "--max_task_age: '7y' is not a duration (e.g. 7d, 12h, 30m, 45s or seconds)"),
+    (["--max_task_age=0s"], "--max_task_age: 0 is below the minimum 1"),
     (["--certfile=/nonexistent.pem", "--keyfile=/nonexistent.key"],
      "--certfile: file '/nonexistent.pem' does not exist"),
     (["--event_spool", "--redact=kwargs.password"], "--event_spool: keeps raw task arguments on disk"),
@@ -99,6 +101,19 @@ def test_ours_beats_flower_in_the_environment_and_celery_broker_url_is_read() ->
                                   "CELERY_BROKER_URL": "amqp://guest@localhost//"})
     assert settings.port == 2
     assert settings.broker == "amqp://guest@localhost//"
+
+
+def test_max_task_age_takes_a_duration_from_every_source(tmp_path: Path) -> None:
+    assert load_settings([], {}).max_task_age is None
+    conf = tmp_path / "flowerconfig.py"
+    conf.write_text("max_task_age = 600\n")
+    assert load_settings([f"--conf={conf}"], {}).max_task_age == 600
+    conf.write_text("max_task_age = '2w'\n")
+    assert load_settings([f"--conf={conf}"], {}).max_task_age == 14 * 86_400
+    assert load_settings(["--max_task_age=7d"], {}).max_task_age == 7 * 86_400
+    assert load_settings(["--max_task_age", "3600"], {}).max_task_age == 3600
+    assert load_settings([], {"CELERY_MONITOR_MAX_TASK_AGE": "30m"}).max_task_age == 1800
+    assert load_settings(["--max_task_age=1.5h"], {}).max_task_age == 5400
 
 
 def test_flower_spellings_are_accepted() -> None:

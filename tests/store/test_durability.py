@@ -94,3 +94,28 @@ def test_max_tasks_trims_the_history(redis_server: Any, tmp_path: Path) -> None:
     finally:
         monitor.stop()
         drop_waiting_tasks(broker)
+
+
+def test_max_task_age_trims_the_history(redis_server: Any, tmp_path: Path, history_db: str) -> None:
+    broker = redis_server.url.replace("/0", "/9")
+    monitor = new_monitor(broker, tmp_path, f"--db={history_db}", "--max_task_age=3s").start()
+    try:
+        with celery_client(broker, redis_server.url) as app:
+            old = [app.send_task("tests.add", args=(i, i)) for i in range(4)]
+        listed = wait_for(lambda: (t := monitor.json("/api/tasks")) and len(t) == 4 and t, 10,
+                          message="the first tasks seen")
+        state = next(iter(listed.values()))["state"]
+        assert monitor.metric("celery_monitor_tasks", state=state) == 4
+        # Three seconds after they were sent, the next trimming pass (every 2 s) deletes them all.
+        wait_for(lambda: monitor.json("/api/tasks") == {}, 15, message="the old tasks trimmed by age")
+        assert monitor.metric("celery_monitor_store_tasks") == 0
+        assert monitor.metric("celery_monitor_tasks", state=state) == 0  # counted out of the live view
+        with celery_client(broker, redis_server.url) as app:
+            young = [app.send_task("tests.add", args=(i, i)) for i in range(3)]
+        kept = wait_for(lambda: (t := monitor.json("/api/tasks")) and len(t) == 3 and t, 10,
+                        message="the young tasks seen")
+        assert set(kept) == {s.id for s in young} and not set(kept) & {s.id for s in old}
+        assert monitor.metric("celery_monitor_tasks", state=state) == 3
+    finally:
+        monitor.stop()
+        drop_waiting_tasks(broker)
