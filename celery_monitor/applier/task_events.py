@@ -56,11 +56,17 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
         if extra:
             task.custom.setdefault(state, {}).update(extra)
     transitions = task.transitions
+    entry = [state, timestamp, hostname]
+    if isinstance(timestamp, int | float) and entry in transitions:
+        # The same event again: a broker redelivering what a monitor killed before its flush had
+        # read (RabbitMQ, replicas sharing a queue). Its state changes were idempotent; the
+        # timeline keeps it once.
+        return state
     if transitions and isinstance(timestamp, int | float) and (
             not isinstance(last := transitions[-1][1], int | float) or last <= timestamp):
-        transitions.append([state, timestamp, hostname])  # the usual case: in order
+        transitions.append(entry)  # the usual case: in order
     else:
-        _record_transition(transitions, [state, timestamp, hostname])
+        _record_transition(transitions, entry)
     return state
 
 

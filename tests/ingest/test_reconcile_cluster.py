@@ -106,19 +106,24 @@ def test_a_restarted_monitor_gets_what_finished_meanwhile_from_the_backend(
                  RECONCILED_WITHIN + 5, interval=0.2, message="the final states from the backend")
         assert time.monotonic() - restarted_at <= RECONCILED_WITHIN
 
+        # With a PostgreSQL history on RabbitMQ the monitor reads a durable queue of its own (shared by
+        # replicas): the events published while it was away waited there, and the real final events
+        # arrive before the backend is asked. Everywhere else they were lost, and the backend tells.
+        durable = broker.startswith("amqp") and history_db.startswith("postgresql")
+        source = worker.hostname if durable else RECONCILED
         for task_id in sleepers:
             found = task(monitor, task_id)
             assert found is not None
             assert (found["state"], found["result"], found["worker"]) == ("SUCCESS", "3", worker.hostname)
             assert reasons(found)[-3:] == [("RECEIVED", worker.hostname), ("STARTED", worker.hostname),
-                                           ("SUCCESS", RECONCILED)]
+                                           ("SUCCESS", source)]
         failed = task(monitor, failing)
         assert failed is not None
         assert (failed["state"], failed["exception"]) == ("FAILURE", "ValueError('boom')")
         assert "ValueError: boom" in failed["traceback"]
-        assert reasons(failed)[-1] == ("FAILURE", RECONCILED)
-        assert monitor.metric("celery_monitor_tasks_reconciled_total", state="SUCCESS") == 2
-        assert monitor.metric("celery_monitor_tasks_reconciled_total", state="FAILURE") == 1
+        assert reasons(failed)[-1] == ("FAILURE", source)
+        assert monitor.metric("celery_monitor_tasks_reconciled_total", state="SUCCESS") == (0 if durable else 2)
+        assert monitor.metric("celery_monitor_tasks_reconciled_total", state="FAILURE") == (0 if durable else 1)
         assert set(monitor.json("/api/tasks?state=SUCCESS")) == set(sleepers)
     finally:
         stop(worker)
