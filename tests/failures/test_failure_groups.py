@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from support.client import celery_client
+from support.postgres import history_location
 from support.processes import MonitorProcess, OwnBrokers, new_monitor, start_worker, wait_for
 
 KINDS = ("ValueError", "KeyError", "ConnectionError")
@@ -27,9 +28,16 @@ def groups(monitor: MonitorProcess) -> dict[tuple[str, str], dict[str, Any]]:
     return {(g["name"], g["exception_type"]): g for g in monitor.json("/api/failures")["groups"]}
 
 
+# Each broker once and each store once (the stores' own suites check that they answer alike).
+@pytest.mark.parametrize(("kind", "store"), [("redis", "sqlite"), ("rabbitmq", "postgresql")])
 def test_a_thousand_failures_are_three_groups_that_outlive_max_tasks(
-        broker: tuple[str, str], history_db: str, tmp_path: Path) -> None:
-    broker_url, backend = broker
+        kind: str, store: str, own_brokers: OwnBrokers, tmp_path: Path) -> None:
+    with history_location(store, tmp_path) as history_db:
+        thousand_failures(own_brokers.broker_url(kind, "failures"), own_brokers.backend_url("failures"),
+                          history_db, tmp_path)
+
+
+def thousand_failures(broker_url: str, backend: str, history_db: str, tmp_path: Path) -> None:
     monitor = new_monitor(broker_url, tmp_path, f"--db={history_db}", f"--max_tasks={MAX_TASKS}",
                           "--max_failed_tasks=5000").start(timeout=60)
     worker = start_worker(broker_url, "w-failures", tmp_path, backend=backend)

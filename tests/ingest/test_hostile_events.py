@@ -19,7 +19,7 @@ messages = st.lists(st.lists(hostile_events(), min_size=1, max_size=6), min_size
 
 
 @pytest.mark.parametrize("store", STORES)
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(messages=messages, data=st.data())
 def test_hostile_events_cost_only_themselves_before_and_after_a_restart(store: str, messages: list[list[Any]],
                                                                         data: st.DataObject) -> None:
