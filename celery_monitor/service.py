@@ -90,7 +90,7 @@ class Monitor:
         self.hub = Hub()
         self.inspector = Inspector(app, settings.inspect_timeout / 1000)
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
-                                  snapshot_meta=self.live.counters_to_save, on_trim=self.live.forget_trimmed,
+                                  snapshot_meta=self._meta_to_save, on_trim=self.live.forget_trimmed,
                                   path=settings.db if settings.persistent else None,
                                   max_failed_tasks=settings.max_failed_tasks,
                                   max_task_age=settings.max_task_age)
@@ -131,7 +131,10 @@ class Monitor:
         self.control = ControlPlane(app, inspector=self.inspector, live=self.live, tasks=self.tasks,
                                     queue_names=self.queue_names, redactor=self.redactor,
                                     reply_timeout=settings.inspect_timeout / 1000, broker_api=settings.broker_api)
-        self.timeline = Timeline(self.live, self.hub, self.queue_poller)
+        # The graphs' points are saved with the history: they outlive a restart, and a standby
+        # replica draws the leader's.
+        self.timeline = Timeline(self.live, self.hub, self.queue_poller, leading=lambda: self.leading,
+                                 load_saved=self.store.load_meta if settings.persistent else None)
         # Periodic tasks: every beat entry the monitor can see, its runs and its missed runs.
         self.schedules = Schedules(app, ScheduleConfig(settings.beat_db, settings.redbeat_url,
                                                        settings.redbeat_key_prefix, settings.schedule_tolerance),
@@ -203,6 +206,10 @@ class Monitor:
     def _exchange_auth(self) -> None:
         self.auth_loop.run(self.exchange_auth, self._stop_event, AUTH_EXCHANGE_EVERY)
 
+    def _meta_to_save(self) -> dict[str, Any]:
+        """What the writer saves beside the tasks with each flush: the counters and the graphs' new points."""
+        return {**self.live.counters_to_save(), **self.timeline.points_to_save()}
+
     def restore(self, saved_counts: bool = False) -> None:
         """Reload workers, counters and task counts saved by the previous run (``saved_counts``: the
         state counts its last flush saved, rather than counted afresh over the whole history)."""
@@ -244,6 +251,7 @@ class Monitor:
         if self._auth is not None:
             self._auth_exchanger.start()
         self.queue_poller.start()
+        self.timeline.restore(time.time())
         self.timeline.start()
         self.schedules.start()
         self.started_at = time.time()

@@ -4,12 +4,22 @@ The live view keeps cumulative counters only; a graph needs rates and recent per
 ``interval`` seconds we take a snapshot of the live view (:meth:`LiveView.snapshot`), turn the
 difference with the previous one into one point, keep the last hour of points and push each new
 point to the pages. The service builds and starts it with the monitor's other loops.
+
+The points are saved with the history, so the graphs outlive a restart and every replica of a shared
+PostgreSQL history draws the same ones: the writer saves them in the ``meta`` table with each flush,
+one entry per minute of the hour (``timeline.<minute % 60>``, so an hour later the same entry is
+overwritten and nothing needs deleting). Only the ingesting replica samples; a standby's counters are
+only the leader's last flush, so it follows the saved points instead and pushes the new ones to its
+own pages.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from celery_monitor import states
@@ -18,8 +28,11 @@ from celery_monitor.hub import Hub
 from celery_monitor.state.live import LiveView
 from celery_monitor.supervision import Loop
 
+log = logging.getLogger(__name__)
 INTERVAL = 2.0
 POINTS = 1800
+SLOTS = 60  # saved entries: one per minute of the hour the graphs keep
+SLOT_PREFIX = "timeline."
 QUANTILES = (0.5, 0.95, 0.99)
 RECEIVED = "task-received"
 
@@ -40,14 +53,37 @@ def quantile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | 
     return bounds[-1]
 
 
+def slot_key(minute: int) -> str:
+    """The meta entry that holds the points of one minute (epoch minutes)."""
+    return f"{SLOT_PREFIX}{minute % SLOTS}"
+
+
+def minute_of(point: dict[str, Any]) -> int:
+    return int(point["time"] // 60)
+
+
+def saved_points(entry: Any, minute: int | None = None) -> list[dict[str, Any]]:
+    """The points of a saved entry, or none if it is damaged or (``minute``) of another minute."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("points"), list):
+        return []
+    if minute is not None and entry.get("minute") != minute:
+        return []
+    return [point for point in entry["points"]
+            if isinstance(point, dict) and isinstance(point.get("time"), int | float)]
+
+
 class Timeline:
     def __init__(self, live: LiveView, hub: Hub, queues: QueuePoller, interval: float = INTERVAL,
-                 points: int = POINTS) -> None:
+                 points: int = POINTS, leading: Callable[[], bool] = lambda: True,
+                 load_saved: Callable[[str], Any] | None = None) -> None:
         self.live = live
         self.hub = hub
         self.queues = queues
         self.interval = interval
         self.points: deque[dict[str, Any]] = deque(maxlen=points)
+        self._leading = leading  # False on a standby replica: it follows the leader's saved points
+        self._load_saved = load_saved  # the history's meta entries; None keeps the points in memory only
+        self._unsaved: set[int] = set()  # minutes with points the writer has not saved yet
         self._previous: dict[str, Any] | None = None
         self._lock = threading.Lock()
         self._stop_event = threading.Event()
@@ -68,9 +104,63 @@ class Timeline:
         self.loop.run(self._tick, self._stop_event, self.interval, wait_first=True)
 
     def _tick(self) -> None:
-        point = self.sample()
-        if point is not None:
-            self.hub.publish([{"kind": "sample", "sample": point}])
+        if self._leading():
+            point = self.sample()
+            new = [point] if point is not None else []
+        else:
+            new = self.follow()
+        if new:
+            self.hub.publish([{"kind": "sample", "sample": point} for point in new])
+
+    def restore(self, now: float) -> None:
+        """Take up the points saved in the last hour (a restart, or a replica joining a shared history)."""
+        if self._load_saved is None:
+            return
+        oldest = now - self.interval * (self.points.maxlen or POINTS)
+        found: list[dict[str, Any]] = []
+        for slot in range(SLOTS):
+            found.extend(point for point in saved_points(self._load_saved(f"{SLOT_PREFIX}{slot}"))
+                         if point["time"] >= oldest)
+        found.sort(key=lambda point: point["time"])
+        with self._lock:
+            self.points.clear()
+            self.points.extend(found)
+        if found:
+            log.info("graphs: %d points of the last hour restored from the history", len(found))
+
+    def follow(self) -> list[dict[str, Any]]:
+        """A standby's tick: the points the leader saved since the last one this replica has."""
+        if self._load_saved is None:
+            return []
+        with self._lock:
+            self._previous = None  # on taking the lead, the first sample only sets the baseline
+            last = self.points[-1]["time"] if self.points else float("-inf")
+        now_minute = int(time.time() // 60)
+        new: list[dict[str, Any]] = []
+        for minute in (now_minute - 1, now_minute):
+            new.extend(point for point in saved_points(self._load_saved(slot_key(minute)), minute)
+                       if point["time"] > last)
+        new.sort(key=lambda point: point["time"])
+        with self._lock:
+            self.points.extend(new)
+        return new
+
+    def points_to_save(self) -> dict[str, Any]:
+        """The meta entries of the minutes that have new points (the writer saves them with its flush)."""
+        if self._load_saved is None:
+            return {}
+        with self._lock:
+            minutes, self._unsaved = self._unsaved, set()
+            entries: dict[str, Any] = {}
+            for minute in minutes:
+                points: list[dict[str, Any]] = []
+                for point in reversed(self.points):  # in time order: the newest minutes are at the end
+                    if minute_of(point) < minute:
+                        break
+                    if minute_of(point) == minute:
+                        points.append(point)
+                entries[slot_key(minute)] = {"minute": minute, "points": points[::-1]}
+            return entries
 
     def _snapshot(self) -> dict[str, Any]:
         snap = self.live.snapshot()
@@ -105,6 +195,7 @@ class Timeline:
                 return None
             point = self._point(previous, current)
             self.points.append(point)
+            self._unsaved.add(minute_of(point))
             return point
 
     def _point(self, previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:

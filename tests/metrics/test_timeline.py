@@ -1,10 +1,14 @@
-"""The graphs' percentiles come from bucket counts: check the interpolation on known distributions."""
+"""The graphs: percentiles interpolated from bucket counts, and the points saved with the history."""
 
 from __future__ import annotations
 
-import pytest
+import time
+from pathlib import Path
 
-from celery_monitor.metrics.timeline import quantile
+import pytest
+from support.harness import Harness
+
+from celery_monitor.metrics.timeline import quantile, saved_points
 
 BOUNDS = (0.1, 0.5, 1.0, 5.0)
 
@@ -21,3 +25,27 @@ def test_quantile_interpolates_inside_the_bucket(counts: list[int], q: float, ex
 
 def test_no_observations_no_quantile() -> None:
     assert quantile(BOUNDS, [0, 0, 0, 0, 0], 0.5) is None
+
+
+def test_a_damaged_saved_minute_gives_no_points() -> None:
+    assert saved_points("not an entry") == []
+    assert saved_points({"minute": 5, "points": "nope"}) == []
+    entry = {"minute": 5, "points": [{"time": "noon"}, 7, {"time": 300.5, "online": 1}]}
+    assert saved_points(entry) == [{"time": 300.5, "online": 1}]
+    assert saved_points(entry, minute=6) == []  # an hour-old entry in the same slot
+
+
+def test_the_graphs_outlive_a_restart(tmp_path: Path) -> None:
+    first = Harness(tmp_path, db=tmp_path / "history.db")
+    first.monitor.timeline.sample()
+    first.run_task("app.graphed", "celery@graphs", fail="ValueError")
+    point = first.monitor.timeline.sample()
+    assert point is not None and point["failure_rate"] == 1.0
+    first.flush()
+    first.close()
+    again = Harness(tmp_path, db=tmp_path / "history.db")
+    try:
+        again.monitor.timeline.restore(time.time())
+        assert again.get("/ui/graphs.json").json()["points"] == [point]
+    finally:
+        again.close()

@@ -3,6 +3,7 @@ and serves the leader's history, hears its change notices, and leads once the fi
 
 from __future__ import annotations
 
+import time
 import uuid
 from pathlib import Path
 
@@ -149,3 +150,36 @@ def test_notices_stay_under_postgresqls_limit_and_name_the_newest() -> None:
     assert list(merged.tasks) == ids[500:] and merged.more == 500
     assert list(merged.workers) == ["celery@a", "celery@b"]
     assert not pg_notices.parse("not json") and not pg_notices.parse('{"t": "x", "w": 3}')
+
+
+def test_the_graphs_are_the_leaders_on_every_replica_and_outlive_it(tmp_path: Path) -> None:
+    for name in ("a", "b", "c"):
+        (tmp_path / name).mkdir()
+    with fresh_database() as dsn:
+        leader = Harness(tmp_path / "a", db=dsn)
+        standby = Harness(tmp_path / "b", db=dsn)
+        late: Harness | None = None
+        try:
+            leader.monitor.timeline.sample()  # the baseline
+            leader.run_task("app.graphed", "celery@graphs")
+            point = leader.monitor.timeline.sample()
+            assert point is not None and point["rates"]["SUCCESS"] > 0
+            assert leader.monitor.writer.flush()
+
+            # A standby samples nothing of its own (its counters are the leader's last flush): it
+            # follows the points the leader saved, once each.
+            assert standby.monitor.timeline.follow() == [point]
+            assert standby.monitor.timeline.follow() == []
+            assert standby.get("/ui/graphs.json").json()["points"] == leader.get("/ui/graphs.json").json()["points"]
+
+            # A monitor that starts on the history later (a restart, a new replica) takes up the last hour.
+            leader.close()
+            late = Harness(tmp_path / "c", db=dsn)
+            late.monitor.timeline.restore(time.time())
+            assert late.get("/ui/graphs.json").json()["points"] == [point]
+            late.monitor.timeline.restore(time.time() + 3600 + 60)
+            assert late.get("/ui/graphs.json").json()["points"] == []
+        finally:
+            for harness in (late, standby, leader):
+                if harness is not None:
+                    harness.close()
