@@ -461,6 +461,7 @@ class Applier(threading.Thread):
         stored = self.tasks.many_behind_live(wanted) if wanted else {}
         changed: dict[str, TaskRecord] = {}
         settled: list[str] = []
+        noticed: list[TaskRecord] = []  # a failure the events missed still notifies
         with live.applying():
             for fact in facts:
                 task = changed.get(fact.uuid) or live.task(fact.uuid)
@@ -486,6 +487,8 @@ class Applier(threading.Thread):
                 if self.redactor is not None:
                     self.redactor.apply(task, brought)
                 live.count_state(None if is_new else old_state, task.state)
+                if task.state != old_state and task.state in self.notices.states:
+                    noticed.append(task)
                 if task.name:
                     live.add_task_name(task.name)
                 live.remember(task)
@@ -493,6 +496,8 @@ class Applier(threading.Thread):
                 changed[task.uuid] = task
             if not changed:
                 return
+            if noticed:
+                self.notices.offer([notice_of(task) for task in noticed])
             task_dicts = {uuid: task.as_dict() for uuid, task in changed.items()}
             self.writer.submit(task_dicts, {})
         if settled:

@@ -4,7 +4,8 @@ The monitors run with `--xheaders` and the default `--trusted_proxies` (loopback
 Through the proxy, on the default port 443 and on another port, with and without a URL prefix: the
 live view connects (wss), a task appears without a reload, a control button works, Basic and OpenID
 Connect sign-ins work (the provider sends people back to the https URL the monitor worked out from
-the forwarded headers), and every cookie is Secure. A client that is not a trusted proxy gains
+the forwarded headers), every cookie is Secure, and the failures, workflow, graphs, schedules and
+notifications pages load and take their buttons' requests. A client that is not a trusted proxy gains
 nothing by sending the same headers.
 
 Port 443 needs no privileges here: Chromium maps https://monitor.test (port 443) onto nginx's port,
@@ -13,17 +14,22 @@ so the browser sends exactly what it would send to a real server on 443.
 
 from __future__ import annotations
 
+import gc
+import re
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
 import httpx
 import pytest
 from access_fleet import Fleet, launch, new_context
-from playwright.sync_api import Browser, BrowserContext
+from celery import chain
+from playwright.sync_api import Browser, BrowserContext, expect
 from support.auth_stack import PROBE, OidcProvider, new_oidc_provider, sign_in
 from support.browser import AUTH, Console, control_reaches_the_worker, see_a_new_task_without_reload
+from support.client import celery_client
 from support.nginx import Nginx, self_signed
-from support.processes import MonitorProcess, free_port, new_monitor
+from support.processes import MonitorProcess, free_port, new_monitor, wait_for
 
 from celery_monitor.auth.config import SESSION_COOKIE
 
@@ -84,7 +90,9 @@ def site(fleet: Fleet, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sit
     (tmp / "basic").mkdir()
     (tmp / "oidc").mkdir()
     basic = new_monitor(fleet.broker, tmp / "basic", "--xheaders", auth=AUTH)
+    # The result backend holds a failed task's exact arguments: a failure group's re-run sends them.
     oidc = new_monitor(fleet.broker, tmp / "oidc", "--xheaders", f"--url_prefix={PREFIX}", "--auth_provider=oidc",
+                       f"--result_backend={fleet.backend}",
                        f"--oauth2_discovery_url={provider.discovery_url}", f"--oauth2_key={provider.client_id}",
                        f"--oauth2_secret={provider.client_secret}", r"--auth=.*@example\.com",
                        f"--cookie_secret={COOKIE_SECRET}", auth=PROBE, prefix=PREFIX)
@@ -157,6 +165,55 @@ def test_openid_connect_sign_in_under_a_prefix_over_tls(chromium: Browser, conso
     console.errors.clear()  # the provider's login page has its own complaints (web fonts it cannot reach)
     see_a_new_task_without_reload(page, base, fleet.broker, fleet.backend)
     control_reaches_the_worker(page, base, fleet.worker.hostname, "23/m" if port == "443" else "24/m")
+    assert not console.errors, "\n".join(console.errors)
+
+
+def test_the_incident_pages_and_their_buttons_over_tls_under_a_prefix(chromium: Browser, console: Console,
+                                                                    fleet: Fleet, site: Site) -> None:
+    """The pages added after the first wave (failure groups, workflows, graphs, periodic tasks,
+    notifications) load their scripts and data, go live and take their buttons' requests through the
+    proxy, under the prefix, signed in with OpenID Connect (cookies, not Basic)."""
+    base = site.base("443") + PREFIX
+    context = new_context(chromium, console, ignore_https_errors=True)
+    page = context.new_page()
+    page.on("dialog", lambda dialog: dialog.accept())  # the confirmations before a control
+    sign_in(page, base + "/graphs", site.provider.issuer, "alice@example.com")
+    console.errors.clear()  # the provider's login page has its own complaints (web fonts it cannot reach)
+    # The graphs: the saved points, then the ones pushed every two seconds.
+    expect(page.locator("#points-info")).to_have_text(re.compile(r"^\d+ samples$"), timeout=10_000)
+
+    kind = f"TlsProbe{uuid.uuid4().hex[:6]}"
+    with celery_client(fleet.broker, fleet.backend) as client:
+        client.send_task("tests.fail_as", (kind, "failed behind the proxy"))
+        last = chain(client.signature("tests.add", args=(1, 1), immutable=True),
+                     client.signature("tests.hold", args=(60,), immutable=True)).delay()
+        root_id = last.parent.id
+    del client, last
+    gc.collect()  # the result and its client hold each other: let go of their Redis connection now
+    wait_for(lambda: site.oidc.json("/api/failures/tasks", params={"name": "tests.fail_as", "exception": kind})
+             ["total"] == 1, 30, message="the failure group in the monitor")
+
+    page.goto(base + "/failures")
+    page.locator("#failure-groups tbody tr").filter(has_text=kind).click()
+    expect(page.locator("#group-total")).to_have_text("1")
+    page.locator("#group-rerun").click()
+    expect(page.locator("#group-action-result")).to_contain_text("Re-ran 1 of 1 task(s)")
+
+    try:
+        page.goto(f"{base}/workflow/{root_id}")
+        expect(page.locator('#workflow-graph g.wf-node[data-state="STARTED"]')).to_have_count(1, timeout=30_000)
+        page.locator("#workflow-terminate").check()  # it runs: stop it too
+        page.locator("#revoke-workflow").click()
+        expect(page.locator("#flash")).to_contain_text("Revoked 1 task(s) of the workflow")
+        expect(page.locator('#workflow-graph g.wf-node[data-state="REVOKED"]')).to_have_count(1, timeout=30_000)
+    finally:  # never leave a minute-long task in the shared worker's pool
+        site.oidc.client.post(f"/api/workflow/{root_id}/revoke", params={"terminate": "true"})
+
+    page.goto(base + "/schedules")
+    expect(page.locator("#schedules-tolerance")).to_have_text(re.compile(r"^\d+(\.\d+)? s$"))
+    page.goto(base + "/notifications")
+    expect(page.locator("#deliveries-total")).to_have_text(re.compile(r"^\d+$"))
+    assert_every_cookie_secure(context, PREFIX)
     assert not console.errors, "\n".join(console.errors)
 
 

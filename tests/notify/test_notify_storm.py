@@ -7,6 +7,8 @@ from pathlib import Path
 
 from support.harness import Harness
 
+from celery_monitor.applier.settle import BackendOutcome
+
 RULES = ("notifications = {'channels': {'hook': {'kind': 'webhook', 'url': 'http://127.0.0.1:9/', 'secret': 'k'}}, "
          "'rules': {'failed': {'kind': 'task_failed', 'channels': ['hook']}, "
          "'lost': {'kind': 'task_lost', 'channels': ['hook']}}}\n")
@@ -44,5 +46,20 @@ def test_tasks_turned_lost_are_queued_for_the_lost_rule(tmp_path: Path) -> None:
         harness.monitor.applier.sweep_lost(now=time.time() + 10)
         [notice] = harness.monitor.notifier.notices.take(timeout=0)
         assert (notice.uuid, notice.state, notice.name, notice.worker) == (task_id, "LOST", "app.slow", "w1")
+    finally:
+        harness.close()
+
+
+def test_a_failure_known_only_from_the_result_backend_is_queued_for_the_failure_rule(tmp_path: Path) -> None:
+    harness = harness_with_rules(tmp_path)
+    try:
+        task_id = harness.run_task("app.quiet", "w1", finish=False)  # its task-failed event never came
+        applier = harness.monitor.applier
+        applier.submit([BackendOutcome(task_id, "FAILURE", exception="KeyError('gone')")])
+        applier.apply_facts()
+        assert harness.get(f"/api/task/info/{task_id}").json()["state"] == "FAILURE"
+        [notice] = harness.monitor.notifier.notices.take(timeout=0)
+        assert (notice.uuid, notice.state, notice.name, notice.exception) == (
+            task_id, "FAILURE", "app.quiet", "KeyError('gone')")
     finally:
         harness.close()
