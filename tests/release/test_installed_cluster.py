@@ -6,6 +6,7 @@ tests/support/tasks.py and the monitor started from the fresh venv's console scr
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import quote
@@ -100,10 +101,17 @@ def _page_data_arrived(page: Page, cluster: Cluster, path: str) -> None:
         expect(page.locator("#broker-queues tbody")).to_contain_text("celery", timeout=15_000)
     elif path == "/graphs":
         expect(page.locator("#chart-workers .uplot")).to_be_visible()
+    elif path.startswith("/workflow/"):
+        expect(page.locator(f'#workflow-graph g.wf-node[data-id="{cluster.task_id}"]')).to_be_visible()
+    else:  # a count the page's script writes once its data came
+        counter = {"/failures": "#failures-total", "/audit": "#audit-total", "/schedules": "#schedules-tolerance",
+                   "/notifications": "#deliveries-total"}[path]
+        expect(page.locator(counter)).to_have_text(re.compile(r"\d"))
 
 
 @pytest.mark.parametrize("path", ["/", "/workers", "/worker/{worker}", "/tasks", "/task/{task}", "/broker",
-                                  "/graphs"])
+                                  "/graphs", "/workflow/{task}", "/failures", "/audit", "/schedules",
+                                  "/notifications"])
 def test_every_page_loads_its_scripts_and_styles(cluster: Cluster, page: tuple[Page, Console], path: str) -> None:
     tab, console = page
     path = path.format(worker=quote(cluster.worker.hostname, safe=""), task=cluster.task_id)
@@ -111,7 +119,8 @@ def test_every_page_loads_its_scripts_and_styles(cluster: Cluster, page: tuple[P
     tab.on("response", lambda response: responses.append(response))
     document = tab.goto(cluster.monitor.url + path)
     assert document is not None and document.status == 200
-    expect(tab.locator("#live")).to_have_attribute("data-state", "live")  # the script ran, its WebSocket opened
+    # The script ran and its WebSocket opened (the notifications page has no pushes: it says it polls).
+    expect(tab.locator("#live")).to_have_attribute("data-state", "polling" if path == "/notifications" else "live")
     _page_data_arrived(tab, cluster, path)
     # The stylesheet applied: the header is laid out by app.css, not the browser's defaults.
     assert tab.evaluate("getComputedStyle(document.querySelector('header.topbar')).display") == "flex"

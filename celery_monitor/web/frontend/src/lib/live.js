@@ -24,6 +24,16 @@ function refused(label, reason) {
   flash(reason, "error");
 }
 
+// A page whose data has no pushes (deliveries, say) says so, rather than "connecting" for ever.
+export function refreshesEvery(seconds) {
+  if (!config.autoRefresh) {
+    indicator("off", "live updates off");
+    return false;
+  }
+  indicator("polling", `refreshes every ${seconds} s`, "This page reloads its data on a timer: it has no live pushes");
+  return true;
+}
+
 export function connectLive({ topics, task, onMessage, onReconnect }) {
   if (!config.autoRefresh) {
     indicator("off", "live updates off");

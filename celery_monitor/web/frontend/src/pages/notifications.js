@@ -3,6 +3,7 @@ import { config } from "../lib/config.js";
 import { $, el, flash, replace } from "../lib/dom.js";
 import { absolute, when } from "../lib/format.js";
 import { getJSON, post, send } from "../lib/http.js";
+import { refreshesEvery } from "../lib/live.js";
 
 const OUTCOME_BADGES = { delivered: "state-success", failed: "state-failure", dropped: "state-failure" };
 
@@ -146,5 +147,5 @@ export async function notificationsPage() {
 
   if (!config.readOnly) $("#notify-edit").addEventListener("submit", save);
   await load();
-  setInterval(() => load().catch(() => {}), 10000);
+  if (refreshesEvery(10)) setInterval(() => load().catch(() => {}), 10000);
 }

@@ -4,6 +4,7 @@ import { config, url } from "../lib/config.js";
 import { $, badge, el, flash, replace } from "../lib/dom.js";
 import { absolute, text, when } from "../lib/format.js";
 import { getJSON, post } from "../lib/http.js";
+import { connectLive } from "../lib/live.js";
 
 const REFRESH_MS = 3000;
 const SOURCES = { app: "app", django: "django-celery-beat", redbeat: "RedBeat" };
@@ -93,5 +94,12 @@ export async function schedulesPage() {
   }
 
   await load();
+  // A run shows as soon as its task is pushed; the timer judges runs that did not come (missed).
+  let pending = null;
+  const soon = () => {
+    if (!pending) pending = setTimeout(() => { pending = null; load().catch(() => {}); }, 300);
+  };
+  connectLive({ topics: ["tasks"], onMessage: (message) => { if ((message.tasks || []).length) soon(); },
+                onReconnect: soon });
   setInterval(load, REFRESH_MS);
 }
