@@ -107,7 +107,8 @@ def _counted(report: CopyReport) -> str:
     def count(n: int, one: str, many: str) -> str:
         return f"{n:,} {one if n == 1 else many}"
 
-    return (f"{count(report.tasks, 'task', 'tasks')}, {count(report.workers, 'worker', 'workers')} and "
+    return (f"{count(report.tasks, 'task', 'tasks')}, {count(report.failures, 'failure', 'failures')}, "
+            f"{count(report.workers, 'worker', 'workers')} and "
             f"{count(report.audit_entries, 'audit entry', 'audit entries')}")
 
 

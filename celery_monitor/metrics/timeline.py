@@ -7,8 +7,8 @@ point to the pages. The service builds and starts it with the monitor's other lo
 
 The points are saved with the history, so the graphs outlive a restart and every replica of a shared
 PostgreSQL history draws the same ones: the writer saves them in the ``meta`` table with each flush,
-one entry per minute of the hour (``timeline.<minute % 60>``, so an hour later the same entry is
-overwritten and nothing needs deleting). Only the ingesting replica samples; a standby's counters are
+one entry per minute of the hour (``store.meta_keys``: an hour later the same entry is overwritten,
+so nothing needs deleting). Only the ingesting replica samples; a standby's counters are
 only the leader's last flush, so it follows the saved points instead and pushes the new ones to its
 own pages.
 """
@@ -26,13 +26,12 @@ from celery_monitor import states
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.hub import Hub
 from celery_monitor.state.live import LiveView
+from celery_monitor.store.meta_keys import TIMELINE_KEYS, timeline_key
 from celery_monitor.supervision import Loop
 
 log = logging.getLogger(__name__)
 INTERVAL = 2.0
 POINTS = 1800
-SLOTS = 60  # saved entries: one per minute of the hour the graphs keep
-SLOT_PREFIX = "timeline."
 QUANTILES = (0.5, 0.95, 0.99)
 RECEIVED = "task-received"
 
@@ -51,11 +50,6 @@ def quantile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | 
             return low + (high - low) * ((rank - running) / count)
         running += count
     return bounds[-1]
-
-
-def slot_key(minute: int) -> str:
-    """The meta entry that holds the points of one minute (epoch minutes)."""
-    return f"{SLOT_PREFIX}{minute % SLOTS}"
 
 
 def minute_of(point: dict[str, Any]) -> int:
@@ -118,8 +112,8 @@ class Timeline:
             return
         oldest = now - self.interval * (self.points.maxlen or POINTS)
         found: list[dict[str, Any]] = []
-        for slot in range(SLOTS):
-            found.extend(point for point in saved_points(self._load_saved(f"{SLOT_PREFIX}{slot}"))
+        for key in TIMELINE_KEYS:
+            found.extend(point for point in saved_points(self._load_saved(key))
                          if point["time"] >= oldest)
         found.sort(key=lambda point: point["time"])
         with self._lock:
@@ -138,7 +132,7 @@ class Timeline:
         now_minute = int(time.time() // 60)
         new: list[dict[str, Any]] = []
         for minute in (now_minute - 1, now_minute):
-            new.extend(point for point in saved_points(self._load_saved(slot_key(minute)), minute)
+            new.extend(point for point in saved_points(self._load_saved(timeline_key(minute)), minute)
                        if point["time"] > last)
         new.sort(key=lambda point: point["time"])
         with self._lock:
@@ -159,7 +153,7 @@ class Timeline:
                         break
                     if minute_of(point) == minute:
                         points.append(point)
-                entries[slot_key(minute)] = {"minute": minute, "points": points[::-1]}
+                entries[timeline_key(minute)] = {"minute": minute, "points": points[::-1]}
             return entries
 
     def _snapshot(self) -> dict[str, Any]:

@@ -86,6 +86,12 @@ class Store(Protocol):
 
     def failure_count(self, name: str, exception_type: str) -> int: ...
 
+    def failures_after(self, seq: int, limit: int) -> list[tuple[int, TaskDict]]:
+        """Kept failures past ``seq`` (the failures table's own order), for a copy of the history."""
+
+    def keep_failures(self, tasks: Iterable[TaskDict]) -> None:
+        """Put failed tasks in the failures table alone: a copy's failures trimmed from the tasks."""
+
     def failure_total(self) -> int: ...
 
     def index_search(self, budget_seconds: float = 0.05) -> int:

@@ -13,11 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from celery_monitor.store.base import Store, StoreError
+from celery_monitor.store.meta_keys import TIMELINE_KEYS
 from celery_monitor.store.query import TaskQuery
 
-# The meta entries that describe the history itself. The spool position is left behind: it points
-# into a spool directory of the source's monitor, which the target's monitor does not read.
-COPIED_META = ("stats",)
+# The meta entries that describe the history itself: the counters and the graphs' last hour. The
+# spool position is left behind: it points into a spool directory of the source's monitor, which the
+# target's monitor does not read.
+COPIED_META = ("stats", *TIMELINE_KEYS)
 TASK_BATCH = 2_000
 AUDIT_PAGE = 1_000
 
@@ -27,18 +29,24 @@ class CopyReport:
     tasks: int
     workers: int
     audit_entries: int
+    failures: int = 0  # failures kept (--max_failed_tasks), trimmed from the tasks or not
 
 
 def copy_history(source: Store, target: Store, progress: Callable[[int, int], None] | None = None,
                  batch: int = TASK_BATCH) -> CopyReport:
-    """Write every task, worker, audit entry and the saved counters of ``source`` into ``target``.
+    """Write every task, kept failure, worker, audit entry and the saved counters of ``source`` into ``target``.
 
     The target must hold no history: merging two histories would renumber one of them under the
     other's tasks. Tasks go in the source's order (oldest first), so ``--max_tasks`` trims the
     same ones on either side. ``progress(done, total)`` is called after each batch of tasks.
     """
-    if target.task_count() or target.audit_count():
-        raise StoreError("the target already holds a history (tasks or audit entries): copy into an empty one")
+    if target.task_count() or target.audit_count() or target.failure_total():
+        raise StoreError("the target already holds a history (tasks, failures or audit entries): "
+                         "copy into an empty one")
+    # The failures first, in their own order: failures outlive their tasks (--max_failed_tasks), so
+    # some are nowhere else, and trimming them goes by that order. The tasks written next update
+    # their rows in place.
+    kept_failures = _copy_failures(source, target, batch)
     with source.snapshot():
         seqs = source.ordered_seqs(TaskQuery(descending=False))
     copied = 0
@@ -54,7 +62,16 @@ def copy_history(source: Store, target: Store, progress: Callable[[int, int], No
     entries = _audit_oldest_first(source)
     for entry in entries:
         target.add_audit(entry)
-    return CopyReport(copied, len(workers), len(entries))
+    return CopyReport(copied, len(workers), len(entries), kept_failures)
+
+
+def _copy_failures(source: Store, target: Store, batch: int) -> int:
+    copied, last = 0, 0
+    while page := source.failures_after(last, batch):
+        target.keep_failures(task for _seq, task in page)
+        copied += len(page)
+        last = page[-1][0]
+    return copied
 
 
 def _audit_oldest_first(source: Store) -> list[dict[str, Any]]:

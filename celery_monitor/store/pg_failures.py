@@ -97,6 +97,12 @@ def sample(rows: Rows, name: str, kind: str) -> dict[str, Any] | None:
     return _task(found[0][1], found[0][0]) if found else None
 
 
+def after(rows: Rows, seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+    """The failures kept after ``seq``, in the order they were first kept (a copy reads them all)."""
+    found = rows("SELECT seq, uuid, data FROM failures WHERE seq > %s ORDER BY seq LIMIT %s", (seq, limit))
+    return [(int(seq), task) for seq, uuid, data in found if (task := _task(data, uuid)) is not None]
+
+
 def tasks(rows: Rows, name: str, kind: str, limit: int | None, offset: int) -> list[dict[str, Any]]:
     """The group's failures, the latest first."""
     found = rows(GROUP_TASKS, (_text(name), _text(kind), limit, offset))

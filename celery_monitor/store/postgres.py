@@ -452,6 +452,17 @@ class PostgresStore:
     def failure_count(self, name: str, exception_type: str) -> int:
         return pg_failures.count(self._rows, name, exception_type)
 
+    def failures_after(self, seq: int, limit: int) -> list[tuple[int, TaskDict]]:
+        return pg_failures.after(self._rows, seq, limit)
+
+    def keep_failures(self, tasks: Iterable[TaskDict]) -> None:
+        rows, _ = failures.split(tasks)
+        if rows:
+            with self._write_lock:
+                conn = self._write_conn()
+                with conn.transaction():
+                    pg_failures.write(conn, rows, [])
+
     def failure_total(self) -> int:
         return pg_failures.total(self._rows)
 

@@ -469,6 +469,15 @@ class SQLiteStore:
     def failure_count(self, name: str, exception_type: str) -> int:
         return sqlite_failures.count(self._reader, name, exception_type)
 
+    def failures_after(self, seq: int, limit: int) -> list[tuple[int, TaskDict]]:
+        return sqlite_failures.after(self._reader, seq, limit)
+
+    def keep_failures(self, tasks: Iterable[TaskDict]) -> None:
+        rows, _ = failures.split(tasks)
+        if rows:
+            with self._write_lock:  # one statement: all of them or none
+                sqlite_failures.upsert(self._writer, rows)
+
     def failure_total(self) -> int:
         return sqlite_failures.total(self._reader)
 

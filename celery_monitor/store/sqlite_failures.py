@@ -116,6 +116,12 @@ def sample(conn: sqlite3.Connection, name: str, kind: str) -> dict[str, Any] | N
     return _task(row[1], row[0]) if row else None
 
 
+def after(conn: sqlite3.Connection, seq: int, limit: int) -> list[tuple[int, dict[str, Any]]]:
+    """The failures kept after ``seq``, in the order they were first kept (a copy reads them all)."""
+    rows = conn.execute("SELECT seq, uuid, data FROM failures WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+    return [(seq, task) for seq, uuid, data in rows.fetchall() if (task := _task(data, uuid)) is not None]
+
+
 def tasks(conn: sqlite3.Connection, name: str, kind: str, limit: int | None, offset: int) -> list[dict[str, Any]]:
     """The group's failures, the latest first."""
     rows = conn.execute(GROUP_TASKS, (name, kind, -1 if limit is None else limit, offset)).fetchall()

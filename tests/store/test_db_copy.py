@@ -4,12 +4,21 @@ a monitor on the copy answers as one on the original; a copy that would merge or
 from __future__ import annotations
 
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from support.client import celery_client
 from support.postgres import execute, fresh_database
 from support.processes import BIN, new_monitor, start_worker, wait_for
+from test_failure_groups_store import failed, succeeded
+
+from celery_monitor.store.base import StoreError
+from celery_monitor.store.copy import copy_history
+from celery_monitor.store.meta_keys import timeline_key
+from celery_monitor.store.postgres import PostgresStore
+from celery_monitor.store.sqlite import SQLiteStore
 
 PASSWORD = "c0py-Pw"
 
@@ -68,7 +77,7 @@ def test_a_sqlite_history_is_copied_to_postgresql_and_answers_the_same(redis_ser
         copied = db_copy(f"--from={tmp_path / 'monitor.db'}", "--to", dsn, cwd=tmp_path)
         assert copied.returncode == 0, copied.stderr
         assert copied.stdout.splitlines() == [
-            f"copied 9 tasks, 1 worker and 1 audit entry from {tmp_path / 'monitor.db'} to "
+            f"copied 9 tasks, 1 failure, 1 worker and 1 audit entry from {tmp_path / 'monitor.db'} to "
             f"{dsn.replace(PASSWORD, '****')}"]
         assert PASSWORD not in copied.stdout + copied.stderr
         assert len(execute(dsn, "SELECT uuid FROM tasks")) == 9
@@ -82,13 +91,13 @@ def test_a_sqlite_history_is_copied_to_postgresql_and_answers_the_same(redis_ser
         again = db_copy(f"--from={tmp_path / 'monitor.db'}", f"--to={dsn}", cwd=tmp_path)
         assert again.returncode == 2
         assert again.stderr.splitlines() == [
-            "celery-monitor: error: the target already holds a history (tasks or audit entries): "
+            "celery-monitor: error: the target already holds a history (tasks, failures or audit entries): "
             "copy into an empty one"]
 
         back = tmp_path / "back.db"
         returned = db_copy(f"--from={dsn}", f"--to={back}", cwd=tmp_path)
         assert returned.returncode == 0, returned.stderr
-        assert returned.stdout.startswith("copied 9 tasks, 1 worker and 1 audit entry from postgresql://")
+        assert returned.stdout.startswith("copied 9 tasks, 1 failure, 1 worker and 1 audit entry from postgresql://")
         assert PASSWORD not in returned.stdout + returned.stderr
 
 
@@ -108,3 +117,34 @@ def test_copy_command_lines_that_say_nothing_clear_end_in_one_line(tmp_path: Pat
         assert finished.returncode == 2, (args, finished)
         assert finished.stderr.splitlines() == [f"celery-monitor: error: {message}"], args
     assert not (tmp_path / "missing.db").exists()
+
+
+def test_failures_kept_beyond_their_tasks_and_the_graphs_are_copied(tmp_path: Path) -> None:
+    """--max_failed_tasks keeps failures whose tasks --max_tasks trimmed: the copy has them, in an
+    order that trims the same ones first, and the graphs' last hour."""
+    now = time.time()
+    source = SQLiteStore(str(tmp_path / "h.db"))
+    try:
+        source.write([failed(i, "tests.fail_as", "KeyError", now - 100 + i) for i in range(6)], [],
+                     {timeline_key(7): {"minute": 7, "points": [{"time": 420.0, "online": 2}]}})
+        source.write([succeeded(i, now) for i in range(4)], [], {})
+        source.trim(4)  # the six failed tasks leave the tasks; their failures stay
+        assert source.task_count() == 4 and source.failure_total() == 6
+        with fresh_database() as dsn:
+            target = PostgresStore(dsn)
+            try:
+                report = copy_history(source, target)
+                assert (report.tasks, report.failures) == (4, 6)
+                assert [task["uuid"] for _, task in target.failures_after(0, 100)] == [f"fail-{i}" for i in range(6)]
+                assert target.failure_count("tests.fail_as", "KeyError") == 6
+                assert target.get_task("fail-3") == source.get_task("fail-3")
+                assert target.load_meta(timeline_key(7)) == {"minute": 7, "points": [{"time": 420.0, "online": 2}]}
+                target.trim_failures(2)  # the oldest go first, as on the source
+                assert [task["uuid"] for _, task in target.failures_after(0, 100)] == ["fail-4", "fail-5"]
+                # A target holding anything (failures included) is refused.
+                with pytest.raises(StoreError, match="already holds a history"):
+                    copy_history(source, target)
+            finally:
+                target.close()
+    finally:
+        source.close()
