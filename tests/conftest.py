@@ -20,6 +20,20 @@ from support.processes import (
     wait_for,
 )
 
+# Directories whose tests share an expensive session fixture (a fleet of workers and monitors, Flower
+# side by side, a built wheel in fresh venvs): under pytest-xdist each runs on one worker, so the
+# fixture is built once. Other tests are spread file by file.
+SHARED_SESSION_DIRS = {"access", "compat", "control", "fuzz", "release", "web"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    tests_dir = Path(__file__).parent
+    for item in items:
+        relative = item.path.relative_to(tests_dir)
+        top = relative.parts[0]
+        group = top if top in SHARED_SESSION_DIRS else relative.as_posix()
+        item.add_marker(pytest.mark.xdist_group(group))
+
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +78,3 @@ class Env:
                 and item.get("involvedObject", {}).get("kind") == naming.KIND]
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])

@@ -21,7 +21,8 @@ from kmock_cluster import (
     kopf_command,
     operator_process,
 )
-from operator_env import Env, free_port
+from operator_env import Env
+from support.processes import free_port
 
 from celery_monitor_operator import alert_rules, converge, diffbase, naming, reconcile, resources, spec_parser
 from celery_monitor_operator.renderers import install, prometheusrule

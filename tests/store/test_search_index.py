@@ -413,7 +413,8 @@ def searched(text: str = "customer-12 args:école", **fields: Any) -> TaskQuery:
     searched(limit=100, states=["FAILURE", "REVOKED"], names=["app.add"], workers=["celery@w1"]),
     searched(limit=100, received_start=OLD, received_end=OLD + 100),
     searched("customer kwargs:tenant=t3 name:billing worker:w1 state:SUCCESS ab"),
-], ids=lambda q: f"{q.sort_by}-{q.offset}-{q.states}{q.names}{q.workers}{q.received_start}-{q.descending}")
+], ids=lambda q: (f"{q.sort_by}-{q.offset}-{q.states}{q.names}{q.workers}"
+                  f"{'window' if q.received_start is not None else ''}-{q.descending}"))
 def test_a_search_reads_only_the_index_hits(analyzed: SQLiteStore, query: TaskQuery,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(search_index, "HIT_COST", 1e-9)  # a history this small is quick to scan

@@ -125,6 +125,10 @@ def run_the_tasks(stack: Stack) -> None:
     stack.fail_id = sent.json()["task-id"]
     wait_for(lambda: stack.get("admin", f"/api/task/result/{stack.fail_id}").json()["state"] == "FAILURE", 30,
              message="the failing task's result in the backend")
+    # Failure groups read the history alone (no overlay of what is not written yet): wait for it there.
+    wait_for(lambda: stack.fail_id in stack.get("admin", "/api/failures/tasks",
+                                                params={"name": "tests.fail", "exception": "ValueError"}).text,
+             30, message="the failure in the history's failure groups")
     for _ in range(3):
         held = stack.post("admin", "/api/task/send-task/tests.hold",
                           json={"args": [HOLD_SECONDS, ARG_SECRET], "kwargs": KWARGS})

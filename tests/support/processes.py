@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -20,6 +21,7 @@ TESTS_DIR = Path(__file__).resolve().parent.parent
 REPO = TESTS_DIR.parent
 BIN = Path(sys.executable).parent
 T = TypeVar("T")
+PRIVATE_PORTS = (20000, 32000)  # under pytest-xdist: split between the workers (free_port)
 
 
 def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float = 0.05,
@@ -40,9 +42,29 @@ def wait_for(condition: Callable[[], T], timeout: float = 15.0, interval: float 
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port nothing listens on now, for a server a test is about to start.
+
+    Under pytest-xdist each worker picks from a range of its own below the kernel's ephemeral ports
+    (20000-31999, split evenly), so two workers never hand out the same port in the moment between
+    this check and the server's bind, and no outgoing connection takes it meanwhile. (Parity is no
+    way to split: Linux hands out odd ports to bind() and even ones to connect().)
+    """
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    if not (worker.startswith("gw") and worker[2:].isdigit()):
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    span = (PRIVATE_PORTS[1] - PRIVATE_PORTS[0]) // int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    low = PRIVATE_PORTS[0] + int(worker[2:]) * span
+    for _ in range(500):
+        port = random.randrange(low, low + span)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # in use (or lingering): another
+            return port
+    raise RuntimeError(f"no free port in {low}-{low + span - 1}")
 
 
 def _stop(process: subprocess.Popen[bytes], timeout: float = 10) -> None:
