@@ -226,7 +226,8 @@ class Applier(threading.Thread):
             task = self.task(uuid)
             old_state = task.state
             is_new = not task.transitions
-            apply_task_event(task, event)
+            if apply_task_event(task, event) is None:
+                return False  # delivered again: applied and counted the first time
             if self.redactor is not None:
                 self.redactor.apply(task, event)
             if task.state != old_state and task.state in self.notices.states:

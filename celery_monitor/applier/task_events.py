@@ -18,19 +18,27 @@ _MERGE_ONLY: dict[str, frozenset[str]] = {
 }
 
 
-def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
-    """Apply ``event`` to ``task`` in place and return the state the event stands for.
+def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str | None:
+    """Apply ``event`` to ``task`` in place and return the state the event stands for; None when the
+    task's timeline already holds this very event (nothing to apply, nothing to count again).
 
     ``event`` has passed the boundary (:mod:`celery_monitor.applier.boundary`): every field it
     shares with the task has the task field's type.
     """
     event_type: str = event["type"]
     timestamp = event.get("timestamp")
-    state = EVENT_STATES.get(event_type)
-    if state is not None:
+    hostname = event.get("hostname")
+    known = EVENT_STATES.get(event_type)
+    state = known or (event_type[5:].upper() if event_type.startswith("task-") else event_type.upper())
+    transitions = task.transitions
+    entry = [state, timestamp, hostname]
+    if isinstance(timestamp, int | float) and entry in transitions:
+        # The same event again: a broker redelivering what a monitor killed before its flush had
+        # read (RabbitMQ, replicas sharing a queue). Applying an event is idempotent, so it was
+        # applied in full the first time; counting it again would count it twice.
+        return None
+    if known is not None:
         setattr(task, event_type[5:], timestamp)
-    else:
-        state = event_type[5:].upper() if event_type.startswith("task-") else event_type.upper()
 
     old_state = task.state
     takes_over = (old_state is None or state == RETRY or old_state == RETRY
@@ -43,7 +51,6 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
         value = event[key]
         if value is not None:
             setattr(task, key, value)
-    hostname = event.get("hostname")
     if hostname and (takes_over or task.worker is None) and event_type != "task-sent":
         task.worker = hostname
     if event_type == "task-sent" and task.client is None and hostname:
@@ -55,13 +62,6 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str:
         extra = {k: v for k, v in event.items() if k not in _ENVELOPE_KEYS}
         if extra:
             task.custom.setdefault(state, {}).update(extra)
-    transitions = task.transitions
-    entry = [state, timestamp, hostname]
-    if isinstance(timestamp, int | float) and entry in transitions:
-        # The same event again: a broker redelivering what a monitor killed before its flush had
-        # read (RabbitMQ, replicas sharing a queue). Its state changes were idempotent; the
-        # timeline keeps it once.
-        return state
     if transitions and isinstance(timestamp, int | float) and (
             not isinstance(last := transitions[-1][1], int | float) or last <= timestamp):
         transitions.append(entry)  # the usual case: in order

@@ -9,8 +9,8 @@ the leader alone, and acknowledge each message only once the history holds what 
 writer's ``flushed`` position: this connection and the last delivery tag committed). When the
 leader dies, what it had not acknowledged goes back to the queue, and what is published during the
 takeover waits there: the next leader reads both. Nothing is lost; what was committed but not yet
-acknowledged (under a second's worth) is applied a second time, which leaves task states as they
-were (an event never moves a task back) but counts those events twice in the event counters.
+acknowledged (under a second's worth) comes a second time, and the applier recognises each task
+event its task's timeline already holds: it is neither applied nor counted again.
 """
 
 from __future__ import annotations

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
+from support.harness import Harness
+
 from celery_monitor.applier.task_events import apply_task_event
 from celery_monitor.applier.worker_events import apply_worker_event
 from celery_monitor.state.models import TaskRecord, WorkerRecord
@@ -68,3 +73,31 @@ def test_out_of_order_heartbeats_keep_the_latest() -> None:
     apply_worker_event(worker, {"type": "worker-heartbeat", "timestamp": 10.0}, received_at=20.0)
     apply_worker_event(worker, {"type": "worker-heartbeat", "timestamp": 9.0}, received_at=19.0)
     assert worker.heartbeats == [19.0, 20.0]
+
+
+def test_an_event_delivered_again_is_applied_and_counted_once(tmp_path: Path) -> None:
+    """A broker redelivering what a killed monitor had read but not committed (RabbitMQ, replicas
+    sharing a queue) hands the same events over again: they leave the task as it is and count once."""
+    harness = Harness(tmp_path)
+    try:
+        t0 = time.time()
+        received = {"type": "task-received", "uuid": "again", "name": "app.twice", "hostname": "w@h",
+                    "args": "()", "kwargs": "{}"}
+        started = {"type": "task-started", "uuid": "again", "hostname": "w@h"}
+        succeeded = {"type": "task-succeeded", "uuid": "again", "hostname": "w@h", "result": "1", "runtime": 0.4}
+        for _ in range(2):  # the whole stretch delivered twice, as a redelivery does
+            harness.feed(received, at=t0)
+            harness.feed(started, at=t0 + 1)
+            harness.feed(succeeded, at=t0 + 2)
+        info = harness.get("/api/task/info/again").json()
+        assert info["state"] == "SUCCESS" and [entry[0] for entry in info["transitions"]] == [
+            "RECEIVED", "STARTED", "SUCCESS"]
+        events = harness.values("flower_events", "flower_events_total", task="app.twice")
+        assert sorted(events.values()) == [1.0, 1.0, 1.0]
+        assert harness.values("flower_task_runtime_seconds", "flower_task_runtime_seconds_count") == {
+            ("app.twice", "w@h"): 1.0}
+        # A later event of another kind still applies (only the very same event is recognised).
+        harness.feed({"type": "task-revoked", "uuid": "again", "hostname": "w@h"}, at=t0 + 3)
+        assert harness.values("flower_events", "flower_events_total", task="app.twice", type="task-revoked")
+    finally:
+        harness.close()
