@@ -44,6 +44,10 @@ def configure_logging(settings: Settings) -> None:
     level = "DEBUG" if settings.debug else settings.logging.upper().replace("WARN", "WARNING")
     level = level.replace("WARNINGING", "WARNING")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if not settings.debug:
+        # httpx logs every request at INFO, and the broker API is asked on every poll and every queue
+        # page: a log line each time. Its failures reach our own log lines anyway.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 def run(settings: Settings, app: Celery | None = None) -> None:

@@ -58,6 +58,10 @@ def test_rabbitmq_queue_length_from_management_api(rabbitmq_vhost: str, redis_se
         assert queues["celery"]["messages"] == 0
     finally:
         monitor.stop()
+    # The management API's URL carries its password, and it is asked on every poll: the HTTP client's
+    # request lines stay out of the log.
+    log = monitor.log.read_text()
+    assert "guest:guest@" not in log and "HTTP Request" not in log, log[-2000:]
 
 
 def test_queue_length_is_503_when_the_broker_is_down(tmp_path: Path) -> None:
