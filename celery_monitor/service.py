@@ -45,7 +45,6 @@ from celery_monitor.notify.notifier import Notifier
 from celery_monitor.receiver.factory import build_reader
 from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
 from celery_monitor.receiver.health import ReceiverHealth
-from celery_monitor.receiver.reader_process import ReaderProcess
 from celery_monitor.reconciler import backend as result_backend
 from celery_monitor.reconciler.late_start import LateStart
 from celery_monitor.reconciler.reconciler import Reconciler
@@ -61,7 +60,7 @@ from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.query import TaskQuery
 from celery_monitor.store.replica import Replica, history_id
 from celery_monitor.store.writer import SPOOL_POSITION, StoreWriter
-from celery_monitor.supervision import Loop, Supervisor, behind_the_reader
+from celery_monitor.supervision import Loop, Supervisor
 
 log = logging.getLogger(__name__)
 ENABLE_EVENTS_EVERY = 10.0
@@ -260,9 +259,6 @@ class Monitor:
         self.writer.start()
         self.applier.start()
         self.reader.start()
-        if isinstance(self.reader, ReaderProcess):
-            behind_the_reader(self.writer)
-            behind_the_reader(self.applier)
         if self.settings.enable_events:
             self._events_enabler.start()
         # What only the ingesting replica does, since it goes through the applier or would be done

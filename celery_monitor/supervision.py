@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,22 +47,6 @@ TITLES = {
 
 def _failures(count: int) -> str:
     return f"{count} failure{'' if count == 1 else 's'}"
-
-
-BEHIND_READER = 10  # the niceness of the threads that work on what the reader process read
-
-
-def behind_the_reader(thread: threading.Thread | None = None) -> None:
-    """Lower a thread's CPU priority (Linux: niceness is per thread; the calling one by default)
-    below the Redis reader process's, which must keep up with the broker: on a busy machine it then
-    goes first, and the applier, the writer and the tailer catch up from the spool after the burst.
-    Only with the reader process: without the spool a niced applier would only fall behind."""
-    native_id = threading.get_native_id() if thread is None else thread.native_id
-    if native_id is None:
-        return
-    with contextlib.suppress(OSError, AttributeError):
-        niceness = max(BEHIND_READER, os.getpriority(os.PRIO_PROCESS, native_id))
-        os.setpriority(os.PRIO_PROCESS, native_id, niceness)
 
 
 class ThrottledLog:

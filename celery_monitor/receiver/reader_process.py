@@ -38,7 +38,7 @@ from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.receiver.resp import RespSplitter
 from celery_monitor.receiver.spool import AHEAD_BYTES, Position, SpoolTailer, SpoolWriter, decode, encode
-from celery_monitor.supervision import Loop, ThrottledLog, behind_the_reader
+from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
 MODULE = "celery_monitor.receiver.reader_process"
@@ -221,7 +221,6 @@ class ReaderProcess:
     # -- the spool -----------------------------------------------------------------------------
 
     def _tail(self) -> None:
-        behind_the_reader()  # the supervisor thread, which starts the reader process, keeps its priority
         with self.tail_loop.lifetime(self._stop_event):
             backoff = MIN_BACKOFF
             measured_at = 0.0
