@@ -3,11 +3,14 @@
 Redis drops a pub/sub subscriber whose output buffer passes its limit, so the socket must be
 drained at the publisher's pace whatever the applier is doing. In the monitor's process the reader
 shares the GIL with the applier; in a process of its own it never waits for it. The reader process
-(``python -m celery_monitor.receiver.reader_process``) runs the same ``RedisEventReader`` with the
-spool as its sink, and reports its health on stdout every half second (``Frames``). While the
-disk refuses the spool's writes (full, read-only), the batches come over that pipe instead and
-wait in the monitor's memory, as they did with the in-process reader, until the disk takes writes
-again.
+(``python -m celery_monitor.receiver.reader_process``) runs ``RedisEventReader`` in its ``raw`` mode:
+each read off the socket is appended to the spool as received, the least work per byte there is
+(parsing the replies in the reader process made it fall behind a publisher at full speed on a
+busy 2-core machine; the tailer parses them instead). It reports its health on stdout every half
+second (``Frames``). While the disk refuses the spool's writes (full, read-only), the reader
+process parses what it reads itself and sends the messages over that pipe instead, to wait in the
+monitor's memory as they did with the in-process reader, until the disk takes writes again (the
+one message cut across that switch is lost, and counted as dropped).
 
 The monitor's side (``ReaderProcess``) starts it, restarts it when it exits (counted in
 ``reader_restarts``, logged and counted as a failure of the ``reader`` loop, like any background
@@ -33,6 +36,7 @@ from typing import IO, Any
 
 from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.receiver.resp import RespSplitter
 from celery_monitor.receiver.spool import AHEAD_BYTES, Position, SpoolTailer, SpoolWriter, decode, encode
 from celery_monitor.supervision import Loop, ThrottledLog
 
@@ -72,6 +76,7 @@ class ReaderProcess:
         self._process: subprocess.Popen[bytes] | None = None
         self._line_at = time.monotonic()
         self._base = dict.fromkeys(COUNTERS, 0)
+        self._child: dict[str, Any] = {}  # the running reader process's last report
         self._base_errors: dict[str, int] = dict(health.errors_by_reason)
         self._pipe_dropped = 0
         self._supervisor = threading.Thread(target=self._supervise, name="event-reader-process", daemon=True)
@@ -169,20 +174,28 @@ class ReaderProcess:
 
     def _report(self, child: dict[str, Any]) -> None:
         health = self.health
+        self._child = child
         for name in COUNTERS:
             setattr(health, name, self._base[name] + int(child.get(name, 0)))
         health.messages_dropped += self._pipe_dropped  # over the hand-off's bound, from the pipe
+        self._count_received()
         for name in STATE:
             setattr(health, name, child.get(name))
         errors = child.get("errors_by_reason") or {}
         health.errors_by_reason = {reason: self._base_errors.get(reason, 0) + int(errors.get(reason, 0))
                                    for reason in {*self._base_errors, *errors}}
 
+    def _count_received(self) -> None:
+        """Messages parsed from the spool (by the tailer) or over the pipe: the reader process only
+        counts messages while it parses them itself (and its reports do not count what it spooled)."""
+        self.health.messages_received = (self._base["messages_received"] + int(self._child.get("messages_received", 0))
+                                          + self.tailer.messages)
+
     def _child_ended(self) -> None:
         health = self.health
         for name in COUNTERS:
-            self._base[name] = getattr(health, name)
-        self._base["messages_dropped"] -= self._pipe_dropped
+            self._base[name] += int(self._child.get(name, 0))
+        self._child = {}
         self._base_errors = dict(health.errors_by_reason)
         health.connected = False
         health.connected_since = None
@@ -215,6 +228,7 @@ class ReaderProcess:
                 self.tail_loop.beat()
                 try:
                     more = self.tailer.step()
+                    self._count_received()
                     now = time.monotonic()
                     # Measuring stats every segment file, so a few times a second, busy or idle.
                     if now - measured_at >= BACKLOG_MEASURE_SECONDS:
@@ -258,28 +272,65 @@ class Frames:
 
 
 class SpoolOrPipe:
-    """The reader's sink: the spool, or, while the disk refuses it (full, read-only), the pipe to the
-    monitor, which hands the batch over in memory as the in-process reader did."""
+    """The reader's sink: the spool, each read as received; while the disk refuses it (full,
+    read-only), the messages parsed here and sent over the pipe to the monitor, which hands them
+    over in memory as the in-process reader did."""
 
-    def __init__(self, spool: SpoolWriter, frames: Frames) -> None:
+    def __init__(self, spool: SpoolWriter, frames: Frames, health: ReceiverHealth) -> None:
         self.spool = spool
         self.frames = frames
+        self.health = health
+        self.parser: RespSplitter | None = None  # while the pipe is used
         self._outage = ThrottledLog(log)
         self._retry_at = 0.0
 
-    def put(self, received_at: float, batch: list[RawMessage], size: int) -> bool:
-        # Once refused, the spool is tried again only after a while: batches alternating between
-        # the spool and the pipe would reach the applier out of order.
-        if time.monotonic() >= self._retry_at and self.spool.put(received_at, batch, size):
-            if self._outage.failing:
-                self._outage.recovered("spooling events again")
-            return True
-        if time.monotonic() >= self._retry_at:
-            self._retry_at = time.monotonic() + RETRY_SPOOL_AFTER
-        self._outage.failure(str(self.spool.failing), f"the spool refuses writes ({self.spool.failing}): events "
-                                                      "go to the monitor's memory instead")
-        self.frames.send(RECORD, encode(received_at, batch))
-        return True
+    def new_stream(self) -> None:
+        self.spool.new_stream()
+        if self.parser is not None:
+            self.parser.restart()
+
+    def write_raw(self, received_at: float, data: memoryview) -> None:
+        if self.parser is None:
+            if self.spool.write(received_at, data):
+                self._spooling()
+                return
+            # The reply under way is cut (its start is in the spool): parsed from the next message on.
+            self._refused(resync=True)
+        parser = self._parse(received_at, data)
+        if time.monotonic() >= self._retry_at and parser.clean is not None:
+            # The spool again, from the end of the last complete reply: a stream of its own there.
+            self.parser = None
+            self.spool.new_stream()
+            rest = data[parser.clean[1] :]
+            if not rest or self.spool.write(received_at, rest):
+                self._spooling()
+            else:
+                self._refused(resync=False)
+                self._parse(received_at, rest)
+
+    def _refused(self, resync: bool) -> None:
+        """Tried again only after a while: batches alternating between the spool and the pipe could
+        reach the applier out of order."""
+        self.parser = RespSplitter(resync=resync)
+        self._retry_at = time.monotonic() + RETRY_SPOOL_AFTER
+        self._outage.failure(str(self.spool.failing), f"the spool refuses writes ({self.spool.failing}): "
+                                                      "events go to the monitor's memory instead")
+
+    def _spooling(self) -> None:
+        if self._outage.failing:
+            self._outage.recovered("spooling events again")
+
+    def _parse(self, received_at: float, data: memoryview) -> RespSplitter:
+        parser = self.parser
+        assert parser is not None
+        skipped = parser.skipped
+        parser.clean = None
+        payloads = parser.feed(data)
+        self.health.messages_dropped += parser.skipped - skipped
+        if payloads:
+            self.health.messages_received += len(payloads)
+            self.frames.send(RECORD, encode(received_at, [RawMessage(p) for p in payloads]))
+        return parser
 
 
 def _exit_with_parent(stdin: IO[bytes]) -> None:
@@ -296,10 +347,10 @@ def main() -> None:
     config = json.loads(sys.stdin.buffer.readline())
     threading.Thread(target=_exit_with_parent, args=(sys.stdin.buffer,), daemon=True).start()
     frames = Frames(sys.stdout.buffer)
-    sink = SpoolOrPipe(SpoolWriter(Path(config["spool"])), frames)
     health = ReceiverHealth()
-    reader = RedisEventReader(config["url"], sink, health, config["exchange"], config.get("transport_options"),
-                              config.get("ssl_options"))
+    sink = SpoolOrPipe(SpoolWriter(Path(config["spool"])), frames, health)
+    reader = RedisEventReader(config["url"], Handoff(0), health, config["exchange"], config.get("transport_options"),
+                              config.get("ssl_options"), raw=sink)
     reader.start()
     while reader.is_alive():
         frames.send(HEALTH, json.dumps(health.as_dict()).encode())

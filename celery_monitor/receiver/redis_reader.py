@@ -1,7 +1,9 @@
 """Redis event reader: a bare socket and hiredis's reply parser, draining pub/sub at wire speed.
 
 Redis disconnects a subscriber whose output buffer passes its pub/sub limit (32 MB by default),
-so this loop does nothing but read, split replies and hand the raw payloads over in batches.
+so this loop does nothing but read, split replies and hand the raw payloads over in batches. In
+the reader process (``raw``) it does even less: each read goes to the spool as received, and the
+monitor splits the replies when it reads them back.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import socket
 import ssl
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qsl, unquote, urlparse
 
 import hiredis
@@ -24,6 +26,20 @@ READ_SIZE = 4 * 1024 * 1024
 FEED_SIZE = 16 * 1024
 IDLE_PING_AFTER = 15.0
 DEAD_AFTER = 45.0
+SUBSCRIBE_TIMEOUT = 5.0
+# The in-process reader asks for a large receive buffer; the raw reader leaves it to the kernel's
+# autotuning, which grows it further (to net.ipv4.tcp_rmem's maximum, 32 MB on the bench machine):
+# a fixed SO_RCVBUF stops that, and the bench's fastest bursts then lost the subscriber.
+RCVBUF = 8 * 1024 * 1024
+
+
+class RawSink(Protocol):
+    """Takes the bytes exactly as received (the reader process's spool)."""
+
+    def new_stream(self) -> None:
+        """A new connection: what follows starts at a reply's start."""
+
+    def write_raw(self, received_at: float, data: memoryview) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +106,10 @@ class RedisEventReader(EventReader):
         exchange: str = "celeryev",
         transport_options: dict[str, Any] | None = None,
         ssl_options: dict[str, Any] | None = None,
+        raw: RawSink | None = None,
     ) -> None:
         super().__init__(handoff, health)
+        self.raw = raw
         self.target = parse_redis_url(url)
         self.patterns = event_channel_patterns(self.target.db, exchange, transport_options or {})
         # TLS settings from the URL's query (as kombu reads them), then from broker_use_ssl.
@@ -124,7 +142,8 @@ class RedisEventReader(EventReader):
             sock = socket.create_connection((target.host, target.port), timeout=5)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 8 * 1024 * 1024)
+        if self.raw is None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RCVBUF)
         if target.tls:
             self.phase = faults.TLS_HANDSHAKE
             try:
@@ -178,6 +197,13 @@ class RedisEventReader(EventReader):
         sock = self._connect()
         self._sock = sock
         try:
+            if self.raw is not None:
+                self._login(sock, reader)
+                self.raw.new_stream()
+                sock.sendall(encode_command("PSUBSCRIBE", *self.patterns))
+                sock.settimeout(1.0)
+                self._drain_raw(sock, self.raw)
+                return
             self._handshake(sock, reader)
             self.mark_connected()
             sock.settimeout(1.0)
@@ -225,3 +251,65 @@ class RedisEventReader(EventReader):
                 health.messages_received += len(batch)
                 if not handoff.put(time.time(), batch, size):
                     health.messages_dropped += len(batch)
+
+    # -- raw: the reader process ---------------------------------------------------------------
+
+    def _login(self, sock: socket.socket, reader: hiredis.Reader) -> None:
+        """AUTH on its own (Redis sends nothing more until PSUBSCRIBE), so every byte after it is the
+        subscription's stream, spooled as received."""
+        self.phase = faults.LOGIN
+        if not self.target.password:
+            return
+        args = [self.target.username] if self.target.username else []
+        sock.sendall(encode_command("AUTH", *args, self.target.password))
+        while (reply := reader.gets()) is False:
+            data = sock.recv(65536)
+            if not data:
+                raise ConnectionError("connection closed during handshake")
+            reader.feed(data)
+        if isinstance(reply, hiredis.ReplyError):
+            raise faults.LoginRefused(str(reply))
+
+    def _drain_raw(self, sock: socket.socket, raw: RawSink) -> None:
+        buffer = bytearray(READ_SIZE)
+        view = memoryview(buffer)
+        write = raw.write_raw
+        confirmations = hiredis.Reader()
+        expected = len(self.patterns)  # PSUBSCRIBE's replies, read here before the spool has them
+        started = last_data = time.monotonic()
+        pinged = False
+        beat = self.loop.beat
+        while not self.stopping:
+            beat()
+            try:
+                n = sock.recv_into(view)
+            except TimeoutError:
+                now = time.monotonic()
+                if expected and now - started > SUBSCRIBE_TIMEOUT:
+                    raise TimeoutError("no reply to PSUBSCRIBE") from None
+                idle = now - last_data
+                if idle > DEAD_AFTER:
+                    raise ConnectionError(f"no reply from redis for {idle:.0f}s") from None
+                if idle > IDLE_PING_AFTER and not pinged:
+                    sock.sendall(encode_command("PING"))
+                    pinged = True
+                continue
+            if n == 0:
+                raise ConnectionError("connection closed by redis")
+            last_data = time.monotonic()
+            pinged = False
+            write(time.time(), view[:n])
+            if expected:
+                expected = self._confirm(confirmations, view[:n], expected)
+
+    def _confirm(self, reader: hiredis.Reader, data: memoryview, expected: int) -> int:
+        for start in range(0, len(data), FEED_SIZE):
+            reader.feed(data, start, min(FEED_SIZE, len(data) - start))  # type: ignore[arg-type]  # any buffer
+            while (reply := reader.gets()) is not False:
+                if isinstance(reply, hiredis.ReplyError):
+                    raise faults.SessionRefused(str(reply))
+                expected -= 1
+                if not expected:
+                    self.mark_connected()
+                    return 0
+        return expected

@@ -1,37 +1,52 @@
-"""The spool: an append-only log of raw event messages on disk, between the reader process and the applier.
+"""The spool: an append-only log of what the Redis reader received, on disk, between the reader
+process and the applier.
 
 The reader process appends; the monitor tails. A spool is a directory of segment files named by a
-growing number (``00000000000000000001.seg``); each reader process writes segments of its own (a
-new one at start, the next one past ``SEGMENT_BYTES``), so a segment left with a torn last record
-by a killed reader is never appended to again. A record is one batch as the reader took it off
-the socket::
+growing number (``00000000000000000001.seg``). The reader process does the least it can per byte:
+each read off the socket becomes one record, the bytes exactly as received (a pub/sub stream of
+RESP replies, a reply often cut across two reads), and the tailer parses them (``resp.py``)::
 
-    u32 length of the rest | f64 received_at | u32 count | count x u32 message length | messages
+    segment: b"CMRESP1" | kind (b"N": a new connection's stream starts here; b"C": it goes on
+             from the previous segment, cut where that one reached SEGMENT_BYTES) | records
+    record:  u32 length | f64 received_at | the bytes received
 
-(little-endian). A position is ``(segment, offset)``, the offset just past a record: the history
-saves the position of what it has flushed, a restart tails from there, and segments wholly below
-it are deleted.
+(little-endian). Each reader process, and each connection, writes segments of its own, so a
+segment left with a torn last record (or a reply cut short) by a killed reader is never appended
+to again: the tailer skips what is incomplete there and counts it in ``torn_records``.
+
+A position is ``(segment, offset)``, the file offset just past a complete reply: the history saves
+the position of what it has flushed, a restart parses again from there (a fresh parser can, since
+no reply is under way there), and segments wholly below it are deleted. Segments of records of
+parsed messages (the format before this one: ``u32 length of the rest | f64 received_at | u32
+count | count x u32 message length | messages``, no header) are still read, so an upgrade replays
+what an older version spooled; that format is also how the reader process sends messages over its
+pipe while the disk refuses the spool.
 """
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
 import struct
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from celery_monitor.receiver.handoff import Handoff, RawMessage, SpooledBatch
+from celery_monitor.receiver.resp import RespSplitter
 
 log = logging.getLogger(__name__)
 SUFFIX = ".seg"
 SEGMENT_BYTES = 64 * 1024 * 1024
-HEADER = struct.Struct("<IdI")  # length of the rest, received_at, count
+MAGIC = b"CMRESP1"
+NEW, CONTINUES = b"N", b"C"
+SEGMENT_HEAD = len(MAGIC) + 1
+RAW = struct.Struct("<Id")  # a record of received bytes: their length, received_at
+HEADER = struct.Struct("<IdI")  # a record of parsed messages: length of the rest, received_at, count
 LENGTH = struct.Struct("<I")
 READ_BYTES = 8 * 1024 * 1024
-BATCH_MESSAGES = 1000  # records merged into one hand-off batch up to about this many messages
+BATCH_MESSAGES = 1000  # messages merged into one hand-off batch up to about this many messages
 AHEAD_BYTES = 64 * 1024 * 1024  # what the tailer lets wait in memory before it waits for the applier
 
 Position = tuple[int, int]
@@ -102,10 +117,11 @@ def decode(data: bytes | memoryview, start: int) -> tuple[int, float, list[RawMe
 
 
 class SpoolWriter:
-    """The reader process's sink: appends each batch, written through to the OS before the next read.
+    """The reader process's sink: appends each read as one record, written through to the OS before
+    the next read (a ``kill -9`` of the reader loses nothing it wrote; the page cache has it).
 
-    A write the disk refuses returns False (the caller keeps the batch another way) and is taken
-    back; a segment it could not take back from is never written again: the next write opens a new one.
+    A write the disk refuses returns False and is taken back; the segment is then closed, and the
+    next write opens a new one (a new stream: the caller resumes at a reply's start, ``new_stream``).
     """
 
     def __init__(self, directory: Path, segment_bytes: int = SEGMENT_BYTES) -> None:
@@ -114,51 +130,64 @@ class SpoolWriter:
         private_directory(directory)
         existing = segments(directory)
         self.number = existing[-1] if existing else 0
-        self._file: BinaryIO | None = None
+        self._fd: int | None = None
+        self._continues = False  # the next segment goes on with the stream of this one
         self.written = 0
         self.failing: OSError | None = None
 
-    def put(self, received_at: float, batch: list[RawMessage], size: int) -> bool:
-        data = encode(received_at, batch)
-        record = memoryview(data)
+    def new_stream(self) -> None:
+        """What comes next starts a stream (a new connection): in a segment of its own."""
+        self.close()
+        self._continues = False
+
+    def write(self, received_at: float, data: memoryview | bytes) -> bool:
         try:
-            if self._file is None or (self.written and self.written + len(record) > self.segment_bytes):
+            if self._fd is None or (self.written > SEGMENT_HEAD
+                                    and self.written + RAW.size + len(data) > self.segment_bytes):
                 # The next segment is created only once this one is complete: a tailer that sees it
                 # knows the previous one has all it will ever have.
                 self._roll()
-            assert self._file is not None
-            while record:
-                record = record[self._file.write(record) or 0 :]
+            assert self._fd is not None
+            if os.writev(self._fd, [RAW.pack(len(data), received_at), data]) != RAW.size + len(data):
+                raise OSError(errno.ENOSPC, "the disk took part of a spool record")
         except OSError as exc:
-            if self._file is not None:
-                try:  # the record the disk cut short is taken back (shrinking needs no space)
-                    os.ftruncate(self._file.fileno(), self.written)
-                except OSError:
-                    self._file.close()
-                    self._file = None  # cut short, perhaps: written no more
+            self._abandon()
             self.failing = exc
             return False
         self.failing = None
-        self.written += len(data)
+        self.written += RAW.size + len(data)
+        self._continues = True
         return True
 
     def _roll(self) -> None:
-        if self._file is not None:
-            self._file.close()
-            self._file = None
+        kind = CONTINUES if self._continues and self._fd is not None else NEW
+        self.close()
         self.number += 1
         self.written = 0
         path = self.directory / segment_name(self.number)
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
-        self._file = os.fdopen(fd, "ab", buffering=0)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        if os.write(self._fd, MAGIC + kind) != SEGMENT_HEAD:
+            raise OSError(errno.ENOSPC, "the disk took part of a spool segment's header")
+        self.written = SEGMENT_HEAD
+
+    def _abandon(self) -> None:
+        """Take back what the disk cut short (shrinking needs no space) and write this segment no more."""
+        if self._fd is not None:
+            try:
+                os.ftruncate(self._fd, self.written)
+            except OSError:
+                pass  # left torn: the tailer skips an incomplete last record
+        self.close()
+        self._continues = False
 
     def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
 
 
 class SpoolTailer:
-    """The monitor's side: reads what the reader process spooled into the hand-off, never ahead of
+    """The monitor's side: parses what the reader process spooled into the hand-off, never ahead of
     the applier by more than ``AHEAD_BYTES``, and deletes the segments the history has flushed."""
 
     def __init__(self, directory: Path, handoff: Handoff, flushed: Callable[[], Position | None],
@@ -174,25 +203,40 @@ class SpoolTailer:
         self.flushed = flushed
         self.ahead_bytes = ahead_bytes
         self.read_bytes = max(64 * 1024, min(READ_BYTES, ahead_bytes // 4))
-        self.position: Position = (0, 0)
+        self.position: Position = (0, 0)  # what has been read (in a segment of received bytes, records)
         self.torn_records = 0
+        self.messages = 0  # messages handed over
         self._deleted_below = 0
+        self._splitter = RespSplitter()
+        self._legacy = False  # the current segment holds parsed messages (written by an older version)
+        self._previous = 0  # the segment read to its end just before the current one
+        self._skip_to = 0  # resuming inside a segment: its bytes before this offset were applied
 
     def resume(self, saved: Position | None) -> None:
         """Start after what the history saved (everything still spooled, when it saved nothing)."""
         numbers = segments(self.directory)
+        self._previous = self._skip_to = 0
         if saved is None:
             self.position = (numbers[0], 0) if numbers else (0, 0)
             return
         number, offset = saved
         if number in numbers:
-            self.position = (number, offset)
+            if self._kind(number) is None:  # parsed records: the offset is a record's start
+                self.position = (number, offset)
+                self._legacy = True
+            else:
+                self.position, self._skip_to = (number, 0), offset
         else:  # that segment is gone: the next one from its start
             later = [n for n in numbers if n > number]
             # None either: this spool is not the one the position was saved from (another replica's
             # host, a temporary directory emptied by a reboot): all it holds, from its first segment.
             self.position = (later[0], 0) if later else (0, 0)
         self._delete_below(self.position[0])
+
+    def _kind(self, number: int) -> bytes | None:
+        with open(self.directory / segment_name(number), "rb") as f:
+            head = f.read(SEGMENT_HEAD)
+        return head[-1:] if head.startswith(MAGIC) else None
 
     def backlog_bytes(self) -> int:
         """Spooled but not yet read into memory."""
@@ -215,37 +259,111 @@ class SpoolTailer:
             self._delete_below(min(saved[0], self.position[0]))
         if self.handoff.pending_bytes > self.ahead_bytes:
             return False
-        number, offset = self.position
+        number = self.position[0]
         if number == 0 or not (self.directory / segment_name(number)).exists():
             numbers = [n for n in segments(self.directory) if n > number]
             if not numbers:
                 return False
-            number, offset = self.position = (numbers[0], 0)
-        read = self._read(number, offset)
-        if read:
+            number, _ = self.position = (numbers[0], 0)
+        if self._read(number):
             return True
         later = [n for n in segments(self.directory) if n > number]
         if not later:
             return False
         # A newer segment exists, so this one is complete: read it once more, then move on.
-        if self._read(number, self.position[1]):
+        if self._read(number):
             return True
         size = (self.directory / segment_name(number)).stat().st_size
-        if size > self.position[1]:
+        if size > self.position[1] and self.position[1]:
             self.torn_records += 1
             log.warning("spool segment %d ends with an incomplete record (%d bytes; its reader was killed "
                         "while writing): skipped", number, size - self.position[1])
+        self._previous = number
         self.position = (later[0], 0)
         return True
 
-    def _read(self, number: int, offset: int) -> bool:
+    def _read(self, number: int) -> bool:
+        offset = self.position[1]
         with open(self.directory / segment_name(number), "rb") as f:
+            if offset == 0:
+                head = f.read(SEGMENT_HEAD)
+                if head and not head.startswith(MAGIC[: len(head)]):
+                    self._begin(number, None)
+                elif len(head) < SEGMENT_HEAD:
+                    return False  # its header is being written (or could not be)
+                else:
+                    self._begin(number, head[-1:])
+                    offset = SEGMENT_HEAD
             f.seek(offset)
             data = f.read(self.read_bytes)
-            if len(data) >= HEADER.size and decode(data, 0) is None:  # one record larger than a read
-                data += f.read(4 + HEADER.unpack_from(data)[0] - len(data))
-        if not data:
-            return False
+            if self._legacy:
+                if len(data) >= HEADER.size and decode(data, 0) is None:  # one record larger than a read
+                    data += f.read(4 + HEADER.unpack_from(data)[0] - len(data))
+                return self._hand_over_records(number, offset, data)
+            if len(data) >= RAW.size and RAW.size + RAW.unpack_from(data)[0] > len(data):
+                data += f.read(RAW.size + RAW.unpack_from(data)[0] - len(data))
+        return self._parse_received(number, offset, data)
+
+    def _begin(self, number: int, kind: bytes | None) -> None:
+        """Entering a segment: does the parser go on with the previous one's stream?"""
+        splitter = self._splitter
+        self._legacy = kind is None
+        if self._skip_to:  # resuming where no reply was under way
+            splitter.restart()
+        elif kind != CONTINUES or self._previous != number - 1:
+            if splitter.pending:
+                self.torn_records += 1
+                log.warning("spool segment %d ends inside a message (its reader was killed): skipped",
+                            self._previous)
+            # A continuation without its start (deleted, or never seen): from the next message on.
+            splitter.restart(resync=kind == CONTINUES)
+        self.position = (number, 0 if kind is None else SEGMENT_HEAD)
+
+    def _parse_received(self, number: int, offset: int, data: bytes) -> bool:
+        view = memoryview(data)
+        splitter = self._splitter
+        start = 0
+        batch: list[RawMessage] = []
+        size = 0
+        received = 0.0
+        while len(data) - start >= RAW.size:
+            length, received_at = RAW.unpack_from(data, start)
+            end = start + RAW.size + length
+            if end > len(data):
+                break
+            at = offset + start + RAW.size  # the file offset of the bytes received
+            piece = view[start + RAW.size : end]
+            if self._skip_to > at:  # applied before the restart
+                cut = min(length, self._skip_to - at)
+                piece, at = piece[cut:], at + cut
+            start = end
+            if not piece:
+                continue
+            payloads = splitter.feed(piece, number, at)
+            if not payloads:
+                continue
+            if not batch:
+                received = received_at
+            batch.extend(RawMessage(p) for p in payloads)
+            size += sum(len(p) for p in payloads)
+            if len(batch) >= BATCH_MESSAGES:
+                self._hand_over(received, batch, size)
+                batch, size = [], 0
+        if batch:
+            self._hand_over(received, batch, size)
+        if start:
+            self.position = (number, offset + start)
+            if self._skip_to and self._skip_to <= offset + start:
+                self._skip_to = 0
+        return start > 0
+
+    def _hand_over(self, received_at: float, batch: list[RawMessage], size: int) -> None:
+        clean = self._splitter.clean
+        assert clean is not None  # messages come only from complete replies
+        self._put(received_at, SpooledBatch(batch, clean), size)
+
+    def _hand_over_records(self, number: int, offset: int, data: bytes) -> bool:
+        """A segment of parsed messages (an older version's)."""
         start = 0
         batch: list[RawMessage] = []
         size = 0
@@ -257,17 +375,19 @@ class SpoolTailer:
             batch.extend(messages)
             size += sum(len(m.body) for m in messages)
             if len(batch) >= BATCH_MESSAGES:
-                self._hand_over(received, batch, size, (number, offset + start))
+                self._put(received, SpooledBatch(batch, (number, offset + start)), size)
                 batch, size = [], 0
         if batch:
-            self._hand_over(received, batch, size, (number, offset + start))
+            self._put(received, SpooledBatch(batch, (number, offset + start)), size)
+        if start:
+            self.position = (number, offset + start)
         return start > 0
 
-    def _hand_over(self, received_at: float, batch: list[RawMessage], size: int, position: Position) -> None:
+    def _put(self, received_at: float, batch: SpooledBatch, size: int) -> None:
         # Never over the hand-off's own bound: step() reads only while less than ahead_bytes wait.
-        if not self.handoff.put(received_at, SpooledBatch(batch, position), size):
+        if not self.handoff.put(received_at, batch, size):
             raise RuntimeError("the hand-off refused a spooled batch (its bound is below the tailer's)")
-        self.position = position
+        self.messages += len(batch)
 
     def _delete_below(self, number: int) -> None:
         if number <= self._deleted_below:

@@ -10,9 +10,17 @@ import signal
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 from support.envelopes import kombu_envelope
 from support.processes import MonitorProcess, RedisServer, free_port, new_monitor, wait_for
+
+from celery_monitor.receiver import reader_process
+from celery_monitor.receiver.handoff import Handoff
+from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.receiver.reader_process import RECORD, SpoolOrPipe
+from celery_monitor.receiver.redis_reader import encode_command
+from celery_monitor.receiver.spool import SpoolTailer, SpoolWriter, decode, segment_name, segments
 
 CHANNEL = "/0.celeryev/task.multi"
 
@@ -79,13 +87,25 @@ def test_a_burst_far_larger_than_the_memory_buffer_is_applied_whole(tmp_path: Pa
         server.stop()
 
 
+def spooled(spool: Path, last: bytes) -> bool:
+    """The newest segment's end holds ``last`` (the reader process spools what it reads as received)."""
+    numbers = segments(spool)
+    if not numbers:
+        return False
+    with open(spool / segment_name(numbers[-1]), "rb") as segment:
+        segment.seek(max(0, segment.seek(0, os.SEEK_END) - 65536))
+        return last in segment.read()
+
+
 def test_kill_9_during_a_burst_is_replayed_from_the_spool_once(tmp_path: Path) -> None:
     server = RedisServer(free_port(), tmp_path).start()
     monitor = new_monitor(server.url, tmp_path, "--event_spool", "--event_buffer_mb=1", "--max_tasks=1000000").start()
     tasks = 40_000
     try:
-        messages = publish_burst(server.port, tasks, "replay")
-        wait_for(lambda: receiver(monitor)["messages_received"] == messages, 60, message="the burst spooled")
+        publish_burst(server.port, tasks, "replay")
+        end = kombu_envelope(b"[]")  # a last message, found as published at the spool's end
+        redis.Redis(port=server.port).publish(CHANNEL, end)
+        wait_for(lambda: spooled(tmp_path / "monitor.db-spool", end), 60, message="the burst spooled")
         before = receiver(monitor)
         assert before["events_received"] < 3 * tasks, "the applier had already caught up: nothing to replay"
         assert monitor.metric("celery_monitor_spool_backlog_bytes") > 0
@@ -129,3 +149,56 @@ def test_a_crashed_reader_process_is_restarted_and_reported(tmp_path: Path) -> N
     finally:
         monitor.stop()
         server.stop()
+
+
+class Pipe:
+    def __init__(self) -> None:
+        self.records: list[bytes] = []
+
+    def send(self, kind: bytes, payload: bytes) -> None:
+        assert kind == RECORD
+        self.records.append(payload)
+
+
+class FullDisk(SpoolWriter):
+    """A spool whose disk refuses writes while ``full``."""
+
+    full = False
+
+    def write(self, received_at: float, data: memoryview | bytes) -> bool:
+        if self.full:
+            self.failing = OSError(28, "No space left on device")
+            return False
+        return super().write(received_at, data)
+
+
+def test_while_the_disk_refuses_the_spool_messages_go_over_the_pipe_in_order(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader process then parses what it reads itself (losing, and counting, only the message
+    cut across the switch), and goes back to the spool at a reply's start once the disk takes writes."""
+    monkeypatch.setattr(reader_process, "RETRY_SPOOL_AFTER", 0.0)
+    bodies = [b"msg-%03d" % i + b"w" * 20 for i in range(30)]
+    stream = b"".join(encode_command("pmessage", "/0.celeryev/*", "/0.celeryev/task.multi", b) for b in bodies)
+    reads = [memoryview(stream[i : i + 50]) for i in range(0, len(stream), 50)]
+    spool = FullDisk(tmp_path)
+    pipe = Pipe()
+    health = ReceiverHealth()
+    sink = SpoolOrPipe(spool, pipe, health)  # type: ignore[arg-type]  # the pipe: its send() alone
+    sink.new_stream()
+    for i, data in enumerate(reads):
+        spool.full = 8 <= i < 14
+        sink.write_raw(1.0, data)
+    handoff = Handoff()
+    tailer = SpoolTailer(tmp_path, handoff, lambda: None)
+    tailer.resume(None)
+    while tailer.step():
+        pass
+    spooled_bodies = [m.body for _, batch in handoff.take(timeout=0) for m in batch]
+    piped = [m.body for payload in pipe.records for m in decode(payload, 0)[2]]  # type: ignore[index]
+    assert piped and health.messages_received == len(piped)
+    lost = [b for b in bodies if b not in spooled_bodies + piped]
+    assert len(lost) == 1 and health.messages_dropped == 1
+    # In order: what was spooled before the disk filled, the pipe, then the spool again.
+    before = spooled_bodies[: bodies.index(lost[0])]
+    assert [*before, lost[0], *piped, *spooled_bodies[len(before) :]] == bodies
+    assert tailer.torn_records == 1  # the spool's half of the message cut across the switch

@@ -1,5 +1,6 @@
-"""The spool on its own: what the reader process appends comes out once, in order, with positions a
-restart can resume from; segments the history has flushed are deleted; a torn last record is skipped."""
+"""The spool on its own: what the reader process appends (the bytes as received, replies cut anywhere)
+comes out once, in order, with positions a restart can resume from; segments the history has flushed
+are deleted; a torn last record, or a reply a killed reader left incomplete, is skipped."""
 
 from __future__ import annotations
 
@@ -12,8 +13,20 @@ from typing import Any
 import pytest
 from support.processes import BIN
 
+from celery_monitor.receiver import spool as spool_module
 from celery_monitor.receiver.handoff import Handoff, RawMessage, SpooledBatch
-from celery_monitor.receiver.spool import SpoolError, SpoolTailer, SpoolWriter, segment_name, segments
+from celery_monitor.receiver.redis_reader import encode_command
+from celery_monitor.receiver.resp import RespSplitter
+from celery_monitor.receiver.spool import (
+    RAW,
+    SEGMENT_HEAD,
+    SpoolError,
+    SpoolTailer,
+    SpoolWriter,
+    encode,
+    segment_name,
+    segments,
+)
 
 
 def tail_all(tailer: SpoolTailer, handoff: Handoff) -> list[bytes]:
@@ -22,10 +35,20 @@ def tail_all(tailer: SpoolTailer, handoff: Handoff) -> list[bytes]:
     return [m.body for _, batch in handoff.take(timeout=0) for m in batch]
 
 
-def write(spool: Path, bodies: list[bytes], segment_bytes: int = 300) -> SpoolWriter:
+def pmessage(body: bytes) -> bytes:
+    """A pub/sub message as Redis sends it to a PSUBSCRIBE subscriber (an array of bulk strings)."""
+    return encode_command("pmessage", "/0.celeryev/*", "/0.celeryev/task.multi", body)
+
+
+def write(spool: Path, bodies: list[bytes], segment_bytes: int = 300, cut: int | None = None) -> SpoolWriter:
+    """Each message one read, or (``cut``) the stream read that many bytes at a time."""
     writer = SpoolWriter(spool, segment_bytes)
-    for body in bodies:
-        assert writer.put(1.0, [RawMessage(body)], len(body))
+    writer.new_stream()
+    stream = b"".join(pmessage(body) for body in bodies)
+    reads = [pmessage(body) for body in bodies] if cut is None else [
+        stream[i : i + cut] for i in range(0, len(stream), cut)]
+    for data in reads:
+        assert writer.write(1.0, data)
     return writer
 
 
@@ -66,13 +89,74 @@ def test_a_restart_resumes_after_the_saved_position_and_skips_a_torn_record(tmp_
         segment.write(b"\x40\x00\x00\x00partial")
     write(tmp_path, [b"d" * 50], segment_bytes=10_000).close()
 
-    # The monitor restarts having saved the position after the second record only.
-    record = batch.position[1] // 3  # three records of one size
-    saved = (1, 2 * record)
+    # The monitor restarts having saved the position after the second message only.
+    saved = (1, SEGMENT_HEAD + 2 * (RAW.size + len(pmessage(b"a" * 50))))
     again = SpoolTailer(tmp_path, handoff, lambda: None)
     again.resume(saved)
     assert tail_all(again, handoff) == [b"c" * 50, b"d" * 50]
     assert again.torn_records == 1
+
+
+def test_replies_cut_across_reads_and_segments_come_out_whole_and_every_position_resumes_exactly(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The reader spools reads as received: a reply often spans reads, and segments. Each batch's
+    position is where a fresh parser can start: a restart from any of them gives exactly the rest."""
+    monkeypatch.setattr(spool_module, "BATCH_MESSAGES", 1)
+    bodies = [b"event-%03d-" % i + b"z" * (i % 90) for i in range(60)]
+    write(tmp_path, bodies, segment_bytes=400, cut=37).close()
+    assert len(segments(tmp_path)) > 10
+    handoff = Handoff()
+    tailer = SpoolTailer(tmp_path, handoff, lambda: None)
+    tailer.resume(None)
+    while tailer.step():
+        pass
+    taken = [batch for _, batch in handoff.take(timeout=0)]
+    assert [m.body for batch in taken for m in batch] == bodies
+    assert tailer.torn_records == 0
+    for i, batch in enumerate(taken):
+        assert isinstance(batch, SpooledBatch)
+        again = SpoolTailer(tmp_path, Handoff(), lambda: None)
+        again.resume(batch.position)
+        assert tail_all(again, again.handoff) == bodies[i + 1 :], f"resumed after message {i}"
+
+
+def test_a_reply_left_incomplete_by_a_killed_reader_is_skipped_and_the_next_stream_read(tmp_path: Path) -> None:
+    writer = SpoolWriter(tmp_path)
+    writer.new_stream()
+    whole, cut = pmessage(b"first"), pmessage(b"cut short")
+    assert writer.write(1.0, whole + cut[:20])  # killed before the rest of the reply was read
+    writer.close()
+    write(tmp_path, [b"after"]).close()  # the next reader process: a new connection, a new segment
+    handoff = Handoff()
+    tailer = SpoolTailer(tmp_path, handoff, lambda: None)
+    tailer.resume(None)
+    assert tail_all(tailer, handoff) == [b"first", b"after"]
+    assert tailer.torn_records == 1
+
+
+def test_a_continued_segment_whose_start_is_gone_is_read_from_its_next_message(tmp_path: Path) -> None:
+    bodies = [b"m-%02d" % i + b"q" * 30 for i in range(20)]
+    write(tmp_path, bodies, segment_bytes=200, cut=45).close()
+    first = segments(tmp_path)[0]
+    (tmp_path / segment_name(first)).unlink()  # as if another spool's position had deleted it
+    handoff = Handoff()
+    tailer = SpoolTailer(tmp_path, handoff, lambda: None)
+    tailer.resume(None)
+    out = tail_all(tailer, handoff)
+    assert out and out == bodies[-len(out) :] and len(out) < len(bodies)
+
+
+def test_segments_of_parsed_messages_from_an_older_version_are_replayed(tmp_path: Path) -> None:
+    with open(tmp_path / segment_name(1), "wb") as old:
+        old.write(encode(1.0, [RawMessage(b"old-1"), RawMessage(b"old-2")]) + encode(2.0, [RawMessage(b"old-3")]))
+    write(tmp_path, [b"new-1"]).close()
+    handoff = Handoff()
+    tailer = SpoolTailer(tmp_path, handoff, lambda: None)
+    tailer.resume(None)
+    assert tail_all(tailer, handoff) == [b"old-1", b"old-2", b"old-3", b"new-1"]
+    resumed = SpoolTailer(tmp_path, Handoff(), lambda: None)
+    resumed.resume((1, len(encode(1.0, [RawMessage(b"old-1"), RawMessage(b"old-2")]))))
+    assert tail_all(resumed, resumed.handoff) == [b"old-3", b"new-1"]
 
 
 def test_the_spool_is_for_this_user_alone(tmp_path: Path) -> None:
@@ -126,3 +210,17 @@ def test_a_position_saved_from_another_spool_starts_this_one_from_its_beginning(
     assert max(segments(tmp_path)) < 7
     assert tail_all(tailer, handoff) == bodies
 
+
+
+@pytest.mark.parametrize("wire", [
+    b"*3\r\n$10\r\npsubscribe\r\n$11\r\n/0.celeryev\r\n:1\r\n",  # the subscription's confirmation
+    b"*2\r\n$4\r\npong\r\n$0\r\n\r\n",  # the idle PING's answer, while subscribed
+    b"-NOPERM this user has no permissions to access one of the channels\r\n",
+    b"*4\r\n$8\r\npmessage\r\n$13\r\n/0.celeryev/*\r\n$22\r\n/0.celeryev/task.multi\r\n$3\r\n{\"}\r\n",
+    b"*2\r\n$-1\r\n:-12\r\n",
+])
+def test_each_reply_a_subscriber_gets_is_measured_as_sent(wire: bytes) -> None:
+    """Positions are counted from the replies hiredis returns: every kind must add up to its bytes."""
+    splitter = RespSplitter()
+    splitter.feed(memoryview(wire + b"*4\r\n$8\r\npmess"), 3, 100)
+    assert splitter.clean == (3, 100 + len(wire)) and splitter.pending
