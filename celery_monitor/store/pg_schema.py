@@ -52,6 +52,25 @@ class Migration:
     statements: tuple[str, ...]
 
 
+# The rows a statement changed, as (name, state, worker, +1 or -1) per row.
+_COUNT_CHANGES = {
+    "insert": "SELECT name, state, worker, 1 FROM new_rows",
+    "update": "SELECT name, state, worker, 1 FROM new_rows UNION ALL SELECT name, state, worker, -1 FROM old_rows",
+    "delete": "SELECT name, state, worker, -1 FROM old_rows",
+}
+
+
+def _count_change(changes: str) -> str:
+    """SQL: add ``changes`` (rows of name, state, worker, delta) to task_counts, one upsert per group.
+
+    The key is the three values as a JSON array: it tells NULL from any text (a NUL-free text column
+    has no spare value to stand for NULL)."""
+    return ("INSERT INTO task_counts (key, name, state, worker, n) "
+            "SELECT json_build_array(name, state, worker)::text, name, state, worker, sum(d) "
+            f"FROM ({changes}) AS c(name, state, worker, d) GROUP BY name, state, worker HAVING sum(d) <> 0 "
+            "ON CONFLICT (key) DO UPDATE SET n = task_counts.n + excluded.n;")
+
+
 def _sort_indexes() -> tuple[str, ...]:
     return tuple(f"CREATE INDEX tasks_{key} ON tasks ({key} NULLS FIRST, seq)" for key in SORT_KEYS if key != "uuid")
 
@@ -146,9 +165,39 @@ MIGRATIONS: tuple[Migration, ...] = (
             kind text NOT NULL, name text NOT NULL, body text NOT NULL, PRIMARY KEY (kind, name)
         )""",
     )),
+    # The dashboard's task table sorts by received, newest first, and filters by state, task name or
+    # worker: with (filter, received, seq) the page is the index's first rows; with the sort key's
+    # index alone, a rare name or worker meant walking most of the history (seconds at 10,000,000).
+    # Migrations 6 and 7 may be applied again over their own work (a test rewinds schema_version).
+    Migration(6, "indexes for the task table's filters sorted by received", tuple(
+        f"CREATE INDEX IF NOT EXISTS tasks_{column}_received ON tasks ({column}, received NULLS FIRST, seq)"
+        for column in ("state", "name", "worker"))),
+    # Exact totals of the task table's filters without counting rows: the tasks per (name, state,
+    # worker), kept by statement-level triggers from each statement's changed rows (one grouped
+    # upsert per batch, not per row). Counting a common name's 2,500,000 index entries took ~0.5 s.
+    Migration(7, "task counts by name, state and worker, kept by triggers", (
+        """CREATE TABLE IF NOT EXISTS task_counts (
+            key text PRIMARY KEY,
+            name text COLLATE "C", state text COLLATE "C", worker text COLLATE "C",
+            n bigint NOT NULL
+        )""",
+        *(f"""CREATE OR REPLACE FUNCTION cm_count_{event}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            {_count_change(sql)}
+            RETURN NULL;
+        END $$""" for event, sql in _COUNT_CHANGES.items()),
+        *(f"DROP TRIGGER IF EXISTS tasks_count_{event} ON tasks" for event in _COUNT_CHANGES),
+        *(f"CREATE TRIGGER tasks_count_{event} AFTER {event.upper()} ON tasks REFERENCING {tables} "
+          f"FOR EACH STATEMENT EXECUTE FUNCTION cm_count_{event}()"
+          for event, tables in (("insert", "NEW TABLE AS new_rows"), ("update", "OLD TABLE AS old_rows NEW TABLE AS "
+                                "new_rows"), ("delete", "OLD TABLE AS old_rows"))),
+        # Writers wait from the triggers' (re)creation to the commit: the counts start exact.
+        "DELETE FROM task_counts",
+        _count_change("SELECT name, state, worker, 1 FROM tasks"),
+    )),
 )
 LATEST = MIGRATIONS[-1].version
-OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine", "failures")
+OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine", "failures", "task_counts")
 
 
 def _current(conn: psycopg.Connection[Any]) -> int:
