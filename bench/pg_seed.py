@@ -126,8 +126,12 @@ def seed_history(database: str, tasks: int, factory: StreamFactory, log: Any = p
         _build(conn, [index for index in indexes if index not in slow], log)
         builder.join()
         conn.execute("ALTER TABLE tasks ENABLE TRIGGER USER")
-        conn.execute("TRUNCATE failures, task_counts")  # then filled as their migrations fill them
-        for version in (3, 7):
+        # Then filled as their migrations fill them, the counts once at the end.
+        conn.execute("TRUNCATE failures, task_counts, failure_counts")
+        conn.execute("ALTER TABLE failures DISABLE TRIGGER USER")
+        conn.execute(pg_schema.MIGRATIONS[2].statements[-1])
+        conn.execute("ALTER TABLE failures ENABLE TRIGGER USER")
+        for version in (7, 8):
             conn.execute(pg_schema.MIGRATIONS[version - 1].statements[-1])
         conn.execute("VACUUM ANALYZE tasks")
         conn.execute("VACUUM ANALYZE failures")
