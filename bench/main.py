@@ -107,7 +107,7 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument("--pg-history", type=int, metavar="TASKS",
                         help="instead: ours on PostgreSQL with this many tasks of history (writes "
                              "results/postgresql.md; 10,000,000 for the targets)")
-    parser.add_argument("--pg-rates", default="4000,8000,16000,32000",
+    parser.add_argument("--pg-rates", default="2000,4000,8000,16000,32000",
                         help="comma-separated ingest rates of the PostgreSQL section (task events/s)")
     parser.add_argument("--pg-keep", action="store_true",
                         help="keep the PostgreSQL history database for later runs, and reuse one that holds "
