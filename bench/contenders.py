@@ -144,15 +144,17 @@ class Contender:
 class OurMonitor(Contender):
     label = "celery-monitor"
 
-    def __init__(self, broker: str, workdir: Path, max_tasks: int, db: Path | None = None) -> None:
+    def __init__(self, broker: str, workdir: Path, max_tasks: int, db: Path | str | None = None,
+                 extra: list[str] | None = None) -> None:
         super().__init__(broker, workdir)
         self.max_tasks = max_tasks
-        self.db = db or workdir / "monitor.db"
+        self.db = db or workdir / "monitor.db"  # a file, or a postgresql:// URL
+        self.extra = extra or []
 
     def command(self) -> list[str]:
         return [str(VENV_BIN / "celery-monitor"), f"--broker={self.broker}", f"--port={self.port}",
                 "--address=127.0.0.1", "--unauthenticated_api", f"--db={self.db}", f"--max_tasks={self.max_tasks}",
-                "--logging=warning", "--event_spool"]  # the reader process and its spool, on Redis
+                "--logging=warning", "--event_spool", *self.extra]  # the reader process and its spool, on Redis
 
 
 class Flower(Contender):

@@ -20,9 +20,12 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import brokers
 import measure
+import pg_history
+import pg_seed
 import report
 import seed
 import soak
@@ -56,6 +59,9 @@ class Config:
     history_cache: Path | None = None
     soak_minutes: float | None = None
     soak_rate: int = 2_000
+    pg_history: int | None = None
+    pg_rates: list[int] = field(default_factory=list)
+    pg_keep: bool = False
 
 
 MODES = {
@@ -98,6 +104,14 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument("--soak", type=float, metavar="MINUTES",
                         help="instead: the steady run, ours only, for this many minutes (writes results/soak.md)")
     parser.add_argument("--soak-rate", type=int, default=2_000, help="task events/s of the steady run")
+    parser.add_argument("--pg-history", type=int, metavar="TASKS",
+                        help="instead: ours on PostgreSQL with this many tasks of history (writes "
+                             "results/postgresql.md; 10,000,000 for the targets)")
+    parser.add_argument("--pg-rates", default="2000,4000,8000,16000,32000",
+                        help="comma-separated ingest rates of the PostgreSQL section (task events/s)")
+    parser.add_argument("--pg-keep", action="store_true",
+                        help="keep the PostgreSQL history database for later runs, and reuse one that holds "
+                             "--pg-history tasks")
     args = parser.parse_args(argv)
     mode = args.mode or "full"
     values = dict(MODES[mode])
@@ -119,6 +133,9 @@ def parse_args(argv: list[str]) -> Config:
     config.history_cache = args.history_cache
     config.soak_minutes = args.soak
     config.soak_rate = args.soak_rate
+    config.pg_history = args.pg_history
+    config.pg_rates = ints(args.pg_rates)
+    config.pg_keep = args.pg_keep
     return config
 
 
@@ -495,10 +512,30 @@ def main(argv: list[str] | None = None) -> None:
         with workdir() as path:
             soak.soak(path, config.soak_minutes, config.soak_rate, 100_000, output)
         return
-    if FLOWER in config.contenders:
-        ensure_flower()
     command = "bench/run " + " ".join(sys.argv[1:] if argv is None else argv)
     started = time.time()
+    if config.pg_history is not None:
+        output = config.output if config.output != RESULTS / "latest.md" else RESULTS / "postgresql.md"
+        with workdir() as path:
+            bench = Bench(config, path)
+            bench.sample_load()
+            pg_history.PgHistory(bench, config.pg_history, config.pg_keep, config.pg_rates, log).run()
+            bench.sample_load()
+        write(bench, output, render=report.render_ours, header=[
+            f"# Benchmark: celery-monitor on PostgreSQL, {config.pg_history:,} tasks",
+            "",
+            f"Command: `{command.strip()}`; finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+            f" after {(time.time() - started) / 60:.1f} min.",
+            f"Machine: {machine()[0]}; {pg_server()}, its default settings (shared_buffers 128 MB) on the same "
+            f"machine; load average (1 min) during the run: {min(bench.loads):.1f}-{max(bench.loads):.1f} "
+            "(other work shares the machine).",
+            "Latencies: sequential requests (--latency-runs each, after one warm-up), median and 95th percentile; "
+            "target: under 100 ms at p95 (issue #18). Ingest: the bench's Redis stream (see README), published to "
+            "a private redis-server; target: 30,000 task events/s written to PostgreSQL.",
+        ])
+        return
+    if FLOWER in config.contenders:
+        ensure_flower()
     with workdir() as path:
         bench = Bench(config, path)
         bench.sample_load()
@@ -526,11 +563,21 @@ def main(argv: list[str] | None = None) -> None:
         f" (ours); the large history is written through our SQLiteStore.write in bulk, not published"
         + (" (a copy kept from an earlier seeding, --history-cache)." if bench.reused_history else "."),
     ]
-    table = report.render(bench.rows, header)
+    write(bench, config.output, header)
+
+
+def write(bench: Bench, output: Path, header: list[str], render: Any = report.render) -> None:
+    table = render(bench.rows, header)
     print(table)
-    config.output.parent.mkdir(parents=True, exist_ok=True)
-    config.output.write_text(table)
-    log(f"wrote {config.output}")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(table)
+    log(f"wrote {output}")
+
+
+def pg_server() -> str:
+    with pg_seed.connect("postgres") as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return f"PostgreSQL {row[0] if row else '?'}"
 
 
 if __name__ == "__main__":

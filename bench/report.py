@@ -65,3 +65,16 @@ def render(rows: list[Row], header: list[str]) -> str:
         lines.append(f"| {metric} | {' | '.join(cells)} | {_ratio(row, OURS, FLOWER)} | "
                      f"{_ratio(row, OURS, CEILING) if row.higher_is_better else ''} |")
     return "\n".join(lines) + "\n"
+
+
+def render_ours(rows: list[Row], header: list[str]) -> str:
+    """A table of ours alone (sections measured on ours only, as the PostgreSQL one)."""
+    lines = [*header, ""]
+    section = None
+    for row in rows:
+        if row.section != section:
+            section = row.section
+            lines += ["", f"### {section}", "", f"| Measurement | {OURS} |", "|---|---:|"]
+        metric = row.metric + (f" ({row.note})" if row.note else "")
+        lines.append(f"| {metric} | {_format(row.values.get(OURS), row.unit)} |")
+    return "\n".join(lines) + "\n"

@@ -16,13 +16,18 @@ Rows = Callable[[str, Sequence[Any]], list[Any]]
 # A group's page, the latest first: read in the order of the failures_group index.
 GROUP_TASKS = ("SELECT uuid, data FROM failures WHERE name = %s AND exception_type = %s "
                "ORDER BY failed DESC, seq DESC LIMIT %s OFFSET %s")
-# Every group's totals from the failures_group index alone; the window's counts from failures_failed.
-GROUPS = ("SELECT name, exception_type, count(*), min(failed), max(failed) FROM failures "
-          "GROUP BY name, exception_type ORDER BY count(*) DESC, max(failed) DESC LIMIT %s")
+# Every group's size from failure_counts (pg_schema, migration 8), its first and last failure from
+# two seeks in the failures_group index; the window's counts from failures_failed.
+_GROUP = "FROM failures f WHERE f.name = c.name AND f.exception_type = c.exception_type"
+GROUPS = (f"SELECT c.name, c.exception_type, c.n, (SELECT min(f.failed) {_GROUP}), "
+          f"(SELECT max(f.failed) {_GROUP}) AS last FROM failure_counts c "
+          "WHERE c.n > 0 ORDER BY c.n DESC, last DESC LIMIT %s")
 WINDOW = ("SELECT name, exception_type, floor((failed - %s) / %s)::integer, count(*) FROM failures "
           "WHERE failed >= %s GROUP BY 1, 2, 3")
+# One statement for a batch (the triggers of failure_counts then run once, not once per failure).
 _UPSERT = (
-    "INSERT INTO failures (uuid, name, exception_type, failed, data) VALUES (%s, %s, %s, %s, %s) "
+    "INSERT INTO failures (uuid, name, exception_type, failed, data) "
+    "SELECT * FROM unnest(%s::text[], %s::text[], %s::text[], %s::float8[], %s::text[]) "
     "ON CONFLICT (uuid) DO UPDATE SET name = excluded.name, exception_type = excluded.exception_type, "
     "failed = excluded.failed, data = excluded.data"
 )
@@ -35,16 +40,16 @@ def _text(value: str) -> str:
 def write(conn: psycopg.Connection[Any], rows: list[FailureRow], others: list[str]) -> None:
     """Inside the writer's transaction: failed tasks in, tasks no longer failed out."""
     if rows:
-        with conn.cursor() as cursor:
-            cursor.executemany(_UPSERT, [(_text(uuid), _text(name), _text(kind), failed, orjson.dumps(task).decode())
-                                         for uuid, name, kind, failed, task in rows])
+        columns = zip(*[(_text(uuid), _text(name), _text(kind), failed, orjson.dumps(task).decode())
+                        for uuid, name, kind, failed, task in rows], strict=True)
+        conn.execute(_UPSERT, [list(column) for column in columns])
     if others:
         conn.execute("DELETE FROM failures WHERE uuid = ANY(%s)", ([_text(uuid) for uuid in others],))
 
 
 def trim(conn: psycopg.Connection[Any], keep: int) -> int:
     """Delete the oldest failures beyond ``keep``; how many went."""
-    row = conn.execute("SELECT count(*) FROM failures").fetchone()
+    row = conn.execute("SELECT coalesce(sum(n), 0) FROM failure_counts").fetchone()
     count = int(row[0]) if row else 0
     if count <= keep:
         return 0
@@ -110,9 +115,9 @@ def tasks(rows: Rows, name: str, kind: str, limit: int | None, offset: int) -> l
 
 
 def count(rows: Rows, name: str, kind: str) -> int:
-    found = rows("SELECT count(*) FROM failures WHERE name = %s AND exception_type = %s", (_text(name), _text(kind)))
-    return int(found[0][0])
+    found = rows("SELECT n FROM failure_counts WHERE name = %s AND exception_type = %s", (_text(name), _text(kind)))
+    return int(found[0][0]) if found else 0
 
 
 def total(rows: Rows) -> int:
-    return int(rows("SELECT count(*) FROM failures", ())[0][0])
+    return int(rows("SELECT coalesce(sum(n), 0) FROM failure_counts", ())[0][0])

@@ -23,6 +23,7 @@ one JSON text. What differs, and why:
 from __future__ import annotations
 
 import ast
+import dataclasses
 import logging
 import threading
 import time
@@ -63,6 +64,8 @@ WRITE_LOCK_KEY = 0x43_4D_4F_4E_02  # pg_advisory_xact_lock key of task writes
 OWNER_LOCK_KEY = 0x43_4D_4F_4E_03  # after the migrations (01) and the writes (02)
 OWNER_PATIENCE = 5.0  # seconds a starting monitor waits for one that is stopping
 TRIM_CHUNK = 1000
+# From this offset on, a page's seqs are found first (an index-only walk) and its rows read after.
+DEEP_PAGE = 1000
 FIRST_SEEN = "coalesce(sent, received, started, timestamp)"  # a task's age, as the SQLite store's
 CONNECT_TIMEOUT = 10
 # How soon a connection notices that the other end has vanished without closing it (a lost host, a
@@ -641,8 +644,28 @@ class PostgresStore:
         return dict(self._rows("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (wanted,)))
 
     def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
+        if query.limit is not None and query.offset >= DEEP_PAGE:
+            with self.snapshot():  # the total and the page from one snapshot
+                return self._deep_seqs(query, excluding)
         sql, params = self.query_sql(query, excluding, select="SELECT seq FROM tasks")
         return [row[0] for row in self._rows(sql, params)]
+
+    def _deep_seqs(self, query: TaskQuery, excluding: Sequence[int]) -> list[int]:
+        """A deep page's seqs. Rows skipped by an offset are still walked, one index entry each: a page
+        past the middle is read from the other end (the reverse order, then reversed), so the worst
+        page walks half the matches, and the last pages (the table's "last" button) hardly any."""
+        assert query.limit is not None
+        total = self.count_tasks(query, excluding)
+        remaining = total - query.offset
+        if remaining <= 0:
+            return []
+        flip = query.offset > remaining
+        if flip:  # position p of the order is position total - 1 - p of the reverse order
+            query = dataclasses.replace(query, descending=not query.descending,
+                                        offset=max(0, remaining - query.limit), limit=min(query.limit, remaining))
+        sql, params = self.query_sql(query, excluding, select="SELECT seq FROM tasks")
+        seqs = [row[0] for row in self._rows(sql, params)]
+        return seqs[::-1] if flip else seqs
 
     def tasks_in_order(self, seqs: Sequence[int]) -> list[tuple[int, TaskDict]]:
         """These tasks with their seqs, in the order given; those deleted meanwhile are left out."""
@@ -651,15 +674,41 @@ class PostgresStore:
         return self._fetch_tasks(sql, (list(seqs),))
 
     def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
+        if query.limit is not None and query.offset >= DEEP_PAGE:
+            # The page's seqs from the order's index alone, then its rows: reading the row of every
+            # task the offset skips (as LIMIT ... OFFSET does) took seconds at 10,000,000 tasks.
+            with self.snapshot():
+                return [task for _, task in self.tasks_in_order(self._deep_seqs(query, excluding))]
         sql, params = self.query_sql(query, excluding)
         return [task for _, task in self._fetch_tasks(sql, params)]
 
     def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> int:
+        if query.search.expression is None and query.received_start is None and query.received_end is None:
+            return self._counted(query, excluding)
         where, params = self._where(query, excluding)
-        if not where:
-            return self.task_count()
         row = self._row(f"SELECT count(*) FROM tasks{where}", params)
         return int(row[0]) if row else 0
+
+    def _counted(self, query: TaskQuery, excluding: Sequence[int]) -> int:
+        """The total of a query filtering by name, state and worker only, from ``task_counts``
+        (pg_schema, migration 7): a sum over a few hundred rows at most, not a count of the tasks."""
+        clauses: list[str] = []
+        params: list[Any] = []
+        for column, wanted in (("worker", query.workers), ("name", query.names), ("state", query.states)):
+            if wanted:
+                clause, values = _any_of(column, self.values_folding_to(column, wanted))
+                clauses.append(clause)
+                params.extend(values)
+        if not clauses:
+            total = self.task_count()
+        else:
+            row = self._row(f"SELECT coalesce(sum(n), 0) FROM task_counts WHERE {' AND '.join(clauses)}", params)
+            total = int(row[0]) if row else 0
+        if excluding:  # rows known to be stale are left out of the total, as from the page
+            where = " AND ".join([*clauses, "seq = ANY(%s)"])
+            row = self._row(f"SELECT count(*) FROM tasks WHERE {where}", [*params, list(excluding)])
+            total -= int(row[0]) if row else 0
+        return total
 
     def task_count(self) -> int:
         low, high = self._row(_SEQ_RANGE) or (None, None)
@@ -677,8 +726,8 @@ class PostgresStore:
         return sorted(names)  # code point order, as SQLite's
 
     def state_counts(self) -> dict[str, int]:
-        sql = "SELECT state, count(*) FROM tasks WHERE state IS NOT NULL GROUP BY state"
-        return {state: count for state, count in self._rows(sql) if state}
+        sql = "SELECT state, sum(n) FROM task_counts WHERE state IS NOT NULL GROUP BY state HAVING sum(n) > 0"
+        return {state: int(count) for state, count in self._rows(sql) if state}
 
     def load_workers(self) -> list[dict[str, Any]]:
         workers = []

@@ -31,6 +31,7 @@ FIELDS = {
     "gitlab_auth_allowed_groups": "spec.auth.oauth2.gitlabGroups",
     "trusted_proxies": "spec.trustedProxies",
     "max_tasks": "spec.retention.maxTasks",
+    "max_task_age": "spec.retention.maxTaskAge",
     "max_workers": "spec.retention.maxWorkers",
     "purge_offline_workers": "spec.retention.purgeOfflineWorkers",
     "url_prefix": "spec.ingress.pathPrefix or spec.httpRoute.pathPrefix",

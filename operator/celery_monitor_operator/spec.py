@@ -153,6 +153,7 @@ class Persistence:
 @dataclasses.dataclass(frozen=True)
 class Retention:
     max_tasks: int = DEFAULT_MAX_TASKS
+    max_task_age: str | None = None  # as the monitor's --max_task_age takes it: 7d, 12h, 30m, seconds
     max_workers: int = DEFAULT_MAX_WORKERS
     purge_offline_workers: int | None = None
 

@@ -18,6 +18,7 @@ from typing import Any
 
 from kubernetes.utils import quantity
 
+from celery_monitor import values
 from celery_monitor_operator import naming, spec, spec_reader
 
 # Reasons, as they appear on the Reconciled condition (spec_reader.INVALID_SPEC is the general one).
@@ -175,12 +176,29 @@ def _persistence(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Per
     )
 
 
+def _task_age(reader: spec_reader.Reader, data: Mapping[str, Any], key: str, path: str) -> str | None:
+    """A duration as the monitor reads it (its own parser: the two cannot disagree), at least a second."""
+    value = reader.string(data, key, path)
+    if value is None:
+        return None
+    try:
+        seconds = values.parse_duration(value)
+    except values.BadValue as error:
+        reader.problem(f"{path}.{key}: {error}")
+        return None
+    if not seconds >= 1:
+        reader.problem(f"{path}.{key}: must be at least 1 second, got {value!r}")
+        return None
+    return value.strip()
+
+
 def _retention(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Retention:
     data = reader.mapping(raw, "retention", "spec")
     path = "spec.retention"
     return spec.Retention(
         max_tasks=_or(reader.integer(data, "maxTasks", path, spec.DEFAULT_MAX_TASKS, minimum=1),
                       spec.DEFAULT_MAX_TASKS),
+        max_task_age=_task_age(reader, data, "maxTaskAge", path),
         max_workers=_or(reader.integer(data, "maxWorkers", path, spec.DEFAULT_MAX_WORKERS, minimum=1),
                         spec.DEFAULT_MAX_WORKERS),
         purge_offline_workers=reader.integer(data, "purgeOfflineWorkers", path, None, minimum=1),

@@ -149,7 +149,7 @@ def test_the_disruption_budget_keeps_one_replica_of_the_monitor_serving() -> Non
 def test_retention_auth_and_prefix_become_monitor_options() -> None:
     monitor = make_monitor({
         "broker": {"url": "redis://r/0"},
-        "retention": {"maxTasks": 5000, "maxWorkers": 50, "purgeOfflineWorkers": 600},
+        "retention": {"maxTasks": 5000, "maxWorkers": 50, "maxTaskAge": "7d", "purgeOfflineWorkers": 600},
         "auth": {"readOnly": True, "oauth2": {"provider": "github", "clientId": "cid",
                                               "clientSecretRef": {"name": "gh"}, "emailRegex": ".*@x.org"}},
         "ingress": {"enabled": True, "pathPrefix": "/celery"},
@@ -160,7 +160,7 @@ def test_retention_auth_and_prefix_become_monitor_options() -> None:
     assert container["command"] == ["celery-monitor"]
     assert container["args"] == [
         "--port=5555", "--db=/data/celery-monitor.db", "--max_tasks=5000", "--max_workers=50",
-        "--purge_offline_workers=600", "--url_prefix=celery", "--xheaders=True",
+        "--max_task_age=7d", "--purge_offline_workers=600", "--url_prefix=celery", "--xheaders=True",
         f"--trusted_proxies={','.join(spec.DEFAULT_TRUSTED_PROXIES)}", "--read_only=True",
         "--metrics_auth=any", "--auth_provider=github", "--oauth2_key=cid", "--auth=.*@x.org", "--natural_time=true",
     ]

@@ -106,6 +106,9 @@ def _retention() -> s.Schema:
     return s.obj("How much the monitor keeps.", {
         "maxTasks": s.integer("Tasks kept before the oldest are dropped (--max_tasks).",
                               default=spec.DEFAULT_MAX_TASKS, minimum=1),
+        "maxTaskAge": s.string("Tasks first seen longer ago than this are deleted, oldest first, failures too "
+                               "(--max_task_age): a number of seconds, or with one unit letter: 45s, 30m, 12h, "
+                               "7d, 2w. Kept whatever their age when absent."),
         "maxWorkers": s.integer("Workers kept (--max_workers).", default=spec.DEFAULT_MAX_WORKERS, minimum=1),
         "purgeOfflineWorkers": s.integer("Forget workers offline for this many seconds "
                                          "(--purge_offline_workers).", minimum=1),

@@ -44,6 +44,8 @@ def monitor_args(monitor: spec.CeleryMonitorResource) -> list[str]:
         f"--max_tasks={desired.retention.max_tasks}",
         f"--max_workers={desired.retention.max_workers}",
     ]
+    if desired.retention.max_task_age is not None:
+        args.append(f"--max_task_age={desired.retention.max_task_age}")
     if desired.retention.purge_offline_workers is not None:
         args.append(f"--purge_offline_workers={desired.retention.purge_offline_workers}")
     if desired.url_prefix != spec.DEFAULT_PATH_PREFIX:
