@@ -241,3 +241,13 @@ def test_the_history_lets_its_page_cache_go_once_idle(tmp_path: Path, monkeypatc
         assert writer.releases == 1  # once per busy spell
     finally:
         store.close()
+
+
+def test_the_reader_process_loads_no_broker_client_library() -> None:
+    """It reads Redis over a bare socket: redis-py, py-amqp and kombu would be 20 MB resident for nothing."""
+    import subprocess
+
+    code = ("import sys, celery_monitor.receiver.reader_process, celery_monitor.receiver.redis_reader; "
+            "print(sorted({'redis', 'amqp', 'kombu', 'celery'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == "[]"
