@@ -37,6 +37,11 @@ from celery_monitor.supervision import Loop
 
 log = logging.getLogger(__name__)
 CHUNK_MESSAGES = 2000
+# Changed tasks queued for the store writer's next flush beyond which the applier waits for that
+# flush to start (a second at most each time) before applying more: a burst waits as raw bytes (the
+# spool, the hand-off), not as decoded tasks, and the memory it takes here stays bounded.
+WRITE_AHEAD_TASKS = 2000
+WRITE_AHEAD_WAIT = 1.0
 APPLY_ERROR_LOG_INTERVAL = 10.0
 RELEASE_MEMORY_EVERY = 5.0  # seconds between returns of freed memory to the OS while events flow
 RELEASE_MEMORY_FOR = 60.0  # ... and for this long after the last event
@@ -162,6 +167,7 @@ class Applier(threading.Thread):
             self._apply_chunk(chunk)
 
     def _apply_chunk(self, items: list[tuple[float, list[RawMessage]]]) -> None:
+        self.writer.wait_for_room(WRITE_AHEAD_TASKS, WRITE_AHEAD_WAIT)
         self.loop.beat()
         dirty_tasks: dict[str, TaskRecord] = {}
         dirty_workers: dict[str, WorkerRecord] = {}

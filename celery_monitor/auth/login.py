@@ -15,7 +15,6 @@ import secrets
 import time
 from pathlib import Path
 
-from authlib.integrations.base_client import MismatchingStateError, OAuthError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
@@ -99,6 +98,9 @@ async def callback(request: Request) -> Response:
         return response
     provider = config.provider.name
     client = oauth_client.client_for(config)
+    # Here, not at the top: Authlib is loaded only by a monitor with OAuth sign-in (oauth/client.py).
+    from authlib.integrations.base_client import MismatchingStateError, OAuthError
+
     try:
         token = await client.authorize_access_token(request)
         emails = await providers.candidate_emails(client, token, config.provider)

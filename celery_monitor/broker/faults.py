@@ -15,22 +15,19 @@ import errno
 import re
 import socket
 import ssl
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlparse
 
-import amqp.exceptions
-import kombu.exceptions
-import redis.exceptions
-
-# The reasons, in the order they are exported.
-UNREACHABLE = "unreachable"  # nothing answers: refused, no route, unknown host, connect timeout
-TLS = "tls"  # the TLS handshake failed: a certificate not trusted, a port that does not speak TLS
-AUTH = "auth"  # the broker refused the login
-HANDSHAKE = "handshake"  # the broker answered but refused or broke off the session (vhost, protocol)
-LOST = "lost"  # an established event stream ended
-ERROR = "error"  # not a broker fault: an unexpected exception of ours
-REASONS = (UNREACHABLE, TLS, AUTH, HANDSHAKE, LOST, ERROR)
+# The reasons live apart (the reader process needs them without the broker clients); named here too.
+from celery_monitor.broker.reasons import AUTH as AUTH
+from celery_monitor.broker.reasons import ERROR as ERROR
+from celery_monitor.broker.reasons import HANDSHAKE as HANDSHAKE
+from celery_monitor.broker.reasons import LOST as LOST
+from celery_monitor.broker.reasons import REASONS as REASONS
+from celery_monitor.broker.reasons import TLS as TLS
+from celery_monitor.broker.reasons import UNREACHABLE as UNREACHABLE
 
 # Where a connection was when it failed: the same timeout means "nothing answers" while connecting
 # and "this port does not speak TLS" during the TLS handshake.
@@ -39,9 +36,22 @@ CONNECT, TLS_HANDSHAKE, LOGIN, STREAM = "connect", "tls", "login", "stream"
 DEFAULT_PORTS = {"amqp": 5672, "pyamqp": 5672, "amqps": 5671, "redis": 6379, "rediss": 6379}
 _AUTH_REPLY = re.compile(r"WRONGPASS|NOAUTH|invalid password|invalid username|ACCESS_REFUSED|AUTH failed", re.I)
 _UNREACHABLE_ERRNOS = {errno.ECONNREFUSED, errno.EHOSTUNREACH, errno.ENETUNREACH, errno.EHOSTDOWN, errno.ENOENT}
-_BROKER_ERRORS: tuple[type[BaseException], ...] = (
-    OSError, EOFError, kombu.exceptions.KombuError, amqp.exceptions.AMQPError, redis.exceptions.RedisError,
-)
+
+
+class _NotLoaded(Exception):
+    """Stands for a broker client's exception class whose module is not loaded: nothing raised it."""
+
+
+def _client_error(module: str, name: str) -> type[BaseException]:
+    """A broker client's exception class, looked up only if its module is loaded, so the clients are
+    not imported here: the reader process (which needs none of them) classifies its faults too."""
+    found = getattr(sys.modules.get(module), name, None)
+    return found if isinstance(found, type) and issubclass(found, BaseException) else _NotLoaded
+
+
+def _broker_errors() -> tuple[type[BaseException], ...]:
+    return (OSError, EOFError, _client_error("kombu.exceptions", "KombuError"),
+            _client_error("amqp.exceptions", "AMQPError"), _client_error("redis.exceptions", "RedisError"))
 
 
 class LoginRefused(ConnectionError):
@@ -88,8 +98,8 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 def _text(exc: BaseException) -> str:
     if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
         return f"certificate verify failed: {exc.verify_message}"
-    if isinstance(exc, amqp.exceptions.AMQPError) and exc.reply_text:
-        return str(exc.reply_text)
+    if isinstance(exc, _client_error("amqp.exceptions", "AMQPError")) and getattr(exc, "reply_text", None):
+        return str(exc.reply_text)  # type: ignore[attr-defined]
     text = " ".join(str(exc).split())
     return text or type(exc).__name__
 
@@ -105,9 +115,13 @@ def _tls_hint(text: str) -> str:
 def classify(exc: BaseException, where: str, phase: str = CONNECT) -> BrokerFault:
     """The reason and an actionable sentence for ``exc``, raised at ``where`` (host:port) in ``phase``."""
     chain = list(_chain(exc))
+    refused = (LoginRefused, _client_error("amqp.exceptions", "AccessRefused"),
+               _client_error("redis.exceptions", "AuthenticationError"))
+    replied = (SessionRefused, _client_error("redis.exceptions", "ResponseError"))
+    not_allowed = (SessionRefused, _client_error("amqp.exceptions", "NotAllowed"),
+                   _client_error("amqp.exceptions", "IrrecoverableChannelError"))
     for item in chain:
-        if isinstance(item, LoginRefused | amqp.exceptions.AccessRefused | redis.exceptions.AuthenticationError) or (
-                isinstance(item, SessionRefused | redis.exceptions.ResponseError) and _AUTH_REPLY.search(str(item))):
+        if isinstance(item, refused) or (isinstance(item, replied) and _AUTH_REPLY.search(str(item))):
             return BrokerFault(AUTH, f"the broker at {where} refused the login: {_text(item)} "
                                      "(check the user name and password in the broker URL)")
     for item in chain:
@@ -129,7 +143,7 @@ def classify(exc: BaseException, where: str, phase: str = CONNECT) -> BrokerFaul
                                           "is it the broker's port (and not a TLS one, with a non-TLS URL)?")
         if isinstance(item, TimeoutError) and phase == CONNECT:
             return BrokerFault(UNREACHABLE, f"no answer from the broker at {where}: {_text(item)}")
-        if isinstance(item, SessionRefused | amqp.exceptions.NotAllowed | amqp.exceptions.IrrecoverableChannelError):
+        if isinstance(item, not_allowed):
             return BrokerFault(HANDSHAKE, f"the broker at {where} refused the session: {_text(item)}")
     # Libraries that wrap without chaining leave only their message to go by.
     text = _text(exc)
@@ -140,7 +154,7 @@ def classify(exc: BaseException, where: str, phase: str = CONNECT) -> BrokerFaul
         return BrokerFault(TLS, f"TLS handshake with {where} failed: {text}{_tls_hint(text)}")
     if "Connection refused" in text or "Name or service not known" in text:
         return BrokerFault(UNREACHABLE, f"cannot reach the broker at {where}: {text}")
-    if not isinstance(exc, _BROKER_ERRORS):
+    if not isinstance(exc, _broker_errors()):
         return BrokerFault(ERROR, f"unexpected {type(exc).__name__} talking to {where}: {text}")
     if phase == STREAM:
         return BrokerFault(LOST, f"the event stream from {where} ended: {text}")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from celery_monitor.broker.faults import REASONS
+from celery_monitor.broker.reasons import REASONS
 
 
 @dataclass(slots=True)
@@ -19,7 +19,7 @@ class ReceiverHealth:
     reconnects: int = 0
     last_event_time: float | None = None
     last_error: str | None = None
-    # Why the last connection attempt (or the stream) failed: one of broker.faults.REASONS.
+    # Why the last connection attempt (or the stream) failed: one of broker.reasons.REASONS.
     last_error_reason: str | None = None
     connected_since: float | None = None
     # Since when there has been no event stream: the first failure after the last connection (or

@@ -29,7 +29,10 @@ from celery_monitor.state.snapshots import (
 from celery_monitor.state.stats import EventStats
 from celery_monitor.states import HELD_STATES
 
-RECENT_TASKS = 20_000
+# Enough for every task in flight at tens of thousands of events a second (a task's events come
+# within seconds of each other); the others are looked up in the pending writes and the history.
+# Each record holds its task's text: more of them is memory kept for good after a burst.
+RECENT_TASKS = 5_000
 
 
 class LiveView:

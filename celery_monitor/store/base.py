@@ -100,6 +100,9 @@ class Store(Protocol):
 
     def size_bytes(self) -> int: ...
 
+    def release_memory(self) -> None:
+        """Let go of what the store caches in this process (called by the writer once it is idle)."""
+
     def set_aside(self, kind: str, key: str, problem: str, raw: bytes) -> None:
         """Keep the original of a damaged record (a task, a worker, a meta entry) and report it."""
 

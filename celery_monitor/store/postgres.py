@@ -342,6 +342,9 @@ class PostgresStore:
         """Nothing to do: PostgreSQL keeps its indexes up to date with every write."""
         return 0
 
+    def release_memory(self) -> None:
+        """Nothing to do: the server caches the pages, not this process."""
+
     def delete_workers(self, hostnames: Iterable[str]) -> None:
         with self._write_lock:
             self._write_conn().execute("DELETE FROM workers WHERE hostname = ANY(%s)",

@@ -355,6 +355,15 @@ class SQLiteStore:
         """
         return self.search_indexer.run(budget_seconds)
 
+    def release_memory(self) -> None:
+        """Empty the writer's page cache (up to its cache_size: a burst fills it, and then it stays
+        full): SQLite frees the unused pages; what the next write needs comes back from the OS's cache.
+        An in-memory history is its cache: nothing to let go."""
+        if self.path is None:
+            return
+        with self._write_lock:
+            self._writer.execute("PRAGMA shrink_memory")
+
     def delete_workers(self, hostnames: Iterable[str]) -> None:
         with self._write_lock:
             self._writer.executemany("DELETE FROM workers WHERE hostname = ?", [(h,) for h in hostnames])

@@ -1,7 +1,8 @@
 """Batched, periodic store writes off the applier path.
 
 The applier hands over changed records; this thread writes them in one transaction every
-``interval`` seconds, so a crash loses at most that interval of history.
+``interval`` seconds (sooner when the applier waits for room), so a crash loses at most that
+interval of history.
 
 When the history cannot be written (the disk is full or read-only, an I/O error), ingestion goes
 on: what was not written stays pending, visible to lookups (``/api/task/info`` keeps up), and is
@@ -11,6 +12,12 @@ pending changes are bounded: past ``pending_limit`` tasks (``--max_tasks``, at m
 (``celery_monitor_store_writes_dropped_total``): a history trimmed to ``--max_tasks`` could not keep
 more anyway. When writing works again, everything still pending is written in the next flush.
 SQLite rolls a failed transaction back whole, so the file is never left half-written.
+
+Memory: while writing works, the applier waits for room before it applies more
+(:meth:`StoreWriter.wait_for_room`): a burst then waits as raw bytes (in the spool on disk, or the
+hand-off), not as decoded tasks here, and Python's allocator does not grow for it (it seldom gives
+that back). Once nothing has been written for ``RELEASE_AFTER`` seconds, the history's page cache is
+let go (:meth:`Store.release_memory`) and the freed memory is returned to the OS.
 """
 
 from __future__ import annotations
@@ -23,6 +30,7 @@ from typing import Any
 
 import orjson
 
+from celery_monitor.state.memory import release_free_memory
 from celery_monitor.store import disk
 from celery_monitor.store.base import Store, TaskDict
 from celery_monitor.supervision import Loop, ThrottledLog
@@ -31,6 +39,7 @@ log = logging.getLogger(__name__)
 MAX_PENDING_TASKS = 50_000
 SPOOL_POSITION = "spool_position"  # the meta key: where in the spool the history ends
 RETRY_MAX = 10.0  # seconds between two attempts at most while writing fails
+RELEASE_AFTER = 2.0  # seconds without a write after which memory is let go (then at most this often)
 # Progress is marked at every pass (every ``interval``); a flush of a large backlog or a trim can
 # take seconds on a slow disk, but five minutes without a pass is a stuck writer.
 STALL_AFTER = 300.0
@@ -76,6 +85,7 @@ class StoreWriter(threading.Thread):
         # only this run's (RabbitMQ delivery tags a shared queue acknowledges once committed).
         self.saves_position = True
         self._stop_event = threading.Event()
+        self._wake = threading.Event()  # flush now: the applier waits for room
         self._flushed = threading.Condition()
         self.flushes = 0
         self.last_flush: float | None = None
@@ -89,6 +99,12 @@ class StoreWriter(threading.Thread):
         self._retry_delay = interval
         self._next_attempt = 0.0
         self._next_trim = time.monotonic() + trim_every
+        # When the history last wrote something, whether its caches were let go since (search
+        # indexing fills them too) and when.
+        self._busy_at = time.monotonic()
+        self._released = False
+        self._released_at = float("-inf")
+        self.releases = 0
         self.loop = Loop("writer", critical=True, stall_after=STALL_AFTER)
         self.index_loop = Loop("search_indexer")
 
@@ -124,6 +140,21 @@ class StoreWriter(threading.Thread):
         with self._lock:
             return {**self._writing, **self._tasks} if self._tasks else dict(self._writing)
 
+    def wait_for_room(self, limit: int, timeout: float) -> bool:
+        """Block while ``limit`` changed tasks or more are queued for the next flush (the one being
+        written aside), for at most ``timeout`` seconds; True when there is room. The writer is woken
+        to flush at once. Only while it runs and writing works: when writing fails, ingestion goes on
+        in memory (up to ``pending_limit``)."""
+        def room() -> bool:
+            return (len(self._tasks) < limit or not self.persisting or not self.is_alive()
+                    or self._stop_event.is_set())
+
+        with self._flushed:
+            if room():
+                return True
+            self._wake.set()
+            return self._flushed.wait_for(room, timeout)
+
     @property
     def pending_count(self) -> int:
         """Changed tasks not yet committed (queued, and being written)."""
@@ -141,8 +172,14 @@ class StoreWriter(threading.Thread):
             self._writing = tasks
             workers, self._workers = self._workers, {}
             position, self._position = self._position, None
+        if tasks:
+            with self._flushed:  # room for the applier, while these are written
+                self._flushed.notify_all()
         if position is not None and self.saves_position:
             meta[SPOOL_POSITION] = list(position)
+        if tasks or workers:
+            self._busy_at = time.monotonic()
+            self._released = False
         if tasks or workers or meta:
             try:
                 self.store.write(tasks.values(), workers.values(), meta)
@@ -211,6 +248,8 @@ class StoreWriter(threading.Thread):
                              f"(up to {self.pending_limit} tasks) and retried")
         self._retry_delay = min(self._retry_delay * 2, RETRY_MAX)
         self._next_attempt = time.monotonic() + self._retry_delay
+        with self._flushed:  # an applier waiting for room goes on (in memory) instead
+            self._flushed.notify_all()
 
     def _write_succeeded(self) -> None:
         self.last_flush = time.time()
@@ -241,27 +280,51 @@ class StoreWriter(threading.Thread):
     def index(self) -> None:
         """Between flushes, a bounded slice of search indexing (off the applier's path)."""
         with self.index_loop.guard():
-            self.store.index_search(self.index_budget)
+            if self.store.index_search(self.index_budget):
+                self._released = False  # its pages are cached again (let go every RELEASE_AFTER at most)
+
+    def release_memory(self) -> None:
+        """Once idle for ``RELEASE_AFTER`` seconds: let the history's caches go and return free memory
+        to the OS (a burst filled them; the next write reads what it needs back from the OS's cache)."""
+        now = time.monotonic()
+        if self._released or now - self._busy_at < RELEASE_AFTER or now - self._released_at < RELEASE_AFTER:
+            return
+        self._released, self._released_at = True, now
+        self.releases += 1
+        self.store.release_memory()
+        release_free_memory()
 
     # -- the thread ----------------------------------------------------------------------------
 
     def step(self) -> None:
-        """One pass: flush; while the storage takes writes, index a little and trim now and then.
+        """One pass: flush; while the storage takes writes, index a little (unless the applier waits
+        for the next flush) and trim now and then.
 
         While it refuses them, a flush is tried again only after the backoff.
         """
         if time.monotonic() < self._next_attempt or not self.flush():
             return
-        self.index()
+        if not self._wake.is_set():  # the applier waits for room: search indexing catches up later
+            self.index()
         if time.monotonic() >= self._next_trim:
             self._next_trim = time.monotonic() + self.trim_every
             with self.loop.guard("trimming"):
                 self.trim()
+        with self.loop.guard("releasing memory"):
+            self.release_memory()
+
+    def _next_step(self) -> None:
+        """Wait ``interval`` (less when the applier waits for room), then one pass."""
+        self._wake.wait(self.interval)
+        self._wake.clear()
+        if not self._stop_event.is_set():
+            self.step()
 
     def run(self) -> None:
-        self.loop.run(self.step, self._stop_event, self.interval, wait_first=True)
+        self.loop.run(self._next_step, self._stop_event, 0)
         with self.loop.guard("the last flush"):
             self.flush()
 
     def stop(self) -> None:
         self._stop_event.set()
+        self._wake.set()

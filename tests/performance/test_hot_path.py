@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from support.processes import wait_for
 
 from celery_monitor.applier.applier import Applier
 from celery_monitor.hub import Hub
@@ -191,3 +192,62 @@ def test_memory_freed_after_a_burst_is_returned(store: Store) -> None:
     assert release_free_memory()
     assert rss() - before < 20 * 2**20
     assert len(keep) == 100
+
+
+def test_a_burst_waits_before_the_applier_not_in_the_writes_pending(tmp_path: Path) -> None:
+    """The applier waits for room (a burst stays raw, in the spool or the hand-off); the writer,
+    woken, flushes at once."""
+    store = PausedStore(str(tmp_path / "history.db"))
+    writer = StoreWriter(store, interval=60)  # never on its own during this test
+    writer.start()
+    try:
+        writer.submit({f"t{i}": {"uuid": f"t{i}", "state": "SUCCESS"} for i in range(10)}, {})
+        assert writer.wait_for_room(5, timeout=10)  # the writer took them at once, not a minute later
+        assert store.writing.wait(10)
+        writer.submit({f"u{i}": {"uuid": f"u{i}", "state": "SUCCESS"} for i in range(10)}, {})
+        assert not writer.wait_for_room(5, timeout=0.05)  # queued behind a write that does not end
+        store.may_commit.set()
+        assert writer.wait_for_room(5, timeout=10)
+        wait_for(lambda: writer.pending_count == 0, 10, message="the second write")
+        assert store.task_count() == 20
+    finally:
+        store.may_commit.set()
+        writer.stop()
+        writer.join(10)
+    # Writing refused or no writer running: ingestion goes on, nothing waits.
+    assert writer.wait_for_room(0, timeout=10)
+
+
+def test_the_history_lets_its_page_cache_go_once_idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ctypes
+
+    try:
+        sqlite = ctypes.CDLL("libsqlite3.so.0")
+    except OSError:
+        pytest.skip("no shared libsqlite3 to ask how much memory SQLite holds")
+    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    store = SQLiteStore(str(tmp_path / "history.db"))
+    try:
+        monkeypatch.setattr("celery_monitor.store.writer.RELEASE_AFTER", 0.0)
+        writer = StoreWriter(store)
+        writer.submit({f"t{i}": {"uuid": f"t{i}", "state": "SUCCESS", "args": f"({i}, '{'x' * 2000}')"}
+                       for i in range(3000)}, {})
+        assert writer.flush()
+        filled = sqlite.sqlite3_memory_used()
+        writer.release_memory()
+        assert writer.releases == 1
+        assert filled - sqlite.sqlite3_memory_used() > 4 * 2**20  # the writer's cache, emptied
+        writer.release_memory()
+        assert writer.releases == 1  # once per busy spell
+    finally:
+        store.close()
+
+
+def test_the_reader_process_loads_no_broker_client_library() -> None:
+    """It reads Redis over a bare socket: redis-py, py-amqp and kombu would be 20 MB resident for nothing."""
+    import subprocess
+
+    code = ("import sys, celery_monitor.receiver.reader_process, celery_monitor.receiver.redis_reader; "
+            "print(sorted({'redis', 'amqp', 'kombu', 'celery'} & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert loaded.stdout.strip() == "[]"
