@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from support.fleet import add_vhost, delete_vhost
@@ -22,17 +23,22 @@ from support.processes import (
 
 # Directories whose tests share an expensive session fixture (a fleet of workers and monitors, Flower
 # side by side, a built wheel in fresh venvs): under pytest-xdist each runs on one worker, so the
-# fixture is built once. Other tests are spread file by file.
+# fixture is built once. Other tests are spread file by file (module-scoped fixtures stay whole).
 SHARED_SESSION_DIRS = {"access", "compat", "control", "fuzz", "release", "web"}
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    tests_dir = Path(__file__).parent
-    for item in items:
-        relative = item.path.relative_to(tests_dir)
-        top = relative.parts[0]
-        group = top if top in SHARED_SESSION_DIRS else relative.as_posix()
-        item.add_marker(pytest.mark.xdist_group(group))
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """Work units of pytest-xdist: a shared directory whole, else a file. (Its ``xdist_group`` marks
+    need the nodeid rewriting that pytest 9.2 no longer honours.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByDirectoryOrFile(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = nodeid.split("::", 1)[0]
+            parts = path.split("/")
+            return parts[1] if len(parts) > 2 and parts[1] in SHARED_SESSION_DIRS else path
+
+    return ByDirectoryOrFile(config, log)
 
 
 @pytest.fixture(scope="session")

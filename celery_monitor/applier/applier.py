@@ -232,8 +232,7 @@ class Applier(threading.Thread):
             task = self.task(uuid)
             old_state = task.state
             is_new = not task.transitions
-            if apply_task_event(task, event) is None:
-                return False  # delivered again: applied and counted the first time
+            counted = apply_task_event(task, event) is not None  # not when delivered again
             if self.redactor is not None:
                 self.redactor.apply(task, event)
             if task.state != old_state and task.state in self.notices.states:
@@ -254,10 +253,12 @@ class Applier(threading.Thread):
             if hostname and event_type != "task-sent":
                 worker = self.worker(hostname)
                 apply_worker_event(worker, event, received_at)
-                worker.counters[event_type] = worker.counters.get(event_type, 0) + 1
+                if counted:
+                    worker.counters[event_type] = worker.counters.get(event_type, 0) + 1
                 dirty_workers[hostname] = worker
-            live.record(event_type, task, event)
-            return True
+            if counted:
+                live.record(event_type, task, event)
+            return counted
         if event_type.startswith("worker-"):
             worker_name: str = event["hostname"]  # the boundary lets worker events in with a hostname only
             worker = self.worker(worker_name)

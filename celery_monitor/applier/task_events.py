@@ -20,7 +20,7 @@ _MERGE_ONLY: dict[str, frozenset[str]] = {
 
 def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str | None:
     """Apply ``event`` to ``task`` in place and return the state the event stands for; None when the
-    task's timeline already holds this very event (nothing to apply, nothing to count again).
+    task's timeline already held this very event (applied again all the same, not to be counted again).
 
     ``event`` has passed the boundary (:mod:`celery_monitor.applier.boundary`): every field it
     shares with the task has the task field's type.
@@ -30,13 +30,6 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str | None:
     hostname = event.get("hostname")
     known = EVENT_STATES.get(event_type)
     state = known or (event_type[5:].upper() if event_type.startswith("task-") else event_type.upper())
-    transitions = task.transitions
-    entry = [state, timestamp, hostname]
-    if isinstance(timestamp, int | float) and entry in transitions:
-        # The same event again: a broker redelivering what a monitor killed before its flush had
-        # read (RabbitMQ, replicas sharing a queue). Applying an event is idempotent, so it was
-        # applied in full the first time; counting it again would count it twice.
-        return None
     if known is not None:
         setattr(task, event_type[5:], timestamp)
 
@@ -62,6 +55,13 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str | None:
         extra = {k: v for k, v in event.items() if k not in _ENVELOPE_KEYS}
         if extra:
             task.custom.setdefault(state, {}).update(extra)
+    transitions = task.transitions
+    entry = [state, timestamp, hostname]
+    if isinstance(timestamp, int | float) and entry in transitions:
+        # The same event again: a broker redelivering what a monitor killed before its flush had
+        # read (RabbitMQ, replicas sharing a queue). Applying it again is harmless (and restores what
+        # a repaired row lost); the timeline keeps it once, and the counters must not count it twice.
+        return None
     if transitions and isinstance(timestamp, int | float) and (
             not isinstance(last := transitions[-1][1], int | float) or last <= timestamp):
         transitions.append(entry)  # the usual case: in order
