@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 OURS = "celery-monitor"
@@ -50,31 +51,28 @@ def _ratio(row: Row, ours: str, other: str) -> str:
     return f"{b / a:.2f}x" if a else ("∞" if b else "")
 
 
-def render(rows: list[Row], header: list[str]) -> str:
+def _tables(rows: list[Row], header: list[str], head: list[str], cells: Callable[[Row], list[str]]) -> str:
+    """One table per section, each opened by ``head``; a row's cells after its measurement."""
     lines = [*header, ""]
     section = None
     for row in rows:
         if row.section != section:
             section = row.section
-            lines += ["", f"### {section}", "",
-                      f"| Measurement | {CEILING} | Flower 2.2 | {OURS} | ours vs Flower (>1: better) "
-                      "| ours ÷ ceiling |",
-                      "|---|---:|---:|---:|---:|---:|"]
-        cells = [_format(row.values.get(c), row.unit) for c in COLUMNS]
+            lines += ["", f"### {section}", "", *head]
         metric = row.metric + (f" ({row.note})" if row.note else "")
-        lines.append(f"| {metric} | {' | '.join(cells)} | {_ratio(row, OURS, FLOWER)} | "
-                     f"{_ratio(row, OURS, CEILING) if row.higher_is_better else ''} |")
+        lines.append(f"| {metric} | {' | '.join(cells(row))} |")
     return "\n".join(lines) + "\n"
+
+
+def render(rows: list[Row], header: list[str]) -> str:
+    head = [f"| Measurement | {CEILING} | Flower 2.2 | {OURS} | ours vs Flower (>1: better) | ours ÷ ceiling |",
+            "|---|---:|---:|---:|---:|---:|"]
+    return _tables(rows, header, head, lambda row: [
+        *(_format(row.values.get(c), row.unit) for c in COLUMNS), _ratio(row, OURS, FLOWER),
+        _ratio(row, OURS, CEILING) if row.higher_is_better else ""])
 
 
 def render_ours(rows: list[Row], header: list[str]) -> str:
     """A table of ours alone (sections measured on ours only, as the PostgreSQL one)."""
-    lines = [*header, ""]
-    section = None
-    for row in rows:
-        if row.section != section:
-            section = row.section
-            lines += ["", f"### {section}", "", f"| Measurement | {OURS} |", "|---|---:|"]
-        metric = row.metric + (f" ({row.note})" if row.note else "")
-        lines.append(f"| {metric} | {_format(row.values.get(OURS), row.unit)} |")
-    return "\n".join(lines) + "\n"
+    return _tables(rows, header, [f"| Measurement | {OURS} |", "|---|---:|"],
+                   lambda row: [_format(row.values.get(OURS), row.unit)])

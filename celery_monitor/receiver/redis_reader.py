@@ -95,6 +95,18 @@ def encode_command(*args: str | bytes) -> bytes:
     return b"".join(out)
 
 
+def _quiet(sock: socket.socket, last_data: float, pinged: bool) -> bool:
+    """A read timed out: give up on a Redis silent for ``DEAD_AFTER``, PING one quiet for
+    ``IDLE_PING_AFTER`` (once until data comes); whether a PING is out now."""
+    idle = time.monotonic() - last_data
+    if idle > DEAD_AFTER:
+        raise ConnectionError(f"no reply from redis for {idle:.0f}s") from None  # not the timeout
+    if idle > IDLE_PING_AFTER and not pinged:
+        sock.sendall(encode_command("PING"))
+        return True
+    return pinged
+
+
 class RedisEventReader(EventReader):
     transport = "redis"
 
@@ -168,14 +180,14 @@ class RedisEventReader(EventReader):
             context.load_cert_chain(opts["ssl_certfile"], opts.get("ssl_keyfile"))
         return context.wrap_socket(sock, server_hostname=self.target.host)
 
+    def _auth_command(self, password: str) -> bytes:
+        user = [self.target.username] if self.target.username else []
+        return encode_command("AUTH", *user, password)
+
     def _handshake(self, sock: socket.socket, reader: hiredis.Reader) -> None:
         self.phase = faults.LOGIN
-        commands = []
-        if self.target.password:
-            if self.target.username:
-                commands.append(encode_command("AUTH", self.target.username, self.target.password))
-            else:
-                commands.append(encode_command("AUTH", self.target.password))
+        password = self.target.password
+        commands = [self._auth_command(password)] if password else []
         commands.append(encode_command("PSUBSCRIBE", *self.patterns))
         sock.sendall(b"".join(commands))
         expected = len(self.patterns) + (1 if self.target.password else 0)
@@ -225,12 +237,7 @@ class RedisEventReader(EventReader):
             try:
                 n = sock.recv_into(view)
             except TimeoutError:
-                idle = time.monotonic() - last_data
-                if idle > DEAD_AFTER:
-                    raise ConnectionError(f"no reply from redis for {idle:.0f}s") from None
-                if idle > IDLE_PING_AFTER and not pinged:
-                    sock.sendall(encode_command("PING"))
-                    pinged = True
+                pinged = _quiet(sock, last_data, pinged)
                 continue
             if n == 0:
                 raise ConnectionError("connection closed by redis")
@@ -260,8 +267,7 @@ class RedisEventReader(EventReader):
         self.phase = faults.LOGIN
         if not self.target.password:
             return
-        args = [self.target.username] if self.target.username else []
-        sock.sendall(encode_command("AUTH", *args, self.target.password))
+        sock.sendall(self._auth_command(self.target.password))
         while (reply := reader.gets()) is False:
             data = sock.recv(65536)
             if not data:
@@ -284,15 +290,9 @@ class RedisEventReader(EventReader):
             try:
                 n = sock.recv_into(view)
             except TimeoutError:
-                now = time.monotonic()
-                if expected and now - started > SUBSCRIBE_TIMEOUT:
+                if expected and time.monotonic() - started > SUBSCRIBE_TIMEOUT:
                     raise TimeoutError("no reply to PSUBSCRIBE") from None
-                idle = now - last_data
-                if idle > DEAD_AFTER:
-                    raise ConnectionError(f"no reply from redis for {idle:.0f}s") from None
-                if idle > IDLE_PING_AFTER and not pinged:
-                    sock.sendall(encode_command("PING"))
-                    pinged = True
+                pinged = _quiet(sock, last_data, pinged)
                 continue
             if n == 0:
                 raise ConnectionError("connection closed by redis")

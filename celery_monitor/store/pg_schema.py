@@ -16,6 +16,7 @@ pairs a task's kwargs hold, then checks every candidate exactly.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -81,6 +82,24 @@ def _failure_count_change(changes: str) -> str:
     return ("INSERT INTO failure_counts (name, exception_type, n) SELECT name, exception_type, sum(d) "
             f"FROM ({changes}) AS c(name, exception_type, d) GROUP BY name, exception_type HAVING sum(d) <> 0 "
             "ON CONFLICT (name, exception_type) DO UPDATE SET n = failure_counts.n + excluded.n;")
+
+
+def _counting_triggers(table: str, counter: str, changes: dict[str, str],
+                       change: Callable[[str], str]) -> tuple[str, ...]:
+    """The statements that keep a count table in step with ``table``: per event, a function adding
+    ``change`` of the statement's changed rows (``changes[event]``) and a statement-level trigger
+    calling it (dropped first: a migration may be applied again over its own work)."""
+    return (
+        *(f"""CREATE OR REPLACE FUNCTION cm_{counter}_{event}() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            {change(sql)}
+            RETURN NULL;
+        END $$""" for event, sql in changes.items()),
+        *(f"DROP TRIGGER IF EXISTS {table}_count_{event} ON {table}" for event in changes),
+        *(f"CREATE TRIGGER {table}_count_{event} AFTER {event.upper()} ON {table} REFERENCING {tables} "
+          f"FOR EACH STATEMENT EXECUTE FUNCTION cm_{counter}_{event}()"
+          for event, tables in _TRANSITION_TABLES.items()),
+    )
 
 
 def _sort_indexes() -> tuple[str, ...]:
@@ -193,15 +212,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             name text COLLATE "C", state text COLLATE "C", worker text COLLATE "C",
             n bigint NOT NULL
         )""",
-        *(f"""CREATE OR REPLACE FUNCTION cm_count_{event}() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            {_count_change(sql)}
-            RETURN NULL;
-        END $$""" for event, sql in _COUNT_CHANGES.items()),
-        *(f"DROP TRIGGER IF EXISTS tasks_count_{event} ON tasks" for event in _COUNT_CHANGES),
-        *(f"CREATE TRIGGER tasks_count_{event} AFTER {event.upper()} ON tasks REFERENCING {tables} "
-          f"FOR EACH STATEMENT EXECUTE FUNCTION cm_count_{event}()"
-          for event, tables in _TRANSITION_TABLES.items()),
+        *_counting_triggers("tasks", "count", _COUNT_CHANGES, _count_change),
         # Writers wait from the triggers' (re)creation to the commit: the counts start exact.
         "DELETE FROM task_counts",
         _count_change("SELECT name, state, worker, 1 FROM tasks"),
@@ -213,15 +224,7 @@ MIGRATIONS: tuple[Migration, ...] = (
             name text COLLATE "C" NOT NULL, exception_type text COLLATE "C" NOT NULL, n bigint NOT NULL,
             PRIMARY KEY (name, exception_type)
         )""",
-        *(f"""CREATE OR REPLACE FUNCTION cm_failure_count_{event}() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            {_failure_count_change(sql)}
-            RETURN NULL;
-        END $$""" for event, sql in _FAILURE_CHANGES.items()),
-        *(f"DROP TRIGGER IF EXISTS failures_count_{event} ON failures" for event in _FAILURE_CHANGES),
-        *(f"CREATE TRIGGER failures_count_{event} AFTER {event.upper()} ON failures REFERENCING {tables} "
-          f"FOR EACH STATEMENT EXECUTE FUNCTION cm_failure_count_{event}()"
-          for event, tables in _TRANSITION_TABLES.items()),
+        *_counting_triggers("failures", "failure_count", _FAILURE_CHANGES, _failure_count_change),
         "DELETE FROM failure_counts",
         _failure_count_change("SELECT name, exception_type, 1 FROM failures"),
     )),
