@@ -196,9 +196,7 @@ class Applier(threading.Thread):
                 self._dirty = {}
             task_dicts = {uuid: task.as_dict() for uuid, task in dirty_tasks.items()}
             worker_dicts = {name: worker.to_store() for name, worker in dirty_workers.items()}
-            if self._noticed:
-                noticed, self._noticed = self._noticed, []
-                self.notices.offer([notice_of(task) for task in noticed])
+            self._offer_noticed()
             now = time.time()
             worker_notices = [w.as_dict(now) for w in dirty_workers.values()] if want_notices else []
             # Before readers see the batch in the live view: a task /api/task/info shows is then
@@ -235,8 +233,7 @@ class Applier(threading.Thread):
             counted = apply_task_event(task, event) is not None  # not when delivered again
             if self.redactor is not None:
                 self.redactor.apply(task, event)
-            if task.state != old_state and task.state in self.notices.states:
-                self._noticed.append(task)
+            self._notice(task, old_state)
             live = self.live
             live.count_state(None if is_new else old_state, task.state)
             if task.name:
@@ -273,6 +270,17 @@ class Applier(threading.Thread):
             dirty_workers[worker_name] = worker
             return True
         return True
+
+    def _notice(self, task: TaskRecord, old_state: str | None) -> None:
+        """Keep the task for the notification rules if it moved to a state one of them watches."""
+        if task.state != old_state and task.state in self.notices.states:
+            self._noticed.append(task)
+
+    def _offer_noticed(self) -> None:
+        """Hand the kept tasks to the notifier, copied while the live view is still locked."""
+        if self._noticed:
+            noticed, self._noticed = self._noticed, []
+            self.notices.offer([notice_of(task) for task in noticed])
 
     def _apply_failed(self, event: dict[str, Any], exc: Exception) -> None:
         event_type = event.get("type")
@@ -469,7 +477,6 @@ class Applier(threading.Thread):
         stored = self.tasks.many_behind_live(wanted) if wanted else {}
         changed: dict[str, TaskRecord] = {}
         settled: list[str] = []
-        noticed: list[TaskRecord] = []  # a failure the events missed still notifies
         with live.applying():
             for fact in facts:
                 task = changed.get(fact.uuid) or live.task(fact.uuid)
@@ -495,8 +502,7 @@ class Applier(threading.Thread):
                 if self.redactor is not None:
                     self.redactor.apply(task, brought)
                 live.count_state(None if is_new else old_state, task.state)
-                if task.state != old_state and task.state in self.notices.states:
-                    noticed.append(task)
+                self._notice(task, old_state)  # a failure the events missed still notifies
                 if task.name:
                     live.add_task_name(task.name)
                 live.remember(task)
@@ -504,8 +510,7 @@ class Applier(threading.Thread):
                 changed[task.uuid] = task
             if not changed:
                 return
-            if noticed:
-                self.notices.offer([notice_of(task) for task in noticed])
+            self._offer_noticed()
             task_dicts = {uuid: task.as_dict() for uuid, task in changed.items()}
             self.writer.submit(task_dicts, {})
         if settled:
