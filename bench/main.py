@@ -59,6 +59,7 @@ class Config:
     history_cache: Path | None = None
     soak_minutes: float | None = None
     soak_rate: int = 2_000
+    soak_flat: float = 30.0
     pg_history: int | None = None
     pg_rates: list[int] = field(default_factory=list)
     pg_keep: bool = False
@@ -104,6 +105,8 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument("--soak", type=float, metavar="MINUTES",
                         help="instead: the steady run, ours only, for this many minutes (writes results/soak.md)")
     parser.add_argument("--soak-rate", type=int, default=2_000, help="task events/s of the steady run")
+    parser.add_argument("--soak-flat", type=float, default=30.0, metavar="MINUTES",
+                        help="end the steady run once memory has been flat this long")
     parser.add_argument("--pg-history", type=int, metavar="TASKS",
                         help="instead: ours on PostgreSQL with this many tasks of history (writes "
                              "results/postgresql.md; 10,000,000 for the targets)")
@@ -133,6 +136,7 @@ def parse_args(argv: list[str]) -> Config:
     config.history_cache = args.history_cache
     config.soak_minutes = args.soak
     config.soak_rate = args.soak_rate
+    config.soak_flat = args.soak_flat
     config.pg_history = args.pg_history
     config.pg_rates = ints(args.pg_rates)
     config.pg_keep = args.pg_keep
@@ -510,7 +514,7 @@ def main(argv: list[str] | None = None) -> None:
     if config.soak_minutes is not None:
         output = config.output if config.output != RESULTS / "latest.md" else RESULTS / "soak.md"
         with workdir() as path:
-            soak.soak(path, config.soak_minutes, config.soak_rate, 100_000, output)
+            soak.soak(path, config.soak_minutes, config.soak_rate, 100_000, output, config.soak_flat)
         return
     command = "bench/run " + " ".join(sys.argv[1:] if argv is None else argv)
     started = time.time()

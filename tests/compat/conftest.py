@@ -25,6 +25,11 @@ class SideBySide:
     tmp: Path
 
 
+def fully_inspected(entry: dict[str, object]) -> bool:
+    registered = entry.get("registered")
+    return isinstance(registered, list) and "tests.add" in registered and bool(entry.get("stats"))
+
+
 @pytest.fixture(scope="session", params=["redis", "rabbitmq"])
 def side_by_side(request: pytest.FixtureRequest, own_brokers: OwnBrokers,
                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[SideBySide]:
@@ -37,8 +42,10 @@ def side_by_side(request: pytest.FixtureRequest, own_brokers: OwnBrokers,
     flower = FlowerProcess(broker, backend, tmp / "flower.log", AUTH, extra).start()
     worker = start_worker(broker, f"compat-{kind}", tmp, backend=backend)
     try:
-        wait_for(lambda: "tests.add" in (monitor.json("/api/workers").get(worker.hostname) or {}).get("registered", ()),
-                 30, message="the worker and its tasks in the monitor")
+        # Each inspect method answers on its own: a busy machine can miss one reply, which the next
+        # refresh fills in. The cases compare every method Flower answered, so wait for them all.
+        wait_for(lambda: fully_inspected(monitor.json("/api/workers").get(worker.hostname) or {}),
+                 30, message="the worker, its tasks and its stats in the monitor")
         wait_for(lambda: worker.hostname in flower.client.get("/api/workers?refresh=1").json(), 30,
                  message="the worker in Flower")
         yield SideBySide(kind, broker, worker, monitor, flower, tmp)
