@@ -54,7 +54,7 @@ from celery_monitor.state.histogram import DEFAULT_BUCKETS
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.models import WorkerRecord
 from celery_monitor.state.stats import EventStats
-from celery_monitor.store import dsn, overlay, target
+from celery_monitor.store import dsn, meta_keys, overlay, target
 from celery_monitor.store.lookup import TaskLookup
 from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.query import TaskQuery
@@ -148,6 +148,10 @@ class Monitor:
                                          self.applier.submit)
             self.applier.on_lost = self.reconciler.ask_soon
         self.late_start = LateStart(self.applier.submit, self.inspector.loop)
+        # Replicas share the leader's inspect replies (saved with its flushes) rather than each asking.
+        self._instance = uuid.uuid4().hex[:12]
+        self._inspect_saved = 0
+        self._inspect_adopted: Any = None
         self.replica = (Replica(self.store, self.hub, self.refresh_from_history, self._take_over)
                         if isinstance(self.store, PostgresStore) else None)
         self._stop_event = threading.Event()
@@ -207,8 +211,25 @@ class Monitor:
         self.auth_loop.run(self.exchange_auth, self._stop_event, AUTH_EXCHANGE_EVERY)
 
     def _meta_to_save(self) -> dict[str, Any]:
-        """What the writer saves beside the tasks with each flush: the counters and the graphs' new points."""
-        return {**self.live.counters_to_save(), **self.timeline.points_to_save()}
+        """What the writer saves beside the tasks with each flush: the counters, the graphs' new points
+        and, for standby replicas, the inspect cache once it changed."""
+        return {**self.live.counters_to_save(), **self.timeline.points_to_save(), **self._inspect_to_save()}
+
+    def _inspect_to_save(self) -> dict[str, Any]:
+        version = self.inspector.version
+        if self.replica is None or version == self._inspect_saved:
+            return {}
+        self._inspect_saved = version
+        # The version names this process too: a new leader starts counting from zero again.
+        return {meta_keys.INSPECT: self.inspector.export(), meta_keys.INSPECT_VERSION: f"{self._instance}.{version}"}
+
+    def _adopt_inspect(self) -> None:
+        """A standby answers with the leader's inspect replies, read again only when they changed."""
+        version = self.store.load_meta(meta_keys.INSPECT_VERSION)
+        if version is None or version == self._inspect_adopted:
+            return
+        if self.inspector.adopt(self.store.load_meta(meta_keys.INSPECT)):
+            self._inspect_adopted = version
 
     def restore(self, saved_counts: bool = False) -> None:
         """Reload workers, counters and task counts saved by the previous run (``saved_counts``: the
@@ -222,6 +243,7 @@ class Monitor:
         """A standby's live view, as the leader saved it with its last flush."""
         counts = self.store.load_meta("state_counts")
         self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts(), quiet=True)
+        self._adopt_inspect()
 
     def _load_live_view(self, state_counts: dict[str, int], quiet: bool = False) -> None:
         workers = [WorkerRecord.from_store(data) for data in self.store.load_workers()]
@@ -239,7 +261,6 @@ class Monitor:
         self.live.restore(workers, stats, state_counts, self.store.task_names())
 
     def start(self) -> None:
-        self.inspector.start()
         if self.leading:
             self._lead()
         else:
@@ -264,6 +285,8 @@ class Monitor:
     def _lead(self, saved_counts: bool = False) -> None:
         """Ingest: reload the live view from the history, then read, apply and write (once per history)."""
         self.restore(saved_counts)
+        if not self.inspector.started:  # a standby used the leader's replies until now
+            self.inspector.start()
         self.writer.start()
         self.applier.start()
         self.reader.start()

@@ -7,6 +7,10 @@ comes online triggers a refresh of its own, so new workers never wait for the ne
 A broker that does not answer fails every method of a refresh: that is one ``last_error`` and
 one log line when it starts (a reminder every few minutes while it lasts), not eight lines per
 refresh. Any other exception is a bug of ours, counted as an error of the ``inspector`` loop.
+
+Replicas of one PostgreSQL history share the leader's cache: it hands ``export()`` to the writer
+after each refresh, and a standby ``adopt``s what was saved instead of broadcasting on its own, so
+every replica answers alike and the workers answer one monitor, however many replicas there are.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ import logging
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeGuard
 
 from celery import Celery
 
@@ -46,6 +50,7 @@ class Inspector:
         self._stop_event = threading.Event()
         self._thread = threading.Thread(target=self._periodic, name="inspector", daemon=True)
         self.last_error: str | None = None
+        self.version = 0  # one more each time the cache changes (a refresh, a worker forgotten, an adoption)
         # A pass waits for its refresh at most 3 timeouts and 5 s, then sleeps one interval.
         self.loop = Loop("inspector", stall_after=self.refresh_bound + interval + 60)
         self._outage = ThrottledLog(log)
@@ -119,6 +124,7 @@ class Inspector:
             for worker in silent:
                 if worker not in replies and worker in self.cache:
                     self.missed[worker] = self.missed.get(worker, 0) + 1
+            self.version += 1
         return {worker: self.cache[worker] for worker in replies}
 
     def _report(self, failed: list[tuple[str, Exception]]) -> None:
@@ -154,6 +160,28 @@ class Inspector:
             self.cache.pop(workername, None)
             self.answered_at.pop(workername, None)
             self.missed.pop(workername, None)
+            self.version += 1
+
+    def export(self) -> dict[str, Any]:
+        """The cache and its freshness, as JSON-ready data for the other replicas."""
+        with self._lock:
+            return {"cache": {name: dict(entry) for name, entry in self.cache.items()},
+                    "answered_at": {name: dict(methods) for name, methods in self.answered_at.items()},
+                    "missed": dict(self.missed)}
+
+    def adopt(self, saved: Any) -> bool:
+        """Take another replica's ``export()`` as this cache; False (and nothing changed) if it is not one."""
+        if not isinstance(saved, dict):
+            return False
+        cache, answered_at, missed = saved.get("cache"), saved.get("answered_at"), saved.get("missed")
+        if not (_mapping_of(cache, dict) and _mapping_of(answered_at, dict) and _mapping_of(missed, int)):
+            return False
+        with self._lock:
+            self.cache = {name: dict(entry) for name, entry in cache.items()}
+            self.answered_at = {name: dict(methods) for name, methods in answered_at.items()}
+            self.missed = dict(missed)
+            self.version += 1
+        return True
 
     def freshness(self, workername: str | None = None, now: float | None = None) -> dict[str, dict[str, Any]]:
         """Per worker: when its details were last inspected, their age, when each method last answered,
@@ -173,3 +201,7 @@ class Inspector:
                     "missed_refreshes": self.missed.get(name, 0),
                 }
             return result
+
+
+def _mapping_of(value: Any, kind: type) -> TypeGuard[dict[str, Any]]:
+    return isinstance(value, dict) and all(isinstance(k, str) and isinstance(v, kind) for k, v in value.items())

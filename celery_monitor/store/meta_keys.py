@@ -11,3 +11,8 @@ def timeline_key(minute: int) -> str:
 
 
 TIMELINE_KEYS = tuple(timeline_key(minute) for minute in range(TIMELINE_SLOTS))
+
+# The leader's inspect cache (inspector/inspector.py), for standby replicas; the version is small
+# and read every second, the cache only when the version moved.
+INSPECT = "inspect"
+INSPECT_VERSION = "inspect_version"

@@ -204,6 +204,34 @@ def test_a_page_on_a_standby_sees_what_the_leader_ingests_within_a_second(redis_
         worker.stop()
 
 
+def test_standbys_answer_with_the_leaders_inspect_replies_until_they_lead(redis_server: Any,
+                                                                          tmp_path: Path) -> None:
+    broker = redis_server.url.replace("/0", "/14")
+    worker = start_worker(broker, "inspected", tmp_path)
+    try:
+        with fresh_database() as dsn, replicas(broker, tmp_path, dsn, 2) as (leader, standby):
+            def details(monitor: MonitorProcess) -> dict[str, Any]:
+                return dict(monitor.json("/api/workers").get(worker.hostname) or {})
+
+            wait_for(lambda: details(leader).get("stats") and details(leader).get("registered"), 30,
+                     message="the leader's inspect replies")
+            # The same inspection on both (its time says so), not one the standby made itself.
+            wait_for(lambda: details(standby).get("inspected_at") == details(leader)["inspected_at"], 15,
+                     message="the standby to answer with the leader's replies")
+            shown = details(standby)
+            assert shown["registered"] == details(leader)["registered"] and shown["stats"]["pid"] == worker.process.pid
+            # The leader inspects again every 10 s; the standby follows.
+            wait_for(lambda: details(standby)["inspected_at"] > shown["inspected_at"], 25,
+                     message="the leader's next inspection on the standby")
+            leader.kill9()
+            killed_at = time.time()
+            wait_for(lambda: role(standby) == "leader", 15, message="the standby to lead")
+            wait_for(lambda: details(standby)["inspected_at"] > killed_at, 20,
+                     message="the new leader's own inspection")
+    finally:
+        worker.stop()
+
+
 def test_failed_logins_on_one_replica_lock_the_address_out_on_every_replica(redis_server: Any,
                                                                           tmp_path: Path) -> None:
     broker = redis_server.url.replace("/0", "/14")
