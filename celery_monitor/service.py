@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from celery import Celery
@@ -56,11 +56,13 @@ from celery_monitor.state.models import WorkerRecord
 from celery_monitor.state.stats import EventStats
 from celery_monitor.store import dsn, meta_keys, overlay, target
 from celery_monitor.store.lookup import TaskLookup
-from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.query import TaskQuery
-from celery_monitor.store.replica import Replica, history_id
 from celery_monitor.store.writer import SPOOL_POSITION, StoreWriter
 from celery_monitor.supervision import Loop, Supervisor
+
+if TYPE_CHECKING:  # imported when the history is PostgreSQL's: psycopg alone is 12 MB resident
+    from celery_monitor.store.postgres import PostgresStore
+    from celery_monitor.store.replica import Replica
 
 log = logging.getLogger(__name__)
 ENABLE_EVENTS_EVERY = 10.0
@@ -85,6 +87,7 @@ class Monitor:
         # Room for what the spool's tailer lets wait in memory (--event_buffer_mb) and one more read.
         self.handoff = Handoff(max(HANDOFF_BYTES, (settings.event_buffer_mb + 16) * 1024 * 1024))
         self.store = target.open_store(settings.db if settings.persistent else None, standby=settings.standby)
+        self.postgres: PostgresStore | None = target.postgres_of(self.store)
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
         self.live = LiveView(EventStats(buckets))
         self.hub = Hub()
@@ -120,8 +123,11 @@ class Monitor:
             self.spool = self._spool_temp = Path(tempfile.gettempdir(), f"celery-monitor-spool-{uuid.uuid4().hex}")
         # Replicas of one PostgreSQL history share a durable queue on RabbitMQ: what is published
         # while one takes over from another waits there (docs/postgresql.md).
-        shared_queue = (f"celery-monitor.{history_id(settings.db)}"
-                        if isinstance(self.store, PostgresStore) else None)
+        shared_queue: str | None = None
+        if self.postgres is not None:
+            from celery_monitor.store.replica import history_id
+
+            shared_queue = f"celery-monitor.{history_id(settings.db)}"
         self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
                                    settings.event_buffer_mb * 1024 * 1024, shared_queue=shared_queue)
         self.writer.saves_position = self.spool is not None
@@ -152,8 +158,11 @@ class Monitor:
         self._instance = uuid.uuid4().hex[:12]
         self._inspect_saved = 0
         self._inspect_adopted: Any = None
-        self.replica = (Replica(self.store, self.hub, self.refresh_from_history, self._take_over)
-                        if isinstance(self.store, PostgresStore) else None)
+        self.replica: Replica | None = None
+        if self.postgres is not None:
+            from celery_monitor.store.replica import Replica
+
+            self.replica = Replica(self.postgres, self.hub, self.refresh_from_history, self._take_over)
         self._stop_event = threading.Event()
         self._auth: AuthConfig | None = None
         self._auth_exchanger = threading.Thread(target=self._exchange_auth, name="auth-exchange", daemon=True)
@@ -191,17 +200,17 @@ class Monitor:
     def share_auth(self, auth: AuthConfig) -> None:
         """Sign-outs and failed logins count on every replica of a PostgreSQL history (exchanged
         through it every second); a SQLite history has one monitor, which keeps them in memory."""
-        if isinstance(self.store, PostgresStore) and auth.has_login:
+        if self.postgres is not None and auth.has_login:
             self._auth = auth
             auth.share()
 
     def exchange_auth(self) -> None:
         """One exchange of sign-outs and failed logins with the other replicas."""
-        if self._auth is None or not isinstance(self.store, PostgresStore):
+        if self._auth is None or self.postgres is None:
             return
         revoked, failures = self._auth.take_new()
         try:
-            in_force, recent = self.store.exchange_auth(revoked, failures, self._auth.failures.window)
+            in_force, recent = self.postgres.exchange_auth(revoked, failures, self._auth.failures.window)
         except Exception:
             self._auth.revoked_new.update(revoked)  # handed over at the next exchange
             raise

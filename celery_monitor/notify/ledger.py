@@ -15,10 +15,10 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import orjson
-import psycopg
 
 from celery_monitor.store import dsn
 
@@ -41,9 +41,16 @@ class Ledger:
         self._db = db or ""
         self._lock = threading.Lock()
         self._conn: Any
+        # A connection PostgreSQL dropped is opened again once; SQLite has nothing of the kind.
+        self._dropped: tuple[type[BaseException], ...] = ()
+        self._connect: Callable[[], Any] = lambda: None
         if self.postgres:
             assert db is not None
-            self._conn = psycopg.connect(db, autocommit=True, connect_timeout=10)
+            import psycopg  # only for a PostgreSQL history: a SQLite monitor never loads it (12 MB)
+
+            self._connect = lambda: psycopg.connect(db, autocommit=True, connect_timeout=10)
+            self._dropped = (psycopg.OperationalError,)
+            self._conn = self._connect()
             self._mark = "%s"
         else:
             self._conn = sqlite3.connect(db or ":memory:", check_same_thread=False, timeout=10,
@@ -59,11 +66,11 @@ class Ledger:
         with self._lock:
             try:
                 cursor = self._conn.execute(sql, params)
-            except psycopg.OperationalError:
+            except self._dropped:
                 # PostgreSQL dropped the connection (a restart, a failover): once more on a new one.
-                if not self.postgres or not self._conn.closed:
+                if not self._conn.closed:
                     raise
-                self._conn = psycopg.connect(self._db, autocommit=True, connect_timeout=10)
+                self._conn = self._connect()
                 cursor = self._conn.execute(sql, params)
             return list(cursor.fetchall()) if cursor.description else []
 

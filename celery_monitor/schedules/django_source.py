@@ -21,7 +21,6 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import psycopg
 from celery import Celery
 from celery.schedules import crontab, schedule
 
@@ -118,8 +117,12 @@ class DjangoBeatSource:
 
     @contextmanager
     def _cursor(self) -> Iterator[Any]:
+        errors: tuple[type[BaseException], ...] = (sqlite3.Error,)
         try:
             if self.postgres:
+                import psycopg  # only for a PostgreSQL beat database: psycopg alone is 12 MB resident
+
+                errors = (sqlite3.Error, psycopg.Error)
                 with psycopg.connect(self.url, connect_timeout=5) as pg, pg.cursor() as cursor:
                     yield cursor
             else:
@@ -130,7 +133,7 @@ class DjangoBeatSource:
                         yield connection.cursor()
                 finally:
                     connection.close()
-        except (sqlite3.Error, psycopg.Error) as exc:
+        except errors as exc:
             raise BeatDatabaseError(f"django-celery-beat's tables cannot be read: {exc}") from None
 
     def _sql(self, statement: str) -> str:

@@ -12,17 +12,23 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import sys
 import tempfile
-
-import psycopg
 
 from celery_monitor.store import dsn
 
 # Errors that come from the storage (disk full, read-only, I/O, locked), not from what was being
-# written: retrying the same write later may succeed. PostgreSQL's OperationalError covers a lost
-# connection, a server shutting down and a full disk on the server.
-STORAGE_FAULTS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, psycopg.OperationalError, OSError)
+# written: retrying the same write later may succeed.
+_LOCAL_FAULTS: tuple[type[BaseException], ...] = (sqlite3.OperationalError, OSError)
 PROBE_BYTES = 64 * 1024
+
+
+def storage_faults() -> tuple[type[BaseException], ...]:
+    """The storage faults, with PostgreSQL's OperationalError (a lost connection, a server shutting
+    down, a full disk on the server) once a PostgreSQL history loaded psycopg: a SQLite monitor
+    never imports it (12 MB resident)."""
+    psycopg = sys.modules.get("psycopg")
+    return _LOCAL_FAULTS if psycopg is None else (*_LOCAL_FAULTS, psycopg.OperationalError)
 _WORDS = {
     errno.ENOSPC: "the disk is full",
     errno.EDQUOT: "the disk quota is used up",

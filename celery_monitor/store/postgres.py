@@ -235,7 +235,7 @@ class PostgresStore:
         """A connection in autocommit mode; ``isolation`` for its explicit transactions (readers'
         snapshots repeat their reads; the writer's statements each see what was committed before).
         Raises psycopg's OperationalError when the database cannot be reached: for the writer, a
-        storage fault to retry (``disk.STORAGE_FAULTS``)."""
+        storage fault to retry (``disk.storage_faults()``)."""
         given = conninfo_to_dict(self.dsn)
         extra = {k: v for k, v in KEEPALIVES.items() if k not in given}
         conn = psycopg.connect(make_conninfo(self.dsn, **extra), autocommit=True, connect_timeout=CONNECT_TIMEOUT)

@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import sys
+from typing import TYPE_CHECKING, cast
+
 from celery_monitor.store import dsn
 from celery_monitor.store.base import Store
+
+if TYPE_CHECKING:
+    from celery_monitor.store.postgres import PostgresStore
 
 
 def open_store(db: str | None, standby: bool = False) -> Store:
@@ -18,3 +24,12 @@ def open_store(db: str | None, standby: bool = False) -> Store:
     from celery_monitor.store.sqlite import SQLiteStore
 
     return SQLiteStore(db)
+
+
+def postgres_of(store: Store) -> PostgresStore | None:
+    """``store`` as a PostgreSQL history, or None. A SQLite monitor never imports psycopg (12 MB
+    resident): no PostgresStore exists unless its module was loaded."""
+    module = sys.modules.get("celery_monitor.store.postgres")
+    if module is None or not isinstance(store, module.PostgresStore):
+        return None
+    return cast("PostgresStore", store)

@@ -183,7 +183,7 @@ class StoreWriter(threading.Thread):
         if tasks or workers or meta:
             try:
                 self.store.write(tasks.values(), workers.values(), meta)
-            except disk.STORAGE_FAULTS as exc:
+            except disk.storage_faults() as exc:
                 self._keep(tasks, workers, meta)
                 self._write_failed(exc)
                 return False
@@ -226,13 +226,13 @@ class StoreWriter(threading.Thread):
             for uuid, task in tasks.items():
                 try:
                     self.store.write((task,), (), {})
-                except disk.STORAGE_FAULTS:
+                except disk.storage_faults():
                     raise
                 except Exception as refused:
                     self.dropped += 1
                     self.store.set_aside("task", uuid, f"the history could not store it: {refused}",
                                          orjson.dumps(task, default=repr, option=orjson.OPT_NON_STR_KEYS))
-        except disk.STORAGE_FAULTS as fault:
+        except disk.storage_faults() as fault:
             self._keep(tasks, workers, meta)
             self._write_failed(fault)
             return False

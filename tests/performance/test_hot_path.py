@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from support.processes import wait_for
+from support.processes import RedisServer, new_monitor, wait_for
 
 from celery_monitor.applier.applier import Applier
 from celery_monitor.hub import Hub
@@ -251,3 +251,19 @@ def test_the_reader_process_loads_no_broker_client_library() -> None:
             "print(sorted({'redis', 'amqp', 'kombu', 'celery'} & set(sys.modules)))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert loaded.stdout.strip() == "[]"
+
+
+def test_a_sqlite_monitor_never_loads_the_postgresql_driver(redis_server: RedisServer, tmp_path: Path) -> None:
+    """psycopg and libpq are 12 MB resident: loaded for a PostgreSQL history only, not at start-up,
+    nor by the pages, the API, the metrics or a write of the history."""
+    monitor = new_monitor(redis_server.url, tmp_path, "--max_tasks=100").start()
+    try:
+        for path in ("/", "/tasks", "/api/workers", "/api/tasks?search=add", "/metrics", "/api/monitor/status",
+                     "/readyz", "/notifications", "/schedules"):
+            assert monitor.get(path).status_code == 200, path
+        wait_for(lambda: monitor.json("/api/monitor/status")["store"]["last_flush"], 15, message="a flush")
+        assert monitor.process is not None
+        mapped = Path(f"/proc/{monitor.process.pid}/maps").read_text()
+        assert "psycopg" not in mapped and "libpq" not in mapped
+    finally:
+        monitor.stop()
