@@ -326,6 +326,7 @@ class Monitor:
         self.applier.stop()
         if self.applier.ident is not None:  # a standby never started it
             self.applier.join(timeout=10)
+        self.live.save_all_counters_next()  # the last flush saves them, however large
         self.writer.stop()
         if self.writer.ident is not None:
             self.writer.join(timeout=10)

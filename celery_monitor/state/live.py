@@ -29,6 +29,10 @@ from celery_monitor.state.snapshots import (
 from celery_monitor.state.stats import EventStats
 from celery_monitor.states import HELD_STATES
 
+# The share of the writer's time saving the per-event counters may take: a fleet whose counters
+# take 40 ms to serialise has them saved every 2 s rather than with every flush.
+STATS_SAVE_SHARE = 0.02
+
 # Enough for every task in flight at tens of thousands of events a second (a task's events come
 # within seconds of each other); the others are looked up in the pending writes and the history.
 # Each record holds its task's text: more of them is memory kept for good after a burst.
@@ -51,6 +55,8 @@ class LiveView:
         # Bumped by every change to the counters: they are saved with a flush only when they moved.
         self._version = 0
         self._saved_version = 0
+        self._stats_saved_version = 0
+        self._stats_next_save = 0.0  # monotonic; see counters_to_save
 
     # -- the applier's side: inside applying(), on the applier's thread only ---------------------
 
@@ -167,14 +173,35 @@ class LiveView:
                 counts[state] = max(0, counts.get(state, 0) - count)
             self._version += 1
 
-    def counters_to_save(self) -> dict[str, Any]:
-        """The counters as the history saves them, when they changed since the last call (else {})."""
+    def counters_to_save(self, now: float | None = None) -> dict[str, Any]:
+        """The counters as the history saves them, when they changed since the last call (else {}).
+
+        The state counts go with every flush that changed them: a replica that takes over goes on
+        counting from them, so they must match the tasks written. The per-event counters of a large
+        fleet (thousands of workers times task names) are megabytes: they are saved no more often
+        than ``STATS_SAVE_SHARE`` of the time allows, so a big fleet's are a few seconds behind the
+        tasks at a ``kill -9``. Both are copied under the lock and serialised outside it.
+        """
+        now = time.monotonic() if now is None else now
+        saved: dict[str, Any] = {}
+        stats = None
         with self._lock:
-            if self._version == self._saved_version:
-                return {}
-            self._saved_version = self._version
-            # The state counts too: a standby replica shows them without counting the whole history.
-            return {"stats": self._stats.to_store(), "state_counts": dict(self._state_counts)}
+            if self._version != self._saved_version:
+                self._saved_version = self._version
+                # A standby replica shows them without counting the whole history.
+                saved["state_counts"] = dict(self._state_counts)
+            if self._version != self._stats_saved_version and now >= self._stats_next_save:
+                self._stats_saved_version = self._version
+                stats = self._stats.copy()
+        if stats is not None:
+            started = time.perf_counter()
+            saved["stats"] = stats.to_store()
+            self._stats_next_save = now + (time.perf_counter() - started) / STATS_SAVE_SHARE
+        return saved
+
+    def save_all_counters_next(self) -> None:
+        """The next flush saves the per-event counters whatever they cost (the last flush at a stop)."""
+        self._stats_next_save = 0.0
 
     # -- readers: copies ------------------------------------------------------------------------
 
@@ -213,21 +240,23 @@ class LiveView:
             return sum(1 for worker in self._workers.values() if worker.is_online(now))
 
     def snapshot(self, now: float | None = None) -> LiveSnapshot:
-        """The counters, the workers' status and the task state counts, in one hold of the lock."""
+        """The counters, the workers' status and the task state counts, copied in one hold of the lock."""
         now = time.time() if now is None else now
         with self._lock:
-            stats = self._stats
-            copied = StatsSnapshot(
-                runtime_buckets=stats.runtime_buckets,
-                events=[(EventKey._make(k), v) for k, v in stats.events.items()],
-                runtime=[(TaskWorker._make(k), h.copy()) for k, h in stats.runtime.items()],
-                prefetch_time=[(TaskWorker._make(k), v) for k, v in stats.prefetch_time.items()],
-                prefetched=[(TaskWorker._make(k), v) for k, v in stats.prefetched.items()],
-                outcomes=[(OutcomeKey._make(k), v) for k, v in stats.outcomes.items()],
-                queue_wait=[(k, h.copy()) for k, h in stats.queue_wait.items()],
-                queue_latency=[(QueueTask._make(k), h.copy()) for k, h in stats.queue_latency.items()],
-                lost=list(stats.lost.items()),
-                reconciled=list(stats.reconciled.items()),
-            )
+            stats = self._stats.copy()
             workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0) for w in self._workers.values()}
-            return LiveSnapshot(now, copied, workers, dict(self._state_counts))
+            state_counts = dict(self._state_counts)
+        # Named outside the lock: a large fleet's counters are tens of thousands of keys.
+        copied = StatsSnapshot(
+            runtime_buckets=stats.runtime_buckets,
+            events=[(EventKey._make(k), v) for k, v in stats.events.items()],
+            runtime=[(TaskWorker._make(k), h) for k, h in stats.runtime.items()],
+            prefetch_time=[(TaskWorker._make(k), v) for k, v in stats.prefetch_time.items()],
+            prefetched=[(TaskWorker._make(k), v) for k, v in stats.prefetched.items()],
+            outcomes=[(OutcomeKey._make(k), v) for k, v in stats.outcomes.items()],
+            queue_wait=list(stats.queue_wait.items()),
+            queue_latency=[(QueueTask._make(k), h) for k, h in stats.queue_latency.items()],
+            lost=list(stats.lost.items()),
+            reconciled=list(stats.reconciled.items()),
+        )
+        return LiveSnapshot(now, copied, workers, state_counts)

@@ -123,6 +123,20 @@ class EventStats:
             for key in [k for k in table if k[-1] == worker]:
                 del table[key]
 
+    def copy(self) -> EventStats:
+        """A copy to read outside the live view's lock: tables are copied whole, histograms one by one."""
+        copy = EventStats(self.runtime_buckets)
+        copy.events = dict(self.events)
+        copy.runtime = {key: hist.copy() for key, hist in self.runtime.items()}
+        copy.prefetch_time = dict(self.prefetch_time)
+        copy.prefetched = dict(self.prefetched)
+        copy.outcomes = dict(self.outcomes)
+        copy.queue_wait = {key: hist.copy() for key, hist in self.queue_wait.items()}
+        copy.queue_latency = {key: hist.copy() for key, hist in self.queue_latency.items()}
+        copy.lost = dict(self.lost)
+        copy.reconciled = dict(self.reconciled)
+        return copy
+
     def to_store(self) -> dict[str, Any]:
         return {
             "events": [[*k, v] for k, v in self.events.items()],

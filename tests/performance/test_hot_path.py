@@ -267,3 +267,38 @@ def test_a_sqlite_monitor_never_loads_the_postgresql_driver(redis_server: RedisS
         assert "psycopg" not in mapped and "libpq" not in mapped
     finally:
         monitor.stop()
+
+
+def test_a_large_fleets_counters_are_saved_less_often_but_the_state_counts_with_every_flush(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Serialising a fleet's per-event counters can take tens of milliseconds: they are saved no more
+    often than a small share of the time allows; the state counts, which a replica that takes over
+    goes on from, go with every flush that changed them; a stop saves everything."""
+    import time
+
+    from celery_monitor.state import live as live_module
+
+    stats = EventStats()
+    real = stats.copy
+
+    def slow_copy() -> EventStats:
+        copy = real()
+        monkeypatch.setattr(copy, "to_store", lambda: (time.sleep(0.02), {"events": []})[1])
+        return copy
+
+    monkeypatch.setattr(stats, "copy", slow_copy)
+    view = LiveView(stats)
+    with view.applying():
+        pass
+    first = view.counters_to_save(now=100.0)
+    assert set(first) == {"state_counts", "stats"}
+    soon = 100.0 + 0.02 / live_module.STATS_SAVE_SHARE * 0.9  # sooner than 20 ms of saving allows
+    with view.applying():
+        pass
+    assert set(view.counters_to_save(now=soon)) == {"state_counts"}
+    assert view.counters_to_save(now=soon) == {}  # nothing changed, nothing due
+    assert set(view.counters_to_save(now=1000.0)) == {"stats"}  # due: the change held back
+    with view.applying():
+        pass
+    view.save_all_counters_next()
+    assert set(view.counters_to_save(now=1000.001)) == {"state_counts", "stats"}
