@@ -312,12 +312,17 @@ class SQLiteStore:
         if conn is None:
             conn = self._local.conn = self._connect()
             with self._readers_lock:
-                ended = [c for thread, c in self._readers if not thread.is_alive()]
-                self._readers = [(t, c) for t, c in self._readers if t.is_alive()]
                 self._readers.append((threading.current_thread(), conn))
-            for old in ended:
-                old.close()
+            self._close_ended_readers()
         return conn
+
+    def _close_ended_readers(self) -> None:
+        """Close the reading connections of threads that ended (each holds up to its page cache)."""
+        with self._readers_lock:
+            ended = [c for thread, c in self._readers if not thread.is_alive()]
+            self._readers = [(t, c) for t, c in self._readers if t.is_alive()]
+        for old in ended:
+            old.close()
 
     # -- writing -------------------------------------------------------------------------------
 
@@ -358,11 +363,13 @@ class SQLiteStore:
     def release_memory(self) -> None:
         """Empty the writer's page cache (up to its cache_size: a burst fills it, and then it stays
         full): SQLite frees the unused pages; what the next write needs comes back from the OS's cache.
+        The reading connections of server threads that ended since are closed with their caches.
         An in-memory history is its cache: nothing to let go."""
         if self.path is None:
             return
         with self._write_lock:
             self._writer.execute("PRAGMA shrink_memory")
+        self._close_ended_readers()
 
     def delete_workers(self, hostnames: Iterable[str]) -> None:
         with self._write_lock:

@@ -302,3 +302,44 @@ def test_a_large_fleets_counters_are_saved_less_often_but_the_state_counts_with_
         pass
     view.save_all_counters_next()
     assert set(view.counters_to_save(now=1000.001)) == {"state_counts", "stats"}
+
+
+def test_idle_history_closes_the_readers_of_ended_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each server thread reads through a connection of its own with a page cache of up to 4 MB; the
+    server's threads come and go, and once idle the history closes the connections of those that ended."""
+    import ctypes
+    import ctypes.util
+
+    sqlite = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
+    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
+    store = SQLiteStore(str(tmp_path / "history.db"))
+    try:
+        monkeypatch.setattr("celery_monitor.store.writer.RELEASE_AFTER", 0.0)
+        writer = StoreWriter(store)
+        writer.submit({f"t{i}": {"uuid": f"t{i}", "state": "SUCCESS", "args": f"({i}, '{'x' * 2000}')"}
+                       for i in range(3000)}, {})
+        assert writer.flush()
+
+        def read_everything() -> None:
+            assert len(store.tasks_in_order(store.ordered_seqs(TaskQuery(limit=None)))) == 3000
+
+        threads = [threading.Thread(target=read_everything) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        store.release_memory()
+        read_everything()  # this thread's connection is kept, and works
+        held = sqlite.sqlite3_memory_used()
+        threads = [threading.Thread(target=read_everything) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        filled = sqlite.sqlite3_memory_used()
+        assert filled - held > 8 * 2**20  # four more caches of about 4 MB
+        store.release_memory()
+        assert filled - sqlite.sqlite3_memory_used() > 8 * 2**20
+        read_everything()
+    finally:
+        store.close()
