@@ -28,6 +28,7 @@ from celery_monitor.state.models import WorkerRecord
 from celery_monitor.store import dsn
 from celery_monitor.store.pg_notices import ChangeListener, Changes
 from celery_monitor.store.postgres import PostgresStore
+from celery_monitor.store.relayed_events import EventRebuilder
 from celery_monitor.supervision import Loop
 
 log = logging.getLogger(__name__)
@@ -58,6 +59,7 @@ class Replica:
         self.since = time.time()  # in this role
         self.takeovers = 0
         self.notices_relayed = 0
+        self._events = EventRebuilder()  # Flower's events WebSocket, rebuilt from the rows read back
         self._listener: ChangeListener | None = None
         self._stop_event = threading.Event()
         self._thread = threading.Thread(target=self._run, name="replica", daemon=True)
@@ -139,7 +141,10 @@ class Replica:
         notices: list[Notice] = []
         if changes.tasks:
             found = self.store.get_tasks(changes.tasks)
-            notices.extend({"kind": "task", "task": found[uuid]} for uuid in changes.tasks if uuid in found)
+            for uuid in changes.tasks:
+                if uuid in found:
+                    notices.append({"kind": "task", "task": found[uuid]})
+                    notices.extend({"kind": "event", "event": e} for e in self._events.events(found[uuid]))
         if changes.workers:
             now = time.time()
             for data in self.store.load_workers():

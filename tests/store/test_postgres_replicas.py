@@ -232,6 +232,42 @@ def test_standbys_answer_with_the_leaders_inspect_replies_until_they_lead(redis_
         worker.stop()
 
 
+def test_flowers_events_websocket_on_a_standby_tells_what_the_leader_applied(redis_server: Any,
+                                                                            tmp_path: Path) -> None:
+    broker = redis_server.url.replace("/0", "/14")
+    backend = redis_server.url.replace("/0", "/15")
+    worker = start_worker(broker, "told", tmp_path, backend=backend)
+    try:
+        with fresh_database() as dsn, replicas(broker, tmp_path, dsn, 2) as (_, standby), \
+                celery_client(broker, backend) as app:
+            wait_for(lambda: worker.hostname in standby.json("/api/workers"), 30, message="the worker on the standby")
+            base = standby.url.replace("http://", "ws://")
+            with connect(f"{base}/api/task/events/task-succeeded/", open_timeout=5) as succeeded, \
+                    connect(f"{base}/api/task/events/task-received/", open_timeout=5) as received:
+                results = [app.send_task("tests.add", args=(i, 40)) for i in range(3)]
+                ids = {result.id for result in results}
+                told: dict[str, dict[str, Any]] = {}
+                while set(told) != ids:
+                    event = json.loads(succeeded.recv(timeout=20))
+                    assert event["type"] == "task-succeeded"
+                    told[event["uuid"]] = event
+                for result in results:
+                    event = told[result.id]
+                    assert event["hostname"] == worker.hostname and event["result"] == str(result.get(timeout=10))
+                    assert isinstance(event["runtime"], float) and isinstance(event["timestamp"], float)
+                first = json.loads(received.recv(timeout=20))
+                assert first["type"] == "task-received" and first["uuid"] in ids and first["name"] == "tests.add"
+                assert first["args"] in {f"({i}, 40)" for i in range(3)}
+                # Each event once: nothing more comes for these tasks.
+                try:
+                    again = json.loads(succeeded.recv(timeout=2))
+                except TimeoutError:
+                    again = None
+                assert again is None or again["uuid"] not in ids, again
+    finally:
+        worker.stop()
+
+
 def test_failed_logins_on_one_replica_lock_the_address_out_on_every_replica(redis_server: Any,
                                                                           tmp_path: Path) -> None:
     broker = redis_server.url.replace("/0", "/14")
