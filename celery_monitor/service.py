@@ -42,9 +42,11 @@ from celery_monitor.notify.ledger import Ledger
 from celery_monitor.notify.messages import Links
 from celery_monitor.notify.model import parse_config
 from celery_monitor.notify.notifier import Notifier
-from celery_monitor.receiver.factory import build_reader
+from celery_monitor.receiver.base import EventReader
+from celery_monitor.receiver.factory import build_reader, build_standby_reader
 from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
 from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.receiver.standby_buffer import StandbyBuffer
 from celery_monitor.reconciler import backend as result_backend
 from celery_monitor.reconciler.late_start import LateStart
 from celery_monitor.reconciler.reconciler import Reconciler
@@ -159,10 +161,14 @@ class Monitor:
         self._inspect_saved = 0
         self._inspect_adopted: Any = None
         self.replica: Replica | None = None
+        self.standby_buffer = StandbyBuffer()
+        self._standby_reader: EventReader | None = None
         if self.postgres is not None:
             from celery_monitor.store.replica import Replica
 
             self.replica = Replica(self.postgres, self.hub, self.refresh_from_history, self._take_over)
+            # On Redis a standby keeps the last seconds of the stream, for the moment it takes over.
+            self._standby_reader = build_standby_reader(app, self.standby_buffer, ReceiverHealth())
         self._stop_event = threading.Event()
         self._auth: AuthConfig | None = None
         self._auth_exchanger = threading.Thread(target=self._exchange_auth, name="auth-exchange", daemon=True)
@@ -273,6 +279,8 @@ class Monitor:
         if self.leading:
             self._lead()
         else:
+            if self._standby_reader is not None:
+                self._standby_reader.start()
             self.refresh_from_history()
             log.warning("another monitor ingests into %s: this one stands by (serving pages, taking over "
                         "when it stops)", dsn.shown(self.settings.db))
@@ -298,6 +306,8 @@ class Monitor:
             self.inspector.start()
         self.writer.start()
         self.applier.start()
+        if self._standby_reader is not None and self._standby_reader.is_alive():
+            self._replay_standby_buffer()
         self.reader.start()
         if self.settings.enable_events:
             self._events_enabler.start()
@@ -309,12 +319,30 @@ class Monitor:
             self.reconciler.start()
         self.notifier.start()
 
+    def _replay_standby_buffer(self) -> None:
+        """What this standby kept of the stream goes to the applier first, and its subscriber keeps
+        forwarding until the reader of the leader it now is reads: nothing published meanwhile is
+        lost, and what the dead leader had committed comes again, recognised and not counted twice."""
+        handed = self.standby_buffer.hand_over(self.handoff)
+        log.warning("replaying the %d event messages this replica kept while standing by", handed)
+        threading.Thread(target=self._retire_standby_reader, name="standby-reader-retire", daemon=True).start()
+
+    def _retire_standby_reader(self) -> None:
+        deadline = time.monotonic() + 60
+        while not self.health.connected and time.monotonic() < deadline and not self._stop_event.is_set():
+            time.sleep(0.05)
+        time.sleep(0.5)  # an overlap is harmless, a gap is not
+        if self._standby_reader is not None:
+            self._standby_reader.stop()
+
     def stop(self) -> None:
         self.running = False
         if self.replica is not None:  # first: a standby must not take the lead while the rest stops
             self.replica.stop()
         self._stop_event.set()
         self.reader.stop()
+        if self._standby_reader is not None:
+            self._standby_reader.stop()
         self.inspector.stop()
         if self.reconciler is not None:
             self.reconciler.stop()

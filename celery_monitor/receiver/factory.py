@@ -14,7 +14,7 @@ from celery import Celery
 
 from celery_monitor.celery_app import broker_url
 from celery_monitor.receiver.base import EventReader
-from celery_monitor.receiver.handoff import Handoff
+from celery_monitor.receiver.handoff import Handoff, Sink
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.receiver.kombu_reader import KombuEventReader
 from celery_monitor.receiver.reader_process import ReaderProcess
@@ -44,3 +44,14 @@ def build_reader(app: Celery, handoff: Handoff, health: ReceiverHealth, spool: P
         return ReaderProcess(config, spool, handoff, health, flushed, buffer_bytes)
     return KombuEventReader(url, handoff, health, exchange, options, app.conf.broker_use_ssl,
                             shared_queue=shared_queue, flushed=flushed)
+
+
+def build_standby_reader(app: Celery, sink: Sink, health: ReceiverHealth) -> RedisEventReader | None:
+    """On Redis, the subscriber a standby replica keeps the recent stream with (``standby_buffer``);
+    None on other transports, whose durable shared queue keeps what the leader has not acknowledged."""
+    url = broker_url(app)
+    if not url.startswith(REDIS_SCHEMES):
+        return None
+    options = dict(app.conf.broker_transport_options or {})
+    ssl_options = app.conf.broker_use_ssl if isinstance(app.conf.broker_use_ssl, dict) else None
+    return RedisEventReader(url, sink, health, app.conf.event_exchange or "celeryev", options, ssl_options)
