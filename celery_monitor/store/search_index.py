@@ -55,7 +55,7 @@ MAX_TRIGRAMS = 32  # per query: more add doclists to read, hardly fewer candidat
 SETTLE_SECONDS = 10.0  # how long an unfinished task may hold the walk, at most
 HOLD_ROWS = 1000  # ...and while fewer than this many tasks came after it: the scanned tail stays short
 SKIPPED_WINDOW = 1000  # skipped rows looked at again per run: bounded however many there are
-BATCH_SECONDS = 0.025  # one batch of indexing at most (a transaction): a flush waits no longer for it
+BATCH_SECONDS = 0.05  # one batch of indexing at most (a transaction): a flush waits no longer for it
 
 
 def slot_table(slot: int) -> str:

@@ -44,6 +44,9 @@ RELEASE_AFTER = 2.0  # seconds without a write after which memory is let go (the
 # take seconds on a slow disk, but five minutes without a pass is a stuck writer.
 STALL_AFTER = 300.0
 INDEX_SHARE = 0.8  # of the interval between flushes, that search indexing may use at most
+# ...but while the applier has waited for room this recently, a tenth only: the CPU goes to
+# ingesting first, and indexing catches up (with the writer's idle time) once the press is over.
+PRESSED_SECONDS = 1.0
 
 
 class StoreWriter(threading.Thread):
@@ -72,6 +75,8 @@ class StoreWriter(threading.Thread):
         # Search indexing gets the writer's time between flushes, up to the next one (and gives it
         # back as soon as the applier waits for room): the index keeps up with the writes.
         self.index_budget = interval * INDEX_SHARE
+        self.pressed_index_budget = interval / 10
+        self._pressed_at = float("-inf")  # when the applier last waited for room
         self._indexed_for = 0.0  # seconds the last pass spent indexing: taken off the wait for the next
         self.pending_limit = min(max_tasks, MAX_PENDING_TASKS)
         self._lock = threading.Lock()
@@ -157,6 +162,7 @@ class StoreWriter(threading.Thread):
             if room():
                 return True
             self._wake.set()
+            self._pressed_at = time.monotonic()
             return self._flushed.wait_for(room, timeout)
 
     @property
@@ -282,10 +288,12 @@ class StoreWriter(threading.Thread):
             self.on_trim(removed)
 
     def index(self) -> None:
-        """Between flushes, search indexing (off the applier's path), until the applier waits for room."""
+        """Between flushes, search indexing (off the applier's path), until the applier waits for room
+        (and only a tenth of the time while it has lately)."""
         started = time.monotonic()
+        pressed = started - self._pressed_at < PRESSED_SECONDS
         with self.index_loop.guard():
-            if self.store.index_search(self.index_budget, self._wake.is_set):
+            if self.store.index_search(self.pressed_index_budget if pressed else self.index_budget, self._wake.is_set):
                 self._released = False  # its pages are cached again (let go every RELEASE_AFTER at most)
         self._indexed_for = time.monotonic() - started
 

@@ -445,6 +445,33 @@ def test_the_writer_keeps_the_index_up_with_its_writes(tmp_path: Path, monkeypat
         assert (store.query_tasks(query), store.count_tasks(query)) == scanned(monkeypatch, store, query)
 
 
+def test_indexing_leaves_the_cpu_to_ingestion_while_the_applier_waits_for_room(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    budgets: list[float] = []
+
+    class Recording(SQLiteStore):
+        def index_search(self, budget_seconds: float = 0.05, until: Any = None) -> int:
+            budgets.append(budget_seconds)
+            return super().index_search(budget_seconds, until)
+
+    monkeypatch.setattr("celery_monitor.store.writer.PRESSED_SECONDS", 0.5)
+    store = Recording(str(tmp_path / "h.db"))
+    writer = StoreWriter(store, interval=60)  # passes only when woken
+    writer.start()
+    rnd = random.Random(6)
+    try:
+        writer.submit({f"task-{i}": make_task(rnd, i) for i in range(10)}, {})
+        assert writer.wait_for_room(5, timeout=10)  # the applier waits: the writer flushes at once
+        wait_for(lambda: budgets, 10, message="the indexing after that flush")
+        assert budgets == [6.0]  # a tenth of the interval
+        time.sleep(0.5)
+        writer.index()  # the press is over: the time up to the next flush
+        assert budgets == [6.0, 48.0]
+    finally:
+        writer.stop()
+        writer.join(10)
+
+
 def test_each_call_does_a_bounded_amount_of_work(tmp_path: Path) -> None:
     store = SQLiteStore(str(tmp_path / "h.db"), search_settle_seconds=0)
     rnd = random.Random(5)
