@@ -161,8 +161,8 @@ class StoreWriter(threading.Thread):
         with self._flushed:
             if room():
                 return True
+            self._pressed_at = time.monotonic()  # before the wake: the pass it starts sees it
             self._wake.set()
-            self._pressed_at = time.monotonic()
             return self._flushed.wait_for(room, timeout)
 
     @property
