@@ -14,6 +14,7 @@ import os
 import platform
 import shutil
 import signal
+import sqlite3
 import sys
 import tempfile
 import time
@@ -36,6 +37,25 @@ from stream import Segment, StreamFactory
 RESULTS = Path(__file__).resolve().parent / "results"
 SETTLE_MEMORY = 5.0  # seconds after the stream at which memory is measured again, the backlog gone
 LAG_LIMIT = 3.0  # seconds after publishing ends within which a consumer that keeps up has caught up
+SEARCH_TERM = "customer-1234"
+SEARCH_CAUGHT_UP = 2_000  # tasks not in the search index at most, for it to count as caught up
+SEARCH_WAIT = 300.0  # seconds to wait at most for that
+
+
+def search_tail(contender: Contender) -> int | None:
+    """How many of our monitor's tasks its search index does not hold yet (the rows a search scans),
+    read from its history file; None for the others."""
+    db = getattr(contender, "db", None)
+    if not isinstance(contender, OurMonitor) or not isinstance(db, Path) or not db.exists():
+        return None
+    conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
+    try:
+        high, watermark, skipped = conn.execute(
+            "SELECT (SELECT max(seq) FROM tasks), (SELECT watermark FROM search_state),"
+            " (SELECT count(*) FROM search_skipped)").fetchone()
+    finally:
+        conn.close()
+    return max(0, (high or 0) - (watermark or 0)) + skipped
 
 
 @dataclass
@@ -301,9 +321,14 @@ class Bench:
         self.row(section, "tasks published to it (all retained)", label, tasks, "")
         self.row(section, "memory per retained task (RSS growth ÷ tasks)", label,
                  max(0, rss - rss_start) / 1024 / max(1, tasks), "KB", False)
+        behind = search_tail(contender)
+        if behind is not None:
+            self.row(section, "tasks not yet in the search index when the queries below start", label, behind)
         for metric, path in self.api_paths(segments[0], tasks):
             lat = measure.latency(contender, path, cfg.latency_runs)
             self.row(section, f"GET {metric} (median)", label, lat.median_ms, "ms", False)
+        if behind is not None:
+            self.search_caught_up(section, label, contender)
         contender.stop()
         started = time.monotonic()
         contender.start()
@@ -312,10 +337,23 @@ class Bench:
         self.row(section, "restart with this history (until /api/tasks answers)", label,
                  time.monotonic() - started, "s", False)
 
+    def search_caught_up(self, section: str, label: str, contender: Contender) -> None:
+        """The search again once the index has caught up with the stream: the steady state's latency."""
+        started = time.monotonic()
+        while (search_tail(contender) or 0) > SEARCH_CAUGHT_UP and time.monotonic() - started < SEARCH_WAIT:
+            time.sleep(0.5)
+        behind = search_tail(contender)
+        waited = time.monotonic() - started
+        self.row(section, "search index caught up (tasks not in it) after the queries above", label,
+                 f"{waited:.1f} s later ({behind:,} not in it)" if behind is not None else None)
+        lat = measure.latency(contender, f"/api/tasks?limit=100&search={SEARCH_TERM}", self.config.latency_runs)
+        self.row(section, "GET /api/tasks?limit=100&search=<term> once the index caught up (median)", label,
+                 lat.median_ms, "ms", False)
+
     def api_paths(self, segment: Segment, retained: int) -> list[tuple[str, str]]:
         some = list(segment.final_states)
         name = self.factory.names[0]
-        search = "customer-1234"
+        search = SEARCH_TERM
         return [
             ("/api/tasks?limit=100", "/api/tasks?limit=100"),
             ("/api/tasks?limit=100&state=FAILURE", "/api/tasks?limit=100&state=FAILURE"),

@@ -6,7 +6,7 @@ Two implementations provide it: SQLite (``sqlite.py``, the embedded default) and
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
@@ -94,8 +94,8 @@ class Store(Protocol):
 
     def failure_total(self) -> int: ...
 
-    def index_search(self, budget_seconds: float = 0.05) -> int:
-        """Bring the search index closer to the history, for about ``budget_seconds``."""
+    def index_search(self, budget_seconds: float = 0.05, until: Callable[[], bool] | None = None) -> int:
+        """Bring the search index closer to the history, for about ``budget_seconds`` or until ``until()``."""
         ...
 
     def size_bytes(self) -> int: ...

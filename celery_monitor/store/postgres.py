@@ -27,7 +27,7 @@ import dataclasses
 import logging
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -338,7 +338,7 @@ class PostgresStore:
         if names:
             conn.execute("INSERT INTO task_names SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (names,))
 
-    def index_search(self, budget_seconds: float = 0.05) -> int:
+    def index_search(self, budget_seconds: float = 0.05, until: Callable[[], bool] | None = None) -> int:
         """Nothing to do: PostgreSQL keeps its indexes up to date with every write."""
         return 0
 

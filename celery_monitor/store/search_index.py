@@ -3,9 +3,16 @@
 Substring search over a large history is a scan of every row unless an index narrows it down, and
 an FTS5 index kept up to date inside every write would multiply the cost of ingesting. So the
 index is filled afterwards, a bounded slice at a time (``SearchIndexer.run``), with finished tasks
-only: their text no longer changes. Whatever is not indexed yet (the rows above the watermark, and
-the skipped rows: tasks that were unfinished when the walk passed them) is scanned, so a search
+only: their text seldom changes any more. Whatever is not indexed yet (the rows above the watermark,
+and the skipped rows: tasks that were unfinished when the walk passed them) is scanned, so a search
 returns exactly what a scan of every row would.
+
+That scan is what a search right after a heavy stream pays for, so the walk stays close behind the
+writes: a finished task is indexed as soon as the walk reaches it, and an unfinished one holds the
+walk only while it is young (written less than the settle delay ago, and fewer than ``HOLD_ROWS``
+tasks after it), then it is skipped and looked at again later. The rows above the watermark are
+then the tasks still running near the top plus whatever the indexer has not reached yet, and the
+writer gives the indexer its idle time between flushes (``StoreWriter.index``) for the latter.
 
 Index hits are only candidates: the query checks each with the very LIKE a scan uses. The index
 therefore only has to find a superset, so it keeps no positions (``detail=none``: every trigram of
@@ -13,9 +20,9 @@ a term present, in any column and order, is enough), its Unicode case folding (w
 ASCII-only folding) merely adds candidates, and it may keep entries of text a task no longer has.
 
 Invariant: the text of every task whose seq is at most the watermark and not in ``search_skipped``
-is in the index. A trigger keeps it true when an indexed task's text changes after all (a revoked
-task that finishes later, a task run again under the same id): in the same transaction the row
-joins the skipped ones, to be indexed again.
+is in the index. A trigger keeps it true when an indexed task's text changes after all (a late
+out-of-order event, a revoked task that finishes later, a task run again under the same id): in the
+same transaction the row joins the skipped ones, to be indexed again.
 
 The index is a ring of FTS5 tables ("slots") filled one after the other, and trimming empties a
 slot once all its tasks are gone. Deleting rows from one big FTS5 table instead leaves delete
@@ -30,7 +37,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
@@ -45,8 +52,10 @@ SLOTS = 32
 SLOT_ROWS = 65_536  # a slot takes this many tasks before the next empty one is started
 MERGE_PAGES = 64  # pages one merge step of a full slot writes: a few milliseconds
 MAX_TRIGRAMS = 32  # per query: more add doclists to read, hardly fewer candidates
-SETTLE_SECONDS = 10.0
+SETTLE_SECONDS = 10.0  # how long an unfinished task may hold the walk, at most
+HOLD_ROWS = 1000  # ...and while fewer than this many tasks came after it: the scanned tail stays short
 SKIPPED_WINDOW = 1000  # skipped rows looked at again per run: bounded however many there are
+BATCH_SECONDS = 0.05  # one batch of indexing at most (a transaction): a flush waits no longer for it
 
 
 def slot_table(slot: int) -> str:
@@ -118,11 +127,11 @@ CANDIDATES = ("seq IN (SELECT seq FROM tasks WHERE seq > ? UNION ALL SELECT seq 
 CANDIDATE_TASKS = f"(SELECT * FROM tasks WHERE {CANDIDATES} LIMIT -1) AS tasks"
 
 _FINISHED = ", ".join(f"'{state}'" for state in sorted(FINISHED_STATES))
-# Finished, and its last event is not recent: late out-of-order events are in. A timestamp far in
-# the future (a worker's clock ahead) says nothing about that and does not hold the task back.
-_READY = f"coalesce(state IN ({_FINISHED}) AND NOT coalesce(timestamp > :recent AND timestamp <= :future, 0), 0)"
+# Finished: ready to index. A late event that changes its text after all is rare (the trigger
+# sends the row back to the scanned part); waiting for one would leave every recent task scanned.
+_READY = f"coalesce(state IN ({_FINISHED}), 0)"
 # A slice of rows, each with 1 (ready to index), 0 (not yet) or -1 (revisited, but trimmed meanwhile).
-_WALK = f"SELECT seq, {_READY} FROM tasks WHERE seq > :after AND seq <= :horizon ORDER BY seq LIMIT :limit"
+_WALK = f"SELECT seq, {_READY} FROM tasks WHERE seq > :after ORDER BY seq LIMIT :limit"
 _REVISIT = (f"SELECT s.seq, CASE WHEN t.seq IS NULL THEN -1 ELSE {_READY} END"
             " FROM search_skipped s LEFT JOIN tasks t ON t.seq = s.seq"
             " WHERE s.seq > :after ORDER BY s.seq LIMIT :limit")
@@ -261,7 +270,8 @@ class SearchIndexer:
     """Fills the index in short transactions on the store's writing connection.
 
     ``lock`` guards that connection; ``index_lock`` keeps searches out while the index changes
-    (needed where readers see uncommitted writes).
+    (needed where readers see uncommitted writes). ``settle_seconds`` (with ``HOLD_ROWS``) is how
+    long an unfinished task holds the walk before it is skipped.
     """
 
     def __init__(self, conn: sqlite3.Connection, lock: threading.Lock, index_lock: AbstractContextManager[Any],
@@ -274,35 +284,42 @@ class SearchIndexer:
         # settle_seconds ago. Rows already there when the store opened count as old.
         self._seen: deque[tuple[float, int]] = deque([(float("-inf"), self._max_seq())])
         self._revisit_after = 0
-        self._row_seconds = 200e-6  # running estimate of one row's indexing time: sizes the batches
+        self._row_seconds = 100e-6  # running estimate of one row's indexing time: sizes the batches
         self.caught_up = False  # the last run left nothing to do: all walked, skipped seen, slots merged
 
     def _max_seq(self) -> int:
         with self._lock:
             return int(self._conn.execute(_MAX_SEQ).fetchone()[0] or 0)
 
-    def _horizon(self, now: float) -> int:
+    def _hold_above(self, now: float) -> int:
+        """The seq above which an unfinished task is young: it holds the walk rather than being skipped.
+
+        Written less than ``settle_seconds`` ago (a task about to finish), and fewer than HOLD_ROWS
+        tasks written after it (else the rows it holds back would make searches scan too many).
+        """
         seen = self._seen
-        seen.append((now, self._max_seq()))
+        top = self._max_seq()
+        seen.append((now, top))
         limit = now - self.settle_seconds
         while len(seen) > 1 and seen[1][0] <= limit:
             seen.popleft()
-        return seen[0][1]
+        return max(seen[0][1], top - HOLD_ROWS)
 
-    def run(self, budget_seconds: float) -> int:
-        """Index for about ``budget_seconds`` (at least one batch); returns how many rows were indexed.
+    def run(self, budget_seconds: float, until: Callable[[], bool] | None = None) -> int:
+        """Index for about ``budget_seconds`` (at least one batch), or until ``until()`` says to stop
+        (checked between batches); returns how many rows were indexed.
 
         Time left over goes to merging the segments of full slots, which keeps searches quick.
         """
         started = time.monotonic()
         deadline = started + budget_seconds
-        horizon = self._horizon(started)
+        hold_above = self._hold_above(started)
         self.caught_up = False
         indexed = max(self._batch(walk=False, after=self._revisit_after, limit=SKIPPED_WINDOW), 0)
-        while True:
+        while until is None or not until():
             now = time.monotonic()
-            size = int(max(deadline - now, 0.0) / self._row_seconds)
-            count = self._batch(walk=True, horizon=horizon, limit=min(max(size, 16), 5000))
+            size = int(min(max(deadline - now, 0.0), BATCH_SECONDS) / self._row_seconds)
+            count = self._batch(walk=True, hold_above=hold_above, limit=min(max(size, 16), 5000))
             if count < 0:
                 break
             if count:
@@ -310,19 +327,18 @@ class SearchIndexer:
             indexed += count
             if time.monotonic() >= deadline:
                 return indexed
-        while time.monotonic() < deadline:
+        while time.monotonic() < deadline and (until is None or not until()):
             if not self._merge_step():
                 self.caught_up = self._revisit_after == 0
                 break
         return indexed
 
-    def _batch(self, walk: bool, **params: Any) -> int:
+    def _batch(self, walk: bool, hold_above: int = 0, **params: Any) -> int:
         """Index the ready rows of one slice (of the walk or of the skipped rows).
 
-        Returns how many were indexed, or -1 when the slice was empty.
+        The walk ends its slice before the first unfinished task above ``hold_above``. Returns how
+        many were indexed, or -1 when the slice was empty.
         """
-        wall = time.time()
-        params.update(recent=wall - self.settle_seconds, future=wall + self.settle_seconds)
         conn = self._conn
         with self._lock, self._index_lock:
             # Two transactions: the index entries are committed before their rows leave the scanned
@@ -331,6 +347,8 @@ class SearchIndexer:
                 if walk:
                     params["after"] = conn.execute(f"SELECT {WATERMARK}").fetchone()[0]
                 rows = _fetch_pairs(conn, _WALK if walk else _REVISIT, params)
+                if walk:
+                    rows = _until_held(rows, hold_above)
                 ready = [seq for seq, flag in rows if flag > 0]
                 if ready:
                     _index(conn, ready)
@@ -368,6 +386,14 @@ class SearchIndexer:
             if conn.total_changes - before < 2:  # nothing left to merge
                 conn.execute("UPDATE search_slots SET merged = 1 WHERE slot = ?", row)
         return True
+
+
+def _until_held(rows: list[tuple[int, int]], hold_above: int) -> list[tuple[int, int]]:
+    """The rows of a slice of the walk up to the first young unfinished task (not included)."""
+    for position, (seq, flag) in enumerate(rows):
+        if not flag and seq > hold_above:
+            return rows[:position]
+    return rows
 
 
 def _index(conn: sqlite3.Connection, seqs: list[int]) -> None:

@@ -14,7 +14,7 @@ import re
 import sqlite3
 import threading
 import uuid as uuid_module
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
@@ -215,7 +215,8 @@ class SQLiteStore:
     def __init__(self, path: str | None, search_settle_seconds: float = search_index.SETTLE_SECONDS) -> None:
         """Open (or create) the history at ``path``; ``None`` keeps it in memory only.
 
-        A finished task joins the search index once its last event is ``search_settle_seconds`` old.
+        An unfinished task keeps the search index from walking past it for ``search_settle_seconds``
+        at most (see search_index.py).
         """
         self.path = path
         if path is None:
@@ -353,12 +354,12 @@ class SQLiteStore:
                     conn.execute("ROLLBACK")
                 raise
 
-    def index_search(self, budget_seconds: float = 0.05) -> int:
-        """Add settled finished tasks to the search index for about ``budget_seconds``.
+    def index_search(self, budget_seconds: float = 0.05, until: Callable[[], bool] | None = None) -> int:
+        """Add finished tasks to the search index for about ``budget_seconds``, or until ``until()``.
 
         Meant for the writer thread between flushes; returns how many tasks were indexed.
         """
-        return self.search_indexer.run(budget_seconds)
+        return self.search_indexer.run(budget_seconds, until)
 
     def release_memory(self) -> None:
         """Empty the writer's page cache (up to its cache_size: a burst fills it, and then it stays

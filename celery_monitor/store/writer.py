@@ -43,6 +43,10 @@ RELEASE_AFTER = 2.0  # seconds without a write after which memory is let go (the
 # Progress is marked at every pass (every ``interval``); a flush of a large backlog or a trim can
 # take seconds on a slow disk, but five minutes without a pass is a stuck writer.
 STALL_AFTER = 300.0
+INDEX_SHARE = 0.8  # of the interval between flushes, that search indexing may use at most
+# ...but while the applier has waited for room this recently, a tenth only: the CPU goes to
+# ingesting first, and indexing catches up (with the writer's idle time) once the press is over.
+PRESSED_SECONDS = 1.0
 
 
 class StoreWriter(threading.Thread):
@@ -68,7 +72,12 @@ class StoreWriter(threading.Thread):
         self.on_trim = on_trim
         self.trim_every = trim_every
         self.path = path  # the history's file, for messages about the disk (None: in memory)
-        self.index_budget = interval / 10  # a tenth of the writer's time at most
+        # Search indexing gets the writer's time between flushes, up to the next one (and gives it
+        # back as soon as the applier waits for room): the index keeps up with the writes.
+        self.index_budget = interval * INDEX_SHARE
+        self.pressed_index_budget = interval / 10
+        self._pressed_at = float("-inf")  # when the applier last waited for room
+        self._indexed_for = 0.0  # seconds the last pass spent indexing: taken off the wait for the next
         self.pending_limit = min(max_tasks, MAX_PENDING_TASKS)
         self._lock = threading.Lock()
         self._tasks: dict[str, TaskDict] = {}
@@ -152,6 +161,7 @@ class StoreWriter(threading.Thread):
         with self._flushed:
             if room():
                 return True
+            self._pressed_at = time.monotonic()  # before the wake: the pass it starts sees it
             self._wake.set()
             return self._flushed.wait_for(room, timeout)
 
@@ -278,10 +288,14 @@ class StoreWriter(threading.Thread):
             self.on_trim(removed)
 
     def index(self) -> None:
-        """Between flushes, a bounded slice of search indexing (off the applier's path)."""
+        """Between flushes, search indexing (off the applier's path), until the applier waits for room
+        (and only a tenth of the time while it has lately)."""
+        started = time.monotonic()
+        pressed = started - self._pressed_at < PRESSED_SECONDS
         with self.index_loop.guard():
-            if self.store.index_search(self.index_budget):
+            if self.store.index_search(self.pressed_index_budget if pressed else self.index_budget, self._wake.is_set):
                 self._released = False  # its pages are cached again (let go every RELEASE_AFTER at most)
+        self._indexed_for = time.monotonic() - started
 
     def release_memory(self) -> None:
         """Once idle for ``RELEASE_AFTER`` seconds: let the history's caches go and return free memory
@@ -302,6 +316,7 @@ class StoreWriter(threading.Thread):
 
         While it refuses them, a flush is tried again only after the backoff.
         """
+        self._indexed_for = 0.0
         if time.monotonic() < self._next_attempt or not self.flush():
             return
         if not self._wake.is_set():  # the applier waits for room: search indexing catches up later
@@ -314,8 +329,9 @@ class StoreWriter(threading.Thread):
             self.release_memory()
 
     def _next_step(self) -> None:
-        """Wait ``interval`` (less when the applier waits for room), then one pass."""
-        self._wake.wait(self.interval)
+        """Wait ``interval`` (less the time the last pass indexed, less when the applier waits for
+        room), then one pass."""
+        self._wake.wait(max(self.interval - self._indexed_for, 0.0))
         self._wake.clear()
         if not self._stop_event.is_set():
             self.step()
