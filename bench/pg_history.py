@@ -262,19 +262,19 @@ class PgHistory:
         """The task table's search right after the ingest, while the search table (filled behind the
         writer) still lacks the newest tasks (scanned meanwhile); and how long it takes to catch up."""
         path = "/ui/tasks.json?limit=50&sort_by=-received&search=customer-1234"
+        started = time.monotonic()
         with pg_seed.connect(self.database) as conn:
             row = conn.execute("SELECT (SELECT max(seq) FROM tasks) - watermark FROM search_state").fetchone()
         behind = int(row[0]) if row and row[0] is not None else 0
         lat = measure.latency(monitor, path, self.bench.config.latency_runs)
         self.row(f"GET {path.replace('customer-1234', '<term>')} right after the ingest, {behind:,} tasks not in "
                  "the search table yet (median / p95)", f"{lat.median_ms:.1f} / {lat.p95_ms:.1f} ms")
-        started = time.monotonic()
         while time.monotonic() - started < 600 and behind > 0:
             time.sleep(1)
             with pg_seed.connect(self.database) as conn:
                 row = conn.execute("SELECT (SELECT max(seq) FROM tasks) - watermark FROM search_state").fetchone()
             behind = int(row[0]) if row and row[0] is not None else 0
-        self.row("…the search table caught up with the ingest after",
+        self.row("…the search table caught up after (from the end of the ingest, those requests included)",
                  f"{time.monotonic() - started:.0f} s" if behind <= 0 else "not within 600 s")
         lat = measure.latency(monitor, path, self.bench.config.latency_runs)
         self.row(f"GET {path.replace('customer-1234', '<term>')} once caught up (median / p95)",

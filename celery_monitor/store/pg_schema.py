@@ -137,6 +137,9 @@ def _search_triggers() -> tuple[str, ...]:
                 DELETE FROM task_search s USING stale WHERE s.seq = stale.seq
             )
             INSERT INTO search_skipped SELECT seq FROM stale ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                UPDATE search_state SET version = version + 1;
+            END IF;
             RETURN NULL;
         END $$""",
         """CREATE OR REPLACE FUNCTION cm_search_forget() RETURNS trigger LANGUAGE plpgsql AS $$
@@ -144,7 +147,7 @@ def _search_triggers() -> tuple[str, ...]:
             DELETE FROM task_search s USING old_rows o WHERE s.seq = o.seq;
             DELETE FROM search_skipped s USING old_rows o WHERE s.seq = o.seq;
             IF NOT EXISTS (SELECT 1 FROM tasks) THEN
-                UPDATE search_state SET watermark = 0;
+                UPDATE search_state SET watermark = 0, version = version + 1;
             END IF;
             RETURN NULL;
         END $$""",
@@ -168,7 +171,7 @@ SEARCH_FILL = (
     "TRUNCATE task_search, search_skipped",
     _bulk(SEARCH_ROWS % {"seqs": f"SELECT seq FROM tasks WHERE {READY}"}),
     _bulk(f"INSERT INTO search_skipped SELECT seq FROM tasks WHERE NOT {READY}"),
-    "UPDATE search_state SET watermark = coalesce((SELECT max(seq) FROM tasks), 0)",
+    "UPDATE search_state SET watermark = coalesce((SELECT max(seq) FROM tasks), 0), version = version + 1",
 )
 
 
@@ -310,8 +313,10 @@ MIGRATIONS: tuple[Migration, ...] = (
             seq bigint PRIMARY KEY, text text COLLATE "C" NOT NULL, kwargs_pairs jsonb
         )""",
         "CREATE TABLE IF NOT EXISTS search_skipped (seq bigint PRIMARY KEY)",
+        # version: bumped whenever tasks leave the skipped ones for the table or the other way
+        # round (a search may reuse hits read at the same version: pg_search.index_hits).
         """CREATE TABLE IF NOT EXISTS search_state (
-            id integer PRIMARY KEY CHECK (id = 0), watermark bigint NOT NULL
+            id integer PRIMARY KEY CHECK (id = 0), watermark bigint NOT NULL, version bigint NOT NULL DEFAULT 0
         )""",
         "INSERT INTO search_state VALUES (0, 0) ON CONFLICT (id) DO NOTHING",
         *_search_triggers(),

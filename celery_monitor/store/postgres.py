@@ -205,6 +205,7 @@ class PostgresStore:
         self._connections: list[psycopg.Connection[Any]] = []
         self._connections_lock = threading.Lock()
         self.search_indexer = pg_search.SearchIndexer(search_settle_seconds)
+        self._hit_cache = pg_search.HitCache()
         self._wrote_at = float("-inf")  # when tasks were last written (the search indexer's budget)
         try:
             self._writer = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
@@ -603,7 +604,7 @@ class PostgresStore:
         predicate = pg_search.index_predicate(query.search.expression, self._trigram)
         if predicate is None:
             return None
-        found = pg_search.index_hits(self._rows, predicate)
+        found = pg_search.index_hits(self._rows, predicate, self._hit_cache)
         if found is None:
             return None
         hits, watermark = found
