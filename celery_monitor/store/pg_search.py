@@ -36,6 +36,12 @@ SKIPPED_WINDOW = 1000  # skipped tasks looked at again per run: bounded however 
 CANDIDATE_TASKS = ("(SELECT * FROM tasks WHERE seq = ANY(%s::bigint[]) UNION ALL SELECT * FROM tasks WHERE seq > %s"
                    " UNION ALL SELECT * FROM tasks WHERE seq IN (SELECT seq FROM search_skipped WHERE seq <= %s))"
                    " AS tasks")
+# The same with the hits as a subquery ({predicate}: index_predicate's SQL, then the watermark
+# twice): for totals of searches with more hits than a page should read one by one.
+CANDIDATE_MATCHES = ("(SELECT * FROM tasks WHERE seq IN (SELECT seq FROM task_search WHERE {predicate})"
+                     " UNION ALL SELECT * FROM tasks WHERE seq > %s"
+                     " UNION ALL SELECT * FROM tasks WHERE seq IN (SELECT seq FROM search_skipped WHERE seq <= %s))"
+                     " AS tasks")
 
 class Rows(Protocol):
     def __call__(self, sql: str, params: Sequence[Any] = (), prepare: bool | None = None) -> list[Any]: ...
@@ -115,10 +121,11 @@ class HitCache:
 
 
 def index_hits(rows: Rows, predicate: tuple[str, list[Any]], cache: HitCache | None = None
-               ) -> tuple[list[int], int] | None:
-    """The index's hits and the watermark, read in the caller's snapshot (or kept from an earlier
-    one at the same version); None when a scan is the better answer: past MAX_HITS hits, or more
-    than MAX_UNINDEXED of the tasks not indexed."""
+               ) -> tuple[list[int] | None, int] | None:
+    """The index's hits (None past MAX_HITS: a page is quicker read in its order, but a total still
+    from the index, ``CANDIDATE_MATCHES``) and the watermark, read in the caller's snapshot (or kept
+    from an earlier one at the same version); None when more than MAX_UNINDEXED of the tasks are not
+    indexed: a scan is the better answer."""
     state = rows("SELECT watermark, version, (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks) "
                  "FROM search_state", ())
     if not state:
@@ -137,7 +144,7 @@ def index_hits(rows: Rows, predicate: tuple[str, list[Any]], cache: HitCache | N
     if tail + skipped > most:
         return None
     if kept is not None:
-        return None if kept[0] is None else (kept[0], int(watermark))
+        return kept[0], int(watermark)
     # Never prepared: psycopg prepares a statement run five times, and PostgreSQL may then choose a
     # generic plan, which cannot take trigrams from a LIKE pattern it does not know and reads every
     # row of the table instead (1.4 s at a million tasks, against 40 ms).
@@ -146,7 +153,7 @@ def index_hits(rows: Rows, predicate: tuple[str, list[Any]], cache: HitCache | N
     found = None if len(hits) > MAX_HITS else hits
     if cache is not None:
         cache.put(key, version, int(watermark), found)
-    return None if found is None else (found, int(watermark))
+    return found, int(watermark)
 
 
 # One slice of the walk above the watermark (or of the skipped tasks): the settled ones into the

@@ -596,9 +596,10 @@ class PostgresStore:
                 f" AND (strpos({text}, %s) > 0 OR strpos({text}, %s) > 0)))",
                 [pair, f"'{key}': {expected}", f"'{key}': '{expected}'"])
 
-    def _candidates(self, query: TaskQuery) -> list[Any] | None:
-        """The parameters of ``pg_search.CANDIDATE_TASKS`` when the search table is to answer this
-        query's search; None when a scan is (see ``pg_search.index_hits``)."""
+    def _candidates(self, query: TaskQuery, counting: bool = False) -> tuple[str, list[Any]] | None:
+        """The rows to read (a FROM source and its parameters) when the search table is to answer
+        this query's search; None when a scan is (see ``pg_search.index_hits``). Past MAX_HITS hits
+        a page is read in its order, checking every task, and a total still from the index."""
         if query.search.expression is None:
             return None
         predicate = pg_search.index_predicate(query.search.expression, self._trigram)
@@ -608,7 +609,11 @@ class PostgresStore:
         if found is None:
             return None
         hits, watermark = found
-        return [hits, watermark, watermark]
+        if hits is not None:
+            return pg_search.CANDIDATE_TASKS, [hits, watermark, watermark]
+        if counting:
+            return pg_search.CANDIDATE_MATCHES.format(predicate=predicate[0]), [*predicate[1], watermark, watermark]
+        return None
 
     def values_folding_to(self, column: str, wanted: Sequence[str]) -> list[str]:
         """The distinct values of ``column`` (worker, name or state) equal to one of ``wanted``, ignoring case."""
@@ -634,9 +639,9 @@ class PostgresStore:
         it in a snapshot: the hits and the rows they stand for must agree).
         """
         where, params = self._where(query, excluding)
-        if (source := self._candidates(query)) is not None:
-            select = select.removesuffix("FROM tasks") + "FROM " + pg_search.CANDIDATE_TASKS
-            params = [*source, *params]
+        if (found := self._candidates(query)) is not None:
+            select = select.removesuffix("FROM tasks") + "FROM " + found[0]
+            params = [*found[1], *params]
         direction = "DESC" if query.descending else "ASC"
         nulls = "NULLS LAST" if query.descending else "NULLS FIRST"  # SQLite's order: NULL is the least
         if query.sort_by == "uuid":  # never NULL, and unique
@@ -730,8 +735,8 @@ class PostgresStore:
         with self.snapshot():
             where, params = self._where(query, excluding)
             source = "tasks"
-            if (found := self._candidates(query)) is not None:
-                source, params = pg_search.CANDIDATE_TASKS, [*found, *params]
+            if (found := self._candidates(query, counting=True)) is not None:
+                source, params = found[0], [*found[1], *params]
             rows = self._rows(f"SELECT count(*) FROM {source}{where}", params, _prepare(query))
             row = rows[0] if rows else None
         return int(row[0]) if row else 0

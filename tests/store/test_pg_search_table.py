@@ -117,3 +117,18 @@ def test_only_the_leader_fills_the_search_table(store: PostgresStore, dsn: str) 
         assert by_index(standby, "zeta") and found(standby, "zeta") == ["t"]
     finally:
         standby.close()
+
+
+def test_a_search_with_more_hits_than_a_page_reads_is_counted_from_the_index(store: PostgresStore,
+                                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(pg_search, "MAX_HITS", 2)
+    store.write([*(task(f"t{i}", f"('omega-{i}',)") for i in range(6)), task("x", "('other',)")], [], {})
+    index_all(store)
+    store.write([task("t6", "('omega-6',)")], [], {})  # not indexed yet
+    query = TaskQuery(search=parse_search("omega"))
+    with store.snapshot():
+        assert store._candidates(query) is None  # the page: read in its order, every task checked
+        counted = store._candidates(query, counting=True)
+    assert counted is not None and "task_search" in counted[0]  # the total: the index's hits, all of them
+    assert found(store, "omega") == [f"t{i}" for i in range(7)]
+    assert store.count_tasks(TaskQuery(search=parse_search("omega-3 OR other"))) == 2

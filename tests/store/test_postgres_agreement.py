@@ -77,12 +77,14 @@ def test_postgres_answers_as_sqlite_round_after_round(stores: tuple[SQLiteStore,
     sqlite, postgres = stores
     # The search table answers however much of the history waits for it (not only up to a quarter).
     monkeypatch.setattr(pg_search, "MAX_UNINDEXED", 1.0)
+    # Searches with more hits than this read their page in order and count through the index.
+    monkeypatch.setattr(pg_search, "MAX_HITS", 25)
     tasks = history(600)
     for store in stores:
         store.write(tasks, [], {})
     assert_same(sqlite, postgres, 3)  # right after the writes: nothing indexed, all scanned
     index_all(postgres)
-    assert postgres._candidates(TaskQuery(search=parse_search("customer"))) is not None
+    assert postgres._candidates(TaskQuery(search=parse_search("customer")), counting=True) is not None
     rnd = random.Random(11)
     # Each round changes the history, then asks a third of the shapes: three rounds ask them all.
     # (A history as first written is compared by test_search_agreement, with Python's matching, and below.)
