@@ -5,7 +5,8 @@ needs them in the database. So the schema comes from the store itself (its migra
 from the store's own ``_row`` (the same columns, case-folded copies, kwargs pairs and JSON), and
 the rows go in with one COPY into the freshly emptied table (``FREEZE``: no vacuum needed after)
 with the table's secondary indexes dropped first and built again afterwards, as a restore does.
-The failures table is filled from the tasks with the same statement migration 3 uses.
+The failures table is filled from the tasks with the same statement migration 3 uses, the search
+table with migration 9's.
 """
 
 from __future__ import annotations
@@ -97,8 +98,8 @@ def seed_history(database: str, tasks: int, factory: StreamFactory, log: Any = p
                 copy.write_row(postgres._row(task, i + 1))
         log(f"  made {unique:,} unique tasks in {time.monotonic() - started:.0f} s")
         indexes = conn.execute(
-            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'tasks' AND indexname NOT IN "
-            "('tasks_pkey', 'tasks_uuid_key')").fetchall()
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN ('tasks', 'task_search') AND indexname "
+            "NOT IN ('tasks_pkey', 'tasks_uuid_key', 'task_search_pkey')").fetchall()
         with conn.transaction():
             for name, _ in indexes:
                 conn.execute(sql.SQL("DROP INDEX {}").format(sql.Identifier(name)))
@@ -117,7 +118,9 @@ def seed_history(database: str, tasks: int, factory: StreamFactory, log: Any = p
             conn.execute("INSERT INTO task_names SELECT to_json(n)::text FROM unnest(%s::text[]) n "
                          "ON CONFLICT DO NOTHING", (sorted(factory.names),))
         conn.execute("DROP TABLE seed")
-        log(f"  {tasks:,} tasks in {time.monotonic() - started:.0f} s; building the indexes")
+        for statement in pg_schema.SEARCH_FILL:  # the search table as migration 9 fills it
+            conn.execute(statement)
+        log(f"  {tasks:,} tasks (and the search table) in {time.monotonic() - started:.0f} s; building the indexes")
         conn.execute("ALTER TABLE tasks ADD CONSTRAINT tasks_uuid_key UNIQUE (uuid)")
         # The trigram index takes longest: built beside the others, on the second connection.
         slow = [(name, definition) for name, definition in indexes if name == pg_schema.TRIGRAM_INDEX]
@@ -135,6 +138,7 @@ def seed_history(database: str, tasks: int, factory: StreamFactory, log: Any = p
             conn.execute(pg_schema.MIGRATIONS[version - 1].statements[-1])
         conn.execute("VACUUM ANALYZE tasks")
         conn.execute("VACUUM ANALYZE failures")
+        conn.execute("VACUUM ANALYZE task_search")
         every = max(1, tasks // 50)
         picked = [row[0] for row in conn.execute(
             "SELECT uuid FROM tasks WHERE seq %% %s = 1 ORDER BY seq", (every,))]

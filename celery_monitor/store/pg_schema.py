@@ -9,9 +9,11 @@ a later migration changed). Add a migration at the end; never edit one that was 
 How the tables serve the API (see ``postgres.py``): ``seq`` is the order tasks were first seen in,
 handed out without gaps by the writer, so the whole history's deep pages start at a computed seq;
 every sort key has a btree index ``(key NULLS FIRST, seq)`` (SQLite's order: NULL first ascending,
-last descending; text in code point order, the "C" collation); search narrows with a pg_trgm GIN
-index over the case-folded searchable text and ``kwargs:key=value`` with a GIN index over the
-pairs a task's kwargs hold, then checks every candidate exactly.
+last descending; text in code point order, the "C" collation). Search narrows with GIN indexes
+(pg_trgm over the case-folded searchable text, jsonb over the pairs a task's kwargs hold) on a
+table of their own, ``task_search``, filled behind the writer (``pg_search.py``), then checks every
+candidate exactly. Until migration 9 those GIN indexes were on ``tasks``, where every written task
+version updated them: ~85% of the cost of a write.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 import psycopg
 
+from celery_monitor.states import FINISHED_STATES
 from celery_monitor.store.base import StoreError
 from celery_monitor.store.query import SORT_KEYS
 from celery_monitor.store.search import BARE_COLUMNS
@@ -29,7 +32,8 @@ from celery_monitor.store.search import BARE_COLUMNS
 LOCK_KEY = 0x43_4D_4F_4E_01  # pg_advisory_xact_lock key of migrations ("CMON", 1)
 UPPER = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 LOWER = UPPER.lower()
-TRIGRAM_INDEX = "tasks_search"
+TRIGRAM_INDEX = "task_search_text"
+SETTLE_SECONDS = 10.0  # a finished task is indexed once its last event is this old (late events are in)
 
 
 def ascii_lower(column: str) -> str:
@@ -42,8 +46,18 @@ def folded(column: str) -> str:
     return f"coalesce(fold_{column}, {ascii_lower(column)})"
 
 
-# Every searchable column, case-folded, one per line: what the trigram index holds.
+# Every searchable column, case-folded, one per line: what the search table's trigram index holds.
 SEARCH_TEXT = "(" + " || chr(10) || ".join(f"coalesce({folded(c)}, '')" for c in BARE_COLUMNS) + ")"
+_FINISHED = ", ".join(f"'{state}'" for state in sorted(FINISHED_STATES))
+# A task whose text is settled: finished, and its last event is not recent (late out-of-order
+# events are in). A timestamp far in the future (a worker's clock ahead) says nothing about that.
+# %(recent)s and %(future)s: now - and now + SETTLE_SECONDS.
+READY = (f"coalesce(state IN ({_FINISHED}) AND NOT coalesce(timestamp > %(recent)s AND timestamp <= %(future)s, false),"
+         " false)")
+# What the search table holds of the tasks a ``SELECT seq FROM ...`` picks (%(seqs)s in the text).
+SEARCH_ROWS = (f"INSERT INTO task_search (seq, text, kwargs_pairs) SELECT seq, {SEARCH_TEXT}, kwargs_pairs "
+               "FROM tasks WHERE seq IN (%(seqs)s) "
+               "ON CONFLICT (seq) DO UPDATE SET text = excluded.text, kwargs_pairs = excluded.kwargs_pairs")
 
 
 @dataclass(frozen=True)
@@ -100,6 +114,65 @@ def _counting_triggers(table: str, counter: str, changes: dict[str, str],
           f"FOR EACH STATEMENT EXECUTE FUNCTION cm_{counter}_{event}()"
           for event, tables in _TRANSITION_TABLES.items()),
     )
+
+
+# The searchable columns: a change to any of them changes what the search table should hold.
+_SEARCHED = ("uuid", "name", "state", "worker", "args", "kwargs", "result", "kwargs_pairs")
+
+
+def _search_triggers() -> tuple[str, ...]:
+    """Triggers that keep the search table's invariant: the text of every task at or below the
+    watermark and not skipped is in ``task_search``, as it is now. An indexed task whose searchable
+    columns change leaves the table and joins the skipped ones (scanned, then indexed again); a
+    deleted task leaves both; an emptied history starts again at watermark 0 (its seqs restart at 1).
+    Statement-level, from the statement's changed rows, as the counting triggers."""
+    changed = " OR ".join(f"n.{c} IS DISTINCT FROM o.{c}" for c in _SEARCHED)
+    return (
+        f"""CREATE OR REPLACE FUNCTION cm_search_stale() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            WITH stale AS (
+                SELECT o.seq FROM old_rows o JOIN new_rows n ON n.seq = o.seq
+                WHERE o.seq <= (SELECT watermark FROM search_state) AND ({changed})
+            ), gone AS (
+                DELETE FROM task_search s USING stale WHERE s.seq = stale.seq
+            )
+            INSERT INTO search_skipped SELECT seq FROM stale ON CONFLICT DO NOTHING;
+            IF FOUND THEN
+                UPDATE search_state SET version = version + 1;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        """CREATE OR REPLACE FUNCTION cm_search_forget() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            DELETE FROM task_search s USING old_rows o WHERE s.seq = o.seq;
+            DELETE FROM search_skipped s USING old_rows o WHERE s.seq = o.seq;
+            IF NOT EXISTS (SELECT 1 FROM tasks) THEN
+                UPDATE search_state SET watermark = 0, version = version + 1;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        "DROP TRIGGER IF EXISTS tasks_search_stale ON tasks",
+        "DROP TRIGGER IF EXISTS tasks_search_forget ON tasks",
+        "CREATE TRIGGER tasks_search_stale AFTER UPDATE ON tasks REFERENCING OLD TABLE AS old_rows "
+        "NEW TABLE AS new_rows FOR EACH STATEMENT EXECUTE FUNCTION cm_search_stale()",
+        "CREATE TRIGGER tasks_search_forget AFTER DELETE ON tasks REFERENCING OLD TABLE AS old_rows "
+        "FOR EACH STATEMENT EXECUTE FUNCTION cm_search_forget()",
+    )
+
+
+def _bulk(statement: str) -> str:
+    """A statement of migration 9 with READY's times as of the migration."""
+    return statement % {"recent": f"extract(epoch FROM now()) - {SETTLE_SECONDS}",
+                        "future": f"extract(epoch FROM now()) + {SETTLE_SECONDS}"}
+
+
+# The search table filled with every task at once (migration 9, and the bench's seeding).
+SEARCH_FILL = (
+    "TRUNCATE task_search, search_skipped",
+    _bulk(SEARCH_ROWS % {"seqs": f"SELECT seq FROM tasks WHERE {READY}"}),
+    _bulk(f"INSERT INTO search_skipped SELECT seq FROM tasks WHERE NOT {READY}"),
+    "UPDATE search_state SET watermark = coalesce((SELECT max(seq) FROM tasks), 0), version = version + 1",
+)
 
 
 def _sort_indexes() -> tuple[str, ...]:
@@ -228,10 +301,37 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DELETE FROM failure_counts",
         _failure_count_change("SELECT name, exception_type, 1 FROM failures"),
     )),
+    # Search out of the write path: the GIN indexes (trigram text, kwargs pairs) move from ``tasks``
+    # to ``task_search``, one row per finished task, filled behind the writer (``pg_search.py``);
+    # searches scan what it does not hold yet (the rows above ``search_state.watermark`` and those in
+    # ``search_skipped``), so their answers stay a scan's. Triggers keep that true: a task indexed
+    # whose text changes after all leaves the table and joins the skipped ones; deleted tasks leave
+    # both. The tasks already held are indexed here in bulk (the trigram index is built last, by
+    # ``upgrade``): on a big history this is the long step (see docs/postgresql.md).
+    Migration(9, "search table filled behind the writer; GIN indexes off the tasks table", (
+        """CREATE TABLE IF NOT EXISTS task_search (
+            seq bigint PRIMARY KEY, text text COLLATE "C" NOT NULL, kwargs_pairs jsonb
+        )""",
+        "CREATE TABLE IF NOT EXISTS search_skipped (seq bigint PRIMARY KEY)",
+        # version: bumped whenever tasks leave the skipped ones for the table or the other way
+        # round (a search may reuse hits read at the same version: pg_search.index_hits).
+        """CREATE TABLE IF NOT EXISTS search_state (
+            id integer PRIMARY KEY CHECK (id = 0), watermark bigint NOT NULL, version bigint NOT NULL DEFAULT 0
+        )""",
+        "INSERT INTO search_state VALUES (0, 0) ON CONFLICT (id) DO NOTHING",
+        *_search_triggers(),
+        "DROP INDEX IF EXISTS tasks_search",
+        "DROP INDEX IF EXISTS tasks_kwargs_pairs",
+        "DROP INDEX IF EXISTS tasks_kwargs_text",
+        "SET LOCAL maintenance_work_mem = '256MB'",  # the GIN indexes' bulk builds, below and in upgrade()
+        *SEARCH_FILL,
+        "CREATE INDEX IF NOT EXISTS task_search_pairs ON task_search USING gin (kwargs_pairs jsonb_path_ops)",
+        "ANALYZE task_search",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine", "failures", "task_counts",
-              "failure_counts")
+              "failure_counts", "task_search", "search_skipped", "search_state")
 
 
 def _current(conn: psycopg.Connection[Any]) -> int:
@@ -252,7 +352,7 @@ def _trigram_index(conn: psycopg.Connection[Any]) -> bool:
             conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
     except psycopg.Error:
         return False
-    conn.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON tasks USING gin ({SEARCH_TEXT} gin_trgm_ops)")
+    conn.execute(f"CREATE INDEX {TRIGRAM_INDEX} ON task_search USING gin (text gin_trgm_ops)")
     return True
 
 

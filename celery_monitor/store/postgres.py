@@ -17,7 +17,8 @@ one JSON text. What differs, and why:
   lowered (``translate``), another in the text as ``str.casefold()`` makes it, stored beside the
   column (``fold_<column>``) where that differs; ``kwargs:key=value`` in the pairs the writer read
   from the kwargs with the same rules as ``kwargs_match``, or, for kwargs that are no literal,
-  in their folded text. Indexes narrow the rows down (see ``pg_schema.py``) and these checks decide.
+  in their folded text. The search table's indexes narrow the rows down (``pg_search.py``: filled
+  behind the writer, what it does not hold yet is scanned) and these checks decide.
 """
 
 from __future__ import annotations
@@ -36,11 +37,11 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from celery_monitor.state.models import TASK_FIELDS
-from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, stored
+from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, pg_search, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import LATEST, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
-from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term, like_pattern
+from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,9 @@ WRITE_LOCK_KEY = 0x43_4D_4F_4E_02  # pg_advisory_xact_lock key of task writes
 OWNER_LOCK_KEY = 0x43_4D_4F_4E_03  # after the migrations (01) and the writes (02)
 OWNER_PATIENCE = 5.0  # seconds a starting monitor waits for one that is stopping
 TRIM_CHUNK = 1000
+# The search indexer's slice while no task is written: most of the writer's 0.5 s interval (the
+# next flush waits for it at most this long); a tenth of it otherwise (the writer's budget).
+IDLE_INDEX_SECONDS = 0.4
 # From this offset on, a page's seqs are found first (an index-only walk) and its rows read after.
 DEEP_PAGE = 1000
 FIRST_SEEN = "coalesce(sent, received, started, timestamp)"  # a task's age, as the SQLite store's
@@ -161,6 +165,12 @@ def _any_of(column: str, values: list[str]) -> tuple[str, list[Any]]:
     return f"{column} = ANY(%s)", [values]
 
 
+def _prepare(query: TaskQuery) -> bool | None:
+    """Searches are never prepared statements: a generic plan knows neither the search table's hits
+    nor the watermark, and may walk a whole index where the hits are a few rows."""
+    return False if query.search.expression is not None else None
+
+
 def _take_ownership(conn: psycopg.Connection[Any], patience: float = 0.0) -> bool:
     """Whether ``conn`` now holds the database for this monitor (the lock ends with the session).
 
@@ -178,11 +188,13 @@ def _take_ownership(conn: psycopg.Connection[Any], patience: float = 0.0) -> boo
 
 
 class PostgresStore:
-    def __init__(self, url: str, standby: bool = False) -> None:
+    def __init__(self, url: str, standby: bool = False,
+                 search_settle_seconds: float = pg_schema.SETTLE_SECONDS) -> None:
         """Open the history in the database ``url`` names, applying the migrations it lacks.
 
         When another monitor leads it already: with ``standby``, open it to read (``leading`` is
-        False until :meth:`try_lead` succeeds); without, refuse with one line.
+        False until :meth:`try_lead` succeeds); without, refuse with one line. A finished task joins
+        the search table once its last event is ``search_settle_seconds`` old.
         """
         self.dsn = url
         self.leading = False
@@ -192,6 +204,9 @@ class PostgresStore:
         self._write_lock = threading.Lock()
         self._connections: list[psycopg.Connection[Any]] = []
         self._connections_lock = threading.Lock()
+        self.search_indexer = pg_search.SearchIndexer(search_settle_seconds)
+        self._hit_cache = pg_search.HitCache()
+        self._wrote_at = float("-inf")  # when tasks were last written (the search indexer's budget)
         try:
             self._writer = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
         except psycopg.Error as exc:
@@ -252,17 +267,18 @@ class PostgresStore:
             conn = self._local.conn = self._connect()
         return conn
 
-    def _rows(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    def _rows(self, sql: str, params: Sequence[Any] = (), prepare: bool | None = None) -> list[Any]:
         """Every row of one read on this thread's connection. A connection the database dropped (a
         restart, a failover, an idle timeout) is replaced and the read made again, once, unless it
-        was part of a snapshot, whose reads must all come from one transaction."""
+        was part of a snapshot, whose reads must all come from one transaction. ``prepare`` False:
+        never as a prepared statement (whose generic plan cannot see the parameters' values)."""
         conn = self._reader
         try:
-            return conn.execute(sql, params).fetchall()
+            return conn.execute(sql, params, prepare=prepare).fetchall()
         except psycopg.OperationalError:
             if not conn.closed or conn is getattr(self._local, "snapshot", None):
                 raise
-        return self._reader.execute(sql, params).fetchall()
+        return self._reader.execute(sql, params, prepare=prepare).fetchall()
 
     def _row(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = self._rows(sql, params)
@@ -305,6 +321,8 @@ class PostgresStore:
                         if isinstance(task.get("name"), str)})
         with self._write_lock:
             conn = self._write_conn()
+            if rows:
+                self._wrote_at = time.monotonic()
             with conn.transaction():
                 if rows:
                     self._upsert(conn, rows, names)
@@ -339,8 +357,16 @@ class PostgresStore:
             conn.execute("INSERT INTO task_names SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (names,))
 
     def index_search(self, budget_seconds: float = 0.05, until: Callable[[], bool] | None = None) -> int:
-        """Nothing to do: PostgreSQL keeps its indexes up to date with every write."""
-        return 0
+        """Fill the search table for about ``budget_seconds`` (the leader's writer, between flushes);
+        for ``IDLE_INDEX_SECONDS`` once nothing has been written for a second: the work is the
+        server's, and a history left behind by a burst is searched by scanning until it catches up.
+        Nothing while ``until`` says the writer is wanted elsewhere (the applier waits for room)."""
+        if not self.leading or (until is not None and until()):
+            return 0
+        if time.monotonic() - self._wrote_at >= 1.0:
+            budget_seconds = max(budget_seconds, IDLE_INDEX_SECONDS)
+        with self._write_lock:
+            return self.search_indexer.run(self._write_conn(), budget_seconds)
 
     def release_memory(self) -> None:
         """Nothing to do: the server caches the pages, not this process."""
@@ -485,10 +511,10 @@ class PostgresStore:
         rows = self._fetch_tasks(f"{_SELECT} WHERE root_id = %s ORDER BY seq LIMIT %s", (_text(root_id), limit))
         return [task for _, task in rows if task.get("root_id") == root_id]
 
-    def _fetch_tasks(self, sql: str, params: Sequence[Any]) -> list[tuple[int, TaskDict]]:
+    def _fetch_tasks(self, sql: str, params: Sequence[Any], prepare: bool | None = None) -> list[tuple[int, TaskDict]]:
         """The (seq, task) of a ``SELECT seq, <columns>, data`` query, in its order, checked."""
         tasks = []
-        for row in self._rows(sql, params):
+        for row in self._rows(sql, params, prepare):
             seq, columns, data = row[0], row[1:-1], row[-1]
             try:
                 rest = orjson.loads(data)
@@ -559,21 +585,36 @@ class PostgresStore:
         columns = BARE_COLUMNS if expression.field is None else (expression.field,)
         text = pg_schema.ascii_lower if expression.plain else pg_schema.folded
         checks = " OR ".join(f"strpos({text(column)}, %s) > 0" for column in columns)
-        params: list[Any] = [folded] * len(columns)
-        if self._trigram and len(folded) >= 3:
-            # Every row a check accepts has the term in its folded text: the index finds those.
-            return f"({pg_schema.SEARCH_TEXT} LIKE %s AND ({checks}))", [like_pattern(folded), *params]
-        return f"({checks})", params
+        return f"({checks})", [folded] * len(columns)
 
     @staticmethod
     def _kwargs_sql(key: str, expected: str) -> tuple[str, list[Any]]:
         """``kwargs:key=value``: the pairs read from literal kwargs, else the pair as text (kwargs_match's rules)."""
-        key, expected = _text(key.casefold()), _text(expected.casefold())
+        key, expected = pg_search.kwargs_term(key, expected)
         pair = orjson.dumps([{"k": key, "v": expected}]).decode()
         text = pg_schema.folded("kwargs")
         return (f"(kwargs_pairs @> %s::jsonb OR (kwargs_pairs IS NULL AND kwargs <> ''"
                 f" AND (strpos({text}, %s) > 0 OR strpos({text}, %s) > 0)))",
                 [pair, f"'{key}': {expected}", f"'{key}': '{expected}'"])
+
+    def _candidates(self, query: TaskQuery, counting: bool = False) -> tuple[str, list[Any]] | None:
+        """The rows to read (a FROM source and its parameters) when the search table is to answer
+        this query's search; None when a scan is (see ``pg_search.index_hits``). Past MAX_HITS hits
+        a page is read in its order, checking every task, and a total still from the index."""
+        if query.search.expression is None:
+            return None
+        predicate = pg_search.index_predicate(query.search.expression, self._trigram)
+        if predicate is None:
+            return None
+        found = pg_search.index_hits(self._rows, predicate, self._hit_cache)
+        if found is None:
+            return None
+        hits, watermark = found
+        if hits is not None:
+            return pg_search.CANDIDATE_TASKS, [hits, watermark, watermark]
+        if counting:
+            return pg_search.CANDIDATE_MATCHES.format(predicate=predicate[0]), [*predicate[1], watermark, watermark]
+        return None
 
     def values_folding_to(self, column: str, wanted: Sequence[str]) -> list[str]:
         """The distinct values of ``column`` (worker, name or state) equal to one of ``wanted``, ignoring case."""
@@ -595,9 +636,13 @@ class PostgresStore:
         """The SELECT for a query: filters, an order an index can deliver, and the page.
 
         ``select`` is the statement up to and including FROM's table (``SELECT seq FROM tasks`` for
-        the order alone).
+        the order alone). A search the search table can narrow down reads its candidates only (call
+        it in a snapshot: the hits and the rows they stand for must agree).
         """
         where, params = self._where(query, excluding)
+        if (found := self._candidates(query)) is not None:
+            select = select.removesuffix("FROM tasks") + "FROM " + found[0]
+            params = [*found[1], *params]
         direction = "DESC" if query.descending else "ASC"
         nulls = "NULLS LAST" if query.descending else "NULLS FIRST"  # SQLite's order: NULL is the least
         if query.sort_by == "uuid":  # never NULL, and unique
@@ -647,11 +692,11 @@ class PostgresStore:
         return dict(self._rows("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (wanted,)))
 
     def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
-        if query.limit is not None and query.offset >= DEEP_PAGE:
-            with self.snapshot():  # the total and the page from one snapshot
+        with self.snapshot():  # the total and the page (and the search's hits) from one snapshot
+            if query.limit is not None and query.offset >= DEEP_PAGE:
                 return self._deep_seqs(query, excluding)
-        sql, params = self.query_sql(query, excluding, select="SELECT seq FROM tasks")
-        return [row[0] for row in self._rows(sql, params)]
+            sql, params = self.query_sql(query, excluding, select="SELECT seq FROM tasks")
+            return [row[0] for row in self._rows(sql, params, _prepare(query))]
 
     def _deep_seqs(self, query: TaskQuery, excluding: Sequence[int]) -> list[int]:
         """A deep page's seqs. Rows skipped by an offset are still walked, one index entry each: a page
@@ -667,7 +712,7 @@ class PostgresStore:
             query = dataclasses.replace(query, descending=not query.descending,
                                         offset=max(0, remaining - query.limit), limit=min(query.limit, remaining))
         sql, params = self.query_sql(query, excluding, select="SELECT seq FROM tasks")
-        seqs = [row[0] for row in self._rows(sql, params)]
+        seqs = [row[0] for row in self._rows(sql, params, _prepare(query))]
         return seqs[::-1] if flip else seqs
 
     def tasks_in_order(self, seqs: Sequence[int]) -> list[tuple[int, TaskDict]]:
@@ -677,19 +722,24 @@ class PostgresStore:
         return self._fetch_tasks(sql, (list(seqs),))
 
     def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
-        if query.limit is not None and query.offset >= DEEP_PAGE:
-            # The page's seqs from the order's index alone, then its rows: reading the row of every
-            # task the offset skips (as LIMIT ... OFFSET does) took seconds at 10,000,000 tasks.
-            with self.snapshot():
+        with self.snapshot():
+            if query.limit is not None and query.offset >= DEEP_PAGE:
+                # The page's seqs from the order's index alone, then its rows: reading the row of every
+                # task the offset skips (as LIMIT ... OFFSET does) took seconds at 10,000,000 tasks.
                 return [task for _, task in self.tasks_in_order(self._deep_seqs(query, excluding))]
-        sql, params = self.query_sql(query, excluding)
-        return [task for _, task in self._fetch_tasks(sql, params)]
+            sql, params = self.query_sql(query, excluding)
+            return [task for _, task in self._fetch_tasks(sql, params, _prepare(query))]
 
     def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> int:
         if query.search.expression is None and query.received_start is None and query.received_end is None:
             return self._counted(query, excluding)
-        where, params = self._where(query, excluding)
-        row = self._row(f"SELECT count(*) FROM tasks{where}", params)
+        with self.snapshot():
+            where, params = self._where(query, excluding)
+            source = "tasks"
+            if (found := self._candidates(query, counting=True)) is not None:
+                source, params = found[0], [*found[1], *params]
+            rows = self._rows(f"SELECT count(*) FROM {source}{where}", params, _prepare(query))
+            row = rows[0] if rows else None
         return int(row[0]) if row else 0
 
     def _counted(self, query: TaskQuery, excluding: Sequence[int]) -> int:

@@ -21,8 +21,8 @@ TASKS = [{"uuid": f"t{i}", "name": "billing.charge", "state": "FAILURE" if i % 4
           "args": f"('customer-{i}',)", "kwargs": repr({"user": f"u{i % 3}"}), "result": None} for i in range(40)]
 
 
-def indexes(dsn: str) -> set[str]:
-    return {str(row[0]) for row in execute(dsn, "SELECT indexname FROM pg_indexes WHERE tablename = 'tasks'")}
+def indexes(dsn: str, table: str = "tasks") -> set[str]:
+    return {str(row[0]) for row in execute(dsn, f"SELECT indexname FROM pg_indexes WHERE tablename = '{table}'")}
 
 
 def test_migrations_are_applied_once_and_recorded() -> None:
@@ -31,7 +31,10 @@ def test_migrations_are_applied_once_and_recorded() -> None:
         PostgresStore(dsn).close()
         rows = execute(dsn, "SELECT version, description FROM schema_version ORDER BY version")
         assert [row[0] for row in rows] == [m.version for m in pg_schema.MIGRATIONS]
-        assert {"tasks_search", "tasks_kwargs_pairs", "tasks_received", "tasks_name"} <= indexes(dsn)
+        assert {"tasks_received", "tasks_name"} <= indexes(dsn)
+        # Search's GIN indexes are on the search table, off the tasks' write path (migration 9).
+        assert {"task_search_text", "task_search_pairs"} <= indexes(dsn, "task_search")
+        assert not {"tasks_search", "tasks_kwargs_pairs"} & indexes(dsn)
         assert db_command.upgrade(dsn).endswith(f"schema already at version {pg_schema.LATEST}")
 
 
@@ -63,7 +66,7 @@ def test_without_pg_trgm_searches_answer_the_same_and_the_index_comes_later(limi
         dsn = admin_dsn.replace("postgresql://postgres@", f"postgresql://{limited_role}@")
         store = PostgresStore(dsn)
         try:
-            assert "tasks_search" not in indexes(dsn)
+            assert "task_search_text" not in indexes(dsn, "task_search")
             store.write(TASKS, [], {})
             queries = [TaskQuery(search=parse_search(text), limit=10)
                        for text in ("customer-1", "CUSTOMER-2 OR result:none", "kwargs:user=u1", "args:omer-3")]
@@ -75,10 +78,42 @@ def test_without_pg_trgm_searches_answer_the_same_and_the_index_comes_later(limi
         with psycopg.connect(admin_dsn, autocommit=True) as conn:
             conn.execute("CREATE EXTENSION pg_trgm")
         assert db_command.upgrade(dsn).endswith(f"schema already at version {pg_schema.LATEST}")
-        assert "tasks_search" in indexes(dsn)
-        store = PostgresStore(dsn)
+        assert "task_search_text" in indexes(dsn, "task_search")
+        store = PostgresStore(dsn, search_settle_seconds=0)
         try:
+            store.index_search(5.0)  # now the search table's indexes narrow the searches down
             assert [(store.query_tasks(q), store.count_tasks(q)) for q in queries] == without
         finally:
             store.close()
         execute(admin_dsn, f"DROP OWNED BY {limited_role}")
+
+
+def test_migration_9_moves_search_off_the_tasks_of_an_existing_history() -> None:
+    # A history written by version 8 (the GIN indexes on tasks): upgraded, its finished tasks are
+    # in the search table at once, an unfinished one waits in the skipped ones, answers unchanged.
+    tasks = [*TASKS, {"uuid": "running", "name": "billing.charge", "state": "STARTED", "args": "('customer-7',)",
+                      "kwargs": "{}", "result": None}]
+    with fresh_database() as dsn:
+        store = PostgresStore(dsn)
+        store.write(tasks, [], {})
+        queries = [TaskQuery(search=parse_search(text), limit=10)
+                   for text in ("customer-7", "CUSTOMER-2 OR result:none", "kwargs:user=u1", "args:omer-3")]
+        before = [(store.query_tasks(q), store.count_tasks(q)) for q in queries]
+        store.close()
+        with psycopg.connect(dsn, autocommit=True) as conn, conn.transaction():
+            for statement in ("DROP TABLE task_search, search_skipped, search_state",
+                              "DROP TRIGGER tasks_search_stale ON tasks", "DROP TRIGGER tasks_search_forget ON tasks",
+                              f"CREATE INDEX tasks_search ON tasks USING gin ({pg_schema.SEARCH_TEXT} gin_trgm_ops)",
+                              "CREATE INDEX tasks_kwargs_pairs ON tasks USING gin (kwargs_pairs jsonb_path_ops)",
+                              "DELETE FROM schema_version WHERE version = 9"):
+                conn.execute(statement)
+        assert db_command.upgrade(dsn).endswith(f"schema upgraded from version 8 to {pg_schema.LATEST}")
+        assert not {"tasks_search", "tasks_kwargs_pairs"} & indexes(dsn)
+        assert execute(dsn, "SELECT count(*) FROM task_search") == [(len(TASKS),)]
+        assert execute(dsn, "SELECT t.uuid FROM search_skipped s JOIN tasks t USING (seq)") == [("running",)]
+        assert execute(dsn, "SELECT watermark FROM search_state") == [(len(tasks),)]
+        store = PostgresStore(dsn)
+        try:
+            assert [(store.query_tasks(q), store.count_tasks(q)) for q in queries] == before
+        finally:
+            store.close()
