@@ -7,7 +7,8 @@ import os
 import platform
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -218,11 +219,15 @@ def test_a_burst_waits_before_the_applier_not_in_the_writes_pending(tmp_path: Pa
     assert writer.wait_for_room(0, timeout=10)
 
 
-def test_the_history_lets_its_page_cache_go_once_idle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.fixture
+def written_history(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[WrittenHistory]:
+    """3,000 tasks of 2 KB written to a SQLite file, a writer that lets caches go as soon as it is idle,
+    and SQLite's own count of the memory it holds."""
     import ctypes
+    import ctypes.util
 
     try:
-        sqlite = ctypes.CDLL("libsqlite3.so.0")
+        sqlite = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
     except OSError:
         pytest.skip("no shared libsqlite3 to ask how much memory SQLite holds")
     sqlite.sqlite3_memory_used.restype = ctypes.c_int64
@@ -233,14 +238,26 @@ def test_the_history_lets_its_page_cache_go_once_idle(tmp_path: Path, monkeypatc
         writer.submit({f"t{i}": {"uuid": f"t{i}", "state": "SUCCESS", "args": f"({i}, '{'x' * 2000}')"}
                        for i in range(3000)}, {})
         assert writer.flush()
-        filled = sqlite.sqlite3_memory_used()
-        writer.release_memory()
-        assert writer.releases == 1
-        assert filled - sqlite.sqlite3_memory_used() > 4 * 2**20  # the writer's cache, emptied
-        writer.release_memory()
-        assert writer.releases == 1  # once per busy spell
+        yield WrittenHistory(store, writer, sqlite.sqlite3_memory_used)
     finally:
         store.close()
+
+
+@dataclass
+class WrittenHistory:
+    store: SQLiteStore
+    writer: StoreWriter
+    sqlite_memory: Callable[[], int]
+
+
+def test_the_history_lets_its_page_cache_go_once_idle(written_history: WrittenHistory) -> None:
+    writer, memory = written_history.writer, written_history.sqlite_memory
+    filled = memory()
+    writer.release_memory()
+    assert writer.releases == 1
+    assert filled - memory() > 4 * 2**20  # the writer's cache, emptied
+    writer.release_memory()
+    assert writer.releases == 1  # once per busy spell
 
 
 def test_the_reader_process_loads_no_broker_client_library() -> None:
@@ -304,42 +321,28 @@ def test_a_large_fleets_counters_are_saved_less_often_but_the_state_counts_with_
     assert set(view.counters_to_save(now=1000.001)) == {"state_counts", "stats"}
 
 
-def test_idle_history_closes_the_readers_of_ended_threads(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_idle_history_closes_the_readers_of_ended_threads(written_history: WrittenHistory) -> None:
     """Each server thread reads through a connection of its own with a page cache of up to 4 MB; the
     server's threads come and go, and once idle the history closes the connections of those that ended."""
-    import ctypes
-    import ctypes.util
+    store, memory = written_history.store, written_history.sqlite_memory
 
-    sqlite = ctypes.CDLL(ctypes.util.find_library("sqlite3") or "libsqlite3.so.0")
-    sqlite.sqlite3_memory_used.restype = ctypes.c_int64
-    store = SQLiteStore(str(tmp_path / "history.db"))
-    try:
-        monkeypatch.setattr("celery_monitor.store.writer.RELEASE_AFTER", 0.0)
-        writer = StoreWriter(store)
-        writer.submit({f"t{i}": {"uuid": f"t{i}", "state": "SUCCESS", "args": f"({i}, '{'x' * 2000}')"}
-                       for i in range(3000)}, {})
-        assert writer.flush()
+    def read_everything() -> None:
+        assert len(store.tasks_in_order(store.ordered_seqs(TaskQuery(limit=None)))) == 3000
 
-        def read_everything() -> None:
-            assert len(store.tasks_in_order(store.ordered_seqs(TaskQuery(limit=None)))) == 3000
-
+    def read_on_four_threads() -> None:
         threads = [threading.Thread(target=read_everything) for _ in range(4)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
-        store.release_memory()
-        read_everything()  # this thread's connection is kept, and works
-        held = sqlite.sqlite3_memory_used()
-        threads = [threading.Thread(target=read_everything) for _ in range(4)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        filled = sqlite.sqlite3_memory_used()
-        assert filled - held > 8 * 2**20  # four more caches of about 4 MB
-        store.release_memory()
-        assert filled - sqlite.sqlite3_memory_used() > 8 * 2**20
-        read_everything()
-    finally:
-        store.close()
+
+    read_on_four_threads()
+    store.release_memory()
+    read_everything()  # this thread's connection is kept, and works
+    held = memory()
+    read_on_four_threads()
+    filled = memory()
+    assert filled - held > 8 * 2**20  # four more caches of about 4 MB
+    store.release_memory()
+    assert filled - memory() > 8 * 2**20
+    read_everything()

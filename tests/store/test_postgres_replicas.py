@@ -18,7 +18,7 @@ import httpx
 from celery.result import AsyncResult
 from support.client import celery_client
 from support.postgres import execute, fresh_database
-from support.processes import MonitorProcess, new_monitor, start_worker, wait_for
+from support.processes import MonitorProcess, Worker, new_monitor, start_worker, wait_for
 from websockets.sync.client import connect
 
 TAKEOVER_LIMIT = 10.0
@@ -49,6 +49,31 @@ def replicas(broker: str, tmp_path: Path, dsn: str, count: int, auth: tuple[str,
         for monitor in monitors:
             if monitor.process is not None and monitor.process.poll() is None:
                 monitor.stop()
+
+
+@dataclass
+class Pair:
+    """A leader and a standby on a fresh database, a worker on Redis, and a client to send tasks."""
+
+    leader: MonitorProcess
+    standby: MonitorProcess
+    worker: Worker
+    app: Any
+
+
+@contextmanager
+def leader_and_standby(redis_server: Any, tmp_path: Path, worker_name: str) -> Iterator[Pair]:
+    broker = redis_server.url.replace("/0", "/14")
+    backend = redis_server.url.replace("/0", "/15")
+    worker = start_worker(broker, worker_name, tmp_path, backend=backend)
+    try:
+        with fresh_database() as dsn, replicas(broker, tmp_path, dsn, 2) as (leader, standby), \
+                celery_client(broker, backend) as app:
+            wait_for(lambda: worker.hostname in standby.json("/api/workers"), 30,
+                     message="the worker on the standby (its live view reloaded from the history)")
+            yield Pair(leader, standby, worker, app)
+    finally:
+        worker.stop()
 
 
 @dataclass(eq=False)
@@ -164,110 +189,92 @@ def test_redis_two_replicas_a_kill_9_loses_no_task(redis_server: Any, tmp_path: 
 
 def test_a_page_on_a_standby_sees_what_the_leader_ingests_within_a_second(redis_server: Any,
                                                                             tmp_path: Path) -> None:
-    broker = redis_server.url.replace("/0", "/14")
-    backend = redis_server.url.replace("/0", "/15")
-    worker = start_worker(broker, "pushed", tmp_path, backend=backend)
-    try:
-        with fresh_database() as dsn, replicas(broker, tmp_path, dsn, 2) as (leader, standby), \
-                celery_client(broker, backend) as app:
-            wait_for(lambda: worker.hostname in standby.json("/api/workers"), 30,
-                     message="the worker on the standby (its live view reloaded from the history)")
-            assert standby.get("/livez").status_code == 200 and standby.get("/readyz").status_code == 200
-            assert standby.metric("celery_monitor_leader") == 0 and leader.metric("celery_monitor_leader") == 1
-            assert "flower_events_total" not in standby.get("/metrics").text
-            url = standby.url.replace("http://", "ws://") + "/api/ws?topics=tasks,workers"
-            with connect(url, open_timeout=5) as socket:
-                assert "hello" in json.loads(socket.recv(timeout=5))
-                delays = []
-                for i in range(3):
-                    result = app.send_task("tests.add", args=(i, 2))
-                    seen: dict[str, float] = {}
+    with leader_and_standby(redis_server, tmp_path, "pushed") as pair:
+        leader, standby, app = pair.leader, pair.standby, pair.app
+        assert standby.get("/livez").status_code == 200 and standby.get("/readyz").status_code == 200
+        assert standby.metric("celery_monitor_leader") == 0 and leader.metric("celery_monitor_leader") == 1
+        assert "flower_events_total" not in standby.get("/metrics").text
+        url = standby.url.replace("http://", "ws://") + "/api/ws?topics=tasks,workers"
+        with connect(url, open_timeout=5) as socket:
+            assert "hello" in json.loads(socket.recv(timeout=5))
+            delays = []
+            for i in range(3):
+                result = app.send_task("tests.add", args=(i, 2))
+                seen: dict[str, float] = {}
 
-                    def listen(task_id: str = result.id, seen: dict[str, float] = seen) -> None:
-                        deadline = time.monotonic() + 15
-                        while time.monotonic() < deadline and "at" not in seen:
-                            message = json.loads(socket.recv(timeout=15))
-                            for task in message.get("tasks", []):
-                                if task["uuid"] == task_id and task["state"] == "SUCCESS":
-                                    seen["at"] = time.monotonic()
+                def listen(task_id: str = result.id, seen: dict[str, float] = seen) -> None:
+                    deadline = time.monotonic() + 15
+                    while time.monotonic() < deadline and "at" not in seen:
+                        message = json.loads(socket.recv(timeout=15))
+                        for task in message.get("tasks", []):
+                            if task["uuid"] == task_id and task["state"] == "SUCCESS":
+                                seen["at"] = time.monotonic()
 
-                    listener = threading.Thread(target=listen, daemon=True)
-                    listener.start()
-                    ingested = wait_for(lambda task_id=result.id: leader.get(f"/api/task/info/{task_id}").status_code
-                                        == 200 and leader.json(f"/api/task/info/{task_id}")["state"] == "SUCCESS"
-                                        and time.monotonic(), 20, interval=0.01,
-                                        message="the task on the leader")
-                    listener.join(15)
-                    assert "at" in seen, "the standby's page never saw the task"
-                    delays.append(seen["at"] - ingested)
-                print(f"\nleader to a standby's page: {', '.join(f'{d:.2f}s' for d in delays)}")
-                assert max(delays) < 1.0, delays
-    finally:
-        worker.stop()
+                listener = threading.Thread(target=listen, daemon=True)
+                listener.start()
+                ingested = wait_for(lambda task_id=result.id: leader.get(f"/api/task/info/{task_id}").status_code
+                                    == 200 and leader.json(f"/api/task/info/{task_id}")["state"] == "SUCCESS"
+                                    and time.monotonic(), 20, interval=0.01,
+                                    message="the task on the leader")
+                listener.join(15)
+                assert "at" in seen, "the standby's page never saw the task"
+                delays.append(seen["at"] - ingested)
+            print(f"\nleader to a standby's page: {', '.join(f'{d:.2f}s' for d in delays)}")
+            assert max(delays) < 1.0, delays
 
 
 def test_standbys_answer_with_the_leaders_inspect_replies_until_they_lead(redis_server: Any,
                                                                           tmp_path: Path) -> None:
-    broker = redis_server.url.replace("/0", "/14")
-    worker = start_worker(broker, "inspected", tmp_path)
-    try:
-        with fresh_database() as dsn, replicas(broker, tmp_path, dsn, 2) as (leader, standby):
-            def details(monitor: MonitorProcess) -> dict[str, Any]:
-                return dict(monitor.json("/api/workers").get(worker.hostname) or {})
+    with leader_and_standby(redis_server, tmp_path, "inspected") as pair:
+        leader, standby, worker = pair.leader, pair.standby, pair.worker
 
-            wait_for(lambda: details(leader).get("stats") and details(leader).get("registered"), 30,
-                     message="the leader's inspect replies")
-            # The same inspection on both (its time says so), not one the standby made itself.
-            wait_for(lambda: details(standby).get("inspected_at") == details(leader)["inspected_at"], 15,
-                     message="the standby to answer with the leader's replies")
-            shown = details(standby)
-            assert shown["registered"] == details(leader)["registered"] and shown["stats"]["pid"] == worker.process.pid
-            # The leader inspects again every 10 s; the standby follows.
-            wait_for(lambda: details(standby)["inspected_at"] > shown["inspected_at"], 25,
-                     message="the leader's next inspection on the standby")
-            leader.kill9()
-            killed_at = time.time()
-            wait_for(lambda: role(standby) == "leader", 15, message="the standby to lead")
-            wait_for(lambda: details(standby)["inspected_at"] > killed_at, 20,
-                     message="the new leader's own inspection")
-    finally:
-        worker.stop()
+        def details(monitor: MonitorProcess) -> dict[str, Any]:
+            return dict(monitor.json("/api/workers").get(worker.hostname) or {})
+
+        wait_for(lambda: details(leader).get("stats") and details(leader).get("registered"), 30,
+                 message="the leader's inspect replies")
+        # The same inspection on both (its time says so), not one the standby made itself.
+        wait_for(lambda: details(standby).get("inspected_at") == details(leader)["inspected_at"], 15,
+                 message="the standby to answer with the leader's replies")
+        shown = details(standby)
+        assert shown["registered"] == details(leader)["registered"] and shown["stats"]["pid"] == worker.process.pid
+        # The leader inspects again every 10 s; the standby follows.
+        wait_for(lambda: details(standby)["inspected_at"] > shown["inspected_at"], 25,
+                 message="the leader's next inspection on the standby")
+        leader.kill9()
+        killed_at = time.time()
+        wait_for(lambda: role(standby) == "leader", 15, message="the standby to lead")
+        wait_for(lambda: details(standby)["inspected_at"] > killed_at, 20,
+                 message="the new leader's own inspection")
 
 
 def test_flowers_events_websocket_on_a_standby_tells_what_the_leader_applied(redis_server: Any,
                                                                             tmp_path: Path) -> None:
-    broker = redis_server.url.replace("/0", "/14")
-    backend = redis_server.url.replace("/0", "/15")
-    worker = start_worker(broker, "told", tmp_path, backend=backend)
-    try:
-        with fresh_database() as dsn, replicas(broker, tmp_path, dsn, 2) as (_, standby), \
-                celery_client(broker, backend) as app:
-            wait_for(lambda: worker.hostname in standby.json("/api/workers"), 30, message="the worker on the standby")
-            base = standby.url.replace("http://", "ws://")
-            with connect(f"{base}/api/task/events/task-succeeded/", open_timeout=5) as succeeded, \
-                    connect(f"{base}/api/task/events/task-received/", open_timeout=5) as received:
-                results = [app.send_task("tests.add", args=(i, 40)) for i in range(3)]
-                ids = {result.id for result in results}
-                told: dict[str, dict[str, Any]] = {}
-                while set(told) != ids:
-                    event = json.loads(succeeded.recv(timeout=20))
-                    assert event["type"] == "task-succeeded"
-                    told[event["uuid"]] = event
-                for result in results:
-                    event = told[result.id]
-                    assert event["hostname"] == worker.hostname and event["result"] == str(result.get(timeout=10))
-                    assert isinstance(event["runtime"], float) and isinstance(event["timestamp"], float)
-                first = json.loads(received.recv(timeout=20))
-                assert first["type"] == "task-received" and first["uuid"] in ids and first["name"] == "tests.add"
-                assert first["args"] in {f"({i}, 40)" for i in range(3)}
-                # Each event once: nothing more comes for these tasks.
-                try:
-                    again = json.loads(succeeded.recv(timeout=2))
-                except TimeoutError:
-                    again = None
-                assert again is None or again["uuid"] not in ids, again
-    finally:
-        worker.stop()
+    with leader_and_standby(redis_server, tmp_path, "told") as pair:
+        standby, worker, app = pair.standby, pair.worker, pair.app
+        base = standby.url.replace("http://", "ws://")
+        with connect(f"{base}/api/task/events/task-succeeded/", open_timeout=5) as succeeded, \
+                connect(f"{base}/api/task/events/task-received/", open_timeout=5) as received:
+            results = [app.send_task("tests.add", args=(i, 40)) for i in range(3)]
+            ids = {result.id for result in results}
+            told: dict[str, dict[str, Any]] = {}
+            while set(told) != ids:
+                event = json.loads(succeeded.recv(timeout=20))
+                assert event["type"] == "task-succeeded"
+                told[event["uuid"]] = event
+            for result in results:
+                event = told[result.id]
+                assert event["hostname"] == worker.hostname and event["result"] == str(result.get(timeout=10))
+                assert isinstance(event["runtime"], float) and isinstance(event["timestamp"], float)
+            first = json.loads(received.recv(timeout=20))
+            assert first["type"] == "task-received" and first["uuid"] in ids and first["name"] == "tests.add"
+            assert first["args"] in {f"({i}, 40)" for i in range(3)}
+            # Each event once: nothing more comes for these tasks.
+            try:
+                again = json.loads(succeeded.recv(timeout=2))
+            except TimeoutError:
+                again = None
+            assert again is None or again["uuid"] not in ids, again
 
 
 def test_failed_logins_on_one_replica_lock_the_address_out_on_every_replica(redis_server: Any,
