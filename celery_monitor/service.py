@@ -453,10 +453,20 @@ class Monitor:
             "reconciler": self.reconciler.as_dict() if self.reconciler is not None else {"off": self.reconcile_off},
             "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error},
             "background": self.supervisor.as_dict(),
-            "replica": (self.replica.as_dict() if self.replica is not None
-                        else {"role": "leader", "since": self.started_at}),
+            "replica": self._replica_status(),
             "health": self.health_report(),
         }
+
+    def _replica_status(self) -> dict[str, Any]:
+        if self.replica is None:
+            return {"role": "leader", "since": self.started_at}
+        status = self.replica.as_dict()
+        if self._standby_reader is not None:
+            # On Redis, what this replica keeps of the stream while it stands by (for a takeover).
+            status["stream_kept"] = {"listening": self._standby_reader.is_alive(),
+                                     "bytes": self.standby_buffer.kept_bytes,
+                                     "messages_forgotten": self.standby_buffer.forgotten}
+        return status
 
     def _store_status(self) -> dict[str, Any]:
         writer = self.writer

@@ -275,6 +275,8 @@ def test_flowers_events_websocket_on_a_standby_tells_what_the_leader_applied(red
             except TimeoutError:
                 again = None
             assert again is None or again["uuid"] not in ids, again
+        kept = standby.json("/api/monitor/status")["replica"]["stream_kept"]
+        assert kept["listening"] and kept["bytes"] > 0 and kept["messages_forgotten"] == 0
 
 
 def test_failed_logins_on_one_replica_lock_the_address_out_on_every_replica(redis_server: Any,
