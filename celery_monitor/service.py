@@ -15,13 +15,14 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from celery import Celery
 
-from celery_monitor import __version__
+from celery_monitor import __version__, clusters
 from celery_monitor.applier.applier import Applier
 from celery_monitor.applier.boundary import EventBoundary, Rejections
 from celery_monitor.auth import wiring as auth_wiring
@@ -29,6 +30,7 @@ from celery_monitor.auth.config import AuthConfig
 from celery_monitor.broker import backlog, faults
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
+from celery_monitor.celery_app import ClusterApps, cluster_app, shown_broker
 from celery_monitor.control.audit import AuditTrail
 from celery_monitor.control.plane import ControlPlane
 from celery_monitor.hub import Hub
@@ -44,8 +46,9 @@ from celery_monitor.notify.model import parse_config
 from celery_monitor.notify.notifier import Notifier
 from celery_monitor.receiver.base import EventReader
 from celery_monitor.receiver.factory import build_reader, build_standby_reader
-from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
+from celery_monitor.receiver.handoff import HANDOFF_BYTES, ClusterSink, Handoff, Sink
 from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.receiver.reader_process import ReaderProcess
 from celery_monitor.receiver.standby_buffer import StandbyBuffer
 from celery_monitor.reconciler import backend as result_backend
 from celery_monitor.reconciler.late_start import LateStart
@@ -80,9 +83,30 @@ def spool_directory(db: str) -> Path:
     return Path(f"{db}-spool")
 
 
+@dataclass
+class ClusterFeed:
+    """One more cluster's stream (``--clusters``): its app, its reader and its reader's health.
+
+    The first cluster is the monitor's app, reader and health as with one broker; each other one
+    reads into the shared hand-off through a sink that marks its batches, so a slow or absent broker
+    only holds up its own reader.
+    """
+
+    name: str
+    app: Celery
+    health: ReceiverHealth
+    reader: EventReader | ReaderProcess
+    where: str
+
+
 class Monitor:
     def __init__(self, settings: Settings, app: Celery) -> None:
         self.settings = settings
+        specs = clusters.parse_clusters(settings.clusters)
+        self.cluster = specs[0].name if specs else clusters.DEFAULT  # the first (or only) cluster's name
+        if specs:
+            app = cluster_app(app, specs[0].broker, specs[0].result_backend)
+        broker_api = specs[0].broker_api if specs else settings.broker_api
         self.app = app
         self.health = ReceiverHealth()
         self.rejections = Rejections()
@@ -93,7 +117,10 @@ class Monitor:
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
         self.live = LiveView(EventStats(buckets))
         self.hub = Hub()
-        self.inspector = Inspector(app, settings.inspect_timeout / 1000)
+        # Each cluster's app, the first one's being ``app``: inspect and control reach every cluster.
+        self.apps = ClusterApps({self.cluster: app, **{spec.name: cluster_app(app, spec.broker, spec.result_backend)
+                                                       for spec in specs[1:]}})
+        self.inspector = Inspector(self.apps, settings.inspect_timeout / 1000)
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
                                   snapshot_meta=self._meta_to_save, on_trim=self.live.forget_trimmed,
                                   path=settings.db if settings.persistent else None,
@@ -102,7 +129,7 @@ class Monitor:
         self.tasks = TaskLookup(self.live, self.writer, self.store)
         # --redact and --format_task hold for the history and every reader, with or without a web app.
         self.redactor = auth_wiring.redactor(settings)
-        self.queues = QueueLengths(app, settings.broker_api, sent_at=self._sent_at)
+        self.queues = QueueLengths(app, broker_api, sent_at=self._sent_at)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
         # Notifications: the applier queues task notices, the notifier's own thread does the rest.
         self.notifier = Notifier(parse_config(settings.notifications),
@@ -130,15 +157,30 @@ class Monitor:
             from celery_monitor.store.replica import history_id
 
             shared_queue = f"celery-monitor.{history_id(settings.db)}"
-        self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
-                                   settings.event_buffer_mb * 1024 * 1024, shared_queue=shared_queue)
+        self.reader = build_reader(app, self._sink_of(self.cluster), self.health, self.spool,
+                                   lambda: self.writer.saved_position, settings.event_buffer_mb * 1024 * 1024,
+                                   shared_queue=shared_queue)
+        self.applier.cluster_health[self.cluster] = self.health
+        self.feeds: list[ClusterFeed] = []
+        for spec in specs[1:]:
+            feed_app = self.apps.apps[spec.name]
+            feed_health = ReceiverHealth()
+            reader = build_reader(feed_app, self._sink_of(spec.name), feed_health,
+                                  flushed=lambda: self.writer.saved_position,
+                                  shared_queue=f"{shared_queue}.{spec.name}" if shared_queue else None)
+            for loop in reader.loops:  # one loop per cluster in the status and the metrics
+                loop.name = f"{loop.name}_{spec.name}"
+            self.applier.cluster_health[spec.name] = feed_health
+            self.feeds.append(ClusterFeed(spec.name, feed_app, feed_health, reader,
+                                          shown_broker(feed_app)))
         self.writer.saves_position = self.spool is not None
         self.audit = AuditTrail(self.store)
         # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
         self.audit.listeners.append(lambda entry: self.hub.publish([{"kind": "audit", "audit": entry}]))
         self.control = ControlPlane(app, inspector=self.inspector, live=self.live, tasks=self.tasks,
                                     queue_names=self.queue_names, redactor=self.redactor,
-                                    reply_timeout=settings.inspect_timeout / 1000, broker_api=settings.broker_api)
+                                    reply_timeout=settings.inspect_timeout / 1000, broker_api=broker_api,
+                                    apps=self.apps)
         # The graphs' points are saved with the history: they outlive a restart, and a standby
         # replica draws the leader's.
         self.timeline = Timeline(self.live, self.hub, self.queue_poller, leading=lambda: self.leading,
@@ -177,7 +219,8 @@ class Monitor:
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
         # Every background loop, for the status, the metrics and the liveness probe.
         self.supervisor = Supervisor()
-        self.supervisor.add(*self.reader.loops, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
+        self.supervisor.add(*self.reader.loops, *(loop for feed in self.feeds for loop in feed.reader.loops),
+                            self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
                             self.enable_events_loop, self.timeline.loop, self.schedules.loop,
                             self.notifier.loop)
@@ -309,6 +352,8 @@ class Monitor:
         if self._standby_reader is not None and self._standby_reader.is_alive():
             self._replay_standby_buffer()
         self.reader.start()
+        for feed in self.feeds:
+            feed.reader.start()
         if self.settings.enable_events:
             self._events_enabler.start()
         # What only the ingesting replica does, since it goes through the applier or would be done
@@ -341,6 +386,8 @@ class Monitor:
             self.replica.stop()
         self._stop_event.set()
         self.reader.stop()
+        for feed in self.feeds:
+            feed.reader.stop()
         if self._standby_reader is not None:
             self._standby_reader.stop()
         self.inspector.stop()
@@ -369,13 +416,14 @@ class Monitor:
         self.enable_events_loop.run(self._enable_events_once, self._stop_event, ENABLE_EVENTS_EVERY)
 
     def _enable_events_once(self) -> None:
-        try:
-            self.app.control.enable_events()
-        except Exception as exc:
-            if not faults.is_broker_fault(exc):
-                raise
-            # The event reader reports the broker's absence; this broadcast just tries again.
-            log.debug("enable_events broadcast failed: %s", exc)
+        for app in (self.app, *(feed.app for feed in self.feeds)):
+            try:
+                app.control.enable_events()
+            except Exception as exc:
+                if not faults.is_broker_fault(exc):
+                    raise
+                # The event reader reports the broker's absence; this broadcast just tries again.
+                log.debug("enable_events broadcast failed: %s", exc)
 
     def _worker_came_online(self, hostname: str) -> None:
         """Inspect a worker as soon as it appears, instead of waiting for the next period; what it
@@ -443,6 +491,7 @@ class Monitor:
             "version": __version__,
             "started_at": self.started_at,
             "receiver": self.health.as_dict(),
+            "clusters": self.cluster_status(),
             "events_rejected": {"total": self.rejections.total(), "by_reason": self.rejections.counts(),
                                 "latest": self.rejections.latest()},
             "handoff_pending_bytes": self.handoff.pending_bytes,
@@ -456,6 +505,29 @@ class Monitor:
             "replica": self._replica_status(),
             "health": self.health_report(),
         }
+
+    def _sink_of(self, cluster: str) -> Sink:
+        """Where the reader of ``cluster`` puts what it reads: the hand-off, marked with the cluster
+        unless it is ``default`` (whose batches stay plain, as with one broker)."""
+        return self.handoff if cluster == clusters.DEFAULT else ClusterSink(self.handoff, cluster)
+
+    @property
+    def cluster_names(self) -> list[str]:
+        return [self.cluster, *(feed.name for feed in self.feeds)]
+
+    def cluster_of(self, worker: str) -> str:
+        """The cluster of a worker, by its name in this monitor (clusters.qualified)."""
+        return clusters.split_qualified(worker, self.cluster_names)[0]
+
+    def cluster_status(self) -> dict[str, dict[str, Any]]:
+        """Each cluster's stream: where it reads (no credentials), whether it is up, what it read."""
+        feeds = [(self.cluster, self.health, shown_broker(self.app)),
+                 *((feed.name, feed.health, feed.where) for feed in self.feeds)]
+        return {name: {"broker": where, "connected": health.connected, "connected_since": health.connected_since,
+                       "events_received": health.events_received, "last_event_time": health.last_event_time,
+                       "last_error": health.last_error, "last_error_reason": health.last_error_reason,
+                       "failing_since": health.failing_since, "transport": health.transport}
+                for name, health, where in feeds}
 
     def _replica_status(self) -> dict[str, Any]:
         if self.replica is None:

@@ -7,6 +7,7 @@ from typing import Any
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 
+from celery_monitor import clusters
 from celery_monitor.http.context import monitor_of
 from celery_monitor.http.errors import ApiError
 from celery_monitor.http.params import get_int, get_list, get_time
@@ -31,10 +32,22 @@ def task_query(request: Request) -> TaskQuery:
         workers=get_list(request, "workername"),
         names=get_list(request, "taskname"),
         states=[s.upper() for s in get_list(request, "state")],
+        clusters=cluster_filter(request),
         received_start=get_time(request, "received_start"),
         received_end=get_time(request, "received_end"),
         search=_search(request),
     )
+
+
+def cluster_filter(request: Request) -> list[str]:
+    """``cluster=`` (repeated or comma-separated): the clusters a list is limited to (none: all)."""
+    wanted = get_list(request, "cluster")
+    for name in wanted:
+        try:
+            clusters.check_name(name)
+        except clusters.BadClusters as exc:
+            raise ApiError(400, f"Invalid 'cluster': {exc}") from None
+    return wanted
 
 
 def _search(request: Request) -> Any:

@@ -1,0 +1,148 @@
+"""One monitor watching several Celery clusters (``--clusters``), with real workers on each.
+
+Two Redis databases of one server and a RabbitMQ virtual host, a worker of the same name on each:
+every task lands under its own cluster, the workers stay apart, the API filters by cluster, and a
+cluster whose broker goes away leaves the others live.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+from support.client import celery_client
+from support.fleet import add_vhost, delete_vhost
+from support.processes import MonitorProcess, RedisServer, Worker, free_port, start_worker, wait_for
+
+
+@dataclass
+class Clusters:
+    brokers: dict[str, str]
+    workers: dict[str, Worker]
+    monitor: MonitorProcess
+    own_redis: RedisServer
+    lonely_redis: RedisServer
+
+    def send(self, cluster: str, name: str, *args: object) -> str:
+        task_id = f"{cluster}-{uuid.uuid4().hex[:8]}"
+        with celery_client(self.brokers[cluster], "") as app:
+            app.send_task(name, args=args, task_id=task_id)
+        return task_id
+
+    def task(self, task_id: str) -> dict[str, object] | None:
+        response = self.monitor.get(f"/api/task/info/{task_id}")
+        return response.json() if response.status_code == 200 else None
+
+
+@pytest.fixture(scope="module")
+def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
+    tmp = tmp_path_factory.mktemp("several-clusters")
+    own = RedisServer(free_port(), tmp).start()
+    lonely = RedisServer(free_port(), tmp_path_factory.mktemp("lonely")).start()
+    vhost = add_vhost()
+    brokers = {
+        "alpha": f"redis://127.0.0.1:{own.port}/0",
+        "beta": f"redis://127.0.0.1:{own.port}/1",
+        "gamma": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "delta": lonely.url,
+    }
+    spec = ",".join(f"{name}={url}" for name, url in brokers.items())
+    monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", "--unauthenticated_api",
+                              "--inspect_timeout=1000"], free_port(), tmp / "monitor.log", {})
+    workers: dict[str, Worker] = {}
+    try:
+        monitor.start(timeout=40, wait_connected=False)
+        wait_for(lambda: all(c["connected"] for c in monitor.json("/api/monitor/status")["clusters"].values()), 40,
+                 message="every cluster's stream connected")
+        # The same worker name in three clusters: "w@<host>".
+        for name in ("alpha", "beta", "gamma"):
+            (tmp / name).mkdir()
+            workers[name] = start_worker(brokers[name], "w", tmp / name)
+        yield Clusters(brokers, workers, monitor, own, lonely)
+    finally:
+        for worker in workers.values():
+            worker.stop()
+        monitor.stop()
+        own.stop()
+        lonely.stop()
+        delete_vhost(vhost)
+
+
+def test_workers_of_the_same_name_stay_apart_under_their_clusters(several: Clusters) -> None:
+    hostname = several.workers["alpha"].hostname
+    expected = {f"{name}:{hostname}": name for name in ("alpha", "beta", "gamma")}
+
+    def listed() -> dict[str, object]:
+        workers = several.monitor.json("/api/workers")
+        return {name: entry["cluster"] for name, entry in workers.items() if entry["status"]}
+
+    wait_for(lambda: listed() == expected, 60, message=f"the three workers online: {expected}")
+    only_beta = several.monitor.json("/api/workers?cluster=beta")
+    assert list(only_beta) == [f"beta:{hostname}"]
+    assert several.monitor.json("/api/workers?status=true&cluster=gamma") == {f"gamma:{hostname}": True}
+
+
+def test_each_task_lands_under_its_own_cluster(several: Clusters) -> None:
+    sent = {cluster: several.send(cluster, "tests.add", 2, 3) for cluster in ("alpha", "beta", "gamma")}
+    hostname = several.workers["alpha"].hostname
+    for cluster, task_id in sent.items():
+        wait_for(lambda task_id=task_id: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
+                 message=f"{task_id} succeeded in the monitor")
+        task = several.task(task_id)
+        assert task is not None
+        assert task["cluster"] == cluster
+        assert task["worker"] == f"{cluster}:{hostname}"
+    for cluster, task_id in sent.items():
+        listed = several.monitor.json(f"/api/tasks?cluster={cluster}")
+        assert task_id in listed
+        assert {t["cluster"] for t in listed.values()} == {cluster}
+    both = several.monitor.json("/api/tasks?cluster=alpha,gamma")
+    assert {sent["alpha"], sent["gamma"]} <= set(both)
+    assert sent["beta"] not in both
+
+
+def test_a_bad_cluster_filter_gets_a_400_with_a_reason(several: Clusters) -> None:
+    response = several.monitor.get("/api/tasks", params={"cluster": "Not A Name"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("Invalid 'cluster': cluster name 'Not A Name' must be")
+
+
+def test_a_cluster_whose_broker_stops_leaves_the_others_live(several: Clusters) -> None:
+    several.lonely_redis.stop()
+
+    def delta() -> dict[str, object]:
+        clusters: dict[str, dict[str, object]] = several.monitor.json("/api/monitor/status")["clusters"]
+        return clusters["delta"]
+
+    wait_for(lambda: not delta()["connected"] and delta()["last_error"], 30, message="delta seen down")
+    task_id = several.send("gamma", "tests.add", 1, 1)
+    wait_for(lambda: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
+             message="a task of another cluster applied while delta is down")
+    status = several.monitor.json("/api/monitor/status")["clusters"]
+    assert all(status[name]["connected"] for name in ("alpha", "beta", "gamma"))
+    assert "guest:guest" not in several.monitor.get("/api/monitor/status").text  # no password in the status
+
+
+def pool_size(broker: str, hostname: str) -> int:
+    """The worker's pool size as it says itself, asked on its own broker."""
+    with celery_client(broker, "") as app:
+        replies = app.control.inspect([hostname], timeout=5, limit=1).stats() or {}
+    return len(replies[hostname]["pool"]["processes"])
+
+
+def test_inspect_and_control_reach_the_worker_of_the_right_cluster(several: Clusters) -> None:
+    hostname = several.workers["alpha"].hostname
+    beta = f"beta:{hostname}"
+    wait_for(lambda: several.monitor.json("/api/workers?status=true").get(beta), 60, message=f"{beta} online")
+    details = several.monitor.json(f"/api/workers?refresh=true&workername={beta}")[beta]
+    assert details["cluster"] == "beta"
+    assert any(entry.startswith("tests.add") for entry in details["registered"])
+    before = {name: pool_size(several.brokers[name], hostname) for name in ("alpha", "beta")}
+    response = several.monitor.client.post(f"/api/worker/pool/grow/{beta}", params={"n": 1})
+    assert response.status_code == 200, response.text
+    # Only beta's worker grew: the one of the same name in alpha was not told.
+    wait_for(lambda: pool_size(several.brokers["beta"], hostname) == before["beta"] + 1, 20,
+             message="beta's worker grew its pool")
+    assert pool_size(several.brokers["alpha"], hostname) == before["alpha"]
