@@ -190,8 +190,9 @@ def test_a_monitor_without_a_broker_is_refused(helm: Path) -> None:
 CLUSTERS = [
     {"name": "orders", "broker": {"secretKeyRef": {"name": "celery-brokers", "key": "orders"}},
      "resultBackend": {"secretKeyRef": {"name": "celery-brokers", "key": "orders-results"}}},
-    {"name": "reports", "broker": {"secretKeyRef": {"name": "rabbitmq-reports", "key": "url"},
-                                   "managementApi": {"secretKeyRef": {"name": "rabbitmq-reports", "key": "management"}}}},
+    {"name": "reports", "broker": {
+        "secretKeyRef": {"name": "rabbitmq-reports", "key": "url"},
+        "managementApi": {"secretKeyRef": {"name": "rabbitmq-reports", "key": "management"}}}},
 ]
 
 
@@ -208,7 +209,8 @@ def test_a_monitor_of_several_clusters_is_rendered_as_given_and_valid(helm: Path
 def test_a_monitor_with_clusters_and_a_single_broker_is_refused(helm: Path, single: dict[str, Any]) -> None:
     error = helm_cli.template_error(helm, {"celeryMonitor": {"create": True, "spec": {"clusters": CLUSTERS,
                                                                                       **single}}})
-    assert "celeryMonitor.spec.clusters replaces celeryMonitor.spec.broker and celeryMonitor.spec.resultBackend" in error
+    assert ("celeryMonitor.spec.clusters replaces celeryMonitor.spec.broker and "
+            "celeryMonitor.spec.resultBackend") in error
 
 
 def test_a_monitor_from_set_flags_alone_is_valid(helm: Path) -> None:
