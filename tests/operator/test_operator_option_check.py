@@ -78,3 +78,17 @@ def test_the_login_fields_reach_the_monitor() -> None:
     assert settings.gitlab_auth_allowed_groups == ["ops", "data/platform"]
     assert settings.oauth2_okta_base_url == "https://example.okta.com/oauth2/default"
     assert settings.oauth2_discovery_url == "https://sso.example.com/.well-known/openid-configuration"
+
+
+def test_the_urls_of_clusters_read_from_secrets_stand_in_as_urls_of_their_kind() -> None:
+    monitor = make_monitor({"clusters": [*SPECS["clusters"]["clusters"],
+                                         {"name": "dollar", "broker": {"url": "redis://r/0?name=$x"}}]})
+
+    env = option_check.environment(monitor)
+
+    # What the monitor's own check of --clusters reads: URLs where the Secrets' values will be.
+    assert env[deployment.CLUSTERS_ENV] == (
+        f"orders={option_check.STAND_INS['CELERY_MONITOR_BROKER']} "
+        f"result_backend={option_check.STAND_INS['CELERY_MONITOR_RESULT_BACKEND']}, "
+        f"reports_eu-1=amqp://rabbitmq:5672/reports broker_api={option_check.STAND_INS['CELERY_MONITOR_BROKER_API']}, "
+        "dollar=redis://r/0?name=$x")
