@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 DEFAULT = "default"
-NAME_PATTERN = re.compile(r"[a-z0-9](?:[a-z0-9_-]{0,38}[a-z0-9])?")
+NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9_-]{0,38}[a-z0-9])?")
 SEPARATOR = ":"
 EXTRA_KEYS = ("result_backend", "broker_api")
 

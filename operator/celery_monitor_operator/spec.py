@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from celery_monitor import clusters
 from celery_monitor_operator import naming
 
 # Defaults, applied by the parser and declared in the CRD schema.
@@ -68,7 +69,7 @@ _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 # form (a valid network with no host bits set) with the ipaddress module.
 # A cluster's name in spec.clusters, as the monitor's --clusters takes it (it names the cluster in
 # the API, the metrics' cluster label and the address of the dashboard's views).
-CLUSTER_NAME_PATTERN = r"^[a-z0-9]([a-z0-9_-]{0,38}[a-z0-9])?$"
+CLUSTER_NAME_PATTERN = f"^{clusters.NAME_PATTERN.pattern}$"
 PROXY_PATTERN = (rf"^({_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?"
                  r"|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$")
 

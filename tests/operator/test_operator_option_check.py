@@ -36,6 +36,9 @@ REFUSED = {
                                       "spec.extraArgs or spec.extraEnv"),
     "an option the monitor does not know": ({"broker": BROKER, "extraArgs": ["--no_such_option=1"]},
                                             "spec.extraArgs or spec.extraEnv"),
+    "clusters and a single broker besides": (
+        {"clusters": [{"name": "orders", "broker": {"url": "redis://r/0"}}], "extraArgs": ["--broker=redis://r/1"]},
+        "spec.clusters"),  # the message goes on: "... instead of --broker"
 }
 ACCEPTED = {
     "GitLab groups say who may sign in": oauth(provider="gitlab", gitlabGroups=["ops", "data/platform"]),

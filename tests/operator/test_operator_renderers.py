@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cmon_helpers import SPECS, make_monitor
 
+from celery_monitor import clusters
 from celery_monitor.cli import config
 from celery_monitor_operator import alert_rules, naming, spec
 from celery_monitor_operator.renderers import (
@@ -256,6 +257,8 @@ def test_the_monitor_takes_every_option_the_operator_renders(spec_name: str, tmp
     assert settings.url_prefix == monitor.spec.url_prefix.strip("/")
     assert bool(settings.certfile) is monitor.spec.serves_tls
     assert settings.metrics_auth == ("any" if monitor.spec.auth.has_login else "none")
+    if spec_name == "clusters":  # as the monitor parses them, after Kubernetes expanded $(CM_CLUSTER_...)
+        assert [spec.name for spec in clusters.parse_clusters(settings.clusters)] == ["orders", "reports_eu-1"]
 
 
 def test_connections_and_the_login_come_from_secrets_not_from_the_pod_spec() -> None:
