@@ -11,6 +11,7 @@ from celery_monitor.auth import redact_replies
 from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.params import get_bool
+from celery_monitor.http.scope import readable_filter
 from celery_monitor.http.tasks import cluster_filter
 from celery_monitor.http.workers import refresh_inspector
 
@@ -21,8 +22,10 @@ async def list_workers(request: Request) -> Response:
     status_only = get_bool(request, "status")
     workername = request.query_params.get("workername") or None
 
-    wanted = cluster_filter(request)
+    wanted = readable_filter(request, cluster_filter(request))
     live = monitor.live.worker_dicts()
+    if workername and wanted and monitor.cluster_of(workername) not in wanted:
+        raise ApiError(404, f"Unknown worker '{workername}'")
     if workername and workername not in live and not monitor.inspector.details(workername) and not refresh:
         raise ApiError(404, f"Unknown worker '{workername}'")
     if status_only:

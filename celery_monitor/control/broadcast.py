@@ -16,7 +16,7 @@ from celery import Celery
 from kombu import Connection
 
 from celery_monitor.celery_app import ClusterApps
-from celery_monitor.control.errors import no_reply, unavailable
+from celery_monitor.control.errors import ControlError, no_reply, unavailable
 
 Replies = dict[str, dict[str, Any]]
 
@@ -68,19 +68,29 @@ class Broadcaster:
         self.timeout = timeout
 
     def call(self, command: str, arguments: dict[str, Any], destination: list[str] | None = None,
-             expected: int | None = None) -> Replies:
-        """Send ``command`` and collect the replies per worker until all ``expected`` replied or time is up."""
-        routes = self.apps.routes(destination)
+             expected: int | None = None, clusters: list[str] | None = None) -> Replies:
+        """Send ``command`` and collect the replies per worker until all ``expected`` replied or time is up.
+
+        ``clusters`` limits a command to every worker to those clusters. Sent to several clusters,
+        it fails only if every one of them fails: a broker that is down costs its own workers alone.
+        """
+        routes = self.apps.routes(destination, only=clusters)
         if len(routes) == 1:
             cluster, app, names = routes[0]
             return self.apps.qualify(cluster, self._call(app, command, arguments, names, expected))
+        replies: Replies = {}
+        failures: list[ControlError] = []
         with ThreadPoolExecutor(max_workers=len(routes) or 1) as pool:
             # Per cluster, how many of the expected workers it holds is not known: each waits its timeout.
             futures = [(cluster, pool.submit(self._call, app, command, arguments, names, None))
                        for cluster, app, names in routes]
-            replies: Replies = {}
             for cluster, future in futures:
-                replies.update(self.apps.qualify(cluster, future.result()))
+                try:
+                    replies.update(self.apps.qualify(cluster, future.result()))
+                except ControlError as exc:
+                    failures.append(exc)
+        if failures and len(failures) == len(routes):
+            raise failures[0]
         return replies
 
     def _call(self, app: Celery, command: str, arguments: dict[str, Any], destination: list[str] | None,

@@ -11,6 +11,7 @@ from celery_monitor import clusters
 from celery_monitor.http.context import monitor_of
 from celery_monitor.http.errors import ApiError
 from celery_monitor.http.params import get_int, get_list, get_time
+from celery_monitor.http.scope import may_read, readable_filter
 from celery_monitor.store.query import SORT_KEYS, TaskQuery
 from celery_monitor.store.search import SearchError, parse_search
 
@@ -32,7 +33,7 @@ def task_query(request: Request) -> TaskQuery:
         workers=get_list(request, "workername"),
         names=get_list(request, "taskname"),
         states=[s.upper() for s in get_list(request, "state")],
-        clusters=cluster_filter(request),
+        clusters=readable_filter(request, cluster_filter(request)),
         received_start=get_time(request, "received_start"),
         received_end=get_time(request, "received_end"),
         search=_search(request),
@@ -60,6 +61,6 @@ def _search(request: Request) -> Any:
 async def task_or_404(request: Request, task_id: str) -> dict[str, Any]:
     """The task as the monitor knows it (live, pending or stored), or a 404."""
     task = await run_in_threadpool(monitor_of(request).get_task, task_id)
-    if task is None:
+    if task is None or not may_read(request, task.get("cluster") or clusters.DEFAULT):
         raise ApiError(404, f"Unknown task '{task_id}'")
     return task

@@ -18,6 +18,7 @@ from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.failures import group_tasks_answer, groups_answer
 from celery_monitor.http.params import get_bool
+from celery_monitor.http.scope import may_read
 from celery_monitor.http.tasks import task_or_404, task_query
 from celery_monitor.http.workers import refresh_inspector, worker_row
 
@@ -29,13 +30,23 @@ PAGE_LIMIT = 500
 
 
 async def workers(request: Request) -> Response:
-    live = monitor_of(request).live.worker_dicts()
-    return json_response({"workers": [worker_row(live[name]) for name in sorted(live)]})
+    monitor = monitor_of(request)
+    live = monitor.live.worker_dicts()
+    return json_response({"workers": [worker_row(live[name]) for name in sorted(live)
+                                      if may_read(request, monitor.cluster_of(name))]})
+
+
+def _readable_worker(request: Request) -> str:
+    """The worker the path names; 404 for one of a cluster this identity may not see."""
+    name: str = request.path_params["name"]
+    if not may_read(request, monitor_of(request).cluster_of(name)):
+        raise ApiError(404, f"Unknown worker '{name}'")
+    return name
 
 
 async def worker(request: Request) -> Response:
     monitor = monitor_of(request)
-    name = request.path_params["name"]
+    name = _readable_worker(request)
     if get_bool(request, "refresh"):
         await refresh_inspector(request, name)
     live = monitor.live.worker_dicts()
@@ -50,14 +61,16 @@ LIMIT_ITEMS = ("rate_limit", "soft_time_limit", "time_limit")
 
 
 def _registered_limits(monitor: Monitor, name: str) -> list[str]:
-    inspect = monitor.app.control.inspect(timeout=monitor.inspector.timeout, destination=[name])
-    return list((inspect.registered(*LIMIT_ITEMS) or {}).get(name) or [])
+    for _cluster, app, bare in monitor.apps.routes([name]):  # asked on the worker's own cluster
+        inspect = app.control.inspect(timeout=monitor.inspector.timeout, destination=bare)
+        return list((inspect.registered(*LIMIT_ITEMS) or {}).get((bare or [name])[0]) or [])
+    return []
 
 
 async def worker_limits(request: Request) -> Response:
     """Rate and time limits per registered task: asked of the worker when its Limits tab opens."""
     monitor = monitor_of(request)
-    name = request.path_params["name"]
+    name = _readable_worker(request)
     try:
         registered = await run_in_threadpool(_registered_limits, monitor, name)
     except Exception as exc:

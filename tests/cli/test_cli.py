@@ -44,6 +44,9 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     (["--clusters=a=redis://r/0 broker_api=ftp://x"], "--clusters: cluster 'a': broker_api is not an http(s)"),
     (["--clusters=a=redis://r/0", "--broker=redis://r/1"], "--clusters: give each cluster its own broker"),
     (["--clusters=a=redis://r/0", "--event_spool"], "--event_spool: spools the stream of a monitor given one"),
+    (["--cluster_access=alice=prod:admin"], "--cluster_access: 'alice': the right is 'read' or 'control', not 'admin'"),
+    (["--cluster_access=alice"], "--cluster_access: expected SUBJECT=CLUSTER:RIGHT, got 'alice'"),
+    (["--cluster_access=alice=Prod:read"], "--cluster_access: 'alice': cluster name 'Prod' must be"),
 ])
 def test_bad_values_end_in_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
     result = run_cli(*args, cwd=tmp_path)

@@ -11,10 +11,17 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import httpx
 import pytest
 from support.client import celery_client
 from support.fleet import add_vhost, delete_vhost
 from support.processes import MonitorProcess, RedisServer, Worker, free_port, start_worker, wait_for
+
+from celery_monitor.auth.tokens import digest_of
+
+ADMIN = ("admin", "admin-secret")
+ALICE = ("alice", "alice-secret")  # control on alpha, read on beta, nothing of gamma and delta
+CI_TOKEN = "cmon_ci-token-for-gamma-only"  # read on gamma
 
 
 @dataclass
@@ -49,8 +56,11 @@ def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         "delta": lonely.url,
     }
     spec = ",".join(f"{name}={url}" for name, url in brokers.items())
-    monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", "--unauthenticated_api",
-                              "--inspect_timeout=1000"], free_port(), tmp / "monitor.log", {})
+    access = "alice=alpha:control,alice=beta:read,token:ci=gamma:read"
+    monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", f"--basic_auth={ADMIN[0]}:{ADMIN[1]}"
+                              f",{ALICE[0]}:{ALICE[1]}", f"--cluster_access={access}", "--inspect_timeout=1000",
+                              f"--api_tokens=ci:full:{digest_of(CI_TOKEN)}"],
+                             free_port(), tmp / "monitor.log", {}, auth=ADMIN)
     workers: dict[str, Worker] = {}
     try:
         monitor.start(timeout=40, wait_connected=False)
@@ -146,3 +156,46 @@ def test_inspect_and_control_reach_the_worker_of_the_right_cluster(several: Clus
     wait_for(lambda: pool_size(several.brokers["beta"], hostname) == before["beta"] + 1, 20,
              message="beta's worker grew its pool")
     assert pool_size(several.brokers["alpha"], hostname) == before["alpha"]
+
+
+def test_an_identity_scoped_to_some_clusters_sees_and_controls_those_alone(several: Clusters) -> None:
+    hostname = several.workers["alpha"].hostname
+    sent = {cluster: several.send(cluster, "tests.add", 4, 4) for cluster in ("alpha", "beta", "gamma")}
+    for task_id in sent.values():
+        wait_for(lambda task_id=task_id: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
+                 message=f"{task_id} succeeded")
+    wait_for(lambda: all(several.monitor.json("/api/workers?status=true").get(f"{c}:{hostname}")
+                         for c in ("alpha", "beta")), 60, message="alpha's and beta's workers online")
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        tasks = alice.get("/api/tasks").json()
+        assert {sent["alpha"], sent["beta"]} <= set(tasks) and sent["gamma"] not in tasks
+        assert {t["cluster"] for t in tasks.values()} <= {"alpha", "beta"}
+        refused = alice.get("/api/tasks", params={"cluster": "gamma"})
+        assert refused.status_code == 403 and refused.json()["error"] == "This identity may not see the cluster 'gamma'"
+        assert alice.get(f"/api/task/info/{sent['gamma']}").status_code == 404  # not even told it exists
+        assert alice.get(f"/api/task/info/{sent['beta']}").json()["cluster"] == "beta"
+        assert set(alice.get("/api/workers").json()) <= {f"alpha:{hostname}", f"beta:{hostname}"}
+        assert alice.get("/api/workers", params={"workername": f"gamma:{hostname}"}).status_code == 404
+        assert alice.get("/ui/workers.json").json()["workers"][0]["cluster"] in ("alpha", "beta")
+        # What shows every cluster at once is closed to her; what she may not control is refused.
+        assert alice.get("/api/monitor/status").status_code == 403
+        assert alice.get("/api/queues/length").status_code == 403
+        no_control = alice.post(f"/api/worker/pool/grow/beta:{hostname}", params={"n": 1})
+        assert no_control.status_code == 403, no_control.text
+        assert no_control.json()["error"] == "This identity may not control the cluster 'beta'"
+        assert alice.post(f"/api/task/revoke/{sent['beta']}").status_code == 403
+        assert alice.post(f"/api/task/revoke/{sent['alpha']}").status_code == 200
+        bulk = alice.post("/api/tasks/revoke", params={"dry_run": "true", "state": "SUCCESS"})
+        assert bulk.status_code == 200, bulk.text
+        assert alice.post("/api/tasks/revoke", params={"dry_run": "true", "cluster": "beta"}).status_code == 403
+    with httpx.Client(base_url=several.monitor.url, headers={"Authorization": f"Bearer {CI_TOKEN}"},
+                      timeout=15) as ci:
+        assert set(ci.get("/api/tasks").json()) >= {sent["gamma"]}
+        assert {t["cluster"] for t in ci.get("/api/tasks").json().values()} == {"gamma"}
+    # The audit trail names the cluster each action reached, refusals included.
+    entries = several.monitor.json("/api/audit", params={"user": "alice"})["entries"]
+    by_target = {(e["action"], e["target"]): e for e in entries}
+    assert by_target[("worker.pool_grow", f"beta:{hostname}")]["cluster"] == "beta"
+    assert by_target[("worker.pool_grow", f"beta:{hostname}")]["status"] == 403
+    assert by_target[("task.revoke", sent["alpha"])]["cluster"] == "alpha"
+    assert by_target[("task.revoke", sent["alpha"])]["status"] == 200
