@@ -87,7 +87,8 @@ class Settings:
     read_only_users: list[str] = field(default_factory=list, metadata=about(
         "users or emails who may look but not control"))
     cluster_access: list[str] = field(default_factory=list, metadata=about(
-        "access scoped per cluster, SUBJECT=CLUSTER:RIGHT[,...]: SUBJECT a user, an email or token:NAME, CLUSTER "
+        "access scoped per cluster, SUBJECT=CLUSTER:RIGHT[,...]: SUBJECT a user, an email, token:NAME or group:NAME "
+        "(an OpenID Connect groups claim), CLUSTER "
         "a name or *, RIGHT read or control; a subject named here sees only the clusters named for it"))
     metrics_auth: str = option("none", "credentials /metrics needs: none, basic, token or any")
     session_max_age: int = option(43_200, "seconds a sign-in lasts", minimum=60)

@@ -1,13 +1,14 @@
 """Access scoped per cluster (``--cluster_access``): who may read, and who may control, which clusters.
 
-Entries ``SUBJECT=CLUSTER:RIGHT`` (comma-separated, repeated for several clusters), where SUBJECT is
-a user (a Basic user name or a signed-in email, compared ignoring case) or ``token:NAME`` (an API
-token), CLUSTER a cluster's name or ``*`` for all, and RIGHT ``read`` or ``control`` (which
-includes read). For example ``alice@example.com=prod:control,alice@example.com=staging:read``.
+Entries ``SUBJECT=CLUSTER:RIGHT`` (comma-separated, repeated for several clusters). SUBJECT is a
+user (a Basic user name or a signed-in email, compared ignoring case), ``token:NAME`` (an API
+token) or ``group:NAME`` (a group the OpenID Connect issuer lists in its ``groups`` claim); CLUSTER
+is a cluster's name or ``*`` for all; RIGHT is ``read`` or ``control`` (which includes read). For
+example ``alice@example.com=prod:control,alice@example.com=staging:read,group:sre=*:control``.
 
-A subject named in no entry keeps the access it had (every cluster, within its role); a subject
-named in some sees only the clusters named for it, and controls only those given ``control`` (and
-only if its role may control at all: a read-only identity stays read-only).
+A subject named in no entry keeps the access it had (every cluster, within its role). One named in
+some (itself, or through one of its groups) sees only the clusters named for them, and controls
+only those given ``control`` (and only if its role may control at all: read-only stays read-only).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from celery_monitor import clusters
 READ = "read"
 CONTROL = "control"
 ALL = "*"
-TOKEN_PREFIX = "token:"
+GROUP_PREFIX = "group:"
 
 
 class BadAccess(ValueError):
@@ -69,8 +70,21 @@ def parse_access(entries: Iterable[str]) -> dict[str, ClusterScope]:
             for subject, given in rights.items()}
 
 
-def scope_of(access: dict[str, ClusterScope], user: str | None) -> ClusterScope | None:
-    """The scope of an identity (its user, or ``token:NAME``); None when it is not scoped."""
-    if not access or user is None:
+def scope_of(access: dict[str, ClusterScope], user: str | None,
+             groups: Iterable[str] = ()) -> ClusterScope | None:
+    """The scope of an identity (its user, or ``token:NAME``, and its sign-in groups): what any of
+    them is given, together; None when none of them is named (not scoped)."""
+    if not access:
         return None
-    return access.get(user.lower())
+    found = [access[subject] for subject in (user.lower() if user else None,
+                                             *(f"{GROUP_PREFIX}{g.lower()}" for g in groups))
+             if subject is not None and subject in access]
+    if not found:
+        return None
+    return ClusterScope(frozenset().union(*(s.readable for s in found)),
+                        frozenset().union(*(s.controllable for s in found)))
+
+
+def groups_named(access: dict[str, ClusterScope], groups: Iterable[str]) -> list[str]:
+    """Those of a user's groups that some entry names (what a session needs to keep)."""
+    return [g for g in groups if f"{GROUP_PREFIX}{g.lower()}" in access]

@@ -54,6 +54,7 @@ class Identity:
     user: str | None
     role: str
     method: str  # basic, token, session or anonymous
+    groups: tuple[str, ...] = ()  # a session's groups that --cluster_access names
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,7 +91,7 @@ class AuthGate:
             await self.refuse(scope, receive, send, decision)
             return
         state.update(user=decision.user, role=decision.role, auth=decision.method)
-        scope_limit = cluster_scope.scope_of(self.config.cluster_access, decision.user)
+        scope_limit = cluster_scope.scope_of(self.config.cluster_access, decision.user, decision.groups)
         state["cluster_scope"] = scope_limit
         # /metrics answers to --metrics_auth alone (a scrape config holds one credential for all).
         if scope_limit is not None and not _knows_clusters(path) and not path.startswith("/metrics"):
@@ -153,7 +154,9 @@ class AuthGate:
             if (isinstance(user, str) and session.get("provider") == config.provider.name
                     and not config.is_revoked(session.get("sid"))
                     and (not config.policy or config.policy.allows(user))):
-                return Identity(user, config.role_of(user), "session")
+                groups = session.get("groups")
+                return Identity(user, config.role_of(user), "session",
+                                tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else ())
         return None
 
     def anonymous(self, scope: Scope, path: str) -> Identity | Refusal:
