@@ -99,6 +99,17 @@ class ClusterFeed:
     where: str
 
 
+@dataclass
+class StandbyStream:
+    """What a standby replica keeps of one cluster's Redis stream, and the health of the reader that
+    takes over from it once this replica leads."""
+
+    cluster: str
+    buffer: StandbyBuffer
+    reader: EventReader
+    health: ReceiverHealth
+
+
 class Monitor:
     def __init__(self, settings: Settings, app: Celery) -> None:
         self.settings = settings
@@ -203,14 +214,18 @@ class Monitor:
         self._inspect_saved = 0
         self._inspect_adopted: Any = None
         self.replica: Replica | None = None
-        self.standby_buffer = StandbyBuffer()
-        self._standby_reader: EventReader | None = None
+        self.standby_streams: list[StandbyStream] = []
         if self.postgres is not None:
             from celery_monitor.store.replica import Replica
 
             self.replica = Replica(self.postgres, self.hub, self.refresh_from_history, self._take_over)
-            # On Redis a standby keeps the last seconds of the stream, for the moment it takes over.
-            self._standby_reader = build_standby_reader(app, self.standby_buffer, ReceiverHealth())
+            # On Redis a standby keeps the last seconds of each cluster's stream, for the moment it takes over.
+            for name, feed_app, health in ((self.cluster, app, self.health),
+                                            *((feed.name, feed.app, feed.health) for feed in self.feeds)):
+                buffer = StandbyBuffer()
+                kept_by = build_standby_reader(feed_app, buffer, ReceiverHealth())
+                if kept_by is not None:
+                    self.standby_streams.append(StandbyStream(name, buffer, kept_by, health))
         self._stop_event = threading.Event()
         self._auth: AuthConfig | None = None
         self._auth_exchanger = threading.Thread(target=self._exchange_auth, name="auth-exchange", daemon=True)
@@ -322,8 +337,8 @@ class Monitor:
         if self.leading:
             self._lead()
         else:
-            if self._standby_reader is not None:
-                self._standby_reader.start()
+            for stream in self.standby_streams:
+                stream.reader.start()
             self.refresh_from_history()
             log.warning("another monitor ingests into %s: this one stands by (serving pages, taking over "
                         "when it stops)", dsn.shown(self.settings.db))
@@ -349,8 +364,9 @@ class Monitor:
             self.inspector.start()
         self.writer.start()
         self.applier.start()
-        if self._standby_reader is not None and self._standby_reader.is_alive():
-            self._replay_standby_buffer()
+        for stream in self.standby_streams:
+            if stream.reader.is_alive():
+                self._replay_standby_buffer(stream)
         self.reader.start()
         for feed in self.feeds:
             feed.reader.start()
@@ -364,21 +380,23 @@ class Monitor:
             self.reconciler.start()
         self.notifier.start()
 
-    def _replay_standby_buffer(self) -> None:
-        """What this standby kept of the stream goes to the applier first, and its subscriber keeps
-        forwarding until the reader of the leader it now is reads: nothing published meanwhile is
-        lost, and what the dead leader had committed comes again, recognised and not counted twice."""
-        handed = self.standby_buffer.hand_over(self.handoff)
-        log.warning("replaying the %d event messages this replica kept while standing by", handed)
-        threading.Thread(target=self._retire_standby_reader, name="standby-reader-retire", daemon=True).start()
+    def _replay_standby_buffer(self, stream: StandbyStream) -> None:
+        """What this standby kept of a cluster's stream goes to the applier first, and its subscriber
+        keeps forwarding until the cluster's reader of the leader it now is reads: nothing published
+        meanwhile is lost, and what the dead leader had committed comes again, recognised and not
+        counted twice."""
+        handed = stream.buffer.hand_over(self._sink_of(stream.cluster))
+        log.warning("replaying the %d event messages this replica kept of %s while standing by", handed,
+                    stream.cluster)
+        threading.Thread(target=self._retire_standby_reader, args=(stream,), name="standby-reader-retire",
+                         daemon=True).start()
 
-    def _retire_standby_reader(self) -> None:
+    def _retire_standby_reader(self, stream: StandbyStream) -> None:
         deadline = time.monotonic() + 60
-        while not self.health.connected and time.monotonic() < deadline and not self._stop_event.is_set():
+        while not stream.health.connected and time.monotonic() < deadline and not self._stop_event.is_set():
             time.sleep(0.05)
         time.sleep(0.5)  # an overlap is harmless, a gap is not
-        if self._standby_reader is not None:
-            self._standby_reader.stop()
+        stream.reader.stop()
 
     def stop(self) -> None:
         self.running = False
@@ -388,8 +406,8 @@ class Monitor:
         self.reader.stop()
         for feed in self.feeds:
             feed.reader.stop()
-        if self._standby_reader is not None:
-            self._standby_reader.stop()
+        for stream in self.standby_streams:
+            stream.reader.stop()
         self.inspector.stop()
         if self.reconciler is not None:
             self.reconciler.stop()
@@ -533,11 +551,12 @@ class Monitor:
         if self.replica is None:
             return {"role": "leader", "since": self.started_at}
         status = self.replica.as_dict()
-        if self._standby_reader is not None:
-            # On Redis, what this replica keeps of the stream while it stands by (for a takeover).
-            status["stream_kept"] = {"listening": self._standby_reader.is_alive(),
-                                     "bytes": self.standby_buffer.kept_bytes,
-                                     "messages_forgotten": self.standby_buffer.forgotten}
+        if self.standby_streams:
+            # On Redis, what this replica keeps of the streams while it stands by (for a takeover).
+            streams = self.standby_streams
+            status["stream_kept"] = {"listening": all(s.reader.is_alive() for s in streams),
+                                     "bytes": sum(s.buffer.kept_bytes for s in streams),
+                                     "messages_forgotten": sum(s.buffer.forgotten for s in streams)}
         return status
 
     def _store_status(self) -> dict[str, Any]:
