@@ -44,6 +44,8 @@ export function connectLive({ topics, task, onMessage, onReconnect }) {
   let connectedOnce = false;
   const params = new URLSearchParams({ topics: topics.join(",") });
   if (task) params.set("task", task);
+  // The server sends only the chosen cluster's tasks and workers: another's never reach this page.
+  if (config.cluster) params.set("cluster", config.cluster);
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const address = `${scheme}//${location.host}${url("/api/ws")}?${params}`;
 
