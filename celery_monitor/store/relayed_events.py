@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from celery_monitor import clusters
 from celery_monitor.states import EVENT_STATES, LOST, MONITOR_REASONS
 
 REMEMBERED_TASKS = 10_000  # tasks whose relayed transitions are remembered
@@ -77,6 +78,9 @@ def _event(task: dict[str, Any], uuid: str, state: Any, at: Any, hostname: Any) 
         value = task.get(name)
         if value is not None:
             event[name] = value
+    cluster = task.get("cluster")
+    if cluster and cluster != clusters.DEFAULT:  # as the leader's applier marks an event of another cluster
+        event["cluster"] = cluster
     custom = (task.get("custom") or {}).get(state)
     if isinstance(custom, dict):  # a custom event (task-progress...): the data it brought
         event.update({k: v for k, v in custom.items() if k not in event})

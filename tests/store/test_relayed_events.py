@@ -41,3 +41,11 @@ def test_a_custom_event_brings_its_data_and_the_memory_is_bounded() -> None:
     for other in ("t2", "t3"):
         rebuilder.events({**progress, "uuid": other}, now=NOW)
     assert len(rebuilder.events(progress, now=NOW)) == 1  # forgotten, told again while fresh
+
+
+def test_an_event_of_another_cluster_than_default_says_its_cluster() -> None:
+    rebuilder = EventRebuilder()
+    staging = rebuilder.events(task(["RECEIVED", NOW, "staging:w@h"], cluster="staging"), now=NOW)
+    assert [(e["hostname"], e["cluster"]) for e in staging] == [("staging:w@h", "staging")]
+    default = rebuilder.events({**task(["RECEIVED", NOW, "w@h"], cluster="default"), "uuid": "t2"}, now=NOW)
+    assert "cluster" not in default[0]
