@@ -193,6 +193,17 @@ def test_a_page_on_one_cluster_receives_no_push_of_another(page: Page, two: TwoC
 
 
 @pytest.mark.browser
+def test_a_tasks_own_page_follows_it_whatever_cluster_the_address_carries(page: Page, two: TwoClusters) -> None:
+    task_id = f"staging-{uuid.uuid4().hex[:8]}"
+    with celery_client(two.brokers["staging"], "") as app:
+        app.send_task("tests.sleep", args=(2,), task_id=task_id)
+    wait_for(lambda: two.state(task_id) == "STARTED", 30, message=f"{task_id} started")
+    page.goto(f"{two.url}/task/{task_id}?cluster=prod")  # a link followed from a page on prod, say
+    expect(page.locator('#task-fields [data-field="cluster"]')).to_have_text("staging")
+    expect(page.locator("#task-state")).to_have_text("SUCCESS", timeout=10_000)
+
+
+@pytest.mark.browser
 def test_a_bad_cluster_in_the_address_is_said_as_text(page: Page, two: TwoClusters) -> None:
     page.goto(two.url + "/workers?cluster=%3Cb%3Ebold%3C/b%3E")
     flash = page.locator("#flash")
@@ -211,6 +222,12 @@ def test_one_cluster_needs_no_switcher_nor_cluster_column(page: Page, console: C
     expect(page.locator('#tasks thead th[data-column="cluster"]')).to_have_count(0)
     page.goto(web_cluster.monitor.url + "/workers")
     expect(page.locator("#workers thead th")).not_to_contain_text(["Cluster"])
+    with celery_client(web_cluster.broker, web_cluster.backend) as client:
+        result = client.send_task("tests.add", (1, 1))
+        result.get(timeout=10)
+    page.goto(f"{web_cluster.monitor.url}/task/{result.id}")
+    expect(page.locator('#task-fields [data-field="state"]')).to_have_text("SUCCESS")
+    expect(page.locator('#task-fields [data-field="cluster"]')).to_have_count(0)
 
 
 # -- over HTTP and the WebSocket -----------------------------------------------------------------

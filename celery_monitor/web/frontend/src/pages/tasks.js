@@ -172,6 +172,7 @@ export async function tasksPage() {
   // Listen before the first fetch, so a change made while it runs is not missed.
   connectLive({
     topics: ["tasks"],
+    cluster: config.cluster,
     onMessage(message) {
       let unseen = false;
       for (const task of message.tasks) {

@@ -46,6 +46,7 @@ export async function workersPage() {
   await load();
   connectLive({
     topics: ["workers"],
+    cluster: config.cluster,
     onMessage(message) {
       for (const w of message.workers) rows.set(w.hostname, w);
       if (message.workers.length) render();
