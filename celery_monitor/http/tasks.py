@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from celery_monitor import clusters
 from celery_monitor.http.context import monitor_of
@@ -40,7 +40,7 @@ def task_query(request: Request) -> TaskQuery:
     )
 
 
-def cluster_filter(request: Request) -> list[str]:
+def cluster_filter(request: HTTPConnection) -> list[str]:
     """``cluster=`` (repeated or comma-separated): the clusters a list is limited to (none: all)."""
     wanted = get_list(request, "cluster")
     for name in wanted:

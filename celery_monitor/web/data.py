@@ -18,8 +18,8 @@ from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.failures import group_tasks_answer, groups_answer
 from celery_monitor.http.params import get_bool
-from celery_monitor.http.scope import may_read
-from celery_monitor.http.tasks import task_or_404, task_query
+from celery_monitor.http.scope import may_read, readable_filter
+from celery_monitor.http.tasks import cluster_filter, task_or_404, task_query
 from celery_monitor.http.workers import refresh_inspector, worker_row
 
 if TYPE_CHECKING:
@@ -30,10 +30,12 @@ PAGE_LIMIT = 500
 
 
 async def workers(request: Request) -> Response:
-    monitor = monitor_of(request)
-    live = monitor.live.worker_dicts()
-    return json_response({"workers": [worker_row(live[name]) for name in sorted(live)
-                                      if may_read(request, monitor.cluster_of(name))]})
+    """The workers' rows; ``cluster=`` keeps those of the clusters named (the page's cluster switcher),
+    and an identity scoped to some clusters sees theirs alone."""
+    wanted = readable_filter(request, cluster_filter(request))
+    live = monitor_of(request).live.worker_dicts()
+    rows = [worker_row(live[name]) for name in sorted(live)]
+    return json_response({"workers": [row for row in rows if not wanted or row["cluster"] in wanted]})
 
 
 def _readable_worker(request: Request) -> str:

@@ -7,15 +7,20 @@ cluster whose broker goes away leaves the others live.
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import httpx
 import pytest
 from support.client import celery_client
 from support.fleet import add_vhost, delete_vhost
 from support.processes import MonitorProcess, RedisServer, Worker, free_port, start_worker, wait_for
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
 
 from celery_monitor.auth.tokens import digest_of
 
@@ -199,3 +204,23 @@ def test_an_identity_scoped_to_some_clusters_sees_and_controls_those_alone(sever
     assert by_target[("worker.pool_grow", f"beta:{hostname}")]["status"] == 403
     assert by_target[("task.revoke", sent["alpha"])]["cluster"] == "alpha"
     assert by_target[("task.revoke", sent["alpha"])]["status"] == 200
+
+
+def test_a_scoped_identity_gets_the_live_pushes_of_its_clusters_alone(several: Clusters) -> None:
+    token = base64.b64encode(f"{ALICE[0]}:{ALICE[1]}".encode()).decode()
+    url = several.monitor.url.replace("http://", "ws://") + "/api/ws?topics=tasks,samples,audit"
+    with connect(url, additional_headers={"Authorization": f"Basic {token}"}, open_timeout=5) as live:
+        assert json.loads(live.recv(timeout=5)) == {"hello": ["audit", "samples", "tasks"]}
+        other = several.send("gamma", "tests.add", 5, 5)
+        wait_for(lambda: (several.task(other) or {}).get("state") == "SUCCESS", 60, message=f"{other} applied")
+        mine = several.send("alpha", "tests.add", 6, 6)
+        received: list[dict[str, Any]] = []
+        while not any(t["uuid"] == mine and t["state"] == "SUCCESS" for m in received for t in m["tasks"]):
+            received.append(json.loads(live.recv(timeout=30)))
+    assert {t["cluster"] for m in received for t in m["tasks"]} <= {"alpha", "beta"}
+    assert not [m for m in received if m["samples"] or m["audit"]]  # they span every cluster
+    with connect(url + "&cluster=gamma", additional_headers={"Authorization": f"Basic {token}"},
+                 open_timeout=5) as refused, pytest.raises(ConnectionClosed) as closed:
+        refused.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.reason == "This identity may not see the cluster 'gamma'"
