@@ -250,7 +250,8 @@ class Monitor:
             Sources(live=self.live, inspector=self.inspector, queues=self.queue_poller, receiver=self.health,
                     rejections=self.rejections, applier=self.applier, store=self.store, writer=self.writer,
                     supervisor=self.supervisor, liveness=self.liveness, schedules=self.schedules,
-                    notifier=self.notifier, leading=lambda: self.leading),
+                    notifier=self.notifier, leading=lambda: self.leading,
+                    clusters=lambda: {self.cluster: self.health, **{feed.name: feed.health for feed in self.feeds}}),
             LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names))
         self.started_at = time.time()
 

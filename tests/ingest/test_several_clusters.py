@@ -118,6 +118,26 @@ def test_each_task_lands_under_its_own_cluster(several: Clusters) -> None:
     assert sent["beta"] not in both
 
 
+def test_metrics_say_each_series_cluster_and_the_bare_hostname(several: Clusters) -> None:
+    task_id = several.send("beta", "tests.add", 4, 4)
+    wait_for(lambda: (several.task(task_id) or {}).get("state") == "SUCCESS", 60, message=f"{task_id} succeeded")
+    hostname = several.workers["beta"].hostname
+    metric = several.monitor.metric
+    # The worker label is the hostname; the cluster label tells the three workers of that name apart.
+    succeeded = {"task": "tests.add", "type": "task-succeeded", "worker": hostname}
+    assert metric("flower_events_total", cluster="beta", **succeeded) >= 1
+    assert metric("flower_task_runtime_seconds_count", cluster="beta", task="tests.add", worker=hostname) >= 1
+    assert metric("celery_monitor_task_outcomes_total", cluster="beta", task="tests.add", state="SUCCESS") >= 1
+    for cluster in ("alpha", "beta", "gamma"):
+        assert metric("flower_worker_online", cluster=cluster, worker=hostname) == 1, cluster
+        assert metric("celery_monitor_workers", cluster=cluster, status="online") == 1, cluster
+        assert metric("celery_monitor_events_received_total", cluster=cluster) > 0, cluster
+    assert metric("celery_monitor_workers", cluster="delta", status="online") == 0
+    for cluster in ("alpha", "beta", "gamma", "delta"):
+        assert metric("celery_monitor_receiver_connected", cluster=cluster) == 1, cluster
+    assert metric("flower_worker_online", worker=f"beta:{hostname}") == 0  # no qualified name as a label
+
+
 def test_a_bad_cluster_filter_gets_a_400_with_a_reason(several: Clusters) -> None:
     response = several.monitor.get("/api/tasks", params={"cluster": "Not A Name"})
     assert response.status_code == 400
@@ -132,11 +152,16 @@ def test_a_cluster_whose_broker_stops_leaves_the_others_live(several: Clusters) 
         return clusters["delta"]
 
     wait_for(lambda: not delta()["connected"] and delta()["last_error"], 30, message="delta seen down")
+    # Its own receiver's gauges say so, per cluster; the others stay connected.
+    assert several.monitor.metric("celery_monitor_receiver_connected", cluster="delta") == 0
+    assert several.monitor.metric("celery_monitor_receiver_errors_total", cluster="delta") >= 1
     task_id = several.send("gamma", "tests.add", 1, 1)
     wait_for(lambda: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
              message="a task of another cluster applied while delta is down")
     status = several.monitor.json("/api/monitor/status")["clusters"]
     assert all(status[name]["connected"] for name in ("alpha", "beta", "gamma"))
+    for name in ("alpha", "beta", "gamma"):
+        assert several.monitor.metric("celery_monitor_receiver_connected", cluster=name) == 1, name
     assert "guest:guest" not in several.monitor.get("/api/monitor/status").text  # no password in the status
 
 
