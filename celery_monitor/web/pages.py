@@ -19,6 +19,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from celery_monitor import clusters
 from celery_monitor.auth import proxy
 from celery_monitor.http.context import monitor_of
+from celery_monitor.http.scope import scope_of
 from celery_monitor.settings import TASKS_COLUMNS
 from celery_monitor.states import FINISHED_STATES, LOST, MONITOR_REASONS, STATES
 from celery_monitor.store.query import SORT_KEYS
@@ -71,7 +72,9 @@ class ClusterChoice:
 
 
 def cluster_choice(request: Request) -> ClusterChoice:
-    choice = ClusterChoice(list(monitor_of(request).cluster_names))
+    watched = list(monitor_of(request).cluster_names)
+    scope = scope_of(request)  # an identity scoped to some clusters is offered those alone
+    choice = ClusterChoice(watched if scope is None else scope.readable_of(watched))
     names = [n.strip() for raw in request.query_params.getlist("cluster") for n in raw.split(",") if n.strip()]
     for name in names:
         try:

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from playwright.sync_api import Page, WebSocket, expect
-from support.browser import AUTH, Console, WebCluster
+from playwright.sync_api import Browser, Page, WebSocket, expect
+from support.browser import AUTH, Console, WebCluster, open_page
 from support.client import celery_client
 from support.processes import MonitorProcess, RedisServer, Worker, free_port, start_worker, wait_for
 from websockets.exceptions import ConnectionClosed
@@ -25,6 +25,7 @@ from websockets.sync.client import ClientConnection, connect
 pytestmark = [pytest.mark.redis]
 BASIC = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
 NAMES = ("prod", "staging")
+SCOPED = ("sam", "sam-secret-pw")  # reads staging alone (--cluster_access)
 
 
 @dataclass
@@ -67,7 +68,8 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoClusters]:
     brokers = {"prod": f"redis://127.0.0.1:{redis.port}/0", "staging": f"redis://127.0.0.1:{redis.port}/1"}
     spec = ",".join(f"{name}={url}" for name, url in brokers.items())
     monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", "--inspect_timeout=1000",
-                              f"--basic_auth={AUTH[0]}:{AUTH[1]}", "--tasks_columns=name,uuid,state,worker"],
+                              f"--basic_auth={AUTH[0]}:{AUTH[1]},{SCOPED[0]}:{SCOPED[1]}",
+                              f"--cluster_access={SCOPED[0]}=staging:read", "--tasks_columns=name,uuid,state,worker"],
                              free_port(), tmp / "monitor.log", {}, AUTH)
     workers: dict[str, Worker] = {}
     try:
@@ -292,3 +294,24 @@ def test_the_workers_pages_data_is_narrowed_by_cluster(two: TwoClusters) -> None
     bad = two.monitor.get("/ui/workers.json", params={"cluster": "Not A Name"})
     assert bad.status_code == 400
     assert bad.json()["error"].startswith("Invalid 'cluster': cluster name 'Not A Name' must be")
+
+
+@pytest.mark.browser
+def test_a_user_scoped_to_one_cluster_sees_its_tasks_and_workers_alone(
+        browser: Browser, console: Console, two: TwoClusters) -> None:
+    theirs, other = two.run("staging"), two.run("prod")
+    page = open_page(browser, console, auth=SCOPED)
+    try:
+        page.goto(two.url + "/tasks")
+        expect(page.locator(f'#tasks tr[data-uuid="{theirs}"]')).to_have_count(1)
+        # One cluster to see: no switcher (prod is not even named), and none of prod's tasks.
+        expect(page.get_by_label("Cluster", exact=True)).to_have_count(0)
+        assert "prod" not in page.locator("header").inner_text()
+        expect(page.locator(f'#tasks tr[data-uuid="{other}"]')).to_have_count(0)
+        assert all(uuid.startswith("staging-") for uuid in shown_rows(page, "tasks", "uuid"))
+        page.goto(two.url + "/workers")
+        expect(page.locator("#workers tbody tr[data-worker]")).to_have_count(1)
+        expect(page.locator(f'#workers tr[data-worker="{two.worker("staging")}"]')).to_have_count(1)
+    finally:
+        page.context.close()
+    assert not console.errors, "\n".join(console.errors)
