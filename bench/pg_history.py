@@ -202,8 +202,6 @@ class PgHistory:
             (f"{table}&workername=<worker>", f"{table}&workername=celery@worker-007"),
             (f"{table}&search=<term>", f"{table}&search=customer-1234"),
             (f"{table}&state=FAILURE&search=<term>", f"{table}&state=FAILURE&search=customer-1234"),
-            (f"{table}&search=<common term, ~8%> (total capped)", f"{table}&search=customer-1"),
-            (f"{table}&search=<commonest term, ~70%> (total capped)", f"{table}&search=customer"),
             (f"{table}&offset=<50% deep> (the worst page)", f"{table}&offset={n // 2}"),
             (f"{table}&offset=<90% deep>", f"{table}&offset={int(n * 0.9)}"),
             (f"{table}&offset=<last page>", f"{table}&offset={n - 50}"),
@@ -213,12 +211,21 @@ class PgHistory:
             ("/ui/graphs.json", "/ui/graphs.json"),
             ("/api/workers", "/api/workers"),
             ("/metrics", "/metrics"),
+            # Last: without a capped total these took minutes, and the server goes on counting
+            # after the client has given up.
+            (f"{table}&search=<common term, ~8%>", f"{table}&search=customer-1"),
+            (f"{table}&search=<commonest term, ~70%>", f"{table}&search=customer"),
         ]
 
     def queries(self, monitor: OurMonitor) -> None:
         slow = []
         for metric, path in self.paths():
-            lat = measure.latency(monitor, path, self.bench.config.latency_runs)
+            try:
+                lat = measure.latency(monitor, path, self.bench.config.latency_runs)
+            except httpx.TimeoutException:
+                slow.append(metric)
+                self.row(f"GET {metric} (median / p95)", "✗ no answer within the client's 60 s")
+                continue
             if lat.status != 200:
                 raise SystemExit(f"GET {path} answered {lat.status}")
             held = lat.p95_ms < TARGET_MS
