@@ -615,7 +615,7 @@ class PostgresStore:
         if found is None:
             return None
         hits, watermark = found
-        if hits is not None:
+        if len(hits) <= pg_search.MAX_HITS:
             return pg_search.CANDIDATE_TASKS, [hits, watermark, watermark]
         if counting:
             return pg_search.CANDIDATE_MATCHES.format(predicate=predicate[0]), [*predicate[1], watermark, watermark]
@@ -770,11 +770,27 @@ class PostgresStore:
             if cap is None:
                 sql = f"SELECT count(*) FROM {source}{where}"
             else:  # the matches up to one past the cap: "more than cap" is all the caller asks beyond it
+                if self._past_cap(query, excluding, cap):
+                    return cap + 1
                 sql = f"SELECT count(*) FROM (SELECT 1 FROM {source}{where} LIMIT %s) AS capped"
                 params = [*params, cap + 1]
             rows = self._rows(sql, params, _prepare(query))
             row = rows[0] if rows else None
         return int(row[0]) if row else 0
+
+    def _past_cap(self, query: TaskQuery, excluding: Sequence[int], cap: int) -> bool:
+        """Whether the first of a search's many index hits (past MAX_HITS, kept from the page's
+        lookup) already hold more than ``cap`` matches: each checked by seq, no walk of the table
+        (a common term's capped total took seconds through ``CANDIDATE_MATCHES``' hash join)."""
+        predicate = (pg_search.index_predicate(query.search.expression, self._trigram)
+                     if query.search.expression is not None else None)
+        found = None if predicate is None else pg_search.index_hits(self._rows, predicate, self._hit_cache)
+        if found is None or len(found[0]) <= pg_search.MAX_HITS or len(found[0]) <= cap:
+            return False
+        where, params = self._where(query, excluding)
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM tasks{where} AND seq = ANY(%s) LIMIT %s) AS capped"
+        row = self._rows(sql, [*params, found[0], cap + 1], _prepare(query))
+        return bool(row) and int(row[0][0]) > cap
 
     def _counted(self, query: TaskQuery, excluding: Sequence[int]) -> int:
         """The total of a query filtering by name, state and worker only, from ``task_counts``

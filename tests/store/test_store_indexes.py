@@ -117,7 +117,9 @@ def test_postgres_pages_past_a_cursor_seek_the_orders_index(postgres_store: Post
         for clause in after_clauses(column, cursor, 1000, query.descending, "%s"):
             text = pg_plan(postgres_store, query, "enable_seqscan", "enable_sort", extra=clause)
             assert "Sort" not in text and "Seq Scan" not in text and "Index Cond" in text, (clause, text)
-            assert "Filter" not in text, (clause, text)
+            filters = [part for part in text.split(" | ") if "Filter:" in part]
+            assert not any(mark in part for part in filters for mark in ("ROW(", "NULL", "seq ", "uuid ")), \
+                (clause, text)  # the cursor's condition is the index's, never checked row by row
 
 
 @pytest.mark.parametrize(("column", "query"), [
