@@ -12,7 +12,7 @@ import httpx
 import pytest
 from support.processes import new_monitor
 
-from celery_monitor.store import overlay
+from celery_monitor.store import overlay, pg_search
 from celery_monitor.store.base import Store
 from celery_monitor.store.query import COUNT_CAP, TaskQuery, total_cap
 from celery_monitor.store.search import parse_search
@@ -104,6 +104,17 @@ def test_totals_of_searches_stop_past_the_cap_and_filters_stay_exact(store: Stor
     failures = TaskQuery(states=["FAILURE"])
     assert total_cap(failures) is None and total_cap(TaskQuery()) is None
     assert store.count_tasks(failures) == 75
+
+
+def test_a_capped_total_of_a_search_with_many_hits_is_the_same(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    # On PostgreSQL past MAX_HITS index hits the cap is proven from the first hits alone; where they
+    # hold too few matches, counted as before. The answers stay SQLite's.
+    monkeypatch.setattr(pg_search, "MAX_HITS", 40)
+    while store.index_search(1.0):
+        pass
+    many, few = TaskQuery(search=parse_search("customer")), TaskQuery(search=parse_search("ok"))
+    assert [store.count_tasks(many, cap=cap) for cap in (10, 39, 45, 299, 300)] == [11, 40, 46, 300, 300]
+    assert [store.count_tasks(few, cap=cap) for cap in (10, 149, 150)] == [11, 150, 150]
 
 
 def test_the_task_table_says_more_than_the_cap_and_pages_by_cursor(history_db: str, redis_server: Any,
