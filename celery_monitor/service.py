@@ -15,13 +15,14 @@ import tempfile
 import threading
 import time
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import orjson
 from celery import Celery
 
-from celery_monitor import __version__
+from celery_monitor import __version__, clusters
 from celery_monitor.applier.applier import Applier
 from celery_monitor.applier.boundary import EventBoundary, Rejections
 from celery_monitor.auth import wiring as auth_wiring
@@ -29,6 +30,7 @@ from celery_monitor.auth.config import AuthConfig
 from celery_monitor.broker import backlog, faults
 from celery_monitor.broker.poller import QueuePoller
 from celery_monitor.broker.queues import QueueLengths, queue_names
+from celery_monitor.celery_app import ClusterApps, cluster_app, shown_broker
 from celery_monitor.control.audit import AuditTrail
 from celery_monitor.control.plane import ControlPlane
 from celery_monitor.hub import Hub
@@ -44,8 +46,9 @@ from celery_monitor.notify.model import parse_config
 from celery_monitor.notify.notifier import Notifier
 from celery_monitor.receiver.base import EventReader
 from celery_monitor.receiver.factory import build_reader, build_standby_reader
-from celery_monitor.receiver.handoff import HANDOFF_BYTES, Handoff
+from celery_monitor.receiver.handoff import HANDOFF_BYTES, ClusterSink, Handoff, Sink
 from celery_monitor.receiver.health import ReceiverHealth
+from celery_monitor.receiver.reader_process import ReaderProcess
 from celery_monitor.receiver.standby_buffer import StandbyBuffer
 from celery_monitor.reconciler import backend as result_backend
 from celery_monitor.reconciler.late_start import LateStart
@@ -80,9 +83,41 @@ def spool_directory(db: str) -> Path:
     return Path(f"{db}-spool")
 
 
+@dataclass
+class ClusterFeed:
+    """One more cluster's stream (``--clusters``): its app, its reader and its reader's health.
+
+    The first cluster is the monitor's app, reader and health as with one broker; each other one
+    reads into the shared hand-off through a sink that marks its batches, so a slow or absent broker
+    only holds up its own reader.
+    """
+
+    name: str
+    app: Celery
+    health: ReceiverHealth
+    reader: EventReader | ReaderProcess
+    where: str
+
+
+@dataclass
+class StandbyStream:
+    """What a standby replica keeps of one cluster's Redis stream, and the health of the reader that
+    takes over from it once this replica leads."""
+
+    cluster: str
+    buffer: StandbyBuffer
+    reader: EventReader
+    health: ReceiverHealth
+
+
 class Monitor:
     def __init__(self, settings: Settings, app: Celery) -> None:
         self.settings = settings
+        specs = clusters.parse_clusters(settings.clusters)
+        self.cluster = specs[0].name if specs else clusters.DEFAULT  # the first (or only) cluster's name
+        if specs:
+            app = cluster_app(app, specs[0].broker, specs[0].result_backend)
+        broker_api = specs[0].broker_api if specs else settings.broker_api
         self.app = app
         self.health = ReceiverHealth()
         self.rejections = Rejections()
@@ -93,7 +128,10 @@ class Monitor:
         buckets = tuple(settings.task_runtime_metric_buckets) or DEFAULT_BUCKETS
         self.live = LiveView(EventStats(buckets))
         self.hub = Hub()
-        self.inspector = Inspector(app, settings.inspect_timeout / 1000)
+        # Each cluster's app, the first one's being ``app``: inspect and control reach every cluster.
+        self.apps = ClusterApps({self.cluster: app, **{spec.name: cluster_app(app, spec.broker, spec.result_backend)
+                                                       for spec in specs[1:]}})
+        self.inspector = Inspector(self.apps, settings.inspect_timeout / 1000)
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
                                   snapshot_meta=self._meta_to_save, on_trim=self.live.forget_trimmed,
                                   path=settings.db if settings.persistent else None,
@@ -102,7 +140,7 @@ class Monitor:
         self.tasks = TaskLookup(self.live, self.writer, self.store)
         # --redact and --format_task hold for the history and every reader, with or without a web app.
         self.redactor = auth_wiring.redactor(settings)
-        self.queues = QueueLengths(app, settings.broker_api, sent_at=self._sent_at)
+        self.queues = QueueLengths(app, broker_api, sent_at=self._sent_at)
         self.queue_poller = QueuePoller(self.queues, self.queue_names)
         # Notifications: the applier queues task notices, the notifier's own thread does the rest.
         self.notifier = Notifier(parse_config(settings.notifications),
@@ -130,15 +168,30 @@ class Monitor:
             from celery_monitor.store.replica import history_id
 
             shared_queue = f"celery-monitor.{history_id(settings.db)}"
-        self.reader = build_reader(app, self.handoff, self.health, self.spool, lambda: self.writer.saved_position,
-                                   settings.event_buffer_mb * 1024 * 1024, shared_queue=shared_queue)
+        self.reader = build_reader(app, self._sink_of(self.cluster), self.health, self.spool,
+                                   lambda: self.writer.saved_position, settings.event_buffer_mb * 1024 * 1024,
+                                   shared_queue=shared_queue)
+        self.applier.cluster_health[self.cluster] = self.health
+        self.feeds: list[ClusterFeed] = []
+        for spec in specs[1:]:
+            feed_app = self.apps.apps[spec.name]
+            feed_health = ReceiverHealth()
+            reader = build_reader(feed_app, self._sink_of(spec.name), feed_health,
+                                  flushed=lambda: self.writer.saved_position,
+                                  shared_queue=f"{shared_queue}.{spec.name}" if shared_queue else None)
+            for loop in reader.loops:  # one loop per cluster in the status and the metrics
+                loop.name = f"{loop.name}_{spec.name}"
+            self.applier.cluster_health[spec.name] = feed_health
+            self.feeds.append(ClusterFeed(spec.name, feed_app, feed_health, reader,
+                                          shown_broker(feed_app)))
         self.writer.saves_position = self.spool is not None
         self.audit = AuditTrail(self.store)
         # Pages show the audit trail live: each entry goes out on the hub as it is recorded.
         self.audit.listeners.append(lambda entry: self.hub.publish([{"kind": "audit", "audit": entry}]))
         self.control = ControlPlane(app, inspector=self.inspector, live=self.live, tasks=self.tasks,
                                     queue_names=self.queue_names, redactor=self.redactor,
-                                    reply_timeout=settings.inspect_timeout / 1000, broker_api=settings.broker_api)
+                                    reply_timeout=settings.inspect_timeout / 1000, broker_api=broker_api,
+                                    apps=self.apps)
         # The graphs' points are saved with the history: they outlive a restart, and a standby
         # replica draws the leader's.
         self.timeline = Timeline(self.live, self.hub, self.queue_poller, leading=lambda: self.leading,
@@ -161,14 +214,18 @@ class Monitor:
         self._inspect_saved = 0
         self._inspect_adopted: Any = None
         self.replica: Replica | None = None
-        self.standby_buffer = StandbyBuffer()
-        self._standby_reader: EventReader | None = None
+        self.standby_streams: list[StandbyStream] = []
         if self.postgres is not None:
             from celery_monitor.store.replica import Replica
 
             self.replica = Replica(self.postgres, self.hub, self.refresh_from_history, self._take_over)
-            # On Redis a standby keeps the last seconds of the stream, for the moment it takes over.
-            self._standby_reader = build_standby_reader(app, self.standby_buffer, ReceiverHealth())
+            # On Redis a standby keeps the last seconds of each cluster's stream, for the moment it takes over.
+            for name, feed_app, health in ((self.cluster, app, self.health),
+                                            *((feed.name, feed.app, feed.health) for feed in self.feeds)):
+                buffer = StandbyBuffer()
+                kept_by = build_standby_reader(feed_app, buffer, ReceiverHealth())
+                if kept_by is not None:
+                    self.standby_streams.append(StandbyStream(name, buffer, kept_by, health))
         self._stop_event = threading.Event()
         self._auth: AuthConfig | None = None
         self._auth_exchanger = threading.Thread(target=self._exchange_auth, name="auth-exchange", daemon=True)
@@ -177,7 +234,8 @@ class Monitor:
         self.enable_events_loop = Loop("enable_events", stall_after=ENABLE_EVENTS_EVERY + 120)
         # Every background loop, for the status, the metrics and the liveness probe.
         self.supervisor = Supervisor()
-        self.supervisor.add(*self.reader.loops, self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
+        self.supervisor.add(*self.reader.loops, *(loop for feed in self.feeds for loop in feed.reader.loops),
+                            self.applier.loop, self.applier.housekeeping_loop, self.writer.loop,
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
                             self.enable_events_loop, self.timeline.loop, self.schedules.loop,
                             self.notifier.loop)
@@ -192,7 +250,8 @@ class Monitor:
             Sources(live=self.live, inspector=self.inspector, queues=self.queue_poller, receiver=self.health,
                     rejections=self.rejections, applier=self.applier, store=self.store, writer=self.writer,
                     supervisor=self.supervisor, liveness=self.liveness, schedules=self.schedules,
-                    notifier=self.notifier, leading=lambda: self.leading),
+                    notifier=self.notifier, leading=lambda: self.leading,
+                    clusters=lambda: {self.cluster: self.health, **{feed.name: feed.health for feed in self.feeds}}),
             LabelPolicy(settings.metrics_worker_label, settings.metrics_max_task_names))
         self.started_at = time.time()
 
@@ -279,8 +338,8 @@ class Monitor:
         if self.leading:
             self._lead()
         else:
-            if self._standby_reader is not None:
-                self._standby_reader.start()
+            for stream in self.standby_streams:
+                stream.reader.start()
             self.refresh_from_history()
             log.warning("another monitor ingests into %s: this one stands by (serving pages, taking over "
                         "when it stops)", dsn.shown(self.settings.db))
@@ -306,9 +365,12 @@ class Monitor:
             self.inspector.start()
         self.writer.start()
         self.applier.start()
-        if self._standby_reader is not None and self._standby_reader.is_alive():
-            self._replay_standby_buffer()
+        for stream in self.standby_streams:
+            if stream.reader.is_alive():
+                self._replay_standby_buffer(stream)
         self.reader.start()
+        for feed in self.feeds:
+            feed.reader.start()
         if self.settings.enable_events:
             self._events_enabler.start()
         # What only the ingesting replica does, since it goes through the applier or would be done
@@ -319,21 +381,23 @@ class Monitor:
             self.reconciler.start()
         self.notifier.start()
 
-    def _replay_standby_buffer(self) -> None:
-        """What this standby kept of the stream goes to the applier first, and its subscriber keeps
-        forwarding until the reader of the leader it now is reads: nothing published meanwhile is
-        lost, and what the dead leader had committed comes again, recognised and not counted twice."""
-        handed = self.standby_buffer.hand_over(self.handoff)
-        log.warning("replaying the %d event messages this replica kept while standing by", handed)
-        threading.Thread(target=self._retire_standby_reader, name="standby-reader-retire", daemon=True).start()
+    def _replay_standby_buffer(self, stream: StandbyStream) -> None:
+        """What this standby kept of a cluster's stream goes to the applier first, and its subscriber
+        keeps forwarding until the cluster's reader of the leader it now is reads: nothing published
+        meanwhile is lost, and what the dead leader had committed comes again, recognised and not
+        counted twice."""
+        handed = stream.buffer.hand_over(self._sink_of(stream.cluster))
+        log.warning("replaying the %d event messages this replica kept of %s while standing by", handed,
+                    stream.cluster)
+        threading.Thread(target=self._retire_standby_reader, args=(stream,), name="standby-reader-retire",
+                         daemon=True).start()
 
-    def _retire_standby_reader(self) -> None:
+    def _retire_standby_reader(self, stream: StandbyStream) -> None:
         deadline = time.monotonic() + 60
-        while not self.health.connected and time.monotonic() < deadline and not self._stop_event.is_set():
+        while not stream.health.connected and time.monotonic() < deadline and not self._stop_event.is_set():
             time.sleep(0.05)
         time.sleep(0.5)  # an overlap is harmless, a gap is not
-        if self._standby_reader is not None:
-            self._standby_reader.stop()
+        stream.reader.stop()
 
     def stop(self) -> None:
         self.running = False
@@ -341,8 +405,10 @@ class Monitor:
             self.replica.stop()
         self._stop_event.set()
         self.reader.stop()
-        if self._standby_reader is not None:
-            self._standby_reader.stop()
+        for feed in self.feeds:
+            feed.reader.stop()
+        for stream in self.standby_streams:
+            stream.reader.stop()
         self.inspector.stop()
         if self.reconciler is not None:
             self.reconciler.stop()
@@ -369,13 +435,14 @@ class Monitor:
         self.enable_events_loop.run(self._enable_events_once, self._stop_event, ENABLE_EVENTS_EVERY)
 
     def _enable_events_once(self) -> None:
-        try:
-            self.app.control.enable_events()
-        except Exception as exc:
-            if not faults.is_broker_fault(exc):
-                raise
-            # The event reader reports the broker's absence; this broadcast just tries again.
-            log.debug("enable_events broadcast failed: %s", exc)
+        for app in (self.app, *(feed.app for feed in self.feeds)):
+            try:
+                app.control.enable_events()
+            except Exception as exc:
+                if not faults.is_broker_fault(exc):
+                    raise
+                # The event reader reports the broker's absence; this broadcast just tries again.
+                log.debug("enable_events broadcast failed: %s", exc)
 
     def _worker_came_online(self, hostname: str) -> None:
         """Inspect a worker as soon as it appears, instead of waiting for the next period; what it
@@ -448,6 +515,7 @@ class Monitor:
             "version": __version__,
             "started_at": self.started_at,
             "receiver": self.health.as_dict(),
+            "clusters": self.cluster_status(),
             "events_rejected": {"total": self.rejections.total(), "by_reason": self.rejections.counts(),
                                 "latest": self.rejections.latest()},
             "handoff_pending_bytes": self.handoff.pending_bytes,
@@ -462,15 +530,39 @@ class Monitor:
             "health": self.health_report(),
         }
 
+    def _sink_of(self, cluster: str) -> Sink:
+        """Where the reader of ``cluster`` puts what it reads: the hand-off, marked with the cluster
+        unless it is ``default`` (whose batches stay plain, as with one broker)."""
+        return self.handoff if cluster == clusters.DEFAULT else ClusterSink(self.handoff, cluster)
+
+    @property
+    def cluster_names(self) -> list[str]:
+        return [self.cluster, *(feed.name for feed in self.feeds)]
+
+    def cluster_of(self, worker: str) -> str:
+        """The cluster of a worker, by its name in this monitor (clusters.qualified)."""
+        return clusters.split_qualified(worker, self.cluster_names)[0]
+
+    def cluster_status(self) -> dict[str, dict[str, Any]]:
+        """Each cluster's stream: where it reads (no credentials), whether it is up, what it read."""
+        feeds = [(self.cluster, self.health, shown_broker(self.app)),
+                 *((feed.name, feed.health, feed.where) for feed in self.feeds)]
+        return {name: {"broker": where, "connected": health.connected, "connected_since": health.connected_since,
+                       "events_received": health.events_received, "last_event_time": health.last_event_time,
+                       "last_error": health.last_error, "last_error_reason": health.last_error_reason,
+                       "failing_since": health.failing_since, "transport": health.transport}
+                for name, health, where in feeds}
+
     def _replica_status(self) -> dict[str, Any]:
         if self.replica is None:
             return {"role": "leader", "since": self.started_at}
         status = self.replica.as_dict()
-        if self._standby_reader is not None:
-            # On Redis, what this replica keeps of the stream while it stands by (for a takeover).
-            status["stream_kept"] = {"listening": self._standby_reader.is_alive(),
-                                     "bytes": self.standby_buffer.kept_bytes,
-                                     "messages_forgotten": self.standby_buffer.forgotten}
+        if self.standby_streams:
+            # On Redis, what this replica keeps of the streams while it stands by (for a takeover).
+            streams = self.standby_streams
+            status["stream_kept"] = {"listening": all(s.reader.is_alive() for s in streams),
+                                     "bytes": sum(s.buffer.kept_bytes for s in streams),
+                                     "messages_forgotten": sum(s.buffer.forgotten for s in streams)}
         return status
 
     def _store_status(self) -> dict[str, Any]:

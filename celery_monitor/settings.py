@@ -58,6 +58,10 @@ class Settings:
     unix_socket: str = option("", "listen on this UNIX socket instead of a TCP port")
     broker: str = option("", "broker URL (default: the Celery app's, else redis://127.0.0.1:6379/0)", secret=True)
     result_backend: str = option("", "result backend URL (for task results and aborts)", secret=True)
+    clusters: list[str] = field(default_factory=list, metadata=about(
+        "several Celery clusters in one monitor, each NAME=BROKER_URL [result_backend=URL] [broker_api=URL], "
+        "comma-separated (instead of --broker, --result_backend and --broker_api, which watch one cluster "
+        "named default)", secret=True))
     app: str = option("", "Celery application to load, module[:attribute]")
     broker_api: str = option("", "RabbitMQ management API URL, e.g. http://user:pass@host:15672/api/", secret=True)
     queues: list[str] = field(default_factory=list, metadata=about(
@@ -82,6 +86,10 @@ class Settings:
         "API tokens, name:scope:sha256:<hex>[,...] (scope read-only or full)", secret=True))
     read_only_users: list[str] = field(default_factory=list, metadata=about(
         "users or emails who may look but not control"))
+    cluster_access: list[str] = field(default_factory=list, metadata=about(
+        "access scoped per cluster, SUBJECT=CLUSTER:RIGHT[,...]: SUBJECT a user, an email, token:NAME or group:NAME "
+        "(an OpenID Connect groups claim), CLUSTER "
+        "a name or *, RIGHT read or control; a subject named here sees only the clusters named for it"))
     metrics_auth: str = option("none", "credentials /metrics needs: none, basic, token or any")
     session_max_age: int = option(43_200, "seconds a sign-in lasts", minimum=60)
     replicas: int = option(1, "monitor processes behind one URL (more than 1 needs --cookie_secret)", minimum=1)

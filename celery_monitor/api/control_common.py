@@ -14,17 +14,24 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import orjson
+from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from celery_monitor import clusters
 from celery_monitor.auth import redact_replies
 from celery_monitor.control.errors import ControlError
 from celery_monitor.http.context import monitor_of, redactor_of, user_of
 from celery_monitor.http.errors import ApiError, json_response
+from celery_monitor.http.params import text_arg
+from celery_monitor.http.scope import require_control
 
 log = logging.getLogger(__name__)
 
 READ_ONLY = "Read-only mode: control actions are disabled (--read_only)"
+TASK_CALLS = frozenset({"task.apply", "task.async_apply", "task.send_task"})
+WORKER_LIMITS = frozenset({"task.timeout", "task.rate_limit"})  # one worker (workername) or all
+SCOPED_BY_HANDLER = frozenset({"tasks.revoke"})  # the handler narrows the query to controllable clusters
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -87,23 +94,49 @@ async def _audit_params(request: Request, task_name: str | None) -> dict[str, An
     return redact_replies.task_call(redactor_of(request), params, task_name)
 
 
+async def target_cluster(request: Request, action: str, target: str | None) -> str | None:
+    """The cluster an action reaches: its worker's, its task's (None: every cluster, or not known)."""
+    monitor = monitor_of(request)
+    name = str(request.path_params.get(target, "")) if target else ""
+    if action.startswith("worker."):
+        return monitor.cluster_of(name)
+    if target == "task_id":
+        task = await run_in_threadpool(monitor.get_task, name)
+        return str(task.get("cluster") or clusters.DEFAULT) if task else None
+    if action in TASK_CALLS:  # sent through the first cluster's app
+        return monitor.cluster
+    if action in WORKER_LIMITS:
+        workername = text_arg(await arguments(request), "workername")
+        return monitor.cluster_of(workername) if workername else None
+    return None
+
+
 def control_action(action: str, target: str | None = None, mutating: bool = True) -> Callable[[Handler], Endpoint]:
-    """Make ``handler`` an audited endpoint; ``mutating`` ones answer 403 in read-only mode."""
+    """Make ``handler`` an audited endpoint; ``mutating`` ones answer 403 in read-only mode.
+
+    The audit record names the cluster the action reached (None: every cluster); an identity scoped
+    to some clusters (--cluster_access) is refused an action on another, and the refusal recorded.
+    """
     def decorate(handler: Handler) -> Endpoint:
         @functools.wraps(handler)
         async def endpoint(request: Request) -> Response:
             monitor = monitor_of(request)
             status = 200
+            cluster: str | None = None
             try:
                 if mutating:
                     require_writable(request)
+                cluster = await target_cluster(request, action, target)
+                if action not in SCOPED_BY_HANDLER:
+                    require_control(request, cluster)
                 body = await handler(request)
             except (ControlError, ApiError) as exc:
                 status, body = exc.status, {"error": exc.reason}
             name = str(request.path_params.get(target, "")) if target else request.url.query
             task_name = name if target == "name" and action.startswith("task.") else None
             params = await _audit_params(request, task_name)
-            await monitor.control.run(monitor.audit.record, user_of(request), action, name, params, status, body)
+            await monitor.control.run(monitor.audit.record, user_of(request), action, name, params, status, body,
+                                      cluster)
             return json_response(body, status)
 
         return endpoint

@@ -12,7 +12,8 @@ from celery_monitor.control.calls import OPTIONS, TaskCall, parse_call
 from celery_monitor.http.context import monitor_of
 from celery_monitor.http.errors import ApiError
 from celery_monitor.http.params import bool_arg, float_arg, get_bool, get_float, text_arg
-from celery_monitor.http.tasks import task_query
+from celery_monitor.http.scope import controllable_filter, scope_of
+from celery_monitor.http.tasks import cluster_filter, task_or_404, task_query
 
 # The longest a request may hold a thread waiting for a result.
 MAX_WAIT = 3600.0
@@ -102,6 +103,8 @@ async def send_task(request: Request) -> dict[str, Any]:
 async def result(request: Request) -> dict[str, Any]:
     plane = monitor_of(request).control
     timeout = get_float(request, "timeout", None, maximum=MAX_WAIT)
+    if scope_of(request) is not None:  # a scoped identity reads the results of its clusters' tasks only
+        await task_or_404(request, request.path_params["task_id"])
     return await plane.run(plane.tasks.result, request.path_params["task_id"], timeout)
 
 
@@ -166,6 +169,7 @@ async def bulk_revoke(request: Request) -> dict[str, Any]:
         require_writable(request)
     plane = monitor_of(request).control
     query = task_query(request)
+    query.clusters = controllable_filter(request, cluster_filter(request))
     args = await arguments(request)
     terminate = bool_arg(args, "terminate")
     signal = text_arg(args, "signal", "SIGTERM") or "SIGTERM"

@@ -30,13 +30,15 @@ SECONDS: dict[str, Any] = {"type": "number", "minimum": 0}
 TIME: dict[str, Any] = {"type": "string", "description": "ISO 8601 date-time or seconds since the epoch"}
 SORT_BY: dict[str, Any] = {"type": "string", "description": "a task field, '-' first for descending order"}
 
+CLUSTER: dict[str, Any] = {"type": "string", "description": "cluster names, comma-separated or repeated (all "
+                                                           "clusters when absent)"}
 TASK_FILTERS: dict[str, dict[str, Any]] = {
     "limit": COUNT, "offset": COUNT, "sort_by": SORT_BY, "workername": STRING, "taskname": STRING,
-    "state": STRING, "received_start": TIME, "received_end": TIME, "search": STRING,
+    "state": STRING, "received_start": TIME, "received_end": TIME, "search": STRING, "cluster": CLUSTER,
 }  # fmt: skip
 
 QUERY: dict[str, dict[str, dict[str, Any]]] = {
-    "/api/workers": {"refresh": BOOLEAN, "status": BOOLEAN, "workername": STRING},
+    "/api/workers": {"refresh": BOOLEAN, "status": BOOLEAN, "workername": STRING, "cluster": CLUSTER},
     "/api/tasks": {**TASK_FILTERS, "after": {
         "type": "string", "description": "a cursor from a Link rel=\"next\" header: the page just past that task"}},
     "/api/task/result/{task_id}": {"timeout": SECONDS},

@@ -8,6 +8,10 @@ Origin is not our own (a page of another site cannot read a user's live data).
 
 A client too slow to keep up loses notices in the hub (never slowing ingestion); the page socket
 then tells the browser to fetch afresh.
+
+Both take ``cluster=`` (comma-separated names, as the lists do): only the tasks, workers and events of
+those clusters are sent, chosen here rather than in the browser, so a page on one cluster neither
+receives nor pays for another's traffic. Samples and audit entries belong to no cluster and always go.
 """
 
 from __future__ import annotations
@@ -19,6 +23,10 @@ from typing import TYPE_CHECKING, Any
 import orjson
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
+from celery_monitor import clusters
+from celery_monitor.http.errors import ApiError
+from celery_monitor.http.scope import readable_filter, scope_of
+from celery_monitor.http.tasks import cluster_filter
 from celery_monitor.http.workers import worker_row
 from celery_monitor.hub import Notice, Subscription
 
@@ -36,6 +44,28 @@ async def _refuse(websocket: WebSocket, code: int, reason: str) -> None:
     """Accept, then close with a code and reason: a refused handshake would only say 403."""
     await websocket.accept()
     await websocket.close(code=code, reason=reason[:120])
+
+
+def _clusters_wanted(websocket: WebSocket) -> set[str] | str:
+    """The ``cluster=`` names asked for (empty: every cluster), narrowed to those an identity scoped
+    to some clusters may see (--cluster_access); or why they cannot be used."""
+    try:
+        return set(readable_filter(websocket, cluster_filter(websocket)))
+    except ApiError as exc:
+        return exc.reason
+
+
+def cluster_of(notice: Notice) -> str | None:
+    """The cluster a notice belongs to, or None for one of no cluster (a sample, an audit entry).
+    A record or event that does not say is of ``default`` (events of it carry no ``cluster``)."""
+    kind = notice.get("kind")
+    if kind == "task":
+        return str(notice["task"].get("cluster") or clusters.DEFAULT)
+    if kind == "worker":
+        return str(notice["worker"].get("cluster") or clusters.DEFAULT)
+    if kind == "event":
+        return str(notice["event"].get("cluster") or clusters.DEFAULT)
+    return None
 
 
 async def _drain(subscription: Subscription, window: float) -> list[Notice]:
@@ -104,7 +134,7 @@ async def _pump(websocket: WebSocket, subscription: Subscription, render: Any, w
 
 
 async def page_updates(websocket: WebSocket) -> None:
-    """/api/ws?topics=tasks,workers,samples,audit&task=<id>: pushes for the open page."""
+    """/api/ws?topics=tasks,workers,samples,audit&task=<id>&cluster=<names>: pushes for the open page."""
     monitor: Monitor = websocket.app.state.monitor
     if not monitor.settings.auto_refresh:
         await _refuse(websocket, CLOSE_DISABLED, "Live updates are off (--auto_refresh=False)")
@@ -115,6 +145,11 @@ async def page_updates(websocket: WebSocket) -> None:
         await _refuse(websocket, CLOSE_POLICY, f"Unknown topics (known: {', '.join(sorted(PAGE_TOPICS))})")
         return
     only_task = websocket.query_params.get("task") or None
+    wanted_clusters = _clusters_wanted(websocket)
+    if isinstance(wanted_clusters, str):
+        await _refuse(websocket, CLOSE_POLICY, wanted_clusters)
+        return
+    unscoped = scope_of(websocket) is None
     kinds = {"tasks": "task", "workers": "worker", "samples": "sample", "audit": "audit"}
     wanted = {kinds[t] for t in topics}
 
@@ -122,6 +157,8 @@ async def page_updates(websocket: WebSocket) -> None:
         kind = notice.get("kind")
         if kind not in wanted:
             return False
+        if wanted_clusters and cluster_of(notice) not in (None if unscoped else "", *wanted_clusters):
+            return False  # a scoped identity gets no sample nor audit entry: they span every cluster
         return only_task is None or kind != "task" or notice["task"].get("uuid") == only_task
 
     await websocket.accept()
@@ -134,16 +171,22 @@ async def page_updates(websocket: WebSocket) -> None:
 
 
 async def task_events(websocket: WebSocket) -> None:
-    """/api/task/events/<event-type>/[<task-id>]: each matching event as one JSON message."""
+    """/api/task/events/<event-type>/[<task-id>][?cluster=<names>]: each matching event as one JSON message."""
     monitor: Monitor = websocket.app.state.monitor
     event_type = websocket.path_params["event_type"]
     task_id = (websocket.path_params.get("task_id") or "").strip("/") or None
     if not EVENT_TYPE.match(event_type):
         await _refuse(websocket, CLOSE_POLICY, f"Unknown event type '{event_type[:64]}' (expected task-...)")
         return
+    wanted_clusters = _clusters_wanted(websocket)
+    if isinstance(wanted_clusters, str):
+        await _refuse(websocket, CLOSE_POLICY, wanted_clusters)
+        return
 
     def accepts(notice: Notice) -> bool:
         if notice.get("kind") != "event":
+            return False
+        if wanted_clusters and cluster_of(notice) not in wanted_clusters:
             return False
         event = notice["event"]
         return event.get("type") == event_type and (task_id is None or event.get("uuid") == task_id)

@@ -21,9 +21,11 @@ from celery_monitor.applier.boundary import TEXT_FIELDS, EventBoundary, cut
 from celery_monitor.applier.task_events import apply_task_event
 from celery_monitor.applier.worker_events import apply_worker_event
 from celery_monitor.auth import redact
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
+from celery_monitor.clusters import qualified, split_qualified
 from celery_monitor.hub import Hub, Notice
 from celery_monitor.notify.notices import NoticeQueue, TaskNotice
-from celery_monitor.receiver.handoff import Handoff, RawMessage, SpooledBatch
+from celery_monitor.receiver.handoff import ClusterBatch, Handoff, RawMessage, SpooledBatch
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.memory import release_free_memory
@@ -48,6 +50,7 @@ RELEASE_MEMORY_FOR = 60.0  # ... and for this long after the last event
 # Progress is marked at every hand-off take (0.2 s) and every chunk applied: two minutes without it
 # is a stuck applier, and ingestion has stopped.
 STALL_AFTER = 120.0
+Chunk = list[tuple[float, str, list[RawMessage]]]  # (received at, cluster, messages)
 
 
 class Applier(threading.Thread):
@@ -76,6 +79,9 @@ class Applier(threading.Thread):
         # Where a task not in the live view is found: the service's one lookup (store/lookup.py).
         self.tasks = tasks if tasks is not None else TaskLookup(live, writer, store)
         self.health = health
+        # Each cluster's receiver (celery_monitor/clusters.py): its events are counted there, and its
+        # workers are judged lost only while its own stream is up. One cluster: ``health`` alone.
+        self.cluster_health: dict[str, ReceiverHealth] = {DEFAULT_CLUSTER: health}
         self.hub = hub
         self.boundary = boundary if boundary is not None else EventBoundary()
         self.max_workers = max_workers
@@ -144,13 +150,14 @@ class Applier(threading.Thread):
         After a burst the hand-off can hold hundreds of thousands of messages; decoding them all at
         once would make the memory high-water mark (and the live lock's hold) follow the burst.
         """
-        chunk: list[tuple[float, list[RawMessage]]] = []
+        chunk: Chunk = []
         size = 0
         for received_at, batch in items:
+            cluster = batch.cluster if isinstance(batch, ClusterBatch) else DEFAULT_CLUSTER
             if isinstance(batch, SpooledBatch):
                 # Kept whole (the spool hands over at most about a chunk): its position is saved
                 # with the changes of the chunk it ends, so a replay starts right after it.
-                chunk.append((received_at, batch))
+                chunk.append((received_at, cluster, batch))
                 size += len(batch)
                 if size >= CHUNK_MESSAGES:
                     self._apply_chunk(chunk)
@@ -158,7 +165,7 @@ class Applier(threading.Thread):
                 continue
             for start in range(0, len(batch), CHUNK_MESSAGES):
                 part = batch[start : start + CHUNK_MESSAGES]
-                chunk.append((received_at, part))
+                chunk.append((received_at, cluster, part))
                 size += len(part)
                 if size >= CHUNK_MESSAGES:
                     self._apply_chunk(chunk)
@@ -166,7 +173,7 @@ class Applier(threading.Thread):
         if chunk:
             self._apply_chunk(chunk)
 
-    def _apply_chunk(self, items: list[tuple[float, list[RawMessage]]]) -> None:
+    def _apply_chunk(self, items: Chunk) -> None:
         self.writer.wait_for_room(WRITE_AHEAD_TASKS, WRITE_AHEAD_WAIT)
         self.loop.beat()
         dirty_tasks: dict[str, TaskRecord] = {}
@@ -174,18 +181,18 @@ class Applier(threading.Thread):
         events_for_hub: list[Notice] = []
         want_notices = self.hub.has_subscribers
         events_of = self.boundary.events_of
-        decoded = [(received_at, events_of(raw)) for received_at, batch in items for raw in batch]
+        decoded = [(received_at, cluster, events_of(raw)) for received_at, cluster, batch in items for raw in batch]
         # The history is read before the live view is locked: readers never wait for SQLite.
         prefetched = self._prefetch(decoded)
         with self.live.applying():
             self._dirty = dirty_tasks
             self._prefetched = prefetched
             try:
-                for received_at, events in decoded:
+                for received_at, cluster, events in decoded:
                     for event in events:
                         event["local_received"] = received_at
                         try:
-                            applied = self.apply_event(event, received_at, dirty_tasks, dirty_workers)
+                            applied = self.apply_event(event, received_at, dirty_tasks, dirty_workers, cluster)
                         except Exception as exc:  # a bug of ours: it costs this one event, not its batch
                             self._apply_failed(event, exc)
                             continue
@@ -201,7 +208,7 @@ class Applier(threading.Thread):
             worker_notices = [w.as_dict(now) for w in dirty_workers.values()] if want_notices else []
             # Before readers see the batch in the live view: a task /api/task/info shows is then
             # pending or committed, never between the two, and lists (history + pending) have it too.
-            positions = [batch.position for _, batch in items if isinstance(batch, SpooledBatch)]
+            positions = [batch.position for _, _, batch in items if isinstance(batch, SpooledBatch)]
             self.writer.submit(task_dicts, worker_dicts, positions[-1] if positions else None)
         self._delete_forgotten_workers()
         self.batches_applied += 1
@@ -218,16 +225,26 @@ class Applier(threading.Thread):
         received_at: float,
         dirty_tasks: dict[str, TaskRecord],
         dirty_workers: dict[str, WorkerRecord],
+        cluster: str = DEFAULT_CLUSTER,
     ) -> bool:
-        """Apply one event the boundary has checked: its fields have their declared types."""
+        """Apply one event the boundary has checked: its fields have their declared types.
+
+        An event of a cluster other than ``default`` names its worker by the qualified name, and
+        says its cluster, before anything reads it: the task, the worker and the hub all see that.
+        """
         event_type: str = event["type"]
-        health = self.health
+        health = self.health if cluster == DEFAULT_CLUSTER else self.cluster_health[cluster]
         health.events_received += 1
         health.last_event_time = received_at
         hostname = event.get("hostname")
+        if cluster != DEFAULT_CLUSTER:
+            event["cluster"] = cluster
+            if hostname:
+                event["hostname"] = hostname = qualified(cluster, hostname)
         if event_type.startswith("task-"):
             uuid: str = event["uuid"]
             task = self.task(uuid)
+            task.cluster = cluster
             old_state = task.state
             is_new = not task.transitions
             counted = apply_task_event(task, event) is not None  # not when delivered again
@@ -240,6 +257,8 @@ class Applier(threading.Thread):
                 live.add_task_name(task.name)
             if task.parent_id and task.parent_id != uuid:
                 parent = self.task(task.parent_id)
+                if not parent.transitions:  # known only as this task's parent: of the same cluster
+                    parent.cluster = cluster
                 if uuid not in parent.children:
                     parent.children.append(uuid)
                     if not parent.transitions:
@@ -248,7 +267,7 @@ class Applier(threading.Thread):
             dirty_tasks[uuid] = task
             live.track_held(task)
             if hostname and event_type != "task-sent":
-                worker = self.worker(hostname)
+                worker = self.worker(hostname, cluster)
                 apply_worker_event(worker, event, received_at)
                 if counted:
                     worker.counters[event_type] = worker.counters.get(event_type, 0) + 1
@@ -258,7 +277,7 @@ class Applier(threading.Thread):
             return counted
         if event_type.startswith("worker-"):
             worker_name: str = event["hostname"]  # the boundary lets worker events in with a hostname only
-            worker = self.worker(worker_name)
+            worker = self.worker(worker_name, cluster)
             if lost.restarted(worker, event):
                 stamp = event.get("timestamp")
                 before = stamp if isinstance(stamp, int | float) else received_at - (worker.clock_skew or 0.0)
@@ -290,7 +309,7 @@ class Applier(threading.Thread):
             self._apply_error_logged_at = now
             log.exception("applying a %s event failed; the event is skipped", event_type)
 
-    def _prefetch(self, decoded: list[tuple[float, list[dict[str, Any]]]]) -> dict[str, Any]:
+    def _prefetch(self, decoded: list[tuple[float, str, list[dict[str, Any]]]]) -> dict[str, Any]:
         """Look up, in one query, every task of the batch that the live view does not hold.
 
         One ``IN (...)`` query per 500 tasks instead of one query per new task; a task found
@@ -298,7 +317,7 @@ class Applier(threading.Thread):
         thread changes the live view, so what it holds cannot change before the batch is applied.
         """
         mentioned: set[str] = set()
-        for _, events in decoded:
+        for _, _, events in decoded:
             for event in events:
                 for key in ("uuid", "parent_id"):
                     uuid = event.get(key)
@@ -324,10 +343,11 @@ class Applier(threading.Thread):
         self.live.remember(task)
         return task
 
-    def worker(self, hostname: str) -> WorkerRecord:
+    def worker(self, hostname: str, cluster: str = DEFAULT_CLUSTER) -> WorkerRecord:
+        """The worker of this (qualified) name, created in ``cluster`` when it is new."""
         worker = self.live.worker(hostname)
         if worker is None:
-            worker = WorkerRecord(hostname=hostname)
+            worker = WorkerRecord(hostname=hostname, cluster=cluster)
             self.live.add_worker(worker)
             self._enforce_worker_limit(keep=hostname)
         return worker
@@ -403,13 +423,13 @@ class Applier(threading.Thread):
         # Silence is only heard while the event stream is up: a worker is judged offline once the
         # monitor has listened for a whole expiry window without its heartbeat (not right after a
         # start or a reconnection, when its heartbeats were missed rather than not sent).
-        health = self.health
-        listening_since = health.connected_since if health.connected else None
         offline: set[str] = set()
         for worker in self.live.worker_records():
             host = worker.hostname
             if worker.is_online(now):
                 continue
+            health = self.cluster_health.get(worker.cluster, self.health)
+            listening_since = health.connected_since if health.connected else None
             if host not in self._swept_offline:
                 if listening_since is None or now < listening_since + worker.freq * worker.EXPIRE_WINDOW:
                     continue
@@ -483,7 +503,9 @@ class Applier(threading.Thread):
                 if task is None and fact.uuid in stored:
                     task = TaskRecord.from_dict(stored[fact.uuid])
                 if task is None and isinstance(fact, settle.InspectedTask):
-                    task = TaskRecord(uuid=fact.uuid)
+                    # Of the cluster whose worker holds it (the inspector names workers as the monitor does).
+                    cluster = split_qualified(fact.worker or "", self.cluster_health)[0]
+                    task = TaskRecord(uuid=fact.uuid, cluster=cluster)
                 if task is None:
                     continue  # the backend knows a task the monitor never saw (or trimmed): not ours to add
                 old_state, is_new = task.state, not task.transitions

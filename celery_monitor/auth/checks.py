@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from celery_monitor.auth import allow, basic, proxy, redact, tokens
+from celery_monitor.auth import allow, basic, cluster_scope, proxy, redact, tokens
 from celery_monitor.auth.oauth import providers
 
 METRICS_AUTH = ("", "none", "basic", "token", "any")
@@ -46,6 +46,7 @@ def check(values: Mapping[str, Any]) -> None:
         ("auth", allow.EmailPolicy, ""),
         ("redact", redact.parse_paths, []),
         ("trusted_proxies", proxy.TrustedProxies.parse, []),
+        ("cluster_access", cluster_scope.parse_access, []),
     )
     for option, parse, empty in parsers:
         try:

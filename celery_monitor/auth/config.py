@@ -7,7 +7,7 @@ import secrets
 import time
 from dataclasses import dataclass, field
 
-from celery_monitor.auth import allow, basic, proxy, ratelimit, tokens
+from celery_monitor.auth import allow, basic, cluster_scope, proxy, ratelimit, tokens
 from celery_monitor.auth.oauth import providers
 from celery_monitor.settings import Settings
 
@@ -27,6 +27,8 @@ class AuthConfig:
     prefix: str = ""
     read_only: bool = False
     read_only_users: frozenset[str] = frozenset()
+    # Subjects (users, token:NAME) limited to some clusters (--cluster_access); the rest see them all.
+    cluster_access: dict[str, cluster_scope.ClusterScope] = field(default_factory=dict)
     unauthenticated_api: bool = False
     metrics_auth: str = "none"
     # Set with --xheaders: the proxies whose forwarding headers count (auth/proxy.py).
@@ -70,6 +72,7 @@ class AuthConfig:
             prefix=settings.prefix,
             read_only=settings.read_only,
             read_only_users=frozenset(u.strip().lower() for u in settings.read_only_users if u.strip()),
+            cluster_access=cluster_scope.parse_access(settings.cluster_access),
             unauthenticated_api=settings.unauthenticated_api,
             metrics_auth=(settings.metrics_auth or "none").lower(),
             trusted_proxies=proxy.TrustedProxies.parse(settings.trusted_proxies) if settings.xheaders else None,

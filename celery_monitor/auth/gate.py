@@ -26,7 +26,7 @@ from urllib.parse import quote
 import orjson
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from celery_monitor.auth import origin
+from celery_monitor.auth import cluster_scope, origin
 from celery_monitor.auth.config import READ_ONLY, AuthConfig
 
 REALM = 'Basic realm="Celery Monitor", charset="UTF-8"'
@@ -40,6 +40,13 @@ CONTROLS_NEED_AUTH = ("Controls need a login on this monitor: start it with --ba
                       "method), or allow anonymous control with --unauthenticated_api")
 # The pages' own push channel: open whenever the pages are, like the /ui/*.json they fetch.
 PAGE_FEED = "/api/ws"
+# What an identity scoped to some clusters may reach (--cluster_access): the routes that narrow
+# what they show to its clusters (http/scope.py). Everything else shows every cluster: refused.
+SCOPED_EXACT = frozenset({"/", "/workers", "/tasks", "/api/workers", "/api/tasks", "/api/tasks/revoke", PAGE_FEED,
+                          "/ui/workers.json", "/ui/tasks.json", "/api/openapi.json"})
+SCOPED_PREFIXES = ("/worker/", "/task/", "/ui/worker/", "/ui/task/", "/api/task/info/", "/api/task/result/",
+                   "/api/task/abort/", "/api/task/revoke/", "/api/task/rerun/", "/api/worker/",
+                   "/api/task/timeout/", "/api/task/rate-limit/", "/api/task/events/")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +54,7 @@ class Identity:
     user: str | None
     role: str
     method: str  # basic, token, session or anonymous
+    groups: tuple[str, ...] = ()  # a session's groups that --cluster_access names
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +83,7 @@ class AuthGate:
         path = self.relative_path(scope)
         state = scope.setdefault("state", {})
         if path.startswith(PUBLIC_PATHS) or path == "/healthcheck" or _is_login_path(path):
-            state.update(user=None, role=READ_ONLY, auth="anonymous")
+            state.update(user=None, role=READ_ONLY, auth="anonymous", cluster_scope=None)
             await self.app(scope, receive, send)
             return
         decision = await self.decide(scope, path)
@@ -83,6 +91,13 @@ class AuthGate:
             await self.refuse(scope, receive, send, decision)
             return
         state.update(user=decision.user, role=decision.role, auth=decision.method)
+        scope_limit = cluster_scope.scope_of(self.config.cluster_access, decision.user, decision.groups)
+        state["cluster_scope"] = scope_limit
+        # /metrics answers to --metrics_auth alone (a scrape config holds one credential for all).
+        if scope_limit is not None and not _knows_clusters(path) and not path.startswith("/metrics"):
+            await self.refuse(scope, receive, send, Refusal(
+                403, f"This identity sees some clusters only ({scope_limit}): {path} shows every cluster"))
+            return
         if decision.method == "session":
             state["csrf_token"] = scope["session"].get("csrf")
         await self.app(scope, receive, send)
@@ -139,7 +154,9 @@ class AuthGate:
             if (isinstance(user, str) and session.get("provider") == config.provider.name
                     and not config.is_revoked(session.get("sid"))
                     and (not config.policy or config.policy.allows(user))):
-                return Identity(user, config.role_of(user), "session")
+                groups = session.get("groups")
+                return Identity(user, config.role_of(user), "session",
+                                tuple(g for g in groups if isinstance(g, str)) if isinstance(groups, list) else ())
         return None
 
     def anonymous(self, scope: Scope, path: str) -> Identity | Refusal:
@@ -226,6 +243,11 @@ class AuthGate:
         if origin.header(scope, b"origin") is None:
             return False
         return not origin.is_cross_site(scope, self.config.allowed_origins()) or origin.proxy_hint(scope) is not None
+
+
+def _knows_clusters(path: str) -> bool:
+    """A route that shows (or acts on) each cluster's records apart, so it can honour a cluster scope."""
+    return path in SCOPED_EXACT or path.startswith(SCOPED_PREFIXES)
 
 
 def _is_login_path(path: str) -> bool:

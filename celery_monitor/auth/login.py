@@ -18,7 +18,7 @@ from pathlib import Path
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from celery_monitor.auth import origin, pages
+from celery_monitor.auth import cluster_scope, origin, pages
 from celery_monitor.auth.config import AuthConfig
 from celery_monitor.auth.oauth import client as oauth_client
 from celery_monitor.auth.oauth import providers
@@ -103,7 +103,8 @@ async def callback(request: Request) -> Response:
 
     try:
         token = await client.authorize_access_token(request)
-        emails = await providers.candidate_emails(client, token, config.provider)
+        groups: list[str] = []
+        emails = await providers.candidate_emails(client, token, config.provider, groups)
     except providers.Denied as exc:
         config.failures.failed(client_address, provider, exc.email, exc.reason)
         return refused(config, 403, exc.heading, str(exc))
@@ -124,7 +125,9 @@ async def callback(request: Request) -> Response:
     target = safe_next(config, request.session.get("next"))
     request.session.clear()
     request.session.update(user=allowed, provider=provider, sid=secrets.token_urlsafe(16),
-                           csrf=secrets.token_urlsafe(32), at=int(time.time()))
+                           csrf=secrets.token_urlsafe(32), at=int(time.time()),
+                           # Only the groups --cluster_access names: the cookie stays small.
+                           groups=cluster_scope.groups_named(config.cluster_access, groups))
     log.info("%s signed in through %s from %s", allowed, provider, client_address)
     return RedirectResponse(target, 303)
 

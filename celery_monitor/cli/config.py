@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 from urllib.parse import urlparse
 
+from celery_monitor import clusters
 from celery_monitor import values as parse
 from celery_monitor.auth import checks as auth_checks
 from celery_monitor.metrics.cardinality import WORKER_LABEL_MODES
@@ -159,7 +160,12 @@ def read_config_file(path: str, required: bool) -> tuple[dict[str, Any], dict[st
     for key, value in namespace.items():
         if key.startswith("_"):
             continue
-        if key in BY_NAME or key in CONFIG_ONLY:
+        if key == "clusters":
+            try:
+                options[key] = clusters.entries_from_config(value)
+            except clusters.BadClusters as exc:
+                raise ConfigError("clusters", str(exc)) from None
+        elif key in BY_NAME or key in CONFIG_ONLY:
             options[key] = value
         elif key == "broker_url":
             options.setdefault("broker", value)
@@ -242,6 +248,32 @@ def check_consistency(values: dict[str, Any], files: bool = True) -> None:
     except notify_model.BadConfig as exc:
         raise ConfigError("notifications", str(exc)) from None
     check_broker_url(values.get("broker") or "")
+    check_clusters(values)
+
+
+def check_clusters(values: dict[str, Any]) -> None:
+    """``--clusters``: each entry usable, and not together with the single cluster's options."""
+    entries = values.get("clusters") or []
+    if not entries:
+        return
+    try:
+        specs = clusters.parse_clusters(entries)
+    except clusters.BadClusters as exc:
+        raise ConfigError("clusters", str(exc)) from None
+    for single in ("broker", "result_backend", "broker_api"):
+        if values.get(single):
+            raise ConfigError("clusters", f"give each cluster its own broker, result backend and broker API "
+                              f"instead of --{single}")
+    if values.get("event_spool"):
+        raise ConfigError("event_spool", "spools the stream of a monitor given one --broker: not with --clusters")
+    for spec in specs:
+        try:
+            check_broker_url(spec.broker)
+        except ConfigError as exc:
+            raise ConfigError("clusters", f"cluster {spec.name!r}: {str(exc).partition(': ')[2]}") from None
+        parsed = urlparse(spec.broker_api)
+        if spec.broker_api and (parsed.scheme not in ("http", "https") or not parsed.hostname):
+            raise ConfigError("clusters", f"cluster {spec.name!r}: broker_api is not an http(s):// URL")
 
 
 def check_options(argv: Sequence[str], environ: Mapping[str, str]) -> None:

@@ -56,9 +56,11 @@ class AuditTrail:
         self.listeners: list[Callable[[dict[str, Any]], None]] = []
 
     def record(self, user: str, action: str, target: str, params: dict[str, Any], status: int,
-               result: dict[str, Any]) -> dict[str, Any]:
+               result: dict[str, Any], cluster: str | None = None) -> dict[str, Any]:
+        """``cluster``: the one the action reached (None: every cluster, or not known)."""
         entry = {"time": time.time(), "user": user or "anonymous", "action": action, "target": target,
-                 "params": shorten(params), "status": status, "ok": status < 400, "result": shorten(result)}
+                 "params": shorten(params), "status": status, "ok": status < 400, "result": shorten(result),
+                 "cluster": cluster}
         try:
             entry["id"] = self.store.add_audit(entry)
         except Exception as exc:  # the action happened; losing its record must not turn it into an error

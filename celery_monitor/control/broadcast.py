@@ -9,12 +9,14 @@ from __future__ import annotations
 import contextlib
 import re
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from celery import Celery
 from kombu import Connection
 
-from celery_monitor.control.errors import no_reply, unavailable
+from celery_monitor.celery_app import ClusterApps
+from celery_monitor.control.errors import ControlError, no_reply, unavailable
 
 Replies = dict[str, dict[str, Any]]
 
@@ -56,19 +58,49 @@ def message_of(reply: object) -> str:
 
 
 class Broadcaster:
-    def __init__(self, app: Celery, timeout: float) -> None:
-        self.app = app
+    """Control commands to the workers of every cluster the monitor watches (``ClusterApps``): a
+    command to named workers goes to their clusters; one to every worker goes to each cluster, the
+    clusters in parallel, so one broker's silence costs the reply timeout once."""
+
+    def __init__(self, app: Celery | ClusterApps, timeout: float) -> None:
+        self.apps = app if isinstance(app, ClusterApps) else ClusterApps.single(app)
+        self.app = self.apps.primary
         self.timeout = timeout
 
     def call(self, command: str, arguments: dict[str, Any], destination: list[str] | None = None,
-             expected: int | None = None) -> Replies:
-        """Send ``command`` and collect the replies per worker until all ``expected`` replied or time is up."""
+             expected: int | None = None, clusters: list[str] | None = None) -> Replies:
+        """Send ``command`` and collect the replies per worker until all ``expected`` replied or time is up.
+
+        ``clusters`` limits a command to every worker to those clusters. Sent to several clusters,
+        it fails only if every one of them fails: a broker that is down costs its own workers alone.
+        """
+        routes = self.apps.routes(destination, only=clusters)
+        if len(routes) == 1:
+            cluster, app, names = routes[0]
+            return self.apps.qualify(cluster, self._call(app, command, arguments, names, expected))
+        replies: Replies = {}
+        failures: list[ControlError] = []
+        with ThreadPoolExecutor(max_workers=len(routes) or 1) as pool:
+            # Per cluster, how many of the expected workers it holds is not known: each waits its timeout.
+            futures = [(cluster, pool.submit(self._call, app, command, arguments, names, None))
+                       for cluster, app, names in routes]
+            for cluster, future in futures:
+                try:
+                    replies.update(self.apps.qualify(cluster, future.result()))
+                except ControlError as exc:
+                    failures.append(exc)
+        if failures and len(failures) == len(routes):
+            raise failures[0]
+        return replies
+
+    def _call(self, app: Celery, command: str, arguments: dict[str, Any], destination: list[str] | None,
+              expected: int | None) -> Replies:
         limit = len(destination) if destination else expected
-        with broker_connection(self.app, self.timeout) as conn:
+        with broker_connection(app, self.timeout) as conn:
             try:
-                raw = self.app.control.broadcast(command, arguments=arguments, destination=destination,
-                                                 connection=conn, reply=True, timeout=self.timeout,
-                                                 limit=limit or None)
+                raw = app.control.broadcast(command, arguments=arguments, destination=destination,
+                                            connection=conn, reply=True, timeout=self.timeout,
+                                            limit=limit or None)
             except Exception as exc:
                 raise unavailable(f"Broker unavailable: {exc}") from None
         replies: Replies = {}
@@ -87,9 +119,10 @@ class Broadcaster:
 
     def fire(self, command: str, arguments: dict[str, Any], destination: list[str] | None = None) -> None:
         """Send ``command`` without waiting: for shutdown, whose worker may not live to answer."""
-        with broker_connection(self.app, self.timeout) as conn:
-            try:
-                self.app.control.broadcast(command, arguments=arguments, destination=destination,
-                                           connection=conn, reply=False)
-            except Exception as exc:
-                raise unavailable(f"Broker unavailable: {exc}") from None
+        for _cluster, app, names in self.apps.routes(destination):
+            with broker_connection(app, self.timeout) as conn:
+                try:
+                    app.control.broadcast(command, arguments=arguments, destination=names,
+                                          connection=conn, reply=False)
+                except Exception as exc:
+                    raise unavailable(f"Broker unavailable: {exc}") from None

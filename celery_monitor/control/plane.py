@@ -17,6 +17,7 @@ from celery import Celery
 
 from celery_monitor.auth.redact import Redactor
 from celery_monitor.broker.messages import QueueMessages
+from celery_monitor.celery_app import ClusterApps
 from celery_monitor.control.broadcast import Broadcaster
 from celery_monitor.control.bulk import BulkActions
 from celery_monitor.control.failure_groups import FailureGroupActions
@@ -36,12 +37,13 @@ SETTLE_SECONDS = 2.0
 class ControlPlane:
     def __init__(self, app: Celery, *, inspector: Inspector, live: LiveView, tasks: TaskLookup,
                  queue_names: Callable[[], list[str]], redactor: Redactor | None, reply_timeout: float,
-                 broker_api: str = "") -> None:
+                 broker_api: str = "", apps: ClusterApps | None = None) -> None:
+        """``apps``: with several clusters, each one's app (``app`` is the first's)."""
         self.app = app
         self.inspector = inspector
         self.live = live
         self.task_lookup = tasks
-        self.broadcaster = Broadcaster(app, reply_timeout)
+        self.broadcaster = Broadcaster(apps or app, reply_timeout)
         self.workers = WorkerControl(self.broadcaster, self.knows_worker, self.changed)
         self.limits = LimitControl(self.broadcaster, self.workers, self.online_count, self.changed)
         self.messages = QueueMessages(app, broker_api)

@@ -18,6 +18,7 @@ from kombu.exceptions import EncodeError, OperationalError
 
 from celery_monitor.auth import redact_replies
 from celery_monitor.auth.redact import Redactor
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
 from celery_monitor.control.broadcast import Broadcaster, broker_connection
 from celery_monitor.control.calls import TaskCall
 from celery_monitor.control.errors import ControlError, bad_request, not_found, unavailable
@@ -30,6 +31,7 @@ APPLY_WAIT = 300.0
 # Requests waiting for a result at once. Each holds one of the control plane's threads (16) while it
 # waits, so a few callers of apply must never leave revoke, terminate or a pool change without one.
 RESULT_WAITERS = 8
+MAX_LOOKUPS = 1000  # tasks of one revoke whose clusters are looked up (more: revoked on every cluster)
 
 
 def signal_name(raw: str) -> str:
@@ -190,7 +192,12 @@ class TaskControl:
         if not task_ids:
             raise bad_request("No task to revoke")
         arguments = {"task_id": task_ids, "terminate": terminate, "signal": signal_name(signal)}
-        replies = self.broadcaster.call("revoke", arguments, expected=self.online_count())
+        # To the clusters of the tasks the monitor knows (every cluster for one it does not): another
+        # cluster's broker being down does not stop a revoke of this one's tasks.
+        known = [self.find_task(task_id) for task_id in task_ids[:MAX_LOOKUPS]]
+        reached = None if None in known or len(task_ids) > MAX_LOOKUPS else sorted(
+            {str(task.get("cluster") or DEFAULT_CLUSTER) for task in known if task is not None})
+        replies = self.broadcaster.call("revoke", arguments, expected=self.online_count(), clusters=reached)
         return len(replies)
 
     # -- re-running ------------------------------------------------------------------------------

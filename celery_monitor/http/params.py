@@ -9,7 +9,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, TypeVar
 
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
 from celery_monitor import values
 from celery_monitor.http.errors import ApiError
@@ -71,7 +71,7 @@ def get_bool(request: Request, name: str, default: bool = False) -> bool:
     return bool_value(name, request.query_params.get(name), default)
 
 
-def get_list(request: Request, name: str) -> list[str]:
+def get_list(request: HTTPConnection, name: str) -> list[str]:
     """Every value of a repeated or comma-separated parameter."""
     found: list[str] = []
     for raw in request.query_params.getlist(name):

@@ -5,11 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from starlette.concurrency import run_in_threadpool
-from starlette.requests import Request
+from starlette.requests import HTTPConnection, Request
 
+from celery_monitor import clusters
 from celery_monitor.http.context import monitor_of
 from celery_monitor.http.errors import ApiError
 from celery_monitor.http.params import get_int, get_list, get_time
+from celery_monitor.http.scope import may_read, readable_filter
 from celery_monitor.store.query import SORT_KEYS, Cursor, TaskQuery, cursor_fits
 from celery_monitor.store.search import SearchError, parse_search
 
@@ -32,6 +34,7 @@ def task_query(request: Request) -> TaskQuery:
         workers=get_list(request, "workername"),
         names=get_list(request, "taskname"),
         states=[s.upper() for s in get_list(request, "state")],
+        clusters=readable_filter(request, cluster_filter(request)),
         received_start=get_time(request, "received_start"),
         received_end=get_time(request, "received_end"),
         search=_search(request),
@@ -71,6 +74,17 @@ def _check_cursor(query: TaskQuery, cursor: Cursor | None, name: str) -> None:
         raise ApiError(400, f"Invalid {name!r}: {why}")
 
 
+def cluster_filter(request: HTTPConnection) -> list[str]:
+    """``cluster=`` (repeated or comma-separated): the clusters a list is limited to (none: all)."""
+    wanted = get_list(request, "cluster")
+    for name in wanted:
+        try:
+            clusters.check_name(name)
+        except clusters.BadClusters as exc:
+            raise ApiError(400, f"Invalid 'cluster': {exc}") from None
+    return wanted
+
+
 def _search(request: Request) -> Any:
     try:
         return parse_search(request.query_params.get("search"))
@@ -81,6 +95,6 @@ def _search(request: Request) -> Any:
 async def task_or_404(request: Request, task_id: str) -> dict[str, Any]:
     """The task as the monitor knows it (live, pending or stored), or a 404."""
     task = await run_in_threadpool(monitor_of(request).get_task, task_id)
-    if task is None:
+    if task is None or not may_read(request, task.get("cluster") or clusters.DEFAULT):
         raise ApiError(404, f"Unknown task '{task_id}'")
     return task

@@ -7,6 +7,7 @@ from typing import Any
 
 from starlette.requests import Request
 
+from celery_monitor import clusters
 from celery_monitor.http.context import monitor_of
 
 
@@ -27,6 +28,7 @@ def worker_row(worker: dict[str, Any]) -> dict[str, Any]:
         "sw_ident": worker.get("sw_ident"),
         "sw_ver": worker.get("sw_ver"),
         "pid": worker.get("pid"),
+        "cluster": worker.get("cluster") or clusters.DEFAULT,
     }
 
 

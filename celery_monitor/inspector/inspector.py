@@ -24,7 +24,7 @@ from typing import Any, TypeGuard
 from celery import Celery
 
 from celery_monitor.broker import faults
-from celery_monitor.celery_app import broker_url
+from celery_monitor.celery_app import ClusterApps, broker_url
 from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -35,8 +35,9 @@ METHODS: tuple[str, ...] = (
 
 
 class Inspector:
-    def __init__(self, app: Celery, timeout: float, interval: float = 10.0) -> None:
-        self.app = app
+    def __init__(self, app: Celery | ClusterApps, timeout: float, interval: float = 10.0) -> None:
+        self.apps = app if isinstance(app, ClusterApps) else ClusterApps.single(app)
+        self.app = self.apps.primary
         self.timeout = timeout
         self.interval = interval
         self.cache: dict[str, dict[str, Any]] = {}
@@ -46,7 +47,9 @@ class Inspector:
         self.missed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._inflight: dict[str | None, Future[dict[str, dict[str, Any]]]] = {}
-        self._pool = ThreadPoolExecutor(max_workers=len(METHODS) + 2, thread_name_prefix="inspect")
+        # A refresh asks every method of every cluster at once, from a thread of this pool too.
+        self._pool = ThreadPoolExecutor(max_workers=len(METHODS) * len(self.apps.apps) + 2,
+                                        thread_name_prefix="inspect")
         self._stop_event = threading.Event()
         self._thread = threading.Thread(target=self._periodic, name="inspector", daemon=True)
         self.last_error: str | None = None
@@ -90,22 +93,24 @@ class Inspector:
             self._inflight[workername] = future
             return future
 
-    def _call(self, method: str, destination: list[str] | None) -> dict[str, Any]:
+    def _call(self, app: Celery, method: str, destination: list[str] | None) -> dict[str, Any]:
         # With named workers, stop waiting as soon as they all answered.
         limit = len(destination) if destination else None
-        inspect = self.app.control.inspect(timeout=self.timeout, destination=destination, limit=limit)
+        inspect = app.control.inspect(timeout=self.timeout, destination=destination, limit=limit)
         if method == "conf":
             return inspect.conf(with_defaults=False) or {}
         return getattr(inspect, method)() or {}
 
     def _inspect(self, workername: str | None) -> dict[str, dict[str, Any]]:
-        destination = [workername] if workername else None
-        futures = {method: self._pool.submit(self._call, method, destination) for method in METHODS}
+        # Every method of every cluster at once: a silent cluster costs the timeout once, not per cluster.
+        routes = self.apps.routes([workername] if workername else None)
+        futures = {(method, cluster): self._pool.submit(self._call, app, method, names)
+                   for method in METHODS for cluster, app, names in routes}
         replies: dict[str, dict[str, Any]] = {}
         failed: list[tuple[str, Exception]] = []
-        for method, future in futures.items():
+        for (method, cluster), future in futures.items():
             try:
-                result = future.result(timeout=self.timeout * 2 + 5)
+                result = self.apps.qualify(cluster, future.result(timeout=self.timeout * 2 + 5))
             except Exception as exc:
                 failed.append((method, exc))
                 continue

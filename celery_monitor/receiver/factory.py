@@ -26,7 +26,7 @@ REDIS_SCHEMES = ("redis://", "rediss://", "redis+socket://", "socket://", "unix:
 REDIS_OPTIONS = ("fanout_prefix", "global_keyprefix")
 
 
-def build_reader(app: Celery, handoff: Handoff, health: ReceiverHealth, spool: Path | None = None,
+def build_reader(app: Celery, handoff: Sink, health: ReceiverHealth, spool: Path | None = None,
                  flushed: Callable[[], Position | None] = lambda: None,
                  buffer_bytes: int = AHEAD_BYTES, shared_queue: str | None = None) -> EventReader | ReaderProcess:
     """``shared_queue``: on RabbitMQ and the other kombu transports, the durable queue that the
@@ -41,6 +41,8 @@ def build_reader(app: Celery, handoff: Handoff, health: ReceiverHealth, spool: P
             return RedisEventReader(url, handoff, health, exchange, options, ssl_options)
         config = {"url": url, "exchange": exchange, "ssl_options": ssl_options,
                   "transport_options": {k: options[k] for k in REDIS_OPTIONS if k in options}}
+        if not isinstance(handoff, Handoff):  # the spool's tailer waits on the hand-off itself
+            raise TypeError("a spooled reader feeds the hand-off (not with --clusters)")
         return ReaderProcess(config, spool, handoff, health, flushed, buffer_bytes)
     return KombuEventReader(url, handoff, health, exchange, options, app.conf.broker_use_ssl,
                             shared_queue=shared_queue, flushed=flushed)

@@ -38,6 +38,26 @@ class SpooledBatch(list[RawMessage]):
         self.position = position
 
 
+class ClusterBatch(list[RawMessage]):
+    """A batch read from the broker of a cluster other than ``default`` (celery_monitor/clusters.py):
+    the applier files what it holds under that cluster. Batches of ``default`` are plain lists."""
+
+    def __init__(self, messages: list[RawMessage], cluster: str) -> None:
+        super().__init__(messages)
+        self.cluster = cluster
+
+
+class ClusterSink:
+    """The sink a cluster's reader puts into: its batches go on to ``sink`` marked with the cluster."""
+
+    def __init__(self, sink: Sink, cluster: str) -> None:
+        self.sink = sink
+        self.cluster = cluster
+
+    def put(self, received_at: float, batch: list[RawMessage], size: int) -> bool:
+        return self.sink.put(received_at, ClusterBatch(batch, self.cluster), size)
+
+
 class Handoff:
     def __init__(self, max_bytes: int = HANDOFF_BYTES) -> None:
         self._batches: deque[tuple[float, list[RawMessage]]] = deque()

@@ -26,7 +26,7 @@ from kombu.message import Message
 
 from celery_monitor.broker import faults
 from celery_monitor.receiver.base import EventReader
-from celery_monitor.receiver.handoff import Handoff, RawMessage, SpooledBatch
+from celery_monitor.receiver.handoff import RawMessage, Sink, SpooledBatch
 from celery_monitor.receiver.health import ReceiverHealth
 
 QUEUE_EXPIRES_MS = 10 * 60 * 1000
@@ -43,7 +43,7 @@ class KombuEventReader(EventReader):
     def __init__(
         self,
         url: str,
-        handoff: Handoff,
+        handoff: Sink,
         health: ReceiverHealth,
         exchange: str = "celeryev",
         transport_options: dict[str, Any] | None = None,

@@ -18,6 +18,7 @@ from typing import Any
 
 from celery_monitor.state.models import TaskRecord, WorkerRecord
 from celery_monitor.state.snapshots import (
+    ClusterTask,
     EventKey,
     LiveSnapshot,
     OutcomeKey,
@@ -112,7 +113,7 @@ class LiveView:
                 del self._held[worker]
 
     def count_lost(self, task: TaskRecord) -> None:
-        self._stats.count_lost(task.name or "")
+        self._stats.count_lost(task.cluster, task.name or "")
 
     def count_reconciled(self, state: str) -> None:
         self._stats.count_reconciled(state)
@@ -244,7 +245,8 @@ class LiveView:
         now = time.time() if now is None else now
         with self._lock:
             stats = self._stats.copy()
-            workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0) for w in self._workers.values()}
+            workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0, w.cluster)
+                       for w in self._workers.values()}
             state_counts = dict(self._state_counts)
         # Named outside the lock: a large fleet's counters are tens of thousands of keys.
         copied = StatsSnapshot(
@@ -254,9 +256,9 @@ class LiveView:
             prefetch_time=[(TaskWorker._make(k), v) for k, v in stats.prefetch_time.items()],
             prefetched=[(TaskWorker._make(k), v) for k, v in stats.prefetched.items()],
             outcomes=[(OutcomeKey._make(k), v) for k, v in stats.outcomes.items()],
-            queue_wait=list(stats.queue_wait.items()),
+            queue_wait=[(ClusterTask._make(k), h) for k, h in stats.queue_wait.items()],
             queue_latency=[(QueueTask._make(k), h) for k, h in stats.queue_latency.items()],
-            lost=list(stats.lost.items()),
+            lost=[(ClusterTask._make(k), v) for k, v in stats.lost.items()],
             reconciled=list(stats.reconciled.items()),
         )
         return LiveSnapshot(now, copied, workers, state_counts)

@@ -9,18 +9,23 @@ import operator
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery_monitor.clusters import DEFAULT
+
+DEFAULT_CLUSTER = DEFAULT  # a task's or worker's cluster when the monitor watches one (clusters.py)
+
 # Fields of Flower's task JSON, in the order the API emits them.
 TASK_FIELDS: tuple[str, ...] = (
     "uuid", "name", "state", "args", "kwargs", "result", "exception", "traceback",
     "received", "sent", "started", "succeeded", "failed", "retried", "revoked", "rejected",
     "runtime", "retries", "eta", "expires", "worker", "exchange", "routing_key", "queue",
-    "clock", "timestamp", "root_id", "parent_id", "children", "client",
+    "clock", "timestamp", "root_id", "parent_id", "children", "client", "cluster",
 )  # fmt: skip
 
 _task_fields = operator.attrgetter(*TASK_FIELDS)
 
 # Fields an event may carry that a task keeps (anything else an event holds is ignored).
-EVENT_TASK_FIELDS: frozenset[str] = frozenset(TASK_FIELDS) - {"uuid", "children", "worker", "state"}
+# The cluster is the monitor's to say (the broker the event came from), never the event's.
+EVENT_TASK_FIELDS: frozenset[str] = frozenset(TASK_FIELDS) - {"uuid", "children", "worker", "state", "cluster"}
 
 
 @dataclass(slots=True)
@@ -57,6 +62,7 @@ class TaskRecord:
     parent_id: str | None = None
     children: list[str] = field(default_factory=list)
     client: str | None = None
+    cluster: str = DEFAULT_CLUSTER
     transitions: list[list[Any]] = field(default_factory=list)
     custom: dict[str, Any] = field(default_factory=dict)
 
@@ -79,6 +85,7 @@ class TaskRecord:
         for name in TASK_FIELDS:
             if name != "uuid" and name in data:
                 setattr(record, name, data[name])
+        record.cluster = data.get("cluster") or DEFAULT_CLUSTER
         record.children = list(data.get("children") or [])
         record.transitions = list(data.get("transitions") or [])
         record.custom = _copy_custom(data.get("custom") or {})
@@ -100,7 +107,7 @@ WORKER_EVENT_FIELDS: frozenset[str] = frozenset(
 class WorkerRecord:
     """One worker: identity, last heartbeat data, and heartbeat times on the monitor's own clock."""
 
-    hostname: str
+    hostname: str  # qualified by its cluster unless that is ``default`` (clusters.qualified)
     pid: int | None = None
     freq: float = 60.0
     active: int | None = None
@@ -115,6 +122,7 @@ class WorkerRecord:
     clock_skew: float | None = None
     went_offline: float | None = None
     counters: dict[str, int] = field(default_factory=dict)
+    cluster: str = DEFAULT_CLUSTER
 
     # A worker is online while its last heartbeat is younger than twice its heartbeat interval
     # (Celery's own expiry rule); heartbeats are stamped with the monitor's receive time, so a
@@ -150,6 +158,7 @@ class WorkerRecord:
             "last_seen": self.last_seen,
             "clock_skew": self.clock_skew,
             "counters": dict(self.counters),
+            "cluster": self.cluster,
         }
 
     def to_store(self) -> dict[str, Any]:
@@ -162,4 +171,6 @@ class WorkerRecord:
     @classmethod
     def from_store(cls, data: dict[str, Any]) -> WorkerRecord:
         known = set(cls.__slots__)
-        return cls(**{k: v for k, v in data.items() if k in known})
+        worker = cls(**{k: v for k, v in data.items() if k in known})
+        worker.cluster = worker.cluster or DEFAULT_CLUSTER  # saved before there were clusters
+        return worker

@@ -10,12 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from celery_monitor.clusters import DEFAULT
 from celery_monitor.state.histogram import Histogram
 
 
 class EventKey(NamedTuple):
-    """Events counted per task name, event type and the worker (or client) that sent them."""
+    """Events counted per cluster, task name, event type and the worker (or client) that sent them.
 
+    Every key starts with the cluster of the task; a worker is named as in the live view (qualified
+    by its cluster unless ``default``, clusters.qualified).
+    """
+
+    cluster: str
     task: str
     type: str
     worker: str
@@ -24,6 +30,7 @@ class EventKey(NamedTuple):
 class TaskWorker(NamedTuple):
     """Values kept per task name on one worker."""
 
+    cluster: str
     task: str
     worker: str
 
@@ -31,13 +38,22 @@ class TaskWorker(NamedTuple):
 class QueueTask(NamedTuple):
     """Values kept per queue and task name."""
 
+    cluster: str
     queue: str
+    task: str
+
+
+class ClusterTask(NamedTuple):
+    """Values kept per task name."""
+
+    cluster: str
     task: str
 
 
 class OutcomeKey(NamedTuple):
     """Finished attempts per task name, final state and exception class ("" for a success)."""
 
+    cluster: str
     task: str
     state: str
     exception: str
@@ -53,9 +69,9 @@ class StatsSnapshot:
     prefetch_time: list[tuple[TaskWorker, float]]
     prefetched: list[tuple[TaskWorker, int]]
     outcomes: list[tuple[OutcomeKey, int]]
-    queue_wait: list[tuple[str, Histogram]]  # by task name
+    queue_wait: list[tuple[ClusterTask, Histogram]]
     queue_latency: list[tuple[QueueTask, Histogram]]
-    lost: list[tuple[str, int]]  # tasks turned LOST, by task name
+    lost: list[tuple[ClusterTask, int]]  # tasks turned LOST
     reconciled: list[tuple[str, int]]  # tasks settled from the result backend, by final state
 
 
@@ -63,6 +79,7 @@ class StatsSnapshot:
 class WorkerStatus:
     online: bool
     active: int  # tasks executing, as the last heartbeat said
+    cluster: str = DEFAULT
 
 
 @dataclass(frozen=True, slots=True)

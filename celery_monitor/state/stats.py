@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import msgspec
 
 from celery_monitor import states
+from celery_monitor.clusters import DEFAULT
 from celery_monitor.state.histogram import DEFAULT_BUCKETS, Histogram
 from celery_monitor.state.models import TaskRecord
 from celery_monitor.states import EVENT_STATES
@@ -52,24 +53,28 @@ def exception_class(exception: str | None) -> str:
 
 
 class EventStats:
+    """Every key starts with the task's cluster (``default`` for a monitor of one broker)."""
+
     def __init__(self, runtime_buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
         self.runtime_buckets = runtime_buckets
-        self.events: dict[tuple[str, str, str], int] = {}
-        self.runtime: dict[tuple[str, str], Histogram] = {}
-        self.prefetch_time: dict[tuple[str, str], float] = {}
-        self.prefetched: dict[tuple[str, str], int] = {}
-        self.outcomes: dict[tuple[str, str, str], int] = {}
-        self.queue_wait: dict[str, Histogram] = {}
-        self.queue_latency: dict[tuple[str, str], Histogram] = {}  # by (queue, task name)
-        self.lost: dict[str, int] = {}  # tasks the monitor judged LOST, by task name
+        self.events: dict[tuple[str, str, str, str], int] = {}  # by (cluster, task name, type, worker)
+        self.runtime: dict[tuple[str, str, str], Histogram] = {}  # by (cluster, task name, worker)
+        self.prefetch_time: dict[tuple[str, str, str], float] = {}
+        self.prefetched: dict[tuple[str, str, str], int] = {}
+        self.outcomes: dict[tuple[str, str, str, str], int] = {}  # by (cluster, task name, state, exception)
+        self.queue_wait: dict[tuple[str, str], Histogram] = {}  # by (cluster, task name)
+        self.queue_latency: dict[tuple[str, str, str], Histogram] = {}  # by (cluster, queue, task name)
+        self.lost: dict[tuple[str, str], int] = {}  # tasks the monitor judged LOST, by (cluster, task name)
         self.reconciled: dict[str, int] = {}  # tasks settled from the result backend, by final state
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
         name = task.name or ""
-        key = (name, event_type, event.get("hostname") or "")
+        cluster = task.cluster
+        # A task-sent event has no worker: its hostname is the client's, and the task says the cluster.
+        key = (cluster, name, event_type, event.get("hostname") or "")
         worker = task.worker or ""
         self.events[key] = self.events.get(key, 0) + 1
-        pair = (name, worker)
+        pair = (cluster, name, worker)
         if event_type == "task-received":
             self.prefetched[pair] = self.prefetched.get(pair, 0) + 1
         elif event_type == "task-started":
@@ -77,8 +82,8 @@ class EventStats:
                 self.prefetched[pair] -= 1
             if task.received is not None and task.started is not None:
                 self.prefetch_time[pair] = max(0.0, task.started - task.received)
-            self._record_wait(name, task)
-            self._record_latency(name, task)
+            self._record_wait(cluster, name, task)
+            self._record_latency(cluster, name, task)
         elif event_type == "task-succeeded":
             runtime = event.get("runtime")
             if isinstance(runtime, int | float):
@@ -88,30 +93,33 @@ class EventStats:
                 hist.observe(float(runtime))
         outcome = OUTCOME_STATES.get(event_type)
         if outcome is not None:
-            okey = (name, outcome, exception_class(event.get("exception")) if outcome != states.SUCCESS else "")
+            exception = exception_class(event.get("exception")) if outcome != states.SUCCESS else ""
+            okey = (cluster, name, outcome, exception)
             self.outcomes[okey] = self.outcomes.get(okey, 0) + 1
 
-    def count_lost(self, name: str) -> None:
-        self.lost[name] = self.lost.get(name, 0) + 1
+    def count_lost(self, cluster: str, name: str) -> None:
+        key = (cluster, name)
+        self.lost[key] = self.lost.get(key, 0) + 1
 
     def count_reconciled(self, state: str) -> None:
         self.reconciled[state] = self.reconciled.get(state, 0) + 1
 
-    def _record_wait(self, name: str, task: TaskRecord) -> None:
+    def _record_wait(self, cluster: str, name: str, task: TaskRecord) -> None:
         queued_at = task.sent if task.sent is not None else task.received
         if queued_at is None or task.started is None:
             return
         wait = max(0.0, task.started - queued_at)
-        hist = self.queue_wait.get(name)
+        key = (cluster, name)
+        hist = self.queue_wait.get(key)
         if hist is None:
-            hist = self.queue_wait[name] = Histogram(WAIT_BUCKETS)
+            hist = self.queue_wait[key] = Histogram(WAIT_BUCKETS)
         hist.observe(wait)
 
-    def _record_latency(self, name: str, task: TaskRecord) -> None:
+    def _record_latency(self, cluster: str, name: str, task: TaskRecord) -> None:
         since = queued_since(task)
         if since is None or task.started is None:
             return
-        key = (task.queue or task.routing_key or "", name)
+        key = (cluster, task.queue or task.routing_key or "", name)
         hist = self.queue_latency.get(key)
         if hist is None:
             hist = self.queue_latency[key] = Histogram(LATENCY_BUCKETS)
@@ -138,16 +146,32 @@ class EventStats:
         return copy
 
     def to_store(self) -> dict[str, Any]:
+        """The ``default`` cluster's rows as a monitor of one broker has always saved them (so a
+        history stays readable by an older version); every other cluster's rows under ``clusters``."""
+        saved = self._rows_of(DEFAULT)
+        saved["reconciled"] = [[k, v] for k, v in self.reconciled.items()]
+        others = sorted({key[0] for table in self._cluster_tables() for key in table} - {DEFAULT})
+        if others:
+            saved["clusters"] = {cluster: self._rows_of(cluster) for cluster in others}
+        return saved
+
+    def _cluster_tables(self) -> tuple[dict[Any, Any], ...]:
+        return (self.events, self.runtime, self.prefetch_time, self.prefetched, self.outcomes, self.queue_wait,
+                self.queue_latency, self.lost)
+
+    def _rows_of(self, cluster: str) -> dict[str, Any]:
+        def rows(table: dict[Any, Any], histograms: bool = False) -> list[list[Any]]:
+            return [[*k[1:], v.to_store() if histograms else v] for k, v in table.items() if k[0] == cluster]
+
         return {
-            "events": [[*k, v] for k, v in self.events.items()],
-            "runtime": [[*k, h.to_store()] for k, h in self.runtime.items()],
-            "prefetch_time": [[*k, v] for k, v in self.prefetch_time.items()],
-            "prefetched": [[*k, v] for k, v in self.prefetched.items()],
-            "outcomes": [[*k, v] for k, v in self.outcomes.items()],
-            "queue_wait": [[k, h.to_store()] for k, h in self.queue_wait.items()],
-            "queue_latency": [[*k, h.to_store()] for k, h in self.queue_latency.items()],
-            "lost": [[k, v] for k, v in self.lost.items()],
-            "reconciled": [[k, v] for k, v in self.reconciled.items()],
+            "events": rows(self.events),
+            "runtime": rows(self.runtime, True),
+            "prefetch_time": rows(self.prefetch_time),
+            "prefetched": rows(self.prefetched),
+            "outcomes": rows(self.outcomes),
+            "queue_wait": rows(self.queue_wait, True),
+            "queue_latency": rows(self.queue_latency, True),
+            "lost": rows(self.lost),
         }
 
     def load(self, data: dict[str, Any] | None) -> None:
@@ -158,16 +182,24 @@ class EventStats:
             data = msgspec.to_builtins(msgspec.convert(data, _SavedStats))
         except msgspec.ValidationError as exc:
             raise ValueError(f"saved counters unreadable: {exc}") from None
-        self.events = {(a, b, c): v for a, b, c, v in data.get("events", [])}
-        self.runtime = {(a, b): Histogram.from_store(h, self.runtime_buckets) for a, b, h in data.get("runtime", [])}
-        self.prefetch_time = {(a, b): v for a, b, v in data.get("prefetch_time", [])}
-        self.prefetched = {(a, b): v for a, b, v in data.get("prefetched", [])}
-        self.outcomes = {(a, b, c): v for a, b, c, v in data.get("outcomes", [])}
-        self.queue_wait = {k: Histogram.from_store(h, WAIT_BUCKETS) for k, h in data.get("queue_wait", [])}
-        self.queue_latency = {(q, t): Histogram.from_store(h, LATENCY_BUCKETS)
-                              for q, t, h in data.get("queue_latency", [])}
-        self.lost = dict(data.get("lost", []))
+        for table in self._cluster_tables():
+            table.clear()
+        for cluster, rows in [(DEFAULT, data), *data.get("clusters", {}).items()]:
+            self._load_rows(cluster, rows)
         self.reconciled = dict(data.get("reconciled", []))
+
+    def _load_rows(self, cluster: str, data: dict[str, Any]) -> None:
+        c = cluster
+        self.events.update({(c, a, b, w): v for a, b, w, v in data.get("events", [])})
+        self.runtime.update({(c, a, b): Histogram.from_store(h, self.runtime_buckets)
+                             for a, b, h in data.get("runtime", [])})
+        self.prefetch_time.update({(c, a, b): v for a, b, v in data.get("prefetch_time", [])})
+        self.prefetched.update({(c, a, b): v for a, b, v in data.get("prefetched", [])})
+        self.outcomes.update({(c, a, b, e): v for a, b, e, v in data.get("outcomes", [])})
+        self.queue_wait.update({(c, k): Histogram.from_store(h, WAIT_BUCKETS) for k, h in data.get("queue_wait", [])})
+        self.queue_latency.update({(c, q, t): Histogram.from_store(h, LATENCY_BUCKETS)
+                                   for q, t, h in data.get("queue_latency", [])})
+        self.lost.update({(c, k): v for k, v in data.get("lost", [])})
 
 
 class _SavedHistogram(msgspec.Struct):
@@ -179,8 +211,8 @@ class _SavedHistogram(msgspec.Struct):
 _Count = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class _SavedStats(msgspec.Struct, forbid_unknown_fields=False):
-    """What :meth:`EventStats.to_store` writes, checked before a restart trusts it."""
+class _SavedRows(msgspec.Struct, forbid_unknown_fields=False):
+    """One cluster's rows, as :meth:`EventStats.to_store` writes them (keys without the cluster)."""
 
     events: list[tuple[str, str, str, _Count]] = []
     runtime: list[tuple[str, str, _SavedHistogram]] = []
@@ -190,4 +222,10 @@ class _SavedStats(msgspec.Struct, forbid_unknown_fields=False):
     queue_wait: list[tuple[str, _SavedHistogram]] = []
     queue_latency: list[tuple[str, str, _SavedHistogram]] = []
     lost: list[tuple[str, _Count]] = []
+
+
+class _SavedStats(_SavedRows, forbid_unknown_fields=False):
+    """What :meth:`EventStats.to_store` writes, checked before a restart trusts it."""
+
     reconciled: list[tuple[str, _Count]] = []
+    clusters: dict[str, _SavedRows] = {}

@@ -20,6 +20,7 @@ import operator
 from collections.abc import Callable, Iterator
 from typing import Any, Protocol, TypeGuard
 
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
 from celery_monitor.store.base import TaskDict
 from celery_monitor.store.query import NEW_SEQ, SORT_KEYS, Cursor, TaskQuery, cursor_of, order_column
 from celery_monitor.store.search import matches as search_matches
@@ -41,7 +42,8 @@ class History(Protocol):
 
 def is_plain(query: TaskQuery) -> bool:
     """No filter, no search, the default order: every task, newest first (or oldest)."""
-    return not (query.workers or query.names or query.states or query.search or query.sort_by in SORT_KEYS
+    return not (query.workers or query.names or query.states or query.clusters or query.search
+                or query.sort_by in SORT_KEYS
                 or query.received_start is not None or query.received_end is not None)
 
 
@@ -52,6 +54,8 @@ def matches(query: TaskQuery, task: TaskDict) -> bool:
             value = task.get(field)
             if not isinstance(value, str) or value.casefold() not in {w.casefold() for w in wanted}:
                 return False
+    if query.clusters and (task.get("cluster") or DEFAULT_CLUSTER) not in query.clusters:
+        return False
     received = task.get("received")
     for bound, inside in ((query.received_start, operator.ge), (query.received_end, operator.le)):
         if bound is not None and not (_is_number(received) and inside(received, bound)):

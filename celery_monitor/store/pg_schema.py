@@ -328,6 +328,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "CREATE INDEX IF NOT EXISTS task_search_pairs ON task_search USING gin (kwargs_pairs jsonb_path_ops)",
         "ANALYZE task_search",
     )),
+    # Several clusters in one monitor (celery_monitor/clusters.py): each task's cluster, NULL for
+    # ``default`` so that a one-cluster history indexes nothing more (a partial index).
+    Migration(10, "each task's cluster, indexed for the tasks of clusters other than default", (
+        'ALTER TABLE tasks ADD COLUMN IF NOT EXISTS cluster text COLLATE "C"',
+        "CREATE INDEX IF NOT EXISTS tasks_cluster ON tasks (cluster, seq) WHERE cluster IS NOT NULL",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine", "failures", "task_counts",

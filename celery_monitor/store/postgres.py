@@ -36,7 +36,7 @@ import orjson
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from celery_monitor.state.models import TASK_FIELDS
+from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, pg_search, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import LATEST, raw_text
@@ -45,8 +45,9 @@ from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term
 
 log = logging.getLogger(__name__)
 
+# cluster: NULL for ``default``, which stays out of its index (pg_schema, migration 10).
 _COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "succeeded", "failed",
-            "timestamp", "runtime", "args", "kwargs", "result")  # fmt: skip
+            "timestamp", "runtime", "args", "kwargs", "result", "cluster")  # fmt: skip
 _TIME_COLUMNS = frozenset({"received", "sent", "started", "succeeded", "failed", "timestamp", "runtime"})
 _COLUMN_SET = frozenset(_COLUMNS)
 _FOLD_COLUMNS = tuple(f"fold_{c}" for c in BARE_COLUMNS)
@@ -129,6 +130,8 @@ def _row(task: TaskDict, seq: int) -> tuple[Any, ...]:
             exact[column] = value
             value = _text(value)
         values[column] = value
+    if values["cluster"] == DEFAULT_CLUSTER:
+        values["cluster"] = None
     if exact:
         rest[EXACT_KEY] = exact
     if not isinstance(values["uuid"], str):
@@ -153,8 +156,17 @@ def _assemble(columns: Sequence[Any], rest: dict[str, Any]) -> TaskDict:
     if isinstance(exact, dict):
         rest.update(exact)
     task = {name: rest.pop(name, None) for name in TASK_FIELDS}
+    task["cluster"] = task["cluster"] or DEFAULT_CLUSTER
     task.update(rest)
     return task
+
+
+def _cluster_sql(clusters: Sequence[str]) -> tuple[str, list[Any]]:
+    named = [name for name in clusters if name != DEFAULT_CLUSTER]
+    parts = ["cluster = ANY(%s)"] if named else []
+    if DEFAULT_CLUSTER in clusters:
+        parts.append("cluster IS NULL")
+    return "(" + " OR ".join(parts) + ")", [named] if named else []
 
 
 def _any_of(column: str, values: list[str]) -> tuple[str, list[Any]]:
@@ -566,6 +578,8 @@ class PostgresStore:
         for column, wanted in (("worker", query.workers), ("name", query.names), ("state", query.states)):
             if wanted:
                 add(_any_of(column, self.values_folding_to(column, wanted)))
+        if query.clusters:
+            add(_cluster_sql(query.clusters))
         if query.received_start is not None:
             add(("received >= %s", [query.received_start]))
         if query.received_end is not None:
@@ -759,7 +773,8 @@ class PostgresStore:
             return [task for _, task in self._fetch_tasks(sql, params, _prepare(query))]
 
     def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = (), cap: int | None = None) -> int:
-        if query.search.expression is None and query.received_start is None and query.received_end is None:
+        if (query.search.expression is None and query.received_start is None and query.received_end is None
+                and not query.clusters):
             total = self._counted(query, excluding)
             return total if cap is None else min(total, cap + 1)
         with self.snapshot():

@@ -65,6 +65,7 @@ class TaskQuery:
     workers: list[str] = field(default_factory=list)
     names: list[str] = field(default_factory=list)
     states: list[str] = field(default_factory=list)
+    clusters: list[str] = field(default_factory=list)  # none: every cluster
     received_start: float | None = None
     received_end: float | None = None
     search: SearchTerms = field(default_factory=SearchTerms)

@@ -18,6 +18,7 @@ import time
 from collections import OrderedDict
 from typing import Any
 
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
 from celery_monitor.states import EVENT_STATES, LOST, MONITOR_REASONS
 
 REMEMBERED_TASKS = 10_000  # tasks whose relayed transitions are remembered
@@ -73,6 +74,9 @@ def _event(task: dict[str, Any], uuid: str, state: Any, at: Any, hostname: Any) 
         return None
     event_type = _EVENT_OF_STATE.get(state) or f"task-{state.lower()}"
     event: dict[str, Any] = {"type": event_type, "uuid": uuid, "hostname": hostname, "timestamp": at}
+    cluster = task.get("cluster")
+    if isinstance(cluster, str) and cluster != DEFAULT_CLUSTER:  # as the leader's applier marks them
+        event["cluster"] = cluster
     for name in _FIELDS.get(event_type, ()):
         value = task.get(name)
         if value is not None:

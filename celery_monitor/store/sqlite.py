@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from celery_monitor.state.models import TASK_FIELDS
+from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import failures, search_index, sqlite_failures, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import Quarantine, raw_text
@@ -41,7 +41,7 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 _COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "succeeded", "failed",
-            "timestamp", "runtime", "args", "kwargs", "result")  # fmt: skip
+            "timestamp", "runtime", "args", "kwargs", "result", "cluster")  # fmt: skip
 _AUDIT_COLUMNS = frozenset({"id", "time", "user", "action", "target", "status"})
 
 # A workflow's tasks (/workflow/<root_id>) by an index on the root_id their JSON holds: the index is
@@ -56,7 +56,8 @@ CREATE TABLE IF NOT EXISTS tasks (
     name TEXT, state TEXT, worker TEXT,
     received REAL, sent REAL, started REAL, succeeded REAL, failed REAL, timestamp REAL, runtime REAL,
     args TEXT, kwargs TEXT, result TEXT,
-    data BLOB NOT NULL
+    data BLOB NOT NULL,
+    cluster TEXT
 );
 CREATE INDEX IF NOT EXISTS tasks_state ON tasks(state, seq);
 CREATE INDEX IF NOT EXISTS tasks_name ON tasks(name, seq);
@@ -89,9 +90,11 @@ CREATE INDEX IF NOT EXISTS audit_time ON audit(time);
 # tasks would take seconds. One statement per chunk runs in C with the GIL released throughout.
 _COLUMN_SET = frozenset(_COLUMNS)
 _COLUMN_PATHS = [f"'$.{c}'" for c in _COLUMNS]
+_COLUMN_VALUES = [f"json_extract(value, {path})" for path in _COLUMN_PATHS]
+_COLUMN_VALUES[_COLUMNS.index("cluster")] = f"nullif(json_extract(value, '$.cluster'), '{DEFAULT_CLUSTER}')"
 _BULK_UPSERT = (
     f"INSERT INTO tasks ({', '.join(_COLUMNS)}, data) "
-    f"SELECT {', '.join(f'json_extract(value, {path})' for path in _COLUMN_PATHS)}, "
+    f"SELECT {', '.join(_COLUMN_VALUES)}, "
     f"json_remove(value, {', '.join(_COLUMN_PATHS)}) "
     "FROM json_each(?) WHERE true "  # "WHERE true" tells the parser the ON CONFLICT is the upsert's
     "ON CONFLICT(uuid) DO UPDATE SET "
@@ -170,6 +173,7 @@ def _assemble(columns: Sequence[Any], rest: TaskDict) -> TaskDict:
     """Rebuild the task dict in the API's field order from its column values and the blob's fields."""
     rest.update(zip(_COLUMNS, columns, strict=True))
     task = {name: rest.pop(name, None) for name in TASK_FIELDS}
+    task["cluster"] = task["cluster"] or DEFAULT_CLUSTER  # NULL in the column: see _CLUSTER_INDEX
     task.update(rest)
     return task
 
@@ -198,7 +202,9 @@ def _json_chunks(tasks: Iterable[TaskDict]) -> list[str]:
 
 def _task_row(task: TaskDict) -> tuple[Any, ...]:
     rest = {k: v for k, v in task.items() if k not in _COLUMN_SET}
-    return (*(task.get(c) for c in _COLUMNS), orjson.dumps(rest))
+    cluster = task.get("cluster")
+    return (*(task.get(c) for c in _COLUMNS[:-1]), None if cluster == DEFAULT_CLUSTER else cluster,
+            orjson.dumps(rest))
 
 
 def _upsert_chunk(conn: sqlite3.Connection, chunk: str) -> None:
@@ -210,6 +216,26 @@ def _upsert_chunk(conn: sqlite3.Connection, chunk: str) -> None:
     rows = [_task_row(task) for task in orjson.loads(chunk)]
     conn.executemany(_ROW_UPSERT, rows)
     conn.executemany("INSERT OR IGNORE INTO task_names VALUES (?)", [(row[1],) for row in rows if row[1]])
+
+
+# Tasks of the cluster ``default`` hold NULL in the cluster column and stay out of its index: a
+# monitor of one cluster writes no index entry more than before there were clusters.
+_CLUSTER_INDEX = "CREATE INDEX IF NOT EXISTS tasks_cluster ON tasks(cluster, seq) WHERE cluster IS NOT NULL"
+
+
+def _add_cluster_column(conn: sqlite3.Connection) -> None:
+    """A history written before there were clusters gets the column (NULL: ``default``) and its index."""
+    if "cluster" not in {row[1] for row in conn.execute("PRAGMA table_info(tasks)")}:
+        conn.execute("ALTER TABLE tasks ADD COLUMN cluster TEXT")
+    conn.execute(_CLUSTER_INDEX)
+
+
+def _cluster_sql(clusters: Sequence[str]) -> tuple[str, list[Any]]:
+    named = [name for name in clusters if name != DEFAULT_CLUSTER]
+    parts = [f"cluster IN ({', '.join('?' * len(named))})"] if named else []
+    if DEFAULT_CLUSTER in clusters:
+        parts.append("cluster IS NULL")
+    return "(" + " OR ".join(parts) + ")", named
 
 
 class SQLiteStore:
@@ -245,6 +271,7 @@ class SQLiteStore:
             self._check_ours()
             self._writer.executescript(_SCHEMA)
             self._check_version()
+            _add_cluster_column(self._writer)
             self.quarantine = Quarantine(self._writer, self._write_lock)
             # Schema version 1 databases get the search index here and fill it from the start.
             self._writer.executescript(search_index.SCHEMA)
@@ -577,6 +604,8 @@ class SQLiteStore:
         for column, wanted in (("worker", query.workers), ("name", query.names), ("state", query.states)):
             if wanted:
                 add(_any_of(column, self.values_folding_to(column, wanted)))
+        if query.clusters:
+            add(_cluster_sql(query.clusters))
         if query.received_start is not None:
             add(("received >= ?", [query.received_start]))
         if query.received_end is not None:

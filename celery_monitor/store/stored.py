@@ -13,7 +13,7 @@ from typing import Any
 
 import msgspec
 
-from celery_monitor.state.models import TASK_FIELDS, WorkerRecord
+from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS, WorkerRecord
 
 _Text = str | None
 _Time = float | None
@@ -50,6 +50,7 @@ class StoredTask(msgspec.Struct, forbid_unknown_fields=False):
     parent_id: _Text = None
     children: list[str] | None = None
     client: _Text = None
+    cluster: _Text = None
     transitions: list[tuple[_Text, _Time, _Text]] | None = None
     custom: dict[str, Any] | None = None
 
@@ -70,6 +71,7 @@ class StoredWorker(msgspec.Struct, forbid_unknown_fields=False):
     clock_skew: _Time = None
     went_offline: _Time = None
     counters: dict[str, int] | None = None
+    cluster: _Text = None
 
 
 _FIELD = re.compile(r"`\$\.([A-Za-z_][A-Za-z0-9_]*)")
@@ -116,6 +118,7 @@ def repair_task(task: Any, uuid: str) -> tuple[dict[str, Any], list[str]]:
     full["children"] = repaired.get("children") or []
     full.update((k, v) for k, v in repaired.items() if k not in full)
     full["transitions"] = repaired.get("transitions") or []
+    full["cluster"] = repaired.get("cluster") or DEFAULT_CLUSTER
     return full, dropped
 
 

@@ -19,7 +19,8 @@ from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.failures import group_tasks_answer, groups_answer
 from celery_monitor.http.params import get_bool
-from celery_monitor.http.tasks import page_query, task_or_404
+from celery_monitor.http.scope import may_read, readable_filter
+from celery_monitor.http.tasks import cluster_filter, page_query, task_or_404
 from celery_monitor.http.workers import refresh_inspector, worker_row
 from celery_monitor.store.query import total_cap
 
@@ -31,13 +32,25 @@ PAGE_LIMIT = 500
 
 
 async def workers(request: Request) -> Response:
+    """The workers' rows; ``cluster=`` keeps those of the clusters named (the page's cluster switcher),
+    and an identity scoped to some clusters sees theirs alone."""
+    wanted = readable_filter(request, cluster_filter(request))
     live = monitor_of(request).live.worker_dicts()
-    return json_response({"workers": [worker_row(live[name]) for name in sorted(live)]})
+    rows = [worker_row(live[name]) for name in sorted(live)]
+    return json_response({"workers": [row for row in rows if not wanted or row["cluster"] in wanted]})
+
+
+def _readable_worker(request: Request) -> str:
+    """The worker the path names; 404 for one of a cluster this identity may not see."""
+    name: str = request.path_params["name"]
+    if not may_read(request, monitor_of(request).cluster_of(name)):
+        raise ApiError(404, f"Unknown worker '{name}'")
+    return name
 
 
 async def worker(request: Request) -> Response:
     monitor = monitor_of(request)
-    name = request.path_params["name"]
+    name = _readable_worker(request)
     if get_bool(request, "refresh"):
         await refresh_inspector(request, name)
     live = monitor.live.worker_dicts()
@@ -52,14 +65,16 @@ LIMIT_ITEMS = ("rate_limit", "soft_time_limit", "time_limit")
 
 
 def _registered_limits(monitor: Monitor, name: str) -> list[str]:
-    inspect = monitor.app.control.inspect(timeout=monitor.inspector.timeout, destination=[name])
-    return list((inspect.registered(*LIMIT_ITEMS) or {}).get(name) or [])
+    for _cluster, app, bare in monitor.apps.routes([name]):  # asked on the worker's own cluster
+        inspect = app.control.inspect(timeout=monitor.inspector.timeout, destination=bare)
+        return list((inspect.registered(*LIMIT_ITEMS) or {}).get((bare or [name])[0]) or [])
+    return []
 
 
 async def worker_limits(request: Request) -> Response:
     """Rate and time limits per registered task: asked of the worker when its Limits tab opens."""
     monitor = monitor_of(request)
-    name = request.path_params["name"]
+    name = _readable_worker(request)
     try:
         registered = await run_in_threadpool(_registered_limits, monitor, name)
     except Exception as exc:

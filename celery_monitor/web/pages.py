@@ -7,13 +7,16 @@ so a strict Content-Security-Policy can forbid them. Without the built scripts a
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
+from celery_monitor import clusters
 from celery_monitor.auth import proxy
 from celery_monitor.http.context import monitor_of
 from celery_monitor.settings import TASKS_COLUMNS
@@ -32,11 +35,61 @@ VOCABULARY = {"states": list(STATES), "finished_states": sorted(FINISHED_STATES)
               "monitor_reasons": sorted(MONITOR_REASONS), "sort_keys": list(SORT_KEYS)}
 
 
-def tasks_columns(setting: str) -> list[str]:
+# The pages whose lists the cluster switcher narrows; the others show every cluster and say so.
+CLUSTER_PAGES = frozenset({"workers", "tasks"})
+
+
+@dataclass
+class ClusterChoice:
+    """The cluster switcher of a page: the clusters watched, the one chosen in the address
+    (``?cluster=``, so a view can be shared), and the query that carries it across links."""
+
+    watched: list[str]
+    chosen: list[str] = field(default_factory=list)
+    error: str = ""
+
+    @property
+    def value(self) -> str:
+        return ",".join(self.chosen)
+
+    @property
+    def shown(self) -> bool:
+        """One cluster needs no switcher, unless the address names one (a way back to all)."""
+        return len(self.watched) > 1 or bool(self.chosen)
+
+    @property
+    def options(self) -> list[str]:
+        # A valid name the monitor no longer watches keeps its history: choosing it still filters.
+        return [*self.watched, *([self.value] if self.chosen and self.value not in self.watched else [])]
+
+    @property
+    def keep(self) -> str:
+        return f"?{urlencode({'cluster': self.value})}" if self.chosen else ""
+
+    def includes(self, cluster: str) -> bool:
+        return not self.chosen or cluster in self.chosen
+
+
+def cluster_choice(request: Request) -> ClusterChoice:
+    choice = ClusterChoice(list(monitor_of(request).cluster_names))
+    names = [n.strip() for raw in request.query_params.getlist("cluster") for n in raw.split(",") if n.strip()]
+    for name in names:
+        try:
+            clusters.check_name(name)
+        except clusters.BadClusters as exc:
+            choice.error = f"Invalid 'cluster' in the address: {exc}. Showing every cluster."
+            return choice
+    choice.chosen = names
+    return choice
+
+
+def tasks_columns(setting: str, several_clusters: bool = False) -> list[str]:
     if setting.strip() == "all":
-        return list(TASKS_COLUMNS)
-    columns = [c.strip() for c in setting.split(",") if c.strip() in TASKS_COLUMNS]
-    return columns or ["name", "uuid", "state"]
+        columns = list(TASKS_COLUMNS)
+    else:
+        columns = [c.strip() for c in setting.split(",") if c.strip() in TASKS_COLUMNS] or ["name", "uuid", "state"]
+    # Watching several clusters, a task's cluster matters as much as its name: shown first.
+    return ["cluster", *columns] if several_clusters else columns
 
 
 def render(request: Request, template: str, page: str, title: str, **context: Any) -> Response:
@@ -53,10 +106,11 @@ def render(request: Request, template: str, page: str, title: str, **context: An
         monitor.notifier.links.learn(f"{request.url.scheme}://{request.url.netloc}{settings.prefix}")
     # Controls show only to those who may use them: never on a read-only instance or to a read-only user.
     read_only = settings.read_only or state.get("role") == "read-only"
+    choice = context.pop("choice", None) or cluster_choice(request)
     html = TEMPLATES.get_template(template).render(
         prefix=settings.prefix, page=page, title=title, settings=settings, read_only=read_only,
-        columns=tasks_columns(settings.tasks_columns), user=state.get("user"), auth_kind=state.get("auth"),
-        vocabulary=VOCABULARY,
+        columns=tasks_columns(settings.tasks_columns, len(choice.watched) > 1), user=state.get("user"),
+        auth_kind=state.get("auth"), vocabulary=VOCABULARY, clusters=choice, cluster_page=page in CLUSTER_PAGES,
         **context,
     )
     return HTMLResponse(html)
@@ -73,8 +127,10 @@ async def worker(request: Request) -> Response:
 
 async def tasks(request: Request) -> Response:
     monitor = monitor_of(request)
+    choice = cluster_choice(request)
+    workers = [name for name in sorted(monitor.live.worker_names()) if choice.includes(monitor.cluster_of(name))]
     return render(request, "tasks.html", "tasks", "Tasks", states=STATES, task_names=monitor.task_names(),
-                  worker_names=sorted(monitor.live.worker_names()))
+                  worker_names=workers, choice=choice)
 
 
 async def task(request: Request) -> Response:

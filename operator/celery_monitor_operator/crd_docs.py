@@ -76,7 +76,12 @@ def render_reference() -> str:
         "",
         "- exactly one of `url` and `secretKeyRef` in `spec.broker`, `spec.broker.managementApi` and "
         "`spec.resultBackend` (InvalidSpec);",
-        "- an inline `url` must not carry a password, also not in a query parameter (InlineCredentials);",
+        "- exactly one of `spec.broker` and `spec.clusters`, and `spec.resultBackend` only with `spec.broker` "
+        "(InvalidSpec);",
+        "- `spec.clusters`: at least one cluster, each named once with a name the monitor takes, and the same "
+        "one-source rule in each cluster's `broker`, `broker.managementApi` and `resultBackend` (InvalidSpec);",
+        "- an inline `url` must not carry a password, also not in a query parameter (InlineCredentials); "
+        "in `spec.clusters` it may not contain ',' or whitespace either (InvalidSpec);",
         "- `spec.ingress` and `spec.httpRoute` are not both enabled (InvalidSpec);",
         "- exactly one of `url`, `secretKeyRef` and `cnpgCluster` in `spec.database`, and an inline `url` "
         "is a `postgresql://` URL (InvalidSpec);",
@@ -90,7 +95,10 @@ def render_reference() -> str:
         "- the Secret of `spec.auth.basic.secretName` has no ':' or ',' in its `username` and no ',' in its "
         "`password`, which the monitor reads as `user:password` pairs separated by commas (UnusableLogin);",
         "- the Secret key behind `spec.database` holds a `postgresql://` URL, never quoted back "
-        "(UnusableDatabase; the Deployment is left as it is).",
+        "(UnusableDatabase; the Deployment is left as it is);",
+        "- each Secret key behind `spec.clusters` holds a value with no ',' or whitespace inside (a trailing "
+        "newline is fine), which the monitor's list of clusters could not carry; never quoted back "
+        "(UnusableCluster; the Deployment is left as it is).",
         "",
         "## status",
         "",
@@ -107,7 +115,8 @@ def render_reference() -> str:
         "|---|---|---|",
         "| Ready | all of the others are True | the reason of the first one that is not |",
         "| Reconciled | every child matches the spec | InvalidSpec, InlineCredentials, InvalidName, "
-        "SecretNotFound, SecretKeyNotFound, UnusableLogin, ChildConflict, ApplyFailed |",
+        "SecretNotFound, SecretKeyNotFound, UnusableLogin, UnusableDatabase, UnusableCluster, ChildConflict, "
+        "ApplyFailed |",
         "| Available | at least one monitor pod is available | ScaledToZero, DeploymentMissing, "
         "NoReplicasAvailable |",
         "| PersistenceBound | the claim is Bound, or persistence is off | ClaimMissing, Pending, Lost |",

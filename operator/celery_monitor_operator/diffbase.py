@@ -24,6 +24,9 @@ SENSITIVE = (
     ("broker", "url"),
     ("broker", "managementApi", "url"),
     ("resultBackend", "url"),
+    ("clusters", "*", "broker", "url"),
+    ("clusters", "*", "broker", "managementApi", "url"),
+    ("clusters", "*", "resultBackend", "url"),
     ("extraArgs", "*"),
     ("extraEnv", "*", "value"),
 )

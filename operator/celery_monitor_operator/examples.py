@@ -110,5 +110,35 @@ def high_availability() -> list[dict[str, Any]]:
     ]
 
 
+def clusters() -> list[dict[str, Any]]:
+    """One monitor for three Celery clusters: two Redis databases and a RabbitMQ vhost, each URL from a Secret."""
+    namespace = "celery"
+    return [
+        _secret("celery-brokers", namespace, {
+            "orders": "redis://:change-me@redis.celery.svc:6379/0",
+            "orders-results": "redis://:change-me@redis.celery.svc:6379/1",
+            "billing": "redis://:change-me@redis.celery.svc:6379/2",
+        }),
+        _secret("rabbitmq-reports", namespace, {
+            "url": "amqp://reports:change-me@rabbitmq.celery.svc:5672/reports",
+            "management": "http://reports:change-me@rabbitmq.celery.svc:15672/api/",
+        }),
+        _monitor("fleet", namespace, {
+            "clusters": [
+                {"name": "orders",
+                 "broker": {"secretKeyRef": {"name": "celery-brokers", "key": "orders"}},
+                 "resultBackend": {"secretKeyRef": {"name": "celery-brokers", "key": "orders-results"}}},
+                {"name": "billing",
+                 "broker": {"secretKeyRef": {"name": "celery-brokers", "key": "billing"}}},
+                {"name": "reports",
+                 "broker": {"secretKeyRef": {"name": "rabbitmq-reports", "key": "url"},
+                            "managementApi": {"secretKeyRef": {"name": "rabbitmq-reports", "key": "management"}}}},
+            ],
+            "persistence": {"size": "5Gi"},
+        }),
+    ]
+
+
 EXAMPLES = {"minimal.yaml": minimal, "production.yaml": production, "gateway.yaml": gateway,
-            "autoscaling.yaml": autoscaling, "high-availability.yaml": high_availability}
+            "autoscaling.yaml": autoscaling, "high-availability.yaml": high_availability,
+            "clusters.yaml": clusters}

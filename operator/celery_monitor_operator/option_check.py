@@ -35,6 +35,7 @@ FIELDS = {
     "max_workers": "spec.retention.maxWorkers",
     "purge_offline_workers": "spec.retention.purgeOfflineWorkers",
     "url_prefix": "spec.ingress.pathPrefix or spec.httpRoute.pathPrefix",
+    "clusters": "spec.clusters",
 }
 # Stand-ins for the variables read from Secrets: values the checks accept, whatever the Secret holds.
 STAND_INS = {
@@ -48,6 +49,18 @@ STAND_INS = {
     "CELERY_MONITOR_API_TOKENS": secret.metrics_token_entry(secret.METRICS_TOKEN_PREFIX + "stand-in"),
 }
 STAND_IN = "stand-in"
+# The variables of spec.clusters' URLs stand in like the single broker's of the same kind.
+_CLUSTER_VARIABLE = re.compile(rf"^{deployment.CLUSTER_VARIABLE_PREFIX}[0-9]+_"
+                               rf"(?P<part>{'|'.join(part for part, _ in deployment.CLUSTER_PARTS)})$")
+# Kubernetes expands $(VAR) from the variables before it, and "$$" to "$".
+_REFERENCE = re.compile(r"\$\$|\$\((\w+)\)")
+
+
+def _stand_in(name: str) -> str:
+    found = _CLUSTER_VARIABLE.match(name)
+    if found is not None:
+        return STAND_INS[f"CELERY_MONITOR_{found.group('part')}"]
+    return STAND_INS.get(name, STAND_IN)
 
 
 def _unseen(monitor: spec.CeleryMonitorResource) -> set[str]:
@@ -64,9 +77,9 @@ def environment(monitor: spec.CeleryMonitorResource) -> dict[str, str]:
         if var["name"] in unseen:
             continue
         if raw is None:
-            raw = STAND_INS.get(var["name"], STAND_IN)
-        # Kubernetes expands $(VAR) from the variables before it.
-        env[var["name"]] = re.sub(r"\$\((\w+)\)", lambda found: env.get(found.group(1), found.group(0)), str(raw))
+            raw = _stand_in(var["name"])
+        env[var["name"]] = _REFERENCE.sub(
+            lambda found: "$" if found.group(1) is None else env.get(found.group(1), found.group(0)), str(raw))
     return env
 
 

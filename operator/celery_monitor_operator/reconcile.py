@@ -33,6 +33,7 @@ SECRET_NOT_FOUND = "SecretNotFound"
 SECRET_KEY_NOT_FOUND = "SecretKeyNotFound"
 UNUSABLE_LOGIN = "UnusableLogin"
 UNUSABLE_DATABASE = "UnusableDatabase"
+UNUSABLE_CLUSTER = "UnusableCluster"
 PROMETHEUS_OPERATOR_MISSING = "PrometheusOperatorNotInstalled"
 GATEWAY_API_MISSING = "GatewayAPINotInstalled"
 ALERT_RULES_UNAVAILABLE = "AlertRulesUnavailable"
@@ -193,6 +194,27 @@ def _database_problems(resource: spec.CeleryMonitorResource, values: Mapping[str
         "postgresql:// URL"))]
 
 
+def _cluster_problems(resource: spec.CeleryMonitorResource, values: Mapping[str, str]
+                      ) -> list[spec_reader.Problem]:
+    """Each Secret key behind spec.clusters must hold a URL the monitor's list of clusters can carry
+    (:func:`spec.fits_cluster_list`); else the monitor would read another cluster, or refuse to start.
+    Its value is never quoted back: it may hold a password."""
+    problems = []
+    for field, connection in resource.spec.cluster_connections():
+        ref = connection.secret_ref
+        if ref is None or f"{ref.name}/{ref.key}" not in values:
+            continue
+        try:
+            value = base64.b64decode(values[f"{ref.name}/{ref.key}"], validate=True).decode()
+        except ValueError:
+            value = ""
+        if not spec.fits_cluster_list(value):
+            problems.append(spec_reader.Problem(UNUSABLE_CLUSTER, (
+                f"Secret {ref.name!r} named in {field}.secretKeyRef: its key {ref.key!r} is empty or holds a "
+                "',' or whitespace, which the monitor's list of clusters cannot carry")))
+    return problems
+
+
 def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Callable[[], str]) -> list[Child]:
     """Auth and metrics Secrets, Service, claim and Deployment: the monitor itself."""
     auth = secret.render_auth_secret(resource, observed.auth_secret, token)
@@ -204,7 +226,8 @@ def _core(resource: spec.CeleryMonitorResource, observed: Observed, token: Calla
     if resource.spec.uses_claim:
         children.append(_child(pvc.render_pvc(resource)))
     values, missing = _secret_values(resource, observed)
-    missing += _login_problems(resource, values) + _database_problems(resource, values)
+    missing += (_login_problems(resource, values) + _database_problems(resource, values)
+                + _cluster_problems(resource, values))
     if missing:
         # Without every Secret the pod would crash-loop; keep what runs until they appear.
         children.append(Child(resources.DEPLOYMENTS, naming.deployment_name(resource.name),

@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Mapping
 from typing import Any
 
+from celery_monitor import clusters
 from celery_monitor_operator import naming
 
 # Defaults, applied by the parser and declared in the CRD schema.
@@ -66,8 +67,19 @@ DURATION_PATTERN = (r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9
 _OCTET = r"(25[0-5]|2[0-4][0-9]|1[0-9]{2}|[1-9]?[0-9])"
 # The shape of an IPv4 or IPv6 address or network, for the schema; the parser checks the exact
 # form (a valid network with no host bits set) with the ipaddress module.
+# A cluster's name in spec.clusters, as the monitor's --clusters takes it (it names the cluster in
+# the API, the metrics' cluster label and the address of the dashboard's views).
+CLUSTER_NAME_PATTERN = f"^{clusters.NAME_PATTERN.pattern}$"
 PROXY_PATTERN = (rf"^({_OCTET}(\.{_OCTET}){{3}}(/(3[0-2]|[12]?[0-9]))?"
                  r"|[0-9A-Fa-f]{0,4}(:[0-9A-Fa-f]{0,4}){2,7}(/(12[0-8]|1[01][0-9]|[1-9]?[0-9]))?)$")
+
+
+def fits_cluster_list(url: str) -> bool:
+    """Whether a URL can stand in the monitor's list of clusters (CELERY_MONITOR_CLUSTERS), where a ','
+    ends an entry and whitespace a part of it: none of them inside, nothing before it, something given.
+    Whitespace after it (a Secret written from a file ends with a newline) only separates."""
+    value = url.rstrip()
+    return bool(value) and not any(character == "," or character.isspace() for character in value)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -103,6 +115,15 @@ class Database:
 class Broker:
     connection: Connection
     management_api: Connection | None = None
+
+
+@dataclasses.dataclass(frozen=True)
+class Cluster:
+    """One named Celery cluster of spec.clusters: its broker (and management API) and result backend."""
+
+    name: str
+    broker: Broker
+    result_backend: Connection | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -248,8 +269,11 @@ class Pod:
 
 @dataclasses.dataclass(frozen=True)
 class CeleryMonitorSpec:
-    broker: Broker
+    """Exactly one of ``broker`` (one cluster, the monitor's ``default``) and ``clusters`` is given."""
+
+    broker: Broker | None = None
     result_backend: Connection | None = None
+    clusters: tuple[Cluster, ...] = ()
     image: str = naming.DEFAULT_IMAGE
     image_pull_policy: str = DEFAULT_PULL_POLICY
     replicas: int = DEFAULT_REPLICAS
@@ -298,15 +322,27 @@ class CeleryMonitorSpec:
             return self.http_route.path_prefix
         return DEFAULT_PATH_PREFIX
 
+    def cluster_connections(self) -> list[tuple[str, Connection]]:
+        """Every URL of spec.clusters, with the field that gives it."""
+        found: list[tuple[str, Connection]] = []
+        for index, cluster in enumerate(self.clusters):
+            path = f"spec.clusters[{index}]"
+            for field, connection in ((f"{path}.broker", cluster.broker.connection),
+                                      (f"{path}.broker.managementApi", cluster.broker.management_api),
+                                      (f"{path}.resultBackend", cluster.result_backend)):
+                if connection is not None:
+                    found.append((field, connection))
+        return found
+
     def secret_refs(self) -> list[tuple[str, SecretKeyRef]]:
         """Every user Secret key the monitor reads, with the field that names it."""
         refs: list[tuple[str, SecretKeyRef]] = []
-        sources = [
-            ("spec.broker", self.broker.connection),
-            ("spec.broker.managementApi", self.broker.management_api),
-            ("spec.resultBackend", self.result_backend),
-        ]
-        for field, connection in sources:
+        sources: list[tuple[str, Connection | None]] = []
+        if self.broker is not None:
+            sources += [("spec.broker", self.broker.connection),
+                        ("spec.broker.managementApi", self.broker.management_api),
+                        ("spec.resultBackend", self.result_backend)]
+        for field, connection in [*sources, *self.cluster_connections()]:
             if connection is not None and connection.secret_ref is not None:
                 refs.append((f"{field}.secretKeyRef", connection.secret_ref))
         if self.database is not None and self.database.connection.secret_ref is not None:

@@ -31,6 +31,7 @@ _NAME = re.compile(spec.NAME_PATTERN)
 _SECRET_NAME = re.compile(spec.SECRET_NAME_PATTERN)
 _PATH_PREFIX = re.compile(spec.PATH_PREFIX_PATTERN)
 _DURATION = re.compile(spec.DURATION_PATTERN)
+_CLUSTER_NAME = re.compile(spec.CLUSTER_NAME_PATTERN)
 
 
 def has_credentials(url: str) -> bool:
@@ -119,13 +120,59 @@ def _database(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Databa
     return spec.Database(connection)
 
 
-def _broker(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Broker:
-    data = reader.mapping(raw, "broker", "spec")
+def _broker(reader: spec_reader.Reader, raw: Mapping[str, Any], parent: str, required: str) -> spec.Broker:
+    data = reader.mapping(raw, "broker", parent)
+    path = f"{parent}.broker"
     if not data:
-        reader.problem("spec.broker: required (url or secretKeyRef)")
-    connection = _connection(reader, data, "spec.broker", "broker") if data else None
-    management = _optional_connection(reader, data, "managementApi", "spec.broker", "management API")
+        reader.problem(f"{path}: required ({required})")
+    connection = _connection(reader, data, path, "broker") if data else None
+    management = _optional_connection(reader, data, "managementApi", path, "management API")
     return spec.Broker(connection or spec.Connection(), management)
+
+
+def _listable(reader: spec_reader.Reader, connection: spec.Connection | None, path: str) -> None:
+    """An inline URL of a cluster goes into the monitor's list of clusters: it must fit its syntax."""
+    if connection is not None and connection.url is not None and not spec.fits_cluster_list(connection.url):
+        reader.problem(f"{path}.url: a URL in spec.clusters may not contain ',' or whitespace (the monitor's "
+                       "list of clusters separates clusters with ',' and their URLs with spaces)")
+
+
+def _cluster(reader: spec_reader.Reader, item: Mapping[str, Any], path: str) -> spec.Cluster:
+    name = reader.string(item, "name", path) or ""
+    if not name:
+        reader.problem(f"{path}.name: required")
+    elif not _CLUSTER_NAME.match(name):
+        reader.problem(f"{path}.name: {name!r} is not a cluster name: lowercase letters, digits, '-' and '_', "
+                       "at most 40, starting and ending with a letter or a digit")
+    broker = _broker(reader, item, path, "url or secretKeyRef")
+    backend = _optional_connection(reader, item, "resultBackend", path, "result backend")
+    _listable(reader, broker.connection, f"{path}.broker")
+    _listable(reader, broker.management_api, f"{path}.broker.managementApi")
+    _listable(reader, backend, f"{path}.resultBackend")
+    return spec.Cluster(name, broker, backend)
+
+
+def _clusters(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> tuple[spec.Cluster, ...]:
+    """spec.clusters: each named once, with its broker; given instead of spec.broker and spec.resultBackend."""
+    path = "spec.clusters"
+    known = len(reader.problems)
+    items = reader.objects(raw, "clusters", "spec")
+    if len(reader.problems) > known:
+        return ()
+    if not items:
+        reader.problem(f"{path}: name at least one cluster, or give spec.broker instead")
+    single = [f"spec.{key}" for key in ("broker", "resultBackend") if raw.get(key) is not None]
+    if single:
+        reader.problem(f"{path}: give the brokers either as spec.clusters or as {' and '.join(single)} (one "
+                       f"cluster), not both")
+    clusters = tuple(_cluster(reader, item, f"{path}[{index}]") for index, item in enumerate(items))
+    first: dict[str, int] = {}
+    for index, cluster in enumerate(clusters):
+        if cluster.name and cluster.name in first:
+            reader.problem(f"{path}[{index}].name: {cluster.name!r} is already the name of "
+                           f"{path}[{first[cluster.name]}]; each cluster's name once")
+        first.setdefault(cluster.name, index)
+    return clusters
 
 
 def _auth(reader: spec_reader.Reader, raw: Mapping[str, Any]) -> spec.Auth:
@@ -396,9 +443,17 @@ def parse_spec(raw: Mapping[str, Any]) -> spec.CeleryMonitorSpec:
         raise spec_reader.SpecError([spec_reader.Problem(spec_reader.INVALID_SPEC, "spec: expected an object")])
     service_data = reader.mapping(raw, "service", "spec")
     auth = _auth(reader, raw)
+    if raw.get("clusters") is not None:
+        clusters = _clusters(reader, raw)
+        broker, result_backend = None, None
+    else:
+        clusters = ()
+        broker = _broker(reader, raw, "spec", "url or secretKeyRef; or spec.clusters")
+        result_backend = _optional_connection(reader, raw, "resultBackend", "spec", "result backend")
     parsed = spec.CeleryMonitorSpec(
-        broker=_broker(reader, raw),
-        result_backend=_optional_connection(reader, raw, "resultBackend", "spec", "result backend"),
+        broker=broker,
+        result_backend=result_backend,
+        clusters=clusters,
         image=reader.string(raw, "image", "spec", naming.DEFAULT_IMAGE) or naming.DEFAULT_IMAGE,
         image_pull_policy=reader.choice(raw, "imagePullPolicy", "spec", spec.DEFAULT_PULL_POLICY, spec.PULL_POLICIES),
         replicas=_or(reader.integer(raw, "replicas", "spec", spec.DEFAULT_REPLICAS, minimum=0), spec.DEFAULT_REPLICAS),

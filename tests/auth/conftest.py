@@ -36,6 +36,7 @@ def login_stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFact
         f"--oauth2_key={provider.client_id}", f"--oauth2_secret={provider.client_secret}",
         f"--oauth2_redirect_uri={provider.redirect_uri}", r"--auth=.*@example\.com",
         f"--cookie_secret={COOKIE_SECRET}", "--read_only_users=viewer@example.com",
+        "--cluster_access=group:watchers=default:read",  # the issuer's groups claim scopes its members
     ]
     monitor.start()
     yield LoginStack(provider, monitor, broker, tmp)

@@ -214,3 +214,25 @@ def test_the_pages_own_controls_pass_the_gate(context: BrowserContext, login_sta
         page.click("#revoke")
     assert revoked.value.status == 200, revoked.value.text()
     assert revoked.value.request.headers.get("x-requested-with") == "celery-monitor"
+
+
+def test_a_group_of_the_issuer_scopes_its_members_to_their_clusters(context: BrowserContext,
+                                                                   login_stack: LoginStack) -> None:
+    # --cluster_access=group:watchers=default:read: a member reads the default cluster and controls nothing.
+    page = context.new_page()
+    sign_in(page, login_stack, "gina+grp-watchers")
+    assert fetch(page, "/api/tasks")["status"] == 200
+    status = fetch(page, "/api/monitor/status")
+    assert status["status"] == 403 and "sees some clusters only (default:read)" in status["body"]
+    refused = fetch(page, "/api/task/revoke/no-such-task", method="POST")
+    assert refused["status"] == 403, refused
+    assert "may control some clusters only" in refused["body"]
+    # Someone outside the group keeps the access of the role it has.
+    other = context.browser.new_context() if context.browser else None
+    assert other is not None
+    try:
+        page = other.new_page()
+        sign_in(page, login_stack, "hugo")
+        assert fetch(page, "/api/monitor/status")["status"] == 200
+    finally:
+        other.close()

@@ -36,6 +36,17 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     (["--certfile=/nonexistent.pem", "--keyfile=/nonexistent.key"],
      "--certfile: file '/nonexistent.pem' does not exist"),
     (["--event_spool", "--redact=kwargs.password"], "--event_spool: keeps raw task arguments on disk"),
+    (["--clusters=Prod=redis://r:6379/0"], "--clusters: cluster name 'Prod' must be 1-40 lowercase letters"),
+    (["--clusters=prod"], "--clusters: cluster 'prod': expected NAME=BROKER_URL"),
+    (["--clusters=a=redis://r/0,a=redis://r/1"], "--clusters: cluster 'a' is named twice"),
+    (["--clusters=a=redis://r/0 colour=blue"], "--clusters: cluster 'a': unexpected 'colour'"),
+    (["--clusters=a=gopher://r/0"], "--clusters: cluster 'a': unsupported broker scheme 'gopher'"),
+    (["--clusters=a=redis://r/0 broker_api=ftp://x"], "--clusters: cluster 'a': broker_api is not an http(s)"),
+    (["--clusters=a=redis://r/0", "--broker=redis://r/1"], "--clusters: give each cluster its own broker"),
+    (["--clusters=a=redis://r/0", "--event_spool"], "--event_spool: spools the stream of a monitor given one"),
+    (["--cluster_access=alice=prod:admin"], "--cluster_access: 'alice': the right is 'read' or 'control', not 'admin'"),
+    (["--cluster_access=alice"], "--cluster_access: expected SUBJECT=CLUSTER:RIGHT, got 'alice'"),
+    (["--cluster_access=alice=Prod:read"], "--cluster_access: 'alice': cluster name 'Prod' must be"),
 ])
 def test_bad_values_end_in_one_line_and_exit_2(tmp_path: Path, args: list[str], needle: str) -> None:
     result = run_cli(*args, cwd=tmp_path)
@@ -114,6 +125,31 @@ def test_max_task_age_takes_a_duration_from_every_source(tmp_path: Path) -> None
     assert load_settings(["--max_task_age", "3600"], {}).max_task_age == 3600
     assert load_settings([], {"CELERY_MONITOR_MAX_TASK_AGE": "30m"}).max_task_age == 1800
     assert load_settings(["--max_task_age=1.5h"], {}).max_task_age == 5400
+
+
+def test_clusters_from_every_source_in_one_syntax(tmp_path: Path) -> None:
+    from celery_monitor.clusters import ClusterSpec, parse_clusters
+
+    entries = ("prod=redis://r:6379/0 result_backend=redis://r:6379/1, "
+               "staging=amqp://u:p@mq:5672/staging broker_api=http://u:p@mq:15672/api/\n")
+    expected = [ClusterSpec("prod", "redis://r:6379/0", result_backend="redis://r:6379/1"),
+                ClusterSpec("staging", "amqp://u:p@mq:5672/staging", broker_api="http://u:p@mq:15672/api/")]
+    assert parse_clusters(load_settings([f"--clusters={entries}"], {}).clusters) == expected
+    assert parse_clusters(load_settings([], {"CELERY_MONITOR_CLUSTERS": entries}).clusters) == expected
+    conf = tmp_path / "flowerconfig.py"
+    conf.write_text("clusters = {'prod': {'broker': 'redis://r:6379/0', 'result_backend': 'redis://r:6379/1'},\n"
+                    "            'staging': {'broker': 'amqp://u:p@mq:5672/staging',\n"
+                    "                        'broker_api': 'http://u:p@mq:15672/api/'}}\n")
+    assert parse_clusters(load_settings([f"--conf={conf}"], {}).clusters) == expected
+    conf.write_text("clusters = ['prod=redis://r:6379/0 result_backend=redis://r:6379/1',\n"
+                    "            'staging=amqp://u:p@mq:5672/staging broker_api=http://u:p@mq:15672/api/']\n")
+    assert parse_clusters(load_settings([f"--conf={conf}"], {}).clusters) == expected
+    conf.write_text("clusters = {'prod': {'brokr': 'redis://r:6379/0'}}\n")
+    with pytest.raises(ConfigError, match="--clusters: cluster 'prod': expected a broker URL or a dict"):
+        load_settings([f"--conf={conf}"], {})
+    # The passwords stay out of a repr (settings and specs end up in logs).
+    assert "u:p" not in repr(load_settings([f"--clusters={entries}"], {}))
+    assert "u:p" not in repr(expected)
 
 
 def test_flower_spellings_are_accepted() -> None:

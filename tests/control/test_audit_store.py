@@ -12,13 +12,14 @@ def test_entries_newest_first_with_filters_and_paging(history_db: str) -> None:
     trail = AuditTrail(store)
     trail.record("alice", "worker.pool_grow", "w1@h", {"n": "2"}, 200, {"message": "Growing"})
     trail.record("bob", "task.revoke", "abc", {"terminate": "true"}, 200, {"message": "Revoked 'abc'"})
-    trail.record("alice", "worker.shutdown", "w2@h", {}, 404, {"error": "Unknown worker 'w2@h'"})
+    trail.record("alice", "worker.shutdown", "w2@h", {}, 404, {"error": "Unknown worker 'w2@h'"}, "prod")
 
     entries = trail.entries()
     assert [e["action"] for e in entries] == ["worker.shutdown", "task.revoke", "worker.pool_grow"]
     assert entries[0] | {"id": 0, "time": 0} == {
         "id": 0, "time": 0, "user": "alice", "action": "worker.shutdown", "target": "w2@h", "params": {},
-        "status": 404, "ok": False, "result": {"error": "Unknown worker 'w2@h'"}}
+        "status": 404, "ok": False, "result": {"error": "Unknown worker 'w2@h'"}, "cluster": "prod"}
+    assert entries[1]["cluster"] is None  # recorded without one: an action on every cluster
     assert [e["target"] for e in trail.entries(user="alice")] == ["w2@h", "w1@h"]
     assert [e["target"] for e in trail.entries(action="task.revoke")] == ["abc"]
     assert [e["target"] for e in trail.entries(limit=1, offset=1)] == ["abc"]

@@ -83,35 +83,36 @@ HEADERS = [
 Q = 'task="app.quote\\"d\\\\back\\nslash"'
 A = 'worker="celery@pod \\"a\\""'
 B = 'worker="celery@pod\\\\b\\nline"'
+C = 'cluster="default"'  # a monitor of one broker: its one cluster, named default
 # Family -> its lines exactly, for the small state below (label names sorted, values as Go prints them).
 EXPECTED = {
     "flower_events_total": [
-        f'flower_events_total{{{Q},type="task-received",{A}}} 1.0',
-        f'flower_events_total{{{Q},type="task-started",{A}}} 1.0',
-        f'flower_events_total{{{Q},type="task-succeeded",{A}}} 1.0',
-        f'flower_events_total{{task="app.add",type="task-received",{B}}} 1.0',
-        f'flower_events_total{{task="app.add",type="task-started",{B}}} 1.0',
-        f'flower_events_total{{task="app.add",type="task-failed",{B}}} 1.0',
+        f'flower_events_total{{{C},{Q},type="task-received",{A}}} 1.0',
+        f'flower_events_total{{{C},{Q},type="task-started",{A}}} 1.0',
+        f'flower_events_total{{{C},{Q},type="task-succeeded",{A}}} 1.0',
+        f'flower_events_total{{{C},task="app.add",type="task-received",{B}}} 1.0',
+        f'flower_events_total{{{C},task="app.add",type="task-started",{B}}} 1.0',
+        f'flower_events_total{{{C},task="app.add",type="task-failed",{B}}} 1.0',
     ],
     "flower_task_runtime_seconds": [
-        f'flower_task_runtime_seconds_bucket{{le="0.5",{Q},{A}}} 1.0',
-        f'flower_task_runtime_seconds_bucket{{le="2.0",{Q},{A}}} 1.0',
-        f'flower_task_runtime_seconds_bucket{{le="+Inf",{Q},{A}}} 1.0',
-        f"flower_task_runtime_seconds_count{{{Q},{A}}} 1.0",
-        f"flower_task_runtime_seconds_sum{{{Q},{A}}} 0.3",
+        f'flower_task_runtime_seconds_bucket{{{C},le="0.5",{Q},{A}}} 1.0',
+        f'flower_task_runtime_seconds_bucket{{{C},le="2.0",{Q},{A}}} 1.0',
+        f'flower_task_runtime_seconds_bucket{{{C},le="+Inf",{Q},{A}}} 1.0',
+        f"flower_task_runtime_seconds_count{{{C},{Q},{A}}} 1.0",
+        f"flower_task_runtime_seconds_sum{{{C},{Q},{A}}} 0.3",
     ],
-    "flower_worker_online": [f"flower_worker_online{{{A}}} 1.0", f"flower_worker_online{{{B}}} 1.0"],
+    "flower_worker_online": [f"flower_worker_online{{{C},{A}}} 1.0", f"flower_worker_online{{{C},{B}}} 1.0"],
     "flower_worker_number_of_currently_executing_tasks": [
-        f"flower_worker_number_of_currently_executing_tasks{{{A}}} 1.0",
-        f"flower_worker_number_of_currently_executing_tasks{{{B}}} 0.0",
+        f"flower_worker_number_of_currently_executing_tasks{{{C},{A}}} 1.0",
+        f"flower_worker_number_of_currently_executing_tasks{{{C},{B}}} 0.0",
     ],
     "celery_monitor_task_outcomes_total": [
-        f'celery_monitor_task_outcomes_total{{exception="",state="SUCCESS",{Q}}} 1.0',
-        'celery_monitor_task_outcomes_total{exception="Bad\\"Err\\\\or\\nX",state="FAILURE",task="app.add"} 1.0',
+        f'celery_monitor_task_outcomes_total{{{C},exception="",state="SUCCESS",{Q}}} 1.0',
+        f'celery_monitor_task_outcomes_total{{{C},exception="Bad\\"Err\\\\or\\nX",state="FAILURE",task="app.add"}} 1.0',
     ],
-    "celery_monitor_workers": ['celery_monitor_workers{status="online"} 2.0',
-                               'celery_monitor_workers{status="offline"} 0.0'],
-    "celery_monitor_events_received_total": ["celery_monitor_events_received_total 8.0"],
+    "celery_monitor_workers": [f'celery_monitor_workers{{{C},status="online"}} 2.0',
+                               f'celery_monitor_workers{{{C},status="offline"}} 0.0'],
+    "celery_monitor_events_received_total": [f"celery_monitor_events_received_total{{{C}}} 8.0"],
 }
 
 
@@ -204,7 +205,7 @@ def test_large_state_round_trips(harness_factory: Callable[..., Harness]) -> Non
         for t, task in enumerate(TASKS):
             finished = "task-succeeded" if (w + t) % 5 else "task-failed"
             for kind in ("task-received", "task-started", finished):
-                labels = (("task", task), ("type", kind), ("worker", worker))
+                labels = (("cluster", "default"), ("task", task), ("type", kind), ("worker", worker))
                 expected_events[("flower_events_total", labels)] = 1
             if (w + t) % 5:
                 expected_runtime[(task, worker)] = runtime_of(w, t)
@@ -214,16 +215,16 @@ def test_large_state_round_trips(harness_factory: Callable[..., Harness]) -> Non
     bounds = [0.005, 0.01, 0.025, 0.05, 0.075, 0.1, 0.25, 0.5, 0.75, 1.0, 2.5, 5.0, 7.5, 10.0, float("inf")]
     assert len(runtime) == len(expected_runtime) * (len(bounds) + 2)
     for (task, worker), seconds in expected_runtime.items():
-        labels = (("task", task), ("worker", worker))
+        labels = (("cluster", "default"), ("task", task), ("worker", worker))
         assert runtime[("flower_task_runtime_seconds_sum", labels)] == seconds
         assert runtime[("flower_task_runtime_seconds_count", labels)] == 1
         for bound in bounds:
             le = "+Inf" if bound == float("inf") else repr(bound)
-            bucket = runtime[("flower_task_runtime_seconds_bucket", (("le", le), *labels))]
+            bucket = runtime[("flower_task_runtime_seconds_bucket", tuple(sorted((("le", le), *labels))))]
             assert bucket == (1 if seconds <= bound else 0), (task, worker, le)
 
     online = families["flower_worker_online"]
-    assert online == {("flower_worker_online", (("worker", worker),)): 1 for worker in WORKERS}
+    assert online == {("flower_worker_online", (("cluster", "default"), ("worker", worker))): 1 for worker in WORKERS}
     failures = families["celery_monitor_task_outcomes"]
     failed = sum(1 for w in range(len(WORKERS)) for t in range(len(TASKS)) if (w + t) % 5 == 0)
     assert sum(v for (_, labels), v in failures.items() if ("exception", ODD_EXCEPTION) in labels) == failed
@@ -243,6 +244,6 @@ def test_folded_labels_round_trip(harness_factory: Callable[..., Harness]) -> No
     counts = {labels: v for (name, labels), v in runtime.items() if name.endswith("_count")}
     assert sum(counts.values()) == sum(1 for w in range(len(WORKERS)) for t in range(len(TASKS)) if (w + t) % 5)
     for labels, count in counts.items():
-        assert runtime[("flower_task_runtime_seconds_bucket", (("le", "+Inf"), *labels))] == count
-    assert families["flower_worker_online"] == {("flower_worker_online", (("worker", w),)): 1
+        assert runtime[("flower_task_runtime_seconds_bucket", tuple(sorted((("le", "+Inf"), *labels))))] == count
+    assert families["flower_worker_online"] == {("flower_worker_online", (("cluster", "default"), ("worker", w))): 1
                                                 for w in workers}

@@ -8,7 +8,8 @@ from collections.abc import Callable
 from prometheus_client.utils import floatToGoString
 from support.harness import Harness
 
-# As Flower 2.x declares them: family -> (type, label names).
+# As Flower 2.x declares them: family -> (type, label names). Each has one more label here, ``cluster``
+# (a monitor watches one or several Celery clusters, docs/metrics.md): ``default`` with one broker.
 FLOWER_FAMILIES = {
     "flower_events": ("counter", {"worker", "type", "task"}),
     "flower_task_runtime_seconds": ("histogram", {"worker", "task"}),
@@ -39,16 +40,19 @@ def test_the_six_families_have_flowers_types_and_labels(harness_factory: Callabl
         assert family.samples, f"{name} has no samples"
         for sample in family.samples:
             names = set(sample.labels) - ({"le"} if sample.name.endswith("_bucket") else set())
+            assert sample.labels["cluster"] == "default", sample
+            names.remove("cluster")
             assert names == labels, f"{sample.name}: labels {names}, Flower's are {labels}"
 
 
 def test_the_exposition_reads_as_flowers(harness_factory: Callable[..., Harness]) -> None:
-    # prometheus-client (Flower's exposition library too) writes label names in sorted order.
+    # prometheus-client (Flower's exposition library too) writes label names in sorted order;
+    # the cluster label comes first.
     text = busy(harness_factory()).exposition()
-    assert re.search(r'^flower_events_total\{task="app.add",type="task-started",worker="celery@node-1"\} 2.0$',
-                     text, re.M)
-    assert re.search(r'^flower_task_runtime_seconds_bucket\{le="0.5",task="app.add",worker="celery@node-1"\} 1.0$',
-                     text, re.M)
+    assert re.search(r'^flower_events_total\{cluster="default",task="app.add",type="task-started",'
+                     r'worker="celery@node-1"\} 2.0$', text, re.M)
+    assert re.search(r'^flower_task_runtime_seconds_bucket\{cluster="default",le="0.5",task="app.add",'
+                     r'worker="celery@node-1"\} 1.0$', text, re.M)
     assert "# TYPE flower_events_total counter" in text
     assert "# TYPE flower_task_runtime_seconds histogram" in text
 

@@ -60,6 +60,29 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_leader": GAUGE,
 }
 
+# Families with a ``cluster`` label: those of tasks, workers and each cluster's event stream (``default``
+# for a monitor of one broker). The others describe the monitor as a whole, or the first cluster's queues.
+CLUSTER_FAMILIES: frozenset[str] = frozenset({
+    "flower_events_total",
+    "flower_task_runtime_seconds",
+    "flower_task_prefetch_time_seconds",
+    "flower_worker_prefetched_tasks",
+    "flower_worker_online",
+    "flower_worker_number_of_currently_executing_tasks",
+    "celery_monitor_task_outcomes_total",
+    "celery_monitor_task_queue_wait_seconds",
+    "celery_monitor_task_queue_latency_seconds",
+    "celery_monitor_tasks_lost_total",
+    "celery_monitor_workers",
+    "celery_monitor_worker_pool_processes",
+    "celery_monitor_events_received_total",
+    "celery_monitor_receiver_connected",
+    "celery_monitor_receiver_reconnects_total",
+    "celery_monitor_receiver_disconnects_total",
+    "celery_monitor_receiver_errors_total",
+    "celery_monitor_last_event_timestamp_seconds",
+})
+
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")
 
 

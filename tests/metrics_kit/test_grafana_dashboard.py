@@ -118,3 +118,20 @@ def test_queues_workers_and_monitor_health_are_shown() -> None:
 def test_every_exported_family_appears_somewhere() -> None:
     shown = {contract.family_of(name) for _title, expr in QUERIES for name in promql_names.metric_names(expr)}
     assert set(contract.METRIC_FAMILIES) - shown == set()
+
+
+def test_a_cluster_variable_filters_every_query_of_a_family_with_a_cluster_label() -> None:
+    variables = {variable["name"]: variable for variable in BOARD["templating"]["list"]}
+    cluster = variables["cluster"]
+    assert cluster["multi"] and cluster["includeAll"] and cluster["allValue"] == ".*"
+    assert "cluster" in variables["task"]["query"]["query"]
+    selector = re.compile(r"\b([a-z_]+)\{([^}]*)\}")
+    filtered = 0
+    for title, expr in QUERIES:
+        for name, matchers in selector.findall(expr):
+            if contract.family_of(name) in contract.CLUSTER_FAMILIES:
+                assert 'cluster=~"$cluster"' in matchers, (title, expr)
+                filtered += 1
+    assert filtered >= len(contract.CLUSTER_FAMILIES)
+    # Per worker: one hostname may be in two clusters, so the panels keep them apart.
+    assert not [expr for _title, expr in QUERIES if "by (worker)" in expr]

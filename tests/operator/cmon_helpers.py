@@ -24,7 +24,7 @@ from celery_monitor_operator.renderers import (
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Representative specs: the least one can write, every field set, and a Gateway API variant
 # (autoscaling through the monitor's API in the second, through Prometheus in the third; the third's
-# replicas share a CloudNativePG database).
+# replicas share a CloudNativePG database), and one monitor for several clusters.
 SPECS: dict[str, dict[str, Any]] = {
     "minimal": {"broker": {"url": "redis://redis:6379/0"}},
     "everything": {
@@ -66,6 +66,12 @@ SPECS: dict[str, dict[str, Any]] = {
                                 "prometheus": {"serverAddress": "http://prometheus-operated.monitoring:9090"}},
                 "httpRoute": {"enabled": True, "hostnames": ["cm.example.com"], "pathPrefix": "/cm",
                               "parentRefs": [{"name": "gw", "namespace": "infra", "sectionName": "web"}]}},
+    "clusters": {"clusters": [
+        {"name": "orders", "broker": {"secretKeyRef": {"name": "orders-mq"}},
+         "resultBackend": {"secretKeyRef": {"name": "orders-mq", "key": "results"}}},
+        {"name": "reports_eu-1", "broker": {"url": "amqp://rabbitmq:5672/reports",
+                                            "managementApi": {"secretKeyRef": {"name": "reports-api"}}}},
+    ]},
 }
 
 

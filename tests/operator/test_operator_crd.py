@@ -144,3 +144,54 @@ def test_the_api_server_takes_exactly_one_database_source(database: dict[str, An
     broken = cel_violations(schema, body)
 
     assert any("exactly one of url, secretKeyRef or cnpgCluster" in message for message in broken) == refused, broken
+
+
+ORDERS = {"name": "orders", "broker": {"secretKeyRef": {"name": "orders-mq"}}}
+
+
+@pytest.mark.parametrize(("spec_data", "refused"), [
+    ({"clusters": [ORDERS]}, ""),
+    ({"broker": {"url": "redis://r/0"}}, ""),
+    ({}, "set exactly one of spec.broker and spec.clusters"),
+    ({"clusters": [ORDERS], "broker": {"url": "redis://r/0"}}, "set exactly one of spec.broker and spec.clusters"),
+    ({"clusters": [ORDERS], "resultBackend": {"url": "redis://r/1"}}, "spec.resultBackend goes with spec.broker"),
+    ({"clusters": [{**ORDERS, "broker": {"url": "redis://r/0", "secretKeyRef": {"name": "mq"}}}]},
+     "set exactly one of url or secretKeyRef"),
+])
+def test_the_api_server_takes_one_broker_or_a_list_of_clusters(spec_data: dict[str, Any], refused: str) -> None:
+    schema = crd_schema(crd.render_crd(), naming.VERSION)
+
+    broken = cel_violations(schema, monitor_body(spec_data))
+
+    assert (any(refused in message for message in broken) if refused else broken == []), broken
+
+
+@pytest.mark.parametrize(("clusters", "accepted"), [
+    ([ORDERS, {**ORDERS, "name": "eu_west-1"}], True),
+    ([{**ORDERS, "name": "a" * 40}], True),
+    ([{**ORDERS, "name": "a" * 41}], False),
+    ([{**ORDERS, "name": "Orders"}], False),
+    ([{**ORDERS, "name": "-orders"}], False),
+    ([{"name": "orders"}], False),
+    ([{"broker": ORDERS["broker"]}], False),
+    ([], False),
+])
+def test_the_schema_and_the_operator_agree_on_clusters(clusters: list[dict[str, Any]], accepted: bool) -> None:
+    schema = strict(crd_schema(crd.render_crd(), naming.VERSION))
+    body = monitor_body({"clusters": clusters})
+
+    schema_accepts = jsonschema.Draft7Validator(schema).is_valid(body)
+    try:
+        spec_parser.parse(body)
+        operator_accepts = True
+    except spec_reader.SpecError:
+        operator_accepts = False
+    assert (schema_accepts, operator_accepts) == (accepted, accepted)
+
+
+def test_each_cluster_is_known_by_its_name_to_the_api_server() -> None:
+    clusters = crd_schema(crd.render_crd(), naming.VERSION)["properties"]["spec"]["properties"]["clusters"]
+
+    # A list-map: the API server refuses a name given twice, and server-side apply merges by name.
+    assert (clusters["x-kubernetes-list-type"], clusters["x-kubernetes-list-map-keys"]) == ("map", ["name"])
+    assert clusters["items"]["required"] == ["name", "broker"]

@@ -28,3 +28,18 @@ def test_a_changed_value_digests_differently_and_an_unchanged_one_the_same() -> 
 
     assert diffbase.redact_spec({"extraArgs": ["--basic_auth=ops:one"]}) == first
     assert diffbase.redact_spec({"extraArgs": ["--basic_auth=ops:two"]}) != first
+
+
+def test_the_inline_urls_of_every_cluster_are_digested_and_their_names_kept() -> None:
+    spec = {"clusters": [
+        {"name": "orders", "broker": {"url": "redis://:pw@r/0", "managementApi": {"url": "http://u:pw@mq/api/"}},
+         "resultBackend": {"url": "redis://:pw@r/1"}},
+        {"name": "billing", "broker": {"secretKeyRef": {"name": "billing-mq"}}},
+    ]}
+
+    redacted = diffbase.redact_spec(spec)
+
+    assert "pw" not in json.dumps(redacted)
+    assert [cluster["name"] for cluster in redacted["clusters"]] == ["orders", "billing"]
+    assert redacted["clusters"][1] == spec["clusters"][1]
+    assert redacted["clusters"][0]["resultBackend"]["url"].startswith(diffbase.REDACTED_PREFIX)

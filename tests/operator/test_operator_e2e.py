@@ -382,3 +382,63 @@ def test_replicas_without_a_database_are_refused_and_the_deployment_left_as_it_i
     assert {"name": "CELERY_MONITOR_DB", "valueFrom": {"secretKeyRef": {"name": "solo-db-app", "key": "uri"}}} \
         in container["env"]
     assert (env.get(resources.DEPLOYMENTS, ns, name) or {})["spec"]["replicas"] == 2
+
+
+def test_a_monitor_of_several_clusters_reads_each_url_from_its_secret_and_never_copies_it(env: Env) -> None:
+    ns, name, secret_word = "e2e-clusters", "fleet", "fleet-s3cret-do-not-copy"
+    orders = {"name": "orders", "broker": {"secretKeyRef": {"name": "orders-mq"}},
+              "resultBackend": {"secretKeyRef": {"name": "orders-mq", "key": "results"}}}
+    billing = {"name": "billing", "broker": {"secretKeyRef": {"name": "billing-mq"},
+                                             "managementApi": {"secretKeyRef": {"name": "billing-mq", "key": "api"}}}}
+    env.create_secret(ns, "orders-mq", {"url": f"redis://:{secret_word}@redis:6379/0",
+                                        "results": f"redis://:{secret_word}@redis:6379/1"})
+    env.create_secret(ns, "billing-mq", {"url": f"amqp://billing:{secret_word}@rabbitmq:5672/billing",
+                                         "api": f"http://billing:{secret_word}@rabbitmq:15672/api/"})
+    env.create_monitor(ns, name, {"clusters": [orders, billing, {"name": "reports",
+                                                                  "broker": {"url": "redis://redis:6379/2"}}]})
+
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    deployment = env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment")
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    env_vars = {item["name"]: item for item in container["env"]}
+    assert env_vars["CM_CLUSTER_1_BROKER_API"]["valueFrom"] == {"secretKeyRef": {"name": "billing-mq", "key": "api"}}
+    assert env_vars["CELERY_MONITOR_CLUSTERS"]["value"] == (
+        "orders=$(CM_CLUSTER_0_BROKER) result_backend=$(CM_CLUSTER_0_RESULT_BACKEND), "
+        "billing=$(CM_CLUSTER_1_BROKER) broker_api=$(CM_CLUSTER_1_BROKER_API), reports=$(CM_CLUSTER_2_BROKER)")
+    assert "CELERY_MONITOR_BROKER" not in env_vars
+    monitor = env.get(resources.CELERY_MONITORS, ns, name)
+    assert monitor is not None
+    for where in (deployment, monitor["metadata"].get("annotations"), monitor.get("status"), env.events(ns, name)):
+        assert secret_word not in json.dumps(where)
+
+    # Editing one cluster's Secret rolls the pod through the checksum annotation.
+    checksum = deployment["spec"]["template"]["metadata"]["annotations"][naming.CHECKSUM_ANNOTATION]
+    env.api.merge_patch(resources.SECRETS, ns, "billing-mq", {"data": {
+        "url": base64.b64encode(f"amqp://billing:{secret_word}-2@rabbitmq:5672/billing".encode()).decode()}})
+    env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name)["spec"]["template"]["metadata"]["annotations"][
+        naming.CHECKSUM_ANNOTATION] != checksum, "a new checksum after a cluster's Secret changed")
+
+    # A Secret value the list of clusters cannot carry stops the rollout, named but never quoted.
+    rolled = env.get(resources.DEPLOYMENTS, ns, name)
+    env.api.merge_patch(resources.SECRETS, ns, "orders-mq", {"data": {
+        "url": base64.b64encode(f"redis://:{secret_word}@a:6379/0,redis://b:6379/0".encode()).decode()}})
+    refused = env.wait_condition(ns, name, "Reconciled", "False", "UnusableCluster")
+    assert "spec.clusters[0].broker.secretKeyRef" in refused["message"] and secret_word not in refused["message"]
+    assert env.get(resources.DEPLOYMENTS, ns, name)["spec"] == rolled["spec"]  # what ran keeps running
+    assert secret_word not in env.log.read_text()
+
+
+def test_a_bad_list_of_clusters_is_a_condition_with_a_reason_then_the_fix_converges(env: Env) -> None:
+    ns, name = "e2e-bad-clusters", "fleet"
+    twice = [{"name": "orders", "broker": {"url": "redis://redis:6379/0"}},
+             {"name": "orders", "broker": {"url": "redis://redis:6379/1"}}]
+    env.create_monitor(ns, name, {"broker": {"url": "redis://redis:6379/0"}, "clusters": twice})
+
+    refused = env.wait_condition(ns, name, "Reconciled", "False", "InvalidSpec")
+    assert "spec.clusters: give the brokers either as spec.clusters or as spec.broker" in refused["message"]
+    assert "spec.clusters[1].name: 'orders' is already the name of spec.clusters[0]" in refused["message"]
+    assert env.get(resources.DEPLOYMENTS, ns, name) is None
+
+    env.update_spec(ns, name, 2, {"broker": None, "clusters": [twice[0], {**twice[1], "name": "orders-archive"}]})
+    env.wait_condition(ns, name, "Reconciled", "True", "Applied")
+    env.wait(lambda: env.get(resources.DEPLOYMENTS, ns, name), "the Deployment once the spec is fixed")

@@ -36,6 +36,9 @@ REFUSED = {
                                       "spec.extraArgs or spec.extraEnv"),
     "an option the monitor does not know": ({"broker": BROKER, "extraArgs": ["--no_such_option=1"]},
                                             "spec.extraArgs or spec.extraEnv"),
+    "clusters and a single broker besides": (
+        {"clusters": [{"name": "orders", "broker": {"url": "redis://r/0"}}], "extraArgs": ["--broker=redis://r/1"]},
+        "spec.clusters"),  # the message goes on: "... instead of --broker"
 }
 ACCEPTED = {
     "GitLab groups say who may sign in": oauth(provider="gitlab", gitlabGroups=["ops", "data/platform"]),
@@ -78,3 +81,17 @@ def test_the_login_fields_reach_the_monitor() -> None:
     assert settings.gitlab_auth_allowed_groups == ["ops", "data/platform"]
     assert settings.oauth2_okta_base_url == "https://example.okta.com/oauth2/default"
     assert settings.oauth2_discovery_url == "https://sso.example.com/.well-known/openid-configuration"
+
+
+def test_the_urls_of_clusters_read_from_secrets_stand_in_as_urls_of_their_kind() -> None:
+    monitor = make_monitor({"clusters": [*SPECS["clusters"]["clusters"],
+                                         {"name": "dollar", "broker": {"url": "redis://r/0?name=$x"}}]})
+
+    env = option_check.environment(monitor)
+
+    # What the monitor's own check of --clusters reads: URLs where the Secrets' values will be.
+    assert env[deployment.CLUSTERS_ENV] == (
+        f"orders={option_check.STAND_INS['CELERY_MONITOR_BROKER']} "
+        f"result_backend={option_check.STAND_INS['CELERY_MONITOR_RESULT_BACKEND']}, "
+        f"reports_eu-1=amqp://rabbitmq:5672/reports broker_api={option_check.STAND_INS['CELERY_MONITOR_BROKER_API']}, "
+        "dollar=redis://r/0?name=$x")

@@ -269,3 +269,42 @@ def test_the_database_secret_rolls_the_pod_when_it_changes() -> None:
                                              token))
 
     assert checksum(PG_SECRET) != checksum(other)
+
+
+CLUSTERS = {"clusters": [{"name": "orders", "broker": {"secretKeyRef": {"name": "orders-mq"}}},
+                         {"name": "billing", "broker": {"secretKeyRef": {"name": "billing-mq", "key": "amqp"}}}]}
+CLUSTER_SECRETS: dict[str, dict[str, str] | None] = {"orders-mq": {"url": b64("redis://:pw@redis:6379/0")},
+                                                     "billing-mq": {"amqp": b64("amqp://b:pw@mq:5672/billing\n")}}
+
+
+def test_the_brokers_of_every_cluster_are_read_and_roll_the_pod_when_one_changes() -> None:
+    def checksum(secrets: dict[str, dict[str, str] | None]) -> str:
+        return checksum_of(reconcile.desired(make_monitor(CLUSTERS), observed(Case(CLUSTERS, [], [], secrets=secrets)),
+                                             token))
+
+    changed = {**CLUSTER_SECRETS, "billing-mq": {"amqp": b64("amqp://b:other@mq:5672/billing")}}
+    assert checksum(CLUSTER_SECRETS) == checksum(dict(CLUSTER_SECRETS))
+    assert checksum(CLUSTER_SECRETS) != checksum(changed)
+
+
+def test_a_missing_cluster_secret_keeps_the_deployment_and_names_the_cluster() -> None:
+    case = Case(CLUSTERS, [], [], secrets={**CLUSTER_SECRETS, "billing-mq": {"url": b64("amqp://mq//")}})
+    plan = reconcile.desired(make_monitor(CLUSTERS), observed(case), token)
+
+    (problem,) = deployment_of(plan).problems
+    assert deployment_of(plan).body is None
+    assert problem.reason == reconcile.SECRET_KEY_NOT_FOUND
+    assert "spec.clusters[1].broker.secretKeyRef" in problem.message and "'amqp'" in problem.message
+
+
+@pytest.mark.parametrize("value", ["redis://:pw@r:6379/0,redis://:pw@r:6379/1", "redis://:pw@r/0 x", " redis://r/0",
+                                   ""])
+def test_a_cluster_secret_the_list_of_clusters_cannot_carry_is_named_but_never_quoted(value: str) -> None:
+    case = Case(CLUSTERS, [], [], secrets={**CLUSTER_SECRETS, "orders-mq": {"url": b64(value)}})
+    plan = reconcile.desired(make_monitor(CLUSTERS), observed(case), token)
+
+    (problem,) = deployment_of(plan).problems
+    assert deployment_of(plan).body is None
+    assert problem.reason == reconcile.UNUSABLE_CLUSTER
+    assert "Secret 'orders-mq' named in spec.clusters[0].broker.secretKeyRef" in problem.message
+    assert "pw@" not in problem.message and "redis://" not in problem.message

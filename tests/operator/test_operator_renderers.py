@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from cmon_helpers import SPECS, make_monitor
 
+from celery_monitor import clusters
 from celery_monitor.cli import config
 from celery_monitor_operator import alert_rules, naming, spec
 from celery_monitor_operator.renderers import (
@@ -230,6 +231,9 @@ def kubelet_environment(monitor: spec.CeleryMonitorResource) -> dict[str, str]:
                     "CELERY_MONITOR_BROKER_API": "http://celery:pw@rabbitmq:15672/api/",
                     "CELERY_MONITOR_RESULT_BACKEND": "redis://:pw@redis:6379/1",
                     "CELERY_MONITOR_API_TOKENS": secret.metrics_token_entry("cmon_stand-in")}
+    for index, _ in enumerate(monitor.spec.clusters):
+        for part, _key in deployment.CLUSTER_PARTS:
+            from_secrets[deployment.cluster_variable(index, part)] = from_secrets[f"CELERY_MONITOR_{part}"]
     env: dict[str, str] = {}
     for var in deployment.monitor_env(monitor):
         value = var.get("value", from_secrets.get(var["name"], f"from-secret-{var['name'].lower()}"))
@@ -253,6 +257,8 @@ def test_the_monitor_takes_every_option_the_operator_renders(spec_name: str, tmp
     assert settings.url_prefix == monitor.spec.url_prefix.strip("/")
     assert bool(settings.certfile) is monitor.spec.serves_tls
     assert settings.metrics_auth == ("any" if monitor.spec.auth.has_login else "none")
+    if spec_name == "clusters":  # as the monitor parses them, after Kubernetes expanded $(CM_CLUSTER_...)
+        assert [spec.name for spec in clusters.parse_clusters(settings.clusters)] == ["orders", "reports_eu-1"]
 
 
 def test_connections_and_the_login_come_from_secrets_not_from_the_pod_spec() -> None:
@@ -476,3 +482,60 @@ def test_the_prometheus_rule_carries_the_projects_alert_rules() -> None:
     alerts = [rule["alert"] for group in rendered["spec"]["groups"] for rule in group["rules"] if "alert" in rule]
     assert "CeleryWorkerDown" in alerts
     assert rendered["metadata"]["labels"]["release"] == "prometheus"
+
+
+def read_clusters(value: str) -> dict[str, dict[str, str]]:
+    """CELERY_MONITOR_CLUSTERS read by its documented syntax: entries separated by ',', each
+    NAME=BROKER_URL then optional whitespace-separated result_backend=URL and broker_api=URL."""
+    clusters = {}
+    for entry in value.split(","):
+        (name, broker), *parts = (token.split("=", 1) for token in entry.split())
+        clusters[name] = {"broker": broker, **dict(parts)}
+    return clusters
+
+
+def expand(env: list[dict[str, Any]], secrets: dict[str, str]) -> dict[str, str]:
+    """The variables as the kubelet sets them: Secret keys ("name/key") read, $(VAR) from earlier ones, $$ to $."""
+    found: dict[str, str] = {}
+    for var in env:
+        if "valueFrom" in var:
+            ref = var["valueFrom"]["secretKeyRef"]
+            found[var["name"]] = secrets.get(f"{ref['name']}/{ref['key']}", "")
+        else:
+            found[var["name"]] = re.sub(r"\$\$|\$\((\w+)\)", lambda hit: "$" if hit.group(1) is None
+                                        else found.get(hit.group(1), hit.group(0)), var["value"])
+    return found
+
+
+def test_each_clusters_urls_come_from_their_own_variables_named_in_the_list_of_clusters() -> None:
+    secrets = {"orders-mq/url": "redis://:s3cret@redis:6379/0", "orders-mq/results": "redis://:s3cret@redis:6379/1",
+               "reports-api/url": "http://reports:s3cret@rabbitmq:15672/api/\n"}
+    rendered = deployment.render_monitor_deployment(make_monitor(SPECS["clusters"]), "c")
+    env = container_of(rendered)["env"]
+    names = [item["name"] for item in env]
+
+    assert env_of(rendered)["CM_CLUSTER_0_BROKER"] == {"secretKeyRef": {"name": "orders-mq", "key": "url"}}
+    assert env_of(rendered)["CM_CLUSTER_0_RESULT_BACKEND"] == {"secretKeyRef": {"name": "orders-mq", "key": "results"}}
+    assert env_of(rendered)["CM_CLUSTER_1_BROKER"] == "amqp://rabbitmq:5672/reports"
+    assert env_of(rendered)[deployment.CLUSTERS_ENV] == (
+        "orders=$(CM_CLUSTER_0_BROKER) result_backend=$(CM_CLUSTER_0_RESULT_BACKEND), "
+        "reports_eu-1=$(CM_CLUSTER_1_BROKER) broker_api=$(CM_CLUSTER_1_BROKER_API)")
+    # $(VAR) only expands variables defined earlier in the list; the single-broker ones are not set.
+    assert max(names.index(name) for name in names if name.startswith("CM_CLUSTER_")) < names.index(
+        deployment.CLUSTERS_ENV)
+    assert not {"CELERY_MONITOR_BROKER", "CELERY_MONITOR_BROKER_API", "CELERY_MONITOR_RESULT_BACKEND"} & set(names)
+    assert not [arg for arg in container_of(rendered)["args"] if arg.startswith(("--broker", "--result_backend"))]
+    assert read_clusters(expand(env, secrets)[deployment.CLUSTERS_ENV]) == {
+        "orders": {"broker": "redis://:s3cret@redis:6379/0", "result_backend": "redis://:s3cret@redis:6379/1"},
+        "reports_eu-1": {"broker": "amqp://rabbitmq:5672/reports",
+                         "broker_api": "http://reports:s3cret@rabbitmq:15672/api/"},
+    }
+
+
+def test_an_inline_cluster_url_with_a_dollar_reaches_the_monitor_as_written() -> None:
+    url = "amqp://rabbitmq:5672/$(HOME)$x"
+    monitor = make_monitor({"clusters": [{"name": "a", "broker": {"url": url}}]})
+
+    env = expand(deployment.monitor_env(monitor), {})
+
+    assert read_clusters(env[deployment.CLUSTERS_ENV]) == {"a": {"broker": url}}

@@ -186,3 +186,78 @@ def test_an_inline_database_url_without_a_password_is_accepted() -> None:
     monitor = make_monitor({"broker": {"url": "redis://r/0"}, "database": {"url": "postgres://cm@pg:5432/cm"}})
 
     assert monitor.spec.database == spec.Database(spec.Connection(url="postgres://cm@pg:5432/cm"))
+
+
+ORDERS = {"name": "orders", "broker": {"secretKeyRef": {"name": "orders-mq"}}}
+REPORTS = {"name": "reports", "broker": {"url": "amqp://rabbitmq:5672/reports"}}
+
+
+def test_a_list_of_clusters_each_with_its_broker_replaces_the_single_broker() -> None:
+    monitor = make_monitor({"clusters": [
+        {**ORDERS, "resultBackend": {"secretKeyRef": {"name": "orders-mq", "key": "results"}}},
+        {"name": "eu_reports-2", "broker": {"url": "amqp://rabbitmq:5672/reports",
+                                            "managementApi": {"secretKeyRef": {"name": "mq-api", "key": "api"}}}},
+    ]})
+
+    orders, reports = monitor.spec.clusters
+    assert monitor.spec.broker is None and monitor.spec.result_backend is None
+    assert (orders.name, orders.broker.connection.secret_ref) == ("orders", spec.SecretKeyRef("orders-mq", "url"))
+    assert orders.result_backend == spec.Connection(secret_ref=spec.SecretKeyRef("orders-mq", "results"))
+    assert (reports.name, reports.broker.connection.url) == ("eu_reports-2", "amqp://rabbitmq:5672/reports")
+    assert reports.result_backend is None
+    assert monitor.spec.secret_refs()[:3] == [
+        ("spec.clusters[0].broker.secretKeyRef", spec.SecretKeyRef("orders-mq", "url")),
+        ("spec.clusters[0].resultBackend.secretKeyRef", spec.SecretKeyRef("orders-mq", "results")),
+        ("spec.clusters[1].broker.managementApi.secretKeyRef", spec.SecretKeyRef("mq-api", "api")),
+    ]
+
+
+@pytest.mark.parametrize(("spec_data", "expected"), [
+    ({"clusters": []}, "spec.clusters: name at least one cluster"),
+    ({"clusters": {"orders": ORDERS}}, "spec.clusters: expected a list of objects"),
+    ({"clusters": [ORDERS], "broker": {"url": "redis://r/0"}},
+     "spec.clusters: give the brokers either as spec.clusters or as spec.broker (one cluster), not both"),
+    ({"clusters": [ORDERS], "resultBackend": {"url": "redis://r/1"}},
+     "spec.clusters: give the brokers either as spec.clusters or as spec.resultBackend"),
+    ({"clusters": [ORDERS, {**REPORTS, "name": "orders"}]},
+     "spec.clusters[1].name: 'orders' is already the name of spec.clusters[0]"),
+    ({"clusters": [{"broker": {"url": "redis://r/0"}}]}, "spec.clusters[0].name: required"),
+    ({"clusters": [{**ORDERS, "name": "Orders"}]}, "spec.clusters[0].name: 'Orders' is not a cluster name"),
+    ({"clusters": [{**ORDERS, "name": "orders-"}]}, "spec.clusters[0].name: 'orders-' is not a cluster name"),
+    ({"clusters": [{**ORDERS, "name": "o" * 41}]}, "is not a cluster name"),
+    ({"clusters": [{"name": "orders"}]}, "spec.clusters[0].broker: required (url or secretKeyRef)"),
+    ({"clusters": [{"name": "orders", "broker": {"secretKeyRef": {"key": "url"}}}]},
+     "spec.clusters[0].broker.secretKeyRef.name: the Secret's name is required"),
+    ({"clusters": [ORDERS, {**REPORTS, "resultBackend": {"url": "redis://r/1", "secretKeyRef": {"name": "r"}}}]},
+     "spec.clusters[1].resultBackend: set either url or secretKeyRef, not both"),
+    ({"clusters": [{"name": "a", "broker": {"url": "redis://r/0,redis://r/1"}}]},
+     "spec.clusters[0].broker.url: a URL in spec.clusters may not contain ',' or whitespace"),
+    ({"clusters": [{"name": "a", "broker": {"url": "redis://r/0", "managementApi": {"url": "http://m /api/"}}}]},
+     "spec.clusters[0].broker.managementApi.url: a URL in spec.clusters may not contain"),
+])
+def test_an_invalid_list_of_clusters_names_the_field_and_the_fix(spec_data: dict[str, Any], expected: str) -> None:
+    problems = problems_of(spec_data)
+
+    assert problems[0].reason == spec_reader.INVALID_SPEC
+    assert any(expected in problem.message for problem in problems), problems
+
+
+@pytest.mark.parametrize("name", ["a", "0", "prod", "eu_west-1", "a" * 40])
+def test_every_name_the_monitor_takes_is_a_cluster_name(name: str) -> None:
+    assert make_monitor({"clusters": [{**ORDERS, "name": name}]}).spec.clusters[0].name == name
+
+
+def test_a_password_in_a_clusters_inline_url_is_refused_and_never_quoted() -> None:
+    problems = problems_of({"clusters": [ORDERS, {"name": "b", "broker": {"url": "redis://:hunter2@r:6379/0"}}]})
+
+    assert problems[0].reason == spec_parser.INLINE_CREDENTIALS
+    assert "spec.clusters[1].broker.url" in problems[0].message and "secretKeyRef" in problems[0].message
+    assert "hunter2" not in problems[0].message
+
+
+@pytest.mark.parametrize(("value", "fits"), [
+    ("redis://:p@r:6379/0", True), ("redis://r/0\n", True), ("amqp://u:p@mq:5672/a;amqp://u:p@mq2:5672/a", True),
+    ("", False), ("\n", False), (" redis://r/0", False), ("redis://r/0 x", False), ("redis://a,b/0", False),
+    ("redis://r/0\tb", False)])
+def test_a_url_fits_the_monitors_list_of_clusters_without_a_comma_or_whitespace_inside(value: str, fits: bool) -> None:
+    assert spec.fits_cluster_list(value) is fits

@@ -184,7 +184,33 @@ def test_a_monitor_outside_the_watched_namespaces_is_refused(helm: Path) -> None
 
 def test_a_monitor_without_a_broker_is_refused(helm: Path) -> None:
     error = helm_cli.template_error(helm, {"celeryMonitor": {"create": True}})
-    assert "celeryMonitor.spec.broker is required" in error
+    assert "celeryMonitor.spec.broker (one cluster) or celeryMonitor.spec.clusters (several) is required" in error
+
+
+CLUSTERS = [
+    {"name": "orders", "broker": {"secretKeyRef": {"name": "celery-brokers", "key": "orders"}},
+     "resultBackend": {"secretKeyRef": {"name": "celery-brokers", "key": "orders-results"}}},
+    {"name": "reports", "broker": {
+        "secretKeyRef": {"name": "rabbitmq-reports", "key": "url"},
+        "managementApi": {"secretKeyRef": {"name": "rabbitmq-reports", "key": "management"}}}},
+]
+
+
+def test_a_monitor_of_several_clusters_is_rendered_as_given_and_valid(helm: Path) -> None:
+    objects = helm_cli.template(helm, {"celeryMonitor": {"create": True, "spec": {"clusters": CLUSTERS}}})
+
+    monitor = one(objects, "CeleryMonitor")
+    assert monitor["spec"] == {"clusters": CLUSTERS}
+    k8s_schemas.validate(monitor)
+
+
+@pytest.mark.parametrize("single", [{"broker": {"url": "redis://redis:6379/0"}},
+                                    {"resultBackend": {"url": "redis://redis:6379/1"}}])
+def test_a_monitor_with_clusters_and_a_single_broker_is_refused(helm: Path, single: dict[str, Any]) -> None:
+    error = helm_cli.template_error(helm, {"celeryMonitor": {"create": True, "spec": {"clusters": CLUSTERS,
+                                                                                      **single}}})
+    assert ("celeryMonitor.spec.clusters replaces celeryMonitor.spec.broker and "
+            "celeryMonitor.spec.resultBackend") in error
 
 
 def test_a_monitor_from_set_flags_alone_is_valid(helm: Path) -> None:

@@ -41,3 +41,11 @@ def test_a_custom_event_brings_its_data_and_the_memory_is_bounded() -> None:
     for other in ("t2", "t3"):
         rebuilder.events({**progress, "uuid": other}, now=NOW)
     assert len(rebuilder.events(progress, now=NOW)) == 1  # forgotten, told again while fresh
+
+
+def test_an_event_of_another_cluster_says_its_cluster_as_the_leaders_do() -> None:
+    rebuilder = EventRebuilder()
+    (event,) = rebuilder.events(task(["SUCCESS", NOW, "prod:w@h"], cluster="prod"), now=NOW)
+    assert (event["hostname"], event["cluster"]) == ("prod:w@h", "prod")
+    (plain,) = EventRebuilder().events(task(["SUCCESS", NOW, "w@h"], cluster="default"), now=NOW)
+    assert "cluster" not in plain  # the default cluster's events stay as Celery sent them

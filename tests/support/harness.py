@@ -115,13 +115,20 @@ class Harness:
         return list(found.samples) if found is not None else []
 
     def values(self, family: str, sample_name: str | None = None, **match: str) -> dict[tuple[str, ...], float]:
-        """Sample values of a family keyed by their label values (label names sorted, as exposed)."""
+        """Sample values of a family keyed by their label values (label names sorted, as exposed).
+
+        The harness watches one broker: a series with a ``cluster`` label must say ``default`` (checked
+        here), and the label is left out of the keys unless ``cluster`` is matched on.
+        """
         out: dict[tuple[str, ...], float] = {}
         for sample in self.samples(family):
             if sample_name is not None and sample.name != sample_name:
                 continue
+            labels = dict(sample.labels)
+            if "cluster" not in match and "cluster" in labels:
+                assert labels.pop("cluster") == "default", sample
             if all(sample.labels.get(k) == v for k, v in match.items()):
-                out[tuple(v for k, v in sorted(sample.labels.items()))] = sample.value
+                out[tuple(v for k, v in sorted(labels.items()))] = sample.value
         return out
 
     def close(self) -> None:

@@ -169,8 +169,19 @@ def gitlab_emails(user: Mapping[str, Any], groups: Sequence[Mapping[str, Any]],
     return [email]
 
 
-async def candidate_emails(client: Any, token: Mapping[str, Any], settings: ProviderSettings) -> list[str]:
-    """Ask the provider who signed in (``client`` is Authlib's client for it)."""
+def claimed_groups(claims: Mapping[str, Any]) -> list[str]:
+    """The ``groups`` claim (Okta, Keycloak, Entra ID, Dex... when configured to send it), for
+    ``group:NAME`` in --cluster_access; anything but a list of strings counts as no groups."""
+    groups = claims.get("groups")
+    if not isinstance(groups, list):
+        return []
+    return [group for group in groups if isinstance(group, str) and group]
+
+
+async def candidate_emails(client: Any, token: Mapping[str, Any], settings: ProviderSettings,
+                           groups_out: list[str] | None = None) -> list[str]:
+    """Ask the provider who signed in (``client`` is Authlib's client for it); an OpenID issuer's
+    ``groups`` claim is added to ``groups_out`` when given."""
     if settings.is_openid:
         claims = dict(token.get("userinfo") or {})  # the ID token's claims
         if not claims.get("email") or ("email_verified" not in claims and "xms_edov" not in claims):
@@ -178,6 +189,8 @@ async def candidate_emails(client: Any, token: Mapping[str, Any], settings: Prov
             if claims.get("sub") and info.get("sub") != claims["sub"]:
                 raise Denied("the provider's user information is about another user", reason="userinfo sub mismatch")
             claims.update({k: v for k, v in info.items() if k != "iss"})
+        if groups_out is not None:
+            groups_out.extend(claimed_groups(claims))
         if settings.name == "google":
             return google_emails(claims)
         return openid_emails(claims, "Okta" if settings.name == "okta" else "the sign-in provider")

@@ -40,6 +40,30 @@ def _broker() -> s.Schema:
     return connection
 
 
+def _result_backend() -> s.Schema:
+    return _connection("Celery result backend, for task results in the API (--result_backend). Exactly one "
+                       "of url and secretKeyRef.", "result backend")
+
+
+def _clusters() -> s.Schema:
+    cluster = s.obj("One Celery cluster: its name, its broker and, optionally, its result backend.", {
+        "name": s.string("The cluster's name in the monitor: in the API (cluster=), the metrics' cluster label "
+                         "and the dashboard's cluster switcher. Lowercase letters, digits, '-' and '_', at most 40, "
+                         "starting and ending with a letter or a digit; each name once.",
+                         pattern=spec.CLUSTER_NAME_PATTERN),
+        "broker": _broker(),
+        "resultBackend": _result_backend(),
+    }, required=["name", "broker"])
+    schema = s.array(
+        "Several Celery clusters watched by one monitor (its --clusters), instead of spec.broker and "
+        "spec.resultBackend, which describe one cluster (named 'default'). Each URL reaches the pod as a "
+        "variable of its own, read from its Secret, and CELERY_MONITOR_CLUSTERS names those variables: no "
+        "URL is written in the Deployment. A URL (inline or in a Secret) may not contain ',' or whitespace.",
+        cluster)
+    schema.update({"minItems": 1, "x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["name"]})
+    return schema
+
+
 def _auth() -> s.Schema:
     return s.obj("Who may open the monitor.", {
         "basic": s.obj("HTTP Basic authentication for the pages and the API.", {
@@ -228,11 +252,10 @@ def _autoscaling() -> s.Schema:
 
 def spec_schema() -> s.Schema:
     """The schema of ``spec``, also the input of the reference documentation."""
-    return s.obj("Desired state of one monitor for one Celery cluster.", {
+    return s.obj("Desired state of one monitor for one Celery cluster (spec.broker) or several (spec.clusters).", {
         "broker": _broker(),
-        "resultBackend": _connection("Celery result backend, for task results in the API "
-                                     "(--result_backend). Exactly one of url and secretKeyRef.",
-                                     "result backend"),
+        "resultBackend": _result_backend(),
+        "clusters": _clusters(),
         "image": s.string("Monitor container image.", default=naming.DEFAULT_IMAGE),
         "imagePullPolicy": s.string("When to pull the image.", default=spec.DEFAULT_PULL_POLICY,
                                     enum=spec.PULL_POLICIES),
@@ -265,7 +288,13 @@ def spec_schema() -> s.Schema:
                              s.string("One option.")),
         "extraEnv": s.array("Extra environment variables for the monitor container.",
                             s.free_object("A Kubernetes EnvVar (name and value or valueFrom).")),
-    }, required=["broker"], rules=[(
+    }, rules=[(
+        "has(self.broker) != has(self.clusters)",
+        "set exactly one of spec.broker and spec.clusters",
+    ), (
+        "!has(self.clusters) || !has(self.resultBackend)",
+        "spec.resultBackend goes with spec.broker; give each cluster of spec.clusters its own resultBackend",
+    ), (
         "!(has(self.ingress) && has(self.httpRoute) && has(self.ingress.enabled) && "
         "has(self.httpRoute.enabled) && self.ingress.enabled && self.httpRoute.enabled)",
         "enable spec.ingress or spec.httpRoute, not both",
@@ -330,7 +359,7 @@ def render_crd() -> dict[str, Any]:
                     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},
                 ],
                 "schema": {"openAPIV3Schema": s.obj(
-                    "CeleryMonitor deploys and keeps running a Celery Monitor for one Celery cluster.", {
+                    "CeleryMonitor deploys and keeps running a Celery Monitor for one or more Celery clusters.", {
                         "apiVersion": s.string("Versioned schema of this representation of an object."),
                         "kind": s.string("REST resource this object represents."),
                         "metadata": {"type": "object"},

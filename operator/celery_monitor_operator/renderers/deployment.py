@@ -20,6 +20,11 @@ BASIC_USER_ENV = "MONITOR_BASIC_AUTH_USERNAME"
 BASIC_PASSWORD_ENV = "MONITOR_BASIC_AUTH_PASSWORD"
 DATABASE_ENV = "CELERY_MONITOR_DB"
 HOSTNAME_TOPOLOGY = "kubernetes.io/hostname"
+CLUSTERS_ENV = "CELERY_MONITOR_CLUSTERS"
+CLUSTER_VARIABLE_PREFIX = "CM_CLUSTER_"
+# The URLs of one cluster of spec.clusters: the suffix of the variable each is read into, and the
+# key its part of the monitor's entry gives it ("NAME=BROKER_URL broker_api=URL result_backend=URL").
+CLUSTER_PARTS = (("BROKER", ""), ("BROKER_API", "broker_api"), ("RESULT_BACKEND", "result_backend"))
 
 
 def secrets_checksum(values: Mapping[str, str]) -> str:
@@ -93,11 +98,45 @@ def _connection_env(name: str, connection: spec.Connection | None) -> list[dict[
     return [{"name": name, "value": connection.url or ""}]
 
 
+def cluster_variable(index: int, part: str) -> str:
+    """The variable holding one URL of the cluster at ``index`` of spec.clusters."""
+    return f"{CLUSTER_VARIABLE_PREFIX}{index}_{part}"
+
+
+def _clusters_env(clusters: tuple[spec.Cluster, ...]) -> list[dict[str, Any]]:
+    """One variable per URL, then CELERY_MONITOR_CLUSTERS naming them as $(VARIABLE): Kubernetes expands
+    these from the variables defined before it, so the Deployment holds no URL a Secret keeps."""
+    env: list[dict[str, Any]] = []
+    entries = []
+    for index, cluster in enumerate(clusters):
+        urls = dict(zip((part for part, _ in CLUSTER_PARTS),
+                        (cluster.broker.connection, cluster.broker.management_api, cluster.result_backend),
+                        strict=True))
+        parts = []
+        for part, key in CLUSTER_PARTS:
+            connection = urls[part]
+            if connection is None:
+                continue
+            variable = cluster_variable(index, part)
+            if connection.secret_ref is not None:
+                env.append(_from_secret(variable, connection.secret_ref))
+            else:
+                # "$$" is how a "$" survives Kubernetes' expansion of $(VAR) in a value.
+                env.append({"name": variable, "value": (connection.url or "").replace("$", "$$")})
+            parts.append(f"{key or cluster.name}=$({variable})")
+        entries.append(" ".join(parts))
+    return [*env, {"name": CLUSTERS_ENV, "value": ", ".join(entries)}]
+
+
 def monitor_env(monitor: spec.CeleryMonitorResource) -> list[dict[str, Any]]:
     desired = monitor.spec
-    env = _connection_env("CELERY_MONITOR_BROKER", desired.broker.connection)
-    env += _connection_env("CELERY_MONITOR_BROKER_API", desired.broker.management_api)
-    env += _connection_env("CELERY_MONITOR_RESULT_BACKEND", desired.result_backend)
+    env: list[dict[str, Any]] = []
+    if desired.broker is not None:
+        env += _connection_env("CELERY_MONITOR_BROKER", desired.broker.connection)
+        env += _connection_env("CELERY_MONITOR_BROKER_API", desired.broker.management_api)
+        env += _connection_env("CELERY_MONITOR_RESULT_BACKEND", desired.result_backend)
+    if desired.clusters:
+        env += _clusters_env(desired.clusters)
     if desired.database is not None:
         env += _connection_env(DATABASE_ENV, desired.database.connection)
     generated = naming.auth_secret_name(monitor.name)

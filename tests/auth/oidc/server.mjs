@@ -3,7 +3,8 @@
 // Any login name signs in (the development login form); the account's email is the login name
 // itself when it holds an "@", else <login>@example.com. Logins starting with "unverified" get
 // email_verified=false, and those starting with "unstated" no email_verified claim at all (as some
-// issuers do). Prints "ready <issuer>" once it listens.
+// issuers do). A login holding "+grp-NAME" is in the group NAME (the "groups" claim, with the
+// profile scope). Prints "ready <issuer>" once it listens.
 import Provider from 'oidc-provider';
 
 const [port, clientId, clientSecret, redirectUri] = process.argv.slice(2);
@@ -17,7 +18,7 @@ const provider = new Provider(issuer, {
     response_types: ['code'],
     grant_types: ['authorization_code'],
   }],
-  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'] },
+  claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name', 'groups'] },
   cookies: { keys: ['loopback-test-only-key'] },
   pkce: { required: () => true },
   async findAccount(ctx, id) {
@@ -25,8 +26,9 @@ const provider = new Provider(issuer, {
     return {
       accountId: id,
       async claims() {
-        if (id.startsWith('unstated')) return { sub: id, email, name: id };
-        return { sub: id, email, email_verified: !id.startsWith('unverified'), name: id };
+        const groups = id.split('+grp-').slice(1).map((part) => part.split('@')[0]);
+        if (id.startsWith('unstated')) return { sub: id, email, name: id, groups };
+        return { sub: id, email, email_verified: !id.startsWith('unverified'), name: id, groups };
       },
     };
   },

@@ -6,6 +6,7 @@ import { redrawCharts } from "./lib/charts.js";
 import { setupThemeToggle } from "./lib/theme.js";
 import { flash } from "./lib/dom.js";
 import { extendLogin } from "./lib/login.js";
+import { setupClusterSwitch } from "./lib/clusters.js";
 import { workersPage } from "./pages/workers.js";
 import { workerPage } from "./pages/worker.js";
 import { tasksPage } from "./pages/tasks.js";
@@ -25,6 +26,7 @@ const PAGES = {
 };
 
 setupThemeToggle(redrawCharts);
+setupClusterSwitch();
 const page = PAGES[config.page];
 if (page) {
   extendLogin().then(page).catch((error) => flash(`Could not load the page's data: ${error.message}`, "error"));

@@ -27,8 +27,17 @@ export const config = {
   judgedStates: facts.judged_states || [],
   monitorReasons: facts.monitor_reasons || [],
   sortKeys: facts.sort_keys || [],
+  // The cluster chosen in the address (?cluster=, validated by the server; "" for every cluster),
+  // and whether the monitor watches several (then tables show a Cluster column).
+  cluster: data.cluster || "",
+  severalClusters: data.severalClusters === "true",
 };
 
 export function url(path) {
   return config.prefix + path;
+}
+
+// A link to another page of the monitor, carrying the chosen cluster so the view stays narrowed.
+export function pageUrl(path) {
+  return config.cluster ? `${url(path)}?${new URLSearchParams({ cluster: config.cluster })}` : url(path);
 }

@@ -34,7 +34,8 @@ export function refreshesEvery(seconds) {
   return true;
 }
 
-export function connectLive({ topics, task, onMessage, onReconnect }) {
+// cluster: the tables' pages pass the chosen one; pages of one task or worker follow it whatever the choice.
+export function connectLive({ topics, task, cluster, onMessage, onReconnect }) {
   if (!config.autoRefresh) {
     indicator("off", "live updates off");
     return;
@@ -44,6 +45,8 @@ export function connectLive({ topics, task, onMessage, onReconnect }) {
   let connectedOnce = false;
   const params = new URLSearchParams({ topics: topics.join(",") });
   if (task) params.set("task", task);
+  // The server sends only the chosen cluster's tasks and workers: another's never reach this page.
+  if (cluster) params.set("cluster", cluster);
   const scheme = location.protocol === "https:" ? "wss:" : "ws:";
   const address = `${scheme}//${location.host}${url("/api/ws")}?${params}`;
 

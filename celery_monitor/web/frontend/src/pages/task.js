@@ -45,7 +45,8 @@ export async function taskPage() {
       workflow.href = url(`/workflow/${encodeURIComponent(root)}`);
       workflow.hidden = false;
     }
-    const keys = Object.keys(task).filter((k) => !SKIP.has(k));
+    // A task's cluster says something only when the monitor watches several.
+    const keys = Object.keys(task).filter((k) => !SKIP.has(k) && (k !== "cluster" || config.severalClusters));
     const fields = keys.flatMap((key) => [el("dt", {}, key), el("dd", { dataset: { field: key } }, value(key, task))]);
     if (task.children && task.children.length) {
       fields.push(el("dt", {}, "children"),

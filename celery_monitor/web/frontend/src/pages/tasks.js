@@ -1,5 +1,5 @@
 // Tasks: a server-side paged table (filters, search, sort), updated live as tasks change.
-import { config, url } from "../lib/config.js";
+import { config, pageUrl } from "../lib/config.js";
 import { $, $$, badge, el, replace } from "../lib/dom.js";
 import { absolute, duration, number, text, when } from "../lib/format.js";
 import { getJSON } from "../lib/http.js";
@@ -21,9 +21,10 @@ function newer(fetched, pushed) {
 
 export function cell(column, task) {
   const value = task[column];
-  if (column === "uuid") return el("a", { href: url(`/task/${encodeURIComponent(value)}`) }, value);
+  if (column === "uuid") return el("a", { href: pageUrl(`/task/${encodeURIComponent(value)}`) }, value);
   if (column === "state") return badge(value);
-  if (column === "worker" && value) return el("a", { href: url(`/worker/${encodeURIComponent(value)}`) }, value);
+  if (column === "cluster") return value || "default";
+  if (column === "worker" && value) return el("a", { href: pageUrl(`/worker/${encodeURIComponent(value)}`) }, value);
   if (column === "runtime") return duration(value);
   if (TIMES.has(column)) return el("time", { title: absolute(value) }, when(value));
   return text(value);
@@ -68,6 +69,7 @@ export async function tasksPage() {
     if (state.after) result.after = state.after;
     else if (state.before) result.before = state.before;
     else result.offset = state.offset;
+    if (config.cluster) result.cluster = config.cluster;
     for (const name of FILTERS) {
       const value = form.elements[name].value.trim();
       if (value) result[name] = value;
@@ -200,6 +202,7 @@ export async function tasksPage() {
   // Listen before the first fetch, so a change made while it runs is not missed.
   connectLive({
     topics: ["tasks"],
+    cluster: config.cluster,
     onMessage(message) {
       let unseen = false;
       for (const task of message.tasks) {

@@ -1,0 +1,251 @@
+"""One monitor watching several Celery clusters (``--clusters``), with real workers on each.
+
+Two Redis databases of one server and a RabbitMQ virtual host, a worker of the same name on each:
+every task lands under its own cluster, the workers stay apart, the API filters by cluster, and a
+cluster whose broker goes away leaves the others live.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from support.client import celery_client
+from support.fleet import add_vhost, delete_vhost
+from support.processes import MonitorProcess, RedisServer, Worker, free_port, start_worker, wait_for
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import connect
+
+from celery_monitor.auth.tokens import digest_of
+
+ADMIN = ("admin", "admin-secret")
+ALICE = ("alice", "alice-secret")  # control on alpha, read on beta, nothing of gamma and delta
+CI_TOKEN = "cmon_ci-token-for-gamma-only"  # read on gamma
+
+
+@dataclass
+class Clusters:
+    brokers: dict[str, str]
+    workers: dict[str, Worker]
+    monitor: MonitorProcess
+    own_redis: RedisServer
+    lonely_redis: RedisServer
+
+    def send(self, cluster: str, name: str, *args: object) -> str:
+        task_id = f"{cluster}-{uuid.uuid4().hex[:8]}"
+        with celery_client(self.brokers[cluster], "") as app:
+            app.send_task(name, args=args, task_id=task_id)
+        return task_id
+
+    def task(self, task_id: str) -> dict[str, object] | None:
+        response = self.monitor.get(f"/api/task/info/{task_id}")
+        return response.json() if response.status_code == 200 else None
+
+
+@pytest.fixture(scope="module")
+def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
+    tmp = tmp_path_factory.mktemp("several-clusters")
+    own = RedisServer(free_port(), tmp).start()
+    lonely = RedisServer(free_port(), tmp_path_factory.mktemp("lonely")).start()
+    vhost = add_vhost()
+    brokers = {
+        "alpha": f"redis://127.0.0.1:{own.port}/0",
+        "beta": f"redis://127.0.0.1:{own.port}/1",
+        "gamma": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
+        "delta": lonely.url,
+    }
+    spec = ",".join(f"{name}={url}" for name, url in brokers.items())
+    access = "alice=alpha:control,alice=beta:read,token:ci=gamma:read"
+    monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", f"--basic_auth={ADMIN[0]}:{ADMIN[1]}"
+                              f",{ALICE[0]}:{ALICE[1]}", f"--cluster_access={access}", "--inspect_timeout=1000",
+                              f"--api_tokens=ci:full:{digest_of(CI_TOKEN)}"],
+                             free_port(), tmp / "monitor.log", {}, auth=ADMIN)
+    workers: dict[str, Worker] = {}
+    try:
+        monitor.start(timeout=40, wait_connected=False)
+        wait_for(lambda: all(c["connected"] for c in monitor.json("/api/monitor/status")["clusters"].values()), 40,
+                 message="every cluster's stream connected")
+        # The same worker name in three clusters: "w@<host>".
+        for name in ("alpha", "beta", "gamma"):
+            (tmp / name).mkdir()
+            workers[name] = start_worker(brokers[name], "w", tmp / name)
+        yield Clusters(brokers, workers, monitor, own, lonely)
+    finally:
+        for worker in workers.values():
+            worker.stop()
+        monitor.stop()
+        own.stop()
+        lonely.stop()
+        delete_vhost(vhost)
+
+
+def test_workers_of_the_same_name_stay_apart_under_their_clusters(several: Clusters) -> None:
+    hostname = several.workers["alpha"].hostname
+    expected = {f"{name}:{hostname}": name for name in ("alpha", "beta", "gamma")}
+
+    def listed() -> dict[str, object]:
+        workers = several.monitor.json("/api/workers")
+        return {name: entry["cluster"] for name, entry in workers.items() if entry["status"]}
+
+    wait_for(lambda: listed() == expected, 60, message=f"the three workers online: {expected}")
+    only_beta = several.monitor.json("/api/workers?cluster=beta")
+    assert list(only_beta) == [f"beta:{hostname}"]
+    assert several.monitor.json("/api/workers?status=true&cluster=gamma") == {f"gamma:{hostname}": True}
+
+
+def test_each_task_lands_under_its_own_cluster(several: Clusters) -> None:
+    sent = {cluster: several.send(cluster, "tests.add", 2, 3) for cluster in ("alpha", "beta", "gamma")}
+    hostname = several.workers["alpha"].hostname
+    for cluster, task_id in sent.items():
+        wait_for(lambda task_id=task_id: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
+                 message=f"{task_id} succeeded in the monitor")
+        task = several.task(task_id)
+        assert task is not None
+        assert task["cluster"] == cluster
+        assert task["worker"] == f"{cluster}:{hostname}"
+    for cluster, task_id in sent.items():
+        listed = several.monitor.json(f"/api/tasks?cluster={cluster}")
+        assert task_id in listed
+        assert {t["cluster"] for t in listed.values()} == {cluster}
+    both = several.monitor.json("/api/tasks?cluster=alpha,gamma")
+    assert {sent["alpha"], sent["gamma"]} <= set(both)
+    assert sent["beta"] not in both
+
+
+def test_metrics_say_each_series_cluster_and_the_bare_hostname(several: Clusters) -> None:
+    task_id = several.send("beta", "tests.add", 4, 4)
+    wait_for(lambda: (several.task(task_id) or {}).get("state") == "SUCCESS", 60, message=f"{task_id} succeeded")
+    hostname = several.workers["beta"].hostname
+    metric = several.monitor.metric
+    # The worker label is the hostname; the cluster label tells the three workers of that name apart.
+    succeeded = {"task": "tests.add", "type": "task-succeeded", "worker": hostname}
+    assert metric("flower_events_total", cluster="beta", **succeeded) >= 1
+    assert metric("flower_task_runtime_seconds_count", cluster="beta", task="tests.add", worker=hostname) >= 1
+    assert metric("celery_monitor_task_outcomes_total", cluster="beta", task="tests.add", state="SUCCESS") >= 1
+    for cluster in ("alpha", "beta", "gamma"):
+        assert metric("flower_worker_online", cluster=cluster, worker=hostname) == 1, cluster
+        assert metric("celery_monitor_workers", cluster=cluster, status="online") == 1, cluster
+        assert metric("celery_monitor_events_received_total", cluster=cluster) > 0, cluster
+    assert metric("celery_monitor_workers", cluster="delta", status="online") == 0
+    for cluster in ("alpha", "beta", "gamma", "delta"):
+        assert metric("celery_monitor_receiver_connected", cluster=cluster) == 1, cluster
+    assert metric("flower_worker_online", worker=f"beta:{hostname}") == 0  # no qualified name as a label
+
+
+def test_a_bad_cluster_filter_gets_a_400_with_a_reason(several: Clusters) -> None:
+    response = several.monitor.get("/api/tasks", params={"cluster": "Not A Name"})
+    assert response.status_code == 400
+    assert response.json()["error"].startswith("Invalid 'cluster': cluster name 'Not A Name' must be")
+
+
+def test_a_cluster_whose_broker_stops_leaves_the_others_live(several: Clusters) -> None:
+    several.lonely_redis.stop()
+
+    def delta() -> dict[str, object]:
+        clusters: dict[str, dict[str, object]] = several.monitor.json("/api/monitor/status")["clusters"]
+        return clusters["delta"]
+
+    wait_for(lambda: not delta()["connected"] and delta()["last_error"], 30, message="delta seen down")
+    # Its own receiver's gauges say so, per cluster; the others stay connected.
+    assert several.monitor.metric("celery_monitor_receiver_connected", cluster="delta") == 0
+    assert several.monitor.metric("celery_monitor_receiver_errors_total", cluster="delta") >= 1
+    task_id = several.send("gamma", "tests.add", 1, 1)
+    wait_for(lambda: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
+             message="a task of another cluster applied while delta is down")
+    status = several.monitor.json("/api/monitor/status")["clusters"]
+    assert all(status[name]["connected"] for name in ("alpha", "beta", "gamma"))
+    for name in ("alpha", "beta", "gamma"):
+        assert several.monitor.metric("celery_monitor_receiver_connected", cluster=name) == 1, name
+    assert "guest:guest" not in several.monitor.get("/api/monitor/status").text  # no password in the status
+
+
+def pool_size(broker: str, hostname: str) -> int:
+    """The worker's pool size as it says itself, asked on its own broker."""
+    with celery_client(broker, "") as app:
+        replies = app.control.inspect([hostname], timeout=5, limit=1).stats() or {}
+    return len(replies[hostname]["pool"]["processes"])
+
+
+def test_inspect_and_control_reach_the_worker_of_the_right_cluster(several: Clusters) -> None:
+    hostname = several.workers["alpha"].hostname
+    beta = f"beta:{hostname}"
+    wait_for(lambda: several.monitor.json("/api/workers?status=true").get(beta), 60, message=f"{beta} online")
+    details = several.monitor.json(f"/api/workers?refresh=true&workername={beta}")[beta]
+    assert details["cluster"] == "beta"
+    assert any(entry.startswith("tests.add") for entry in details["registered"])
+    before = {name: pool_size(several.brokers[name], hostname) for name in ("alpha", "beta")}
+    response = several.monitor.client.post(f"/api/worker/pool/grow/{beta}", params={"n": 1})
+    assert response.status_code == 200, response.text
+    # Only beta's worker grew: the one of the same name in alpha was not told.
+    wait_for(lambda: pool_size(several.brokers["beta"], hostname) == before["beta"] + 1, 20,
+             message="beta's worker grew its pool")
+    assert pool_size(several.brokers["alpha"], hostname) == before["alpha"]
+
+
+def test_an_identity_scoped_to_some_clusters_sees_and_controls_those_alone(several: Clusters) -> None:
+    hostname = several.workers["alpha"].hostname
+    sent = {cluster: several.send(cluster, "tests.add", 4, 4) for cluster in ("alpha", "beta", "gamma")}
+    for task_id in sent.values():
+        wait_for(lambda task_id=task_id: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
+                 message=f"{task_id} succeeded")
+    wait_for(lambda: all(several.monitor.json("/api/workers?status=true").get(f"{c}:{hostname}")
+                         for c in ("alpha", "beta")), 60, message="alpha's and beta's workers online")
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        tasks = alice.get("/api/tasks").json()
+        assert {sent["alpha"], sent["beta"]} <= set(tasks) and sent["gamma"] not in tasks
+        assert {t["cluster"] for t in tasks.values()} <= {"alpha", "beta"}
+        refused = alice.get("/api/tasks", params={"cluster": "gamma"})
+        assert refused.status_code == 403 and refused.json()["error"] == "This identity may not see the cluster 'gamma'"
+        assert alice.get(f"/api/task/info/{sent['gamma']}").status_code == 404  # not even told it exists
+        assert alice.get(f"/api/task/info/{sent['beta']}").json()["cluster"] == "beta"
+        assert set(alice.get("/api/workers").json()) <= {f"alpha:{hostname}", f"beta:{hostname}"}
+        assert alice.get("/api/workers", params={"workername": f"gamma:{hostname}"}).status_code == 404
+        assert alice.get("/ui/workers.json").json()["workers"][0]["cluster"] in ("alpha", "beta")
+        # What shows every cluster at once is closed to her; what she may not control is refused.
+        assert alice.get("/api/monitor/status").status_code == 403
+        assert alice.get("/api/queues/length").status_code == 403
+        no_control = alice.post(f"/api/worker/pool/grow/beta:{hostname}", params={"n": 1})
+        assert no_control.status_code == 403, no_control.text
+        assert no_control.json()["error"] == "This identity may not control the cluster 'beta'"
+        assert alice.post(f"/api/task/revoke/{sent['beta']}").status_code == 403
+        assert alice.post(f"/api/task/revoke/{sent['alpha']}").status_code == 200
+        bulk = alice.post("/api/tasks/revoke", params={"dry_run": "true", "state": "SUCCESS"})
+        assert bulk.status_code == 200, bulk.text
+        assert alice.post("/api/tasks/revoke", params={"dry_run": "true", "cluster": "beta"}).status_code == 403
+    with httpx.Client(base_url=several.monitor.url, headers={"Authorization": f"Bearer {CI_TOKEN}"},
+                      timeout=15) as ci:
+        assert set(ci.get("/api/tasks").json()) >= {sent["gamma"]}
+        assert {t["cluster"] for t in ci.get("/api/tasks").json().values()} == {"gamma"}
+    # The audit trail names the cluster each action reached, refusals included.
+    entries = several.monitor.json("/api/audit", params={"user": "alice"})["entries"]
+    by_target = {(e["action"], e["target"]): e for e in entries}
+    assert by_target[("worker.pool_grow", f"beta:{hostname}")]["cluster"] == "beta"
+    assert by_target[("worker.pool_grow", f"beta:{hostname}")]["status"] == 403
+    assert by_target[("task.revoke", sent["alpha"])]["cluster"] == "alpha"
+    assert by_target[("task.revoke", sent["alpha"])]["status"] == 200
+
+
+def test_a_scoped_identity_gets_the_live_pushes_of_its_clusters_alone(several: Clusters) -> None:
+    token = base64.b64encode(f"{ALICE[0]}:{ALICE[1]}".encode()).decode()
+    url = several.monitor.url.replace("http://", "ws://") + "/api/ws?topics=tasks,samples,audit"
+    with connect(url, additional_headers={"Authorization": f"Basic {token}"}, open_timeout=5) as live:
+        assert json.loads(live.recv(timeout=5)) == {"hello": ["audit", "samples", "tasks"]}
+        other = several.send("gamma", "tests.add", 5, 5)
+        wait_for(lambda: (several.task(other) or {}).get("state") == "SUCCESS", 60, message=f"{other} applied")
+        mine = several.send("alpha", "tests.add", 6, 6)
+        received: list[dict[str, Any]] = []
+        while not any(t["uuid"] == mine and t["state"] == "SUCCESS" for m in received for t in m["tasks"]):
+            received.append(json.loads(live.recv(timeout=30)))
+    assert {t["cluster"] for m in received for t in m["tasks"]} <= {"alpha", "beta"}
+    assert not [m for m in received if m["samples"] or m["audit"]]  # they span every cluster
+    with connect(url + "&cluster=gamma", additional_headers={"Authorization": f"Basic {token}"},
+                 open_timeout=5) as refused, pytest.raises(ConnectionClosed) as closed:
+        refused.recv(timeout=5)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.reason == "This identity may not see the cluster 'gamma'"
