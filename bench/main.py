@@ -83,6 +83,7 @@ class Config:
     pg_history: int | None = None
     pg_rates: list[int] = field(default_factory=list)
     pg_keep: bool = False
+    pg_queries_only: bool = False
 
 
 MODES = {
@@ -135,6 +136,8 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument("--pg-keep", action="store_true",
                         help="keep the PostgreSQL history database for later runs, and reuse one that holds "
                              "--pg-history tasks")
+    parser.add_argument("--pg-queries-only", action="store_true",
+                        help="the PostgreSQL section's queries only (no ingest, no retention): before/after a change")
     args = parser.parse_args(argv)
     mode = args.mode or "full"
     values = dict(MODES[mode])
@@ -160,6 +163,7 @@ def parse_args(argv: list[str]) -> Config:
     config.pg_history = args.pg_history
     config.pg_rates = ints(args.pg_rates)
     config.pg_keep = args.pg_keep
+    config.pg_queries_only = args.pg_queries_only
     return config
 
 
@@ -561,7 +565,8 @@ def main(argv: list[str] | None = None) -> None:
         with workdir() as path:
             bench = Bench(config, path)
             bench.sample_load()
-            pg_history.PgHistory(bench, config.pg_history, config.pg_keep, config.pg_rates, log).run()
+            pg_history.PgHistory(bench, config.pg_history, config.pg_keep, config.pg_rates, log,
+                                 config.pg_queries_only).run()
             bench.sample_load()
         write(bench, output, render=report.render_ours, header=[
             f"# Benchmark: celery-monitor on PostgreSQL, {config.pg_history:,} tasks",

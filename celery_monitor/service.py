@@ -61,7 +61,7 @@ from celery_monitor.state.models import WorkerRecord
 from celery_monitor.state.stats import EventStats
 from celery_monitor.store import dsn, meta_keys, overlay, target
 from celery_monitor.store.lookup import TaskLookup
-from celery_monitor.store.query import TaskQuery
+from celery_monitor.store.query import Cursor, TaskQuery
 from celery_monitor.store.writer import SPOOL_POSITION, StoreWriter
 from celery_monitor.supervision import Loop, Supervisor
 
@@ -458,8 +458,13 @@ class Monitor:
     def query_tasks(self, query: TaskQuery) -> list[dict[str, Any]]:
         return self.tasks.page(query)
 
-    def count_tasks(self, query: TaskQuery) -> int:
-        return self.tasks.count(query)
+    def count_tasks(self, query: TaskQuery, cap: int | None = None) -> int:
+        """How many tasks the query selects; with ``cap``, ``cap + 1`` when more than ``cap``."""
+        return self.tasks.count(query, cap)
+
+    def task_cursors(self, query: TaskQuery, tasks: list[dict[str, Any]]) -> list[Cursor]:
+        """The cursor just past each of these tasks in the query's order (keyset paging)."""
+        return self.tasks.cursors(query, tasks)
 
     def stream_tasks(self, query: TaskQuery) -> overlay.TaskStream:
         """Every task the query selects, a chunk at a time (for lists without a limit)."""

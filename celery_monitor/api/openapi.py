@@ -39,7 +39,8 @@ TASK_FILTERS: dict[str, dict[str, Any]] = {
 
 QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/workers": {"refresh": BOOLEAN, "status": BOOLEAN, "workername": STRING, "cluster": CLUSTER},
-    "/api/tasks": TASK_FILTERS,
+    "/api/tasks": {**TASK_FILTERS, "after": {
+        "type": "string", "description": "a cursor from a Link rel=\"next\" header: the page just past that task"}},
     "/api/task/result/{task_id}": {"timeout": SECONDS},
     "/api/task/apply/{name}": {"timeout": SECONDS},
     "/api/tasks/revoke": {**TASK_FILTERS, "queue": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,

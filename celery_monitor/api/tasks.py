@@ -22,14 +22,23 @@ def flower_fields(task: dict[str, Any]) -> dict[str, Any]:
 
 
 async def list_tasks(request: Request) -> Response:
-    """GET /api/tasks: a page with ``limit``; without one, every match, streamed a chunk at a time."""
+    """GET /api/tasks: a page with ``limit``; without one, every match, streamed a chunk at a time.
+
+    A full page says where the next one is (a ``Link`` header, ``rel="next"``: the same query with
+    ``after=<cursor>``, one index seek however deep); ``offset`` works as in Flower."""
     monitor = monitor_of(request)
     query = task_query(request)
     if query.limit is None:
         stream = await run_in_threadpool(monitor.stream_tasks, query)
         return StreamingResponse(_json_object(stream), media_type="application/json")
     tasks = await run_in_threadpool(monitor.query_tasks, query)
-    return json_response({task["uuid"]: flower_fields(task) for task in tasks})
+    response = json_response({task["uuid"]: flower_fields(task) for task in tasks})
+    if tasks and len(tasks) >= query.limit:
+        # Keyset paging beside Flower's shape: the next page's address, by cursor (RFC 8288).
+        (cursor,) = await run_in_threadpool(monitor.task_cursors, query, [tasks[-1]])
+        following = request.url.remove_query_params("offset").include_query_params(after=cursor.token())
+        response.headers["Link"] = f'<{following}>; rel="next"'
+    return response
 
 
 async def _json_object(stream: Any) -> Any:

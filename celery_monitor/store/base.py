@@ -34,9 +34,12 @@ class Store(Protocol):
         """The first ``limit`` tasks whose ``root_id`` is ``root_id``, in the order first seen."""
 
     def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
-        """The query's page, leaving out the rows whose seq is in ``excluding``."""
+        """The query's page (past its cursor, ``query.after``, if any), leaving out the rows whose seq
+        is in ``excluding``."""
 
-    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> int: ...
+    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = (), cap: int | None = None) -> int:
+        """How many rows the query selects (its cursor and page aside); with ``cap``, ``cap + 1`` when
+        more than ``cap`` (counted no further)."""
 
     # Lists lay the writer's pending tasks over these (store/overlay.py).
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 from celery_monitor.state.live import LiveView
 from celery_monitor.store import overlay
 from celery_monitor.store.base import Store, TaskDict
-from celery_monitor.store.query import TaskQuery
+from celery_monitor.store.query import Cursor, TaskQuery
 from celery_monitor.store.writer import StoreWriter
 
 
@@ -62,8 +62,12 @@ class TaskLookup:
     def page(self, query: TaskQuery) -> list[TaskDict]:
         return overlay.page(self.store, query, self.writer.pending_snapshot())
 
-    def count(self, query: TaskQuery) -> int:
-        return overlay.count(self.store, query, self.writer.pending_snapshot())
+    def count(self, query: TaskQuery, cap: int | None = None) -> int:
+        return overlay.count(self.store, query, self.writer.pending_snapshot(), cap)
+
+    def cursors(self, query: TaskQuery, tasks: list[TaskDict]) -> list[Cursor]:
+        """The cursor just past each of these tasks in the query's order (keyset paging)."""
+        return overlay.cursors(self.store, query, tasks)
 
     def stream(self, query: TaskQuery) -> overlay.TaskStream:
         """Every task the query selects, a chunk at a time (for lists without a limit)."""

@@ -22,10 +22,9 @@ from typing import Any, Protocol, TypeGuard
 
 from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
 from celery_monitor.store.base import TaskDict
-from celery_monitor.store.query import SORT_KEYS, TaskQuery
+from celery_monitor.store.query import NEW_SEQ, SORT_KEYS, Cursor, TaskQuery, cursor_of, order_column
 from celery_monitor.store.search import matches as search_matches
 
-NEW_SEQ = 1 << 62  # tasks not in the history yet are inserted after every row it holds
 STREAM_CHUNK = 1000
 
 Key = tuple[Any, ...]
@@ -35,7 +34,7 @@ class History(Protocol):
     def snapshot(self) -> Any: ...
     def seqs_of(self, uuids: Any) -> dict[str, int]: ...
     def query_tasks(self, query: TaskQuery, excluding: Any = ()) -> list[TaskDict]: ...
-    def count_tasks(self, query: TaskQuery, excluding: Any = ()) -> int: ...
+    def count_tasks(self, query: TaskQuery, excluding: Any = (), cap: int | None = None) -> int: ...
     def task_count(self) -> int: ...
     def ordered_seqs(self, query: TaskQuery, excluding: Any = ()) -> list[int]: ...
     def tasks_in_order(self, seqs: Any) -> list[tuple[int, TaskDict]]: ...
@@ -70,25 +69,58 @@ def _is_number(value: Any) -> TypeGuard[float]:
 
 def order_key(query: TaskQuery) -> Callable[[TaskDict, int], Key]:
     """The sort key of a (task, seq) in the query's order, ascending (reverse it for descending)."""
-    if query.sort_by in SORT_KEYS:
-        column: str | None = query.sort_by
-    elif query.received_start is not None or query.received_end is not None:
-        column = "received"
-    else:
-        column = None
+    column = order_column(query)
 
     def key(task: TaskDict, seq: int) -> Key:
         if column is None:
             return (seq,)
-        value = task.get(column)
-        # SQLite orders NULL first, then numbers, then text.
-        if value is None:
-            return (0, 0, seq)
-        if _is_number(value):
-            return (1, value, seq)
-        return (2, str(value), seq)
+        return _value_key(task.get(column), seq)
 
     return key
+
+
+def _value_key(value: Any, seq: int) -> Key:
+    # SQLite orders NULL first, then numbers, then text.
+    if value is None:
+        return (0, 0, seq)
+    if _is_number(value):
+        return (1, value, seq)
+    return (2, str(value), seq)
+
+
+def _past(query: TaskQuery, cursor_key: Key | None) -> Callable[[Key], bool]:
+    """Whether a row's key comes after the cursor's in the query's order (every row without a cursor)."""
+    if cursor_key is None:
+        return lambda key: True
+    if query.descending:
+        return lambda key: key < cursor_key
+    return lambda key: key > cursor_key
+
+
+def placed(history: History, query: TaskQuery, new: list[TaskDict]) -> TaskQuery:
+    """The query with its cursor's seq found: a cursor made while its task was pending (no seq yet)
+    takes the seq the history gave it since, or its place among the pending new tasks."""
+    cursor = query.after
+    if cursor is None or cursor.seq is not None:
+        return query
+    seq = history.seqs_of([cursor.uuid]).get(cursor.uuid)
+    if seq is None:
+        seq = next((NEW_SEQ + i for i, task in enumerate(new) if task.get("uuid") == cursor.uuid), None)
+    return dataclasses.replace(query, after=dataclasses.replace(cursor, seq=seq))
+
+
+def _cursor_key(query: TaskQuery) -> Key | None:
+    cursor = query.after
+    if cursor is None:
+        return None
+    seq = NEW_SEQ if cursor.seq is None else cursor.seq
+    return (seq,) if cursor.column is None else _value_key(cursor.value, seq)
+
+
+def cursors(history: History, query: TaskQuery, tasks: list[TaskDict]) -> list[Cursor]:
+    """The cursor just past each of these tasks in the query's order (one lookup of their seqs)."""
+    seqs = history.seqs_of([task["uuid"] for task in tasks if isinstance(task.get("uuid"), str)])
+    return [cursor_of(query, task, seqs.get(task.get("uuid"))) for task in tasks]  # type: ignore[arg-type]
 
 
 @dataclasses.dataclass
@@ -107,6 +139,7 @@ class _Pending:
 def _pending(history: History, query: TaskQuery, pending: dict[str, TaskDict], with_matches: bool) -> _Pending:
     seqs = history.seqs_of(pending)
     key = order_key(query)
+    past = _past(query, _cursor_key(query))
     new: list[TaskDict] = []
     matching: list[tuple[Key, TaskDict]] = []
     for uuid, task in pending.items():
@@ -114,8 +147,8 @@ def _pending(history: History, query: TaskQuery, pending: dict[str, TaskDict], w
         if seq is None:
             seq = NEW_SEQ + len(new)
             new.append(task)
-        if with_matches and matches(query, task):
-            matching.append((key(task, seq), task))
+        if with_matches and matches(query, task) and past(row_key := key(task, seq)):
+            matching.append((row_key, task))
     matching.sort(key=lambda item: item[0], reverse=query.descending)
     return _Pending(seqs, new, matching)
 
@@ -123,12 +156,23 @@ def _pending(history: History, query: TaskQuery, pending: dict[str, TaskDict], w
 def page(history: History, query: TaskQuery, pending: dict[str, TaskDict]) -> list[TaskDict]:
     """The query's page, with the pending tasks in their places."""
     if not pending:
-        return history.query_tasks(query)
-    plain = is_plain(query)
+        return history.query_tasks(placed(history, query, []))
+    plain = is_plain(query) and query.after is None
     with history.snapshot():
+        if query.after is not None and query.after.seq is None:
+            query = placed(history, query, _pending(history, query, pending, with_matches=False).new)
         over = _pending(history, query, pending, with_matches=not plain)
         if plain:
             return _plain_page(history, query, pending, over)
+        if query.after is not None:  # a page past its cursor: the pending matches past it, merged
+            window = dataclasses.replace(query, offset=0, limit=None if query.limit is None
+                                         else query.offset + query.limit)
+            rows = history.tasks_in_order(history.ordered_seqs(window, over.stale))
+            key = order_key(query)
+            past = list(heapq.merge(((key(task, seq), task) for seq, task in rows), over.matching,
+                                    key=lambda item: item[0], reverse=query.descending))
+            end = None if query.limit is None else query.offset + query.limit
+            return [task for _, task in past[query.offset : end]]
         offset, limit = query.offset, query.limit
         start = max(0, offset - len(over.matching))
         window = dataclasses.replace(query, offset=start, limit=None if limit is None else offset + limit - start)
@@ -168,16 +212,20 @@ def _plain_page(history: History, query: TaskQuery, pending: dict[str, TaskDict]
     return head + rows
 
 
-def count(history: History, query: TaskQuery, pending: dict[str, TaskDict]) -> int:
-    """How many tasks the query selects, the pending ones counted once, in their newest version."""
+def count(history: History, query: TaskQuery, pending: dict[str, TaskDict], cap: int | None = None) -> int:
+    """How many tasks the query selects (its cursor and page aside), the pending ones counted once, in
+    their newest version; with ``cap``, ``cap + 1`` when more than ``cap``."""
+    query = dataclasses.replace(query, after=None)
     if not pending:
-        return history.count_tasks(query)
+        return history.count_tasks(query, cap=cap)
     with history.snapshot():
         if is_plain(query):
             over = _pending(history, query, pending, with_matches=False)
-            return history.task_count() + len(over.new)
-        over = _pending(history, query, pending, with_matches=True)
-        return history.count_tasks(query, over.stale) + len(over.matching)
+            total = history.task_count() + len(over.new)
+        else:
+            over = _pending(history, query, pending, with_matches=True)
+            total = history.count_tasks(query, over.stale, cap) + len(over.matching)
+    return total if cap is None else min(total, cap + 1)
 
 
 class TaskStream:
@@ -196,7 +244,9 @@ class TaskStream:
         self.chunk = chunk
         self.key = order_key(query)
         with history.snapshot():
-            over = _pending(history, query, pending, with_matches=True)
+            if query.after is not None and query.after.seq is None:
+                self.query = placed(history, self.query, _pending(history, query, pending, with_matches=False).new)
+            over = _pending(history, self.query, pending, with_matches=True)
             self.seqs = history.ordered_seqs(self.query, over.stale)
         self.matching = over.matching
         self.skip = query.offset

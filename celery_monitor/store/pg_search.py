@@ -121,11 +121,12 @@ class HitCache:
 
 
 def index_hits(rows: Rows, predicate: tuple[str, list[Any]], cache: HitCache | None = None
-               ) -> tuple[list[int] | None, int] | None:
-    """The index's hits (None past MAX_HITS: a page is quicker read in its order, but a total still
-    from the index, ``CANDIDATE_MATCHES``) and the watermark, read in the caller's snapshot (or kept
-    from an earlier one at the same version); None when more than MAX_UNINDEXED of the tasks are not
-    indexed: a scan is the better answer."""
+               ) -> tuple[list[int], int] | None:
+    """The index's hits and the watermark, read in the caller's snapshot (or kept from an earlier one
+    at the same version); None when more than MAX_UNINDEXED of the tasks are not indexed: a scan is
+    the better answer. Past MAX_HITS only the first MAX_HITS + 1 found (in no order): a page is then
+    quicker read in its order, an exact total from the index (``CANDIDATE_MATCHES``), and a total
+    counted up to a cap below MAX_HITS often from these alone."""
     state = rows("SELECT watermark, version, (SELECT min(seq) FROM tasks), (SELECT max(seq) FROM tasks) "
                  "FROM search_state", ())
     if not state:
@@ -143,17 +144,16 @@ def index_hits(rows: Rows, predicate: tuple[str, list[Any]], cache: HitCache | N
     skipped = rows("SELECT count(*) FROM (SELECT 1 FROM search_skipped LIMIT %s) s", (most + 1,))[0][0]
     if tail + skipped > most:
         return None
-    if kept is not None:
+    if kept is not None and kept[0] is not None:
         return kept[0], int(watermark)
     # Never prepared: psycopg prepares a statement run five times, and PostgreSQL may then choose a
     # generic plan, which cannot take trigrams from a LIKE pattern it does not know and reads every
     # row of the table instead (1.4 s at a million tasks, against 40 ms).
     hits = [row[0] for row in rows(f"SELECT seq FROM task_search WHERE {sql} LIMIT %s", (*params, MAX_HITS + 1),
                                    prepare=False)]
-    found = None if len(hits) > MAX_HITS else hits
     if cache is not None:
-        cache.put(key, version, int(watermark), found)
-    return found, int(watermark)
+        cache.put(key, version, int(watermark), hits)
+    return hits, int(watermark)
 
 
 # One slice of the walk above the watermark (or of the skipped tasks): the settled ones into the

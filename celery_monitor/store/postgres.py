@@ -40,7 +40,7 @@ from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, pg_search, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import LATEST, raw_text
-from celery_monitor.store.query import SORT_KEYS, TaskQuery
+from celery_monitor.store.query import NEW_SEQ, SORT_KEYS, TaskQuery, after_clauses, order_column
 from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term
 
 log = logging.getLogger(__name__)
@@ -559,10 +559,15 @@ class PostgresStore:
             log.warning("could not write the repaired task %s back: %s", uuid[:80], exc)
         return task
 
-    def _where(self, query: TaskQuery, excluding: Sequence[int] = ()) -> tuple[str, list[Any]]:
-        """The WHERE clause of a query; ``excluding`` leaves out these seqs (rows known to be stale)."""
+    def _where(self, query: TaskQuery, excluding: Sequence[int] = (),
+               extra: tuple[str, list[Any]] | None = None) -> tuple[str, list[Any]]:
+        """The WHERE clause of a query; ``excluding`` leaves out these seqs (rows known to be stale);
+        ``extra``: one more condition (a part of the order past a cursor)."""
         clauses: list[str] = []
         params: list[Any] = []
+        if extra is not None:
+            clauses.append(extra[0])
+            params.extend(extra[1])
 
         def add(clause: tuple[str, list[Any]]) -> None:
             clauses.append(clause[0])
@@ -624,7 +629,7 @@ class PostgresStore:
         if found is None:
             return None
         hits, watermark = found
-        if hits is not None:
+        if len(hits) <= pg_search.MAX_HITS:
             return pg_search.CANDIDATE_TASKS, [hits, watermark, watermark]
         if counting:
             return pg_search.CANDIDATE_MATCHES.format(predicate=predicate[0]), [*predicate[1], watermark, watermark]
@@ -645,15 +650,15 @@ class PostgresStore:
                "SELECT v FROM d WHERE v IS NOT NULL")
         return [row[0] for row in self._rows(sql)]
 
-    def query_sql(self, query: TaskQuery, excluding: Sequence[int] = (),
-                  select: str = _SELECT) -> tuple[str, list[Any]]:
+    def query_sql(self, query: TaskQuery, excluding: Sequence[int] = (), select: str = _SELECT,
+                  extra: tuple[str, list[Any]] | None = None) -> tuple[str, list[Any]]:
         """The SELECT for a query: filters, an order an index can deliver, and the page.
 
         ``select`` is the statement up to and including FROM's table (``SELECT seq FROM tasks`` for
         the order alone). A search the search table can narrow down reads its candidates only (call
         it in a snapshot: the hits and the rows they stand for must agree).
         """
-        where, params = self._where(query, excluding)
+        where, params = self._where(query, excluding, extra)
         if (found := self._candidates(query)) is not None:
             select = select.removesuffix("FROM tasks") + "FROM " + found[0]
             params = [*found[1], *params]
@@ -707,10 +712,31 @@ class PostgresStore:
 
     def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
         with self.snapshot():  # the total and the page (and the search's hits) from one snapshot
+            if query.after is not None:
+                return self._seqs_after(query, excluding)
             if query.limit is not None and query.offset >= DEEP_PAGE:
                 return self._deep_seqs(query, excluding)
             sql, params = self.query_sql(query, excluding, select="SELECT seq FROM tasks")
             return [row[0] for row in self._rows(sql, params, _prepare(query))]
+
+    def _seqs_after(self, query: TaskQuery, excluding: Sequence[int]) -> list[int]:
+        """A page past its cursor (keyset paging): each part of the order past it (pg's row comparison,
+        then the NULLs where they follow) is one seek in the order's index, however deep the page."""
+        assert query.after is not None
+        cursor = query.after
+        if isinstance(cursor.value, str):  # as the column holds it
+            cursor = dataclasses.replace(cursor, value=_text(cursor.value))
+        wanted = None if query.limit is None else query.offset + query.limit
+        base = dataclasses.replace(query, after=None, offset=0, limit=wanted)
+        seqs: list[int] = []
+        for clause in after_clauses(order_column(query), cursor, NEW_SEQ if cursor.seq is None else cursor.seq,
+                                    query.descending, "%s"):
+            part = base if wanted is None else dataclasses.replace(base, limit=wanted - len(seqs))
+            sql, params = self.query_sql(part, excluding, select="SELECT seq FROM tasks", extra=clause)
+            seqs += [row[0] for row in self._rows(sql, params, _prepare(query))]
+            if wanted is not None and len(seqs) >= wanted:
+                break
+        return seqs[query.offset :]
 
     def _deep_seqs(self, query: TaskQuery, excluding: Sequence[int]) -> list[int]:
         """A deep page's seqs. Rows skipped by an offset are still walked, one index entry each: a page
@@ -737,6 +763,8 @@ class PostgresStore:
 
     def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
         with self.snapshot():
+            if query.after is not None:
+                return [task for _, task in self.tasks_in_order(self._seqs_after(query, excluding))]
             if query.limit is not None and query.offset >= DEEP_PAGE:
                 # The page's seqs from the order's index alone, then its rows: reading the row of every
                 # task the offset skips (as LIMIT ... OFFSET does) took seconds at 10,000,000 tasks.
@@ -744,18 +772,40 @@ class PostgresStore:
             sql, params = self.query_sql(query, excluding)
             return [task for _, task in self._fetch_tasks(sql, params, _prepare(query))]
 
-    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> int:
+    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = (), cap: int | None = None) -> int:
         if (query.search.expression is None and query.received_start is None and query.received_end is None
                 and not query.clusters):
-            return self._counted(query, excluding)
+            total = self._counted(query, excluding)
+            return total if cap is None else min(total, cap + 1)
         with self.snapshot():
             where, params = self._where(query, excluding)
             source = "tasks"
             if (found := self._candidates(query, counting=True)) is not None:
                 source, params = found[0], [*found[1], *params]
-            rows = self._rows(f"SELECT count(*) FROM {source}{where}", params, _prepare(query))
+            if cap is None:
+                sql = f"SELECT count(*) FROM {source}{where}"
+            else:  # the matches up to one past the cap: "more than cap" is all the caller asks beyond it
+                if self._past_cap(query, excluding, cap):
+                    return cap + 1
+                sql = f"SELECT count(*) FROM (SELECT 1 FROM {source}{where} LIMIT %s) AS capped"
+                params = [*params, cap + 1]
+            rows = self._rows(sql, params, _prepare(query))
             row = rows[0] if rows else None
         return int(row[0]) if row else 0
+
+    def _past_cap(self, query: TaskQuery, excluding: Sequence[int], cap: int) -> bool:
+        """Whether the first of a search's many index hits (past MAX_HITS, kept from the page's
+        lookup) already hold more than ``cap`` matches: each checked by seq, no walk of the table
+        (a common term's capped total took seconds through ``CANDIDATE_MATCHES``' hash join)."""
+        predicate = (pg_search.index_predicate(query.search.expression, self._trigram)
+                     if query.search.expression is not None else None)
+        found = None if predicate is None else pg_search.index_hits(self._rows, predicate, self._hit_cache)
+        if found is None or len(found[0]) <= pg_search.MAX_HITS or len(found[0]) <= cap:
+            return False
+        where, params = self._where(query, excluding)
+        sql = f"SELECT count(*) FROM (SELECT 1 FROM tasks{where} AND seq = ANY(%s) LIMIT %s) AS capped"
+        row = self._rows(sql, [*params, found[0], cap + 1], _prepare(query))
+        return bool(row) and int(row[0][0]) > cap
 
     def _counted(self, query: TaskQuery, excluding: Sequence[int]) -> int:
         """The total of a query filtering by name, state and worker only, from ``task_counts``

@@ -8,6 +8,7 @@ Rows keep the searchable and sortable fields as columns and everything else as o
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import re
@@ -24,7 +25,7 @@ from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import failures, search_index, sqlite_failures, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import Quarantine, raw_text
-from celery_monitor.store.query import SORT_KEYS, TaskQuery
+from celery_monitor.store.query import NEW_SEQ, SORT_KEYS, TaskQuery, after_clauses, order_column
 from celery_monitor.store.search import (
     BARE_COLUMNS,
     FOLDS_TO_ASCII,
@@ -584,10 +585,15 @@ class SQLiteStore:
             found.update((task["uuid"], task) for task in self._fetch_tasks(sql, chunk))
         return found
 
-    def _where(self, query: TaskQuery, excluding: Sequence[int] = ()) -> tuple[str, list[Any]]:
-        """The WHERE clause of a query; ``excluding`` leaves out these seqs (rows known to be stale)."""
+    def _where(self, query: TaskQuery, excluding: Sequence[int] = (),
+               extra: tuple[str, list[Any]] | None = None) -> tuple[str, list[Any]]:
+        """The WHERE clause of a query; ``excluding`` leaves out these seqs (rows known to be stale);
+        ``extra``: one more condition (a part of the order past a cursor)."""
         clauses: list[str] = []
         params: list[Any] = []
+        if extra is not None:
+            clauses.append(extra[0])
+            params.extend(extra[1])
 
         def add(clause: tuple[str, list[Any]]) -> None:
             clauses.append(clause[0])
@@ -656,13 +662,13 @@ class SQLiteStore:
         found = search_index.index_hits(self._reader, match, limit)
         return None if found is None else list(found)
 
-    def query_sql(self, query: TaskQuery, excluding: Sequence[int] = (),
-                  select: str = _SELECT_FROM) -> tuple[str, list[Any]]:
+    def query_sql(self, query: TaskQuery, excluding: Sequence[int] = (), select: str = _SELECT_FROM,
+                  extra: tuple[str, list[Any]] | None = None) -> tuple[str, list[Any]]:
         """The SELECT for a query: filters, an order an index can deliver, and the page.
 
         ``select`` is the statement's start up to FROM (``SELECT seq FROM `` for the order alone).
         """
-        where, params = self._where(query, excluding)
+        where, params = self._where(query, excluding, extra)
         by_seq = not (query.sort_by in SORT_KEYS or query.received_start is not None or query.received_end is not None)
         source = "tasks"
         if (found := self._candidates(query, by_seq)) is not None:
@@ -712,9 +718,29 @@ class SQLiteStore:
     def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
         """The seqs of the query's page (or of every match, without a limit), in its order, in one step."""
         with self._reading(query):
-            sql, params = self.query_sql(query, excluding, select="SELECT seq FROM ")
-            return list(orjson.loads(self._reader.execute(f"SELECT json_group_array(seq) FROM ({sql})",
-                                                          params).fetchone()[0]))
+            if query.after is not None:
+                return self._seqs_after(query, excluding)
+            return self._seqs(*self.query_sql(query, excluding, select="SELECT seq FROM "))
+
+    def _seqs(self, sql: str, params: list[Any]) -> list[int]:
+        return list(orjson.loads(self._reader.execute(f"SELECT json_group_array(seq) FROM ({sql})",
+                                                      params).fetchone()[0]))
+
+    def _seqs_after(self, query: TaskQuery, excluding: Sequence[int]) -> list[int]:
+        """A page past its cursor (keyset paging): each part of the order past it (a row-value
+        comparison, then the NULLs where they follow) is one seek in the order's index."""
+        assert query.after is not None
+        cursor = query.after
+        wanted = None if query.limit is None else query.offset + query.limit
+        base = dataclasses.replace(query, after=None, offset=0, limit=wanted)
+        seqs: list[int] = []
+        for clause in after_clauses(order_column(query), cursor, NEW_SEQ if cursor.seq is None else cursor.seq,
+                                    query.descending, "?"):
+            part = base if wanted is None else dataclasses.replace(base, limit=wanted - len(seqs))
+            seqs += self._seqs(*self.query_sql(part, excluding, select="SELECT seq FROM ", extra=clause))
+            if wanted is not None and len(seqs) >= wanted:
+                break
+        return seqs[query.offset :]
 
     def tasks_in_order(self, seqs: Sequence[int]) -> list[tuple[int, TaskDict]]:
         """These tasks with their seqs, in the order given; those deleted meanwhile are left out."""
@@ -733,19 +759,26 @@ class SQLiteStore:
 
     def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
         with self._reading(query):
+            if query.after is not None:
+                return [task for _, task in self.tasks_in_order(self._seqs_after(query, excluding))]
             sql, params = self.query_sql(query, excluding)
             return self._fetch_tasks(sql, params)
 
-    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> int:
+    def count_tasks(self, query: TaskQuery, excluding: Sequence[int] = (), cap: int | None = None) -> int:
         with self._reading(query):
             where, params = self._where(query, excluding)
             if not where:
-                return self.task_count()
+                total = self.task_count()
+                return total if cap is None else min(total, cap + 1)
             source = "tasks"
             if (found := self._candidates(query, by_seq=False)) is not None:
                 source = search_index.CANDIDATE_TASKS
                 params = [*found, *params]
-            return int(self._reader.execute(f"SELECT count(*) FROM {source}{where}", params).fetchone()[0])
+            if cap is not None:  # the matches up to one past the cap: "more than cap" beyond it
+                sql, params = f"SELECT count(*) FROM (SELECT 1 FROM {source}{where} LIMIT ?)", [*params, cap + 1]
+            else:
+                sql = f"SELECT count(*) FROM {source}{where}"
+            return int(self._reader.execute(sql, params).fetchone()[0])
 
     def task_count(self) -> int:
         low, high = self._reader.execute(_SEQ_RANGE).fetchone()

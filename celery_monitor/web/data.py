@@ -6,6 +6,7 @@ shape without touching the Flower-compatible API.
 
 from __future__ import annotations
 
+import dataclasses
 from typing import TYPE_CHECKING
 
 from starlette.concurrency import run_in_threadpool
@@ -19,8 +20,9 @@ from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.failures import group_tasks_answer, groups_answer
 from celery_monitor.http.params import get_bool
 from celery_monitor.http.scope import may_read, readable_filter
-from celery_monitor.http.tasks import cluster_filter, task_or_404, task_query
+from celery_monitor.http.tasks import cluster_filter, page_query, task_or_404
 from celery_monitor.http.workers import refresh_inspector, worker_row
+from celery_monitor.store.query import total_cap
 
 if TYPE_CHECKING:
     from celery_monitor.metrics.timeline import Timeline
@@ -81,14 +83,36 @@ async def worker_limits(request: Request) -> Response:
 
 
 async def tasks(request: Request) -> Response:
+    """A page of the task table, its total, and the cursors of the pages after and before it.
+
+    ``total`` is exact unless ``total_exact`` is false: a search or a received range is counted up
+    to ``COUNT_CAP`` matches, and ``total`` is then that many (there are more). ``next`` and ``prev``
+    are cursors for ``after=`` and ``before=`` (the pages beside this one, one index seek each
+    however deep); null where no such page exists.
+    """
     monitor = monitor_of(request)
-    query = task_query(request)
+    query, backwards = page_query(request)
     if query.limit is None or query.limit > PAGE_LIMIT:
         query.limit = min(query.limit or 50, PAGE_LIMIT)
+    limit = query.limit
     rows = await run_in_threadpool(monitor.query_tasks, query)
-    query.limit, query.offset = None, 0
-    total = await run_in_threadpool(monitor.count_tasks, query)
-    return json_response({"total": total, "tasks": rows})
+    if backwards:
+        rows.reverse()
+        query.descending = not query.descending
+    edge = len(rows) >= limit  # a full page: more may follow it (backwards: precede it)
+    first, last = await run_in_threadpool(monitor.task_cursors, query, [rows[0], rows[-1]]) if rows else (None, None)
+    cap = total_cap(query)
+    counted = dataclasses.replace(query, limit=None, offset=0, after=None)
+    total = await run_in_threadpool(monitor.count_tasks, counted, cap)
+    exact = cap is None or total <= cap
+    on_top = query.after is None and query.offset == 0
+    if exact and query.after is None and query.offset + len(rows) >= total:
+        edge = False  # the last page, by an exact total
+    return json_response({
+        "total": total if exact else cap, "total_exact": exact, "tasks": rows,
+        "next": last.token() if last is not None and (edge or backwards) else None,
+        "prev": first.token() if first is not None and not on_top and (edge or not backwards) else None,
+    })
 
 
 async def task(request: Request) -> Response:

@@ -13,7 +13,7 @@ from support.postgres import fresh_database
 from celery_monitor.store import pg_search
 from celery_monitor.store.base import Store
 from celery_monitor.store.postgres import PostgresStore
-from celery_monitor.store.query import SORT_KEYS, TaskQuery
+from celery_monitor.store.query import SORT_KEYS, TEXT_KEYS, Cursor, TaskQuery, after_clauses, order_column
 from celery_monitor.store.search import parse_search
 from celery_monitor.store.sqlite import SQLiteStore
 from celery_monitor.store.target import open_store
@@ -80,11 +80,11 @@ def test_query_uses_an_index(sqlite_store: SQLiteStore, query: TaskQuery) -> Non
         assert "USING INDEX" in text, text
 
 
-def pg_plan(store: PostgresStore, query: TaskQuery, *off: str) -> str:
+def pg_plan(store: PostgresStore, query: TaskQuery, *off: str, extra: tuple[str, list[Any]] | None = None) -> str:
     """The plan PostgreSQL picks when what is ``off`` (walking the table, sorting...) costs it all it
     can: an index that serves the query is then always taken, and what is off left in the plan
     means none can."""
-    sql, params = store.query_sql(query)
+    sql, params = store.query_sql(query, extra=extra)
     conn: psycopg.Connection[Any] = store._reader
     with conn.transaction():
         for setting in off:
@@ -99,6 +99,27 @@ def test_postgres_query_uses_an_index(postgres_store: PostgresStore, query: Task
     text = pg_plan(postgres_store, query, "enable_seqscan", "enable_sort")
     assert "Sort" not in text and "Seq Scan" not in text, text
     assert "Index" in text, text
+
+
+@pytest.mark.parametrize("query", [
+    TaskQuery(limit=20), TaskQuery(limit=20, descending=False), TaskQuery(sort_by="received", limit=20),
+    TaskQuery(sort_by="received", descending=False, limit=20), TaskQuery(sort_by="runtime", limit=20),
+    TaskQuery(sort_by="name", limit=20), TaskQuery(sort_by="uuid", limit=20),
+    TaskQuery(states=["failure"], sort_by="received", limit=20), TaskQuery(received_start=10.0, limit=20),
+], ids=query_id)
+def test_postgres_pages_past_a_cursor_seek_the_orders_index(postgres_store: PostgresStore, query: TaskQuery) -> None:
+    # Keyset paging: each part of the order past the cursor starts with one seek in the order's
+    # index (its conditions are the index's), however deep the page.
+    column = order_column(query)
+    values: list[Any] = [None] if column is None else ["t1000", None] if column in TEXT_KEYS else [500.0, None]
+    for value in values:
+        cursor = Cursor(column, value, 1000, "t1000")
+        for clause in after_clauses(column, cursor, 1000, query.descending, "%s"):
+            text = pg_plan(postgres_store, query, "enable_seqscan", "enable_sort", extra=clause)
+            assert "Sort" not in text and "Seq Scan" not in text and "Index Cond" in text, (clause, text)
+            filters = [part for part in text.split(" | ") if "Filter:" in part]
+            assert not any(mark in part for part in filters for mark in ("ROW(", "NULL", "seq ", "uuid ")), \
+                (clause, text)  # the cursor's condition is the index's, never checked row by row
 
 
 @pytest.mark.parametrize(("column", "query"), [

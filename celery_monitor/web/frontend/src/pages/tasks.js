@@ -45,21 +45,30 @@ export async function tasksPage() {
   const body = $("tbody", table);
   let columns = savedColumns();
   const query = new URLSearchParams(location.search);
+  // A page beside the one shown is asked by cursor (after= / before=: one index seek however deep);
+  // offset only says where it is, and starts the table when no cursor does.
   const state = {
     offset: Number(query.get("offset") || 0),
     limit: Number(query.get("limit") || $("#page-size").value),
     sort_by: query.get("sort_by") || "-received",
+    after: query.get("after") || null,
+    before: query.get("before") || null,
   };
   for (const name of FILTERS) if (query.get(name)) form.elements[name].value = query.get(name);
   $("#page-size").value = String(state.limit);
   let rows = new Map();
   let total = 0;
+  let exact = true;
+  let cursors = { next: null, prev: null };
   let loading = null;
   let pendingReload = null;
   const pushed = new Map();
 
   function params() {
-    const result = { offset: state.offset, limit: state.limit, sort_by: state.sort_by };
+    const result = { limit: state.limit, sort_by: state.sort_by };
+    if (state.after) result.after = state.after;
+    else if (state.before) result.before = state.before;
+    else result.offset = state.offset;
     if (config.cluster) result.cluster = config.cluster;
     for (const name of FILTERS) {
       const value = form.elements[name].value.trim();
@@ -91,19 +100,30 @@ export async function tasksPage() {
     } else {
       replace(body, [...rows.values()].map(row));
     }
-    $("#task-total").textContent = `${number(total)}`;
-    const first = total ? state.offset + 1 : 0;
-    $("#page-info").textContent = `${number(first)}–${number(state.offset + rows.size)} of ${number(total)}`;
+    // A search's total is counted up to a bound: past it, "10,000+".
+    const shown = `${number(total)}${exact ? "" : "+"}`;
+    $("#task-total").textContent = shown;
+    const first = rows.size ? state.offset + 1 : 0;
+    $("#page-info").textContent = `${number(first)}–${number(state.offset + rows.size)} of ${shown}`;
     $("#prev").disabled = state.offset === 0;
-    $("#next").disabled = state.offset + rows.size >= total;
+    $("#next").disabled = !cursors.next || (exact && state.offset + rows.size >= total);
+  }
+
+  // Back to the first page (a new filter, order or page size).
+  function restart() {
+    state.offset = 0;
+    state.after = state.before = null;
   }
 
   async function load() {
     const current = params();
-    history.replaceState(null, "", `?${new URLSearchParams(current)}`);
+    history.replaceState(null, "", `?${new URLSearchParams({ ...current, offset: state.offset })}`);
     const data = await getJSON("/ui/tasks.json", current);
     rows = new Map(data.tasks.map((task) => [task.uuid, newer(task, pushed.get(task.uuid))]));
     total = data.total;
+    exact = data.total_exact !== false;
+    cursors = { next: data.next, prev: data.prev };
+    if (current.before && !data.prev) state.offset = 0; // nothing before it: this is the first page
     renderBody();
   }
 
@@ -126,19 +146,28 @@ export async function tasksPage() {
     if (pushed.size > PUSHED_KEPT) pushed.delete(pushed.keys().next().value);
   }
 
-  form.addEventListener("submit", (event) => { event.preventDefault(); state.offset = 0; reload(); });
+  form.addEventListener("submit", (event) => { event.preventDefault(); restart(); reload(); });
   for (const name of ["state", "taskname", "workername"]) {
-    form.elements[name].addEventListener("change", () => { state.offset = 0; reload(); });
+    form.elements[name].addEventListener("change", () => { restart(); reload(); });
   }
   let typing = null;
   form.elements.search.addEventListener("input", () => {
     clearTimeout(typing);
-    typing = setTimeout(() => { state.offset = 0; reload(); }, 300);
+    typing = setTimeout(() => { restart(); reload(); }, 300);
   });
-  $("#prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - state.limit); reload(); });
-  $("#next").addEventListener("click", () => { state.offset += state.limit; reload(); });
+  $("#prev").addEventListener("click", () => {
+    state.offset = Math.max(0, state.offset - state.limit);
+    if (state.offset === 0 || !cursors.prev) restart();
+    else [state.before, state.after] = [cursors.prev, null];
+    reload();
+  });
+  $("#next").addEventListener("click", () => {
+    state.offset += state.limit;
+    [state.after, state.before] = [cursors.next, null];
+    reload();
+  });
   $("#page-size").addEventListener("change", (event) => {
-    state.limit = Number(event.target.value); state.offset = 0; reload();
+    state.limit = Number(event.target.value); restart(); reload();
   });
 
   const head = $("thead", table);
@@ -147,6 +176,7 @@ export async function tasksPage() {
     if (!th || !SORTABLE.has(th.dataset.column)) return;
     const column = th.dataset.column;
     state.sort_by = state.sort_by === `-${column}` ? column : `-${column}`;
+    restart();
     renderHead();
     reload();
   });
