@@ -84,8 +84,9 @@ def order_column(query: TaskQuery) -> str | None:
 
 def total_cap(query: TaskQuery) -> int | None:
     """How far the task table counts this query's total: COUNT_CAP for the totals that read rows
-    (a search, a received range), None (exact) for the others."""
-    if query.search.expression is not None or query.received_start is not None or query.received_end is not None:
+    (a search, a received range, clusters), None (exact) for the others."""
+    if (query.search.expression is not None or query.received_start is not None or query.received_end is not None
+            or query.clusters):
         return COUNT_CAP
     return None
 
