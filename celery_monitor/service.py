@@ -206,8 +206,17 @@ class Monitor:
         self.reconcile_off = result_backend.unusable(app)
         if self.reconcile_off is None:
             self.reconciler = Reconciler(result_backend.ResultReader(app), self.tasks, self.health,
-                                         self.applier.submit)
-            self.applier.on_lost = self.reconciler.ask_soon
+                                         self.applier.submit, clusters=[self.cluster] if self.feeds else None)
+        # Each other cluster's tasks are settled from its own result backend.
+        self.feed_reconcilers: dict[str, Reconciler] = {}
+        for feed in self.feeds:
+            if result_backend.unusable(feed.app) is None:
+                reconciler = Reconciler(result_backend.ResultReader(feed.app), self.tasks, feed.health,
+                                        self.applier.submit, clusters=[feed.name])
+                reconciler.loop.name = f"{reconciler.loop.name}_{feed.name}"
+                self.feed_reconcilers[feed.name] = reconciler
+        if self.reconcilers:
+            self.applier.on_lost = self._ask_soon
         self.late_start = LateStart(self.applier.submit, self.inspector.loop)
         # Replicas share the leader's inspect replies (saved with its flushes) rather than each asking.
         self._instance = uuid.uuid4().hex[:12]
@@ -239,8 +248,7 @@ class Monitor:
                             self.writer.index_loop, self.inspector.loop, self.queue_poller.loop,
                             self.enable_events_loop, self.timeline.loop, self.schedules.loop,
                             self.notifier.loop)
-        if self.reconciler is not None:
-            self.supervisor.add(self.reconciler.loop)
+        self.supervisor.add(*(reconciler.loop for reconciler in self.reconcilers))
         if self.replica is not None:
             self.supervisor.add(self.replica.loop, self.auth_loop)
         self.running = False  # between a completed start() and the beginning of stop(): readiness
@@ -377,8 +385,8 @@ class Monitor:
         # N times: tasks already running (inspect), missed final states (the result backend), and
         # notifications (one message per condition, not one per replica).
         self.late_start.watch(self.inspector.refresh())
-        if self.reconciler is not None:
-            self.reconciler.start()
+        for reconciler in self.reconcilers:
+            reconciler.start()
         self.notifier.start()
 
     def _replay_standby_buffer(self, stream: StandbyStream) -> None:
@@ -410,8 +418,8 @@ class Monitor:
         for stream in self.standby_streams:
             stream.reader.stop()
         self.inspector.stop()
-        if self.reconciler is not None:
-            self.reconciler.stop()
+        for reconciler in self.reconcilers:
+            reconciler.stop()
         self.queue_poller.stop()
         self.timeline.stop()
         self.schedules.stop()
@@ -539,6 +547,15 @@ class Monitor:
     def cluster_names(self) -> list[str]:
         return [self.cluster, *(feed.name for feed in self.feeds)]
 
+    @property
+    def reconcilers(self) -> list[Reconciler]:
+        return [*([self.reconciler] if self.reconciler is not None else []), *self.feed_reconcilers.values()]
+
+    def _ask_soon(self, uuids: list[str]) -> None:
+        """Tasks just turned LOST: each backend is asked (it answers for its own cluster's tasks)."""
+        for reconciler in self.reconcilers:
+            reconciler.ask_soon(uuids)
+
     def cluster_of(self, worker: str) -> str:
         """The cluster of a worker, by its name in this monitor (clusters.qualified)."""
         return clusters.split_qualified(worker, self.cluster_names)[0]
@@ -547,7 +564,10 @@ class Monitor:
         """Each cluster's stream: where it reads (no credentials), whether it is up, what it read."""
         feeds = [(self.cluster, self.health, shown_broker(self.app)),
                  *((feed.name, feed.health, feed.where) for feed in self.feeds)]
+        reconcilers = {self.cluster: self.reconciler, **self.feed_reconcilers}
         return {name: {"broker": where, "connected": health.connected, "connected_since": health.connected_since,
+                       "reconciler": (reconciler.as_dict() if (reconciler := reconcilers.get(name)) is not None
+                                      else {"off": True}),
                        "events_received": health.events_received, "last_event_time": health.last_event_time,
                        "last_error": health.last_error, "last_error_reason": health.last_error_reason,
                        "failing_since": health.failing_since, "transport": health.transport}

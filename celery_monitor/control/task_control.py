@@ -138,12 +138,25 @@ class TaskControl:
 
     # -- results ---------------------------------------------------------------------------------
 
+    def app_of(self, task_id: str) -> Celery:
+        """The app of the task's cluster (its result backend), or the first cluster's for a task the
+        monitor does not know."""
+        apps = self.broadcaster.apps.apps
+        if len(apps) == 1:
+            return self.app
+        task = self.find_task(task_id)
+        return apps.get(str(task.get("cluster")), self.app) if task else self.app
+
     def result(self, task_id: str, timeout: float | None) -> dict[str, Any]:
-        self.require_backend()
+        app = self.app_of(task_id)
+        if app is self.app:
+            self.require_backend()
+        elif isinstance(app.backend, DisabledBackend):
+            raise unavailable(BACKEND_NOT_CONFIGURED)
         if not timeout:
-            return self._wait(self.app.AsyncResult(task_id), timeout)
+            return self._wait(app.AsyncResult(task_id), timeout)
         with self.waiting_slot():
-            return self._wait(self.app.AsyncResult(task_id), timeout)
+            return self._wait(app.AsyncResult(task_id), timeout)
 
     def _state(self, result: AsyncResult[Any]) -> str:
         try:
@@ -177,8 +190,12 @@ class TaskControl:
     # -- stopping tasks --------------------------------------------------------------------------
 
     def abort(self, task_id: str) -> str:
-        self.require_backend()
-        result: AbortableAsyncResult[Any] = AbortableAsyncResult(task_id, app=self.app)
+        app = self.app_of(task_id)
+        if app is self.app:
+            self.require_backend()
+        elif isinstance(app.backend, DisabledBackend):
+            raise unavailable(BACKEND_NOT_CONFIGURED)
+        result: AbortableAsyncResult[Any] = AbortableAsyncResult(task_id, app=app)
         if self.find_task(task_id) is None and self._state(result) == PENDING:
             raise not_found(f"Unknown task '{task_id}'")
         try:

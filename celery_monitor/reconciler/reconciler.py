@@ -54,8 +54,10 @@ MAX_BACKOFF = 60.0
 
 class Reconciler:
     def __init__(self, reader: ResultReader, tasks: TaskLookup, health: ReceiverHealth,
-                 submit: Callable[[list[BackendOutcome]], None]) -> None:
+                 submit: Callable[[list[BackendOutcome]], None], clusters: list[str] | None = None) -> None:
+        """``clusters``: with several, the one cluster whose tasks this backend holds (None: all tasks)."""
         self.reader = reader
+        self.clusters = clusters or []
         self.tasks = tasks
         self.health = health
         self.submit = submit
@@ -129,7 +131,7 @@ class Reconciler:
 
     def _candidates(self, full: bool) -> Iterator[str]:
         """The unfinished tasks to ask about: all of them (newest first), or the stale ones not asked lately."""
-        query = TaskQuery(states=list(UNSETTLED_STATES), sort_by="timestamp", descending=full)
+        query = TaskQuery(states=list(UNSETTLED_STATES), sort_by="timestamp", descending=full, clusters=self.clusters)
         stale_before = time.time() - STALE_AFTER
         asked_before = time.monotonic() - RECHECK_AFTER
         for chunk in self.tasks.stream(query):

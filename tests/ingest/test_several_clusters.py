@@ -60,7 +60,10 @@ def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         "gamma": f"amqp://guest:guest@127.0.0.1:5672/{vhost}",
         "delta": lonely.url,
     }
-    spec = ",".join(f"{name}={url}" for name, url in brokers.items())
+    # alpha and beta keep results, each in a database of its own: a read must go to the task's cluster.
+    backends = {"alpha": f"redis://127.0.0.1:{own.port}/2", "beta": f"redis://127.0.0.1:{own.port}/3"}
+    spec = ",".join(f"{name}={url}" + (f" result_backend={backends[name]}" if name in backends else "")
+                    for name, url in brokers.items())
     access = "alice=alpha:control,alice=beta:read,token:ci=gamma:read"
     monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", f"--basic_auth={ADMIN[0]}:{ADMIN[1]}"
                               f",{ALICE[0]}:{ALICE[1]}", f"--cluster_access={access}", "--inspect_timeout=1000",
@@ -74,7 +77,7 @@ def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         # The same worker name in three clusters: "w@<host>".
         for name in ("alpha", "beta", "gamma"):
             (tmp / name).mkdir()
-            workers[name] = start_worker(brokers[name], "w", tmp / name)
+            workers[name] = start_worker(brokers[name], "w", tmp / name, backend=backends.get(name))
         yield Clusters(brokers, workers, monitor, own, lonely)
     finally:
         for worker in workers.values():
@@ -258,3 +261,16 @@ def test_a_scoped_identity_gets_the_live_pushes_of_its_clusters_alone(several: C
         refused.recv(timeout=5)
     assert closed.value.rcvd is not None
     assert closed.value.rcvd.reason == "This identity may not see the cluster 'gamma'"
+
+
+def test_results_are_read_from_the_backend_of_the_tasks_cluster(several: Clusters) -> None:
+    sent = {cluster: several.send(cluster, "tests.add", 20, len(cluster)) for cluster in ("alpha", "beta")}
+    for cluster, task_id in sent.items():
+        wait_for(lambda task_id=task_id: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
+                 message=f"{task_id} succeeded")
+        answer = several.monitor.json(f"/api/task/result/{task_id}")
+        assert (answer["state"], answer["result"]) == ("SUCCESS", 20 + len(cluster)), answer
+    # Each cluster with a result backend has its own reconciler; gamma has none.
+    status = several.monitor.json("/api/monitor/status")["clusters"]
+    assert "off" not in status["alpha"]["reconciler"] and "off" not in status["beta"]["reconciler"]
+    assert status["gamma"]["reconciler"] == {"off": True}
