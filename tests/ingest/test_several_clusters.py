@@ -199,3 +199,24 @@ def test_an_identity_scoped_to_some_clusters_sees_and_controls_those_alone(sever
     assert by_target[("worker.pool_grow", f"beta:{hostname}")]["status"] == 403
     assert by_target[("task.revoke", sent["alpha"])]["cluster"] == "alpha"
     assert by_target[("task.revoke", sent["alpha"])]["status"] == 200
+
+
+def test_an_inspect_failure_names_the_broker_and_cluster_that_failed() -> None:
+    """With several clusters, a refresh whose broadcasts fail on one cluster's broker says which one:
+    not the first cluster's broker, which answered."""
+    from celery import Celery
+
+    from celery_monitor.celery_app import ClusterApps
+    from celery_monitor.inspector.inspector import Inspector
+
+    down = free_port()  # nothing listens there
+    apps = ClusterApps({"up": Celery("up", broker="redis://127.0.0.1:6379/14", set_as_current=False),
+                        "down": Celery("down", broker=f"redis://127.0.0.1:{down}/0", set_as_current=False)})
+    inspector = Inspector(apps, timeout=0.5)
+    try:
+        inspector.refresh().result(timeout=30)
+        error = inspector.last_error
+        assert error is not None and "on cluster down" in error, error
+        assert f"127.0.0.1:{down}" in error and "6379" not in error, error
+    finally:
+        inspector.stop()
