@@ -47,9 +47,10 @@ def wait_until(condition, timeout: float, what: str, interval: float = 0.05):  #
 class PrivateRedis:
     """A redis-server of our own on a free port (the machine's shared one is never touched)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, extra: list[str] | None = None) -> None:
         self.port = free_port()
         self.directory = directory
+        self.extra = extra or []
         self.process: subprocess.Popen[bytes] | None = None
         self.log = directory / f"redis-{self.port}.log"
 
@@ -67,7 +68,7 @@ class PrivateRedis:
     def start(self) -> PrivateRedis:
         self.process = subprocess.Popen(
             ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-             "--dir", str(self.directory), "--logfile", str(self.log)],
+             "--dir", str(self.directory), "--logfile", str(self.log), *self.extra],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self.ping, 10, "redis-server")
         return self

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import brokers
+import clusters
 import measure
 import pg_history
 import pg_seed
@@ -84,6 +85,9 @@ class Config:
     pg_rates: list[int] = field(default_factory=list)
     pg_keep: bool = False
     pg_queries_only: bool = False
+    clusters: int | None = None
+    cluster_rates: list[int] = field(default_factory=list)
+    cluster_seconds: float = 20.0
 
 
 MODES = {
@@ -138,6 +142,12 @@ def parse_args(argv: list[str]) -> Config:
                              "--pg-history tasks")
     parser.add_argument("--pg-queries-only", action="store_true",
                         help="the PostgreSQL section's queries only (no ingest, no retention): before/after a change")
+    parser.add_argument("--clusters", type=int, metavar="N",
+                        help="instead: one monitor on N clusters (Redis databases), a steady stream on each "
+                             "(writes results/clusters-N.md)")
+    parser.add_argument("--cluster-rates", default="100,250,500",
+                        help="comma-separated task events/s per cluster of the --clusters rounds (--seconds each, "
+                             "default 20)")
     args = parser.parse_args(argv)
     mode = args.mode or "full"
     values = dict(MODES[mode])
@@ -164,6 +174,16 @@ def parse_args(argv: list[str]) -> Config:
     config.pg_rates = ints(args.pg_rates)
     config.pg_keep = args.pg_keep
     config.pg_queries_only = args.pg_queries_only
+    config.clusters = args.clusters
+    try:
+        config.cluster_rates = ints(args.cluster_rates)
+    except ValueError:
+        parser.exit(2, f"bench/run: error: --cluster-rates: not a list of numbers: {args.cluster_rates!r}\n")
+    if args.clusters is not None and (args.clusters < 2 or not config.cluster_rates
+                                      or min(config.cluster_rates) <= 0):
+        parser.exit(2, "bench/run: error: --clusters needs at least 2 clusters and positive --cluster-rates\n")
+    if args.seconds is not None:
+        config.cluster_seconds = args.seconds
     return config
 
 
@@ -580,6 +600,38 @@ def main(argv: list[str] | None = None) -> None:
             "target: under 100 ms at p95 (issue #18). Ingest: the bench's Redis stream (see README), published to "
             "a private redis-server; target: 30,000 task events/s written to PostgreSQL.",
         ])
+        return
+    if config.clusters is not None:
+        output = config.output if config.output != RESULTS / "latest.md" else RESULTS / f"clusters-{config.clusters}.md"
+        with workdir() as path:
+            many = clusters.ClustersBench(path, config.clusters, config.cluster_rates, config.cluster_seconds, log)
+            many.run()
+        table = many.render([
+            f"# Benchmark: celery-monitor on {config.clusters} clusters in one process (issue #21)",
+            "",
+            f"Command: `{command.strip()}`; finished {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}"
+            f" after {(time.time() - started) / 60:.1f} min.",
+            f"Machine: {machine()[0]}; shared with other sessions' tests and benchmarks (load average in the "
+            "first table).",
+            f"Clusters: {config.clusters - 1} Redis databases of one private redis-server (--databases 32) and "
+            f"one private redis-server for the last cluster (stopped in the last round); one monitor with "
+            f"--clusters (a reader thread per cluster), SQLite history, started in {many.startup:.1f} s, every "
+            f"cluster read {many.reading:.1f} s later. Each cluster gets its own stream of the bench's shape "
+            "(40 workers, 30 task names, task.multi batches; see README), at the same per-cluster rate, "
+            f"{config.cluster_seconds:g} s per round, paced by one publishing thread.",
+            "Applied = the cluster's events_received in /api/monitor/status (every event: task events, "
+            "heartbeats); lag at the end = seconds from the end of publishing until the cluster had applied "
+            "all of it (as first seen by polling the status every 0.25 s: an upper bound at that resolution, "
+            "0.0 when already done at the first poll); "
+            "tasks counted = the total of /ui/tasks.json?cluster=NAME, before and after the round. "
+            "Latencies: one client asking /api/tasks?cluster=NAME&limit=20 and /ui/tasks.json?cluster=NAME in "
+            f"turn, cluster after cluster, {clusters.QUERY_PAUSE * 1000:g} ms apart, while the round runs "
+            "(the count of requests in brackets).",
+        ])
+        print(table)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(table)
+        log(f"wrote {output}")
         return
     if FLOWER in config.contenders:
         ensure_flower()

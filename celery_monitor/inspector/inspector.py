@@ -107,12 +107,12 @@ class Inspector:
         futures = {(method, cluster): self._pool.submit(self._call, app, method, names)
                    for method in METHODS for cluster, app, names in routes}
         replies: dict[str, dict[str, Any]] = {}
-        failed: list[tuple[str, Exception]] = []
+        failed: list[tuple[str, str, Exception]] = []
         for (method, cluster), future in futures.items():
             try:
                 result = self.apps.qualify(cluster, future.result(timeout=self.timeout * 2 + 5))
             except Exception as exc:
-                failed.append((method, exc))
+                failed.append((method, cluster, exc))
                 continue
             for worker, value in result.items():
                 replies.setdefault(worker, {})[method] = value
@@ -132,23 +132,27 @@ class Inspector:
             self.version += 1
         return {worker: self.cache[worker] for worker in replies}
 
-    def _report(self, failed: list[tuple[str, Exception]]) -> None:
-        """One line for a refresh whose methods failed, however many did; bugs apart, with traceback."""
+    def _report(self, failed: list[tuple[str, str, Exception]]) -> None:
+        """One line for a refresh whose methods failed, however many did; bugs apart, with traceback.
+        The broker named is the failing cluster's own (with several clusters, the cluster too)."""
         if self._stop_event.is_set():
             return  # the broadcasts in flight at shutdown fail for that reason alone
-        where = faults.broker_address(broker_url(self.app))
         broker_down = []
-        for method, exc in failed:
-            fault = faults.classify(exc, where)
+        for method, cluster, exc in failed:
+            fault = faults.classify(exc, faults.broker_address(broker_url(self.apps.apps[cluster])))
             if isinstance(exc, TimeoutError) or fault.expected:
-                broker_down.append((method, fault))
+                broker_down.append((method, cluster, fault))
             else:
                 self.loop.failed(exc, f"inspect {method}")
                 self.last_error = f"{method}: {type(exc).__name__}: {exc}"
         if broker_down:
-            methods = ", ".join(method for method, _ in broker_down)
-            fault = broker_down[0][1]
-            self.last_error = f"inspect {methods}: {fault.message}"
+            first, fault = broker_down[0][1], broker_down[0][2]
+            methods = ", ".join(method for method, cluster, _ in broker_down if cluster == first)
+            where = ""
+            if len(self.apps.apps) > 1:
+                others = sorted({cluster for _, cluster, _ in broker_down} - {first})
+                where = f" on cluster {first}" + (f" (and on {', '.join(others)})" if others else "")
+            self.last_error = f"inspect {methods}{where}: {fault.message}"
             self._outage.failure(fault.reason, f"inspect broadcasts fail: {self.last_error}")
         elif not failed:
             self.last_error = None

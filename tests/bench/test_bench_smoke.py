@@ -32,3 +32,32 @@ def test_bad_option_is_one_line_and_status_2() -> None:
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr
     assert "unknown contender" in done.stderr
+
+
+def test_clusters_run_writes_a_table_per_cluster(tmp_path: Path) -> None:
+    """--clusters: one monitor on two clusters, a stream on each, then one cluster's broker stopped."""
+    output = tmp_path / "clusters.md"
+    done = subprocess.run([str(REPO / "bench" / "run"), "--clusters", "2", "--cluster-rates", "200", "--seconds", "2",
+                           "--output", str(output)], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+    table = output.read_text()
+    rounds = [line for line in table.splitlines() if line.startswith("| 200 ev/s per cluster")]
+    assert len(rounds) == 2, table
+    # Nothing lost at this rate, every cluster caught up, every task counted under its cluster.
+    steady, stopped = rounds
+    assert "| 0 | 2 of 2 |" in steady, steady
+    assert "c02's broker stopped half-way" in stopped and "| 0 | 1 of 1 others |" in stopped, stopped
+    cells = [line.split("|") for line in table.splitlines() if line.startswith("| c01 |")]
+    assert len(cells) == 2 and all(c[4].strip() == "0" for c in cells), cells
+    tasks = cells[0][6].split("/")
+    assert tasks[0].strip() == tasks[1].strip() != "0", cells[0]
+    assert "c02: stopped after" in table and "connected: False" in table
+    assert "c02's redis-server started again on its port: a probe event applied" in table
+
+
+def test_clusters_needs_two() -> None:
+    done = subprocess.run([str(REPO / "bench" / "run"), "--clusters", "1"], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 2
+    assert done.stderr.strip().count("\n") == 0, done.stderr
+    assert "at least 2 clusters" in done.stderr

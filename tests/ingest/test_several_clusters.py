@@ -274,3 +274,24 @@ def test_results_are_read_from_the_backend_of_the_tasks_cluster(several: Cluster
     status = several.monitor.json("/api/monitor/status")["clusters"]
     assert "off" not in status["alpha"]["reconciler"] and "off" not in status["beta"]["reconciler"]
     assert status["gamma"]["reconciler"] == {"off": True}
+
+
+def test_an_inspect_failure_names_the_broker_and_cluster_that_failed() -> None:
+    """With several clusters, a refresh whose broadcasts fail on one cluster's broker says which one:
+    not the first cluster's broker, which answered."""
+    from celery import Celery
+
+    from celery_monitor.celery_app import ClusterApps
+    from celery_monitor.inspector.inspector import Inspector
+
+    down = free_port()  # nothing listens there
+    apps = ClusterApps({"up": Celery("up", broker="redis://127.0.0.1:6379/14", set_as_current=False),
+                        "down": Celery("down", broker=f"redis://127.0.0.1:{down}/0", set_as_current=False)})
+    inspector = Inspector(apps, timeout=0.5)
+    try:
+        inspector.refresh().result(timeout=30)
+        error = inspector.last_error
+        assert error is not None and "on cluster down" in error, error
+        assert f"127.0.0.1:{down}" in error and "6379" not in error, error
+    finally:
+        inspector.stop()
