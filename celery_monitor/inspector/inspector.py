@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 METHODS: tuple[str, ...] = (
     "stats", "active_queues", "registered", "scheduled", "active", "reserved", "revoked", "conf",
 )  # fmt: skip
+MAX_CALLS = 24  # inspect broadcasts in flight at once, over every cluster
 
 
 class Inspector:
@@ -47,9 +48,12 @@ class Inspector:
         self.missed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._inflight: dict[str | None, Future[dict[str, dict[str, Any]]]] = {}
-        # A refresh asks every method of every cluster at once, from a thread of this pool too.
-        self._pool = ThreadPoolExecutor(max_workers=len(METHODS) * len(self.apps.apps) + 2,
-                                        thread_name_prefix="inspect")
+        # Refreshes run here; each one's broadcasts (every method of every cluster) on a pool of their
+        # own, so a refresh never waits for a thread that a refresh holds. Bounded: twenty clusters
+        # would otherwise ask 160 broadcasts at once, each polling its replies on a thread of its own.
+        self._pool = ThreadPoolExecutor(max_workers=len(METHODS) + 2, thread_name_prefix="inspect")
+        self._calls = ThreadPoolExecutor(max_workers=min(len(METHODS) * len(self.apps.apps), MAX_CALLS),
+                                         thread_name_prefix="inspect-call")
         self._stop_event = threading.Event()
         self._thread = threading.Thread(target=self._periodic, name="inspector", daemon=True)
         self.last_error: str | None = None
@@ -73,6 +77,7 @@ class Inspector:
     def stop(self) -> None:
         self._stop_event.set()
         self._pool.shutdown(wait=False, cancel_futures=True)
+        self._calls.shutdown(wait=False, cancel_futures=True)
 
     def _periodic(self) -> None:
         self.loop.run(self._refresh_all, self._stop_event, self.interval)
@@ -102,15 +107,19 @@ class Inspector:
         return getattr(inspect, method)() or {}
 
     def _inspect(self, workername: str | None) -> dict[str, dict[str, Any]]:
-        # Every method of every cluster at once: a silent cluster costs the timeout once, not per cluster.
+        # Every method of every cluster, as many at once as the calls' pool holds: a silent cluster
+        # costs its timeout in one round, and the rounds bound how long the whole refresh may take.
         routes = self.apps.routes([workername] if workername else None)
-        futures = {(method, cluster): self._pool.submit(self._call, app, method, names)
+        futures = {(method, cluster): self._calls.submit(self._call, app, method, names)
                    for method in METHODS for cluster, app, names in routes}
+        rounds = -(-len(futures) // MAX_CALLS)
+        deadline = time.monotonic() + self.timeout * (rounds + 1) + 5
         replies: dict[str, dict[str, Any]] = {}
         failed: list[tuple[str, str, Exception]] = []
         for (method, cluster), future in futures.items():
             try:
-                result = self.apps.qualify(cluster, future.result(timeout=self.timeout * 2 + 5))
+                left = max(0.0, deadline - time.monotonic())
+                result = self.apps.qualify(cluster, future.result(timeout=left))
             except Exception as exc:
                 failed.append((method, cluster, exc))
                 continue
