@@ -157,27 +157,15 @@ class Timeline:
             return entries
 
     def _snapshot(self) -> dict[str, Any]:
-        snap = self.live.snapshot()
-        stats = snap.stats
-        outcomes: dict[str, int] = {}
-        for outcome, count in stats.outcomes:
-            outcomes[outcome.state] = outcomes.get(outcome.state, 0) + count
-        received = sum(count for key, count in stats.events if key.type == RECEIVED)
-        runtimes: dict[str, list[int]] = {}
-        for key, hist in stats.runtime:
-            merged = runtimes.setdefault(key.task, [0] * len(hist.counts))
-            for index, count in enumerate(hist.counts):
-                merged[index] += count
-        latency: dict[str, list[int]] = {}
-        latency_bounds: tuple[float, ...] = ()
-        for pair, hist in stats.queue_latency:
-            merged = latency.setdefault(pair.queue, [0] * len(hist.counts))
-            for index, count in enumerate(hist.counts):
-                merged[index] += count
-            latency_bounds = hist.bounds
-        online = sum(1 for worker in snap.workers.values() if worker.online)
-        return {"time": snap.taken_at, "outcomes": outcomes, "received": received, "runtimes": runtimes,
-                "bounds": stats.runtime_buckets, "online": online, "latency": latency,
+        """The totals a point is the difference of: kept as events come (``GraphTotals``), so this
+        copies a few small tables however many workers and clusters the counters hold."""
+        now = time.time()
+        totals, online = self.live.graph_totals(now)
+        latency_bounds = next(iter(totals.latency.values())).bounds if totals.latency else ()
+        return {"time": now, "outcomes": totals.outcomes, "received": totals.received,
+                "runtimes": {name: hist.counts for name, hist in totals.runtime.items()},
+                "bounds": totals.runtime_buckets, "online": online,
+                "latency": {queue: hist.counts for queue, hist in totals.latency.items()},
                 "latency_bounds": latency_bounds}
 
     def sample(self) -> dict[str, Any] | None:

@@ -24,6 +24,12 @@ class Histogram:
         self.counts[bisect_left(self.bounds, value)] += 1
         self.sum += value
 
+    def add(self, other: Histogram) -> None:
+        """Count ``other``'s observations here too (histograms of the same bounds)."""
+        if other.bounds == self.bounds:
+            self.counts = [a + b for a, b in zip(self.counts, other.counts, strict=True)]
+            self.sum += other.sum
+
     def copy(self) -> Histogram:
         """A copy to read outside the live view's lock while the applier keeps observing the original."""
         copy = Histogram.__new__(Histogram)

@@ -27,7 +27,7 @@ from celery_monitor.state.snapshots import (
     TaskWorker,
     WorkerStatus,
 )
-from celery_monitor.state.stats import EventStats
+from celery_monitor.state.stats import EventStats, GraphTotals
 from celery_monitor.states import HELD_STATES
 
 # The share of the writer's time saving the per-event counters may take: a fleet whose counters
@@ -239,6 +239,12 @@ class LiveView:
         now = time.time() if now is None else now
         with self._lock:
             return sum(1 for worker in self._workers.values() if worker.is_online(now))
+
+    def graph_totals(self, now: float | None = None) -> tuple[GraphTotals, int]:
+        """What the graphs need, and how many workers are online: small tables, copied in one hold."""
+        now = time.time() if now is None else now
+        with self._lock:
+            return self._stats.graph.copy(), sum(1 for worker in self._workers.values() if worker.is_online(now))
 
     def snapshot(self, now: float | None = None) -> LiveSnapshot:
         """The counters, the workers' status and the task state counts, copied in one hold of the lock."""

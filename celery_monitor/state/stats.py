@@ -66,6 +66,9 @@ class EventStats:
         self.queue_latency: dict[tuple[str, str, str], Histogram] = {}  # by (cluster, queue, task name)
         self.lost: dict[tuple[str, str], int] = {}  # tasks the monitor judged LOST, by (cluster, task name)
         self.reconciled: dict[str, int] = {}  # tasks settled from the result backend, by final state
+        # What the graphs draw, kept as events come (all clusters and workers together): a second's
+        # point then copies a few small tables, not every (cluster, task, worker) row of a big fleet.
+        self.graph = GraphTotals(runtime_buckets)
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
         name = task.name or ""
@@ -75,7 +78,9 @@ class EventStats:
         worker = task.worker or ""
         self.events[key] = self.events.get(key, 0) + 1
         pair = (cluster, name, worker)
+        graph = self.graph
         if event_type == "task-received":
+            graph.received += 1
             self.prefetched[pair] = self.prefetched.get(pair, 0) + 1
         elif event_type == "task-started":
             if self.prefetched.get(pair, 0) > 0:
@@ -91,8 +96,10 @@ class EventStats:
                 if hist is None:
                     hist = self.runtime[pair] = Histogram(self.runtime_buckets)
                 hist.observe(float(runtime))
+                graph.observe_runtime(name, float(runtime))
         outcome = OUTCOME_STATES.get(event_type)
         if outcome is not None:
+            graph.outcomes[outcome] = graph.outcomes.get(outcome, 0) + 1
             exception = exception_class(event.get("exception")) if outcome != states.SUCCESS else ""
             okey = (cluster, name, outcome, exception)
             self.outcomes[okey] = self.outcomes.get(okey, 0) + 1
@@ -123,7 +130,9 @@ class EventStats:
         hist = self.queue_latency.get(key)
         if hist is None:
             hist = self.queue_latency[key] = Histogram(LATENCY_BUCKETS)
-        hist.observe(max(0.0, task.started - since))
+        latency = max(0.0, task.started - since)
+        hist.observe(latency)
+        self.graph.observe_latency(key[1], latency)
 
     def forget_worker(self, worker: str) -> None:
         tables: tuple[dict[Any, Any], ...] = (self.events, self.runtime, self.prefetch_time, self.prefetched)
@@ -143,6 +152,7 @@ class EventStats:
         copy.queue_latency = {key: hist.copy() for key, hist in self.queue_latency.items()}
         copy.lost = dict(self.lost)
         copy.reconciled = dict(self.reconciled)
+        copy.graph = self.graph.copy()
         return copy
 
     def to_store(self) -> dict[str, Any]:
@@ -187,6 +197,7 @@ class EventStats:
         for cluster, rows in [(DEFAULT, data), *data.get("clusters", {}).items()]:
             self._load_rows(cluster, rows)
         self.reconciled = dict(data.get("reconciled", []))
+        self.graph = GraphTotals.of(self)
 
     def _load_rows(self, cluster: str, data: dict[str, Any]) -> None:
         c = cluster
@@ -200,6 +211,54 @@ class EventStats:
         self.queue_latency.update({(c, q, t): Histogram.from_store(h, LATENCY_BUCKETS)
                                    for q, t, h in data.get("queue_latency", [])})
         self.lost.update({(c, k): v for k, v in data.get("lost", [])})
+
+
+class GraphTotals:
+    """The totals the graphs take their points from: outcomes by state, tasks received, runtimes by
+    task name and queue latencies by queue, summed over every cluster and worker. Kept as events
+    come; a worker forgotten does not take its share back (a point is the difference of two totals)."""
+
+    __slots__ = ("latency", "outcomes", "received", "runtime", "runtime_buckets")
+
+    def __init__(self, runtime_buckets: tuple[float, ...] = DEFAULT_BUCKETS) -> None:
+        self.runtime_buckets = runtime_buckets
+        self.outcomes: dict[str, int] = {}
+        self.received = 0
+        self.runtime: dict[str, Histogram] = {}
+        self.latency: dict[str, Histogram] = {}
+
+    def observe_runtime(self, name: str, runtime: float) -> None:
+        hist = self.runtime.get(name)
+        if hist is None:
+            hist = self.runtime[name] = Histogram(self.runtime_buckets)
+        hist.observe(runtime)
+
+    def observe_latency(self, queue: str, latency: float) -> None:
+        hist = self.latency.get(queue)
+        if hist is None:
+            hist = self.latency[queue] = Histogram(LATENCY_BUCKETS)
+        hist.observe(latency)
+
+    def copy(self) -> GraphTotals:
+        copy = GraphTotals(self.runtime_buckets)
+        copy.outcomes = dict(self.outcomes)
+        copy.received = self.received
+        copy.runtime = {name: hist.copy() for name, hist in self.runtime.items()}
+        copy.latency = {queue: hist.copy() for queue, hist in self.latency.items()}
+        return copy
+
+    @classmethod
+    def of(cls, stats: EventStats) -> GraphTotals:
+        """The totals of counters restored from the history (summed once, at a start or a reload)."""
+        totals = cls(stats.runtime_buckets)
+        for (_cluster, _name, state, _exception), count in stats.outcomes.items():
+            totals.outcomes[state] = totals.outcomes.get(state, 0) + count
+        totals.received = sum(count for key, count in stats.events.items() if key[2] == "task-received")
+        for (_cluster, name, _worker), hist in stats.runtime.items():
+            totals.runtime.setdefault(name, Histogram(stats.runtime_buckets)).add(hist)
+        for (_cluster, queue, _name), hist in stats.queue_latency.items():
+            totals.latency.setdefault(queue, Histogram(LATENCY_BUCKETS)).add(hist)
+        return totals
 
 
 class _SavedHistogram(msgspec.Struct):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from celery_monitor.state.models import TaskRecord
-from celery_monitor.state.stats import EventStats
+from celery_monitor.state.stats import EventStats, GraphTotals
 
 
 def finished(stats: EventStats, cluster: str, worker: str) -> None:
@@ -54,3 +54,30 @@ def test_counters_saved_before_clusters_continue_as_defaults() -> None:
     assert restored.lost == {("default", "app.add"): 2}
     assert list(restored.queue_wait) == [("default", "app.add")]
     assert "clusters" not in restored.to_store()
+
+
+def test_the_graphs_totals_kept_as_events_come_equal_the_sums_of_the_counters() -> None:
+    stats = EventStats()
+    for index in range(30):
+        cluster = ("default", "beta", "gamma")[index % 3]
+        worker = f"{cluster}:w{index % 4}@h"
+        task = TaskRecord(uuid=f"t{index}", name=f"app.task{index % 5}", worker=worker, cluster=cluster,
+                          queue=f"q{index % 2}", sent=10.0, received=11.0, started=12.0 + index / 10)
+        stats.record("task-received", task, {"hostname": worker})
+        stats.record("task-started", task, {"hostname": worker})
+        if index % 4:
+            stats.record("task-succeeded", task, {"hostname": worker, "runtime": index / 7})
+        else:
+            stats.record("task-failed", task, {"hostname": worker, "exception": "ValueError('x')"})
+
+    def plain(totals: GraphTotals) -> tuple[object, ...]:
+        return (totals.outcomes, totals.received, {k: (h.counts, round(h.sum, 9)) for k, h in totals.runtime.items()},
+                {k: (h.counts, round(h.sum, 9)) for k, h in totals.latency.items()})
+
+    assert plain(stats.graph) == plain(GraphTotals.of(stats))
+    assert stats.graph.outcomes == {"SUCCESS": 22, "FAILURE": 8} and stats.graph.received == 30
+    restored = EventStats()
+    restored.load(stats.to_store())  # a restart sums them once from what was saved
+    assert plain(restored.graph) == plain(stats.graph)
+    stats.forget_worker("beta:w1@h")  # a point is a difference of totals: a forgotten worker takes nothing back
+    assert stats.graph.received == 30
