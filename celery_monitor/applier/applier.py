@@ -440,9 +440,13 @@ class Applier(threading.Thread):
         self._swept_offline = offline
         if not due:
             return
-        stored = {host: self.tasks.page(TaskQuery(limit=lost.MAX_FROM_HISTORY, workers=[host],
-                                                  states=list(HELD_STATES)))
-                  for host in due}
+        # One history query for every worker of the sweep (its worker filter looks up the names present
+        # once, not once per worker: with hundreds of workers that lookup is most of a sweep's cost).
+        stored: dict[str, list[dict[str, Any]]] = {host: [] for host in due}
+        for data in self.tasks.page(TaskQuery(limit=lost.MAX_FROM_HISTORY * len(due), workers=list(due),
+                                              states=list(HELD_STATES))):
+            if data.get("worker") in stored and len(stored[data["worker"]]) < lost.MAX_FROM_HISTORY:
+                stored[data["worker"]].append(data)
         live = self.live
         lost_tasks: dict[str, TaskRecord] = {}
         with live.applying():
