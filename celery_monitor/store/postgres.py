@@ -40,7 +40,7 @@ from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, pg_search, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import LATEST, raw_text
-from celery_monitor.store.query import NEW_SEQ, SORT_KEYS, TaskQuery, after_clauses, order_column
+from celery_monitor.store.query import SORT_KEYS, TaskQuery, seqs_past_cursor
 from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term
 
 log = logging.getLogger(__name__)
@@ -726,17 +726,12 @@ class PostgresStore:
         cursor = query.after
         if isinstance(cursor.value, str):  # as the column holds it
             cursor = dataclasses.replace(cursor, value=_text(cursor.value))
-        wanted = None if query.limit is None else query.offset + query.limit
-        base = dataclasses.replace(query, after=None, offset=0, limit=wanted)
-        seqs: list[int] = []
-        for clause in after_clauses(order_column(query), cursor, NEW_SEQ if cursor.seq is None else cursor.seq,
-                                    query.descending, "%s"):
-            part = base if wanted is None else dataclasses.replace(base, limit=wanted - len(seqs))
+
+        def seqs_of(part: TaskQuery, clause: tuple[str, list[Any]]) -> list[int]:
             sql, params = self.query_sql(part, excluding, select="SELECT seq FROM tasks", extra=clause)
-            seqs += [row[0] for row in self._rows(sql, params, _prepare(query))]
-            if wanted is not None and len(seqs) >= wanted:
-                break
-        return seqs[query.offset :]
+            return [row[0] for row in self._rows(sql, params, _prepare(query))]
+
+        return seqs_past_cursor(query, cursor, "%s", seqs_of)
 
     def _deep_seqs(self, query: TaskQuery, excluding: Sequence[int]) -> list[int]:
         """A deep page's seqs. Rows skipped by an offset are still walked, one index entry each: a page

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -127,3 +129,20 @@ def after_clauses(column: str | None, cursor: Cursor, seq: int, descending: bool
         return [nulls] if descending else [nulls, (f"{column} IS NOT NULL", [])]
     values = (f"({column}, seq) {less} ({mark}, {mark})", [cursor.value, seq])
     return [values, (f"{column} IS NULL", [])] if descending else [values]
+
+
+def seqs_past_cursor(query: TaskQuery, cursor: Cursor, mark: str,
+                     seqs_of: Callable[[TaskQuery, tuple[str, list[Any]]], list[int]]) -> list[int]:
+    """A page past ``cursor`` (keyset paging), the same walk on either store: each part of the order
+    past it (:func:`after_clauses`, with the driver's placeholder ``mark``) is read with ``seqs_of(query
+    of the part, its clause)``, one seek in the order's index, until the page is full."""
+    wanted = None if query.limit is None else query.offset + query.limit
+    base = dataclasses.replace(query, after=None, offset=0, limit=wanted)
+    seqs: list[int] = []
+    for clause in after_clauses(order_column(query), cursor, NEW_SEQ if cursor.seq is None else cursor.seq,
+                                query.descending, mark):
+        part = base if wanted is None else dataclasses.replace(base, limit=wanted - len(seqs))
+        seqs += seqs_of(part, clause)
+        if wanted is not None and len(seqs) >= wanted:
+            break
+    return seqs[query.offset :]

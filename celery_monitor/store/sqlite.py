@@ -8,7 +8,6 @@ Rows keep the searchable and sortable fields as columns and everything else as o
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import re
@@ -25,7 +24,7 @@ from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import failures, search_index, sqlite_failures, stored
 from celery_monitor.store.base import StoreError, TaskDict
 from celery_monitor.store.quarantine import Quarantine, raw_text
-from celery_monitor.store.query import NEW_SEQ, SORT_KEYS, TaskQuery, after_clauses, order_column
+from celery_monitor.store.query import SORT_KEYS, TaskQuery, seqs_past_cursor
 from celery_monitor.store.search import (
     BARE_COLUMNS,
     FOLDS_TO_ASCII,
@@ -730,17 +729,8 @@ class SQLiteStore:
         """A page past its cursor (keyset paging): each part of the order past it (a row-value
         comparison, then the NULLs where they follow) is one seek in the order's index."""
         assert query.after is not None
-        cursor = query.after
-        wanted = None if query.limit is None else query.offset + query.limit
-        base = dataclasses.replace(query, after=None, offset=0, limit=wanted)
-        seqs: list[int] = []
-        for clause in after_clauses(order_column(query), cursor, NEW_SEQ if cursor.seq is None else cursor.seq,
-                                    query.descending, "?"):
-            part = base if wanted is None else dataclasses.replace(base, limit=wanted - len(seqs))
-            seqs += self._seqs(*self.query_sql(part, excluding, select="SELECT seq FROM ", extra=clause))
-            if wanted is not None and len(seqs) >= wanted:
-                break
-        return seqs[query.offset :]
+        return seqs_past_cursor(query, query.after, "?", lambda part, clause: self._seqs(
+            *self.query_sql(part, excluding, select="SELECT seq FROM ", extra=clause)))
 
     def tasks_in_order(self, seqs: Sequence[int]) -> list[tuple[int, TaskDict]]:
         """These tasks with their seqs, in the order given; those deleted meanwhile are left out."""

@@ -10,6 +10,7 @@ from typing import Any
 
 import httpx
 import pytest
+from support.postgres import written_history
 from support.processes import new_monitor
 
 from celery_monitor.store import overlay, pg_search
@@ -45,10 +46,8 @@ QUERIES = [
 
 @pytest.fixture
 def store(history_db: str) -> Iterator[Store]:
-    store = open_store(history_db)
-    store.write(TASKS, [], {})
-    yield store
-    store.close()
+    with written_history(history_db, TASKS) as opened:
+        yield opened
 
 
 def walk(store: Store, query: TaskQuery, limit: int, pending: dict[str, Any]) -> list[str]:

@@ -8,7 +8,7 @@ from typing import Any
 
 import psycopg
 import pytest
-from support.postgres import fresh_database
+from support.postgres import fresh_database, written_history
 
 from celery_monitor.store import pg_search
 from celery_monitor.store.base import Store
@@ -16,7 +16,6 @@ from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.query import SORT_KEYS, TEXT_KEYS, Cursor, TaskQuery, after_clauses, order_column
 from celery_monitor.store.search import parse_search
 from celery_monitor.store.sqlite import SQLiteStore
-from celery_monitor.store.target import open_store
 
 TASKS = [{"uuid": f"t{i}", "name": f"n{i % 7}", "state": "SUCCESS" if i % 3 else "FAILURE",
           "worker": f"w{i % 4}", "received": float(i), "started": float(i) + 0.5, "runtime": 0.1 * i,
@@ -65,10 +64,8 @@ def postgres_store() -> Iterator[PostgresStore]:
 
 @pytest.fixture
 def store(history_db: str) -> Iterator[Store]:
-    store = open_store(history_db)
-    store.write(TASKS, [], {})
-    yield store
-    store.close()
+    with written_history(history_db, TASKS) as opened:
+        yield opened
 
 
 @pytest.mark.parametrize("query", QUERIES, ids=query_id)

@@ -8,13 +8,12 @@ from typing import Any
 
 import psycopg
 import pytest
-from support.postgres import execute, fresh_database
+from support.postgres import execute, fresh_database, written_history
 
 from celery_monitor.store import pg_schema
 from celery_monitor.store.base import Store
 from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.sqlite import SQLiteStore
-from celery_monitor.store.target import open_store
 
 
 def tasks_of(root: str, count: int, start: int = 0) -> list[dict[str, Any]]:
@@ -27,10 +26,8 @@ TASKS = [task for i in range(50) for task in tasks_of(f"root{i}", 20, i * 20)]
 
 @pytest.fixture
 def store(history_db: str) -> Iterator[Store]:
-    store = open_store(history_db)
-    store.write(TASKS, [], {})
-    yield store
-    store.close()
+    with written_history(history_db, TASKS) as opened:
+        yield opened
 
 
 def test_a_workflows_tasks_in_the_order_first_seen(store: Store) -> None:

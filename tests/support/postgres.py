@@ -11,6 +11,9 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from celery_monitor.store.base import Store
+from celery_monitor.store.target import open_store
+
 STORES = ["sqlite", "postgresql"]  # what a test of the history runs on, each in turn
 SERVER = "postgresql://postgres@127.0.0.1:5432"
 ADMIN = f"{SERVER}/postgres"
@@ -50,3 +53,14 @@ def history_location(kind: str, directory: Path) -> Iterator[str]:
         return
     with fresh_database() as dsn:
         yield dsn
+
+
+@contextmanager
+def written_history(db: str, tasks: list[dict[str, object]]) -> Iterator[Store]:
+    """The history at ``db`` (what ``--db`` takes) holding ``tasks``; closed afterwards."""
+    store = open_store(db)
+    store.write(tasks, [], {})
+    try:
+        yield store
+    finally:
+        store.close()
