@@ -26,12 +26,16 @@ def test_smoke_run_writes_a_table(tmp_path: Path) -> None:
     assert fast and all(line.count("| 0 (0.0%)") == 2 for line in fast), fast
 
 
-def test_bad_option_is_one_line_and_status_2() -> None:
-    done = subprocess.run([str(REPO / "bench" / "run"), "--contenders", "nobody"], capture_output=True, text=True,
-                          timeout=60)
+def refused_in_one_line(*args: str) -> str:
+    """bench/run's answer to bad options: exit status 2 and one line, returned."""
+    done = subprocess.run([str(REPO / "bench" / "run"), *args], capture_output=True, text=True, timeout=60)
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert "unknown contender" in done.stderr
+    return done.stderr
+
+
+def test_bad_option_is_one_line_and_status_2() -> None:
+    assert "unknown contender" in refused_in_one_line("--contenders", "nobody")
 
 
 def test_clusters_run_writes_a_table_per_cluster(tmp_path: Path) -> None:
@@ -56,8 +60,4 @@ def test_clusters_run_writes_a_table_per_cluster(tmp_path: Path) -> None:
 
 
 def test_clusters_needs_two() -> None:
-    done = subprocess.run([str(REPO / "bench" / "run"), "--clusters", "1"], capture_output=True, text=True,
-                          timeout=60)
-    assert done.returncode == 2
-    assert done.stderr.strip().count("\n") == 0, done.stderr
-    assert "at least 2 clusters" in done.stderr
+    assert "at least 2 clusters" in refused_in_one_line("--clusters", "1")

@@ -106,6 +106,16 @@ def test_the_schema_catches_a_misspelt_field() -> None:
         jsonschema.validate(monitor_body({"broker": {"url": "redis://r/0"}, "retension": {}}), schema)
 
 
+def verdicts(body: dict[str, Any]) -> tuple[bool, bool]:
+    """Whether the CRD's schema (as an API server checks it), and the operator's parser, accept ``body``."""
+    schema_accepts = jsonschema.Draft7Validator(strict(crd_schema(crd.render_crd(), naming.VERSION))).is_valid(body)
+    try:
+        spec_parser.parse(body)
+    except spec_reader.SpecError:
+        return schema_accepts, False
+    return schema_accepts, True
+
+
 @pytest.mark.parametrize(("value", "accepted"), [
     (["10.0.0.0/8", "::1/128", "fc00::/7", "192.168.1.7", "2001:db8::1", "0.0.0.0/0"], True),
     (["10.0.0.0/33"], False),
@@ -117,16 +127,7 @@ def test_the_schema_catches_a_misspelt_field() -> None:
     ([], False),
 ])
 def test_the_schema_and_the_operator_agree_on_trusted_proxies(value: list[str], accepted: bool) -> None:
-    schema = strict(crd_schema(crd.render_crd(), naming.VERSION))
-    body = monitor_body({"broker": {"url": "redis://r/0"}, "trustedProxies": value})
-
-    schema_accepts = jsonschema.Draft7Validator(schema).is_valid(body)
-    try:
-        spec_parser.parse(body)
-        operator_accepts = True
-    except spec_reader.SpecError:
-        operator_accepts = False
-    assert (schema_accepts, operator_accepts) == (accepted, accepted)
+    assert verdicts(monitor_body({"broker": {"url": "redis://r/0"}, "trustedProxies": value})) == (accepted, accepted)
 
 
 @pytest.mark.parametrize(("database", "refused"), [
@@ -177,16 +178,7 @@ def test_the_api_server_takes_one_broker_or_a_list_of_clusters(spec_data: dict[s
     ([], False),
 ])
 def test_the_schema_and_the_operator_agree_on_clusters(clusters: list[dict[str, Any]], accepted: bool) -> None:
-    schema = strict(crd_schema(crd.render_crd(), naming.VERSION))
-    body = monitor_body({"clusters": clusters})
-
-    schema_accepts = jsonschema.Draft7Validator(schema).is_valid(body)
-    try:
-        spec_parser.parse(body)
-        operator_accepts = True
-    except spec_reader.SpecError:
-        operator_accepts = False
-    assert (schema_accepts, operator_accepts) == (accepted, accepted)
+    assert verdicts(monitor_body({"clusters": clusters})) == (accepted, accepted)
 
 
 def test_each_cluster_is_known_by_its_name_to_the_api_server() -> None:
