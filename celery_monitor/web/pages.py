@@ -48,6 +48,7 @@ class ClusterChoice:
     watched: list[str]
     chosen: list[str] = field(default_factory=list)
     error: str = ""
+    scoped: bool = False  # an identity that sees the watched clusters alone (--cluster_access)
 
     @property
     def value(self) -> str:
@@ -68,13 +69,13 @@ class ClusterChoice:
         return f"?{urlencode({'cluster': self.value})}" if self.chosen else ""
 
     def includes(self, cluster: str) -> bool:
-        return not self.chosen or cluster in self.chosen
+        return (not self.chosen or cluster in self.chosen) and (not self.scoped or cluster in self.watched)
 
 
 def cluster_choice(request: Request) -> ClusterChoice:
     watched = list(monitor_of(request).cluster_names)
     scope = scope_of(request)  # an identity scoped to some clusters is offered those alone
-    choice = ClusterChoice(watched if scope is None else scope.readable_of(watched))
+    choice = ClusterChoice(watched if scope is None else scope.readable_of(watched), scoped=scope is not None)
     names = [n.strip() for raw in request.query_params.getlist("cluster") for n in raw.split(",") if n.strip()]
     for name in names:
         try:

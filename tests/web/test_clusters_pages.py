@@ -309,6 +309,7 @@ def test_a_user_scoped_to_one_cluster_sees_its_tasks_and_workers_alone(
         assert "prod" not in page.locator("header").inner_text()
         expect(page.locator(f'#tasks tr[data-uuid="{other}"]')).to_have_count(0)
         assert all(uuid.startswith("staging-") for uuid in shown_rows(page, "tasks", "uuid"))
+        assert "prod:" not in page.content()  # not even prod's worker in the worker filter
         page.goto(two.url + "/workers")
         expect(page.locator("#workers tbody tr[data-worker]")).to_have_count(1)
         expect(page.locator(f'#workers tr[data-worker="{two.worker("staging")}"]')).to_have_count(1)
