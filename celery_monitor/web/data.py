@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from celery_monitor.auth import redact_replies
+from celery_monitor.celery_app import shown_broker
 from celery_monitor.http.audit import audit_page
 from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
@@ -129,7 +130,7 @@ async def broker(request: Request) -> Response:
 def _safe_broker_url(monitor: Monitor) -> str:
     """The broker URL with its password masked."""
     try:
-        return str(monitor.app.connection_for_read().as_uri(include_password=False))
+        return shown_broker(monitor.app)
     except Exception:
         return ""
 
