@@ -38,7 +38,10 @@ def side_by_side(request: pytest.FixtureRequest, own_brokers: OwnBrokers,
     broker = own_brokers.broker_url(kind, "compat")
     backend = own_brokers.backend_url("compat")
     extra = [f"--broker_api={MANAGEMENT_API}"] if kind == "rabbitmq" else []
-    monitor = new_monitor(broker, tmp, f"--result_backend={backend}", *extra, auth=AUTH).start()
+    # The cases compare answers, not speed: a loaded machine can take more than Flower's 1-s
+    # reply window to carry a control reply over RabbitMQ, so the monitor waits longer for it.
+    monitor = new_monitor(broker, tmp, f"--result_backend={backend}", "--inspect_timeout=4000", *extra,
+                          auth=AUTH).start()
     flower = FlowerProcess(broker, backend, tmp / "flower.log", AUTH, extra).start()
     worker = start_worker(broker, f"compat-{kind}", tmp, backend=backend)
     try:

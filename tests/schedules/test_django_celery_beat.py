@@ -62,8 +62,10 @@ def echo_runs(monitor: MonitorProcess) -> int:
 
 
 def test_entries_are_listed_in_words_with_their_runs(cluster: DjangoCluster) -> None:
-    listed = wait_for(lambda: (e := entries(cluster.monitor)).get("dj-tick", {}).get("last_run") and e, 30,
-                      message="a django-celery-beat run seen by the monitor")
+    # The monitor sees a run from its events; the scheduler writes last_run_at on its own sync, later.
+    listed = wait_for(lambda: (e := entries(cluster.monitor)).get("dj-tick", {}).get("last_run")
+                      and e["dj-tick"].get("scheduler_last_run") is not None and e, 30,
+                      message="a django-celery-beat run seen by the monitor and written by the scheduler")
     tick = listed["dj-tick"]
     assert tick["source"] == "django" and tick["toggleable"] is True and tick["enabled"] is True
     assert tick["schedule"]["words"] == "every second"
