@@ -482,19 +482,20 @@ class PostgresStore:
 
     # -- failure groups (failures.py) ------------------------------------------------------------
 
-    def failure_groups(self, since: float, width: float) -> list[failures.GroupCounts]:
+    def failure_groups(self, since: float, width: float, clusters: Sequence[str] = ()) -> list[failures.GroupCounts]:
         with self.snapshot():
-            return pg_failures.groups(self._rows, since, width)
+            return pg_failures.groups(self._rows, since, width, clusters)
 
-    def failure_sample(self, name: str, exception_type: str) -> TaskDict | None:
-        return pg_failures.sample(self._rows, name, exception_type)
+    def failure_sample(self, name: str, exception_type: str,
+                       cluster: str = DEFAULT_CLUSTER) -> TaskDict | None:
+        return pg_failures.sample(self._rows, name, exception_type, cluster)
 
-    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None,
-                      offset: int = 0) -> list[TaskDict]:
-        return pg_failures.tasks(self._rows, name, exception_type, limit, offset)
+    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None, offset: int = 0,
+                      clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> list[TaskDict]:
+        return pg_failures.tasks(self._rows, name, exception_type, clusters, limit, offset)
 
-    def failure_count(self, name: str, exception_type: str) -> int:
-        return pg_failures.count(self._rows, name, exception_type)
+    def failure_count(self, name: str, exception_type: str, clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> int:
+        return pg_failures.count(self._rows, name, exception_type, clusters)
 
     def failures_after(self, seq: int, limit: int) -> list[tuple[int, TaskDict]]:
         return pg_failures.after(self._rows, seq, limit)
@@ -507,8 +508,8 @@ class PostgresStore:
                 with conn.transaction():
                     pg_failures.write(conn, rows, [])
 
-    def failure_total(self) -> int:
-        return pg_failures.total(self._rows)
+    def failure_total(self, clusters: Sequence[str] = ()) -> int:
+        return pg_failures.total(self._rows, clusters)
 
     def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]:
         wanted = [_text(uuid) for uuid in uuids]

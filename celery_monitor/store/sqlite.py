@@ -499,19 +499,20 @@ class SQLiteStore:
 
     # -- failure groups (failures.py) ------------------------------------------------------------
 
-    def failure_groups(self, since: float, width: float) -> list[failures.GroupCounts]:
+    def failure_groups(self, since: float, width: float, clusters: Sequence[str] = ()) -> list[failures.GroupCounts]:
         with search_index.snapshot(self._reader):
-            return sqlite_failures.groups(self._reader, since, width)
+            return sqlite_failures.groups(self._reader, since, width, clusters)
 
-    def failure_sample(self, name: str, exception_type: str) -> TaskDict | None:
-        return sqlite_failures.sample(self._reader, name, exception_type)
+    def failure_sample(self, name: str, exception_type: str,
+                       cluster: str = DEFAULT_CLUSTER) -> TaskDict | None:
+        return sqlite_failures.sample(self._reader, name, exception_type, cluster)
 
-    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None,
-                      offset: int = 0) -> list[TaskDict]:
-        return sqlite_failures.tasks(self._reader, name, exception_type, limit, offset)
+    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None, offset: int = 0,
+                      clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> list[TaskDict]:
+        return sqlite_failures.tasks(self._reader, name, exception_type, clusters, limit, offset)
 
-    def failure_count(self, name: str, exception_type: str) -> int:
-        return sqlite_failures.count(self._reader, name, exception_type)
+    def failure_count(self, name: str, exception_type: str, clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> int:
+        return sqlite_failures.count(self._reader, name, exception_type, clusters)
 
     def failures_after(self, seq: int, limit: int) -> list[tuple[int, TaskDict]]:
         return sqlite_failures.after(self._reader, seq, limit)
@@ -522,8 +523,8 @@ class SQLiteStore:
             with self._write_lock:  # one statement: all of them or none
                 sqlite_failures.upsert(self._writer, rows)
 
-    def failure_total(self) -> int:
-        return sqlite_failures.total(self._reader)
+    def failure_total(self, clusters: Sequence[str] = ()) -> int:
+        return sqlite_failures.total(self._reader, clusters)
 
     def _fetch_tasks(self, sql: str, params: Any) -> list[TaskDict]:
         """The tasks a ``SELECT <columns>, data`` query returns, in its order, fetched in one step."""
