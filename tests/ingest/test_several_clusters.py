@@ -295,3 +295,71 @@ def test_an_inspect_failure_names_the_broker_and_cluster_that_failed() -> None:
         assert f"127.0.0.1:{down}" in error and "6379" not in error, error
     finally:
         inspector.stop()
+
+
+def revoked_on(broker: str, hostname: str) -> list[str]:
+    """The ids the worker says it was told to revoke, asked on its own broker."""
+    with celery_client(broker, "") as app:
+        replies = app.control.inspect([hostname], timeout=5).revoked() or {}
+    return list(replies.get(hostname) or [])
+
+
+def test_failure_groups_and_workflows_are_each_clusters_own(several: Clusters) -> None:
+    sent = {cluster: several.send(cluster, "tests.fail_as", "ClusterBoom", f"in {cluster}")
+            for cluster in ("alpha", "beta", "gamma")}
+    group = {"name": "tests.fail_as", "exception": "ClusterBoom"}
+
+    def groups(client: httpx.Client, **params: str) -> dict[str, int]:
+        answer = client.get("/api/failures", params=params)
+        assert answer.status_code == 200, answer.text
+        return {g["cluster"]: g["count"] for g in answer.json()["groups"] if g["exception_type"] == "ClusterBoom"}
+
+    admin = several.monitor.client
+    # The same failure in three clusters: three groups, each saying its cluster.
+    wait_for(lambda: groups(admin) == {"alpha": 1, "beta": 1, "gamma": 1}, 60, message="a group in each cluster")
+    assert groups(admin, cluster="beta") == {"beta": 1}
+    assert groups(admin, cluster="alpha,gamma") == {"alpha": 1, "gamma": 1}
+    page = several.monitor.json("/api/failures/tasks", params={**group, "cluster": "gamma"})
+    assert page["total"] == 1 and [(t["uuid"], t["cluster"]) for t in page["tasks"]] == [(sent["gamma"], "gamma")]
+    assert several.monitor.json("/api/failures/tasks", params=group)["total"] == 3  # every cluster
+    for path in ("/api/failures", "/api/failures/tasks"):
+        bad = admin.get(path, params={**group, "cluster": "Not A Name"})
+        assert bad.status_code == 400 and bad.json()["error"].startswith("Invalid 'cluster'"), bad.text
+    # A workflow (here a task alone, its own root) is its tasks' cluster's.
+    assert several.monitor.json(f"/api/workflow/{sent['alpha']}")["cluster"] == "alpha"
+    assert admin.get(f"/api/workflow/{sent['alpha']}", params={"cluster": "beta"}).status_code == 404
+
+    # A group's revoke reaches its own cluster's workers alone.
+    hostname = several.workers["alpha"].hostname
+    revoke = admin.post("/api/failures/revoke", params={**group, "cluster": "alpha"})
+    assert revoke.status_code == 200 and revoke.json()["task-ids"] == [sent["alpha"]], revoke.text
+    assert sent["alpha"] in revoked_on(several.brokers["alpha"], hostname)
+    assert sent["beta"] not in revoked_on(several.brokers["beta"], hostname)
+
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        assert groups(alice) == {"alpha": 1, "beta": 1}  # gamma's is not hers to see
+        refused = alice.get("/api/failures", params={"cluster": "gamma"})
+        assert refused.status_code == 403 and refused.json()["error"] == "This identity may not see the cluster 'gamma'"
+        assert alice.get("/api/failures/tasks", params={**group, "cluster": "gamma"}).status_code == 404
+        assert alice.get("/api/failures/tasks", params=group).json()["total"] == 2
+        assert alice.get("/failures", headers={"Accept": "text/html"}).status_code == 200
+        # She controls alpha, reads beta: a group action reaches alpha's alone.
+        mine = alice.post("/api/failures/revoke", params={**group, "dry_run": "true"})
+        assert mine.status_code == 200 and mine.json()["sample"] == [sent["alpha"]], mine.text
+        read_only = alice.post("/api/failures/rerun", params={**group, "cluster": "beta", "dry_run": "true"})
+        assert read_only.status_code == 403, read_only.text
+        assert alice.post("/api/failures/revoke", params={**group, "cluster": "gamma"}).status_code == 404
+        # Workflows: another cluster's is unknown to her; one she may only read is not hers to revoke.
+        assert alice.get(f"/api/workflow/{sent['gamma']}").status_code == 404
+        assert alice.get(f"/api/workflow/{sent['beta']}").json()["cluster"] == "beta"
+        assert alice.post(f"/api/workflow/{sent['beta']}/revoke", params={"dry_run": "true"}).status_code == 403
+        assert alice.post(f"/api/workflow/{sent['gamma']}/revoke", params={"dry_run": "true"}).status_code == 404
+        assert alice.post(f"/api/workflow/{sent['alpha']}/revoke", params={"dry_run": "true"}).status_code == 200
+    with httpx.Client(base_url=several.monitor.url, headers={"Authorization": f"Bearer {CI_TOKEN}"},
+                      timeout=15) as ci:
+        assert groups(ci) == {"gamma": 1}
+        assert ci.get(f"/api/workflow/{sent['gamma']}").json()["cluster"] == "gamma"
+    # The audit trail names the cluster a group's action reached.
+    entries = several.monitor.json("/api/audit", params={"action": "failures.revoke"})["entries"]
+    assert {(e["user"], e["cluster"], e["status"]) for e in entries} >= {
+        ("admin", "alpha", 200), ("alice", None, 200), ("alice", "gamma", 404)}
