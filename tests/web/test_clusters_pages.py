@@ -52,6 +52,16 @@ class TwoClusters:
         response = self.monitor.get(f"/api/task/info/{task_id}")
         return response.json().get("state") if response.status_code == 200 else None
 
+    def fail(self, cluster: str, kind: str) -> str:
+        """A task failed with ``kind`` on ``cluster``, kept in the monitor's failure groups."""
+        task_id = f"{cluster}-{uuid.uuid4().hex[:8]}"
+        with celery_client(self.brokers[cluster], "") as app:
+            app.send_task("tests.fail_as", args=(kind, "boom"), task_id=task_id)
+        wait_for(lambda: self.monitor.json("/api/failures/tasks", params={"name": "tests.fail_as", "exception": kind,
+                                                                          "cluster": cluster})["total"] >= 1,
+                 30, message=f"{task_id} in its failure group")
+        return task_id
+
     def run(self, cluster: str) -> str:
         """A task run to its end on ``cluster``, and in the monitor's history (a page's first fetch reads it)."""
         task_id = self.send(cluster)
@@ -166,6 +176,33 @@ def test_a_shared_address_opens_narrowed_and_keeps_its_cluster_across_pages(page
     page.get_by_role("link", name="Graphs", exact=True).click()
     page.wait_for_url("**/graphs?cluster=staging")
     expect(page.locator("#cluster-scope")).to_have_text("not filtered here")
+
+
+@pytest.mark.browser
+def test_the_failures_page_shows_each_clusters_groups_and_follows_the_switcher(page: Page, two: TwoClusters) -> None:
+    failed = {name: two.fail(name, "PageBoom") for name in NAMES}
+    page.goto(two.url + "/failures")
+    rows = page.locator('#failure-groups tbody tr[data-exception="PageBoom"]')
+    expect(rows).to_have_count(2)  # the same failure in two clusters: two groups
+    expect(page.locator("#failure-groups thead th")).to_contain_text(["Task", "Cluster", "Exception"])
+    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.cluster)")) == ["prod", "staging"]
+
+    page.get_by_label("Cluster", exact=True).select_option("staging")
+    page.wait_for_url(lambda url: "cluster=staging" in url)
+    expect(page.locator("#cluster-scope")).to_have_count(0)  # this page is narrowed: no notice
+    expect(rows).to_have_count(1)
+    expect(rows.locator('[data-column="cluster"]')).to_have_text("staging")
+    rows.click()
+    expect(page.locator("#group-cluster")).to_have_text(" · staging")
+    expect(page.locator("#group-tasks tbody tr")).to_have_count(1)
+    expect(page.locator(f'#group-tasks tr[data-uuid="{failed["staging"]}"]')).to_have_count(1)
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["cluster"] == ["staging"] and query["group_cluster"] == ["staging"]
+    assert query["exception"] == ["PageBoom"]
+    # The shared address opens the same group of the same cluster.
+    page.goto(page.url)
+    expect(page.locator(f'#group-tasks tr[data-uuid="{failed["staging"]}"]')).to_have_count(1)
+    expect(page.locator(f'#group-tasks tr[data-uuid="{failed["prod"]}"]')).to_have_count(0)
 
 
 @pytest.mark.browser
@@ -300,6 +337,7 @@ def test_the_workers_pages_data_is_narrowed_by_cluster(two: TwoClusters) -> None
 def test_a_user_scoped_to_one_cluster_sees_its_tasks_and_workers_alone(
         browser: Browser, console: Console, two: TwoClusters) -> None:
     theirs, other = two.run("staging"), two.run("prod")
+    failed = {name: two.fail(name, "ScopedBoom") for name in NAMES}
     page = open_page(browser, console, auth=SCOPED)
     try:
         page.goto(two.url + "/tasks")
@@ -313,6 +351,14 @@ def test_a_user_scoped_to_one_cluster_sees_its_tasks_and_workers_alone(
         page.goto(two.url + "/workers")
         expect(page.locator("#workers tbody tr[data-worker]")).to_have_count(1)
         expect(page.locator(f'#workers tr[data-worker="{two.worker("staging")}"]')).to_have_count(1)
+        # Failures: staging's group alone, its task alone.
+        page.goto(two.url + "/failures")
+        group = page.locator('#failure-groups tbody tr[data-exception="ScopedBoom"]')
+        expect(group).to_have_count(1)
+        assert group.get_attribute("data-cluster") == "staging"
+        group.click()
+        expect(page.locator(f'#group-tasks tr[data-uuid="{failed["staging"]}"]')).to_have_count(1)
+        expect(page.locator(f'#group-tasks tr[data-uuid="{failed["prod"]}"]')).to_have_count(0)
     finally:
         page.context.close()
     assert not console.errors, "\n".join(console.errors)
