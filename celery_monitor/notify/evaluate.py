@@ -106,7 +106,7 @@ class Evaluator:
         """The task, its failure group when it failed, and its workflow when it is a step of one."""
         links = self.links.task(notice.uuid)
         if notice.state == FAILURE and notice.exception:
-            links += self.links.failure_group(notice.name or "", exception_type(notice.exception))
+            links += self.links.failure_group(notice.name or "", exception_type(notice.exception), notice.cluster)
         if notice.root_id and notice.root_id != notice.uuid:
             links += self.links.workflow(notice.root_id)
         return links
