@@ -232,7 +232,8 @@ def test_a_page_on_one_cluster_receives_no_push_of_another(page: Page, two: TwoC
 
 
 @pytest.mark.browser
-def test_a_tasks_own_page_follows_it_whatever_cluster_the_address_carries(page: Page, two: TwoClusters) -> None:
+def test_a_tasks_and_its_workflows_pages_follow_it_whatever_cluster_the_address_carries(
+        page: Page, two: TwoClusters) -> None:
     task_id = f"staging-{uuid.uuid4().hex[:8]}"
     with celery_client(two.brokers["staging"], "") as app:
         app.send_task("tests.sleep", args=(2,), task_id=task_id)
@@ -240,6 +241,10 @@ def test_a_tasks_own_page_follows_it_whatever_cluster_the_address_carries(page: 
     page.goto(f"{two.url}/task/{task_id}?cluster=prod")  # a link followed from a page on prod, say
     expect(page.locator('#task-fields [data-field="cluster"]')).to_have_text("staging")
     expect(page.locator("#task-state")).to_have_text("SUCCESS", timeout=10_000)
+    # So does its workflow's page (a task sent alone is its own root), which says its cluster.
+    page.goto(f"{two.url}/workflow/{task_id}?cluster=prod")
+    expect(page.locator("#workflow-summary")).to_contain_text("cluster staging")
+    expect(page.locator("#cluster-scope")).to_have_count(0)
 
 
 @pytest.mark.browser
