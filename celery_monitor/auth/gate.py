@@ -11,7 +11,10 @@ Order of the checks:
 4. a state-changing request made by a browser must come from our own origin, and with a cookie
    session must carry ``X-Requested-With: celery-monitor`` (or the session's CSRF token): a
    cross-site form or script cannot set that header; a WebSocket from another origin is refused;
-5. a read-only identity may not use POST, PUT, PATCH or DELETE.
+5. a read-only identity may not use POST, PUT, PATCH or DELETE;
+6. an identity scoped to some clusters (``--cluster_access``) reaches only the routes that narrow
+   what they show to its clusters (``SCOPED_EXACT``, ``SCOPED_PREFIXES``); the rest answer 403, as
+   they would show every cluster. The handlers narrow by ``scope["state"]["cluster_scope"]``.
 
 Handlers find the result in ``scope["state"]``: ``user`` (None when anonymous), ``role`` ("admin" or
 "read-only"), ``auth`` (basic, token, session or anonymous) and, for sessions, ``csrf_token``.
