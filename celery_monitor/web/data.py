@@ -15,7 +15,7 @@ from starlette.responses import Response
 
 from celery_monitor.auth import redact_replies
 from celery_monitor.celery_app import shown_broker
-from celery_monitor.http.audit import audit_page
+from celery_monitor.http.audit import audit_filter, audit_page
 from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.failures import group_tasks_answer, groups_answer
@@ -139,7 +139,7 @@ async def audit(request: Request) -> Response:
     """A page of the audit trail (the API's filters), and the users and actions to filter by."""
     monitor = monitor_of(request)
     page = await audit_page(request)
-    page["facets"] = await monitor.control.run(monitor.audit.facets)
+    page["facets"] = await monitor.control.run(monitor.audit.facets, audit_filter(request).clusters)
     return json_response(page)
 
 

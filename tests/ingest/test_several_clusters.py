@@ -241,6 +241,17 @@ def test_an_identity_scoped_to_some_clusters_sees_and_controls_those_alone(sever
     assert by_target[("worker.pool_grow", f"beta:{hostname}")]["status"] == 403
     assert by_target[("task.revoke", sent["alpha"])]["cluster"] == "alpha"
     assert by_target[("task.revoke", sent["alpha"])]["status"] == 200
+    # The trail by cluster: an admin's revoke on gamma is under gamma, and hidden from her.
+    assert several.monitor.client.post(f"/api/task/revoke/{sent['gamma']}").status_code == 200
+    gamma = several.monitor.json("/api/audit", params={"cluster": "gamma"})
+    assert gamma["total"] >= 1 and {e["cluster"] for e in gamma["entries"]} == {"gamma"}
+    assert several.monitor.json("/api/audit", params={"cluster": "gamma", "user": "alice"})["total"] == 0
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        hers = alice.get("/api/audit").json()
+        assert hers["total"] >= 2 and {e["cluster"] for e in hers["entries"]} <= {"alpha", "beta"}
+        assert alice.get("/ui/audit.json", params={"cluster": "beta"}).json()["entries"][0]["cluster"] == "beta"
+        assert alice.get("/api/audit", params={"cluster": "gamma"}).status_code == 403
+        assert alice.get("/api/audit", params={"cluster": "Bad!"}).status_code == 400
 
 
 def test_a_scoped_identity_gets_the_live_pushes_of_its_clusters_alone(several: Clusters) -> None:
