@@ -45,6 +45,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/task/apply/{name}": {"timeout": SECONDS},
     "/api/tasks/revoke": {**TASK_FILTERS, "queue": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,
                           "signal": STRING},
+    "/api/schedules": {"cluster": CLUSTER},
     "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
                    "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME,
                    "cluster": CLUSTER},

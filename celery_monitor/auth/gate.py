@@ -47,10 +47,10 @@ PAGE_FEED = "/api/ws"
 # what they show to its clusters (http/scope.py). Everything else shows every cluster: refused.
 SCOPED_EXACT = frozenset({"/", "/workers", "/tasks", "/live", "/api/workers", "/api/tasks", "/api/tasks/revoke",
                           PAGE_FEED, "/ui/workers.json", "/ui/tasks.json", "/api/openapi.json", "/audit",
-                          "/api/audit", "/ui/audit.json"})
+                          "/api/audit", "/ui/audit.json", "/schedules", "/api/schedules", "/ui/schedules.json"})
 SCOPED_PREFIXES = ("/worker/", "/task/", "/ui/worker/", "/ui/task/", "/api/task/info/", "/api/task/result/",
                    "/api/task/abort/", "/api/task/revoke/", "/api/task/rerun/", "/api/worker/",
-                   "/api/task/timeout/", "/api/task/rate-limit/", "/api/task/events/")
+                   "/api/task/timeout/", "/api/task/rate-limit/", "/api/task/events/", "/api/schedule/")
 
 
 @dataclass(frozen=True, slots=True)

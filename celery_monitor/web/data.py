@@ -20,6 +20,7 @@ from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.failures import group_tasks_answer, groups_answer
 from celery_monitor.http.params import get_bool
+from celery_monitor.http.schedules import schedules_listing
 from celery_monitor.http.scope import may_read, readable_filter
 from celery_monitor.http.tasks import cluster_filter, page_query, task_or_404
 from celery_monitor.http.workers import refresh_inspector, worker_row
@@ -145,7 +146,7 @@ async def audit(request: Request) -> Response:
 
 async def schedules(request: Request) -> Response:
     """The beat entries, as GET /api/schedules lists them (arguments redacted there)."""
-    return json_response(monitor_of(request).schedules.listing())
+    return json_response(schedules_listing(request))
 
 
 async def failure_groups(request: Request) -> Response:
