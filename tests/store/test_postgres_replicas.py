@@ -435,6 +435,14 @@ def test_a_kill_9_of_the_leader_of_several_clusters_loses_no_task_of_any(rabbitm
 
             wait_for(same_on_both, 15, interval=0.5, message="both replicas to answer the same, cluster by cluster")
             assert restarted.json("/api/tasks") == standby.json("/api/tasks")
+            # The three workers of the same name stay apart, online under their clusters, on both.
+            for monitor in (standby, restarted):
+                workers_now = monitor.json("/api/workers")
+                assert {name: workers_now[name]["cluster"] for name in qualified} == {
+                    f"{name}:{hostname}": name for name in brokers}
+                assert set(monitor.json("/api/workers", params={"cluster": "green"})) == {f"green:{hostname}"}
+                wait_for(lambda m=monitor: all(m.json("/api/workers?status=true").get(n) for n in qualified), 15,  # type: ignore[misc]
+                         message="the three workers online")
             assert restarted.json("/api/monitor/status")["replica"]["stream_kept"]["listening"]
     finally:
         stop_monitors()
