@@ -424,6 +424,9 @@ def test_a_kill_9_of_the_leader_of_several_clusters_loses_no_task_of_any(rabbitm
                 assert {task["cluster"] for task in tasks.values()} == {name}
                 assert {task["worker"] for task in tasks.values()} == {f"{name}:{hostname}"}
                 assert all(task_id.startswith(f"{name}-") for task_id in tasks)
+                # No worker was taken for lost over the takeover: no task was turned LOST meanwhile.
+                assert not [task_id for task_id, task in tasks.items()
+                            if any(entry[0] == "LOST" for entry in task["transitions"])]
                 # Each task-succeeded counted once, what the dead leader had committed included.
                 counted = standby.metric("flower_events_total", cluster=name, task="tests.add",
                                          type="task-succeeded")
