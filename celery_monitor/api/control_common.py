@@ -102,6 +102,8 @@ async def target_cluster(request: Request, action: str, target: str | None) -> s
     name = str(request.path_params.get(target, "")) if target else ""
     if action.startswith("worker."):
         return monitor.cluster_of(name)
+    if action.startswith("schedule."):  # an entry's key is qualified by its cluster, as a worker's name
+        return monitor.schedules.cluster_of(name)
     if target == "task_id":
         task = await run_in_threadpool(monitor.get_task, name)
         return str(task.get("cluster") or clusters.DEFAULT) if task else None

@@ -49,8 +49,10 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/task/apply/{name}": {"timeout": SECONDS},
     "/api/tasks/revoke": {**TASK_FILTERS, "queue": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,
                           "signal": STRING},
+    "/api/schedules": {"cluster": CLUSTER},
     "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
-                   "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME},
+                   "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME,
+                   "cluster": CLUSTER},
     "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
     "/api/queues/backlog": {"queue": {**STRING, "description": "a queue to sum up (repeat for several; all "
                                                                  "measured queues when absent)"}},
@@ -118,8 +120,8 @@ RESPONSES: dict[str, Any] = {
 
 
 SUMMARIES: dict[str, str] = {
-    "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result); "
-                  "filters: `user`, `action`, `target`, `since`, `until`.",
+    "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result, "
+                  "the cluster reached); filters: `user`, `action`, `target`, `since`, `until`, `cluster`.",
     "/api/failures": "Failures grouped by cluster, task name and exception type, the largest first: count, first "
                      "and last seen, counts per bucket over `window` seconds with a status (new, growing, falling, "
                      "steady, quiet), and the latest failure as a sample. Each group says its `cluster`.",

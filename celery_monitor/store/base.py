@@ -121,13 +121,14 @@ class Store(Protocol):
 
     def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
                       action: str | None = None, target: str | None = None, since: float | None = None,
-                      until: float | None = None) -> list[dict[str, Any]]:
-        """Audit entries, newest first."""
+                      until: float | None = None, clusters: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Audit entries, newest first; ``clusters``: only the actions that reached one of them
+        (an entry of a monitor older than clusters counts as ``default``'s)."""
 
     def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
-                    since: float | None = None, until: float | None = None) -> int: ...
+                    since: float | None = None, until: float | None = None, clusters: Sequence[str] = ()) -> int: ...
 
-    def audit_facets(self) -> dict[str, list[str]]:
-        """The users and actions the audit trail holds."""
+    def audit_facets(self, clusters: Sequence[str] = ()) -> dict[str, list[str]]:
+        """The users and actions the audit trail holds (of these clusters' entries)."""
 
     def close(self) -> None: ...

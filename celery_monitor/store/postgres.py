@@ -957,18 +957,27 @@ class PostgresStore:
 
     @staticmethod
     def _audit_where(user: str | None, action: str | None, target: str | None = None,
-                     since: float | None = None, until: float | None = None) -> tuple[str, list[Any]]:
+                     since: float | None = None, until: float | None = None,
+                     clusters: Sequence[str] = ()) -> tuple[str, list[Any]]:
         tests = (('"user" = %s', user), ("action = %s", action), ("target = %s", target), ("time >= %s", since),
                  ("time <= %s", until))
         clauses = [clause for clause, value in tests if value is not None and value != ""]
-        params = [value for _, value in tests if value is not None and value != ""]
+        params: list[Any] = [value for _, value in tests if value is not None and value != ""]
+        if clusters:
+            # The cluster is in the entry's JSON (the trail is short: no index). An entry without
+            # the key was written before clusters existed: it is default's.
+            clause = "(data::jsonb ->> 'cluster') = ANY(%s)"
+            if DEFAULT_CLUSTER in clusters:
+                clause = f"({clause} OR NOT (data::jsonb ? 'cluster'))"
+            clauses.append(clause)
+            params.append(list(clusters))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
                       action: str | None = None, target: str | None = None, since: float | None = None,
-                      until: float | None = None) -> list[dict[str, Any]]:
+                      until: float | None = None, clusters: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Audit entries, newest first."""
-        where, params = self._audit_where(user, action, target, since, until)
+        where, params = self._audit_where(user, action, target, since, until, clusters)
         sql = (f'SELECT seq, time, "user", action, target, status, data FROM audit{where}'
                " ORDER BY seq DESC LIMIT %s OFFSET %s")
         entries = []
@@ -979,15 +988,18 @@ class PostgresStore:
         return entries
 
     def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
-                    since: float | None = None, until: float | None = None) -> int:
-        where, params = self._audit_where(user, action, target, since, until)
+                    since: float | None = None, until: float | None = None, clusters: Sequence[str] = ()) -> int:
+        where, params = self._audit_where(user, action, target, since, until, clusters)
         row = self._row(f"SELECT count(*) FROM audit{where}", params)
         return int(row[0]) if row else 0
 
-    def audit_facets(self) -> dict[str, list[str]]:
+    def audit_facets(self, clusters: Sequence[str] = ()) -> dict[str, list[str]]:
         """The distinct users and actions of the audit trail."""
+        where, params = self._audit_where(None, None, clusters=clusters)
+        joiner = " AND" if where else " WHERE"
         return {name: [row[0] for row in self._rows(
-                    f"SELECT DISTINCT {column} FROM audit WHERE {column} IS NOT NULL ORDER BY {column}")]
+                    f"SELECT DISTINCT {column} FROM audit{where}{joiner} {column} IS NOT NULL"
+                    f" ORDER BY {column}", params)]
                 for name, column in (("user", '"user"'), ("action", "action"))}
 
     def size_bytes(self) -> int:

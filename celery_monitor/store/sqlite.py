@@ -840,18 +840,28 @@ class SQLiteStore:
             return int(cursor.lastrowid or 0)
 
     def _audit_where(self, user: str | None, action: str | None, target: str | None = None,
-                     since: float | None = None, until: float | None = None) -> tuple[str, list[Any]]:
+                     since: float | None = None, until: float | None = None,
+                     clusters: Sequence[str] = ()) -> tuple[str, list[Any]]:
         tests = (("user = ?", user), ("action = ?", action), ("target = ?", target), ("time >= ?", since),
                  ("time <= ?", until))
         clauses = [clause for clause, value in tests if value is not None and value != ""]
-        params = [value for _, value in tests if value is not None and value != ""]
+        params: list[Any] = [value for _, value in tests if value is not None and value != ""]
+        if clusters:
+            # The cluster is in the entry's JSON (the trail is short: no index). An entry without
+            # the key was written before clusters existed: it is default's.
+            marks = ", ".join("?" * len(clusters))
+            clause = f"json_extract(CAST(data AS TEXT), '$.cluster') IN ({marks})"
+            if DEFAULT_CLUSTER in clusters:
+                clause = f"({clause} OR json_type(CAST(data AS TEXT), '$.cluster') IS NULL)"
+            clauses.append(clause)
+            params.extend(clusters)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
                       action: str | None = None, target: str | None = None, since: float | None = None,
-                      until: float | None = None) -> list[dict[str, Any]]:
+                      until: float | None = None, clusters: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Audit entries, newest first."""
-        where, params = self._audit_where(user, action, target, since, until)
+        where, params = self._audit_where(user, action, target, since, until, clusters)
         sql = (f"SELECT seq, time, user, action, target, status, data FROM audit{where}"
                " ORDER BY seq DESC LIMIT ? OFFSET ?")
         entries = []
@@ -862,14 +872,17 @@ class SQLiteStore:
         return entries
 
     def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
-                    since: float | None = None, until: float | None = None) -> int:
-        where, params = self._audit_where(user, action, target, since, until)
+                    since: float | None = None, until: float | None = None, clusters: Sequence[str] = ()) -> int:
+        where, params = self._audit_where(user, action, target, since, until, clusters)
         return int(self._reader.execute(f"SELECT count(*) FROM audit{where}", params).fetchone()[0])
 
-    def audit_facets(self) -> dict[str, list[str]]:
+    def audit_facets(self, clusters: Sequence[str] = ()) -> dict[str, list[str]]:
         """The distinct users and actions of the audit trail (each read from its index)."""
+        where, params = self._audit_where(None, None, clusters=clusters)
+        joiner = " AND" if where else " WHERE"
         return {column: [row[0] for row in self._reader.execute(
-                    f"SELECT DISTINCT {column} FROM audit WHERE {column} IS NOT NULL ORDER BY {column}")]
+                    f"SELECT DISTINCT {column} FROM audit{where}{joiner} {column} IS NOT NULL"
+                    f" ORDER BY {column}", params)]
                 for column in ("user", "action")}
 
     def size_bytes(self) -> int:

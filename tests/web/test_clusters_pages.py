@@ -206,6 +206,28 @@ def test_the_failures_page_shows_each_clusters_groups_and_follows_the_switcher(p
 
 
 @pytest.mark.browser
+def test_the_audit_trail_follows_the_chosen_cluster_live(page: Page, two: TwoClusters) -> None:
+    def revoke(task_id: str) -> None:
+        # Known to the monitor first: a revoke of a task it does not know goes to every cluster.
+        wait_for(lambda: two.state(task_id) is not None, 30, message=f"{task_id} known to the monitor")
+        assert two.monitor.client.post(f"/api/task/revoke/{task_id}").status_code == 200
+
+    earlier = {name: two.send(name) for name in NAMES}
+    for task_id in earlier.values():
+        revoke(task_id)
+    page.goto(two.url + "/audit?cluster=staging")
+    rows = page.locator("#audit tbody tr[data-id]")
+    expect(rows).to_have_count(1)
+    expect(rows.locator('td[data-column="cluster"]')).to_have_text(["staging"])
+    expect(page.locator("#cluster-scope")).to_have_count(0)  # this page is narrowed: no notice
+    later = {name: two.send(name) for name in NAMES}
+    revoke(later["prod"])
+    revoke(later["staging"])  # pushed after prod's: once it shows, prod's would have too
+    expect(rows.locator('td[data-column="target"] a[data-filter]')).to_have_text([later["staging"], earlier["staging"]])
+    assert "cluster=staging" in page.url
+
+
+@pytest.mark.browser
 def test_a_page_on_one_cluster_receives_no_push_of_another(page: Page, two: TwoClusters) -> None:
     frames: list[str] = []
 
