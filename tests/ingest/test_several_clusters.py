@@ -73,7 +73,7 @@ def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
                     for name, url in brokers.items())
     access = "alice=alpha:control,alice=beta:read,token:ci=gamma:read"
     monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", f"--basic_auth={ADMIN[0]}:{ADMIN[1]}"
-                              f",{ALICE[0]}:{ALICE[1]}", f"--cluster_access={access}", "--inspect_timeout=1000",
+                              f",{ALICE[0]}:{ALICE[1]}", f"--cluster_access={access}", "--inspect_timeout=3000",
                               f"--api_tokens=ci:full:{digest_of(CI_TOKEN)}"],
                              free_port(), tmp / "monitor.log", {}, auth=ADMIN)
     workers: dict[str, Worker] = {}
@@ -195,7 +195,9 @@ def test_inspect_and_control_reach_the_worker_of_the_right_cluster(several: Clus
     hostname = several.workers["alpha"].hostname
     beta = f"beta:{hostname}"
     wait_for(lambda: several.monitor.json("/api/workers?status=true").get(beta), 60, message=f"{beta} online")
-    details = several.monitor.json(f"/api/workers?refresh=true&workername={beta}")[beta]
+    # Each inspect method answers on its own: on a loaded machine one may miss a refresh, not the next.
+    details = wait_for(lambda: (found := several.monitor.json(f"/api/workers?refresh=true&workername={beta}")[beta])
+                       .get("registered") and found, 30, message=f"{beta}'s registered tasks inspected")
     assert details["cluster"] == "beta"
     assert any(entry.startswith("tests.add") for entry in details["registered"])
     before = {name: pool_size(several.brokers[name], hostname) for name in ("alpha", "beta")}
