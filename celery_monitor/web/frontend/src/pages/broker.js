@@ -188,7 +188,15 @@ export async function brokerPage() {
   const asked = address.get("queue");
   // With several clusters the address says the queue's cluster (else the one chosen in the switcher).
   if (asked) panel.open(asked, address.get("queue_cluster") || (config.severalClusters ? config.cluster.split(",")[0] : ""));
-  // The monitor polls the broker in the background; each pushed graph sample says a poll is fresh.
-  connectLive({ topics: ["samples"], onMessage: () => load().catch(() => {}), onReconnect: load });
-  if (!config.autoRefresh) setInterval(() => load().catch(() => {}), 5000);
+  // The monitor polls the brokers in the background; each pushed graph sample says a poll is fresh.
+  // Samples span every cluster, so an identity scoped to some is sent none: it reads on a timer.
+  let sampled = 0;
+  connectLive({
+    topics: ["samples"],
+    onMessage: () => { sampled = Date.now(); load().catch(() => {}); },
+    onReconnect: load,
+  });
+  setInterval(() => {
+    if (!config.autoRefresh || Date.now() - sampled > 6000) load().catch(() => {});
+  }, 5000);
 }
