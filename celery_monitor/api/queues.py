@@ -80,8 +80,9 @@ async def queue_backlog(request: Request) -> Response:
     monitor = monitor_of(request)
     wanted = wanted_clusters(request)
     unavailable = _unavailable(request, wanted)
-    measured = [queue for queue in monitor.queue_backlogs() or [] if queue["cluster"] in wanted]
-    if not measured and (unavailable or not monitor.queue_poller.latest_at):
+    current = monitor.queue_backlogs()
+    measured = [queue for queue in current or [] if queue["cluster"] in wanted]
+    if current is None or (not measured and unavailable):
         reason = _reasons(unavailable, monitor.cluster_names) if unavailable else "no recent poll of the queue lengths"
         raise ApiError(503, f"Broker unavailable: {reason}")
     asked = list(dict.fromkeys(request.query_params.getlist("queue")))
