@@ -38,7 +38,7 @@ from celery_monitor.inspector.inspector import Inspector
 from celery_monitor.liveness import Liveness
 from celery_monitor.metrics.cardinality import LabelPolicy
 from celery_monitor.metrics.collector import MonitorCollector, Sources
-from celery_monitor.metrics.queue_metrics import current_queues
+from celery_monitor.metrics.queue_metrics import by_cluster, current_queues
 from celery_monitor.metrics.timeline import Timeline
 from celery_monitor.notify.ledger import Ledger
 from celery_monitor.notify.messages import Links
@@ -140,8 +140,12 @@ class Monitor:
         self.tasks = TaskLookup(self.live, self.writer, self.store)
         # --redact and --format_task hold for the history and every reader, with or without a web app.
         self.redactor = auth_wiring.redactor(settings)
+        # Each cluster's queues are read from its own broker (and its own management API).
         self.queues = QueueLengths(app, broker_api, sent_at=self._sent_at)
-        self.queue_poller = QueuePoller(self.queues, self.queue_names)
+        self.cluster_queues = {self.cluster: self.queues,
+                               **{spec.name: QueueLengths(self.apps.apps[spec.name], spec.broker_api,
+                                                          sent_at=self._sent_at) for spec in specs[1:]}}
+        self.queue_poller = QueuePoller(self.cluster_queues, self.queue_names)
         # Notifications: the applier queues task notices, the notifier's own thread does the rest.
         self.notifier = Notifier(parse_config(settings.notifications),
                                  Ledger(settings.db if settings.persistent else None),
@@ -191,7 +195,7 @@ class Monitor:
         self.control = ControlPlane(app, inspector=self.inspector, live=self.live, tasks=self.tasks,
                                     queue_names=self.queue_names, redactor=self.redactor,
                                     reply_timeout=settings.inspect_timeout / 1000, broker_api=broker_api,
-                                    apps=self.apps)
+                                    apps=self.apps, broker_apis={spec.name: spec.broker_api for spec in specs})
         # The graphs' points are saved with the history: they outlive a restart, and a standby
         # replica draws the leader's.
         self.timeline = Timeline(self.live, self.hub, self.queue_poller, leading=lambda: self.leading,
@@ -495,29 +499,42 @@ class Monitor:
         sent = task.get("sent") if task else None
         return float(sent) if isinstance(sent, int | float) and not isinstance(sent, bool) else None
 
-    def queue_names(self) -> list[str]:
+    def queue_names(self, cluster: str | None = None) -> list[str]:
+        """The queues measured on a cluster's broker (None: the first cluster's): the app's and
+        --queues, and those its workers consume."""
+        cluster = cluster or self.cluster
         active: list[str] = []
-        for details in self.inspector.details().values():
+        for worker, details in self.inspector.details().items():
+            if self.cluster_of(worker) != cluster:
+                continue
             for queue in details.get("active_queues") or []:
                 if isinstance(queue, dict) and queue.get("name"):
                     active.append(queue["name"])
-        return queue_names(self.app, active + list(self.settings.queues))
+        return queue_names(self.apps.apps.get(cluster, self.app), active + list(self.settings.queues))
 
     def queue_lengths(self) -> list[dict[str, Any]]:
+        """Every cluster's queues, read now (those whose broker answered; ``queue_poller.errors`` the others)."""
         return self.queue_poller.poll()
 
-    def reserved_per_queue(self) -> dict[str, int]:
-        """Tasks online workers prefetched and have not started, per queue (their last inspect replies)."""
-        online = [name for name, worker in self.live.worker_dicts().items() if worker.get("status")]
-        return backlog.reserved_per_queue(self.inspector.details(), online)
+    def reserved_per_queue(self) -> dict[str, dict[str, int]]:
+        """Per cluster, the tasks its online workers prefetched and have not started, per queue
+        (their last inspect replies)."""
+        online = {name: worker.get("cluster") or clusters.DEFAULT
+                  for name, worker in self.live.worker_dicts().items() if worker.get("status")}
+        return backlog.reserved_by_cluster(self.inspector.details(), online)
 
-    def queue_backlogs(self, now: float | None = None) -> dict[str, dict[str, int]] | None:
-        """Waiting, reserved and backlog per queue from the latest poll; None when it failed or is too old
-        (the same rule as the queue gauges: an old length shown as the current one is worse than none)."""
+    def queue_backlogs(self, now: float | None = None) -> list[dict[str, Any]] | None:
+        """Waiting, reserved and backlog per queue of each cluster from the latest poll (``cluster``
+        and ``name`` in each); the clusters whose last poll failed or is too old are left out (the
+        same rule as the queue gauges: an old length shown as the current one is worse than none),
+        and None when that leaves none."""
         queues = current_queues(self.queue_poller, time.time() if now is None else now)
         if not queues:
             return None
-        return backlog.backlogs(queues, self.reserved_per_queue())
+        reserved = self.reserved_per_queue()
+        return [{"cluster": cluster, "name": name, **measured}
+                for cluster, listed in by_cluster(queues).items()
+                for name, measured in backlog.backlogs(listed, reserved.get(cluster, {})).items()]
 
     def status(self) -> dict[str, Any]:
         return {
@@ -533,7 +550,8 @@ class Monitor:
             "workers": self.live.worker_count(),
             "inspector": {"last_error": self.inspector.last_error},
             "reconciler": self.reconciler.as_dict() if self.reconciler is not None else {"off": self.reconcile_off},
-            "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error},
+            "queues": {"polled_at": self.queue_poller.latest_at, "last_error": self.queue_poller.last_error,
+                       "errors": self.queue_poller.errors},
             "background": self.supervisor.as_dict(),
             "replica": self._replica_status(),
             "health": self.health_report(),

@@ -53,9 +53,14 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
                    "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME,
                    "cluster": CLUSTER},
-    "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
-    "/api/queues/backlog": {"queue": {**STRING, "description": "a queue to sum up (repeat for several; all "
-                                                                 "measured queues when absent)"}},
+    "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT,
+                                  "cluster": {**STRING, "description": "the queue's cluster (needed when the "
+                                                                       "monitor watches several)"}},
+    "/api/queues/length": {"cluster": CLUSTER},
+    "/api/queues/backlog": {"queue": {**STRING, "description": "a queue to sum up, by name (in every cluster "
+                                                                 "shown) or `<cluster>:<queue>` (repeat for several; "
+                                                                 "all measured queues when absent)"},
+                            "cluster": CLUSTER},
     "/api/task/rerun/{task_id}": {"force": BOOLEAN},
     "/api/failures": {"window": {"type": "number", "minimum": 60}, "buckets": {"type": "integer", "minimum": 2,
                                                                                "maximum": 120}, "cluster": CLUSTER},
@@ -135,8 +140,11 @@ SUMMARIES: dict[str, str] = {
     "/api/queues/backlog": "What to scale workers on, per queue and summed over the selected queues (`queue`): "
                            "`waiting` in the broker (Redis priority sub-queues included), `reserved` by workers "
                            "(prefetched, not started) and `backlog`, their sum; from the latest background poll "
-                           "(503 when it failed or is old, 404 for a queue not measured).",
-    "/api/queues/length": "Messages waiting per queue, read from the broker (Flower's shape).",
+                           "(503 when it failed or is old, 404 for a queue not measured). Keyed by the queue's "
+                           "name, qualified `<cluster>:<queue>` outside the cluster `default`; each says its "
+                           "`cluster`.",
+    "/api/queues/length": "Messages waiting per queue, read from each cluster's broker (Flower's shape; each queue "
+                          "says its `cluster`, and `unavailable` the clusters whose broker did not answer).",
     "/api/queues/{queue}/tasks": "The tasks waiting in a queue, next out first, read from the broker without "
                                  "consuming (RabbitMQ: marked redelivered); args previews redacted.",
     "/api/schedules": "Every beat entry the monitor sees (the app's beat_schedule, django-celery-beat, RedBeat): "

@@ -5,6 +5,9 @@ The tasks come in the order workers will take them (``position`` 0 first), a pag
 queue's length. Their args and kwargs are the previews Celery's headers carry (``argsrepr``,
 cut at 1,024 characters), redacted by the same rules as everything else. On RabbitMQ reading has
 side effects (see :mod:`celery_monitor.broker.messages`): the answer's ``note`` says them.
+
+With several clusters ``cluster=`` names the queue's cluster (its broker is read); a cluster this
+identity may not see, or one the monitor does not watch, is answered 404 like a task of it.
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from celery_monitor.broker.messages import PAGE_MAX, BrokerUnreachable, QueueUnr
 from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.params import get_int
+from celery_monitor.http.scope import may_read
+from celery_monitor.http.tasks import cluster_filter
 
 MAX_QUEUE_NAME = 255  # AMQP's limit for a queue name
 
@@ -36,13 +41,22 @@ async def queued_tasks(request: Request) -> Response:
         raise ApiError(400, f"Invalid queue name (1 to {MAX_QUEUE_NAME} characters)")
     limit = get_int(request, "limit", 50, minimum=1, maximum=PAGE_MAX) or 50
     offset = get_int(request, "offset", 0, minimum=0) or 0
-    messages = monitor.control.messages
+    asked = cluster_filter(request)
+    if len(asked) > 1:
+        raise ApiError(400, "Invalid 'cluster': one cluster, the queue's")
+    if not asked and len(monitor.cluster_names) > 1:
+        raise ApiError(400, f"Name the queue's cluster (cluster=): this monitor watches "
+                            f"{', '.join(monitor.cluster_names)}")
+    cluster = asked[0] if asked else monitor.cluster
+    messages = monitor.control.messages_of(cluster)
+    if messages is None or not may_read(request, cluster):
+        raise ApiError(404, f"Unknown cluster '{cluster}'")
     try:
         page = await monitor.control.run(messages.page, queue, offset, limit)
     except QueueUnreadable as exc:
         raise ApiError(409, str(exc)) from None
     except BrokerUnreachable as exc:
         raise ApiError(503, str(exc)) from None
-    answer = page.as_dict()
+    answer = {"cluster": cluster, **page.as_dict()}
     answer["tasks"] = [_redacted(task, request) for task in answer["tasks"]]
     return json_response(answer)

@@ -49,9 +49,10 @@ SCOPED_EXACT = frozenset({"/", "/workers", "/tasks", "/live", "/api/workers", "/
                           PAGE_FEED, "/ui/workers.json", "/ui/tasks.json", "/api/openapi.json", "/audit",
                           "/api/audit", "/ui/audit.json", "/schedules", "/api/schedules", "/ui/schedules.json",
                           "/failures", "/ui/failures.json", "/ui/failures/tasks.json", "/api/failures",
-                          "/api/failures/tasks", "/api/failures/revoke", "/api/failures/rerun"})
-SCOPED_PREFIXES = ("/worker/", "/task/", "/ui/worker/", "/ui/task/", "/api/task/info/", "/api/task/result/",
-                   "/api/task/abort/", "/api/task/revoke/", "/api/task/rerun/", "/api/worker/",
+                          "/api/failures/tasks", "/api/failures/revoke", "/api/failures/rerun", "/broker",
+                          "/ui/broker.json"})
+SCOPED_PREFIXES = ("/worker/", "/task/", "/ui/worker/", "/ui/task/", "/api/queues/", "/api/task/info/",
+                   "/api/task/result/", "/api/task/abort/", "/api/task/revoke/", "/api/task/rerun/", "/api/worker/",
                    "/api/task/timeout/", "/api/task/rate-limit/", "/api/task/events/", "/api/schedule/",
                    "/workflow/", "/api/workflow/")
 

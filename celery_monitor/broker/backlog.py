@@ -11,6 +11,9 @@ it, and scales down while they still hold work. ``backlog`` is the sum of the tw
 A reserved request names the exchange and routing key it came with, not its queue: it is
 counted on the queue of the worker's own ``active_queues`` bound to that exchange and key (on the
 default exchange, the queue named by the key; on an exchange only one of them is bound to, that one).
+
+With several clusters each cluster's queues are its own: a worker's reserved tasks count on the
+queues of its cluster only (:func:`reserved_by_cluster`).
 """
 
 from __future__ import annotations
@@ -60,6 +63,15 @@ def reserved_per_queue(details: Mapping[str, Mapping[str, Any]], online: Iterabl
             if queue is not None:
                 counts[queue] = counts.get(queue, 0) + 1
     return counts
+
+
+def reserved_by_cluster(details: Mapping[str, Mapping[str, Any]],
+                        online: Mapping[str, str]) -> dict[str, dict[str, int]]:
+    """:func:`reserved_per_queue` per cluster; ``online`` maps each online worker to its cluster."""
+    workers: dict[str, list[str]] = {}
+    for worker, cluster in online.items():
+        workers.setdefault(cluster, []).append(worker)
+    return {cluster: reserved_per_queue(details, names) for cluster, names in workers.items()}
 
 
 def waiting(queue: Mapping[str, Any]) -> int:

@@ -41,6 +41,7 @@ from celery import Celery
 from celery_monitor.broker.envelopes import Envelope, QueuedTask, amqp_envelope, redis_envelope, summary, task_id
 from celery_monitor.broker.queues import PRIORITY_SEP, PRIORITY_STEPS, management_url
 from celery_monitor.celery_app import broker_url
+from celery_monitor.clusters import DEFAULT
 
 log = logging.getLogger(__name__)
 
@@ -89,10 +90,17 @@ class QueueScan:
     matched: list[QueuedTask] = field(default_factory=list)
     complete: bool = True
     error: str | None = None
+    cluster: str | None = None  # the cluster whose broker was read (None: the monitor's only one)
+
+    @property
+    def shown(self) -> str:
+        """The queue as messages name it: with its cluster when it has one."""
+        return self.queue if self.cluster in (None, DEFAULT) else f"{self.queue}' of cluster '{self.cluster}"
 
     def as_dict(self) -> dict[str, Any]:
-        return {"name": self.queue, "messages": self.total, "scanned": self.scanned, "matched": len(self.matched),
-                "complete": self.complete, "error": self.error}
+        answer = {"name": self.queue, "messages": self.total, "scanned": self.scanned, "matched": len(self.matched),
+                  "complete": self.complete, "error": self.error}
+        return answer if self.cluster is None else {"cluster": self.cluster, **answer}
 
 
 class QueueMessages:

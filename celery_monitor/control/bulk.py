@@ -6,7 +6,8 @@ The filter is /api/tasks's. Two places know which tasks it selects:
   tasks are chosen (revoking a finished task does nothing but fill the workers' revoked lists);
 - the broker, which alone knows a task that only waits in a queue: Celery sends no ``task-sent``
   event unless ``task_send_sent_event`` is on, so with its defaults a backlog has no history.
-  Every known queue is read (or only ``queue``), without taking anything from it
+  Every known queue is read (or only ``queue``), on each cluster's own broker (those of the
+  filter's ``cluster``, else every one), without taking anything from it
   (:mod:`celery_monitor.broker.messages`), up to a cap per queue that the answer reports.
 
 A dry run answers the count the real run would revoke, and where the tasks were found; a filter
@@ -50,8 +51,8 @@ class Selection:
         return sum(len(scan.matched) for scan in self.scans)
 
     def warnings(self) -> list[str]:
-        notes = [f"Queue '{s.queue}': {s.error}" for s in self.scans if s.error]
-        notes += [f"Queue '{s.queue}': only the first {s.scanned:,} of {s.total:,} messages were read; run again "
+        notes = [f"Queue '{s.shown}': {s.error}" for s in self.scans if s.error]
+        notes += [f"Queue '{s.shown}': only the first {s.scanned:,} of {s.total:,} messages were read; run again "
                   "once those are revoked" for s in self.scans if not s.error and not s.complete]
         if len(self.task_ids) > WORKER_REVOKES_MAX:
             notes.append(f"Workers remember at most {WORKER_REVOKES_MAX:,} revoked ids by default "
@@ -65,12 +66,22 @@ class Selection:
 class BulkActions:
     def __init__(self, tasks: TaskControl, query_tasks: Callable[[TaskQuery], list[dict[str, Any]]],
                  count_tasks: Callable[[TaskQuery], int], messages: QueueMessages | None = None,
-                 queue_names: Callable[[], list[str]] = list) -> None:
+                 queue_names: Callable[..., list[str]] = lambda *_: [],
+                 cluster_messages: dict[str, QueueMessages] | None = None) -> None:
+        """``cluster_messages``: each cluster's queued messages (its broker), read for the clusters the
+        query names (none: every one); ``queue_names(cluster)`` the queues measured there."""
         self.tasks = tasks
         self.query_tasks = query_tasks
         self.count_tasks = count_tasks
         self.messages = messages
         self.queue_names = queue_names
+        self.cluster_messages = cluster_messages or {}
+
+    def _queue_readers(self, query: TaskQuery) -> list[tuple[str | None, QueueMessages]]:
+        if not self.cluster_messages:
+            return [] if self.messages is None else [(None, self.messages)]
+        return [(name, messages) for name, messages in self.cluster_messages.items()
+                if not query.clusters or name in query.clusters]
 
     def selection(self, query: TaskQuery, queue: str | None = None) -> TaskQuery:
         if not has_filter(query) and not queue:
@@ -90,12 +101,15 @@ class BulkActions:
                 ids.setdefault(task["uuid"])
             in_history = len(ids)
         scans = []
-        if self.messages is not None and queued.may_be_queued(query):
-            for name in [queue] if queue else self.queue_names():
-                scan = self.messages.scan(name, lambda task: queued.matches(task, query))
-                scans.append(scan)
-                for queued_task in scan.matched:
-                    ids.setdefault(queued_task.uuid)
+        if queued.may_be_queued(query):
+            for cluster, messages in self._queue_readers(query):
+                names = [queue] if queue else (self.queue_names(cluster) if cluster else self.queue_names())
+                for name in names:
+                    scan = messages.scan(name, lambda task: queued.matches(task, query))
+                    scan.cluster = cluster
+                    scans.append(scan)
+                    for queued_task in scan.matched:
+                        ids.setdefault(queued_task.uuid)
         task_ids = list(ids)
         if query.limit is not None:
             task_ids = task_ids[:query.limit]

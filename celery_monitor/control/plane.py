@@ -37,8 +37,10 @@ SETTLE_SECONDS = 2.0
 class ControlPlane:
     def __init__(self, app: Celery, *, inspector: Inspector, live: LiveView, tasks: TaskLookup,
                  queue_names: Callable[[], list[str]], redactor: Redactor | None, reply_timeout: float,
-                 broker_api: str = "", apps: ClusterApps | None = None) -> None:
-        """``apps``: with several clusters, each one's app (``app`` is the first's)."""
+                 broker_api: str = "", apps: ClusterApps | None = None,
+                 broker_apis: dict[str, str] | None = None) -> None:
+        """``apps``: with several clusters, each one's app (``app`` is the first's); ``broker_apis``
+        each other cluster's management API."""
         self.app = app
         self.inspector = inspector
         self.live = live
@@ -47,10 +49,18 @@ class ControlPlane:
         self.workers = WorkerControl(self.broadcaster, self.knows_worker, self.changed)
         self.limits = LimitControl(self.broadcaster, self.workers, self.online_count, self.changed)
         self.messages = QueueMessages(app, broker_api)
+        # What waits in a queue is read from the queue's own cluster's broker.
+        self.cluster_messages: dict[str, QueueMessages] = {}
+        if apps is not None:
+            first = next(iter(apps.apps))
+            self.cluster_messages = {name: self.messages if name == first else
+                                     QueueMessages(cluster_app, (broker_apis or {}).get(name, ""))
+                                     for name, cluster_app in apps.apps.items()}
         self.tasks = TaskControl(app, self.broadcaster, self.knows_task, tasks.get, self.online_count,
                                  redactor=lambda: redactor,
                                  rerun_sources=RerunSources(app, self.messages, queue_names))
-        self.bulk = BulkActions(self.tasks, tasks.page, tasks.count, self.messages, queue_names)
+        self.bulk = BulkActions(self.tasks, tasks.page, tasks.count, self.messages, queue_names,
+                                cluster_messages=self.cluster_messages)
         self.failure_groups = FailureGroupActions(self.tasks, tasks.store)
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="control")
 
@@ -61,6 +71,12 @@ class ControlPlane:
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def messages_of(self, cluster: str) -> QueueMessages | None:
+        """The reader of a cluster's queued messages (None: a cluster not watched)."""
+        if not self.cluster_messages:
+            return self.messages
+        return self.cluster_messages.get(cluster)
 
     # -- what the monitor knows ------------------------------------------------------------------
 

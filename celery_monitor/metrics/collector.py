@@ -224,8 +224,8 @@ class MonitorCollector:
         self._flower(out, snap)
         self._tasks(out, snap)
         self._workers(out, snap, list(receivers))
-        online = [name for name, worker in snap.workers.items() if worker.online]
-        self.queues.write(out, sources.queues, now, backlog.reserved_per_queue(sources.inspector.details(), online))
+        online = {name: worker.cluster for name, worker in snap.workers.items() if worker.online}
+        self.queues.write(out, sources.queues, now, backlog.reserved_by_cluster(sources.inspector.details(), online))
         self._health(out, receivers)
         self.leader.write_value(out, 1)
         return "".join(out).encode()

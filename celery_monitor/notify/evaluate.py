@@ -136,8 +136,12 @@ class Evaluator:
             if not rule.kind.startswith("queue_") or not rule.enabled or rule.threshold is None:
                 continue
             for queue in queues:
-                name = str(queue.get("name"))
-                if not rule.subject_matches(name):
+                # A queue of a cluster other than ``default`` is named ``<cluster>:<queue>``, as its
+                # workers are; a rule's patterns match that name or the bare queue name.
+                bare = str(queue.get("name"))
+                cluster = str(queue.get("cluster") or clusters.DEFAULT)
+                name = clusters.qualified(cluster, bare)
+                if not (rule.subject_matches(name) or rule.subject_matches(bare)):
                     continue
                 if rule.kind == "queue_length":
                     value: float | None = float(queue.get("messages") or 0)
@@ -155,8 +159,10 @@ class Evaluator:
                     over = now - since >= rule.duration
                 else:
                     self.holding_since.pop(key, None)
-                detail = f"queue {name}: {value:.0f} {unit} (threshold {rule.threshold:g}, for {rule.duration:g} s)"
-                self._condition(rule, name, over, now, detail, self.links.broker())
+                where = f"queue {bare}" if cluster == clusters.DEFAULT else f"queue {bare} of cluster {cluster}"
+                detail = f"{where}: {value:.0f} {unit} (threshold {rule.threshold:g}, for {rule.duration:g} s)"
+                self._condition(rule, name, over, now, detail,
+                                self.links.broker(None if cluster == clusters.DEFAULT else cluster))
 
     def schedules(self, rules: Iterable[Rule], entries: list[dict[str, Any]], now: float) -> None:
         """Beat entries flagged missed (the schedules page's judgement: no run within the interval plus

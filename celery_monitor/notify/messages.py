@@ -85,8 +85,9 @@ class Links:
     def worker(self, hostname: str) -> list[Link]:
         return self._at(f"worker {hostname}", f"/worker/{quote(hostname, safe='')}")
 
-    def broker(self) -> list[Link]:
-        return self._at("queues", "/broker")
+    def broker(self, cluster: str | None = None) -> list[Link]:
+        """The broker page; narrowed to a cluster's queues when one is named."""
+        return self._at("queues", f"/broker?cluster={quote(cluster, safe='')}" if cluster else "/broker")
 
     def schedules(self) -> list[Link]:
         return self._at("periodic tasks", "/schedules")

@@ -13,6 +13,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import Response
 
+from celery_monitor import clusters
 from celery_monitor.auth import redact_replies
 from celery_monitor.celery_app import shown_broker
 from celery_monitor.http.audit import audit_filter, audit_page
@@ -27,6 +28,8 @@ from celery_monitor.http.workers import refresh_inspector, worker_row
 from celery_monitor.store.query import total_cap
 
 if TYPE_CHECKING:
+    from celery import Celery
+
     from celery_monitor.metrics.timeline import Timeline
     from celery_monitor.service import Monitor
 
@@ -122,16 +125,31 @@ async def task(request: Request) -> Response:
 
 
 async def broker(request: Request) -> Response:
-    poller = monitor_of(request).queue_poller
-    history = [[at, lengths] for at, lengths in list(poller.history)]
-    return json_response({"queues": poller.latest, "polled_at": poller.latest_at, "error": poller.last_error,
-                          "broker": _safe_broker_url(monitor_of(request)), "history": history})
+    """The queues of the clusters shown (``cluster=``, the page's switcher; a scoped identity's
+    own), each cluster's broker (no password) and why its last poll failed, and the lengths over
+    time (keyed ``<cluster>:<queue>`` when several clusters are watched)."""
+    monitor = monitor_of(request)
+    poller = monitor.queue_poller
+    wanted = readable_filter(request, cluster_filter(request)) or list(monitor.cluster_names)
+    several = len(monitor.cluster_names) > 1
+    history = [[at, {clusters.qualified(cluster, name) if several else name: messages
+                     for cluster, lengths in by_cluster.items() if cluster in wanted
+                     for name, messages in lengths.items()}]
+               for at, by_cluster in list(poller.history)]
+    errors = {cluster: error for cluster, error in poller.errors.items() if cluster in wanted}
+    brokers = {name: _safe_broker_url(app) for name, app in monitor.apps.apps.items() if name in wanted}
+    error = (next(iter(errors.values())) if not several else
+             "; ".join(f"{cluster}: {reason}" for cluster, reason in errors.items())) if errors else None
+    return json_response({"queues": [q for q in poller.latest if q["cluster"] in wanted],
+                          "polled_at": poller.latest_at, "error": error, "errors": errors,
+                          "broker": next(iter(brokers.values())) if len(brokers) == 1 else "", "brokers": brokers,
+                          "history": history})
 
 
-def _safe_broker_url(monitor: Monitor) -> str:
+def _safe_broker_url(app: Celery) -> str:
     """The broker URL with its password masked."""
     try:
-        return shown_broker(monitor.app)
+        return shown_broker(app)
     except Exception:
         return ""
 

@@ -38,7 +38,7 @@ VOCABULARY = {"states": list(STATES), "finished_states": sorted(FINISHED_STATES)
 
 # The pages whose lists the cluster switcher narrows (and the workflow's, which shows its own
 # cluster's tasks); the others show every cluster and say so.
-CLUSTER_PAGES = frozenset({"workers", "tasks", "audit", "schedules", "failures", "workflow"})
+CLUSTER_PAGES = frozenset({"workers", "tasks", "audit", "schedules", "failures", "workflow", "broker"})
 
 
 @dataclass

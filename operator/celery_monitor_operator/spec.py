@@ -242,6 +242,7 @@ class Autoscaling:
     enabled: bool = False
     worker_deployment: str = ""
     queues: tuple[str, ...] = ()
+    cluster: str = ""  # with spec.clusters, the cluster whose queues are summed ("": every cluster's)
     min_replicas: int = DEFAULT_MIN_WORKERS
     max_replicas: int = DEFAULT_MAX_WORKERS_REPLICAS
     backlog_per_replica: int = DEFAULT_BACKLOG_PER_WORKER

@@ -18,6 +18,7 @@ from typing import Any
 
 from kubernetes.utils import quantity
 
+from celery_monitor import clusters as clusters_of_monitor
 from celery_monitor import values
 from celery_monitor_operator import naming, spec, spec_reader
 
@@ -386,11 +387,18 @@ def _queues(reader: spec_reader.Reader, data: Mapping[str, Any], path: str) -> t
     return queues
 
 
-def _autoscaling(reader: spec_reader.Reader, raw: Mapping[str, Any], has_login: bool) -> spec.Autoscaling:
+def _autoscaling(reader: spec_reader.Reader, raw: Mapping[str, Any], has_login: bool,
+                 clusters: tuple[spec.Cluster, ...] = ()) -> spec.Autoscaling:
     data = reader.mapping(raw, "autoscaling", "spec")
     path = "spec.autoscaling"
     if not reader.boolean(data, "enabled", path, False):
         return spec.Autoscaling()
+    # With several clusters a queue name may be in each: the workers scaled consume one cluster's
+    # (without it, the queues of that name in every cluster are summed, as before the label existed).
+    cluster = reader.string(data, "cluster", path) or ""
+    names = [c.name for c in clusters] or [clusters_of_monitor.DEFAULT]
+    if cluster and cluster not in names:
+        reader.problem(f"{path}.cluster: {cluster!r} is not a cluster of this monitor ({', '.join(names)})")
     deployment = reader.string(data, "workerDeployment", path) or ""
     if not _SECRET_NAME.match(deployment):
         reader.problem(f"{path}.workerDeployment: name the worker Deployment to scale (a Deployment in the "
@@ -420,6 +428,7 @@ def _autoscaling(reader: spec_reader.Reader, raw: Mapping[str, Any], has_login: 
         enabled=True,
         worker_deployment=deployment,
         queues=queues,
+        cluster=cluster,
         min_replicas=minimum,
         max_replicas=maximum,
         backlog_per_replica=_or(reader.integer(data, "backlogPerReplica", path, spec.DEFAULT_BACKLOG_PER_WORKER,
@@ -476,7 +485,7 @@ def parse_spec(raw: Mapping[str, Any]) -> spec.CeleryMonitorSpec:
                                      "spec.prometheusRule"),
         ),
         pod=_pod(reader, raw),
-        autoscaling=_autoscaling(reader, raw, auth.has_login),
+        autoscaling=_autoscaling(reader, raw, auth.has_login, clusters),
         trusted_proxies=_trusted_proxies(reader, raw),
         database=_database(reader, raw),
     )

@@ -119,8 +119,9 @@ def assert_backlog(monitor: MonitorProcess, token: str, parked: str, held: str) 
         return answer if answer["queues"][held]["reserved"] == 2 and answer["queues"][held]["waiting"] == 3 else None
 
     answer = wait_for(settled, 60, interval=0.5, message="one task running, two reserved, three waiting")
-    assert answer["queues"][parked] == {"waiting": 5, "reserved": 0, "backlog": 5}
-    assert answer["queues"][held] == {"waiting": 3, "reserved": 2, "backlog": 5}
+    one = {"cluster": "default"}
+    assert answer["queues"][parked] == {**one, "name": parked, "waiting": 5, "reserved": 0, "backlog": 5}
+    assert answer["queues"][held] == {**one, "name": held, "waiting": 3, "reserved": 2, "backlog": 5}
     assert (answer["backlog"], answer["waiting"], answer["reserved"]) == (10, 8, 2)
 
     assert trigger_value(monitor, resource, token) == 10

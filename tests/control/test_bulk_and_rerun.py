@@ -67,8 +67,8 @@ def test_bulk_revoke_finds_a_backlog_sent_with_celery_defaults(fleet: Fleet) -> 
     dry = fleet.post(f"/api/tasks/revoke?{query}&dry_run=true").json()
     assert (dry["count"], dry["in_history"], dry["queued"]) == (4, 0, 4), dry
     assert sorted(dry["sample"]) == sorted(bad)
-    assert dry["queues"] == [{"name": parked, "messages": 5, "scanned": 5, "matched": 4, "complete": True,
-                              "error": None}]
+    assert dry["queues"] == [{"cluster": "default", "name": parked, "messages": 5, "scanned": 5, "matched": 4,
+                              "complete": True, "error": None}]
     assert fleet.monitor.json(f"/api/queues/{parked}/tasks")["total"] == 5, "counting took nothing from the queue"
 
     done = fleet.post(f"/api/tasks/revoke?{query}")

@@ -1,8 +1,9 @@
 """One monitor watching several Celery clusters (``--clusters``), with real workers on each.
 
 Two Redis databases of one server and a RabbitMQ virtual host, a worker of the same name on each:
-every task lands under its own cluster, the workers stay apart, the API filters by cluster, and a
-cluster whose broker goes away leaves the others live.
+every task lands under its own cluster, the workers stay apart, the API filters by cluster, each
+cluster's queues are read from its own broker, and a cluster whose broker goes away leaves the
+others live (its queues included).
 """
 
 from __future__ import annotations
@@ -30,6 +31,8 @@ from celery_monitor.auth.tokens import digest_of
 ADMIN = ("admin", "admin-secret")
 ALICE = ("alice", "alice-secret")  # control on alpha, read on beta, nothing of gamma and delta
 CI_TOKEN = "cmon_ci-token-for-gamma-only"  # read on gamma
+PARKED = "parked"  # a queue no worker consumes, measured on every cluster (--queues)
+PARKED_COUNTS = {"alpha": 3, "beta": 2, "gamma": 1}
 
 
 @dataclass
@@ -41,11 +44,16 @@ class Clusters:
     lonely_redis: RedisServer
     redbeats: dict[str, str]
 
-    def send(self, cluster: str, name: str, *args: object) -> str:
+    def send(self, cluster: str, name: str, *args: object, queue: str | None = None) -> str:
         task_id = f"{cluster}-{uuid.uuid4().hex[:8]}"
         with celery_client(self.brokers[cluster], "") as app:
-            app.send_task(name, args=args, task_id=task_id)
+            app.send_task(name, args=args, task_id=task_id, queue=queue)
         return task_id
+
+    def parked(self) -> dict[str, int]:
+        """The parked queue's length in each cluster, as /api/queues/length says it."""
+        queues = self.monitor.json("/api/queues/length")["active_queues"]
+        return {q["cluster"]: q["messages"] for q in queues if q["name"] == PARKED}
 
     def task(self, task_id: str) -> dict[str, object] | None:
         response = self.monitor.get(f"/api/task/info/{task_id}")
@@ -74,7 +82,7 @@ def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
     access = "alice=alpha:control,alice=beta:read,token:ci=gamma:read"
     monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", f"--basic_auth={ADMIN[0]}:{ADMIN[1]}"
                               f",{ALICE[0]}:{ALICE[1]}", f"--cluster_access={access}", "--inspect_timeout=3000",
-                              f"--api_tokens=ci:full:{digest_of(CI_TOKEN)}"],
+                              f"--api_tokens=ci:full:{digest_of(CI_TOKEN)}", f"--queues={PARKED}"],
                              free_port(), tmp / "monitor.log", {}, auth=ADMIN)
     workers: dict[str, Worker] = {}
     try:
@@ -85,7 +93,12 @@ def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         for name in ("alpha", "beta", "gamma"):
             (tmp / name).mkdir()
             workers[name] = start_worker(brokers[name], "w", tmp / name, backend=backends.get(name))
-        yield Clusters(brokers, workers, monitor, own, lonely, redbeats)
+        clusters = Clusters(brokers, workers, monitor, own, lonely, redbeats)
+        # Tasks waiting in a queue no worker consumes, a different number on each cluster.
+        for name, count in PARKED_COUNTS.items():
+            for _ in range(count):
+                clusters.send(name, "tests.add", 1, 1, queue=PARKED)
+        yield clusters
     finally:
         for worker in workers.values():
             worker.stop()
@@ -154,6 +167,34 @@ def test_a_bad_cluster_filter_gets_a_400_with_a_reason(several: Clusters) -> Non
     assert response.json()["error"].startswith("Invalid 'cluster': cluster name 'Not A Name' must be")
 
 
+def test_queue_lengths_are_read_from_each_clusters_broker(several: Clusters) -> None:
+    monitor = several.monitor
+    # RabbitMQ's management API refreshes its counts every few seconds.
+    wait_for(lambda: {c: n for c, n in several.parked().items() if n} == PARKED_COUNTS, 30,
+             message=f"the parked queue's length on each cluster: {PARKED_COUNTS}")
+    beta = monitor.json("/api/queues/length", params={"cluster": "beta"})["active_queues"]
+    assert {q["cluster"] for q in beta} == {"beta"} and {"celery", PARKED} <= {q["name"] for q in beta}
+    bad = monitor.get("/api/queues/length", params={"cluster": "Not A Name"})
+    assert bad.status_code == 400 and bad.json()["error"].startswith("Invalid 'cluster': cluster name")
+    # The backlog: one queue of one cluster, or the queue of that name in every cluster shown.
+    backlog = monitor.json("/api/queues/backlog", params={"queue": PARKED, "cluster": "alpha,beta"})
+    assert set(backlog["queues"]) == {"alpha:parked", "beta:parked"} and backlog["waiting"] == 5
+    assert monitor.json("/api/queues/backlog", params={"queue": "gamma:parked"})["backlog"] == 1
+    # The tasks waiting in a queue are read on its cluster's broker, which must be named.
+    waiting = monitor.json(f"/api/queues/{PARKED}/tasks", params={"cluster": "beta"})
+    assert (waiting["cluster"], waiting["total"]) == ("beta", 2)
+    assert {t["uuid"].split("-")[0] for t in waiting["tasks"]} == {"beta"}
+    assert monitor.get(f"/api/queues/{PARKED}/tasks").status_code == 400
+    assert monitor.get(f"/api/queues/{PARKED}/tasks", params={"cluster": "omega"}).status_code == 404
+    # The broker page's data follows the cluster switcher.
+    page = monitor.json("/ui/broker.json", params={"cluster": "gamma"})
+    assert {q["cluster"] for q in page["queues"]} == {"gamma"} and "guest:guest" not in str(page["brokers"])
+    # The queue gauges say each queue's cluster.
+    for cluster, count in PARKED_COUNTS.items():
+        assert monitor.metric("celery_monitor_queue_length", cluster=cluster, queue=PARKED) == count, cluster
+        assert monitor.metric("celery_monitor_queue_backlog", cluster=cluster, queue=PARKED) == count, cluster
+
+
 def errors_of(monitor: MonitorProcess, cluster: str) -> float:
     """The cluster's receiver errors, whatever their reason (one sample per reason)."""
     from prometheus_client.parser import text_string_to_metric_families
@@ -182,6 +223,17 @@ def test_a_cluster_whose_broker_stops_leaves_the_others_live(several: Clusters) 
     for name in ("alpha", "beta", "gamma"):
         assert several.monitor.metric("celery_monitor_receiver_connected", cluster=name) == 1, name
     assert "guest:guest" not in several.monitor.get("/api/monitor/status").text  # no password in the status
+    # Its queues are unavailable, said as such; the other clusters' queue lengths are still read.
+    wait_for(lambda: "delta" in several.monitor.json("/api/queues/length").get("unavailable", {}), 30,
+             message="delta's queues reported unavailable")
+    answer = several.monitor.json("/api/queues/length")
+    assert {q["cluster"] for q in answer["active_queues"]} == {"alpha", "beta", "gamma"}
+    assert several.monitor.json("/api/monitor/status")["queues"]["errors"].keys() == {"delta"}
+    assert several.monitor.get("/api/queues/length", params={"cluster": "delta"}).status_code == 503
+    # Its gauges are dropped (an old length is no length), the others' stay.
+    assert several.monitor.metric("celery_monitor_queue_length", cluster="alpha", queue=PARKED) == 3
+    assert not [line for line in several.monitor.get("/metrics").text.splitlines()
+                if line.startswith("celery_monitor_queue_") and 'cluster="delta"' in line]
 
 
 def pool_size(broker: str, hostname: str) -> int:
@@ -230,7 +282,14 @@ def test_an_identity_scoped_to_some_clusters_sees_and_controls_those_alone(sever
         assert alice.get("/ui/workers.json").json()["workers"][0]["cluster"] in ("alpha", "beta")
         # What shows every cluster at once is closed to her; what she may not control is refused.
         assert alice.get("/api/monitor/status").status_code == 403
-        assert alice.get("/api/queues/length").status_code == 403
+        # Queues: hers alone; another cluster's is refused in a list, unknown to her by name.
+        assert {q["cluster"] for q in alice.get("/api/queues/length").json()["active_queues"]} == {"alpha", "beta"}
+        assert alice.get("/api/queues/length", params={"cluster": "gamma"}).status_code == 403
+        assert set(alice.get("/api/queues/backlog").json()["queues"]) <= {f"{c}:{q}" for c in ("alpha", "beta")
+                                                                          for q in ("celery", PARKED)}
+        assert alice.get(f"/api/queues/{PARKED}/tasks", params={"cluster": "gamma"}).status_code == 404
+        assert alice.get(f"/api/queues/{PARKED}/tasks", params={"cluster": "beta"}).json()["total"] == 2
+        assert {q["cluster"] for q in alice.get("/ui/broker.json").json()["queues"]} <= {"alpha", "beta"}
         no_control = alice.post(f"/api/worker/pool/grow/beta:{hostname}", params={"n": 1})
         assert no_control.status_code == 403, no_control.text
         assert no_control.json()["error"] == "This identity may not control the cluster 'beta'"
@@ -243,6 +302,7 @@ def test_an_identity_scoped_to_some_clusters_sees_and_controls_those_alone(sever
                       timeout=15) as ci:
         assert set(ci.get("/api/tasks").json()) >= {sent["gamma"]}
         assert {t["cluster"] for t in ci.get("/api/tasks").json().values()} == {"gamma"}
+        assert {q["cluster"] for q in ci.get("/api/queues/length").json()["active_queues"]} == {"gamma"}
     # The audit trail names the cluster each action reached, refusals included.
     entries = several.monitor.json("/api/audit", params={"user": "alice"})["entries"]
     by_target = {(e["action"], e["target"]): e for e in entries}

@@ -32,7 +32,7 @@ def test_events_over_tls(tmp_path: Path) -> None:
                         15, message="the task's events over TLS")
         assert info["worker"] == worker.hostname
         queues = monitor.json("/api/queues/length")["active_queues"]
-        assert {"name": "celery", "messages": 0} in queues
+        assert {"name": "celery", "messages": 0, "cluster": "default"} in queues
     finally:
         if worker:
             worker.stop()

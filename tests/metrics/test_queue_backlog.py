@@ -52,6 +52,18 @@ def test_offline_workers_and_requests_no_consumed_queue_explains_count_nowhere()
     assert backlog.reserved_per_queue(details, ["odd@pod-2", "silent@pod-3", "unknown@pod-4", "two@pod-5"]) == {}
 
 
+def test_a_workers_reserved_tasks_count_on_its_own_clusters_queues() -> None:
+    """The same queue name in two clusters: each cluster's workers reserve from their own."""
+    details = {"prod:w@pod-1": {"active_queues": [consumed("celery")],
+                                "reserved": [reserved("celery", "celery"), reserved("celery", "celery")]},
+               "staging:w@pod-1": {"active_queues": [consumed("celery")], "reserved": [reserved("celery", "celery")]},
+               "staging:gone@pod-2": {"active_queues": [consumed("celery")],
+                                      "reserved": [reserved("celery", "celery")]}}  # offline: not counted
+
+    online = {"prod:w@pod-1": "prod", "staging:w@pod-1": "staging"}
+    assert backlog.reserved_by_cluster(details, online) == {"prod": {"celery": 2}, "staging": {"celery": 1}}
+
+
 def test_the_backlog_is_what_waits_plus_what_is_reserved() -> None:
     queues = [{"name": "celery", "messages": 7},  # Redis: a length, priority lists summed
               {"name": "mq", "messages": 9, "ready": 4, "unacked": 5}]  # RabbitMQ: unacked is not waiting

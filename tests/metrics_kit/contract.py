@@ -60,8 +60,8 @@ METRIC_FAMILIES: dict[str, str] = {
     "celery_monitor_leader": GAUGE,
 }
 
-# Families with a ``cluster`` label: those of tasks, workers and each cluster's event stream (``default``
-# for a monitor of one broker). The others describe the monitor as a whole, or the first cluster's queues.
+# Families with a ``cluster`` label: those of tasks, workers, queues and each cluster's event stream
+# (``default`` for a monitor of one broker). The others describe the monitor as a whole.
 CLUSTER_FAMILIES: frozenset[str] = frozenset({
     "flower_events_total",
     "flower_task_runtime_seconds",
@@ -81,6 +81,12 @@ CLUSTER_FAMILIES: frozenset[str] = frozenset({
     "celery_monitor_receiver_disconnects_total",
     "celery_monitor_receiver_errors_total",
     "celery_monitor_last_event_timestamp_seconds",
+    "celery_monitor_queue_length",
+    "celery_monitor_queue_unacked",
+    "celery_monitor_queue_consumers",
+    "celery_monitor_queue_oldest_message_age_seconds",
+    "celery_monitor_queue_reserved",
+    "celery_monitor_queue_backlog",
 })
 
 _HISTOGRAM_SUFFIXES = ("_bucket", "_sum", "_count")

@@ -111,6 +111,26 @@ def test_a_queue_condition_must_hold_for_its_duration() -> None:
     assert [m.status for m in evaluator.due(40.0)] == [RESOLVED]
 
 
+def test_a_queue_of_one_name_in_two_clusters_is_two_subjects_named_by_their_cluster() -> None:
+    config = parse_config({"channels": CHANNELS, "rules": {
+        "long": {"kind": "queue_length", "channels": ["hook"], "window": 0, "threshold": 10, "queues": ["celery"]},
+        "prod-only": {"kind": "queue_length", "channels": ["hook"], "window": 0, "threshold": 10,
+                      "queues": ["prod:*"]}}})
+    rules = list(config.rules.values())
+    evaluator = Evaluator(Links("https://cm.example.com"))
+    queues = [{"cluster": "prod", "name": "celery", "messages": 50}, {"cluster": "staging", "name": "celery",
+                                                                       "messages": 3}]
+    evaluator.queues(rules, queues, 0.0)
+    fired = {(m.rule, m.subject): m for m in evaluator.due(0.0)}
+    assert set(fired) == {("long", "prod:celery"), ("prod-only", "prod:celery")}
+    message = fired[("long", "prod:celery")]
+    assert message.details == ["queue celery of cluster prod: 50 messages (threshold 10, for 0 s)"]
+    assert [link.url for link in message.links] == ["https://cm.example.com/broker?cluster=prod"]
+    # staging's queue of that name is another subject: its growth fires apart, prod's stays firing.
+    evaluator.queues(rules, [queues[0], {**queues[1], "messages": 40}], 1.0)
+    assert [(m.rule, m.subject, m.status) for m in evaluator.due(1.0)] == [("long", "staging:celery", FIRING)]
+
+
 def test_a_missed_periodic_task_fires_and_resolves_when_its_run_arrives() -> None:
     config = parse_config({"channels": CHANNELS, "rules": {"beat": {
         "kind": "schedule_missed", "channels": ["hook"], "window": 0, "entries": ["nightly-*"]}}})

@@ -42,6 +42,7 @@ def scaled(autoscaling_spec: dict[str, Any], **more: Any) -> dict[str, Any]:
      "spec.autoscaling.prometheus.serverAddress"),
     (SCALED, {"auth": {"basic": {"enabled": False}}}, "spec.autoscaling.source"),
     ({**SCALED, "podDeletionCost": {"enabled": "yes"}}, {}, "spec.autoscaling.podDeletionCost.enabled"),
+    ({**SCALED, "cluster": "prod"}, {}, "spec.autoscaling.cluster"),
 ], ids=lambda value: value if isinstance(value, str) else None)
 def test_a_spec_the_autoscaler_cannot_use_is_refused_naming_the_field(autoscaling_spec: dict[str, Any],
                                                                      more: dict[str, Any], field: str) -> None:
@@ -99,6 +100,30 @@ def test_the_prometheus_trigger_sums_this_monitor_s_gauges_over_exactly_its_queu
         "serverAddress": "http://prometheus:9090", "threshold": "5",
         "query": 'sum(celery_monitor_queue_backlog{namespace="jobs",job="cm",'
                  'queue=~"celery|reports\\\\.pdf|odd\\"q"})'}
+
+
+CLUSTERS = [{"name": "prod", "broker": {"url": "redis://redis:6379/0"}},
+            {"name": "staging", "broker": {"url": "redis://redis:6379/1"}}]
+
+
+def test_with_several_clusters_the_backlog_is_the_named_clusters_alone() -> None:
+    """A queue of one name in each cluster is a queue of its own: the workers scaled consume prod's."""
+    spec_data = {"clusters": CLUSTERS, "autoscaling": {**PROMETHEUS, "queues": ["celery"], "cluster": "prod"}}
+    monitor = make_monitor(spec_data, name="cm", namespace="jobs")
+    (trigger,) = autoscaling.render_scaled_object(monitor)["spec"]["triggers"]
+    assert trigger["metadata"]["query"] == ('sum(celery_monitor_queue_backlog{namespace="jobs",job="cm",'
+                                            'queue=~"celery",cluster="prod"})')
+    api = make_monitor({**spec_data, "autoscaling": {**SCALED, "cluster": "prod"}}, name="cm", namespace="jobs")
+    (trigger,) = autoscaling.render_scaled_object(api)["spec"]["triggers"]
+    query = urllib.parse.parse_qs(urllib.parse.urlsplit(trigger["metadata"]["url"]).query)
+    assert query == {"queue": ["celery", "reports.pdf"], "cluster": ["prod"]}
+    hpa = autoscaling.render_hpa(api)
+    assert hpa["spec"]["metrics"][0]["external"]["metric"]["selector"]["matchLabels"] == {"job": "cm",
+                                                                                         "cluster": "prod"}
+    with pytest.raises(spec_reader.SpecError) as raised:
+        make_monitor({**spec_data, "autoscaling": {**SCALED, "cluster": "dev"}})
+    assert [p.message for p in raised.value.problems] == [
+        "spec.autoscaling.cluster: 'dev' is not a cluster of this monitor (prod, staging)"]
 
 
 def test_without_keda_an_hpa_targets_the_backlog_per_worker() -> None:

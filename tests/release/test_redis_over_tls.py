@@ -93,6 +93,6 @@ def test_redis_over_tls_inspects_sends_and_measures_queues(release: Release, tls
         assert tls_redis.client().llen("celery") == 1  # the message is on the broker, over TLS
         lengths = monitor.client.get("/api/queues/length")
         assert lengths.status_code == 200, lengths.text
-        assert {"name": "celery", "messages": 1} in lengths.json()["active_queues"]
+        assert {"name": "celery", "messages": 1, "cluster": "default"} in lengths.json()["active_queues"]
     finally:
         monitor.stop()

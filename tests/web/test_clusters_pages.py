@@ -26,6 +26,7 @@ pytestmark = [pytest.mark.redis]
 BASIC = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
 NAMES = ("prod", "staging")
 SCOPED = ("sam", "sam-secret-pw")  # reads staging alone (--cluster_access)
+PARKED = {"prod": 2, "staging": 1}  # tasks waiting in the queue "parked", which no worker consumes
 
 
 @dataclass
@@ -79,7 +80,8 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoClusters]:
     spec = ",".join(f"{name}={url}" for name, url in brokers.items())
     monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", "--inspect_timeout=1000",
                               f"--basic_auth={AUTH[0]}:{AUTH[1]},{SCOPED[0]}:{SCOPED[1]}",
-                              f"--cluster_access={SCOPED[0]}=staging:read", "--tasks_columns=name,uuid,state,worker"],
+                              f"--cluster_access={SCOPED[0]}=staging:read", "--tasks_columns=name,uuid,state,worker",
+                              "--queues=parked"],
                              free_port(), tmp / "monitor.log", {}, AUTH)
     workers: dict[str, Worker] = {}
     try:
@@ -90,6 +92,10 @@ def two(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoClusters]:
             (tmp / name).mkdir()
             workers[name] = start_worker(brokers[name], "w", tmp / name)
         clusters = TwoClusters(brokers, workers, monitor)
+        for name, count in PARKED.items():
+            with celery_client(brokers[name], "") as app:
+                for n in range(count):
+                    app.send_task("tests.add", args=(n, n), queue="parked", task_id=f"{name}-parked-{n}")
         online = {clusters.worker(name) for name in NAMES}
         wait_for(lambda: online <= {n for n, up in monitor.json("/api/workers?status=true").items() if up}, 60,
                  message=f"{online} online in the monitor")
@@ -176,6 +182,33 @@ def test_a_shared_address_opens_narrowed_and_keeps_its_cluster_across_pages(page
     page.get_by_role("link", name="Graphs", exact=True).click()
     page.wait_for_url("**/graphs?cluster=staging")
     expect(page.locator("#cluster-scope")).to_have_text("not filtered here")
+
+
+def queue_rows(page: Page) -> list[tuple[str, str]]:
+    return page.locator("#broker-queues tbody tr[data-queue]").evaluate_all(
+        "rows => rows.map(r => [r.dataset.cluster, r.dataset.queue])")
+
+
+@pytest.mark.browser
+def test_the_broker_page_shows_each_clusters_queues_and_follows_the_switcher(page: Page, two: TwoClusters) -> None:
+    page.goto(two.url + "/broker")
+    expect(page.locator("#broker-queues thead th").first).to_have_text("Cluster")
+    parked = page.locator('#broker-queues tr[data-queue="parked"]')
+    expect(parked).to_have_count(2)
+    for name, count in PARKED.items():
+        row = page.locator(f'#broker-queues tr[data-queue="parked"][data-cluster="{name}"]')
+        expect(row.locator('[data-key="cluster"]')).to_have_text(name)
+        expect(row.locator("td.num").first).to_have_text(str(count))
+    # A queue's tasks are read on its own cluster's broker.
+    page.locator('#broker-queues tr[data-queue="parked"][data-cluster="staging"]').get_by_role("button").click()
+    expect(page.locator("#queue-tasks tbody tr[data-uuid]")).to_have_count(1)
+    expect(page.locator("#queue-tasks tbody tr[data-uuid]")).to_have_attribute("data-uuid", "staging-parked-0")
+    expect(page.locator("#queue-name")).to_have_text("parked (staging)")
+
+    page.get_by_label("Cluster", exact=True).select_option("prod")
+    page.wait_for_url(lambda url: "cluster=prod" in url)
+    expect(parked).to_have_count(1)
+    assert {cluster for cluster, _queue in queue_rows(page)} == {"prod"}
 
 
 @pytest.mark.browser
@@ -386,6 +419,9 @@ def test_a_user_scoped_to_one_cluster_sees_its_tasks_and_workers_alone(
         group.click()
         expect(page.locator(f'#group-tasks tr[data-uuid="{failed["staging"]}"]')).to_have_count(1)
         expect(page.locator(f'#group-tasks tr[data-uuid="{failed["prod"]}"]')).to_have_count(0)
+        page.goto(two.url + "/broker")  # staging's queues alone, where every cluster's were refused
+        expect(page.locator('#broker-queues tr[data-queue="parked"]')).to_have_count(1)
+        assert {cluster for cluster, _queue in queue_rows(page)} == {"staging"}
     finally:
         page.context.close()
     assert not console.errors, "\n".join(console.errors)

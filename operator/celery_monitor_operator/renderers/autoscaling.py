@@ -11,6 +11,10 @@ over ``spec.autoscaling.queues``, with ``backlogPerReplica`` as the target per w
   monitor only (its namespace and job, the Service's name);
 - without KEDA: an autoscaling/v2 HPA on the external metric ``celery_monitor_queue_backlog``,
   which an external-metrics adapter (prometheus-adapter) must serve.
+
+With ``spec.clusters`` the queues are those of ``spec.autoscaling.cluster`` alone (a queue of one
+name in each cluster is a queue of its own): ``cluster=`` in the API's address, a ``cluster``
+matcher in the query and the HPA's selector.
 """
 
 from __future__ import annotations
@@ -42,7 +46,9 @@ def monitor_base_url(monitor: spec.CeleryMonitorResource) -> str:
 
 def backlog_url(monitor: spec.CeleryMonitorResource) -> str:
     """The monitor API's backlog of the autoscaled queues, as the metrics-api trigger asks for it."""
-    query = urllib.parse.urlencode([("queue", queue) for queue in monitor.spec.autoscaling.queues])
+    settings = monitor.spec.autoscaling
+    query = urllib.parse.urlencode([("queue", queue) for queue in settings.queues]
+                                   + ([("cluster", settings.cluster)] if settings.cluster else []))
     return f"{monitor_base_url(monitor)}{BACKLOG_PATH}?{query}"
 
 
@@ -55,6 +61,8 @@ def prometheus_query(monitor: spec.CeleryMonitorResource) -> str:
     queues = "|".join(_PROMQL_SPECIAL.sub(r"\\\1", queue) for queue in monitor.spec.autoscaling.queues)
     matchers = (f"namespace={_promql_string(monitor.namespace)},"
                 f"job={_promql_string(naming.service_name(monitor.name))},queue=~{_promql_string(queues)}")
+    if monitor.spec.autoscaling.cluster:
+        matchers += f",cluster={_promql_string(monitor.spec.autoscaling.cluster)}"
     return f"sum({BACKLOG_METRIC}{{{matchers}}})"
 
 
@@ -123,7 +131,8 @@ def hpa_problem(monitor: spec.CeleryMonitorResource) -> str:
 def render_hpa(monitor: spec.CeleryMonitorResource) -> dict[str, Any]:
     settings = monitor.spec.autoscaling
     selector = {
-        "matchLabels": {"job": naming.service_name(monitor.name)},
+        "matchLabels": {"job": naming.service_name(monitor.name),
+                        **({"cluster": settings.cluster} if settings.cluster else {})},
         "matchExpressions": [{"key": "queue", "operator": "In", "values": list(settings.queues)}],
     }
     return {

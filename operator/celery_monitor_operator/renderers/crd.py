@@ -226,6 +226,9 @@ def _autoscaling() -> s.Schema:
                                      pattern=spec.SECRET_NAME_PATTERN),
         "queues": s.array("Queues the workers consume; their backlogs are summed (also passed as --queues, "
                           "so they are measured while no worker runs).", s.string("A queue name (no ',').")),
+        "cluster": s.string("With spec.clusters: the cluster whose queues the workers consume; only its "
+                            "backlog is summed (without it, the queues of those names in every cluster).",
+                            pattern=spec.CLUSTER_NAME_PATTERN),
         "minReplicas": s.integer("Fewest workers; 0 scales to zero (KEDA only).",
                                  default=spec.DEFAULT_MIN_WORKERS, minimum=0),
         "maxReplicas": s.integer("Most workers.", default=spec.DEFAULT_MAX_WORKERS_REPLICAS, minimum=1),

@@ -1,5 +1,7 @@
 // Broker: every queue's counts and their lengths over time; the tasks waiting in a queue, and
-// revoking those that match a filter (a dry-run count first, then the revoke).
+// revoking those that match a filter (a dry-run count first, then the revoke). Watching several
+// clusters, each queue says its cluster (a name may repeat across them) and is read on its broker;
+// the cluster switcher narrows the table.
 import { $, el, flash, replace } from "../lib/dom.js";
 import { TimeChart } from "../lib/charts.js";
 import { natural, number, text } from "../lib/format.js";
@@ -21,7 +23,8 @@ function queuePanel() {
   const panel = $("#queue-panel");
   const body = $("#queue-tasks tbody");
   const form = $("#queue-revoke");
-  const state = { queue: null, offset: 0, total: 0, counted: null };
+  const state = { queue: null, cluster: "", offset: 0, total: 0, counted: null };
+  const where = () => (state.cluster ? { cluster: state.cluster } : {});
 
   function taskRow(task) {
     return el("tr", { dataset: { uuid: task.uuid } },
@@ -35,12 +38,13 @@ function queuePanel() {
   }
 
   async function load() {
-    $("#queue-name").textContent = state.queue;
+    $("#queue-name").textContent = config.severalClusters && state.cluster
+      ? `${state.queue} (${state.cluster})` : state.queue;
     replace(body, el("tr", {}, el("td", { colspan: 6, class: "muted" }, "Reading the queue…")));
     let page;
     try {
       page = await getJSON(`/api/queues/${encodeURIComponent(state.queue)}/tasks`,
-        { offset: state.offset, limit: QUEUE_PAGE });
+        { ...where(), offset: state.offset, limit: QUEUE_PAGE });
     } catch (error) {
       replace(body, el("tr", {}, el("td", { colspan: 6, class: "error" }, error.message)));
       return;
@@ -64,7 +68,7 @@ function queuePanel() {
   }
 
   function filter() {
-    const params = { queue: state.queue };
+    const params = { queue: state.queue, ...where() };
     for (const name of ["taskname", "search"]) {
       const value = form.elements[name].value.trim();
       if (value) params[name] = value;
@@ -79,13 +83,16 @@ function queuePanel() {
     $("#queue-revoke-result").textContent = "";
   }
 
-  function open(queue) {
+  function open(queue, cluster) {
     state.queue = queue;
+    state.cluster = cluster || "";
     state.offset = 0;
     panel.hidden = false;
     if (form) forgetCount();
     const address = new URL(location.href);
     address.searchParams.set("queue", queue);
+    if (state.cluster && config.severalClusters) address.searchParams.set("queue_cluster", state.cluster);
+    else address.searchParams.delete("queue_cluster");
     history.replaceState(null, "", address);
     return load();
   }
@@ -93,7 +100,9 @@ function queuePanel() {
   $("#queue-refresh").addEventListener("click", () => load());
   $("#queue-close").addEventListener("click", () => {
     panel.hidden = true;
-    history.replaceState(null, "", location.pathname);
+    const address = new URL(location.href);
+    for (const name of ["queue", "queue_cluster"]) address.searchParams.delete(name);
+    history.replaceState(null, "", address);
   });
   $("#queue-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - QUEUE_PAGE); load(); });
   $("#queue-next").addEventListener("click", () => { state.offset += QUEUE_PAGE; load(); });
@@ -117,7 +126,8 @@ function queuePanel() {
     $("#queue-revoke-run").addEventListener("click", async (event) => {
       const counted = state.counted;
       if (!counted) return;
-      if (!window.confirm(`Revoke ${counted.count} task(s) waiting in ${counted.params.queue}?`)) return;
+      const of = config.severalClusters && counted.params.cluster ? ` of cluster ${counted.params.cluster}` : "";
+      if (!window.confirm(`Revoke ${counted.count} task(s) waiting in ${counted.params.queue}${of}?`)) return;
       event.currentTarget.disabled = true;
       try {
         const done = await post("/api/tasks/revoke", counted.params);
@@ -139,33 +149,54 @@ export async function brokerPage() {
   const panel = queuePanel();
 
   async function load() {
-    const data = await getJSON("/ui/broker.json");
+    const data = await getJSON("/ui/broker.json", config.cluster ? { cluster: config.cluster } : undefined);
     $("#broker-url").textContent = data.broker || "";
     $("#polled-at").textContent = data.error
       ? `Last poll failed: ${data.error}`
       : data.polled_at ? `Polled ${natural(data.polled_at)}` : "Not polled yet";
     const body = $("#broker-queues tbody");
-    replace(body, data.queues.map((q) => el("tr", { dataset: { queue: q.name } },
+    const columns = config.severalClusters ? 7 : 6;
+    const queues = [...data.queues].sort((a, b) => a.cluster.localeCompare(b.cluster) || a.name.localeCompare(b.name));
+    replace(body, queues.map((q) => el("tr", { dataset: { queue: q.name, cluster: q.cluster } },
+      config.severalClusters && el("td", { dataset: { key: "cluster" }, title: data.brokers[q.cluster] || "" }, q.cluster),
       el("td", {}, q.name),
       el("td", { class: "num" }, number(q.messages)),
       el("td", { class: "num" }, number(q.ready)),
       el("td", { class: "num" }, number(q.unacked)),
       el("td", { class: "num" }, number(q.consumers)),
-      el("td", {}, el("button", { type: "button", class: "small", dataset: { show: q.name } }, "Tasks")),
+      el("td", {}, el("button", { type: "button", class: "small", dataset: { show: q.name, cluster: q.cluster } },
+        "Tasks")),
     )));
-    if (!data.queues.length) replace(body, el("tr", {}, el("td", { colspan: 6, class: "muted" }, "No queues")));
+    // A cluster whose broker did not answer: its queues are not shown, and the row says why.
+    for (const [cluster, error] of Object.entries(data.errors || {})) {
+      if (!config.severalClusters) continue;
+      body.append(el("tr", { dataset: { unavailable: cluster } },
+        el("td", { dataset: { key: "cluster" } }, cluster),
+        el("td", { colspan: columns - 1, class: "error" }, `Broker unavailable: ${error}`)));
+    }
+    if (!body.children.length) replace(body, el("tr", {}, el("td", { colspan: columns, class: "muted" }, "No queues")));
     const { x, series } = queueSeries(data.history);
     chart.set(x, series);
   }
 
   $("#broker-queues").addEventListener("click", (event) => {
     const button = event.target.closest("button[data-show]");
-    if (button) panel.open(button.dataset.show);
+    if (button) panel.open(button.dataset.show, button.dataset.cluster);
   });
   await load();
-  const asked = new URLSearchParams(location.search).get("queue");
-  if (asked) panel.open(asked);
-  // The monitor polls the broker in the background; each pushed graph sample says a poll is fresh.
-  connectLive({ topics: ["samples"], onMessage: () => load().catch(() => {}), onReconnect: load });
-  if (!config.autoRefresh) setInterval(() => load().catch(() => {}), 5000);
+  const address = new URLSearchParams(location.search);
+  const asked = address.get("queue");
+  // With several clusters the address says the queue's cluster (else the one chosen in the switcher).
+  if (asked) panel.open(asked, address.get("queue_cluster") || (config.severalClusters ? config.cluster.split(",")[0] : ""));
+  // The monitor polls the brokers in the background; each pushed graph sample says a poll is fresh.
+  // Samples span every cluster, so an identity scoped to some is sent none: it reads on a timer.
+  let sampled = 0;
+  connectLive({
+    topics: ["samples"],
+    onMessage: () => { sampled = Date.now(); load().catch(() => {}); },
+    onReconnect: load,
+  });
+  setInterval(() => {
+    if (!config.autoRefresh || Date.now() - sampled > 6000) load().catch(() => {});
+  }, 5000);
 }
