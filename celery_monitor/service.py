@@ -74,6 +74,14 @@ ENABLE_EVENTS_EVERY = 10.0
 AUTH_EXCHANGE_EVERY = 1.0
 
 
+def _cluster_names(saved: Any) -> dict[str, list[str]]:
+    """The task names per cluster the history saved, what of them is readable (older histories: none)."""
+    if not isinstance(saved, dict):
+        return {}
+    return {str(cluster): [n for n in names if isinstance(n, str)]
+            for cluster, names in saved.items() if isinstance(names, list)}
+
+
 def spool_directory(db: str) -> Path:
     """Beside a SQLite history; for a PostgreSQL one (one monitor per database), a local directory
     named after the database, so a restart on the same host finds it."""
@@ -340,7 +348,8 @@ class Monitor:
                 self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
                                      orjson.dumps(saved, default=repr))
             stats = EventStats(buckets)
-        self.live.restore(workers, stats, state_counts, self.store.task_names())
+        self.live.restore(workers, stats, state_counts, self.store.task_names(),
+                          _cluster_names(self.store.load_meta("cluster_task_names")))
 
     def start(self) -> None:
         if self.leading:
@@ -478,8 +487,11 @@ class Monitor:
         """Every task the query selects, a chunk at a time (for lists without a limit)."""
         return self.tasks.stream(query)
 
-    def task_names(self) -> list[str]:
-        return self.tasks.names()
+    def task_names(self, clusters: list[str] | None = None) -> list[str]:
+        """Every task name seen, or those seen on ``clusters`` (None or every cluster: all of them)."""
+        if clusters is not None and set(self.cluster_names) <= set(clusters):
+            clusters = None
+        return self.tasks.names(clusters)
 
     def workflow_tasks(self, root_id: str, limit: int) -> list[dict[str, Any]]:
         """The tasks of the workflow whose root is ``root_id`` (the root included)."""

@@ -254,7 +254,7 @@ class Applier(threading.Thread):
             live = self.live
             live.count_state(None if is_new else old_state, task.state)
             if task.name:
-                live.add_task_name(task.name)
+                live.add_task_name(task.name, cluster)
             if task.parent_id and task.parent_id != uuid:
                 parent = self.task(task.parent_id)
                 if not parent.transitions:  # known only as this task's parent: of the same cluster
@@ -530,7 +530,7 @@ class Applier(threading.Thread):
                 live.count_state(None if is_new else old_state, task.state)
                 self._notice(task, old_state)  # a failure the events missed still notifies
                 if task.name:
-                    live.add_task_name(task.name)
+                    live.add_task_name(task.name, task.cluster)
                 live.remember(task)
                 live.track_held(task)
                 changed[task.uuid] = task

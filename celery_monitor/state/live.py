@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from celery_monitor.clusters import DEFAULT
 from celery_monitor.state.models import TaskRecord, WorkerRecord
 from celery_monitor.state.snapshots import (
     ClusterTask,
@@ -47,6 +48,10 @@ class LiveView:
         self._recent: OrderedDict[str, TaskRecord] = OrderedDict()
         self._recent_limit = recent_tasks
         self._task_names: set[str] = set()
+        # The names per cluster, for lists narrowed to some clusters; saved beside the counters
+        # (``cluster_task_names``) once a cluster other than ``default`` has some.
+        self._cluster_task_names: dict[str, set[str]] = {}
+        self._names_changed = False
         self._state_counts: dict[str, int] = {}
         # The recent tasks a worker holds (RECEIVED or STARTED there), per worker, and the reverse:
         # what turns LOST when a worker is lost, found without a scan (bounded by the recent tasks).
@@ -127,8 +132,14 @@ class LiveView:
         if new is not None:
             counts[new] = counts.get(new, 0) + 1
 
-    def add_task_name(self, name: str) -> None:
-        self._task_names.add(name)
+    def add_task_name(self, name: str, cluster: str = DEFAULT) -> None:
+        names = self._cluster_task_names.get(cluster)
+        if names is None:
+            names = self._cluster_task_names[cluster] = set()
+        if name not in names:
+            names.add(name)
+            self._task_names.add(name)
+            self._names_changed = True
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
         """Count one applied task event in the per-event counters and histograms."""
@@ -156,15 +167,26 @@ class LiveView:
     # -- explicit operations for the monitor's other parts ---------------------------------------
 
     def restore(self, workers: Iterable[WorkerRecord], stats: EventStats, state_counts: dict[str, int],
-                task_names: Iterable[str]) -> None:
-        """Take over what the previous run saved (before the applier starts)."""
+                task_names: Iterable[str], cluster_task_names: dict[str, list[str]] | None = None) -> None:
+        """Take over what the previous run saved (before the applier starts).
+
+        The names per cluster are those saved (``cluster_task_names``) and those the counters hold;
+        with no cluster but ``default`` in either, every name is ``default``'s."""
+        by_cluster: dict[str, set[str]] = {c: set(names) for c, names in (cluster_task_names or {}).items()}
+        for cluster, name, _, _ in stats.events:
+            if name:
+                by_cluster.setdefault(cluster, set()).add(name)
+        names = set(task_names)
+        if set(by_cluster) <= {DEFAULT}:
+            by_cluster[DEFAULT] = names | by_cluster.get(DEFAULT, set())
         with self._lock:
+            self._cluster_task_names = by_cluster
             # Replaced whole: a standby reloads the view every second, and drops the workers the
             # leader has forgotten.
             self._workers = {worker.hostname: worker for worker in workers}
             self._stats = stats
             self._state_counts = dict(state_counts)
-            self._task_names = set(task_names)
+            self._task_names = names.union(*by_cluster.values())
 
     def forget_trimmed(self, removed: dict[str, int]) -> None:
         """The history deleted its oldest tasks (``removed``: how many per state): count them out."""
@@ -194,6 +216,10 @@ class LiveView:
             if self._version != self._stats_saved_version and now >= self._stats_next_save:
                 self._stats_saved_version = self._version
                 stats = self._stats.copy()
+            if self._names_changed:
+                self._names_changed = False
+                if set(self._cluster_task_names) - {DEFAULT}:
+                    saved["cluster_task_names"] = {c: sorted(n) for c, n in self._cluster_task_names.items()}
         if stats is not None:
             started = time.perf_counter()
             saved["stats"] = stats.to_store()
@@ -216,9 +242,12 @@ class LiveView:
             task = self._recent.get(uuid)
             return task.as_dict() if task is not None else None
 
-    def task_names(self) -> list[str]:
+    def task_names(self, clusters: Iterable[str] | None = None) -> list[str]:
+        """Every task name seen, or those seen on ``clusters`` (None: every cluster)."""
         with self._lock:
-            return sorted(self._task_names)
+            if clusters is None:
+                return sorted(self._task_names)
+            return sorted(set().union(*(self._cluster_task_names.get(c, ()) for c in clusters)))
 
     def worker_names(self) -> list[str]:
         with self._lock:

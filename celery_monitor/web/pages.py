@@ -133,7 +133,9 @@ async def tasks(request: Request) -> Response:
     monitor = monitor_of(request)
     choice = cluster_choice(request)
     workers = [name for name in sorted(monitor.live.worker_names()) if choice.includes(monitor.cluster_of(name))]
-    return render(request, "tasks.html", "tasks", "Tasks", states=STATES, task_names=monitor.task_names(),
+    # The task names of the clusters shown: the chosen ones, within a scoped identity's.
+    names = monitor.task_names([name for name in choice.watched if choice.includes(name)])
+    return render(request, "tasks.html", "tasks", "Tasks", states=STATES, task_names=names,
                   worker_names=workers, choice=choice)
 
 
