@@ -169,7 +169,7 @@ class MonitorCollector:
         one = ("cluster",)
         self.events_received = Counter(P + "events_received", "Events received", one)
         self.event_messages_dropped = Counter(P + "event_messages_dropped",
-                                              "Event messages dropped: the applier's hand-off was full")
+                                              "Event messages dropped: the applier's hand-off was full", one)
         self.events_malformed = Counter(P + "events_malformed", "Events refused at the event boundary, all reasons")
         self.events_rejected = Counter(P + "events_rejected", "Events refused at the event boundary, by reason",
                                        ("reason",))
@@ -178,9 +178,11 @@ class MonitorCollector:
         self.receiver_disconnects = Counter(
             P + "receiver_disconnects", "Event streams lost while connected (a broker drops a subscriber that lags)",
             one)
-        self.reader_restarts = Counter(P + "reader_restarts", "Restarts of the Redis reader process (--event_spool)")
+        self.reader_restarts = Counter(P + "reader_restarts", "Restarts of the Redis reader process (--event_spool)",
+                                       one)
         self.spool_backlog = Gauge(P + "spool_backlog_bytes",
-                                   "Event bytes read into the spool (--event_spool) that the applier has not taken yet")
+                                   "Event bytes read into the spool (--event_spool) that the applier has not taken yet",
+                                   one)
         self.last_event = Gauge(P + "last_event_timestamp_seconds", "When the last event arrived", one)
         self.ingest_lag = Gauge(P + "ingest_lag_seconds", "Delay between receiving and applying events")
         self.store_tasks = Gauge(P + "store_tasks", "Tasks in the history")
@@ -298,18 +300,17 @@ class MonitorCollector:
 
     def _health(self, out: list[str], receivers: dict[str, ReceiverHealth]) -> None:
         sources = self.sources
-        health = sources.receiver
         each = receivers.items()
         self.events_received.write(out, [((name,), h.events_received) for name, h in each])
-        self.event_messages_dropped.write_value(out, health.messages_dropped)
+        self.event_messages_dropped.write(out, [((name,), h.messages_dropped) for name, h in each])
         rejected = sources.rejections.counts()
         self.events_malformed.write_value(out, sum(rejected.values()))
         self.events_rejected.write(out, [((reason,), count) for reason, count in rejected.items()])
         self.receiver_connected.write(out, [((name,), 1 if h.connected else 0) for name, h in each])
         self.receiver_reconnects.write(out, [((name,), h.reconnects) for name, h in each])
         self.receiver_disconnects.write(out, [((name,), h.broker_disconnects) for name, h in each])
-        self.reader_restarts.write_value(out, health.reader_restarts)
-        self.spool_backlog.write_value(out, health.spool_backlog_bytes)
+        self.reader_restarts.write(out, [((name,), h.reader_restarts) for name, h in each])
+        self.spool_backlog.write(out, [((name,), h.spool_backlog_bytes) for name, h in each])
         self.last_event.write(out, [((name,), h.last_event_time or 0) for name, h in each])
         self.ingest_lag.write_value(out, sources.applier.last_lag)
         self.store_tasks.write_value(out, sources.store.task_count())
