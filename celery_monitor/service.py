@@ -39,7 +39,7 @@ from celery_monitor.liveness import Liveness
 from celery_monitor.metrics.cardinality import LabelPolicy
 from celery_monitor.metrics.collector import MonitorCollector, Sources
 from celery_monitor.metrics.queue_metrics import current_queues
-from celery_monitor.metrics.timeline import Timeline
+from celery_monitor.metrics.timeline import Timeline, narrow
 from celery_monitor.notify.ledger import Ledger
 from celery_monitor.notify.messages import Links
 from celery_monitor.notify.model import parse_config
@@ -567,6 +567,12 @@ class Monitor:
         """Tasks just turned LOST: each backend is asked (it answers for its own cluster's tasks)."""
         for reconciler in self.reconcilers:
             reconciler.ask_soon(uuids)
+
+    def graph_point(self, point: dict[str, Any], chosen: list[str]) -> dict[str, Any]:
+        """A point of the graphs as the ``chosen`` clusters' graphs draw it (none chosen: every cluster)."""
+        if not chosen:
+            return point
+        return narrow(point, chosen, self.cluster, several=bool(self.feeds))
 
     def cluster_of(self, worker: str) -> str:
         """The cluster of a worker, by its name in this monitor (clusters.qualified)."""

@@ -11,13 +11,16 @@ then tells the browser to fetch afresh.
 
 Both take ``cluster=`` (comma-separated names, as the lists do): only the tasks, workers and events of
 those clusters are sent, chosen here rather than in the browser, so a page on one cluster neither
-receives nor pays for another's traffic. Samples and audit entries belong to no cluster and always go.
+receives nor pays for another's traffic. Graph samples go narrowed to those clusters' measures
+(and to a scoped identity's clusters); audit entries belong to no cluster and go to unscoped
+identities only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -84,7 +87,9 @@ async def _drain(subscription: Subscription, window: float) -> list[Notice]:
     return batch
 
 
-def page_message(batch: list[Notice], overflowed: bool) -> dict[str, Any]:
+def page_message(batch: list[Notice], overflowed: bool,
+                 sample: Callable[[dict[str, Any]], dict[str, Any]] = lambda point: point) -> dict[str, Any]:
+    """One push to a page; ``sample`` narrows the graphs' points to the page's clusters."""
     tasks: dict[str, Any] = {}
     workers: dict[str, Any] = {}
     samples: list[Any] = []
@@ -96,7 +101,7 @@ def page_message(batch: list[Notice], overflowed: bool) -> dict[str, Any]:
         elif kind == "worker":
             workers[notice["worker"]["hostname"]] = worker_row(notice["worker"])
         elif kind == "sample":
-            samples.append(notice["sample"])
+            samples.append(sample(notice["sample"]))
         elif kind == "audit":
             audit.append(notice["audit"])
     return {"tasks": list(tasks.values()), "workers": list(workers.values()), "samples": samples, "audit": audit,
@@ -157,15 +162,20 @@ async def page_updates(websocket: WebSocket) -> None:
         kind = notice.get("kind")
         if kind not in wanted:
             return False
+        if kind == "sample":
+            return True  # narrowed to the clusters asked for when sent (below)
         if wanted_clusters and cluster_of(notice) not in (None if unscoped else "", *wanted_clusters):
-            return False  # a scoped identity gets no sample nor audit entry: they span every cluster
+            return False  # a scoped identity gets no audit entry: they span every cluster
         return only_task is None or kind != "task" or notice["task"].get("uuid") == only_task
 
     await websocket.accept()
     subscription = monitor.hub.subscribe(accepts)
     try:
         await websocket.send_text(orjson.dumps({"hello": sorted(topics)}).decode())
-        await _pump(websocket, subscription, lambda batch, over: [page_message(batch, over)], BATCH_WINDOW)
+        chosen = sorted(wanted_clusters)
+        await _pump(websocket, subscription,
+                    lambda batch, over: [page_message(batch, over, lambda point: monitor.graph_point(point, chosen))],
+                    BATCH_WINDOW)
     finally:
         monitor.hub.unsubscribe(subscription)
 

@@ -43,7 +43,8 @@ PAGE_FEED = "/api/ws"
 # What an identity scoped to some clusters may reach (--cluster_access): the routes that narrow
 # what they show to its clusters (http/scope.py). Everything else shows every cluster: refused.
 SCOPED_EXACT = frozenset({"/", "/workers", "/tasks", "/live", "/api/workers", "/api/tasks", "/api/tasks/revoke",
-                          PAGE_FEED, "/ui/workers.json", "/ui/tasks.json", "/api/openapi.json", "/api/task/types"})
+                          PAGE_FEED, "/ui/workers.json", "/ui/tasks.json", "/api/openapi.json", "/api/task/types",
+                          "/graphs", "/monitor", "/ui/graphs.json"})
 SCOPED_PREFIXES = ("/worker/", "/task/", "/ui/worker/", "/ui/task/", "/api/task/info/", "/api/task/result/",
                    "/api/task/abort/", "/api/task/revoke/", "/api/task/rerun/", "/api/worker/",
                    "/api/task/timeout/", "/api/task/rate-limit/", "/api/task/events/", "/api/task/apply/",

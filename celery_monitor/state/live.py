@@ -269,11 +269,16 @@ class LiveView:
         with self._lock:
             return sum(1 for worker in self._workers.values() if worker.is_online(now))
 
-    def graph_totals(self, now: float | None = None) -> tuple[GraphTotals, int]:
-        """What the graphs need, and how many workers are online: small tables, copied in one hold."""
+    def graph_totals(self, now: float | None = None) -> tuple[dict[str, GraphTotals], dict[str, int]]:
+        """What the graphs need, and how many workers are online, per cluster: small tables, copied in
+        one hold."""
         now = time.time() if now is None else now
         with self._lock:
-            return self._stats.graph.copy(), sum(1 for worker in self._workers.values() if worker.is_online(now))
+            online: dict[str, int] = {}
+            for worker in self._workers.values():
+                if worker.is_online(now):
+                    online[worker.cluster] = online.get(worker.cluster, 0) + 1
+            return {cluster: graph.copy() for cluster, graph in self._stats.graphs.items()}, online
 
     def snapshot(self, now: float | None = None) -> LiveSnapshot:
         """The counters, the workers' status and the task state counts, copied in one hold of the lock."""

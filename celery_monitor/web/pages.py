@@ -37,7 +37,7 @@ VOCABULARY = {"states": list(STATES), "finished_states": sorted(FINISHED_STATES)
 
 
 # The pages whose lists the cluster switcher narrows; the others show every cluster and say so.
-CLUSTER_PAGES = frozenset({"workers", "tasks"})
+CLUSTER_PAGES = frozenset({"workers", "tasks", "graphs"})
 
 
 @dataclass

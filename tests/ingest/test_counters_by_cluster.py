@@ -74,10 +74,18 @@ def test_the_graphs_totals_kept_as_events_come_equal_the_sums_of_the_counters() 
         return (totals.outcomes, totals.received, {k: (h.counts, round(h.sum, 9)) for k, h in totals.runtime.items()},
                 {k: (h.counts, round(h.sum, 9)) for k, h in totals.latency.items()})
 
-    assert plain(stats.graph) == plain(GraphTotals.of(stats))
-    assert stats.graph.outcomes == {"SUCCESS": 22, "FAILURE": 8} and stats.graph.received == 30
+    def each(graphs: dict[str, GraphTotals]) -> dict[str, tuple[object, ...]]:
+        return {cluster: plain(totals) for cluster, totals in graphs.items()}
+
+    assert each(stats.graphs) == each(GraphTotals.of(stats))
+    # Kept per cluster: every third task is each cluster's.
+    assert stats.graphs["beta"].received == 10 and stats.graphs["beta"].outcomes == {"SUCCESS": 7, "FAILURE": 3}
+    everything = GraphTotals()
+    for totals in stats.graphs.values():
+        everything.add(totals)
+    assert everything.outcomes == {"SUCCESS": 22, "FAILURE": 8} and everything.received == 30
     restored = EventStats()
     restored.load(stats.to_store())  # a restart sums them once from what was saved
-    assert plain(restored.graph) == plain(stats.graph)
+    assert each(restored.graphs) == each(stats.graphs)
     stats.forget_worker("beta:w1@h")  # a point is a difference of totals: a forgotten worker takes nothing back
-    assert stats.graph.received == 30
+    assert stats.graphs["beta"].received == 10

@@ -267,7 +267,9 @@ def test_a_scoped_identity_gets_the_live_pushes_of_its_clusters_alone(several: C
         while not any(t["uuid"] == mine and t["state"] == "SUCCESS" for m in received for t in m["tasks"]):
             received.append(json.loads(live.recv(timeout=30)))
     assert {t["cluster"] for m in received for t in m["tasks"]} <= {"alpha", "beta"}
-    assert not [m for m in received if m["samples"] or m["audit"]]  # they span every cluster
+    assert not [m for m in received if m["audit"]]  # it spans every cluster
+    # Graph samples come narrowed to her clusters: their measures, not every cluster's breakdown.
+    assert all("clusters" not in sample for m in received for sample in m["samples"])
     with connect(url + "&cluster=gamma", additional_headers={"Authorization": f"Basic {token}"},
                  open_timeout=5) as refused, pytest.raises(ConnectionClosed) as closed:
         refused.recv(timeout=5)
@@ -369,3 +371,21 @@ def test_task_calls_and_reruns_go_to_the_chosen_cluster(several: Clusters) -> No
     assert ("beta", 403) in calls and ("alpha", 200) in calls
     admin_calls = several.monitor.json("/api/audit", params={"user": "admin", "action": "task.apply"})["entries"]
     assert admin_calls[0]["cluster"] == "beta"
+
+
+def test_the_graphs_are_each_clusters_on_request(several: Clusters) -> None:
+    def failing(cluster: str, **params: str) -> bool:
+        points = several.monitor.json("/ui/graphs.json", params={"cluster": cluster, **params})["points"]
+        return any(point["rates"].get("FAILURE") for point in points)
+
+    task_id = several.send("gamma", "tests.fail", "graphed")
+    wait_for(lambda: failing("gamma"), 60, message=f"{task_id}'s failure in gamma's graphs")
+    assert not failing("alpha,beta")  # no task of theirs failed
+    point = next(p for p in several.monitor.json("/ui/graphs.json")["points"] if p["rates"].get("FAILURE"))
+    assert point["clusters"]["gamma"]["rates"]["FAILURE"] == point["rates"]["FAILURE"]
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        assert alice.get("/graphs").status_code == 200
+        mine = alice.get("/ui/graphs.json").json()["points"]
+        assert mine and not any(p["rates"].get("FAILURE") for p in mine)
+        assert all("clusters" not in p for p in mine)
+        assert alice.get("/ui/graphs.json", params={"cluster": "gamma"}).status_code == 403
