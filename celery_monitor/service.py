@@ -141,7 +141,8 @@ class Monitor:
                                                        for spec in specs[1:]}})
         self.inspector = Inspector(self.apps, settings.inspect_timeout / 1000)
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
-                                  snapshot_meta=self._meta_to_save, on_trim=self.live.forget_trimmed,
+                                  snapshot_meta=self._meta_to_save,
+                                  on_trim=lambda removed: self.live.forget_trimmed(removed, removed.of_clusters),
                                   path=settings.db if settings.persistent else None,
                                   max_failed_tasks=settings.max_failed_tasks,
                                   max_task_age=settings.max_task_age)
@@ -325,7 +326,8 @@ class Monitor:
         """Reload workers, counters and task counts saved by the previous run (``saved_counts``: the
         state counts its last flush saved, rather than counted afresh over the whole history)."""
         counts = self.store.load_meta("state_counts") if saved_counts else None
-        self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts())
+        self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts(),
+                             fresh_counts=not isinstance(counts, dict))
         # What was spooled after the last flush of the previous run is applied again, once.
         self.reader.resume(self.store.load_meta(SPOOL_POSITION))
 
@@ -335,7 +337,8 @@ class Monitor:
         self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts(), quiet=True)
         self._adopt_inspect()
 
-    def _load_live_view(self, state_counts: dict[str, int], quiet: bool = False) -> None:
+    def _load_live_view(self, state_counts: dict[str, int], quiet: bool = False, fresh_counts: bool = False) -> None:
+        """``fresh_counts``: the state counts were counted over the history, and so are each cluster's."""
         workers = [WorkerRecord.from_store(data) for data in self.store.load_workers()]
         buckets = self.live.runtime_buckets
         stats = EventStats(buckets)
@@ -348,8 +351,11 @@ class Monitor:
                 self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
                                      orjson.dumps(saved, default=repr))
             stats = EventStats(buckets)
+        # Each cluster's state counts were saved with them (counted from the history when they were not).
+        by_cluster = None if fresh_counts else self.store.load_meta("cluster_state_counts")
         self.live.restore(workers, stats, state_counts, self.store.task_names(),
-                          _cluster_names(self.store.load_meta("cluster_task_names")))
+                          _cluster_names(self.store.load_meta("cluster_task_names")),
+                          by_cluster if isinstance(by_cluster, dict) else self.store.cluster_state_counts())
 
     def start(self) -> None:
         if self.leading:

@@ -119,6 +119,21 @@ def pool_processes(details: dict[str, dict[str, Any]], workers: dict[str, Worker
     return out
 
 
+def task_counts(totals: dict[str, int], of_clusters: dict[str, dict[str, int]],
+                watched: list[str]) -> list[tuple[tuple[str, str], int]]:
+    """``celery_monitor_tasks`` by (cluster, state): each cluster's counts, ``default``'s the rest of the
+    totals (shown when it is watched, or holds tasks of a history written before there were clusters)."""
+    rows: list[tuple[tuple[str, str], int]] = []
+    rest = dict(totals)
+    for cluster in sorted(of_clusters):
+        for state, count in sorted(of_clusters[cluster].items()):
+            rows.append(((cluster, state), count))
+            rest[state] = rest.get(state, 0) - count
+    if DEFAULT in watched or any(count > 0 for count in rest.values()):
+        rows.extend(((DEFAULT, state), max(0, count)) for state, count in sorted(rest.items()))
+    return sorted(rows)
+
+
 def hostname(cluster: str, worker: str) -> str:
     """The ``worker`` label: a worker's hostname, without the cluster its name in the monitor is
     qualified by (clusters.qualified), since the ``cluster`` label says it."""
@@ -158,7 +173,7 @@ class MonitorCollector:
         self.queue_latency = HistogramFamily(
             P + "task_queue_latency_seconds", "Time from sent (or from the ETA, when later) to started, per queue",
             ("cluster", "queue", "task"))
-        self.tasks = Gauge(P + "tasks", "Retained tasks by current state", ("state",))
+        self.tasks = Gauge(P + "tasks", "Retained tasks by current state", ("cluster", "state"))
         self.lost = Counter(P + "tasks_lost", "Tasks turned LOST: their worker went offline or restarted while "
                             "it held them", ("cluster", "name"))
         self.reconciled = Counter(P + "tasks_reconciled", "Tasks whose final state, missed as an event, was read "
@@ -224,7 +239,7 @@ class MonitorCollector:
         self._identity = self.policy.is_identity and list(receivers) == [DEFAULT]
         out: list[str] = []
         self._flower(out, snap)
-        self._tasks(out, snap)
+        self._tasks(out, snap, list(receivers))
         self._workers(out, snap, list(receivers))
         online = [name for name, worker in snap.workers.items() if worker.online]
         self.queues.write(out, sources.queues, now, backlog.reserved_per_queue(sources.inspector.details(), online))
@@ -270,7 +285,7 @@ class MonitorCollector:
         active = (((w.cluster, h), w.active if w.online else 0) for h, w in known.items())
         self.executing.write(out, fold(active, by_worker, _add).items())
 
-    def _tasks(self, out: list[str], snap: Snapshot) -> None:
+    def _tasks(self, out: list[str], snap: Snapshot, clusters: list[str]) -> None:
         task = self.policy.task
         stats = snap.live.stats
         self.outcomes.write(out, fold(stats.outcomes,
@@ -282,7 +297,7 @@ class MonitorCollector:
         latency = fold_histograms(stats.queue_latency,
                                   self._relabel(lambda k: QueueTask(k.cluster, k.queue, task(k.task))))
         self.queue_latency.write(out, latency.items())
-        self.tasks.write(out, [((state,), count) for state, count in sorted(snap.live.state_counts.items())])
+        self.tasks.write(out, task_counts(snap.live.state_counts, snap.live.cluster_state_counts, clusters))
         self.lost.write(out, fold(stats.lost, by_task, _add).items())
         self.reconciled.write(out, [((state,), count) for state, count in sorted(stats.reconciled)])
 

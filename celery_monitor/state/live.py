@@ -53,6 +53,9 @@ class LiveView:
         self._cluster_task_names: dict[str, set[str]] = {}
         self._names_changed = False
         self._state_counts: dict[str, int] = {}
+        # The same of each cluster but ``default`` (whose counts are the rest): nothing more to keep
+        # for a monitor of one broker, one comparison per event for the others.
+        self._cluster_state_counts: dict[str, dict[str, int]] = {}
         # The recent tasks a worker holds (RECEIVED or STARTED there), per worker, and the reverse:
         # what turns LOST when a worker is lost, found without a scan (bounded by the recent tasks).
         self._held: dict[str, dict[str, None]] = {}
@@ -123,7 +126,7 @@ class LiveView:
     def count_reconciled(self, state: str) -> None:
         self._stats.count_reconciled(state)
 
-    def count_state(self, old: str | None, new: str | None) -> None:
+    def count_state(self, old: str | None, new: str | None, cluster: str = DEFAULT) -> None:
         if old == new:
             return
         counts = self._state_counts
@@ -131,6 +134,14 @@ class LiveView:
             counts[old] = max(0, counts.get(old, 0) - 1)
         if new is not None:
             counts[new] = counts.get(new, 0) + 1
+        if cluster != DEFAULT:
+            of_cluster = self._cluster_state_counts.get(cluster)
+            if of_cluster is None:
+                of_cluster = self._cluster_state_counts[cluster] = {}
+            if old is not None:
+                of_cluster[old] = max(0, of_cluster.get(old, 0) - 1)
+            if new is not None:
+                of_cluster[new] = of_cluster.get(new, 0) + 1
 
     def add_task_name(self, name: str, cluster: str = DEFAULT) -> None:
         names = self._cluster_task_names.get(cluster)
@@ -167,7 +178,8 @@ class LiveView:
     # -- explicit operations for the monitor's other parts ---------------------------------------
 
     def restore(self, workers: Iterable[WorkerRecord], stats: EventStats, state_counts: dict[str, int],
-                task_names: Iterable[str], cluster_task_names: dict[str, list[str]] | None = None) -> None:
+                task_names: Iterable[str], cluster_task_names: dict[str, list[str]] | None = None,
+                cluster_state_counts: dict[str, dict[str, int]] | None = None) -> None:
         """Take over what the previous run saved (before the applier starts).
 
         The names per cluster are those saved (``cluster_task_names``) and those the counters hold;
@@ -186,14 +198,19 @@ class LiveView:
             self._workers = {worker.hostname: worker for worker in workers}
             self._stats = stats
             self._state_counts = dict(state_counts)
+            self._cluster_state_counts = {c: dict(counts) for c, counts in (cluster_state_counts or {}).items()
+                                          if c != DEFAULT}
             self._task_names = names.union(*by_cluster.values())
 
-    def forget_trimmed(self, removed: dict[str, int]) -> None:
-        """The history deleted its oldest tasks (``removed``: how many per state): count them out."""
+    def forget_trimmed(self, removed: dict[str, int], of_clusters: dict[str, dict[str, int]] | None = None) -> None:
+        """The history deleted its oldest tasks (``removed``: how many per state; ``of_clusters``: those
+        of clusters other than ``default``, per cluster and state): count them out."""
         with self._lock:
-            counts = self._state_counts
-            for state, count in removed.items():
-                counts[state] = max(0, counts.get(state, 0) - count)
+            for counts, gone in ((self._state_counts, removed),
+                                 *((self._cluster_state_counts.setdefault(c, {}), g)
+                                   for c, g in (of_clusters or {}).items())):
+                for state, count in gone.items():
+                    counts[state] = max(0, counts.get(state, 0) - count)
             self._version += 1
 
     def counters_to_save(self, now: float | None = None) -> dict[str, Any]:
@@ -213,6 +230,8 @@ class LiveView:
                 self._saved_version = self._version
                 # A standby replica shows them without counting the whole history.
                 saved["state_counts"] = dict(self._state_counts)
+                if self._cluster_state_counts:
+                    saved["cluster_state_counts"] = {c: dict(n) for c, n in self._cluster_state_counts.items()}
             if self._version != self._stats_saved_version and now >= self._stats_next_save:
                 self._stats_saved_version = self._version
                 stats = self._stats.copy()
@@ -288,6 +307,7 @@ class LiveView:
             workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0, w.cluster)
                        for w in self._workers.values()}
             state_counts = dict(self._state_counts)
+            cluster_state_counts = {c: dict(n) for c, n in self._cluster_state_counts.items()}
         # Named outside the lock: a large fleet's counters are tens of thousands of keys.
         copied = StatsSnapshot(
             runtime_buckets=stats.runtime_buckets,
@@ -301,4 +321,4 @@ class LiveView:
             lost=[(ClusterTask._make(k), v) for k, v in stats.lost.items()],
             reconciled=list(stats.reconciled.items()),
         )
-        return LiveSnapshot(now, copied, workers, state_counts)
+        return LiveSnapshot(now, copied, workers, state_counts, cluster_state_counts)

@@ -139,6 +139,9 @@ def test_metrics_say_each_series_cluster_and_the_bare_hostname(several: Clusters
     for cluster in ("alpha", "beta", "gamma", "delta"):
         assert metric("celery_monitor_receiver_connected", cluster=cluster) == 1, cluster
     assert metric("flower_worker_online", worker=f"beta:{hostname}") == 0  # no qualified name as a label
+    # The retained tasks by state are each cluster's: none is default's, which this monitor does not watch.
+    assert metric("celery_monitor_tasks", cluster="beta", state="SUCCESS") >= 1
+    assert "default" not in clusters_of(several.monitor, "celery_monitor_tasks")
     # The reader's own counters are each cluster's too.
     for family in ("celery_monitor_event_messages_dropped_total", "celery_monitor_reader_restarts_total",
                    "celery_monitor_spool_backlog_bytes"):

@@ -88,7 +88,8 @@ def test_each_clusters_graphs_are_kept_apart_and_narrowed_on_request() -> None:
     assert staging["failure_rate"] == 0.5 and "FAILURE" in staging["rates"]
     assert staging["runtimes"]["app.work"][0] > prod["runtimes"]["app.work"][2]  # staging's slow run alone
     both = narrow(point, ["prod", "staging"], "prod", several=True)
-    assert both["failure_rate"] == 0.2 and both["rates"]["SUCCESS"] == point["rates"]["SUCCESS"]
+    assert both["failure_rate"] == 0.2  # the rates are rounded per cluster before they are added
+    assert both["rates"]["SUCCESS"] == pytest.approx(point["rates"]["SUCCESS"], abs=0.01)
     # One cluster: the point is the cluster's, unchanged.
     single = LiveView(EventStats())
     one = Timeline(single, Hub(), poller)

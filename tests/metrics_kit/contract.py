@@ -69,6 +69,7 @@ CLUSTER_FAMILIES: frozenset[str] = frozenset({
     "flower_worker_prefetched_tasks",
     "flower_worker_online",
     "flower_worker_number_of_currently_executing_tasks",
+    "celery_monitor_tasks",
     "celery_monitor_task_outcomes_total",
     "celery_monitor_task_queue_wait_seconds",
     "celery_monitor_task_queue_latency_seconds",
