@@ -3,7 +3,8 @@
 A monitor started the way Flower is (``--broker``, ``--result_backend``, ``--broker_api``) watches
 one cluster named ``default``. ``--clusters`` (``CELERY_MONITOR_CLUSTERS``, or ``clusters`` in the
 config file) names several instead: comma-separated entries, each ``NAME=BROKER_URL`` followed by
-optional ``result_backend=URL`` and ``broker_api=URL`` words, e.g.::
+optional ``result_backend=URL``, ``broker_api=URL``, ``beat_db=URL`` and ``redbeat_url=URL`` words
+(the cluster's own django-celery-beat database and RedBeat Redis), e.g.::
 
     prod=redis://r:6379/0 result_backend=redis://r:6379/1, staging=amqp://u:p@mq:5672/staging
 
@@ -23,7 +24,7 @@ from typing import Any
 DEFAULT = "default"
 NAME_PATTERN = re.compile(r"[a-z0-9]([a-z0-9_-]{0,38}[a-z0-9])?")
 SEPARATOR = ":"
-EXTRA_KEYS = ("result_backend", "broker_api")
+EXTRA_KEYS = ("result_backend", "broker_api", "beat_db", "redbeat_url")
 
 
 class BadClusters(ValueError):
@@ -36,6 +37,8 @@ class ClusterSpec:
     broker: str
     result_backend: str = ""
     broker_api: str = ""
+    beat_db: str = ""
+    redbeat_url: str = ""
 
     def __repr__(self) -> str:
         """Only the name: URLs carry passwords, and a repr ends up in logs."""
@@ -43,7 +46,7 @@ class ClusterSpec:
 
 
 def parse_entry(entry: str) -> ClusterSpec:
-    """One ``NAME=BROKER_URL [result_backend=URL] [broker_api=URL]`` entry."""
+    """One ``NAME=BROKER_URL [result_backend=URL] [broker_api=URL] [beat_db=URL] [redbeat_url=URL]`` entry."""
     words = entry.split()
     if not words:
         raise BadClusters("an empty cluster entry")
@@ -82,7 +85,8 @@ def parse_clusters(entries: Iterable[str]) -> list[ClusterSpec]:
 
 def entries_from_config(value: Any) -> list[str]:
     """The config file's ``clusters``: a list of entries, or a mapping of name to a broker URL or to
-    ``{"broker": ..., "result_backend": ..., "broker_api": ...}``; returned as entries."""
+    ``{"broker": ..., "result_backend": ..., "broker_api": ..., "beat_db": ..., "redbeat_url": ...}``;
+    returned as entries."""
     if not isinstance(value, Mapping):
         return value if isinstance(value, list) else [str(value)]
     entries = []

@@ -53,7 +53,7 @@ from celery_monitor.receiver.standby_buffer import StandbyBuffer
 from celery_monitor.reconciler import backend as result_backend
 from celery_monitor.reconciler.late_start import LateStart
 from celery_monitor.reconciler.reconciler import Reconciler
-from celery_monitor.schedules.catalog import ScheduleConfig, Schedules
+from celery_monitor.schedules.catalog import BeatOf, ScheduleConfig, Schedules
 from celery_monitor.settings import Settings
 from celery_monitor.state.histogram import DEFAULT_BUCKETS
 from celery_monitor.state.live import LiveView
@@ -206,9 +206,10 @@ class Monitor:
         self.timeline = Timeline(self.live, self.hub, self.queue_poller, leading=lambda: self.leading,
                                  load_saved=self.store.load_meta if settings.persistent else None)
         # Periodic tasks: every beat entry the monitor can see, its runs and its missed runs.
+        beats = [BeatOf(spec.name, self.apps.apps[spec.name], spec.beat_db, spec.redbeat_url) for spec in specs]
         self.schedules = Schedules(app, ScheduleConfig(settings.beat_db, settings.redbeat_url,
                                                        settings.redbeat_key_prefix, settings.schedule_tolerance),
-                                   self.tasks.page, self.redactor, time.time())
+                                   self.tasks.page, self.redactor, time.time(), beats=beats or None)
         # Task truth: final states missed as events come from the result backend (when there is one
         # to read), tasks already running when the monitor starts from inspect replies.
         self.reconciler: Reconciler | None = None

@@ -59,9 +59,9 @@ class Settings:
     broker: str = option("", "broker URL (default: the Celery app's, else redis://127.0.0.1:6379/0)", secret=True)
     result_backend: str = option("", "result backend URL (for task results and aborts)", secret=True)
     clusters: list[str] = field(default_factory=list, metadata=about(
-        "several Celery clusters in one monitor, each NAME=BROKER_URL [result_backend=URL] [broker_api=URL], "
-        "comma-separated (instead of --broker, --result_backend and --broker_api, which watch one cluster "
-        "named default)", secret=True))
+        "several Celery clusters in one monitor, each NAME=BROKER_URL [result_backend=URL] [broker_api=URL] "
+        "[beat_db=URL] [redbeat_url=URL], comma-separated (instead of --broker, --result_backend, --broker_api, "
+        "--beat_db and --redbeat_url, which watch one cluster named default)", secret=True))
     app: str = option("", "Celery application to load, module[:attribute]")
     broker_api: str = option("", "RabbitMQ management API URL, e.g. http://user:pass@host:15672/api/", secret=True)
     queues: list[str] = field(default_factory=list, metadata=about(

@@ -25,13 +25,15 @@ from celery_monitor.http.context import monitor_of, redactor_of, user_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.params import text_arg
 from celery_monitor.http.scope import require_control, scope_of
+from celery_monitor.http.tasks import cluster_filter
 
 log = logging.getLogger(__name__)
 
 READ_ONLY = "Read-only mode: control actions are disabled (--read_only)"
 TASK_CALLS = frozenset({"task.apply", "task.async_apply", "task.send_task"})
 WORKER_LIMITS = frozenset({"task.timeout", "task.rate_limit"})  # one worker (workername) or all
-SCOPED_BY_HANDLER = frozenset({"tasks.revoke"})  # the handler narrows the query to controllable clusters
+# The handler narrows what it acts on to the controllable clusters.
+SCOPED_BY_HANDLER = frozenset({"tasks.revoke", "failures.revoke", "failures.rerun", "workflow.revoke"})
 FORM_TYPES = ("application/x-www-form-urlencoded", "multipart/form-data")
 
 Handler = Callable[[Request], Awaitable[dict[str, Any]]]
@@ -141,11 +143,22 @@ async def target_cluster(request: Request, action: str, target: str | None) -> s
     name = str(request.path_params.get(target, "")) if target else ""
     if action.startswith("worker."):
         return monitor.cluster_of(name)
+    if action.startswith("schedule."):  # an entry's key is qualified by its cluster, as a worker's name
+        return monitor.schedules.cluster_of(name)
     if target == "task_id":
         task = await run_in_threadpool(monitor.get_task, name)
         return str(task.get("cluster") or clusters.DEFAULT) if task else None
     if action in TASK_CALLS:  # sent through the chosen cluster's app
         return await call_cluster(request)
+    if action == "workflow.revoke":  # its tasks' cluster
+        root = await run_in_threadpool(monitor.get_task, name)
+        if root is None:
+            tasks = await run_in_threadpool(monitor.workflow_tasks, name, 1)
+            root = tasks[0] if tasks else None
+        return str(root.get("cluster") or clusters.DEFAULT) if root else None
+    if action.startswith("failures."):  # a group of the one cluster named, or of several
+        named = cluster_filter(request)
+        return named[0] if len(named) == 1 else None
     if action in WORKER_LIMITS:
         workername = text_arg(await arguments(request), "workername")
         return monitor.cluster_of(workername) if workername else None

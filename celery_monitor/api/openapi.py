@@ -35,6 +35,10 @@ CLUSTER: dict[str, Any] = {"type": "string", "description": "cluster names, comm
 # Where a task call goes (also a body field): needed when the monitor watches several clusters.
 CALL_CLUSTER: dict[str, Any] = {"type": "string", "description": "the cluster to send to (needed with several "
                                                                 "clusters; also a body field)"}
+GROUP_CLUSTER: dict[str, Any] = {"type": "string", "description": "the group's cluster (comma-separated or repeated "
+                                                                 "for several; every cluster when absent)"}
+WORKFLOW_CLUSTER: dict[str, Any] = {"type": "string", "description": "the clusters to look in, comma-separated or "
+                                                                    "repeated (a workflow of another one: 404)"}
 TASK_FILTERS: dict[str, dict[str, Any]] = {
     "limit": COUNT, "offset": COUNT, "sort_by": SORT_BY, "workername": STRING, "taskname": STRING,
     "state": STRING, "received_start": TIME, "received_end": TIME, "search": STRING, "cluster": CLUSTER,
@@ -51,20 +55,25 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/task/types": {"cluster": CLUSTER},
     "/api/tasks/revoke": {**TASK_FILTERS, "queue": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,
                           "signal": STRING},
+    "/api/schedules": {"cluster": CLUSTER},
     "/api/audit": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT,
-                   "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME},
+                   "user": STRING, "action": STRING, "target": STRING, "since": TIME, "until": TIME,
+                   "cluster": CLUSTER},
     "/api/queues/{queue}/tasks": {"limit": {"type": "integer", "minimum": 1, "maximum": 500}, "offset": COUNT},
     "/api/queues/backlog": {"queue": {**STRING, "description": "a queue to sum up (repeat for several; all "
                                                                  "measured queues when absent)"}},
     "/api/task/rerun/{task_id}": {"force": BOOLEAN},
     "/api/failures": {"window": {"type": "number", "minimum": 60}, "buckets": {"type": "integer", "minimum": 2,
-                                                                               "maximum": 120}},
-    "/api/failures/tasks": {"name": STRING, "exception": STRING, "offset": COUNT,
+                                                                               "maximum": 120}, "cluster": CLUSTER},
+    "/api/failures/tasks": {"name": STRING, "exception": STRING, "cluster": GROUP_CLUSTER, "offset": COUNT,
                             "limit": {"type": "integer", "minimum": 1, "maximum": 500}},
-    "/api/failures/revoke": {"name": STRING, "exception": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,
-                             "signal": STRING},
-    "/api/failures/rerun": {"name": STRING, "exception": STRING, "dry_run": BOOLEAN, "limit": COUNT},
-    "/api/workflow/{root_id}/revoke": {"terminate": BOOLEAN, "signal": STRING, "dry_run": BOOLEAN},
+    "/api/failures/revoke": {"name": STRING, "exception": STRING, "cluster": GROUP_CLUSTER, "dry_run": BOOLEAN,
+                             "terminate": BOOLEAN, "signal": STRING},
+    "/api/failures/rerun": {"name": STRING, "exception": STRING, "cluster": GROUP_CLUSTER, "dry_run": BOOLEAN,
+                            "limit": COUNT},
+    "/api/workflow/{root_id}": {"cluster": WORKFLOW_CLUSTER},
+    "/api/workflow/{root_id}/revoke": {"terminate": BOOLEAN, "signal": STRING, "dry_run": BOOLEAN,
+                                       "cluster": WORKFLOW_CLUSTER},
     "/api/notifications/deliveries": {"limit": {"type": "integer", "minimum": 1, "maximum": 1000}, "offset": COUNT},
 }
 
@@ -118,12 +127,12 @@ RESPONSES: dict[str, Any] = {
 
 
 SUMMARIES: dict[str, str] = {
-    "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result); "
-                  "filters: `user`, `action`, `target`, `since`, `until`.",
-    "/api/failures": "Failures grouped by task name and exception type, the largest first: count, first and last "
-                     "seen, counts per bucket over `window` seconds with a status (new, growing, falling, steady, "
-                     "quiet), and the latest failure as a sample.",
-    "/api/failures/tasks": "The failed tasks of one group (`name`, `exception`), the latest first, paged.",
+    "/api/audit": "The audit trail of control actions, newest first (user, action, target, params, result, "
+                  "the cluster reached); filters: `user`, `action`, `target`, `since`, `until`, `cluster`.",
+    "/api/failures": "Failures grouped by cluster, task name and exception type, the largest first: count, first "
+                     "and last seen, counts per bucket over `window` seconds with a status (new, growing, falling, "
+                     "steady, quiet), and the latest failure as a sample. Each group says its `cluster`.",
+    "/api/failures/tasks": "The failed tasks of one group (`name`, `exception`, `cluster`), the latest first, paged.",
     "/api/failures/revoke": "Revoke the tasks of one failure group; `dry_run=true` only counts. Audited.",
     "/api/failures/rerun": "Re-run the tasks of one failure group with their exact arguments (at most 1,000 at "
                            "once); `dry_run=true` counts and checks a sample. Audited.",
@@ -169,7 +178,8 @@ SUMMARIES: dict[str, str] = {
     "/api/worker/queue/cancel-consumer/{name}": "Make a worker stop consuming from `queue`.",
     "/api/worker/shutdown/{name}": "Shut a worker down.",
     "/api/workflow/{root_id}": "A workflow (chain, group, chord, nested canvases) as a graph: the tasks whose root "
-                               "is `root_id` with their states and durations, edges, groups and the slowest path.",
+                               "is `root_id` with their states and durations, edges, groups and the slowest path; "
+                               "`cluster` is its tasks' cluster.",
     "/api/workflow/{root_id}/revoke": "Revoke every task of a workflow not yet finished; `terminate=true` (and "
                                       "`signal`) also kills those running; `dry_run=true` only counts.",
     "/api/workers": "Workers with their inspect details, status and freshness (Flower's shape).",

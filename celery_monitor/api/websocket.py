@@ -11,9 +11,10 @@ then tells the browser to fetch afresh.
 
 Both take ``cluster=`` (comma-separated names, as the lists do): only the tasks, workers and events of
 those clusters are sent, chosen here rather than in the browser, so a page on one cluster neither
-receives nor pays for another's traffic. Graph samples go narrowed to those clusters' measures
-(and to a scoped identity's clusters); audit entries belong to no cluster and go to unscoped
-identities only.
+receives nor pays for another's traffic. An audit entry belongs to the cluster its action reached;
+the entries of actions on every cluster belong to none: they go to unscoped identities whatever
+``cluster=`` says, never to a scoped one. Graph samples go narrowed to those clusters' measures (and
+to a scoped identity's clusters).
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ def _clusters_wanted(websocket: WebSocket) -> set[str] | str:
 
 
 def cluster_of(notice: Notice) -> str | None:
-    """The cluster a notice belongs to, or None for one of no cluster (a sample, an audit entry).
+    """The cluster a notice belongs to, or None for one of no cluster (a sample, an action on every cluster).
     A record or event that does not say is of ``default`` (events of it carry no ``cluster``)."""
     kind = notice.get("kind")
     if kind == "task":
@@ -68,6 +69,9 @@ def cluster_of(notice: Notice) -> str | None:
         return str(notice["worker"].get("cluster") or clusters.DEFAULT)
     if kind == "event":
         return str(notice["event"].get("cluster") or clusters.DEFAULT)
+    if kind == "audit":  # None: an action on every cluster
+        cluster = notice["audit"].get("cluster")
+        return str(cluster) if cluster else None
     return None
 
 
@@ -165,7 +169,7 @@ async def page_updates(websocket: WebSocket) -> None:
         if kind == "sample":
             return True  # narrowed to the clusters asked for when sent (below)
         if wanted_clusters and cluster_of(notice) not in (None if unscoped else "", *wanted_clusters):
-            return False  # a scoped identity gets no audit entry: they span every cluster
+            return False  # a scoped identity gets nothing of no cluster: it spans every cluster
         return only_task is None or kind != "task" or notice["task"].get("uuid") == only_task
 
     await websocket.accept()

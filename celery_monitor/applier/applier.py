@@ -560,4 +560,4 @@ class Applier(threading.Thread):
 def notice_of(task: TaskRecord) -> TaskNotice:
     """What the notification rules look at, copied while the live view is locked."""
     return TaskNotice(task.uuid, task.name, task.state or "", task.exception, task.runtime, task.retries,
-                      task.worker, time.time(), task.root_id)
+                      task.worker, time.time(), task.root_id, task.cluster)

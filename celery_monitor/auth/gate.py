@@ -11,7 +11,10 @@ Order of the checks:
 4. a state-changing request made by a browser must come from our own origin, and with a cookie
    session must carry ``X-Requested-With: celery-monitor`` (or the session's CSRF token): a
    cross-site form or script cannot set that header; a WebSocket from another origin is refused;
-5. a read-only identity may not use POST, PUT, PATCH or DELETE.
+5. a read-only identity may not use POST, PUT, PATCH or DELETE;
+6. an identity scoped to some clusters (``--cluster_access``) reaches only the routes that narrow
+   what they show to its clusters (``SCOPED_EXACT``, ``SCOPED_PREFIXES``); the rest answer 403, as
+   they would show every cluster. The handlers narrow by ``scope["state"]["cluster_scope"]``.
 
 Handlers find the result in ``scope["state"]``: ``user`` (None when anonymous), ``role`` ("admin" or
 "read-only"), ``auth`` (basic, token, session or anonymous) and, for sessions, ``csrf_token``.
@@ -43,12 +46,16 @@ PAGE_FEED = "/api/ws"
 # What an identity scoped to some clusters may reach (--cluster_access): the routes that narrow
 # what they show to its clusters (http/scope.py). Everything else shows every cluster: refused.
 SCOPED_EXACT = frozenset({"/", "/workers", "/tasks", "/live", "/api/workers", "/api/tasks", "/api/tasks/revoke",
-                          PAGE_FEED, "/ui/workers.json", "/ui/tasks.json", "/api/openapi.json", "/api/task/types",
+                          PAGE_FEED, "/ui/workers.json", "/ui/tasks.json", "/api/openapi.json", "/audit",
+                          "/api/audit", "/ui/audit.json", "/schedules", "/api/schedules", "/ui/schedules.json",
+                          "/failures", "/ui/failures.json", "/ui/failures/tasks.json", "/api/failures",
+                          "/api/failures/tasks", "/api/failures/revoke", "/api/failures/rerun", "/api/task/types",
                           "/graphs", "/monitor", "/ui/graphs.json"})
 SCOPED_PREFIXES = ("/worker/", "/task/", "/ui/worker/", "/ui/task/", "/api/task/info/", "/api/task/result/",
                    "/api/task/abort/", "/api/task/revoke/", "/api/task/rerun/", "/api/worker/",
-                   "/api/task/timeout/", "/api/task/rate-limit/", "/api/task/events/", "/api/task/apply/",
-                   "/api/task/async-apply/", "/api/task/send-task/")
+                   "/api/task/timeout/", "/api/task/rate-limit/", "/api/task/events/", "/api/schedule/",
+                   "/workflow/", "/api/workflow/", "/api/task/apply/", "/api/task/async-apply/",
+                   "/api/task/send-task/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -260,10 +260,9 @@ def check_clusters(values: dict[str, Any]) -> None:
         specs = clusters.parse_clusters(entries)
     except clusters.BadClusters as exc:
         raise ConfigError("clusters", str(exc)) from None
-    for single in ("broker", "result_backend", "broker_api"):
+    for single in ("broker", "result_backend", "broker_api", "beat_db", "redbeat_url"):
         if values.get(single):
-            raise ConfigError("clusters", f"give each cluster its own broker, result backend and broker API "
-                              f"instead of --{single}")
+            raise ConfigError("clusters", f"give each cluster its own {single} in --clusters instead of --{single}")
     if values.get("event_spool"):
         raise ConfigError("event_spool", "spools the stream of a monitor given one --broker: not with --clusters")
     for spec in specs:

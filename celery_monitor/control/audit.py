@@ -47,6 +47,7 @@ class AuditFilter:
     target: str | None = None
     since: float | None = None
     until: float | None = None
+    clusters: tuple[str, ...] = ()  # the actions that reached one of these clusters (none: every entry)
 
 
 class AuditTrail:
@@ -76,14 +77,14 @@ class AuditTrail:
                 action: str | None = None, where: AuditFilter | None = None) -> list[dict[str, Any]]:
         where = where or AuditFilter(user=user, action=action)
         return self.store.audit_entries(limit, offset, user=where.user, action=where.action, target=where.target,
-                                        since=where.since, until=where.until)
+                                        since=where.since, until=where.until, clusters=where.clusters)
 
     def count(self, user: str | None = None, action: str | None = None, where: AuditFilter | None = None) -> int:
         where = where or AuditFilter(user=user, action=action)
         return self.store.audit_count(user=where.user, action=where.action, target=where.target,
-                                      since=where.since, until=where.until)
+                                      since=where.since, until=where.until, clusters=where.clusters)
 
-    def facets(self) -> dict[str, list[str]]:
-        """The users and actions the trail holds, for the page's filter menus."""
-        return self.store.audit_facets()
+    def facets(self, clusters: tuple[str, ...] = ()) -> dict[str, list[str]]:
+        """The users and actions the trail holds (of these clusters' entries), for the page's filter menus."""
+        return self.store.audit_facets(clusters)
 

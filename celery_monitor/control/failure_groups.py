@@ -1,4 +1,8 @@
-"""Bulk actions on a failure group (a task name and an exception type): re-run or revoke its tasks.
+"""Bulk actions on a failure group (a task name and an exception type in a cluster): re-run or
+revoke its tasks.
+
+The endpoint names the clusters (``cluster=``, or every one the identity may control): the
+group's tasks are taken from those alone, and a revoke goes to their clusters' workers alone.
 
 Both take the group's tasks from the failures table (``store/failures.py``), the latest first, up
 to a cap the answer reports. A dry run answers the count the real run would act on and sends
@@ -12,6 +16,7 @@ id) is then discarded.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Sequence
 from typing import Any
 
 from celery_monitor.control.bulk import CHUNK, SAMPLE
@@ -29,12 +34,14 @@ class FailureGroupActions:
         self.tasks = tasks
         self.store = store
 
-    def _ids(self, name: str, exception_type: str, cap: int) -> tuple[list[str], int]:
-        """The group's task ids (the latest first, at most ``cap``) and how many it holds in all."""
-        total = self.store.failure_count(name, exception_type)
+    def _ids(self, name: str, exception_type: str, clusters: Sequence[str], cap: int) -> tuple[list[str], int]:
+        """The group's task ids in ``clusters`` (the latest first, at most ``cap``) and how many it
+        holds there in all."""
+        total = self.store.failure_count(name, exception_type, clusters)
         if not total:
-            raise ControlError(404, f"No failure group '{name}' / '{exception_type}'")
-        ids = [task["uuid"] for task in self.store.failure_tasks(name, exception_type, limit=cap)]
+            raise ControlError(404, f"No failure group '{name}' / '{exception_type}'"
+                                    + (f" in the cluster '{clusters[0]}'" if len(clusters) == 1 else ""))
+        ids = [task["uuid"] for task in self.store.failure_tasks(name, exception_type, limit=cap, clusters=clusters)]
         return ids, total
 
     @staticmethod
@@ -44,9 +51,10 @@ class FailureGroupActions:
         return [f"Only the latest {chosen:,} of the group's {total:,} tasks are taken in one action: run it again "
                 "for the rest"]
 
-    def revoke(self, name: str, exception_type: str, terminate: bool, signal: str, dry_run: bool) -> dict[str, Any]:
+    def revoke(self, name: str, exception_type: str, clusters: Sequence[str], terminate: bool, signal: str,
+               dry_run: bool) -> dict[str, Any]:
         signal = signal_name(signal)
-        ids, total = self._ids(name, exception_type, REVOKE_MAX)
+        ids, total = self._ids(name, exception_type, clusters, REVOKE_MAX)
         answer: dict[str, Any] = {"dry_run": dry_run, "count": len(ids), "group_total": total,
                                   "warnings": self._left(total, len(ids))}
         if dry_run:
@@ -60,11 +68,12 @@ class FailureGroupActions:
         return {**answer, "task-ids": ids, "workers": acknowledged,
                 "message": f"Revoked {len(ids)} task(s) on {acknowledged} worker(s)"}
 
-    def rerun(self, name: str, exception_type: str, dry_run: bool, limit: int | None = None) -> dict[str, Any]:
+    def rerun(self, name: str, exception_type: str, clusters: Sequence[str], dry_run: bool,
+              limit: int | None = None) -> dict[str, Any]:
         cap = RERUN_MAX if limit is None else min(limit, RERUN_MAX)
         if cap < 1:
             raise bad_request("Invalid 'limit': must be at least 1")
-        ids, total = self._ids(name, exception_type, cap)
+        ids, total = self._ids(name, exception_type, clusters, cap)
         answer: dict[str, Any] = {"dry_run": dry_run, "count": len(ids), "group_total": total,
                                   "warnings": self._left(total, len(ids))}
         if dry_run:

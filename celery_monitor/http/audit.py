@@ -1,7 +1,9 @@
 """The audit trail's filters and pages, as /api/audit and the audit page read them.
 
 Filters: ``user``, ``action`` and ``target`` (each the whole value), ``since`` and ``until`` (the
-time range, as the task filters take times); paged with ``limit`` and ``offset``.
+time range, as the task filters take times), ``cluster`` (the actions that reached those clusters;
+an identity scoped to some clusters sees only theirs, never an action on every cluster); paged
+with ``limit`` and ``offset``.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ from celery_monitor.control.audit import AuditFilter
 from celery_monitor.http.context import monitor_of
 from celery_monitor.http.errors import ApiError
 from celery_monitor.http.params import get_int, get_time
+from celery_monitor.http.scope import readable_filter
+from celery_monitor.http.tasks import cluster_filter
 
 MAX_TEXT = 8192  # a bulk action's target is its query string
 
@@ -27,7 +31,8 @@ def _text(request: Request, name: str) -> str | None:
 
 def audit_filter(request: Request) -> AuditFilter:
     return AuditFilter(user=_text(request, "user"), action=_text(request, "action"), target=_text(request, "target"),
-                       since=get_time(request, "since"), until=get_time(request, "until"))
+                       since=get_time(request, "since"), until=get_time(request, "until"),
+                       clusters=tuple(readable_filter(request, cluster_filter(request))))
 
 
 async def audit_page(request: Request) -> dict[str, Any]:

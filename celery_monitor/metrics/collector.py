@@ -216,7 +216,7 @@ class MonitorCollector:
                                          ("loop",))
         self.live = Gauge(P + "live", "1 while ingestion works (/livez answers 200), 0 when it has stopped")
         self.schedule_missed = Counter(P + "schedule_missed", "Periodic task runs that did not arrive within their "
-                                       "interval plus --schedule_tolerance, by beat entry", ("entry",))
+                                       "interval plus --schedule_tolerance, by beat entry", ("cluster", "entry"))
         self.notifications = Counter(P + "notifications", "Notification delivery attempts by channel kind and outcome "
                                      "(delivered, failed; dropped: never attempted, too many waiting)",
                                      ("kind", "outcome"))
@@ -345,7 +345,7 @@ class MonitorCollector:
         self.background_errors.write(out, [((loop,), count) for loop, count in sources.supervisor.errors().items()])
         self.live.write_value(out, 0 if sources.liveness.problems() else 1)
         missed = sources.schedules.missed_totals() if sources.schedules is not None else {}
-        self.schedule_missed.write(out, [((entry,), count) for entry, count in sorted(missed.items())])
+        self.schedule_missed.write(out, sorted(missed.items()))
         notifier = sources.notifier
         self.notifications.write(out, notifier.counts())
         self.notices_dropped.write_value(out, notifier.notices.dropped)

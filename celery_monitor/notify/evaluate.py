@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery_monitor import clusters
 from celery_monitor.notify.messages import FIRING, MAX_EXAMPLES, RESOLVED, Link, Links, Message
 from celery_monitor.notify.model import Rule
 from celery_monitor.notify.notices import TaskNotice
@@ -106,7 +107,7 @@ class Evaluator:
         """The task, its failure group when it failed, and its workflow when it is a step of one."""
         links = self.links.task(notice.uuid)
         if notice.state == FAILURE and notice.exception:
-            links += self.links.failure_group(notice.name or "", exception_type(notice.exception))
+            links += self.links.failure_group(notice.name or "", exception_type(notice.exception), notice.cluster)
         if notice.root_id and notice.root_id != notice.uuid:
             links += self.links.workflow(notice.root_id)
         return links
@@ -167,9 +168,11 @@ class Evaluator:
                 name = str(entry.get("name"))
                 if not rule.subject_matches(name) or (entry.get("due_at") is None and not entry.get("missed")):
                     continue
+                # Entries of the same name in two clusters are two subjects, named as the pages name them.
+                subject = clusters.qualified(str(entry.get("cluster") or clusters.DEFAULT), name)
                 runs = entry.get("missed_runs") or 0
-                detail = f"periodic task {name} ({entry.get('task')}): {runs} run(s) missed"
-                self._condition(rule, name, bool(entry.get("missed")), now, detail, self.links.schedules())
+                detail = f"periodic task {subject} ({entry.get('task')}): {runs} run(s) missed"
+                self._condition(rule, subject, bool(entry.get("missed")), now, detail, self.links.schedules())
 
     def _condition(self, rule: Rule, subject: str, holds: bool, now: float, detail: str,
                    links: list[Link]) -> None:

@@ -8,6 +8,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
+
 FIRING = "firing"
 RESOLVED = "resolved"
 TEST = "test"
@@ -89,8 +91,11 @@ class Links:
     def schedules(self) -> list[Link]:
         return self._at("periodic tasks", "/schedules")
 
-    def failure_group(self, name: str, exception_type: str) -> list[Link]:
+    def failure_group(self, name: str, exception_type: str, cluster: str | None = None) -> list[Link]:
+        """The group's page; a group of another cluster than default is named with its cluster."""
         query = f"name={quote(name, safe='')}&exception={quote(exception_type, safe='')}"
+        if cluster and cluster != DEFAULT_CLUSTER:
+            query += f"&group_cluster={quote(cluster, safe='')}"
         return self._at("failure group", f"/failures?{query}")
 
     def workflow(self, root_id: str) -> list[Link]:

@@ -32,6 +32,7 @@ class TaskNotice:
     worker: str | None
     at: float
     root_id: str | None = None  # the workflow it belongs to, when it is a step of one
+    cluster: str | None = None  # its cluster (None: default), whose failure group it joins
 
 
 class NoticeQueue:

@@ -5,6 +5,11 @@ RedBeat's keys (``--redbeat_url``, else the app's ``redbeat_redis_url``). django
 RedBeat copy the app's static entries into their own storage, so an app entry of the same name
 as one of theirs is shown once, as theirs. Entry arguments are task data: they leave through the
 redaction rules (``--redact``, ``format_task``) like a worker's inspect replies.
+
+With several clusters (``--clusters``), each has its own beat: the app's entries, and the
+``beat_db`` and ``redbeat_url`` its entry names. An entry's runs are its cluster's tasks; its key
+is qualified by its cluster like a worker's name (``prod:django:nightly``; ``default`` keeps the
+bare ``source:name``), and its run-now goes through its cluster's broker.
 """
 
 from __future__ import annotations
@@ -12,11 +17,12 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from celery import Celery
 
+from celery_monitor import clusters
 from celery_monitor.auth.redact import Redactor, redact_request
 from celery_monitor.schedules import app_source, words
 from celery_monitor.schedules.django_source import BeatDatabaseError, DjangoBeatSource
@@ -24,6 +30,7 @@ from celery_monitor.schedules.entries import APP, DJANGO, REDBEAT, TOGGLEABLE, E
 from celery_monitor.schedules.missed import MissedRuns, Verdict
 from celery_monitor.schedules.redbeat_source import DEFAULT_PREFIX, RedBeatError, RedBeatSource
 from celery_monitor.schedules.runs import Page, last_run
+from celery_monitor.store.query import TaskQuery
 from celery_monitor.supervision import Loop
 
 log = logging.getLogger(__name__)
@@ -48,26 +55,76 @@ class ScheduleConfig:
     interval: float = 1.0
 
 
+@dataclass(frozen=True, slots=True)
+class BeatOf:
+    """Where one cluster's beat entries are: its app (``beat_schedule``, and the broker a run-now
+    goes to), django-celery-beat's database, RedBeat's Redis (empty: none)."""
+
+    cluster: str
+    app: Celery
+    beat_db: str = ""
+    redbeat_url: str = ""
+
+    def __repr__(self) -> str:
+        """Only the cluster: the URLs carry passwords."""
+        return f"BeatOf({self.cluster!r})"
+
+
+@dataclass(slots=True)
+class ClusterBeat:
+    """One cluster's sources, opened."""
+
+    cluster: str
+    app: Celery
+    django: DjangoBeatSource | None
+    redbeat: RedBeatSource | None
+    page: Page  # the history's tasks, narrowed to this cluster's when there are several
+
+    def qualified(self, key: str) -> str:
+        return clusters.qualified(self.cluster, key)
+
+
 class Schedules:
     def __init__(self, app: Celery, config: ScheduleConfig, page: Page, redactor: Redactor | None,
-                 started_at: float) -> None:
+                 started_at: float, beats: list[BeatOf] | None = None) -> None:
+        """``beats``: each cluster's sources (None: one cluster, ``default``, as ``config`` names them)."""
         self.app = app
         self.config = config
         self.page = page
         self.redactor = redactor
-        self.django = DjangoBeatSource(app, config.beat_db) if config.beat_db else None
-        redbeat_url = config.redbeat_url or str(app.conf.get("redbeat_redis_url") or "")
-        prefix = config.redbeat_key_prefix or str(app.conf.get("redbeat_key_prefix") or "") or DEFAULT_PREFIX
-        self.redbeat = RedBeatSource(app, redbeat_url, prefix) if redbeat_url else None
+        beats = beats or [BeatOf(clusters.DEFAULT, app, config.beat_db, config.redbeat_url)]
+        several = len(beats) > 1
+        self.beats = {beat.cluster: self._open(beat, several) for beat in beats}
         self.missed = MissedRuns(config.tolerance, started_at)
         self.loop = Loop("schedules", stall_after=config.interval + 120)
         self._views: list[dict[str, Any]] = []
-        self._errors: dict[str, str] = {}
+        self._errors: dict[str, dict[str, str]] = {}
         self._refreshed_at: float | None = None
         self._lock = threading.Lock()
         self._refreshing = threading.Lock()  # the loop and a control action's refresh take turns
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="schedules", daemon=True)
+
+    def _open(self, beat: BeatOf, several: bool) -> ClusterBeat:
+        app = beat.app
+        # The app's RedBeat settings are every cluster's (one -A): with several, each names its own.
+        redbeat_url = beat.redbeat_url or ("" if several else str(app.conf.get("redbeat_redis_url") or ""))
+        prefix = self.config.redbeat_key_prefix or str(app.conf.get("redbeat_key_prefix") or "") or DEFAULT_PREFIX
+        page = self.page
+        if several:
+            def page(query: TaskQuery, cluster: str = beat.cluster) -> list[dict[str, Any]]:
+                return self.page(replace(query, clusters=[cluster]))
+        return ClusterBeat(beat.cluster, app, DjangoBeatSource(app, beat.beat_db) if beat.beat_db else None,
+                           RedBeatSource(app, redbeat_url, prefix) if redbeat_url else None, page)
+
+    @property
+    def django(self) -> DjangoBeatSource | None:
+        """The first cluster's django-celery-beat source (the only one, with one cluster)."""
+        return next(iter(self.beats.values())).django
+
+    @property
+    def redbeat(self) -> RedBeatSource | None:
+        return next(iter(self.beats.values())).redbeat
 
     # -- the loop ---------------------------------------------------------------------------------
 
@@ -78,19 +135,21 @@ class Schedules:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=10)
-        for source in (self.django, self.redbeat):
-            if source is not None:
-                source.close()
+        for beat in self.beats.values():
+            for source in (beat.django, beat.redbeat):
+                if source is not None:
+                    source.close()
 
     def _run(self) -> None:
         self.loop.run(self.refresh, self._stop, self.config.interval)
 
-    def _read(self) -> tuple[list[Entry], dict[str, str]]:
+    @staticmethod
+    def _read(beat: ClusterBeat) -> tuple[list[Entry], dict[str, str]]:
         entries: dict[str, Entry] = {}
         errors: dict[str, str] = {}
-        for entry in app_source.read(self.app):
+        for entry in app_source.read(beat.app):
             entries[entry.name] = entry
-        for name, source in ((DJANGO, self.django), (REDBEAT, self.redbeat)):
+        for name, source in ((DJANGO, beat.django), (REDBEAT, beat.redbeat)):
             if source is None:
                 continue
             try:
@@ -107,21 +166,27 @@ class Schedules:
             self._refresh()
 
     def _refresh(self) -> None:
-        entries, errors = self._read()
         now = time.time()
         views = []
-        for entry in entries:
-            shown, newest = last_run(self.page, entry.task, entry.last_run_at)
-            with self.loop.guard(f"missed runs of {entry.name}"):
-                verdict = self.missed.judge(entry, newest, now)
-            views.append(self._view(entry, shown, verdict))
-        self.missed.pass_done({entry.key for entry in entries})
+        errors: dict[str, dict[str, str]] = {}
+        keys: set[str] = set()
+        for beat in self.beats.values():
+            entries, errors[beat.cluster] = self._read(beat)
+            for entry in entries:
+                key = beat.qualified(entry.key)
+                shown, newest = last_run(beat.page, entry.task, entry.last_run_at)
+                with self.loop.guard(f"missed runs of {key}"):
+                    verdict = self.missed.judge(entry, newest, now, key, (beat.cluster, entry.name))
+                views.append(self._view(beat.cluster, key, entry, shown, verdict))
+                keys.add(key)
+        self.missed.pass_done(keys)
         with self._lock:
             self._views, self._errors, self._refreshed_at = views, errors, now
 
     # -- what readers get -----------------------------------------------------------------------
 
-    def _view(self, entry: Entry, shown: dict[str, Any] | None, verdict: Verdict) -> dict[str, Any]:
+    def _view(self, cluster: str, key: str, entry: Entry, shown: dict[str, Any] | None,
+              verdict: Verdict) -> dict[str, Any]:
         call = redact_request(self.redactor, {"args": entry.args, "kwargs": entry.kwargs, "name": entry.task})
         value = entry.schedule
         next_run = None
@@ -129,7 +194,7 @@ class Schedules:
             ran = entry.last_run_at if entry.last_run_at is not None else (shown or {}).get("time")
             next_run = verdict.due_at if ran is None else next_after(value, ran)
         return {
-            "key": entry.key, "source": entry.source, "name": entry.name, "task": entry.task,
+            "key": key, "cluster": cluster, "source": entry.source, "name": entry.name, "task": entry.task,
             "schedule": {"kind": words.kind(value),
                          "words": words.describe(value) + (f" ({entry.timezone})" if entry.timezone else ""),
                          "cron": words.expression(value) if words.kind(value) == "crontab" else None},
@@ -142,45 +207,76 @@ class Schedules:
             "missed": verdict.missed, "missed_runs": verdict.missed_runs, "due_at": verdict.due_at,
         }
 
-    def listing(self) -> dict[str, Any]:
+    def listing(self, only: list[str] | None = None) -> dict[str, Any]:
+        """Every entry (of the ``only`` clusters, if given), and each source's state: ``sources`` as
+        with one cluster (configured in any, errors of each, prefixed with their cluster when
+        several), and ``clusters``, each cluster's own."""
         with self._lock:
             views, errors, refreshed = list(self._views), dict(self._errors), self._refreshed_at
+        chosen = [beat for name, beat in self.beats.items() if not only or name in only]
+        per_cluster = {beat.cluster: self._sources(beat, errors.get(beat.cluster, {})) for beat in chosen}
         sources: dict[str, dict[str, Any]] = {
-            APP: {"configured": True}, DJANGO: {"configured": self.django is not None},
-            REDBEAT: {"configured": self.redbeat is not None}}
-        for name, error in errors.items():
-            sources[name]["error"] = error
-        return {"entries": views, "sources": sources, "tolerance": self.config.tolerance,
+            APP: {"configured": True}, DJANGO: {"configured": any(b.django is not None for b in chosen)},
+            REDBEAT: {"configured": any(b.redbeat is not None for b in chosen)}}
+        for cluster, found in per_cluster.items():
+            for name, state in found.items():
+                if "error" in state:
+                    prefix = f"{cluster}: " if len(self.beats) > 1 else ""
+                    sources[name]["error"] = "; ".join(filter(None, (sources[name].get("error"),
+                                                                     prefix + state["error"])))
+        if only:
+            views = [view for view in views if view["cluster"] in only]
+        return {"entries": views, "sources": sources, "clusters": per_cluster, "tolerance": self.config.tolerance,
                 "refreshed_at": refreshed}
 
-    def missed_totals(self) -> dict[str, int]:
-        return self.missed.totals()
+    @staticmethod
+    def _sources(beat: ClusterBeat, errors: dict[str, str]) -> dict[str, dict[str, Any]]:
+        found: dict[str, dict[str, Any]] = {
+            APP: {"configured": True}, DJANGO: {"configured": beat.django is not None},
+            REDBEAT: {"configured": beat.redbeat is not None}}
+        for name, error in errors.items():
+            found[name]["error"] = error
+        return found
+
+    def missed_totals(self) -> dict[tuple[str, str], int]:
+        """Missed runs counted since the start, per (cluster, entry name)."""
+        return {counted: total for counted, total in self.missed.totals().items() if isinstance(counted, tuple)}
 
     # -- control ----------------------------------------------------------------------------------
 
-    def find(self, key: str) -> Entry:
-        """The entry ``source:name`` as its source holds it now (not the cached view)."""
-        source, _, name = key.partition(":")
+    def cluster_of(self, key: str) -> str:
+        """The cluster of an entry, by its key in this monitor."""
+        return clusters.split_qualified(key, self.beats)[0]
+
+    def find(self, key: str) -> tuple[ClusterBeat, Entry]:
+        """The entry ``[cluster:]source:name`` as its source holds it now (not the cached view)."""
+        cluster, bare = clusters.split_qualified(key, self.beats)
+        beat = self.beats.get(cluster)
+        if beat is None:
+            raise ScheduleError(404, f"Unknown schedule entry '{key}'")
+        source, _, name = bare.partition(":")
         if not name or source not in (APP, DJANGO, REDBEAT):
-            raise ScheduleError(400, f"Invalid entry '{key}': expected app:<name>, django:<name> or redbeat:<name>")
+            raise ScheduleError(400, f"Invalid entry '{key}': expected app:<name>, django:<name> or redbeat:<name>"
+                                + (", after its cluster's name and ':'" if len(self.beats) > 1 else ""))
         if source == APP:
-            found = app_source.read(self.app)
+            found = app_source.read(beat.app)
         else:
-            reader = self.django if source == DJANGO else self.redbeat
+            reader = beat.django if source == DJANGO else beat.redbeat
             if reader is None:
-                raise ScheduleError(404, f"No {source} schedule is configured")
+                raise ScheduleError(404, f"No {source} schedule is configured"
+                                    + (f" for the cluster '{cluster}'" if len(self.beats) > 1 else ""))
             try:
                 found = reader.read()
             except (BeatDatabaseError, RedBeatError) as exc:
                 raise ScheduleError(503, str(exc)) from None
         for entry in found:
             if entry.name == name:
-                return entry
+                return beat, entry
         raise ScheduleError(404, f"Unknown schedule entry '{key}'")
 
     def set_enabled(self, key: str, enabled: bool) -> dict[str, Any]:
-        entry = self.find(key)
-        source = self.django if entry.source == DJANGO else self.redbeat if entry.source == REDBEAT else None
+        beat, entry = self.find(key)
+        source = beat.django if entry.source == DJANGO else beat.redbeat if entry.source == REDBEAT else None
         if source is None:
             raise ScheduleError(409, f"'{key}' comes from the app's beat_schedule, which only its code can change")
         try:
@@ -192,10 +288,10 @@ class Schedules:
 
     def run_now(self, key: str) -> dict[str, Any]:
         """Send the entry's task now, with its arguments and options, as beat would (its schedule is untouched)."""
-        entry = self.find(key)
+        beat, entry = self.find(key)
         options = {name: entry.options[name] for name in RUN_OPTIONS if name in entry.options}
         try:
-            result = self.app.send_task(entry.task, args=entry.args, kwargs=entry.kwargs, **options)
+            result = beat.app.send_task(entry.task, args=entry.args, kwargs=entry.kwargs, **options)
         except Exception as exc:  # the broker refused or is away
             raise ScheduleError(503, f"Could not send '{entry.task}': {type(exc).__name__}: {exc}") from None
         self._refresh_soon()

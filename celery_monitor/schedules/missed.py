@@ -30,6 +30,7 @@ class Verdict:
 log = logging.getLogger(__name__)
 NOT_JUDGED = Verdict(None)
 MissedListener = Callable[[Entry, Verdict], None]
+Counted = str | tuple[str, str]  # an entry's name, or (its cluster, its name)
 
 
 class MissedRuns:
@@ -38,24 +39,30 @@ class MissedRuns:
         self.started_at = started_at
         self._watched_since: dict[str, float] = {}
         self._counted: dict[str, tuple[float, int]] = {}  # key -> (reference, misses counted from it)
-        self._totals: dict[str, int] = {}
+        self._totals: dict[Counted, int] = {}
         self._lock = threading.Lock()
         self._first_pass_done = False  # entries of the first pass were there when the monitor started
         # Called (on the schedules thread) when an entry turns missed, and again for each further miss:
         # where a notification would hook in. A listener must not block.
         self.listeners: list[MissedListener] = []
 
-    def totals(self) -> dict[str, int]:
-        """Missed runs counted per entry name since the monitor started."""
+    def totals(self) -> dict[Counted, int]:
+        """Missed runs counted per entry name (or what ``judge`` was told to count them as) since
+        the monitor started."""
         with self._lock:
             return dict(self._totals)
 
-    def judge(self, entry: Entry, last_arrival: float | None, now: float) -> Verdict:
+    def judge(self, entry: Entry, last_arrival: float | None, now: float, key: str | None = None,
+              counted_as: Counted | None = None) -> Verdict:
+        """``key``: the entry's key in this monitor (default: its own); ``counted_as``: the name its
+        misses are totalled under (default: the entry's name)."""
+        key = key or entry.key
+        counted_as = counted_as or entry.name
         if not entry.enabled:
-            self._watched_since.pop(entry.key, None)
-            self._counted.pop(entry.key, None)
+            self._watched_since.pop(key, None)
+            self._counted.pop(key, None)
             return NOT_JUDGED
-        since = self._watched_since.setdefault(entry.key, now if self._first_pass_done else self.started_at)
+        since = self._watched_since.setdefault(key, now if self._first_pass_done else self.started_at)
         reference = max(last_arrival or since, since)
         due = next_after(entry.schedule, reference)
         if due is None:
@@ -66,18 +73,18 @@ class MissedRuns:
             misses += 1
             step_at = next_after(entry.schedule, step_at)
         verdict = Verdict(due, misses > 0, misses)
-        counted_from, counted = self._counted.get(entry.key, (reference, 0))
+        counted_from, counted = self._counted.get(key, (reference, 0))
         if counted_from != reference:
             counted = 0
         if misses > counted:
             with self._lock:
-                self._totals[entry.name] = self._totals.get(entry.name, 0) + misses - counted
+                self._totals[counted_as] = self._totals.get(counted_as, 0) + misses - counted
             for listener in self.listeners:
                 try:
                     listener(entry, verdict)
                 except Exception as exc:  # a listener's failure must not stop the judging
-                    log.warning("a missed-run listener failed for %s: %s", entry.key, exc)
-        self._counted[entry.key] = (reference, max(misses, counted))
+                    log.warning("a missed-run listener failed for %s: %s", key, exc)
+        self._counted[key] = (reference, max(misses, counted))
         return verdict
 
     def pass_done(self, keys: set[str]) -> None:

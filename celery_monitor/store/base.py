@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
 from celery_monitor.store.failures import GroupCounts
 from celery_monitor.store.query import TaskQuery
 
@@ -105,15 +106,18 @@ class Store(Protocol):
     def trim_failures_age(self, cutoff: float) -> int:
         """Delete the failures that failed before ``cutoff``; how many went."""
 
-    def failure_groups(self, since: float, width: float) -> list[GroupCounts]:
+    # A group is (cluster, task name, exception type). ``clusters``: the clusters' names (none: every
+    # cluster for the lists; a group's tasks and count are of the clusters named).
+
+    def failure_groups(self, since: float, width: float, clusters: Sequence[str] = ()) -> list[GroupCounts]:
         """Every group with its counts, and its counts per ``width`` seconds from ``since``."""
 
-    def failure_sample(self, name: str, exception_type: str) -> TaskDict | None: ...
+    def failure_sample(self, name: str, exception_type: str, cluster: str = DEFAULT_CLUSTER) -> TaskDict | None: ...
 
-    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None,
-                      offset: int = 0) -> list[TaskDict]: ...
+    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None, offset: int = 0,
+                      clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> list[TaskDict]: ...
 
-    def failure_count(self, name: str, exception_type: str) -> int: ...
+    def failure_count(self, name: str, exception_type: str, clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> int: ...
 
     def failures_after(self, seq: int, limit: int) -> list[tuple[int, TaskDict]]:
         """Kept failures past ``seq`` (the failures table's own order), for a copy of the history."""
@@ -121,7 +125,7 @@ class Store(Protocol):
     def keep_failures(self, tasks: Iterable[TaskDict]) -> None:
         """Put failed tasks in the failures table alone: a copy's failures trimmed from the tasks."""
 
-    def failure_total(self) -> int: ...
+    def failure_total(self, clusters: Sequence[str] = ()) -> int: ...
 
     def index_search(self, budget_seconds: float = 0.05, until: Callable[[], bool] | None = None) -> int:
         """Bring the search index closer to the history, for about ``budget_seconds`` or until ``until()``."""
@@ -143,13 +147,14 @@ class Store(Protocol):
 
     def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
                       action: str | None = None, target: str | None = None, since: float | None = None,
-                      until: float | None = None) -> list[dict[str, Any]]:
-        """Audit entries, newest first."""
+                      until: float | None = None, clusters: Sequence[str] = ()) -> list[dict[str, Any]]:
+        """Audit entries, newest first; ``clusters``: only the actions that reached one of them
+        (an entry of a monitor older than clusters counts as ``default``'s)."""
 
     def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
-                    since: float | None = None, until: float | None = None) -> int: ...
+                    since: float | None = None, until: float | None = None, clusters: Sequence[str] = ()) -> int: ...
 
-    def audit_facets(self) -> dict[str, list[str]]:
-        """The users and actions the audit trail holds."""
+    def audit_facets(self, clusters: Sequence[str] = ()) -> dict[str, list[str]]:
+        """The users and actions the audit trail holds (of these clusters' entries)."""
 
     def close(self) -> None: ...

@@ -1,8 +1,10 @@
-"""Failure groups: failed tasks kept apart, grouped by task name and exception type.
+"""Failure groups: failed tasks kept apart, grouped by cluster, task name and exception type.
 
 Every task whose state is FAILURE is also kept in a table of its own (``failures``), keyed by its
-id, with its name, its exception type and when it failed as indexed columns and the whole task as
-JSON. The groups are then aggregates over one index, and trimming the history to ``--max_tasks``
+id, with its cluster (empty for ``default``), its name, its exception type and when it failed as
+indexed columns and the whole task as JSON. A group belongs to one cluster: the same exception of
+the same task in two clusters is two groups (two deployments of the code, two incidents).
+The groups are then aggregates over one index, and trimming the history to ``--max_tasks``
 leaves failures alone: they are trimmed to ``--max_failed_tasks`` by themselves, oldest first, so
 failures can be kept longer than successes. A task that leaves FAILURE (a redelivery, a late
 event) leaves the table in the same transaction that writes its new state.
@@ -16,12 +18,24 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
 from celery_monitor.states import FAILURE
 
 MAX_GROUPS = 500  # groups one answer lists (the largest first): more is noise during an incident
 MAX_TYPE = 200  # characters of an exception type kept (a type is a class name, not a message)
 
-FailureRow = tuple[str, str, str, float, dict[str, Any]]  # uuid, name, exception type, failed, task
+# uuid, name, exception type, failed, cluster (the column's value: empty for default), task
+FailureRow = tuple[str, str, str, float, str, dict[str, Any]]
+
+
+def column(cluster: str) -> str:
+    """The failures tables' cluster column for a cluster's name: empty for ``default``."""
+    return "" if cluster == DEFAULT_CLUSTER else cluster
+
+
+def cluster_of(value: str | None) -> str:
+    """A cluster's name from the failures tables' column."""
+    return value or DEFAULT_CLUSTER
 
 
 def exception_type(exception: Any) -> str:
@@ -41,7 +55,8 @@ def failure_row(task: dict[str, Any]) -> FailureRow | None:
     failed = task.get("failed")
     if not isinstance(failed, int | float) or isinstance(failed, bool):
         failed = task.get("timestamp") if isinstance(task.get("timestamp"), int | float) else 0.0
-    return uuid, name or "", exception_type(task.get("exception")), float(failed or 0.0), task
+    cluster = task.get("cluster") if isinstance(task.get("cluster"), str) else ""
+    return uuid, name or "", exception_type(task.get("exception")), float(failed or 0.0), column(cluster or ""), task
 
 
 def split(tasks: Iterable[dict[str, Any]]) -> tuple[list[FailureRow], list[str]]:
@@ -61,6 +76,7 @@ def split(tasks: Iterable[dict[str, Any]]) -> tuple[list[FailureRow], list[str]]
 class GroupCounts:
     """One group as a store counts it: totals, and counts per time bucket since ``since``."""
 
+    cluster: str  # the cluster's name (``default``, not the column's empty value)
     name: str
     exception_type: str
     count: int
@@ -97,7 +113,7 @@ def trend(group: GroupCounts, since: float, buckets: int) -> dict[str, Any]:
 def summary(group: GroupCounts, since: float, buckets: int, sample: dict[str, Any] | None) -> dict[str, Any]:
     """A group as the API answers it."""
     return {
-        "name": group.name, "exception_type": group.exception_type, "count": group.count,
+        "cluster": group.cluster, "name": group.name, "exception_type": group.exception_type, "count": group.count,
         "first_seen": group.first_seen, "last_seen": group.last_seen, "trend": trend(group, since, buckets),
         "sample": {key: sample.get(key) for key in SAMPLE_FIELDS} if sample else None,
     }

@@ -482,19 +482,20 @@ class PostgresStore:
 
     # -- failure groups (failures.py) ------------------------------------------------------------
 
-    def failure_groups(self, since: float, width: float) -> list[failures.GroupCounts]:
+    def failure_groups(self, since: float, width: float, clusters: Sequence[str] = ()) -> list[failures.GroupCounts]:
         with self.snapshot():
-            return pg_failures.groups(self._rows, since, width)
+            return pg_failures.groups(self._rows, since, width, clusters)
 
-    def failure_sample(self, name: str, exception_type: str) -> TaskDict | None:
-        return pg_failures.sample(self._rows, name, exception_type)
+    def failure_sample(self, name: str, exception_type: str,
+                       cluster: str = DEFAULT_CLUSTER) -> TaskDict | None:
+        return pg_failures.sample(self._rows, name, exception_type, cluster)
 
-    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None,
-                      offset: int = 0) -> list[TaskDict]:
-        return pg_failures.tasks(self._rows, name, exception_type, limit, offset)
+    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None, offset: int = 0,
+                      clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> list[TaskDict]:
+        return pg_failures.tasks(self._rows, name, exception_type, clusters, limit, offset)
 
-    def failure_count(self, name: str, exception_type: str) -> int:
-        return pg_failures.count(self._rows, name, exception_type)
+    def failure_count(self, name: str, exception_type: str, clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> int:
+        return pg_failures.count(self._rows, name, exception_type, clusters)
 
     def failures_after(self, seq: int, limit: int) -> list[tuple[int, TaskDict]]:
         return pg_failures.after(self._rows, seq, limit)
@@ -507,8 +508,8 @@ class PostgresStore:
                 with conn.transaction():
                     pg_failures.write(conn, rows, [])
 
-    def failure_total(self) -> int:
-        return pg_failures.total(self._rows)
+    def failure_total(self, clusters: Sequence[str] = ()) -> int:
+        return pg_failures.total(self._rows, clusters)
 
     def get_tasks(self, uuids: Iterable[str]) -> dict[str, TaskDict]:
         wanted = [_text(uuid) for uuid in uuids]
@@ -964,18 +965,27 @@ class PostgresStore:
 
     @staticmethod
     def _audit_where(user: str | None, action: str | None, target: str | None = None,
-                     since: float | None = None, until: float | None = None) -> tuple[str, list[Any]]:
+                     since: float | None = None, until: float | None = None,
+                     clusters: Sequence[str] = ()) -> tuple[str, list[Any]]:
         tests = (('"user" = %s', user), ("action = %s", action), ("target = %s", target), ("time >= %s", since),
                  ("time <= %s", until))
         clauses = [clause for clause, value in tests if value is not None and value != ""]
-        params = [value for _, value in tests if value is not None and value != ""]
+        params: list[Any] = [value for _, value in tests if value is not None and value != ""]
+        if clusters:
+            # The cluster is in the entry's JSON (the trail is short: no index). An entry without
+            # the key was written before clusters existed: it is default's.
+            clause = "(data::jsonb ->> 'cluster') = ANY(%s)"
+            if DEFAULT_CLUSTER in clusters:
+                clause = f"({clause} OR NOT (data::jsonb ? 'cluster'))"
+            clauses.append(clause)
+            params.append(list(clusters))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
                       action: str | None = None, target: str | None = None, since: float | None = None,
-                      until: float | None = None) -> list[dict[str, Any]]:
+                      until: float | None = None, clusters: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Audit entries, newest first."""
-        where, params = self._audit_where(user, action, target, since, until)
+        where, params = self._audit_where(user, action, target, since, until, clusters)
         sql = (f'SELECT seq, time, "user", action, target, status, data FROM audit{where}'
                " ORDER BY seq DESC LIMIT %s OFFSET %s")
         entries = []
@@ -986,15 +996,18 @@ class PostgresStore:
         return entries
 
     def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
-                    since: float | None = None, until: float | None = None) -> int:
-        where, params = self._audit_where(user, action, target, since, until)
+                    since: float | None = None, until: float | None = None, clusters: Sequence[str] = ()) -> int:
+        where, params = self._audit_where(user, action, target, since, until, clusters)
         row = self._row(f"SELECT count(*) FROM audit{where}", params)
         return int(row[0]) if row else 0
 
-    def audit_facets(self) -> dict[str, list[str]]:
+    def audit_facets(self, clusters: Sequence[str] = ()) -> dict[str, list[str]]:
         """The distinct users and actions of the audit trail."""
+        where, params = self._audit_where(None, None, clusters=clusters)
+        joiner = " AND" if where else " WHERE"
         return {name: [row[0] for row in self._rows(
-                    f"SELECT DISTINCT {column} FROM audit WHERE {column} IS NOT NULL ORDER BY {column}")]
+                    f"SELECT DISTINCT {column} FROM audit{where}{joiner} {column} IS NOT NULL"
+                    f" ORDER BY {column}", params)]
                 for name, column in (("user", '"user"'), ("action", "action"))}
 
     def size_bytes(self) -> int:

@@ -500,19 +500,20 @@ class SQLiteStore:
 
     # -- failure groups (failures.py) ------------------------------------------------------------
 
-    def failure_groups(self, since: float, width: float) -> list[failures.GroupCounts]:
+    def failure_groups(self, since: float, width: float, clusters: Sequence[str] = ()) -> list[failures.GroupCounts]:
         with search_index.snapshot(self._reader):
-            return sqlite_failures.groups(self._reader, since, width)
+            return sqlite_failures.groups(self._reader, since, width, clusters)
 
-    def failure_sample(self, name: str, exception_type: str) -> TaskDict | None:
-        return sqlite_failures.sample(self._reader, name, exception_type)
+    def failure_sample(self, name: str, exception_type: str,
+                       cluster: str = DEFAULT_CLUSTER) -> TaskDict | None:
+        return sqlite_failures.sample(self._reader, name, exception_type, cluster)
 
-    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None,
-                      offset: int = 0) -> list[TaskDict]:
-        return sqlite_failures.tasks(self._reader, name, exception_type, limit, offset)
+    def failure_tasks(self, name: str, exception_type: str, limit: int | None = None, offset: int = 0,
+                      clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> list[TaskDict]:
+        return sqlite_failures.tasks(self._reader, name, exception_type, clusters, limit, offset)
 
-    def failure_count(self, name: str, exception_type: str) -> int:
-        return sqlite_failures.count(self._reader, name, exception_type)
+    def failure_count(self, name: str, exception_type: str, clusters: Sequence[str] = (DEFAULT_CLUSTER,)) -> int:
+        return sqlite_failures.count(self._reader, name, exception_type, clusters)
 
     def failures_after(self, seq: int, limit: int) -> list[tuple[int, TaskDict]]:
         return sqlite_failures.after(self._reader, seq, limit)
@@ -523,8 +524,8 @@ class SQLiteStore:
             with self._write_lock:  # one statement: all of them or none
                 sqlite_failures.upsert(self._writer, rows)
 
-    def failure_total(self) -> int:
-        return sqlite_failures.total(self._reader)
+    def failure_total(self, clusters: Sequence[str] = ()) -> int:
+        return sqlite_failures.total(self._reader, clusters)
 
     def _fetch_tasks(self, sql: str, params: Any) -> list[TaskDict]:
         """The tasks a ``SELECT <columns>, data`` query returns, in its order, fetched in one step."""
@@ -848,18 +849,28 @@ class SQLiteStore:
             return int(cursor.lastrowid or 0)
 
     def _audit_where(self, user: str | None, action: str | None, target: str | None = None,
-                     since: float | None = None, until: float | None = None) -> tuple[str, list[Any]]:
+                     since: float | None = None, until: float | None = None,
+                     clusters: Sequence[str] = ()) -> tuple[str, list[Any]]:
         tests = (("user = ?", user), ("action = ?", action), ("target = ?", target), ("time >= ?", since),
                  ("time <= ?", until))
         clauses = [clause for clause, value in tests if value is not None and value != ""]
-        params = [value for _, value in tests if value is not None and value != ""]
+        params: list[Any] = [value for _, value in tests if value is not None and value != ""]
+        if clusters:
+            # The cluster is in the entry's JSON (the trail is short: no index). An entry without
+            # the key was written before clusters existed: it is default's.
+            marks = ", ".join("?" * len(clusters))
+            clause = f"json_extract(CAST(data AS TEXT), '$.cluster') IN ({marks})"
+            if DEFAULT_CLUSTER in clusters:
+                clause = f"({clause} OR json_type(CAST(data AS TEXT), '$.cluster') IS NULL)"
+            clauses.append(clause)
+            params.extend(clusters)
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def audit_entries(self, limit: int = 50, offset: int = 0, user: str | None = None,
                       action: str | None = None, target: str | None = None, since: float | None = None,
-                      until: float | None = None) -> list[dict[str, Any]]:
+                      until: float | None = None, clusters: Sequence[str] = ()) -> list[dict[str, Any]]:
         """Audit entries, newest first."""
-        where, params = self._audit_where(user, action, target, since, until)
+        where, params = self._audit_where(user, action, target, since, until, clusters)
         sql = (f"SELECT seq, time, user, action, target, status, data FROM audit{where}"
                " ORDER BY seq DESC LIMIT ? OFFSET ?")
         entries = []
@@ -870,14 +881,17 @@ class SQLiteStore:
         return entries
 
     def audit_count(self, user: str | None = None, action: str | None = None, target: str | None = None,
-                    since: float | None = None, until: float | None = None) -> int:
-        where, params = self._audit_where(user, action, target, since, until)
+                    since: float | None = None, until: float | None = None, clusters: Sequence[str] = ()) -> int:
+        where, params = self._audit_where(user, action, target, since, until, clusters)
         return int(self._reader.execute(f"SELECT count(*) FROM audit{where}", params).fetchone()[0])
 
-    def audit_facets(self) -> dict[str, list[str]]:
+    def audit_facets(self, clusters: Sequence[str] = ()) -> dict[str, list[str]]:
         """The distinct users and actions of the audit trail (each read from its index)."""
+        where, params = self._audit_where(None, None, clusters=clusters)
+        joiner = " AND" if where else " WHERE"
         return {column: [row[0] for row in self._reader.execute(
-                    f"SELECT DISTINCT {column} FROM audit WHERE {column} IS NOT NULL ORDER BY {column}")]
+                    f"SELECT DISTINCT {column} FROM audit{where}{joiner} {column} IS NOT NULL"
+                    f" ORDER BY {column}", params)]
                 for column in ("user", "action")}
 
     def size_bytes(self) -> int:

@@ -15,11 +15,12 @@ from starlette.responses import Response
 
 from celery_monitor.auth import redact_replies
 from celery_monitor.celery_app import shown_broker
-from celery_monitor.http.audit import audit_page
+from celery_monitor.http.audit import audit_filter, audit_page
 from celery_monitor.http.context import monitor_of, redactor_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.failures import group_tasks_answer, groups_answer
 from celery_monitor.http.params import get_bool
+from celery_monitor.http.schedules import schedules_listing
 from celery_monitor.http.scope import may_read, readable_filter
 from celery_monitor.http.tasks import cluster_filter, page_query, task_or_404
 from celery_monitor.http.workers import refresh_inspector, worker_row
@@ -139,13 +140,13 @@ async def audit(request: Request) -> Response:
     """A page of the audit trail (the API's filters), and the users and actions to filter by."""
     monitor = monitor_of(request)
     page = await audit_page(request)
-    page["facets"] = await monitor.control.run(monitor.audit.facets)
+    page["facets"] = await monitor.control.run(monitor.audit.facets, audit_filter(request).clusters)
     return json_response(page)
 
 
 async def schedules(request: Request) -> Response:
     """The beat entries, as GET /api/schedules lists them (arguments redacted there)."""
-    return json_response(monitor_of(request).schedules.listing())
+    return json_response(schedules_listing(request))
 
 
 async def failure_groups(request: Request) -> Response:

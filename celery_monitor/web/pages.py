@@ -36,8 +36,9 @@ VOCABULARY = {"states": list(STATES), "finished_states": sorted(FINISHED_STATES)
               "monitor_reasons": sorted(MONITOR_REASONS), "sort_keys": list(SORT_KEYS)}
 
 
-# The pages whose lists the cluster switcher narrows; the others show every cluster and say so.
-CLUSTER_PAGES = frozenset({"workers", "tasks", "graphs"})
+# The pages whose lists the cluster switcher narrows (and the workflow's, which shows its own
+# cluster's tasks); the others show every cluster and say so.
+CLUSTER_PAGES = frozenset({"workers", "tasks", "audit", "schedules", "failures", "workflow", "graphs"})
 
 
 @dataclass

@@ -28,7 +28,7 @@ from playwright.sync_api import Browser, BrowserContext, expect
 from support.auth_stack import PROBE, OidcProvider, new_oidc_provider, sign_in
 from support.browser import AUTH, Console, control_reaches_the_worker, see_a_new_task_without_reload
 from support.client import celery_client
-from support.nginx import Nginx, self_signed
+from support.nginx import LOCATION, PORT_HEADER, SERVER, Nginx, self_signed
 from support.processes import MonitorProcess, free_port, new_monitor, wait_for
 
 from celery_monitor.auth.config import SESSION_COOKIE
@@ -38,31 +38,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.redis, pytest.mark.timeout(120)]
 HOST = "monitor.test"
 PREFIX = "/celery"
 COOKIE_SECRET = "tls-proxy-tests-cookie-secret-0123456789"
-
-LOCATION = """
-    location {path} {{
-        proxy_pass http://127.0.0.1:{upstream};
-        proxy_http_version 1.1;
-        proxy_set_header Upgrade $http_upgrade;
-        proxy_set_header Connection $connection_upgrade;
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;{extra}
-        proxy_read_timeout 1h;
-    }}
-"""
-
-SERVER = """
-server {{
-    listen 127.0.0.1:{port} ssl;
-    ssl_certificate {cert};
-    ssl_certificate_key {key};
-{locations}
-}}
-"""
-
-# `Host $host` drops a non-default port, so that server also says which port the browser used.
-PORT_HEADER = "\n        proxy_set_header X-Forwarded-Port $server_port;"
 
 
 @dataclass

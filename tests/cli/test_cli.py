@@ -43,6 +43,7 @@ def run_cli(*args: str, cwd: Path, env: dict[str, str] | None = None) -> subproc
     (["--clusters=a=gopher://r/0"], "--clusters: cluster 'a': unsupported broker scheme 'gopher'"),
     (["--clusters=a=redis://r/0 broker_api=ftp://x"], "--clusters: cluster 'a': broker_api is not an http(s)"),
     (["--clusters=a=redis://r/0", "--broker=redis://r/1"], "--clusters: give each cluster its own broker"),
+    (["--clusters=a=redis://r/0", "--beat_db=/x.db"], "--clusters: give each cluster its own beat_db in --clusters"),
     (["--clusters=a=redis://r/0", "--event_spool"], "--event_spool: spools the stream of a monitor given one"),
     (["--cluster_access=alice=prod:admin"], "--cluster_access: 'alice': the right is 'read' or 'control', not 'admin'"),
     (["--cluster_access=alice"], "--cluster_access: expected SUBJECT=CLUSTER:RIGHT, got 'alice'"),
@@ -130,19 +131,25 @@ def test_max_task_age_takes_a_duration_from_every_source(tmp_path: Path) -> None
 def test_clusters_from_every_source_in_one_syntax(tmp_path: Path) -> None:
     from celery_monitor.clusters import ClusterSpec, parse_clusters
 
-    entries = ("prod=redis://r:6379/0 result_backend=redis://r:6379/1, "
-               "staging=amqp://u:p@mq:5672/staging broker_api=http://u:p@mq:15672/api/\n")
-    expected = [ClusterSpec("prod", "redis://r:6379/0", result_backend="redis://r:6379/1"),
-                ClusterSpec("staging", "amqp://u:p@mq:5672/staging", broker_api="http://u:p@mq:15672/api/")]
+    entries = ("prod=redis://r:6379/0 result_backend=redis://r:6379/1 redbeat_url=redis://r:6379/2, "
+               "staging=amqp://u:p@mq:5672/staging broker_api=http://u:p@mq:15672/api/ "
+               "beat_db=postgresql://u:p@db/beat\n")
+    expected = [ClusterSpec("prod", "redis://r:6379/0", result_backend="redis://r:6379/1",
+                            redbeat_url="redis://r:6379/2"),
+                ClusterSpec("staging", "amqp://u:p@mq:5672/staging", broker_api="http://u:p@mq:15672/api/",
+                            beat_db="postgresql://u:p@db/beat")]
     assert parse_clusters(load_settings([f"--clusters={entries}"], {}).clusters) == expected
     assert parse_clusters(load_settings([], {"CELERY_MONITOR_CLUSTERS": entries}).clusters) == expected
     conf = tmp_path / "flowerconfig.py"
-    conf.write_text("clusters = {'prod': {'broker': 'redis://r:6379/0', 'result_backend': 'redis://r:6379/1'},\n"
+    conf.write_text("clusters = {'prod': {'broker': 'redis://r:6379/0', 'result_backend': 'redis://r:6379/1',\n"
+                    "                     'redbeat_url': 'redis://r:6379/2'},\n"
                     "            'staging': {'broker': 'amqp://u:p@mq:5672/staging',\n"
-                    "                        'broker_api': 'http://u:p@mq:15672/api/'}}\n")
+                    "                        'broker_api': 'http://u:p@mq:15672/api/',\n"
+                    "                        'beat_db': 'postgresql://u:p@db/beat'}}\n")
     assert parse_clusters(load_settings([f"--conf={conf}"], {}).clusters) == expected
-    conf.write_text("clusters = ['prod=redis://r:6379/0 result_backend=redis://r:6379/1',\n"
-                    "            'staging=amqp://u:p@mq:5672/staging broker_api=http://u:p@mq:15672/api/']\n")
+    conf.write_text("clusters = ['prod=redis://r:6379/0 result_backend=redis://r:6379/1 redbeat_url=redis://r:6379/2',\n"
+                    "            'staging=amqp://u:p@mq:5672/staging broker_api=http://u:p@mq:15672/api/ "
+                    "beat_db=postgresql://u:p@db/beat']\n")
     assert parse_clusters(load_settings([f"--conf={conf}"], {}).clusters) == expected
     conf.write_text("clusters = {'prod': {'brokr': 'redis://r:6379/0'}}\n")
     with pytest.raises(ConfigError, match="--clusters: cluster 'prod': expected a broker URL or a dict"):

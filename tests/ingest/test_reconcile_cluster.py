@@ -177,6 +177,10 @@ def test_a_lost_task_whose_result_the_backend_holds_is_reconciled(brokers: tuple
     monitor = new_monitor(broker, tmp_path, f"--result_backend={backend}").start()
     worker = start_worker(broker, "rl", tmp_path, "--heartbeat-interval=1", backend=backend)
     try:
+        # The start-up pass first: run after the result is stored, it would settle the task before
+        # the worker is judged offline, and the LOST this test is about would never be seen.
+        wait_for(lambda: monitor.json("/api/monitor/status")["reconciler"]["last_pass_at"] is not None, 30,
+                 message="the reconciler's start-up pass")
         with celery_client(broker, backend) as app:
             task_id = app.send_task("tests.sleep", args=(2,)).id
         wait_for(lambda: state(monitor, task_id) == "STARTED", 40, message="the task started")

@@ -16,6 +16,9 @@ from typing import Any
 
 import httpx
 import pytest
+from celery import Celery
+from celery.schedules import crontab
+from redbeat import RedBeatSchedulerEntry
 from support.client import celery_client
 from support.fleet import add_vhost, delete_vhost
 from support.processes import MonitorProcess, RedisServer, Worker, free_port, start_worker, wait_for
@@ -36,6 +39,7 @@ class Clusters:
     monitor: MonitorProcess
     own_redis: RedisServer
     lonely_redis: RedisServer
+    redbeats: dict[str, str]
 
     def send(self, cluster: str, name: str, *args: object) -> str:
         task_id = f"{cluster}-{uuid.uuid4().hex[:8]}"
@@ -62,7 +66,10 @@ def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
     }
     # alpha and beta keep results, each in a database of its own: a read must go to the task's cluster.
     backends = {"alpha": f"redis://127.0.0.1:{own.port}/2", "beta": f"redis://127.0.0.1:{own.port}/3"}
+    # alpha and beta each have a RedBeat schedule of their own.
+    redbeats = {"alpha": f"redis://127.0.0.1:{own.port}/4", "beta": f"redis://127.0.0.1:{own.port}/5"}
     spec = ",".join(f"{name}={url}" + (f" result_backend={backends[name]}" if name in backends else "")
+                    + (f" redbeat_url={redbeats[name]}" if name in redbeats else "")
                     for name, url in brokers.items())
     access = "alice=alpha:control,alice=beta:read,token:ci=gamma:read"
     monitor = MonitorProcess([f"--clusters={spec}", f"--db={tmp / 'monitor.db'}", f"--basic_auth={ADMIN[0]}:{ADMIN[1]}"
@@ -78,7 +85,7 @@ def several(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         for name in ("alpha", "beta", "gamma"):
             (tmp / name).mkdir()
             workers[name] = start_worker(brokers[name], "w", tmp / name, backend=backends.get(name))
-        yield Clusters(brokers, workers, monitor, own, lonely)
+        yield Clusters(brokers, workers, monitor, own, lonely, redbeats)
     finally:
         for worker in workers.values():
             worker.stop()
@@ -256,6 +263,17 @@ def test_an_identity_scoped_to_some_clusters_sees_and_controls_those_alone(sever
     assert by_target[("worker.pool_grow", f"beta:{hostname}")]["status"] == 403
     assert by_target[("task.revoke", sent["alpha"])]["cluster"] == "alpha"
     assert by_target[("task.revoke", sent["alpha"])]["status"] == 200
+    # The trail by cluster: an admin's revoke on gamma is under gamma, and hidden from her.
+    assert several.monitor.client.post(f"/api/task/revoke/{sent['gamma']}").status_code == 200
+    gamma = several.monitor.json("/api/audit", params={"cluster": "gamma"})
+    assert gamma["total"] >= 1 and {e["cluster"] for e in gamma["entries"]} == {"gamma"}
+    assert several.monitor.json("/api/audit", params={"cluster": "gamma", "user": "alice"})["total"] == 0
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        hers = alice.get("/api/audit").json()
+        assert hers["total"] >= 2 and {e["cluster"] for e in hers["entries"]} <= {"alpha", "beta"}
+        assert alice.get("/ui/audit.json", params={"cluster": "beta"}).json()["entries"][0]["cluster"] == "beta"
+        assert alice.get("/api/audit", params={"cluster": "gamma"}).status_code == 403
+        assert alice.get("/api/audit", params={"cluster": "Bad!"}).status_code == 400
 
 
 def test_a_scoped_identity_gets_the_live_pushes_of_its_clusters_alone(several: Clusters) -> None:
@@ -392,3 +410,116 @@ def test_the_graphs_are_each_clusters_on_request(several: Clusters) -> None:
         assert mine and not any(p["rates"].get("FAILURE") for p in mine)
         assert all("clusters" not in p for p in mine)
         assert alice.get("/ui/graphs.json", params={"cluster": "gamma"}).status_code == 403
+
+
+def revoked_on(broker: str, hostname: str) -> list[str]:
+    """The ids the worker says it was told to revoke, asked on its own broker."""
+    with celery_client(broker, "") as app:
+        replies = app.control.inspect([hostname], timeout=5).revoked() or {}
+    return list(replies.get(hostname) or [])
+
+
+def test_failure_groups_and_workflows_are_each_clusters_own(several: Clusters) -> None:
+    sent = {cluster: several.send(cluster, "tests.fail_as", "ClusterBoom", f"in {cluster}")
+            for cluster in ("alpha", "beta", "gamma")}
+    group = {"name": "tests.fail_as", "exception": "ClusterBoom"}
+
+    def groups(client: httpx.Client, **params: str) -> dict[str, int]:
+        answer = client.get("/api/failures", params=params)
+        assert answer.status_code == 200, answer.text
+        return {g["cluster"]: g["count"] for g in answer.json()["groups"] if g["exception_type"] == "ClusterBoom"}
+
+    admin = several.monitor.client
+    # The same failure in three clusters: three groups, each saying its cluster.
+    wait_for(lambda: groups(admin) == {"alpha": 1, "beta": 1, "gamma": 1}, 60, message="a group in each cluster")
+    assert groups(admin, cluster="beta") == {"beta": 1}
+    assert groups(admin, cluster="alpha,gamma") == {"alpha": 1, "gamma": 1}
+    page = several.monitor.json("/api/failures/tasks", params={**group, "cluster": "gamma"})
+    assert page["total"] == 1 and [(t["uuid"], t["cluster"]) for t in page["tasks"]] == [(sent["gamma"], "gamma")]
+    assert several.monitor.json("/api/failures/tasks", params=group)["total"] == 3  # every cluster
+    for path in ("/api/failures", "/api/failures/tasks"):
+        bad = admin.get(path, params={**group, "cluster": "Not A Name"})
+        assert bad.status_code == 400 and bad.json()["error"].startswith("Invalid 'cluster'"), bad.text
+    # A workflow (here a task alone, its own root) is its tasks' cluster's.
+    assert several.monitor.json(f"/api/workflow/{sent['alpha']}")["cluster"] == "alpha"
+    assert admin.get(f"/api/workflow/{sent['alpha']}", params={"cluster": "beta"}).status_code == 404
+
+    # A group's revoke reaches its own cluster's workers alone.
+    hostname = several.workers["alpha"].hostname
+    revoke = admin.post("/api/failures/revoke", params={**group, "cluster": "alpha"})
+    assert revoke.status_code == 200 and revoke.json()["task-ids"] == [sent["alpha"]], revoke.text
+    assert sent["alpha"] in revoked_on(several.brokers["alpha"], hostname)
+    assert sent["beta"] not in revoked_on(several.brokers["beta"], hostname)
+
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        assert groups(alice) == {"alpha": 1, "beta": 1}  # gamma's is not hers to see
+        refused = alice.get("/api/failures", params={"cluster": "gamma"})
+        assert refused.status_code == 403 and refused.json()["error"] == "This identity may not see the cluster 'gamma'"
+        assert alice.get("/api/failures/tasks", params={**group, "cluster": "gamma"}).status_code == 404
+        assert alice.get("/api/failures/tasks", params=group).json()["total"] == 2
+        assert alice.get("/failures", headers={"Accept": "text/html"}).status_code == 200
+        # She controls alpha, reads beta: a group action reaches alpha's alone.
+        mine = alice.post("/api/failures/revoke", params={**group, "dry_run": "true"})
+        assert mine.status_code == 200 and mine.json()["sample"] == [sent["alpha"]], mine.text
+        read_only = alice.post("/api/failures/rerun", params={**group, "cluster": "beta", "dry_run": "true"})
+        assert read_only.status_code == 403, read_only.text
+        assert alice.post("/api/failures/revoke", params={**group, "cluster": "gamma"}).status_code == 404
+        # Workflows: another cluster's is unknown to her; one she may only read is not hers to revoke.
+        assert alice.get(f"/api/workflow/{sent['gamma']}").status_code == 404
+        assert alice.get(f"/api/workflow/{sent['beta']}").json()["cluster"] == "beta"
+        assert alice.post(f"/api/workflow/{sent['beta']}/revoke", params={"dry_run": "true"}).status_code == 403
+        assert alice.post(f"/api/workflow/{sent['gamma']}/revoke", params={"dry_run": "true"}).status_code == 404
+        assert alice.post(f"/api/workflow/{sent['alpha']}/revoke", params={"dry_run": "true"}).status_code == 200
+    with httpx.Client(base_url=several.monitor.url, headers={"Authorization": f"Bearer {CI_TOKEN}"},
+                      timeout=15) as ci:
+        assert groups(ci) == {"gamma": 1}
+        assert ci.get(f"/api/workflow/{sent['gamma']}").json()["cluster"] == "gamma"
+    # The audit trail names the cluster a group's action reached.
+    entries = several.monitor.json("/api/audit", params={"action": "failures.revoke"})["entries"]
+    assert {(e["user"], e["cluster"], e["status"]) for e in entries} >= {
+        ("admin", "alpha", 200), ("alice", None, 200), ("alice", "gamma", 404)}
+
+
+def test_each_clusters_beat_entries_are_listed_and_run_under_that_cluster(several: Clusters) -> None:
+    # The same entry name in alpha's and beta's RedBeat: two entries, each keyed by its cluster.
+    for cluster, n in (("alpha", 1), ("beta", 2)):
+        writer = Celery(f"redbeat-{cluster}", broker=several.redbeats[cluster], set_as_current=False)
+        writer.conf.redbeat_redis_url = several.redbeats[cluster]
+        RedBeatSchedulerEntry("nightly", "tests.add", crontab(minute="0", hour="3"), args=[n, n], app=writer).save()
+
+    def listed(**params: str) -> dict[str, dict[str, Any]]:
+        return {e["key"]: e for e in several.monitor.json("/api/schedules", params=params)["entries"]
+                if e["name"] == "nightly"}
+
+    entries = wait_for(lambda: len(listed()) == 2 and listed(), 20, message="both clusters' entries listed")
+    assert {key: (e["cluster"], e["args"]) for key, e in entries.items()} == {
+        "alpha:redbeat:nightly": ("alpha", [1, 1]), "beta:redbeat:nightly": ("beta", [2, 2])}
+    assert list(listed(cluster="beta")) == ["beta:redbeat:nightly"]
+    status = several.monitor.json("/api/schedules", params={"cluster": "gamma"})["clusters"]
+    assert status == {"gamma": {"app": {"configured": True}, "django": {"configured": False},
+                                "redbeat": {"configured": False}}}
+    # Run now goes through the entry's own cluster, and its run is that cluster's alone.
+    sent = several.monitor.client.post("/api/schedule/run/beta%3Aredbeat%3Anightly")
+    assert sent.status_code == 200, sent.text
+    task_id = sent.json()["task-id"]
+    wait_for(lambda: (several.task(task_id) or {}).get("state") == "SUCCESS", 30, message="beta's run done")
+    assert (several.task(task_id) or {})["cluster"] == "beta"
+    runs = wait_for(lambda: (found := listed())["beta:redbeat:nightly"]["last_run"] and found, 20,
+                    message="a run shown as beta's entry's last")
+    # The runs of an entry are tasks of its name in its cluster (the first since RedBeat's own
+    # record of the entry: maybe another test's tests.add, but beta's).
+    for key, entry in runs.items():
+        shown = entry["last_run"]
+        assert shown is None or (several.task(shown["uuid"]) or {}).get("cluster") == entry["cluster"], key
+    assert several.monitor.client.post("/api/schedule/run/gamma%3Aredbeat%3Anightly").status_code == 404
+    # A scoped identity: its clusters' entries, and run-now where it has control.
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        assert {e["cluster"] for e in alice.get("/api/schedules").json()["entries"]} <= {"alpha", "beta"}
+        refused = alice.post("/api/schedule/run/beta%3Aredbeat%3Anightly")
+        assert refused.status_code == 403
+        assert refused.json()["error"] == "This identity may not control the cluster 'beta'"
+        assert alice.post("/api/schedule/run/alpha%3Aredbeat%3Anightly").status_code == 200
+    with httpx.Client(base_url=several.monitor.url, headers={"Authorization": f"Bearer {CI_TOKEN}"},
+                      timeout=15) as ci:
+        assert [e for e in ci.get("/api/schedules").json()["entries"] if e["name"] == "nightly"] == []
+        assert ci.get("/api/schedules", params={"cluster": "alpha"}).status_code == 403

@@ -148,6 +148,18 @@ def test_a_failed_tasks_message_links_its_failure_group_and_its_workflow() -> No
     assert not any("/workflow/alone" in url for url in urls)  # a task that is its own root is no workflow
 
 
+def test_a_failed_tasks_message_names_the_cluster_of_its_failure_group() -> None:
+    config = parse_config({"channels": CHANNELS, "rules": {"f": {"kind": "task_failed", "channels": ["hook"],
+                                                                 "window": 0}}})
+    evaluator = Evaluator(Links("https://cm.example.com/"))
+    prod = TaskNotice("p-1", "app.charge", "FAILURE", "KeyError('card')", None, 0, "prod:w@h", 5.0, "p-1",
+                      cluster="prod")
+    evaluator.tasks(list(config.rules.values()), [prod])
+    [message] = evaluator.due(5.0)
+    assert "https://cm.example.com/failures?name=app.charge&exception=KeyError&group_cluster=prod" in [
+        link.url for link in message.links]
+
+
 def test_secrets_come_from_the_environment_or_a_file_and_are_masked(tmp_path: Path,
                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HOOK_KEY", "from-env")

@@ -79,8 +79,8 @@ def test_beat_entries_are_listed_with_their_runs_and_a_stopped_beat_is_missed(tm
         last_run_at = flagged["last_run"]["time"]
         assert last_run_at + EVERY + TOLERANCE <= flagged_at <= last_run_at + EVERY + TOLERANCE + JUDGING_SLACK
         assert flagged["missed_runs"] >= 1
-        wait_for(lambda: monitor.metric("celery_monitor_schedule_missed_total", entry="heartbeat") >= 1, 5,
-                 message="the missed run counted")
+        wait_for(lambda: monitor.metric("celery_monitor_schedule_missed_total", cluster="default",
+                                        entry="heartbeat") >= 1, 5, message="the missed run counted")
         # Each due time that passes without a run counts once more.
         counted = monitor.metric("celery_monitor_schedule_missed_total", entry="heartbeat")
         wait_for(lambda: monitor.metric("celery_monitor_schedule_missed_total", entry="heartbeat") > counted,

@@ -121,3 +121,28 @@ def test_each_clusters_state_counts_are_counted_and_trimmed_per_cluster(store: S
     assert dict(removed) == {"SUCCESS": 2, "FAILURE": 1}
     assert removed.of_clusters == {"prod": {"SUCCESS": 1}}
     assert store.cluster_state_counts() == {"prod": {"FAILURE": 1}, "staging": {"SUCCESS": 1}}
+
+
+def test_the_audit_trail_is_filtered_by_the_cluster_each_action_reached(store: Store) -> None:
+    def action(user: str, cluster: str | None, **extra: object) -> None:
+        store.add_audit({"time": 1000.0, "user": user, "action": "task.revoke", "target": "t", "status": 200,
+                         **({"cluster": cluster} if cluster != "absent" else {}), **extra})
+
+    action("ann", "prod")
+    action("bob", "staging")
+    action("cid", None)  # an action on every cluster
+    action("dee", "absent")  # written before clusters existed: default's
+    action("eve", "default")
+
+    def users(*clusters: str) -> list[str]:
+        return sorted(entry["user"] for entry in store.audit_entries(clusters=clusters))
+
+    assert users() == ["ann", "bob", "cid", "dee", "eve"]
+    assert users("prod") == ["ann"]
+    assert users("prod", "staging") == ["ann", "bob"]
+    assert users("default") == ["dee", "eve"]
+    assert users("nowhere") == []
+    assert store.audit_count(clusters=["staging", "default"]) == 3
+    assert store.audit_count(user="ann", clusters=["staging"]) == 0
+    assert store.audit_facets(["prod"]) == {"user": ["ann"], "action": ["task.revoke"]}
+    assert store.audit_facets()["user"] == ["ann", "bob", "cid", "dee", "eve"]

@@ -1,6 +1,7 @@
-"""Failure groups in both stores: exact counts per task name and exception type, trends, the
-group's tasks, failures kept apart from --max_tasks trimming, and histories written before the
-failures table existed (SQLite: created at open; PostgreSQL: migration 3) getting theirs filled."""
+"""Failure groups in both stores: exact counts per cluster, task name and exception type, trends,
+the group's tasks, failures kept apart from --max_tasks trimming, histories written before the
+failures table existed (SQLite: created at open; PostgreSQL: migration 3) getting theirs filled,
+and those written before failures knew their cluster (SQLite: at open; PostgreSQL: migration 11)."""
 
 from __future__ import annotations
 
@@ -22,10 +23,10 @@ from celery_monitor.store.target import open_store
 KINDS = ("ValueError", "KeyError", "ConnectionError")
 
 
-def failed(i: int, name: str, kind: str, at: float) -> dict[str, Any]:
+def failed(i: int, name: str, kind: str, at: float, cluster: str = "default") -> dict[str, Any]:
     return {"uuid": f"fail-{i}", "name": name, "state": "FAILURE", "failed": at, "timestamp": at,
             "exception": f"{kind}('boom {i}')", "traceback": f"Traceback ...\n{kind}: boom {i}\n",
-            "args": f"({i},)", "kwargs": "{}"}
+            "args": f"({i},)", "kwargs": "{}", "cluster": cluster}
 
 
 def succeeded(i: int, at: float) -> dict[str, Any]:
@@ -36,6 +37,10 @@ def groups_of(store: Store, now: float) -> dict[tuple[str, str], dict[str, Any]]
     since = now - 3600
     return {(g.name, g.exception_type): summary(g, since, 12, store.failure_sample(g.name, g.exception_type))
             for g in store.failure_groups(since, 300)}
+
+
+def cluster_groups(store: Store, now: float, clusters: tuple[str, ...] = ()) -> dict[tuple[str, str, str], int]:
+    return {(g.cluster, g.name, g.exception_type): g.count for g in store.failure_groups(now - 3600, 300, clusters)}
 
 
 def test_a_thousand_failures_of_three_types_are_three_groups_with_exact_counts(history_db: str) -> None:
@@ -104,6 +109,7 @@ def test_a_history_written_before_the_failures_table_gets_its_failures(history_d
     if history_db.startswith("postgresql://"):
         with psycopg.connect(history_db, autocommit=True) as conn:
             conn.execute("DROP TABLE failures")
+            conn.execute("DROP TABLE failure_counts")
             conn.execute("ALTER TABLE tasks DROP COLUMN root_id")  # and what the later migrations added
             conn.execute("DELETE FROM schema_version WHERE version >= 3")
     else:
@@ -131,10 +137,11 @@ def test_groups_and_a_groups_pages_are_read_from_indexes(tmp_path: Path) -> None
         def plan(sql: str, params: tuple[Any, ...]) -> str:
             return " | ".join(row[-1] for row in sqlite._reader.execute("EXPLAIN QUERY PLAN " + sql, params))
 
-        page = plan(sqlite_failures.GROUP_TASKS, ("tests.t1", "KeyError", 20, 100))
-        assert "USING INDEX failures_group" in page and "TEMP B-TREE" not in page, page
-        assert "COVERING INDEX failures_group" in plan(sqlite_failures.GROUPS, (500,))
-        window = plan(sqlite_failures.WINDOW, (now - 60, 5, now - 60))
+        one_cluster = sqlite_failures.GROUP_TASKS.format(clusters="cluster IN (?)")
+        page = plan(one_cluster, ("", "tests.t1", "KeyError", 20, 100))
+        assert "USING INDEX failures_cluster_group" in page and "TEMP B-TREE" not in page, page
+        assert "COVERING INDEX failures_cluster_group" in plan(sqlite_failures.GROUPS.format(where=""), (500,))
+        window = plan(sqlite_failures.WINDOW.format(clusters=""), (now - 60, 5, now - 60))
         assert "INDEX failures_" in window and "SCAN failures" not in window, window  # a skip-scan, or by time
     finally:
         sqlite.close()
@@ -147,9 +154,82 @@ def test_groups_and_a_groups_pages_are_read_from_indexes(tmp_path: Path) -> None
                 conn.execute("ANALYZE failures")
                 for setting in ("enable_seqscan", "enable_sort", "enable_incremental_sort"):
                     conn.execute(f"SET LOCAL {setting} = off")  # type: ignore[arg-type]
-                rows = conn.execute("EXPLAIN " + pg_failures.GROUP_TASKS,  # type: ignore[arg-type]
-                                    ("tests.t1", "KeyError", 20, 100)).fetchall()
+                sql = "EXPLAIN " + pg_failures.GROUP_TASKS.format(clusters="cluster = %s")
+                rows = conn.execute(sql, ("", "tests.t1", "KeyError", 20, 100)).fetchall()  # type: ignore[arg-type]
             page = " | ".join(row[0] for row in rows)
-            assert "failures_group" in page and "Sort" not in page and "Seq Scan" not in page, page
+            assert "failures_cluster_group" in page and "Sort" not in page and "Seq Scan" not in page, page
         finally:
             postgres.close()
+
+
+def test_the_same_failure_in_two_clusters_is_two_groups_each_with_its_cluster(history_db: str) -> None:
+    store = open_store(history_db)
+    now = time.time()
+    try:
+        tasks = [failed(i, "tests.fail_as", "ValueError", now - 100 + i, ("default", "prod", "staging")[i % 3])
+                 for i in range(30)]
+        tasks.append(failed(99, "tests.other", "KeyError", now - 5, "prod"))
+        store.write(tasks, [], {})
+        assert cluster_groups(store, now) == {
+            ("default", "tests.fail_as", "ValueError"): 10, ("prod", "tests.fail_as", "ValueError"): 10,
+            ("staging", "tests.fail_as", "ValueError"): 10, ("prod", "tests.other", "KeyError"): 1}
+        assert cluster_groups(store, now, ("prod",)) == {
+            ("prod", "tests.fail_as", "ValueError"): 10, ("prod", "tests.other", "KeyError"): 1}
+        assert cluster_groups(store, now, ("default", "staging")) == {
+            ("default", "tests.fail_as", "ValueError"): 10, ("staging", "tests.fail_as", "ValueError"): 10}
+        prod = store.failure_groups(now - 3600, 300, ("prod",))
+        assert {g.name: sum(g.buckets.values()) for g in prod} == {"tests.fail_as": 10, "tests.other": 1}
+        # A group's page, count, sample and total are of the clusters asked for alone.
+        page = store.failure_tasks("tests.fail_as", "ValueError", limit=4, clusters=("staging",))
+        assert [t["uuid"] for t in page] == ["fail-29", "fail-26", "fail-23", "fail-20"]
+        assert {t["cluster"] for t in page} == {"staging"}
+        default = store.failure_tasks("tests.fail_as", "ValueError", limit=2)
+        assert [t["uuid"] for t in default] == ["fail-27", "fail-24"]
+        both = store.failure_tasks("tests.fail_as", "ValueError", limit=3, clusters=("prod", "staging"))
+        assert [t["uuid"] for t in both] == ["fail-29", "fail-28", "fail-26"]
+        assert store.failure_count("tests.fail_as", "ValueError", clusters=("prod", "staging")) == 20
+        assert store.failure_count("tests.fail_as", "ValueError") == 10  # default
+        assert store.failure_count("tests.other", "KeyError", clusters=("staging",)) == 0
+        sample = store.failure_sample("tests.fail_as", "ValueError", "prod")
+        assert sample is not None and sample["uuid"] == "fail-28" and sample["cluster"] == "prod"
+        assert store.failure_total() == 31 and store.failure_total(("prod",)) == 11
+        # A failed task that runs again leaves its cluster's group alone.
+        store.write([{**tasks[28], "state": "SUCCESS", "succeeded": now}], [], {})
+        assert store.failure_count("tests.fail_as", "ValueError", clusters=("prod",)) == 9
+        assert store.failure_count("tests.fail_as", "ValueError", clusters=("staging",)) == 10
+    finally:
+        store.close()
+
+
+def test_failures_kept_before_they_knew_their_cluster_get_it(history_db: str) -> None:
+    store = open_store(history_db)
+    now = time.time()
+    store.write([failed(i, "tests.fail_as", "ValueError", now - 10 + i, ("default", "prod")[i % 2]) for i in range(6)],
+                [], {})
+    store.close()
+    # Take the failures back to before they had a cluster column (their JSON says the cluster).
+    if history_db.startswith("postgresql://"):
+        with psycopg.connect(history_db, autocommit=True) as conn:
+            conn.execute("DROP INDEX failures_cluster_group")
+            conn.execute("ALTER TABLE failures DROP COLUMN cluster")
+            conn.execute("CREATE INDEX failures_group ON failures (name, exception_type, failed, seq)")
+            conn.execute("DELETE FROM failure_counts")
+            conn.execute("ALTER TABLE failure_counts DROP COLUMN cluster")
+            conn.execute("ALTER TABLE failure_counts ADD PRIMARY KEY (name, exception_type)")
+            conn.execute("DELETE FROM schema_version WHERE version >= 11")
+    else:
+        with sqlite3.connect(history_db) as conn:
+            conn.execute("DROP INDEX failures_cluster_group")
+            conn.execute("ALTER TABLE failures DROP COLUMN cluster")
+            conn.execute("CREATE INDEX failures_group ON failures(name, exception_type, failed)")
+
+    store = open_store(history_db)
+    try:
+        assert cluster_groups(store, now) == {("default", "tests.fail_as", "ValueError"): 3,
+                                              ("prod", "tests.fail_as", "ValueError"): 3}
+        assert [t["uuid"] for t in store.failure_tasks("tests.fail_as", "ValueError", clusters=("prod",))] == [
+            "fail-5", "fail-3", "fail-1"]
+        store.write([failed(7, "tests.fail_as", "ValueError", now, "prod")], [], {})  # counted on from there
+        assert store.failure_count("tests.fail_as", "ValueError", clusters=("prod",)) == 4
+    finally:
+        store.close()

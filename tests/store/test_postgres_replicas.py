@@ -1,13 +1,17 @@
 """Several monitors, one PostgreSQL history, real workers: the leader is killed with kill -9 while
 tasks stream, a standby leads within 10 s; no task's final state is lost (RabbitMQ keeps what the
 leader had not acknowledged, on Redis the standby kept the stream's last seconds); every replica
-answers the same; a page's socket on a standby sees what the leader ingests within a second."""
+answers the same; a page's socket on a standby sees what the leader ingests within a second. With
+several clusters (``--clusters``: two Redis databases and a RabbitMQ virtual host) the same holds for
+each cluster, every task under its own."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import time
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,7 +22,7 @@ import httpx
 from celery.result import AsyncResult
 from support.client import celery_client
 from support.postgres import execute, fresh_database
-from support.processes import MonitorProcess, Worker, new_monitor, start_worker, wait_for
+from support.processes import MonitorProcess, RedisServer, Worker, free_port, new_monitor, start_worker, wait_for
 from websockets.sync.client import connect
 
 TAKEOVER_LIMIT = 10.0
@@ -290,3 +294,161 @@ def test_failed_logins_on_one_replica_lock_the_address_out_on_every_replica(redi
                            message="the standby to refuse the address the leader saw guessing")
         assert int(refused.headers["retry-after"]) > 0
 
+
+
+@dataclass(eq=False)
+class ClusterStream(threading.Thread):
+    """Sends tests.add to each cluster in turn, about ``rate`` a second in all; each task's id starts
+    with its cluster's name."""
+
+    apps: dict[str, Any]
+    rate: float = 45.0
+    sent: list[tuple[float, str, AsyncResult]] = field(default_factory=list)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        super().__init__(daemon=True)
+
+    def run(self) -> None:
+        names = list(self.apps)
+        i = 0
+        while not self.stop_event.wait(1 / self.rate):
+            cluster = names[i % len(names)]
+            result = self.apps[cluster].send_task("tests.add", args=(i, 1), task_id=f"{cluster}-{uuid.uuid4().hex}")
+            self.sent.append((time.monotonic(), cluster, result))
+            i += 1
+
+    def stop(self) -> None:
+        self.stop_event.set()
+        self.join(10)
+
+    def ids(self, cluster: str) -> set[str]:
+        return {result.id for _, name, result in self.sent if name == cluster}
+
+
+def cluster_replica(spec: str, dsn: str, directory: Path) -> MonitorProcess:
+    directory.mkdir(exist_ok=True)
+    return MonitorProcess([f"--clusters={spec}", f"--db={dsn}", "--inspect_timeout=1000", "--unauthenticated_api"],
+                          free_port(), directory / "monitor.log", {})
+
+
+def test_a_kill_9_of_the_leader_of_several_clusters_loses_no_task_of_any(rabbitmq_vhost: str,
+                                                                          tmp_path: Path) -> None:
+    """Two replicas, each watching three clusters: two Redis databases (the standby keeps each one's
+    stream) and a RabbitMQ virtual host (a durable queue of its own), a worker of the same name on
+    each. The leader is killed mid-stream; the standby leads, every task of every cluster has its
+    final state under its own cluster, each counted once; the killed replica comes back as a standby
+    and both answer the same."""
+    redis = RedisServer(free_port(), tmp_path).start()
+    brokers = {"blue": f"redis://127.0.0.1:{redis.port}/0", "green": f"redis://127.0.0.1:{redis.port}/1",
+               "amber": f"amqp://guest:guest@127.0.0.1:5672/{rabbitmq_vhost}"}
+    backends = {name: f"redis://127.0.0.1:{redis.port}/{2 + i}" for i, name in enumerate(brokers)}
+    spec = ", ".join(f"{name}={url}" for name, url in brokers.items())
+    workers: list[Worker] = []
+    monitors: list[MonitorProcess] = []
+
+    def stop_monitors() -> None:  # before their database is dropped
+        for monitor in monitors:
+            if monitor.process is not None and monitor.process.poll() is None:
+                monitor.stop()
+
+    try:
+        for name, broker in brokers.items():
+            (tmp_path / name).mkdir()
+            workers.append(start_worker(broker, "w", tmp_path / name, backend=backends[name]))
+        hostname = workers[0].hostname
+        with fresh_database() as dsn, contextlib.ExitStack() as clients:
+            clients.callback(stop_monitors)
+            apps = {name: clients.enter_context(celery_client(broker, backends[name]))
+                    for name, broker in brokers.items()}
+            leader = cluster_replica(spec, dsn, tmp_path / "replica0")
+            monitors.append(leader)
+            leader.start(wait_connected=False)
+            wait_for(lambda: role(leader) == "leader" and all(
+                c["connected"] for c in leader.json("/api/monitor/status")["clusters"].values()), 30,
+                message="the leader's three streams")
+            standby = cluster_replica(spec, dsn, tmp_path / "replica1")
+            monitors.append(standby)
+            standby.start(wait_connected=False)
+            wait_for(lambda: role(standby) == "standby"
+                     and standby.json("/api/monitor/status")["replica"]["stream_kept"]["listening"], 15,
+                     message="the standby keeping the Redis streams")
+            qualified = {f"{name}:{hostname}" for name in brokers}
+            wait_for(lambda: qualified <= set(standby.json("/api/workers")), 30,
+                     message=f"{qualified} on the standby")
+
+            stream = ClusterStream(apps)
+            stream.start()
+            wait_for(lambda: len(stream.sent) >= 90, 20, message="tasks streaming to the three clusters")
+            leader.kill9()
+            killed_at = time.monotonic()
+            wait_for(lambda: role(standby) == "leader", 30, interval=0.1, message="the standby to lead")
+            takeover = time.monotonic() - killed_at
+            wait_for(lambda: all(c["connected"] for c in standby.json("/api/monitor/status")["clusters"].values()),
+                     15, message="the new leader's three streams")
+            connected = time.monotonic() - killed_at
+            wait_for(lambda: len(stream.sent) >= 90 + 45 + int(connected * stream.rate), 30,
+                     message="tasks streaming after the takeover")
+            stream.stop()
+            for _, _, result in stream.sent:
+                result.get(timeout=60)
+
+            # The killed replica is restarted, as its supervisor would: it stands by.
+            restarted = cluster_replica(spec, dsn, tmp_path / "replica0")
+            monitors.append(restarted)
+            restarted.start(wait_connected=False)
+            wait_for(lambda: role(restarted) == "standby", 15, message="the restarted replica to stand by")
+
+            def landed(monitor: MonitorProcess, cluster: str) -> dict[str, Any]:
+                return dict(monitor.json("/api/tasks", params={"cluster": cluster, "state": "SUCCESS"}))
+
+            final: dict[str, set[str]] = {}
+
+            def settled() -> bool:
+                nonlocal final
+                before, final = final, {name: set(landed(standby, name)) & stream.ids(name) for name in brokers}
+                return bool(final) and final == before and all(final.values())
+
+            wait_for(settled, 30, interval=1.5, message="the new leader's history to settle")
+            missing = {name: stream.ids(name) - final[name] for name in brokers}
+            sent_after = {name: sum(1 for at, c, _ in stream.sent if c == name and at > killed_at) for name in brokers}
+            print(f"\nseveral clusters: takeover {takeover:.2f}s, streams resumed {connected:.2f}s after kill -9; "
+                  + "; ".join(f"{name}: {len(stream.ids(name))} tasks ({sent_after[name]} after the kill), "
+                              f"{len(missing[name])} without their final state" for name in brokers))
+            assert takeover < TAKEOVER_LIMIT
+            assert all(sent_after.values()), sent_after
+            assert missing == {name: set() for name in brokers}, {n: sorted(m)[:5] for n, m in missing.items()}
+            for name in brokers:
+                tasks = landed(standby, name)
+                # Under its own cluster, run by that cluster's worker, and nothing of the others.
+                assert {task["cluster"] for task in tasks.values()} == {name}
+                assert {task["worker"] for task in tasks.values()} == {f"{name}:{hostname}"}
+                assert all(task_id.startswith(f"{name}-") for task_id in tasks)
+                # No worker was taken for lost over the takeover: no task was turned LOST meanwhile.
+                assert not [task_id for task_id, task in tasks.items()
+                            if any(entry[0] == "LOST" for entry in task["transitions"])]
+                # Each task-succeeded counted once, what the dead leader had committed included.
+                counted = standby.metric("flower_events_total", cluster=name, task="tests.add",
+                                         type="task-succeeded")
+                assert counted == len(stream.ids(name)), (name, counted, len(stream.ids(name)))
+
+            def same_on_both() -> bool:
+                return all(restarted.json("/api/tasks", params={"cluster": name})
+                           == standby.json("/api/tasks", params={"cluster": name}) for name in brokers)
+
+            wait_for(same_on_both, 15, interval=0.5, message="both replicas to answer the same, cluster by cluster")
+            assert restarted.json("/api/tasks") == standby.json("/api/tasks")
+            # The three workers of the same name stay apart, online under their clusters, on both.
+            for monitor in (standby, restarted):
+                workers_now = monitor.json("/api/workers")
+                assert {name: workers_now[name]["cluster"] for name in qualified} == {
+                    f"{name}:{hostname}": name for name in brokers}
+                assert set(monitor.json("/api/workers", params={"cluster": "green"})) == {f"green:{hostname}"}
+                wait_for(lambda m=monitor: all(m.json("/api/workers?status=true").get(n) for n in qualified), 15,  # type: ignore[misc]
+                         message="the three workers online")
+            assert restarted.json("/api/monitor/status")["replica"]["stream_kept"]["listening"]
+    finally:
+        stop_monitors()
+        for worker in workers:
+            worker.stop()
+        redis.stop()

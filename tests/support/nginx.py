@@ -29,6 +29,34 @@ map $http_upgrade $connection_upgrade {
 }
 """
 
+# A location passing everything to the monitor as a TLS-terminating proxy does (an Ingress controller
+# too): the WebSocket upgrade, `Host $host`, `X-Forwarded-Proto $scheme`, the client's address.
+LOCATION = """
+    location {path} {{
+        proxy_pass http://127.0.0.1:{upstream};
+        proxy_http_version 1.1;
+        proxy_set_header Upgrade $http_upgrade;
+        proxy_set_header Connection $connection_upgrade;
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;{extra}
+        proxy_read_timeout 1h;
+    }}
+"""
+
+SERVER = """
+server {{
+    listen 127.0.0.1:{port} ssl;
+    ssl_certificate {cert};
+    ssl_certificate_key {key};
+{locations}
+}}
+"""
+
+# `Host $host` drops a non-default port: a server on another port than 443 also says which one
+# the browser used (``extra=PORT_HEADER`` in its locations).
+PORT_HEADER = "\n        proxy_set_header X-Forwarded-Port $server_port;"
+
 # Only what a private, unprivileged-paths instance needs around the site. Started by root, nginx
 # would run its workers as nobody, who cannot enter the test's private folders (a UNIX socket there).
 MAIN = """

@@ -52,6 +52,16 @@ class TwoClusters:
         response = self.monitor.get(f"/api/task/info/{task_id}")
         return response.json().get("state") if response.status_code == 200 else None
 
+    def fail(self, cluster: str, kind: str) -> str:
+        """A task failed with ``kind`` on ``cluster``, kept in the monitor's failure groups."""
+        task_id = f"{cluster}-{uuid.uuid4().hex[:8]}"
+        with celery_client(self.brokers[cluster], "") as app:
+            app.send_task("tests.fail_as", args=(kind, "boom"), task_id=task_id)
+        wait_for(lambda: self.monitor.json("/api/failures/tasks", params={"name": "tests.fail_as", "exception": kind,
+                                                                          "cluster": cluster})["total"] >= 1,
+                 30, message=f"{task_id} in its failure group")
+        return task_id
+
     def run(self, cluster: str) -> str:
         """A task run to its end on ``cluster``, and in the monitor's history (a page's first fetch reads it)."""
         task_id = self.send(cluster)
@@ -168,9 +178,58 @@ def test_a_shared_address_opens_narrowed_and_keeps_its_cluster_across_pages(page
     page.wait_for_url("**/graphs?cluster=staging")
     expect(page.locator("#cluster-scope")).to_have_count(0)
     # A page the switcher does not narrow says so, and keeps the choice for the next link.
-    page.get_by_role("link", name="Schedules", exact=True).click()
-    page.wait_for_url("**/schedules?cluster=staging")
+    page.get_by_role("link", name="Notifications", exact=True).click()
+    page.wait_for_url("**/notifications?cluster=staging")
     expect(page.locator("#cluster-scope")).to_have_text("not filtered here")
+
+
+@pytest.mark.browser
+def test_the_failures_page_shows_each_clusters_groups_and_follows_the_switcher(page: Page, two: TwoClusters) -> None:
+    failed = {name: two.fail(name, "PageBoom") for name in NAMES}
+    page.goto(two.url + "/failures")
+    rows = page.locator('#failure-groups tbody tr[data-exception="PageBoom"]')
+    expect(rows).to_have_count(2)  # the same failure in two clusters: two groups
+    expect(page.locator("#failure-groups thead th")).to_contain_text(["Task", "Cluster", "Exception"])
+    assert sorted(rows.evaluate_all("rows => rows.map(r => r.dataset.cluster)")) == ["prod", "staging"]
+
+    page.get_by_label("Cluster", exact=True).select_option("staging")
+    page.wait_for_url(lambda url: "cluster=staging" in url)
+    expect(page.locator("#cluster-scope")).to_have_count(0)  # this page is narrowed: no notice
+    expect(rows).to_have_count(1)
+    expect(rows.locator('[data-column="cluster"]')).to_have_text("staging")
+    rows.click()
+    expect(page.locator("#group-cluster")).to_have_text(" · staging")
+    expect(page.locator("#group-tasks tbody tr")).to_have_count(1)
+    expect(page.locator(f'#group-tasks tr[data-uuid="{failed["staging"]}"]')).to_have_count(1)
+    query = parse_qs(urlsplit(page.url).query)
+    assert query["cluster"] == ["staging"] and query["group_cluster"] == ["staging"]
+    assert query["exception"] == ["PageBoom"]
+    # The shared address opens the same group of the same cluster.
+    page.goto(page.url)
+    expect(page.locator(f'#group-tasks tr[data-uuid="{failed["staging"]}"]')).to_have_count(1)
+    expect(page.locator(f'#group-tasks tr[data-uuid="{failed["prod"]}"]')).to_have_count(0)
+
+
+@pytest.mark.browser
+def test_the_audit_trail_follows_the_chosen_cluster_live(page: Page, two: TwoClusters) -> None:
+    def revoke(task_id: str) -> None:
+        # Known to the monitor first: a revoke of a task it does not know goes to every cluster.
+        wait_for(lambda: two.state(task_id) is not None, 30, message=f"{task_id} known to the monitor")
+        assert two.monitor.client.post(f"/api/task/revoke/{task_id}").status_code == 200
+
+    earlier = {name: two.send(name) for name in NAMES}
+    for task_id in earlier.values():
+        revoke(task_id)
+    page.goto(two.url + "/audit?cluster=staging")
+    rows = page.locator("#audit tbody tr[data-id]")
+    expect(rows).to_have_count(1)
+    expect(rows.locator('td[data-column="cluster"]')).to_have_text(["staging"])
+    expect(page.locator("#cluster-scope")).to_have_count(0)  # this page is narrowed: no notice
+    later = {name: two.send(name) for name in NAMES}
+    revoke(later["prod"])
+    revoke(later["staging"])  # pushed after prod's: once it shows, prod's would have too
+    expect(rows.locator('td[data-column="target"] a[data-filter]')).to_have_text([later["staging"], earlier["staging"]])
+    assert "cluster=staging" in page.url
 
 
 @pytest.mark.browser
@@ -200,7 +259,8 @@ def test_a_page_on_one_cluster_receives_no_push_of_another(page: Page, two: TwoC
 
 
 @pytest.mark.browser
-def test_a_tasks_own_page_follows_it_whatever_cluster_the_address_carries(page: Page, two: TwoClusters) -> None:
+def test_a_tasks_and_its_workflows_pages_follow_it_whatever_cluster_the_address_carries(
+        page: Page, two: TwoClusters) -> None:
     task_id = f"staging-{uuid.uuid4().hex[:8]}"
     with celery_client(two.brokers["staging"], "") as app:
         app.send_task("tests.sleep", args=(2,), task_id=task_id)
@@ -208,6 +268,10 @@ def test_a_tasks_own_page_follows_it_whatever_cluster_the_address_carries(page: 
     page.goto(f"{two.url}/task/{task_id}?cluster=prod")  # a link followed from a page on prod, say
     expect(page.locator('#task-fields [data-field="cluster"]')).to_have_text("staging")
     expect(page.locator("#task-state")).to_have_text("SUCCESS", timeout=10_000)
+    # So does its workflow's page (a task sent alone is its own root), which says its cluster.
+    page.goto(f"{two.url}/workflow/{task_id}?cluster=prod")
+    expect(page.locator("#workflow-summary")).to_contain_text("cluster staging")
+    expect(page.locator("#cluster-scope")).to_have_count(0)
 
 
 @pytest.mark.browser
@@ -305,6 +369,7 @@ def test_the_workers_pages_data_is_narrowed_by_cluster(two: TwoClusters) -> None
 def test_a_user_scoped_to_one_cluster_sees_its_tasks_and_workers_alone(
         browser: Browser, console: Console, two: TwoClusters) -> None:
     theirs, other = two.run("staging"), two.run("prod")
+    failed = {name: two.fail(name, "ScopedBoom") for name in NAMES}
     page = open_page(browser, console, auth=SCOPED)
     try:
         page.goto(two.url + "/tasks")
@@ -318,6 +383,14 @@ def test_a_user_scoped_to_one_cluster_sees_its_tasks_and_workers_alone(
         page.goto(two.url + "/workers")
         expect(page.locator("#workers tbody tr[data-worker]")).to_have_count(1)
         expect(page.locator(f'#workers tr[data-worker="{two.worker("staging")}"]')).to_have_count(1)
+        # Failures: staging's group alone, its task alone.
+        page.goto(two.url + "/failures")
+        group = page.locator('#failure-groups tbody tr[data-exception="ScopedBoom"]')
+        expect(group).to_have_count(1)
+        assert group.get_attribute("data-cluster") == "staging"
+        group.click()
+        expect(page.locator(f'#group-tasks tr[data-uuid="{failed["staging"]}"]')).to_have_count(1)
+        expect(page.locator(f'#group-tasks tr[data-uuid="{failed["prod"]}"]')).to_have_count(0)
     finally:
         page.context.close()
     assert not console.errors, "\n".join(console.errors)

@@ -1,5 +1,7 @@
 // Audit trail: who did what to which target, filtered and paged on the server, new entries pushed live.
-import { url } from "../lib/config.js";
+// With several clusters it follows the header's cluster switch: the server filters the entries and
+// the pushes by the cluster each action reached (an action on every cluster shows under all only).
+import { config, url } from "../lib/config.js";
 import { $, $$, el, replace } from "../lib/dom.js";
 import { absolute, number, when } from "../lib/format.js";
 import { getJSON } from "../lib/http.js";
@@ -7,6 +9,7 @@ import { connectLive } from "../lib/live.js";
 
 const FILTERS = ["user", "action", "target", "since", "until"];
 const TIMES = new Set(["since", "until"]);
+const COLUMNS = config.severalClusters ? 8 : 7;
 
 // A datetime-local value is the browser's local time: the server gets seconds since the epoch.
 function epoch(value) {
@@ -74,7 +77,8 @@ export async function auditPage() {
   }
 
   function filterLink(name, value) {
-    const params = new URLSearchParams({ ...filters(), [name]: value });
+    const kept = config.cluster ? { cluster: config.cluster } : {};
+    const params = new URLSearchParams({ ...kept, ...filters(), [name]: value });
     return el("a", { href: `?${params}`, title: `Only ${name} ${value}`, dataset: { filter: name } }, value);
   }
 
@@ -82,6 +86,7 @@ export async function auditPage() {
     const page = targetPage(entry);
     return el("tr", { dataset: { id: entry.id, action: entry.action, ok: entry.ok ? "true" : "false" } },
       el("td", {}, el("time", { title: absolute(entry.time) }, when(entry.time))),
+      config.severalClusters && el("td", { dataset: { column: "cluster" } }, entry.cluster || "every cluster"),
       el("td", { dataset: { column: "user" } }, filterLink("user", entry.user)),
       el("td", { dataset: { column: "action" } }, filterLink("action", entry.action)),
       el("td", { dataset: { column: "target" } }, entry.target ? filterLink("target", entry.target) : "",
@@ -106,7 +111,7 @@ export async function auditPage() {
 
   function render() {
     if (!entries.length) {
-      replace(body, el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No audit entries match")));
+      replace(body, el("tr", {}, el("td", { colspan: COLUMNS, class: "muted" }, "No audit entries match")));
     } else {
       replace(body, entries.map(row));
     }
@@ -119,8 +124,9 @@ export async function auditPage() {
 
   async function load() {
     const chosen = filters();
-    history.replaceState(null, "", `?${new URLSearchParams({ ...chosen, offset: state.offset, limit: state.limit })}`);
-    const params = { offset: state.offset, limit: state.limit };
+    const kept = config.cluster ? { cluster: config.cluster } : {};
+    history.replaceState(null, "", `?${new URLSearchParams({ ...kept, ...chosen, offset: state.offset, limit: state.limit })}`);
+    const params = { ...kept, offset: state.offset, limit: state.limit };
     for (const [name, value] of Object.entries(chosen)) params[name] = TIMES.has(name) ? epoch(value) : value;
     pushedDuringLoad = [];
     const data = await getJSON("/ui/audit.json", params);
@@ -138,7 +144,7 @@ export async function auditPage() {
   let loading = null;
   function reload() {
     loading = (loading || Promise.resolve()).then(load).catch((error) => {
-      replace(body, el("tr", {}, el("td", { colspan: 7, class: "error" }, error.message)));
+      replace(body, el("tr", {}, el("td", { colspan: COLUMNS, class: "error" }, error.message)));
     });
     return loading;
   }
@@ -158,6 +164,7 @@ export async function auditPage() {
   // Listen before the first fetch, so an action taken while it runs is not missed.
   connectLive({
     topics: ["audit"],
+    cluster: config.cluster,
     onMessage(message) {
       for (const entry of message.audit || []) {
         for (const name of ["user", "action"]) {

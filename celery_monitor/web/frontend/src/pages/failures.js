@@ -1,5 +1,7 @@
-// Failures: groups by task name and exception type with their trend; a group's tasks, its latest
-// traceback, and (for those who may) a re-run or revoke of the whole group after a dry-run count.
+// Failures: groups by cluster, task name and exception type with their trend; a group's tasks, its
+// latest traceback, and (for those who may) a re-run or revoke of the whole group after a dry-run count.
+// The cluster switcher narrows the groups (?cluster=); an open group is named in the address by its
+// name, exception and cluster (group_cluster), so it can be shared.
 import { config, url } from "../lib/config.js";
 import { $, el, flash, replace } from "../lib/dom.js";
 import { absolute, number, when } from "../lib/format.js";
@@ -20,6 +22,11 @@ function bars(counts) {
   }));
 }
 
+// The parameters naming a group's cluster, when known (else the server takes every cluster).
+function inCluster(cluster) {
+  return cluster ? { cluster } : {};
+}
+
 function time(seconds) {
   return el("time", { title: absolute(seconds) }, when(seconds));
 }
@@ -28,21 +35,26 @@ export async function failuresPage() {
   const body = $("#failure-groups tbody");
   const panel = $("#group-panel");
   const query = new URLSearchParams(location.search);
+  // Only one cluster chosen: a group named without its cluster is that cluster's.
+  const single = config.cluster && !config.cluster.includes(",") ? config.cluster : null;
   const state = { window: query.get("window") || "3600", name: query.get("name"), exception: query.get("exception"),
-    offset: 0, total: 0 };
+    cluster: query.get("group_cluster") || single, offset: 0, total: 0 };
   $("#failures-window").value = state.window;
 
   function chosen(group) {
-    return state.name === group.name && state.exception === group.exception_type;
+    return state.name === group.name && state.exception === group.exception_type
+      && (!state.cluster || state.cluster === group.cluster);
   }
 
   function groupRow(group) {
     const trend = group.trend;
     return el("tr", {
-      dataset: { name: group.name, exception: group.exception_type }, "aria-selected": chosen(group) ? "true" : "false",
-      onclick: () => openGroup(group.name, group.exception_type),
+      dataset: { name: group.name, exception: group.exception_type, cluster: group.cluster },
+      "aria-selected": chosen(group) ? "true" : "false",
+      onclick: () => openGroup(group.name, group.exception_type, group.cluster),
     },
     el("td", { dataset: { column: "name" } }, group.name || "(unnamed)"),
+    config.severalClusters && el("td", { dataset: { column: "cluster" } }, group.cluster),
     el("td", { dataset: { column: "exception" } }, group.exception_type || "(no exception type)"),
     el("td", { class: "num", dataset: { column: "count" } }, number(group.count)),
     el("td", {}, time(group.first_seen)),
@@ -52,10 +64,10 @@ export async function failuresPage() {
   }
 
   async function loadGroups() {
-    const data = await getJSON("/ui/failures.json", { window: state.window });
+    const data = await getJSON("/ui/failures.json", { window: state.window, ...inCluster(config.cluster) });
     $("#failures-total").textContent = number(data.total);
     if (!data.groups.length) {
-      replace(body, el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No failures")));
+      replace(body, el("tr", {}, el("td", { colspan: config.severalClusters ? 8 : 7, class: "muted" }, "No failures")));
     } else {
       replace(body, data.groups.map(groupRow));
     }
@@ -80,7 +92,7 @@ export async function failuresPage() {
 
   async function loadTasks() {
     const data = await getJSON("/ui/failures/tasks.json",
-      { name: state.name, exception: state.exception, offset: state.offset, limit: PAGE });
+      { name: state.name, exception: state.exception, ...inCluster(state.cluster), offset: state.offset, limit: PAGE });
     state.total = data.total;
     $("#group-total").textContent = number(data.total);
     replace($("#group-tasks tbody"), data.tasks.map(taskRow));
@@ -91,33 +103,40 @@ export async function failuresPage() {
   }
 
   function address() {
-    const params = { window: state.window };
-    if (state.name !== null && state.name !== undefined) Object.assign(params, { name: state.name, exception: state.exception });
+    const params = { window: state.window, ...inCluster(config.cluster) };
+    if (state.name !== null && state.name !== undefined) {
+      Object.assign(params, { name: state.name, exception: state.exception });
+      if (state.cluster) params.group_cluster = state.cluster;
+    }
     history.replaceState(null, "", `?${new URLSearchParams(params)}`);
   }
 
-  async function openGroup(name, exception) {
-    Object.assign(state, { name, exception, offset: 0 });
+  async function openGroup(name, exception, cluster) {
+    Object.assign(state, { name, exception, cluster: cluster || null, offset: 0 });
     address();
     panel.hidden = false;
     $("#group-name").textContent = name || "(unnamed)";
+    if ($("#group-cluster")) $("#group-cluster").textContent = state.cluster ? ` · ${state.cluster}` : "";
     $("#group-exception").textContent = exception || "(no exception type)";
     if ($("#group-action-result")) $("#group-action-result").textContent = "";
     for (const row of body.querySelectorAll("tr[data-name]")) {
-      row.setAttribute("aria-selected", row.dataset.name === name && row.dataset.exception === exception ? "true" : "false");
+      const same = row.dataset.name === name && row.dataset.exception === exception
+        && (!state.cluster || row.dataset.cluster === state.cluster);
+      row.setAttribute("aria-selected", same ? "true" : "false");
     }
     await Promise.all([loadTasks(), loadGroups()]);
   }
 
   async function act(action) {
-    const params = { name: state.name, exception: state.exception };
+    const params = { name: state.name, exception: state.exception, ...inCluster(state.cluster) };
     const result = $("#group-action-result");
     try {
       const dry = await post(`/api/failures/${action}`, { ...params, dry_run: "true" });
       result.textContent = [dry.message, ...(dry.warnings || [])].join(". ");
       if (!dry.count) return;
       const verb = action === "rerun" ? "Re-run" : "Revoke";
-      if (!window.confirm(`${verb} ${dry.count} task(s) of ${state.name} · ${state.exception}?`)) return;
+      const where = state.cluster && config.severalClusters ? ` in ${state.cluster}` : "";
+      if (!window.confirm(`${verb} ${dry.count} task(s) of ${state.name} · ${state.exception}${where}?`)) return;
       const done = await post(`/api/failures/${action}`, params);
       result.textContent = [done.message, ...(done.warnings || [])].join(". ");
       flash(done.message, "ok");
@@ -132,6 +151,7 @@ export async function failuresPage() {
     panel.hidden = true;
     state.name = null;
     state.exception = null;
+    state.cluster = single;
     address();
   });
   $("#group-prev").addEventListener("click", () => { state.offset = Math.max(0, state.offset - PAGE); loadTasks(); });
@@ -153,18 +173,21 @@ export async function failuresPage() {
       Promise.all(reads).catch((error) => flash(error.message, "error"));
     }, REFETCH_AFTER);
   }
+  // The server sends the chosen cluster's tasks alone.
   connectLive({
     topics: ["tasks"],
+    cluster: config.cluster,
     onMessage(message) {
       const failures = (message.tasks || []).filter((task) => task.state === "FAILURE");
       if (failures.length) {
-        refetchSoon(failures.some((task) => task.name === state.name));
+        refetchSoon(failures.some((task) => task.name === state.name
+          && (!state.cluster || (task.cluster || "default") === state.cluster)));
       }
     },
     onReconnect: () => refetchSoon(true),
   });
   if (state.name !== null && state.exception !== null) {
-    await openGroup(state.name, state.exception);
+    await openGroup(state.name, state.exception, state.cluster);
   } else {
     await loadGroups();
   }

@@ -1,5 +1,6 @@
 // Periodic tasks: every beat entry with its schedule in words, next and last run, and missed runs.
 // Entries come from the server every few seconds; controls only where the server rendered their column.
+// With several clusters, the entries of the cluster chosen in the header (the server narrows them).
 import { config, url } from "../lib/config.js";
 import { $, badge, el, flash, replace } from "../lib/dom.js";
 import { absolute, text, when } from "../lib/format.js";
@@ -33,7 +34,8 @@ function status(entry) {
 export async function schedulesPage() {
   const body = $("#schedules tbody");
   const controls = !config.readOnly;
-  const columns = controls ? 8 : 7;
+  const columns = (controls ? 8 : 7) + (config.severalClusters ? 1 : 0);
+  const query = config.cluster ? { cluster: config.cluster } : undefined;
 
   async function act(action, entry) {
     if (action === "run" && !window.confirm(`Send ${entry.task} now?`)) return;
@@ -63,6 +65,7 @@ export async function schedulesPage() {
     return el("tr", { dataset: { key: entry.key, enabled: String(entry.enabled), missed: String(entry.missed) } },
       el("td", { dataset: { column: "name" } }, entry.name, " ",
         el("span", { class: "muted" }, `(${SOURCES[entry.source] || entry.source})`)),
+      config.severalClusters && el("td", { dataset: { column: "cluster" } }, entry.cluster),
       el("td", { dataset: { column: "task" } }, entry.task,
         entry.queue ? el("span", { class: "muted" }, ` → ${entry.queue}`) : null),
       el("td", { dataset: { column: "schedule" }, title: schedule.cron || schedule.kind }, schedule.words),
@@ -76,7 +79,7 @@ export async function schedulesPage() {
   async function load() {
     let data;
     try {
-      data = await getJSON("/ui/schedules.json");
+      data = await getJSON("/ui/schedules.json", query);
     } catch (error) {
       replace(body, el("tr", {}, el("td", { colspan: columns, class: "error" }, error.message)));
       return;
@@ -99,7 +102,7 @@ export async function schedulesPage() {
   const soon = () => {
     if (!pending) pending = setTimeout(() => { pending = null; load().catch(() => {}); }, 300);
   };
-  connectLive({ topics: ["tasks"], onMessage: (message) => { if ((message.tasks || []).length) soon(); },
-                onReconnect: soon });
+  connectLive({ topics: ["tasks"], cluster: config.cluster,
+                onMessage: (message) => { if ((message.tasks || []).length) soon(); }, onReconnect: soon });
   setInterval(load, REFRESH_MS);
 }

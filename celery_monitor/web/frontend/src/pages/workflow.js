@@ -109,6 +109,7 @@ function tableRows(graph) {
 function summary(graph) {
   const counts = Object.entries(graph.states).sort().map(([state, count]) => `${count} ${state}`).join(", ");
   const parts = [`${graph.nodes.length} task(s): ${counts}`];
+  if (config.severalClusters) parts.unshift(`cluster ${graph.cluster}`);
   if (graph.groups.length) parts.push(`${graph.groups.length} group(s)`);
   if (graph.slowest_path.tasks.length) {
     parts.push(`slowest path: ${graph.slowest_path.tasks.length} task(s), ${duration(graph.slowest_path.seconds)}`);
