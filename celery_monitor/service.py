@@ -39,7 +39,7 @@ from celery_monitor.liveness import Liveness
 from celery_monitor.metrics.cardinality import LabelPolicy
 from celery_monitor.metrics.collector import MonitorCollector, Sources
 from celery_monitor.metrics.queue_metrics import by_cluster, current_queues
-from celery_monitor.metrics.timeline import Timeline
+from celery_monitor.metrics.timeline import Timeline, narrow
 from celery_monitor.notify.ledger import Ledger
 from celery_monitor.notify.messages import Links
 from celery_monitor.notify.model import parse_config
@@ -72,6 +72,14 @@ if TYPE_CHECKING:  # imported when the history is PostgreSQL's: psycopg alone is
 log = logging.getLogger(__name__)
 ENABLE_EVENTS_EVERY = 10.0
 AUTH_EXCHANGE_EVERY = 1.0
+
+
+def _cluster_names(saved: Any) -> dict[str, list[str]]:
+    """The task names per cluster the history saved, what of them is readable (older histories: none)."""
+    if not isinstance(saved, dict):
+        return {}
+    return {str(cluster): [n for n in names if isinstance(n, str)]
+            for cluster, names in saved.items() if isinstance(names, list)}
 
 
 def spool_directory(db: str) -> Path:
@@ -133,7 +141,8 @@ class Monitor:
                                                        for spec in specs[1:]}})
         self.inspector = Inspector(self.apps, settings.inspect_timeout / 1000)
         self.writer = StoreWriter(self.store, settings.flush_interval, settings.max_tasks,
-                                  snapshot_meta=self._meta_to_save, on_trim=self.live.forget_trimmed,
+                                  snapshot_meta=self._meta_to_save,
+                                  on_trim=lambda removed: self.live.forget_trimmed(removed, removed.of_clusters),
                                   path=settings.db if settings.persistent else None,
                                   max_failed_tasks=settings.max_failed_tasks,
                                   max_task_age=settings.max_task_age)
@@ -322,7 +331,8 @@ class Monitor:
         """Reload workers, counters and task counts saved by the previous run (``saved_counts``: the
         state counts its last flush saved, rather than counted afresh over the whole history)."""
         counts = self.store.load_meta("state_counts") if saved_counts else None
-        self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts())
+        self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts(),
+                             fresh_counts=not isinstance(counts, dict))
         # What was spooled after the last flush of the previous run is applied again, once.
         self.reader.resume(self.store.load_meta(SPOOL_POSITION))
 
@@ -332,7 +342,8 @@ class Monitor:
         self._load_live_view(counts if isinstance(counts, dict) else self.store.state_counts(), quiet=True)
         self._adopt_inspect()
 
-    def _load_live_view(self, state_counts: dict[str, int], quiet: bool = False) -> None:
+    def _load_live_view(self, state_counts: dict[str, int], quiet: bool = False, fresh_counts: bool = False) -> None:
+        """``fresh_counts``: the state counts were counted over the history, and so are each cluster's."""
         workers = [WorkerRecord.from_store(data) for data in self.store.load_workers()]
         buckets = self.live.runtime_buckets
         stats = EventStats(buckets)
@@ -345,7 +356,11 @@ class Monitor:
                 self.store.set_aside("meta", "stats", f"{exc}; the counters start from zero",
                                      orjson.dumps(saved, default=repr))
             stats = EventStats(buckets)
-        self.live.restore(workers, stats, state_counts, self.store.task_names())
+        # Each cluster's state counts were saved with them (counted from the history when they were not).
+        by_cluster = None if fresh_counts else self.store.load_meta("cluster_state_counts")
+        self.live.restore(workers, stats, state_counts, self.store.task_names(),
+                          _cluster_names(self.store.load_meta("cluster_task_names")),
+                          by_cluster if isinstance(by_cluster, dict) else self.store.cluster_state_counts())
 
     def start(self) -> None:
         if self.leading:
@@ -483,8 +498,11 @@ class Monitor:
         """Every task the query selects, a chunk at a time (for lists without a limit)."""
         return self.tasks.stream(query)
 
-    def task_names(self) -> list[str]:
-        return self.tasks.names()
+    def task_names(self, clusters: list[str] | None = None) -> list[str]:
+        """Every task name seen, or those seen on ``clusters`` (None or every cluster: all of them)."""
+        if clusters is not None and set(self.cluster_names) <= set(clusters):
+            clusters = None
+        return self.tasks.names(clusters)
 
     def workflow_tasks(self, root_id: str, limit: int) -> list[dict[str, Any]]:
         """The tasks of the workflow whose root is ``root_id`` (the root included)."""
@@ -574,6 +592,12 @@ class Monitor:
         """Tasks just turned LOST: each backend is asked (it answers for its own cluster's tasks)."""
         for reconciler in self.reconcilers:
             reconciler.ask_soon(uuids)
+
+    def graph_point(self, point: dict[str, Any], chosen: list[str]) -> dict[str, Any]:
+        """A point of the graphs as the ``chosen`` clusters' graphs draw it (none chosen: every cluster)."""
+        if not chosen:
+            return point
+        return narrow(point, chosen, self.cluster, several=bool(self.feeds))
 
     def cluster_of(self, worker: str) -> str:
         """The cluster of a worker, by its name in this monitor (clusters.qualified)."""

@@ -24,7 +24,7 @@ from celery_monitor.control.errors import ControlError
 from celery_monitor.http.context import monitor_of, redactor_of, user_of
 from celery_monitor.http.errors import ApiError, json_response
 from celery_monitor.http.params import text_arg
-from celery_monitor.http.scope import require_control
+from celery_monitor.http.scope import require_control, scope_of
 from celery_monitor.http.tasks import cluster_filter
 
 log = logging.getLogger(__name__)
@@ -79,6 +79,47 @@ async def body_of(request: Request) -> tuple[dict[str, Any], bool]:
     return parsed
 
 
+async def call_body(request: Request) -> tuple[dict[str, Any], bool]:
+    """The body of a task call. Like Flower, a JSON object is read as JSON whatever the content
+    type says: ``curl -d '{"args":[1,2]}'`` sends it as a form."""
+    if request.scope.get("control.body") is None:
+        raw = (await request.body()).strip()
+        if raw.startswith(b"{"):
+            try:
+                data = orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                data = None
+            if isinstance(data, dict):
+                request.scope["control.body"] = (data, False)  # what the audit record reads, too
+    return await body_of(request)
+
+
+async def call_cluster(request: Request) -> str:
+    """The cluster a task call goes to: ``cluster=`` in the query or the body. Without it, the only
+    cluster; with several, a 400 naming them (a call sent to the wrong cluster runs there)."""
+    monitor = monitor_of(request)
+    watched = monitor.cluster_names
+    raw: Any = request.query_params.get("cluster")
+    if raw is None:
+        body, _ = await call_body(request)
+        raw = body.get("cluster")
+    scope = scope_of(request)
+    offered = ", ".join(name for name in watched if scope is None or scope.may_control(name)) or "none"
+    if raw is None or raw == "":
+        if len(watched) == 1:
+            return watched[0]
+        raise ApiError(400, f"Name the cluster to send to: this monitor watches several (cluster= one of {offered})")
+    if not isinstance(raw, str):
+        raise ApiError(400, "Invalid 'cluster': must be one cluster's name")
+    try:
+        clusters.check_name(raw)
+    except clusters.BadClusters as exc:
+        raise ApiError(400, f"Invalid 'cluster': {exc}") from None
+    if raw not in watched:
+        raise ApiError(400, f"Unknown cluster '{raw}' (one of {offered})")
+    return raw
+
+
 async def arguments(request: Request) -> dict[str, Any]:
     """Query parameters with the body's values on top."""
     body, _ = await body_of(request)
@@ -107,8 +148,8 @@ async def target_cluster(request: Request, action: str, target: str | None) -> s
     if target == "task_id":
         task = await run_in_threadpool(monitor.get_task, name)
         return str(task.get("cluster") or clusters.DEFAULT) if task else None
-    if action in TASK_CALLS:  # sent through the first cluster's app
-        return monitor.cluster
+    if action in TASK_CALLS:  # sent through the chosen cluster's app
+        return await call_cluster(request)
     if action == "workflow.revoke":  # its tasks' cluster
         root = await run_in_threadpool(monitor.get_task, name)
         if root is None:

@@ -4,10 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
 from starlette.requests import Request
 
-from celery_monitor.api.control_common import arguments, body_of, control_action, control_read, require_writable
+from celery_monitor.api.control_common import (
+    arguments,
+    call_body,
+    call_cluster,
+    control_action,
+    control_read,
+    require_writable,
+)
 from celery_monitor.control.calls import OPTIONS, TaskCall, parse_call
 from celery_monitor.http.context import monitor_of
 from celery_monitor.http.errors import ApiError
@@ -30,27 +36,12 @@ REFUSED_OPTIONS = frozenset({
 })  # fmt: skip
 
 
-async def _task_body(request: Request) -> tuple[dict[str, Any], bool]:
-    """The body of a task call. Like Flower, a JSON object is read as JSON whatever the content
-    type says: ``curl -d '{"args":[1,2]}'`` sends it as a form."""
-    raw = (await request.body()).strip()
-    if raw.startswith(b"{"):
-        try:
-            data = orjson.loads(raw)
-        except orjson.JSONDecodeError:
-            data = None
-        if isinstance(data, dict):
-            request.scope["control.body"] = (data, False)  # what the audit record reads, too
-            return data, False
-    return await body_of(request)
-
-
 def _passed_on(body: dict[str, Any], form: bool) -> tuple[dict[str, Any], dict[str, Any]]:
     """Split the body: what parse_call checks, and other apply_async options, passed on as given."""
     checked: dict[str, Any] = {}
     extra: dict[str, Any] = {}
     for key, value in body.items():
-        if key == "timeout":  # apply's wait for the result (Flower reads it from the body too)
+        if key in ("timeout", "cluster"):  # apply's wait (Flower reads it from the body too); where to send
             continue
         if key in ("args", "kwargs", "options") or key in OPTIONS:
             checked[key] = value
@@ -68,7 +59,7 @@ def _passed_on(body: dict[str, Any], form: bool) -> tuple[dict[str, Any], dict[s
 
 
 async def _call(request: Request) -> TaskCall:
-    body, form = await _task_body(request)
+    body, form = await call_body(request)
     checked, extra = _passed_on(body, form)
     call = parse_call(checked, form)
     call.options.update(extra)
@@ -79,24 +70,27 @@ async def _call(request: Request) -> TaskCall:
 async def apply(request: Request) -> dict[str, Any]:
     plane = monitor_of(request).control
     wait = get_float(request, "timeout", None, maximum=MAX_WAIT)
-    body, _ = await _task_body(request)
+    body, _ = await call_body(request)
     if wait is None and body.get("timeout") is not None:
         wait = float_arg(body, "timeout")
         if wait is not None and wait > MAX_WAIT:
             raise ApiError(400, f"Invalid 'timeout': must be at most {MAX_WAIT:g}")
-    return await plane.run(plane.tasks.apply, request.path_params["name"], await _call(request), wait)
+    return await plane.run(plane.tasks.apply, request.path_params["name"], await _call(request), wait,
+                           await call_cluster(request))
 
 
 @control_action("task.async_apply", "name")
 async def async_apply(request: Request) -> dict[str, Any]:
     plane = monitor_of(request).control
-    return await plane.run(plane.tasks.async_apply, request.path_params["name"], await _call(request))
+    return await plane.run(plane.tasks.async_apply, request.path_params["name"], await _call(request),
+                           await call_cluster(request))
 
 
 @control_action("task.send_task", "name")
 async def send_task(request: Request) -> dict[str, Any]:
     plane = monitor_of(request).control
-    return await plane.run(plane.tasks.send_task, request.path_params["name"], await _call(request))
+    return await plane.run(plane.tasks.send_task, request.path_params["name"], await _call(request),
+                           await call_cluster(request))
 
 
 @control_read

@@ -32,6 +32,9 @@ SORT_BY: dict[str, Any] = {"type": "string", "description": "a task field, '-' f
 
 CLUSTER: dict[str, Any] = {"type": "string", "description": "cluster names, comma-separated or repeated (all "
                                                            "clusters when absent)"}
+# Where a task call goes (also a body field): needed when the monitor watches several clusters.
+CALL_CLUSTER: dict[str, Any] = {"type": "string", "description": "the cluster to send to (needed with several "
+                                                                "clusters; also a body field)"}
 GROUP_CLUSTER: dict[str, Any] = {"type": "string", "description": "the group's cluster (comma-separated or repeated "
                                                                  "for several; every cluster when absent)"}
 WORKFLOW_CLUSTER: dict[str, Any] = {"type": "string", "description": "the clusters to look in, comma-separated or "
@@ -46,7 +49,10 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
     "/api/tasks": {**TASK_FILTERS, "after": {
         "type": "string", "description": "a cursor from a Link rel=\"next\" header: the page just past that task"}},
     "/api/task/result/{task_id}": {"timeout": SECONDS},
-    "/api/task/apply/{name}": {"timeout": SECONDS},
+    "/api/task/apply/{name}": {"timeout": SECONDS, "cluster": CALL_CLUSTER},
+    "/api/task/async-apply/{name}": {"cluster": CALL_CLUSTER},
+    "/api/task/send-task/{name}": {"cluster": CALL_CLUSTER},
+    "/api/task/types": {"cluster": CLUSTER},
     "/api/tasks/revoke": {**TASK_FILTERS, "queue": STRING, "dry_run": BOOLEAN, "terminate": BOOLEAN,
                           "signal": STRING},
     "/api/schedules": {"cluster": CLUSTER},
@@ -80,6 +86,7 @@ QUERY: dict[str, dict[str, dict[str, Any]]] = {
 CALL_BODY: dict[str, Any] = {"type": "object", "properties": {
     "args": {"type": "array"}, "kwargs": {"type": "object"}, "queue": STRING, "countdown": SECONDS,
     "eta": STRING, "expires": STRING, "priority": {"type": "integer", "minimum": 0, "maximum": 255},
+    "cluster": STRING,
 }}  # fmt: skip
 BODIES: dict[str, dict[str, Any]] = {
     # A channel ({"kind": "slack", "url": ...}) or a rule ({"kind": "task_failed", "channels": [...]}):

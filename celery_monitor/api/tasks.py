@@ -11,7 +11,8 @@ from starlette.responses import Response, StreamingResponse
 
 from celery_monitor.http.context import monitor_of
 from celery_monitor.http.errors import json_response
-from celery_monitor.http.tasks import task_or_404, task_query
+from celery_monitor.http.scope import readable_filter
+from celery_monitor.http.tasks import cluster_filter, task_or_404, task_query
 
 
 def flower_fields(task: dict[str, Any]) -> dict[str, Any]:
@@ -62,5 +63,7 @@ async def task_info(request: Request) -> Response:
 
 
 async def task_types(request: Request) -> Response:
+    """Flower's list of task names; ``cluster=`` (and a scoped identity's clusters) narrow it."""
     monitor = monitor_of(request)
-    return json_response({"task-types": sorted(monitor.task_names())})
+    chosen = readable_filter(request, cluster_filter(request))
+    return json_response({"task-types": sorted(monitor.task_names(chosen or None))})

@@ -12,14 +12,16 @@ then tells the browser to fetch afresh.
 Both take ``cluster=`` (comma-separated names, as the lists do): only the tasks, workers and events of
 those clusters are sent, chosen here rather than in the browser, so a page on one cluster neither
 receives nor pays for another's traffic. An audit entry belongs to the cluster its action reached;
-samples, and the entries of actions on every cluster, belong to none: they go to unscoped identities
-whatever ``cluster=`` says, never to a scoped one.
+the entries of actions on every cluster belong to none: they go to unscoped identities whatever
+``cluster=`` says, never to a scoped one. Graph samples go narrowed to those clusters' measures (and
+to a scoped identity's clusters).
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -89,7 +91,9 @@ async def _drain(subscription: Subscription, window: float) -> list[Notice]:
     return batch
 
 
-def page_message(batch: list[Notice], overflowed: bool) -> dict[str, Any]:
+def page_message(batch: list[Notice], overflowed: bool,
+                 sample: Callable[[dict[str, Any]], dict[str, Any]] = lambda point: point) -> dict[str, Any]:
+    """One push to a page; ``sample`` narrows the graphs' points to the page's clusters."""
     tasks: dict[str, Any] = {}
     workers: dict[str, Any] = {}
     samples: list[Any] = []
@@ -101,7 +105,7 @@ def page_message(batch: list[Notice], overflowed: bool) -> dict[str, Any]:
         elif kind == "worker":
             workers[notice["worker"]["hostname"]] = worker_row(notice["worker"])
         elif kind == "sample":
-            samples.append(notice["sample"])
+            samples.append(sample(notice["sample"]))
         elif kind == "audit":
             audit.append(notice["audit"])
     return {"tasks": list(tasks.values()), "workers": list(workers.values()), "samples": samples, "audit": audit,
@@ -162,6 +166,8 @@ async def page_updates(websocket: WebSocket) -> None:
         kind = notice.get("kind")
         if kind not in wanted:
             return False
+        if kind == "sample":
+            return True  # narrowed to the clusters asked for when sent (below)
         if wanted_clusters and cluster_of(notice) not in (None if unscoped else "", *wanted_clusters):
             return False  # a scoped identity gets nothing of no cluster: it spans every cluster
         return only_task is None or kind != "task" or notice["task"].get("uuid") == only_task
@@ -170,7 +176,10 @@ async def page_updates(websocket: WebSocket) -> None:
     subscription = monitor.hub.subscribe(accepts)
     try:
         await websocket.send_text(orjson.dumps({"hello": sorted(topics)}).decode())
-        await _pump(websocket, subscription, lambda batch, over: [page_message(batch, over)], BATCH_WINDOW)
+        chosen = sorted(wanted_clusters)
+        await _pump(websocket, subscription,
+                    lambda batch, over: [page_message(batch, over, lambda point: monitor.graph_point(point, chosen))],
+                    BATCH_WINDOW)
     finally:
         monitor.hub.unsubscribe(subscription)
 

@@ -252,9 +252,9 @@ class Applier(threading.Thread):
                 self.redactor.apply(task, event)
             self._notice(task, old_state)
             live = self.live
-            live.count_state(None if is_new else old_state, task.state)
+            live.count_state(None if is_new else old_state, task.state, cluster)
             if task.name:
-                live.add_task_name(task.name)
+                live.add_task_name(task.name, cluster)
             if task.parent_id and task.parent_id != uuid:
                 parent = self.task(task.parent_id)
                 if not parent.transitions:  # known only as this task's parent: of the same cluster
@@ -262,7 +262,7 @@ class Applier(threading.Thread):
                 if uuid not in parent.children:
                     parent.children.append(uuid)
                     if not parent.transitions:
-                        live.count_state(None, parent.state)
+                        live.count_state(None, parent.state, parent.cluster)
                     dirty_tasks[parent.uuid] = parent
             dirty_tasks[uuid] = task
             live.track_held(task)
@@ -464,7 +464,7 @@ class Applier(threading.Thread):
                     old_state = task.state
                     lost.mark_lost(task, reason, at)
                     live.remember(task)
-                    live.count_state(old_state, LOST)
+                    live.count_state(old_state, LOST, task.cluster)
                     live.count_lost(task)
                     live.track_held(task)
                     lost_tasks[task.uuid] = task
@@ -527,10 +527,10 @@ class Applier(threading.Thread):
                         continue
                 if self.redactor is not None:
                     self.redactor.apply(task, brought)
-                live.count_state(None if is_new else old_state, task.state)
+                live.count_state(None if is_new else old_state, task.state, task.cluster)
                 self._notice(task, old_state)  # a failure the events missed still notifies
                 if task.name:
-                    live.add_task_name(task.name)
+                    live.add_task_name(task.name, task.cluster)
                 live.remember(task)
                 live.track_held(task)
                 changed[task.uuid] = task

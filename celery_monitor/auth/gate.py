@@ -50,11 +50,12 @@ SCOPED_EXACT = frozenset({"/", "/workers", "/tasks", "/live", "/api/workers", "/
                           "/api/audit", "/ui/audit.json", "/schedules", "/api/schedules", "/ui/schedules.json",
                           "/failures", "/ui/failures.json", "/ui/failures/tasks.json", "/api/failures",
                           "/api/failures/tasks", "/api/failures/revoke", "/api/failures/rerun", "/broker",
-                          "/ui/broker.json"})
+                          "/ui/broker.json", "/api/task/types", "/graphs", "/monitor", "/ui/graphs.json"})
 SCOPED_PREFIXES = ("/worker/", "/task/", "/ui/worker/", "/ui/task/", "/api/queues/", "/api/task/info/",
                    "/api/task/result/", "/api/task/abort/", "/api/task/revoke/", "/api/task/rerun/", "/api/worker/",
                    "/api/task/timeout/", "/api/task/rate-limit/", "/api/task/events/", "/api/schedule/",
-                   "/workflow/", "/api/workflow/")
+                   "/workflow/", "/api/workflow/", "/api/task/apply/", "/api/task/async-apply/",
+                   "/api/task/send-task/")
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from celery import Celery
 
+from celery_monitor import clusters
 from celery_monitor.auth.redact import Redactor
 from celery_monitor.broker.messages import QueueMessages
 from celery_monitor.celery_app import ClusterApps
@@ -86,11 +87,19 @@ class ControlPlane:
     def online_count(self) -> int:
         return self.live.online_count()
 
-    def knows_task(self, name: str) -> bool:
-        """A task name the monitor's app defines, a worker registers, or the history has seen."""
-        if name in self.app.tasks or name in self.task_lookup.names():
+    def knows_task(self, name: str, cluster: str | None = None) -> bool:
+        """A task name the monitor's app defines, a worker registers, or the history has seen; on
+        ``cluster`` only, when given and the monitor watches several."""
+        apps = self.broadcaster.apps.apps
+        if cluster is None or len(apps) == 1:
+            app, seen, on_cluster = self.app, self.task_lookup.names(), None
+        else:
+            app, seen, on_cluster = apps.get(cluster, self.app), self.task_lookup.names([cluster]), cluster
+        if name in app.tasks or name in seen:
             return True
-        for details in self.inspector.details().values():
+        for worker, details in self.inspector.details().items():
+            if on_cluster is not None and clusters.split_qualified(worker, apps)[0] != on_cluster:
+                continue
             for entry in details.get("registered") or []:
                 if isinstance(entry, str) and entry.split(" ", 1)[0] == name:
                     return True

@@ -9,6 +9,9 @@ the original, so they are never used. The exact arguments live in two places:
   kwargs the worker received beside the result);
 - the task's **message**, while it still waits in a queue (read without taking it, JSON only).
 
+With several clusters (``--clusters``) both are the task's own cluster's: its result backend, and its
+queues when it is the first cluster (the only one whose queues the monitor reads).
+
 Anything else is refused with 409 and the reason, which the task page shows on its re-run button.
 Arguments the monitor redacts (``--redact``, ``format_task``) are refused too, whatever holds them:
 whoever re-runs could not see what would be sent.
@@ -70,7 +73,7 @@ def looks_cut(text: str | None) -> bool:
 
 class RerunSources:
     def __init__(self, app: Celery, messages: QueueMessages, queue_names: Callable[[], list[str]]) -> None:
-        self.app = app
+        self.app = app  # the first cluster's: the one whose queues ``messages`` reads
         self.messages = messages
         self.queue_names = queue_names
 
@@ -86,13 +89,19 @@ class RerunSources:
             raise refused(task_id, "some of its arguments are redacted (--redact or format_task), so whoever "
                                    "re-runs it could not see what would be sent")
 
-    def exact_call(self, task: dict[str, Any]) -> ExactCall:
-        """The args and kwargs the task was sent with, or a 409 saying why the monitor has none."""
+    def exact_call(self, task: dict[str, Any], app: Celery | None = None) -> ExactCall:
+        """The args and kwargs the task was sent with, or a 409 saying why the monitor has none;
+        ``app``: the task's cluster's (the first cluster's when not given)."""
         task_id = task["uuid"]
-        backend_says = self._from_backend(task_id)
+        app = app or self.app
+        backend_says = self._from_backend(task_id, app)
         if isinstance(backend_says, ExactCall):
             return backend_says
-        message_says = self._from_message(task)
+        if app is self.app:
+            message_says = self._from_message(task)
+        else:
+            message_says = (f"its queues, on cluster '{task.get('cluster')}', are not read here (the monitor "
+                            "reads the first cluster's queues only)")
         if isinstance(message_says, ExactCall):
             return message_says
         recorded = "The arguments its events show are Celery's argsrepr, not what it was sent with"
@@ -103,9 +112,9 @@ class RerunSources:
 
     # -- the result backend ------------------------------------------------------------------------
 
-    def _from_backend(self, task_id: str) -> ExactCall | str:
+    def _from_backend(self, task_id: str, app: Celery) -> ExactCall | str:
         try:
-            backend = self.app.backend
+            backend = app.backend
         except Exception as exc:  # an unloadable backend URL
             return f"the result backend cannot be loaded ({type(exc).__name__})"
         if isinstance(backend, DisabledBackend):

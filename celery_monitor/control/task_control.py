@@ -55,7 +55,10 @@ def safe_value(value: Any) -> Any:
 
 
 class TaskControl:
-    def __init__(self, app: Celery, broadcaster: Broadcaster, knows_task: Callable[[str], bool],
+    """Task actions. ``cluster`` (with ``--clusters``) says whose app a call goes through: its broker
+    takes the message and its result backend answers; ``None`` is the first (or only) cluster."""
+
+    def __init__(self, app: Celery, broadcaster: Broadcaster, knows_task: Callable[[str, str | None], bool],
                  find_task: Callable[[str], dict[str, Any] | None], online_count: Callable[[], int],
                  redactor: Callable[[], Redactor | None] = lambda: None,
                  rerun_sources: RerunSources | None = None) -> None:
@@ -81,27 +84,38 @@ class TaskControl:
 
     # -- running tasks ---------------------------------------------------------------------------
 
+    def app_for(self, cluster: str | None) -> Celery:
+        """The app of ``cluster`` (the API checked the name); the first cluster's for ``None``."""
+        if cluster is None:
+            return self.app
+        return self.broadcaster.apps.apps.get(cluster, self.app)
+
     @property
     def backend_configured(self) -> bool:
+        return self.has_backend(self.app)
+
+    @staticmethod
+    def has_backend(app: Celery) -> bool:
         try:
-            return not isinstance(self.app.backend, DisabledBackend)
+            return not isinstance(app.backend, DisabledBackend)
         except Exception:  # an unloadable backend URL
             return False
 
-    def require_backend(self) -> None:
-        if not self.backend_configured:
+    def require_backend(self, app: Celery | None = None) -> None:
+        if not self.has_backend(app or self.app):
             raise unavailable(BACKEND_NOT_CONFIGURED)
 
-    def send(self, name: str, call: TaskCall) -> AsyncResult[Any]:
-        with broker_connection(self.app, self.broadcaster.timeout) as conn:
+    def send(self, name: str, call: TaskCall, cluster: str | None = None) -> AsyncResult[Any]:
+        app = self.app_for(cluster)
+        with broker_connection(app, self.broadcaster.timeout) as conn:
             try:
-                task = self.app.tasks.get(name)
+                task = app.tasks.get(name)
                 if task is not None:
                     # Celery passes connection= on to the producer and takes a list of args; its stubs
                     # (celery-types) know neither.
                     return task.apply_async(call.args, call.kwargs, connection=conn,  # type: ignore[call-arg, arg-type]
                                             **call.options)
-                return self.app.send_task(name, call.args, call.kwargs, connection=conn, **call.options)
+                return app.send_task(name, call.args, call.kwargs, connection=conn, **call.options)
             except (TypeError, ValueError, EncodeError) as exc:
                 raise bad_request(f"Cannot send '{name}': {exc}") from None
             except (OperationalError, OSError) as exc:
@@ -109,30 +123,31 @@ class TaskControl:
             except Exception as exc:  # e.g. the result backend refusing the result subscription
                 raise unavailable(f"Cannot send '{name}': {type(exc).__name__}: {exc}") from None
 
-    def _require_task(self, name: str) -> None:
-        if not name or not self.knows_task(name):
-            raise not_found(f"Unknown task '{name}'")
+    def _require_task(self, name: str, cluster: str | None) -> None:
+        if not name or not self.knows_task(name, cluster):
+            where = f" on cluster '{cluster}'" if cluster is not None and len(self.broadcaster.apps.apps) > 1 else ""
+            raise not_found(f"Unknown task '{name}'{where}")
 
-    def apply(self, name: str, call: TaskCall, wait: float | None) -> dict[str, Any]:
-        """Send and wait for the result (Flower's apply)."""
-        self.require_backend()
-        self._require_task(name)
+    def apply(self, name: str, call: TaskCall, wait: float | None, cluster: str | None = None) -> dict[str, Any]:
+        """Send and wait for the result (Flower's apply), read from the cluster's result backend."""
+        self.require_backend(self.app_for(cluster))
+        self._require_task(name, cluster)
         with self.waiting_slot():  # taken before sending: a refused call sends nothing
-            result = self.send(name, call)
+            result = self.send(name, call, cluster)
             return self._wait(result, APPLY_WAIT if wait is None else wait)
 
-    def async_apply(self, name: str, call: TaskCall) -> dict[str, Any]:
-        self._require_task(name)
-        return self._sent(self.send(name, call))
+    def async_apply(self, name: str, call: TaskCall, cluster: str | None = None) -> dict[str, Any]:
+        self._require_task(name, cluster)
+        return self._sent(self.send(name, call, cluster), cluster)
 
-    def send_task(self, name: str, call: TaskCall) -> dict[str, Any]:
+    def send_task(self, name: str, call: TaskCall, cluster: str | None = None) -> dict[str, Any]:
         if not name:
             raise bad_request("Missing task name")
-        return self._sent(self.send(name, call))
+        return self._sent(self.send(name, call, cluster), cluster)
 
-    def _sent(self, result: AsyncResult[Any]) -> dict[str, Any]:
+    def _sent(self, result: AsyncResult[Any], cluster: str | None) -> dict[str, Any]:
         response: dict[str, Any] = {"task-id": result.id}
-        if self.backend_configured:
+        if self.has_backend(self.app_for(cluster)):
             response["state"] = self._state(result)
         return response
 
@@ -227,7 +242,12 @@ class TaskControl:
         if self.rerun_sources is None:
             raise unavailable("Re-run is not available here")
         self.rerun_sources.check_allowed(task, force)
-        return task, self.rerun_sources.exact_call(task)
+        return task, self.rerun_sources.exact_call(task, self.app_for(self._cluster_of(task)))
+
+    def _cluster_of(self, task: dict[str, Any]) -> str | None:
+        """The cluster a known task ran on, if this monitor watches it (else the first cluster)."""
+        cluster = str(task.get("cluster") or DEFAULT_CLUSTER)
+        return cluster if cluster in self.broadcaster.apps.apps else None
 
     def rerun_check(self, task_id: str, force: bool = False) -> dict[str, Any]:
         """Could the task be re-run now, with which arguments' source, or why not (sends nothing)."""
@@ -246,7 +266,7 @@ class TaskControl:
         queue = task.get("queue") or call.queue
         if queue:
             options["queue"] = queue
-        result = self.send(task["name"], TaskCall(call.args, call.kwargs, options))
+        result = self.send(task["name"], TaskCall(call.args, call.kwargs, options), self._cluster_of(task))
         where = "the result backend" if call.source == FROM_BACKEND else "its message in the queue"
         return {"task-id": result.id, "rerun-of": task_id, "args-from": call.source,
                 "message": f"Re-ran '{task_id}' as '{result.id}' with its arguments from {where}"}

@@ -119,6 +119,21 @@ def pool_processes(details: dict[str, dict[str, Any]], workers: dict[str, Worker
     return out
 
 
+def task_counts(totals: dict[str, int], of_clusters: dict[str, dict[str, int]],
+                watched: list[str]) -> list[tuple[tuple[str, str], int]]:
+    """``celery_monitor_tasks`` by (cluster, state): each cluster's counts, ``default``'s the rest of the
+    totals (shown when it is watched, or holds tasks of a history written before there were clusters)."""
+    rows: list[tuple[tuple[str, str], int]] = []
+    rest = dict(totals)
+    for cluster in sorted(of_clusters):
+        for state, count in sorted(of_clusters[cluster].items()):
+            rows.append(((cluster, state), count))
+            rest[state] = rest.get(state, 0) - count
+    if DEFAULT in watched or any(count > 0 for count in rest.values()):
+        rows.extend(((DEFAULT, state), max(0, count)) for state, count in sorted(rest.items()))
+    return sorted(rows)
+
+
 def hostname(cluster: str, worker: str) -> str:
     """The ``worker`` label: a worker's hostname, without the cluster its name in the monitor is
     qualified by (clusters.qualified), since the ``cluster`` label says it."""
@@ -158,7 +173,7 @@ class MonitorCollector:
         self.queue_latency = HistogramFamily(
             P + "task_queue_latency_seconds", "Time from sent (or from the ETA, when later) to started, per queue",
             ("cluster", "queue", "task"))
-        self.tasks = Gauge(P + "tasks", "Retained tasks by current state", ("state",))
+        self.tasks = Gauge(P + "tasks", "Retained tasks by current state", ("cluster", "state"))
         self.lost = Counter(P + "tasks_lost", "Tasks turned LOST: their worker went offline or restarted while "
                             "it held them", ("cluster", "name"))
         self.reconciled = Counter(P + "tasks_reconciled", "Tasks whose final state, missed as an event, was read "
@@ -169,7 +184,7 @@ class MonitorCollector:
         one = ("cluster",)
         self.events_received = Counter(P + "events_received", "Events received", one)
         self.event_messages_dropped = Counter(P + "event_messages_dropped",
-                                              "Event messages dropped: the applier's hand-off was full")
+                                              "Event messages dropped: the applier's hand-off was full", one)
         self.events_malformed = Counter(P + "events_malformed", "Events refused at the event boundary, all reasons")
         self.events_rejected = Counter(P + "events_rejected", "Events refused at the event boundary, by reason",
                                        ("reason",))
@@ -178,9 +193,11 @@ class MonitorCollector:
         self.receiver_disconnects = Counter(
             P + "receiver_disconnects", "Event streams lost while connected (a broker drops a subscriber that lags)",
             one)
-        self.reader_restarts = Counter(P + "reader_restarts", "Restarts of the Redis reader process (--event_spool)")
+        self.reader_restarts = Counter(P + "reader_restarts", "Restarts of the Redis reader process (--event_spool)",
+                                       one)
         self.spool_backlog = Gauge(P + "spool_backlog_bytes",
-                                   "Event bytes read into the spool (--event_spool) that the applier has not taken yet")
+                                   "Event bytes read into the spool (--event_spool) that the applier has not taken yet",
+                                   one)
         self.last_event = Gauge(P + "last_event_timestamp_seconds", "When the last event arrived", one)
         self.ingest_lag = Gauge(P + "ingest_lag_seconds", "Delay between receiving and applying events")
         self.store_tasks = Gauge(P + "store_tasks", "Tasks in the history")
@@ -222,7 +239,7 @@ class MonitorCollector:
         self._identity = self.policy.is_identity and list(receivers) == [DEFAULT]
         out: list[str] = []
         self._flower(out, snap)
-        self._tasks(out, snap)
+        self._tasks(out, snap, list(receivers))
         self._workers(out, snap, list(receivers))
         online = {name: worker.cluster for name, worker in snap.workers.items() if worker.online}
         self.queues.write(out, sources.queues, now, backlog.reserved_by_cluster(sources.inspector.details(), online))
@@ -268,7 +285,7 @@ class MonitorCollector:
         active = (((w.cluster, h), w.active if w.online else 0) for h, w in known.items())
         self.executing.write(out, fold(active, by_worker, _add).items())
 
-    def _tasks(self, out: list[str], snap: Snapshot) -> None:
+    def _tasks(self, out: list[str], snap: Snapshot, clusters: list[str]) -> None:
         task = self.policy.task
         stats = snap.live.stats
         self.outcomes.write(out, fold(stats.outcomes,
@@ -280,7 +297,7 @@ class MonitorCollector:
         latency = fold_histograms(stats.queue_latency,
                                   self._relabel(lambda k: QueueTask(k.cluster, k.queue, task(k.task))))
         self.queue_latency.write(out, latency.items())
-        self.tasks.write(out, [((state,), count) for state, count in sorted(snap.live.state_counts.items())])
+        self.tasks.write(out, task_counts(snap.live.state_counts, snap.live.cluster_state_counts, clusters))
         self.lost.write(out, fold(stats.lost, by_task, _add).items())
         self.reconciled.write(out, [((state,), count) for state, count in sorted(stats.reconciled)])
 
@@ -298,18 +315,17 @@ class MonitorCollector:
 
     def _health(self, out: list[str], receivers: dict[str, ReceiverHealth]) -> None:
         sources = self.sources
-        health = sources.receiver
         each = receivers.items()
         self.events_received.write(out, [((name,), h.events_received) for name, h in each])
-        self.event_messages_dropped.write_value(out, health.messages_dropped)
+        self.event_messages_dropped.write(out, [((name,), h.messages_dropped) for name, h in each])
         rejected = sources.rejections.counts()
         self.events_malformed.write_value(out, sum(rejected.values()))
         self.events_rejected.write(out, [((reason,), count) for reason, count in rejected.items()])
         self.receiver_connected.write(out, [((name,), 1 if h.connected else 0) for name, h in each])
         self.receiver_reconnects.write(out, [((name,), h.reconnects) for name, h in each])
         self.receiver_disconnects.write(out, [((name,), h.broker_disconnects) for name, h in each])
-        self.reader_restarts.write_value(out, health.reader_restarts)
-        self.spool_backlog.write_value(out, health.spool_backlog_bytes)
+        self.reader_restarts.write(out, [((name,), h.reader_restarts) for name, h in each])
+        self.spool_backlog.write(out, [((name,), h.spool_backlog_bytes) for name, h in each])
         self.last_event.write(out, [((name,), h.last_event_time or 0) for name, h in each])
         self.ingest_lag.write_value(out, sources.applier.last_lag)
         self.store_tasks.write_value(out, sources.store.task_count())

@@ -11,6 +11,11 @@ one entry per minute of the hour (``store.meta_keys``: an hour later the same en
 so nothing needs deleting). Only the ingesting replica samples; a standby's counters are
 only the leader's last flush, so it follows the saved points instead and pushes the new ones to its
 own pages.
+
+With several clusters (``--clusters``) a point also holds each cluster's measures under
+``clusters`` (the totals are kept per cluster as events come, so a point costs a few small tables
+per cluster); :func:`narrow` makes the point of some clusters from them, for the graphs of a chosen
+cluster and for an identity scoped to some clusters.
 """
 
 from __future__ import annotations
@@ -24,8 +29,10 @@ from typing import Any
 
 from celery_monitor import states
 from celery_monitor.broker.poller import QueuePoller
+from celery_monitor.clusters import DEFAULT
 from celery_monitor.hub import Hub
 from celery_monitor.state.live import LiveView
+from celery_monitor.state.stats import GraphTotals
 from celery_monitor.store.meta_keys import TIMELINE_KEYS, timeline_key
 from celery_monitor.supervision import Loop
 
@@ -50,6 +57,47 @@ def quantile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | 
             return low + (high - low) * ((rank - running) / count)
         running += count
     return bounds[-1]
+
+
+# What a point measures of the tasks and workers, per cluster too (queues are the first cluster's).
+MEASURES = ("rates", "failure_rate", "runtimes", "latency_p95", "online")
+
+
+def narrow(point: dict[str, Any], chosen: list[str], first: str, several: bool) -> dict[str, Any]:
+    """The point as the graphs of the ``chosen`` clusters draw it: their measures (added up: rates
+    and workers online summed, the failure rate of the summed rates, of percentiles the highest of
+    theirs), and the queues when the first cluster (whose queues are read) is one of them."""
+    parts: dict[str, Any] | None = point.get("clusters")
+    if parts is None:  # a monitor of one cluster (or a point saved before clusters were kept apart)
+        parts = {} if several else {first: point}
+    picked = [parts[name] for name in chosen if name in parts]
+    narrowed = {key: value for key, value in point.items() if key != "clusters"}
+    narrowed.update(picked[0] if len(picked) == 1 else _added(picked))
+    if first not in chosen:
+        narrowed["queues"], narrowed["oldest_message_age"] = {}, {}
+    return narrowed
+
+
+def _added(parts: list[dict[str, Any]]) -> dict[str, Any]:
+    rates: dict[str, float] = {}
+    runtimes: dict[str, list[float | None]] = {}
+    latency: dict[str, float | None] = {}
+    for part in parts:
+        for state, rate in part.get("rates", {}).items():
+            rates[state] = round(rates.get(state, 0.0) + rate, 3)
+        for name, values in part.get("runtimes", {}).items():
+            runtimes[name] = [_highest(a, b) for a, b in zip(runtimes.get(name, [None] * len(values)), values,
+                                                              strict=True)]
+        for queue, value in part.get("latency_p95", {}).items():
+            latency[queue] = _highest(latency.get(queue), value)
+    finished = rates.get(states.SUCCESS, 0.0) + rates.get(states.FAILURE, 0.0)
+    return {"rates": rates, "runtimes": runtimes, "latency_p95": latency,
+            "failure_rate": round(rates.get(states.FAILURE, 0.0) / finished, 4) if finished > 0 else None,
+            "online": sum(int(part.get("online", 0)) for part in parts)}
+
+
+def _highest(a: float | None, b: float | None) -> float | None:
+    return b if a is None else a if b is None else max(a, b)
 
 
 def minute_of(point: dict[str, Any]) -> int:
@@ -157,16 +205,20 @@ class Timeline:
             return entries
 
     def _snapshot(self) -> dict[str, Any]:
-        """The totals a point is the difference of: kept as events come (``GraphTotals``), so this
-        copies a few small tables however many workers and clusters the counters hold."""
+        """The totals a point is the difference of: kept per cluster as events come
+        (``GraphTotals``), so this copies a few small tables however many workers the counters hold;
+        each cluster's under ``clusters`` when there is one but ``default``."""
         now = time.time()
-        totals, online = self.live.graph_totals(now)
-        latency_bounds = next(iter(totals.latency.values())).bounds if totals.latency else ()
-        return {"time": now, "outcomes": totals.outcomes, "received": totals.received,
-                "runtimes": {name: hist.counts for name, hist in totals.runtime.items()},
-                "bounds": totals.runtime_buckets, "online": online,
-                "latency": {queue: hist.counts for queue, hist in totals.latency.items()},
-                "latency_bounds": latency_bounds}
+        graphs, online = self.live.graph_totals(now)
+        total = GraphTotals(self.live.runtime_buckets)
+        for graph in graphs.values():
+            total.add(graph)
+        snapshot = _totals_of(now, total, sum(online.values()))
+        names = set(graphs) | set(online)
+        if names - {DEFAULT}:
+            snapshot["clusters"] = {name: _totals_of(now, graphs.get(name) or GraphTotals(total.runtime_buckets),
+                                                     online.get(name, 0)) for name in names}
+        return snapshot
 
     def sample(self) -> dict[str, Any] | None:
         """Take one point; the first call only sets the baseline."""
@@ -181,41 +233,59 @@ class Timeline:
             return point
 
     def _point(self, previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-        elapsed = max(current["time"] - previous["time"], 1e-6)
-        outcomes = set(previous["outcomes"]) | set(current["outcomes"])
-        done = {s: current["outcomes"].get(s, 0) - previous["outcomes"].get(s, 0) for s in outcomes}
-        rates = {s: round(max(d, 0) / elapsed, 3) for s, d in done.items()}
-        rates[states.RECEIVED] = round(max(current["received"] - previous["received"], 0) / elapsed, 3)
-        finished = done.get(states.SUCCESS, 0) + done.get(states.FAILURE, 0)
-        failure_rate = round(done.get(states.FAILURE, 0) / finished, 4) if finished > 0 else None
-        runtimes: dict[str, list[float | None]] = {}
-        for name, counts in current["runtimes"].items():
-            before = previous["runtimes"].get(name, [0] * len(counts))
-            delta = [max(a - b, 0) for a, b in zip(counts, before, strict=True)]
-            if any(delta):
-                runtimes[name] = [quantile(current["bounds"], delta, q) for q in QUANTILES]
-        # The 95th percentile of the queue latency of the tasks started in this interval, per queue.
-        latency: dict[str, float | None] = {}
-        for queue, counts in current["latency"].items():
-            before = previous["latency"].get(queue, [0] * len(counts))
-            delta = [max(a - b, 0) for a, b in zip(counts, before, strict=True)]
-            if any(delta):
-                latency[queue or "(unknown)"] = quantile(current["latency_bounds"], delta, 0.95)
+        point = _measured(previous, current)
         queues = self.queues.latest
         oldest = {q["name"]: round(max(0.0, current["time"] - q["oldest_message_timestamp"]), 3)
                   for q in queues if "oldest_message_timestamp" in q}
-        return {
-            "latency_p95": latency,
-            "oldest_message_age": oldest,
-            "time": round(current["time"], 3),
-            "rates": rates,
-            "failure_rate": failure_rate,
-            "runtimes": runtimes,
-            "online": current["online"],
-            "queues": {q["name"]: q.get("messages", 0) for q in queues},
-        }
+        point.update({"oldest_message_age": oldest, "time": round(current["time"], 3),
+                      "queues": {q["name"]: q.get("messages", 0) for q in queues}})
+        if "clusters" in current:
+            before = previous.get("clusters", {})
+            point["clusters"] = {name: _measured(before.get(name) or _empty_like(totals, previous["time"]), totals)
+                                 for name, totals in current["clusters"].items()}
+        return point
 
     def history(self) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.points)
+
+
+def _totals_of(now: float, totals: GraphTotals, online: int) -> dict[str, Any]:
+    latency_bounds = next(iter(totals.latency.values())).bounds if totals.latency else ()
+    return {"time": now, "outcomes": totals.outcomes, "received": totals.received,
+            "runtimes": {name: hist.counts for name, hist in totals.runtime.items()},
+            "bounds": totals.runtime_buckets, "online": online,
+            "latency": {queue: hist.counts for queue, hist in totals.latency.items()},
+            "latency_bounds": latency_bounds}
+
+
+def _empty_like(totals: dict[str, Any], then: float) -> dict[str, Any]:
+    """The totals of a cluster at the previous point, before its first event: it counts from zero."""
+    return {**totals, "time": then, "outcomes": {}, "received": 0, "runtimes": {}, "latency": {}}
+
+
+def _measured(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
+    """What a point measures of the tasks and workers between two totals (MEASURES)."""
+    elapsed = max(current["time"] - previous["time"], 1e-6)
+    outcomes = set(previous["outcomes"]) | set(current["outcomes"])
+    done = {s: current["outcomes"].get(s, 0) - previous["outcomes"].get(s, 0) for s in outcomes}
+    rates = {s: round(max(d, 0) / elapsed, 3) for s, d in done.items()}
+    rates[states.RECEIVED] = round(max(current["received"] - previous["received"], 0) / elapsed, 3)
+    finished = done.get(states.SUCCESS, 0) + done.get(states.FAILURE, 0)
+    failure_rate = round(done.get(states.FAILURE, 0) / finished, 4) if finished > 0 else None
+    runtimes: dict[str, list[float | None]] = {}
+    for name, counts in current["runtimes"].items():
+        before = previous["runtimes"].get(name, [0] * len(counts))
+        delta = [max(a - b, 0) for a, b in zip(counts, before, strict=True)]
+        if any(delta):
+            runtimes[name] = [quantile(current["bounds"], delta, q) for q in QUANTILES]
+    # The 95th percentile of the queue latency of the tasks started in this interval, per queue.
+    latency: dict[str, float | None] = {}
+    for queue, counts in current["latency"].items():
+        before = previous["latency"].get(queue, [0] * len(counts))
+        delta = [max(a - b, 0) for a, b in zip(counts, before, strict=True)]
+        if any(delta):
+            latency[queue or "(unknown)"] = quantile(current["latency_bounds"], delta, 0.95)
+    return {"latency_p95": latency, "rates": rates, "failure_rate": failure_rate, "runtimes": runtimes,
+            "online": current["online"]}
 

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Iterable, Iterator
 from typing import Any
 
+from celery_monitor.clusters import DEFAULT
 from celery_monitor.state.models import TaskRecord, WorkerRecord
 from celery_monitor.state.snapshots import (
     ClusterTask,
@@ -47,7 +48,14 @@ class LiveView:
         self._recent: OrderedDict[str, TaskRecord] = OrderedDict()
         self._recent_limit = recent_tasks
         self._task_names: set[str] = set()
+        # The names per cluster, for lists narrowed to some clusters; saved beside the counters
+        # (``cluster_task_names``) once a cluster other than ``default`` has some.
+        self._cluster_task_names: dict[str, set[str]] = {}
+        self._names_changed = False
         self._state_counts: dict[str, int] = {}
+        # The same of each cluster but ``default`` (whose counts are the rest): nothing more to keep
+        # for a monitor of one broker, one comparison per event for the others.
+        self._cluster_state_counts: dict[str, dict[str, int]] = {}
         # The recent tasks a worker holds (RECEIVED or STARTED there), per worker, and the reverse:
         # what turns LOST when a worker is lost, found without a scan (bounded by the recent tasks).
         self._held: dict[str, dict[str, None]] = {}
@@ -118,7 +126,7 @@ class LiveView:
     def count_reconciled(self, state: str) -> None:
         self._stats.count_reconciled(state)
 
-    def count_state(self, old: str | None, new: str | None) -> None:
+    def count_state(self, old: str | None, new: str | None, cluster: str = DEFAULT) -> None:
         if old == new:
             return
         counts = self._state_counts
@@ -126,9 +134,23 @@ class LiveView:
             counts[old] = max(0, counts.get(old, 0) - 1)
         if new is not None:
             counts[new] = counts.get(new, 0) + 1
+        if cluster != DEFAULT:
+            of_cluster = self._cluster_state_counts.get(cluster)
+            if of_cluster is None:
+                of_cluster = self._cluster_state_counts[cluster] = {}
+            if old is not None:
+                of_cluster[old] = max(0, of_cluster.get(old, 0) - 1)
+            if new is not None:
+                of_cluster[new] = of_cluster.get(new, 0) + 1
 
-    def add_task_name(self, name: str) -> None:
-        self._task_names.add(name)
+    def add_task_name(self, name: str, cluster: str = DEFAULT) -> None:
+        names = self._cluster_task_names.get(cluster)
+        if names is None:
+            names = self._cluster_task_names[cluster] = set()
+        if name not in names:
+            names.add(name)
+            self._task_names.add(name)
+            self._names_changed = True
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
         """Count one applied task event in the per-event counters and histograms."""
@@ -156,22 +178,39 @@ class LiveView:
     # -- explicit operations for the monitor's other parts ---------------------------------------
 
     def restore(self, workers: Iterable[WorkerRecord], stats: EventStats, state_counts: dict[str, int],
-                task_names: Iterable[str]) -> None:
-        """Take over what the previous run saved (before the applier starts)."""
+                task_names: Iterable[str], cluster_task_names: dict[str, list[str]] | None = None,
+                cluster_state_counts: dict[str, dict[str, int]] | None = None) -> None:
+        """Take over what the previous run saved (before the applier starts).
+
+        The names per cluster are those saved (``cluster_task_names``) and those the counters hold;
+        with no cluster but ``default`` in either, every name is ``default``'s."""
+        by_cluster: dict[str, set[str]] = {c: set(names) for c, names in (cluster_task_names or {}).items()}
+        for cluster, name, _, _ in stats.events:
+            if name:
+                by_cluster.setdefault(cluster, set()).add(name)
+        names = set(task_names)
+        if set(by_cluster) <= {DEFAULT}:
+            by_cluster[DEFAULT] = names | by_cluster.get(DEFAULT, set())
         with self._lock:
+            self._cluster_task_names = by_cluster
             # Replaced whole: a standby reloads the view every second, and drops the workers the
             # leader has forgotten.
             self._workers = {worker.hostname: worker for worker in workers}
             self._stats = stats
             self._state_counts = dict(state_counts)
-            self._task_names = set(task_names)
+            self._cluster_state_counts = {c: dict(counts) for c, counts in (cluster_state_counts or {}).items()
+                                          if c != DEFAULT}
+            self._task_names = names.union(*by_cluster.values())
 
-    def forget_trimmed(self, removed: dict[str, int]) -> None:
-        """The history deleted its oldest tasks (``removed``: how many per state): count them out."""
+    def forget_trimmed(self, removed: dict[str, int], of_clusters: dict[str, dict[str, int]] | None = None) -> None:
+        """The history deleted its oldest tasks (``removed``: how many per state; ``of_clusters``: those
+        of clusters other than ``default``, per cluster and state): count them out."""
         with self._lock:
-            counts = self._state_counts
-            for state, count in removed.items():
-                counts[state] = max(0, counts.get(state, 0) - count)
+            for counts, gone in ((self._state_counts, removed),
+                                 *((self._cluster_state_counts.setdefault(c, {}), g)
+                                   for c, g in (of_clusters or {}).items())):
+                for state, count in gone.items():
+                    counts[state] = max(0, counts.get(state, 0) - count)
             self._version += 1
 
     def counters_to_save(self, now: float | None = None) -> dict[str, Any]:
@@ -191,9 +230,15 @@ class LiveView:
                 self._saved_version = self._version
                 # A standby replica shows them without counting the whole history.
                 saved["state_counts"] = dict(self._state_counts)
+                if self._cluster_state_counts:
+                    saved["cluster_state_counts"] = {c: dict(n) for c, n in self._cluster_state_counts.items()}
             if self._version != self._stats_saved_version and now >= self._stats_next_save:
                 self._stats_saved_version = self._version
                 stats = self._stats.copy()
+            if self._names_changed:
+                self._names_changed = False
+                if set(self._cluster_task_names) - {DEFAULT}:
+                    saved["cluster_task_names"] = {c: sorted(n) for c, n in self._cluster_task_names.items()}
         if stats is not None:
             started = time.perf_counter()
             saved["stats"] = stats.to_store()
@@ -216,9 +261,12 @@ class LiveView:
             task = self._recent.get(uuid)
             return task.as_dict() if task is not None else None
 
-    def task_names(self) -> list[str]:
+    def task_names(self, clusters: Iterable[str] | None = None) -> list[str]:
+        """Every task name seen, or those seen on ``clusters`` (None: every cluster)."""
         with self._lock:
-            return sorted(self._task_names)
+            if clusters is None:
+                return sorted(self._task_names)
+            return sorted(set().union(*(self._cluster_task_names.get(c, ()) for c in clusters)))
 
     def worker_names(self) -> list[str]:
         with self._lock:
@@ -240,11 +288,16 @@ class LiveView:
         with self._lock:
             return sum(1 for worker in self._workers.values() if worker.is_online(now))
 
-    def graph_totals(self, now: float | None = None) -> tuple[GraphTotals, int]:
-        """What the graphs need, and how many workers are online: small tables, copied in one hold."""
+    def graph_totals(self, now: float | None = None) -> tuple[dict[str, GraphTotals], dict[str, int]]:
+        """What the graphs need, and how many workers are online, per cluster: small tables, copied in
+        one hold."""
         now = time.time() if now is None else now
         with self._lock:
-            return self._stats.graph.copy(), sum(1 for worker in self._workers.values() if worker.is_online(now))
+            online: dict[str, int] = {}
+            for worker in self._workers.values():
+                if worker.is_online(now):
+                    online[worker.cluster] = online.get(worker.cluster, 0) + 1
+            return {cluster: graph.copy() for cluster, graph in self._stats.graphs.items()}, online
 
     def snapshot(self, now: float | None = None) -> LiveSnapshot:
         """The counters, the workers' status and the task state counts, copied in one hold of the lock."""
@@ -254,6 +307,7 @@ class LiveView:
             workers = {w.hostname: WorkerStatus(w.is_online(now), w.active or 0, w.cluster)
                        for w in self._workers.values()}
             state_counts = dict(self._state_counts)
+            cluster_state_counts = {c: dict(n) for c, n in self._cluster_state_counts.items()}
         # Named outside the lock: a large fleet's counters are tens of thousands of keys.
         copied = StatsSnapshot(
             runtime_buckets=stats.runtime_buckets,
@@ -267,4 +321,4 @@ class LiveView:
             lost=[(ClusterTask._make(k), v) for k, v in stats.lost.items()],
             reconciled=list(stats.reconciled.items()),
         )
-        return LiveSnapshot(now, copied, workers, state_counts)
+        return LiveSnapshot(now, copied, workers, state_counts, cluster_state_counts)

@@ -7,7 +7,7 @@ instead of knowing that the worker is the third element.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from celery_monitor.clusters import DEFAULT
@@ -90,3 +90,5 @@ class LiveSnapshot:
     stats: StatsSnapshot
     workers: dict[str, WorkerStatus]
     state_counts: dict[str, int]
+    # Those of each cluster but ``default``, whose counts are the rest of state_counts.
+    cluster_state_counts: dict[str, dict[str, int]] = field(default_factory=dict)

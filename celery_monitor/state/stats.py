@@ -66,9 +66,9 @@ class EventStats:
         self.queue_latency: dict[tuple[str, str, str], Histogram] = {}  # by (cluster, queue, task name)
         self.lost: dict[tuple[str, str], int] = {}  # tasks the monitor judged LOST, by (cluster, task name)
         self.reconciled: dict[str, int] = {}  # tasks settled from the result backend, by final state
-        # What the graphs draw, kept as events come (all clusters and workers together): a second's
-        # point then copies a few small tables, not every (cluster, task, worker) row of a big fleet.
-        self.graph = GraphTotals(runtime_buckets)
+        # What the graphs draw, kept per cluster as events come (all workers together): a second's
+        # point then copies a few small tables per cluster, not every (cluster, task, worker) row.
+        self.graphs: dict[str, GraphTotals] = {}
 
     def record(self, event_type: str, task: TaskRecord, event: dict[str, Any]) -> None:
         name = task.name or ""
@@ -78,7 +78,9 @@ class EventStats:
         worker = task.worker or ""
         self.events[key] = self.events.get(key, 0) + 1
         pair = (cluster, name, worker)
-        graph = self.graph
+        graph = self.graphs.get(cluster)
+        if graph is None:
+            graph = self.graphs[cluster] = GraphTotals(self.runtime_buckets)
         if event_type == "task-received":
             graph.received += 1
             self.prefetched[pair] = self.prefetched.get(pair, 0) + 1
@@ -88,7 +90,7 @@ class EventStats:
             if task.received is not None and task.started is not None:
                 self.prefetch_time[pair] = max(0.0, task.started - task.received)
             self._record_wait(cluster, name, task)
-            self._record_latency(cluster, name, task)
+            self._record_latency(cluster, name, task, graph)
         elif event_type == "task-succeeded":
             runtime = event.get("runtime")
             if isinstance(runtime, int | float):
@@ -122,7 +124,7 @@ class EventStats:
             hist = self.queue_wait[key] = Histogram(WAIT_BUCKETS)
         hist.observe(wait)
 
-    def _record_latency(self, cluster: str, name: str, task: TaskRecord) -> None:
+    def _record_latency(self, cluster: str, name: str, task: TaskRecord, graph: GraphTotals) -> None:
         since = queued_since(task)
         if since is None or task.started is None:
             return
@@ -132,7 +134,7 @@ class EventStats:
             hist = self.queue_latency[key] = Histogram(LATENCY_BUCKETS)
         latency = max(0.0, task.started - since)
         hist.observe(latency)
-        self.graph.observe_latency(key[1], latency)
+        graph.observe_latency(key[1], latency)
 
     def forget_worker(self, worker: str) -> None:
         tables: tuple[dict[Any, Any], ...] = (self.events, self.runtime, self.prefetch_time, self.prefetched)
@@ -152,7 +154,7 @@ class EventStats:
         copy.queue_latency = {key: hist.copy() for key, hist in self.queue_latency.items()}
         copy.lost = dict(self.lost)
         copy.reconciled = dict(self.reconciled)
-        copy.graph = self.graph.copy()
+        copy.graphs = {cluster: graph.copy() for cluster, graph in self.graphs.items()}
         return copy
 
     def to_store(self) -> dict[str, Any]:
@@ -197,7 +199,7 @@ class EventStats:
         for cluster, rows in [(DEFAULT, data), *data.get("clusters", {}).items()]:
             self._load_rows(cluster, rows)
         self.reconciled = dict(data.get("reconciled", []))
-        self.graph = GraphTotals.of(self)
+        self.graphs = GraphTotals.of(self)
 
     def _load_rows(self, cluster: str, data: dict[str, Any]) -> None:
         c = cluster
@@ -215,7 +217,7 @@ class EventStats:
 
 class GraphTotals:
     """The totals the graphs take their points from: outcomes by state, tasks received, runtimes by
-    task name and queue latencies by queue, summed over every cluster and worker. Kept as events
+    task name and queue latencies by queue, of one cluster, summed over its workers. Kept as events
     come; a worker forgotten does not take its share back (a point is the difference of two totals)."""
 
     __slots__ = ("latency", "outcomes", "received", "runtime", "runtime_buckets")
@@ -247,18 +249,39 @@ class GraphTotals:
         copy.latency = {queue: hist.copy() for queue, hist in self.latency.items()}
         return copy
 
+    def add(self, other: GraphTotals) -> None:
+        """Add another cluster's totals to these (the graphs of several clusters together)."""
+        for state, count in other.outcomes.items():
+            self.outcomes[state] = self.outcomes.get(state, 0) + count
+        self.received += other.received
+        for name, hist in other.runtime.items():
+            self.runtime.setdefault(name, Histogram(self.runtime_buckets)).add(hist)
+        for queue, hist in other.latency.items():
+            self.latency.setdefault(queue, Histogram(LATENCY_BUCKETS)).add(hist)
+
     @classmethod
-    def of(cls, stats: EventStats) -> GraphTotals:
-        """The totals of counters restored from the history (summed once, at a start or a reload)."""
-        totals = cls(stats.runtime_buckets)
-        for (_cluster, _name, state, _exception), count in stats.outcomes.items():
-            totals.outcomes[state] = totals.outcomes.get(state, 0) + count
-        totals.received = sum(count for key, count in stats.events.items() if key[2] == "task-received")
-        for (_cluster, name, _worker), hist in stats.runtime.items():
-            totals.runtime.setdefault(name, Histogram(stats.runtime_buckets)).add(hist)
-        for (_cluster, queue, _name), hist in stats.queue_latency.items():
-            totals.latency.setdefault(queue, Histogram(LATENCY_BUCKETS)).add(hist)
-        return totals
+    def of(cls, stats: EventStats) -> dict[str, GraphTotals]:
+        """Each cluster's totals of counters restored from the history (summed once, at a start or a
+        reload)."""
+        graphs: dict[str, GraphTotals] = {}
+
+        def totals(cluster: str) -> GraphTotals:
+            graph = graphs.get(cluster)
+            if graph is None:
+                graph = graphs[cluster] = cls(stats.runtime_buckets)
+            return graph
+
+        for (cluster, _name, state, _exception), count in stats.outcomes.items():
+            graph = totals(cluster)
+            graph.outcomes[state] = graph.outcomes.get(state, 0) + count
+        for (cluster, _name, event_type, _worker), count in stats.events.items():
+            if event_type == "task-received":
+                totals(cluster).received += count
+        for (cluster, name, _worker), hist in stats.runtime.items():
+            totals(cluster).runtime.setdefault(name, Histogram(stats.runtime_buckets)).add(hist)
+        for (cluster, queue, _name), hist in stats.queue_latency.items():
+            totals(cluster).latency.setdefault(queue, Histogram(LATENCY_BUCKETS)).add(hist)
+        return graphs
 
 
 class _SavedHistogram(msgspec.Struct):

@@ -21,6 +21,29 @@ class StoreError(RuntimeError):
     """The history cannot be opened, or is not ours: one line for the operator, no secret in it."""
 
 
+class Removed(dict[str, int]):
+    """The tasks a trim deleted, by state (what the live view's state counts take off); those of
+    clusters other than ``default`` also by cluster (``of_clusters``), for the counts per cluster."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.of_clusters: dict[str, dict[str, int]] = {}
+
+    def add(self, cluster: str | None, state: str, count: int) -> None:
+        self[state] = self.get(state, 0) + count
+        if cluster:  # NULL in the history: ``default``
+            counts = self.of_clusters.setdefault(cluster, {})
+            counts[state] = counts.get(state, 0) + count
+
+    def merge(self, other: Removed) -> None:
+        for state, count in other.items():
+            self[state] = self.get(state, 0) + count
+        for cluster, counts in other.of_clusters.items():
+            mine = self.of_clusters.setdefault(cluster, {})
+            for state, count in counts.items():
+                mine[state] = mine.get(state, 0) + count
+
+
 class Store(Protocol):
     def write(
         self, tasks: Iterable[TaskDict], workers: Iterable[dict[str, Any]], meta: dict[str, Any]
@@ -57,16 +80,19 @@ class Store(Protocol):
 
     def state_counts(self) -> dict[str, int]: ...
 
+    def cluster_state_counts(self) -> dict[str, dict[str, int]]:
+        """The tasks of each cluster other than ``default``, by state (none for a one-cluster history)."""
+
     def load_workers(self) -> list[dict[str, Any]]: ...
 
     def delete_workers(self, hostnames: Iterable[str]) -> None: ...
 
     def load_meta(self, key: str) -> Any: ...
 
-    def trim(self, max_tasks: int) -> dict[str, int]:
+    def trim(self, max_tasks: int) -> Removed:
         """Delete the oldest tasks beyond ``max_tasks``; return how many were removed per state."""
 
-    def trim_age(self, cutoff: float) -> dict[str, int]:
+    def trim_age(self, cutoff: float) -> Removed:
         """Delete the oldest tasks first seen before ``cutoff`` (epoch seconds), a prefix of seq up to the
         first seen at or after it; return how many were removed per state."""
 

@@ -73,6 +73,7 @@ class TaskLookup:
         """Every task the query selects, a chunk at a time (for lists without a limit)."""
         return overlay.TaskStream(self.store, query, self.writer.pending_snapshot())
 
-    def names(self) -> list[str]:
-        """Every task name seen (the live view keeps them, restored from the history at start)."""
-        return self.live.task_names()
+    def names(self, clusters: list[str] | None = None) -> list[str]:
+        """Every task name seen, or seen on ``clusters`` (the live view keeps them, restored from the
+        history at start)."""
+        return self.live.task_names(clusters)

@@ -38,7 +38,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, pg_search, stored
-from celery_monitor.store.base import StoreError, TaskDict
+from celery_monitor.store.base import Removed, StoreError, TaskDict
 from celery_monitor.store.quarantine import LATEST, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery, seqs_past_cursor
 from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term
@@ -388,8 +388,8 @@ class PostgresStore:
             self._write_conn().execute("DELETE FROM workers WHERE hostname = ANY(%s)",
                                        ([_text(h) for h in hostnames],))
 
-    def trim(self, max_tasks: int) -> dict[str, int]:
-        removed: dict[str, int] = {}
+    def trim(self, max_tasks: int) -> Removed:
+        removed = Removed()
         with self._write_lock:
             low, high = self._write_conn().execute(_SEQ_RANGE).fetchone() or (None, None)
         if low is None or high is None or high - low + 1 <= max_tasks:
@@ -401,14 +401,14 @@ class PostgresStore:
                 conn = self._write_conn()
                 with conn.transaction():
                     counted = conn.execute(
-                        "WITH gone AS (DELETE FROM tasks WHERE seq BETWEEN %s AND %s RETURNING state) "
-                        "SELECT state, count(*) FROM gone GROUP BY state", (start, end)).fetchall()
-                for state, count in counted:
-                    removed[state] = removed.get(state, 0) + count
+                        "WITH gone AS (DELETE FROM tasks WHERE seq BETWEEN %s AND %s RETURNING cluster, state) "
+                        "SELECT cluster, state, count(*) FROM gone GROUP BY cluster, state", (start, end)).fetchall()
+                for cluster, state, count in counted:
+                    removed.add(cluster, state, count)
         return removed
 
-    def trim_age(self, cutoff: float) -> dict[str, int]:
-        removed: dict[str, int] = {}
+    def trim_age(self, cutoff: float) -> Removed:
+        removed = Removed()
         more = True
         while more:  # a chunk per transaction, as trim(), up to the first task seen at or after cutoff
             with self._write_lock:
@@ -418,7 +418,7 @@ class PostgresStore:
         return removed
 
     @staticmethod
-    def _trim_age_chunk(conn: psycopg.Connection[Any], cutoff: float, removed: dict[str, int]) -> bool:
+    def _trim_age_chunk(conn: psycopg.Connection[Any], cutoff: float, removed: Removed) -> bool:
         """Delete the oldest tasks, at most a chunk, up to the first seen at or after ``cutoff``; count
         them into ``removed``. Whether there may be more to delete."""
         row = conn.execute("SELECT min(seq) FROM tasks").fetchone()
@@ -433,10 +433,10 @@ class PostgresStore:
             end = young - 1
         if end < low:
             return False
-        for state, count in conn.execute(
-                "WITH gone AS (DELETE FROM tasks WHERE seq BETWEEN %s AND %s RETURNING state) "
-                "SELECT state, count(*) FROM gone GROUP BY state", (low, end)).fetchall():
-            removed[state] = removed.get(state, 0) + count
+        for cluster, state, count in conn.execute(
+                "WITH gone AS (DELETE FROM tasks WHERE seq BETWEEN %s AND %s RETURNING cluster, state) "
+                "SELECT cluster, state, count(*) FROM gone GROUP BY cluster, state", (low, end)).fetchall():
+            removed.add(cluster, state, count)
         return young is None
 
     def trim_failures_age(self, cutoff: float) -> int:
@@ -838,6 +838,14 @@ class PostgresStore:
             if isinstance(name, str):
                 names.append(name)
         return sorted(names)  # code point order, as SQLite's
+
+    def cluster_state_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        sql = ("SELECT cluster, state, count(*) FROM tasks WHERE cluster IS NOT NULL AND state IS NOT NULL "
+               "GROUP BY cluster, state")
+        for cluster, state, count in self._rows(sql):
+            counts.setdefault(cluster, {})[state] = int(count)
+        return counts
 
     def state_counts(self) -> dict[str, int]:
         sql = "SELECT state, sum(n) FROM task_counts WHERE state IS NOT NULL GROUP BY state HAVING sum(n) > 0"

@@ -22,7 +22,7 @@ import orjson
 
 from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import failures, search_index, sqlite_failures, stored
-from celery_monitor.store.base import StoreError, TaskDict
+from celery_monitor.store.base import Removed, StoreError, TaskDict
 from celery_monitor.store.quarantine import Quarantine, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery, seqs_past_cursor
 from celery_monitor.store.search import (
@@ -403,8 +403,8 @@ class SQLiteStore:
         with self._write_lock:
             self._writer.executemany("DELETE FROM workers WHERE hostname = ?", [(h,) for h in hostnames])
 
-    def trim(self, max_tasks: int) -> dict[str, int]:
-        removed: dict[str, int] = {}
+    def trim(self, max_tasks: int) -> Removed:
+        removed = Removed()
         with self._write_lock:
             low, high = self._writer.execute(_SEQ_RANGE).fetchone()
         if high is None or high - low + 1 <= max_tasks:
@@ -416,17 +416,18 @@ class SQLiteStore:
             with self._write_lock, self._index_lock:
                 conn = self._writer
                 conn.execute("BEGIN")
-                for state, count in conn.execute(
-                    "SELECT state, count(*) FROM tasks WHERE seq BETWEEN ? AND ? GROUP BY state", (start, end)
+                for cluster, state, count in conn.execute(
+                    "SELECT cluster, state, count(*) FROM tasks WHERE seq BETWEEN ? AND ? GROUP BY cluster, state",
+                    (start, end)
                 ):
-                    removed[state] = removed.get(state, 0) + count
+                    removed.add(cluster, state, count)
                 conn.execute("DELETE FROM tasks WHERE seq BETWEEN ? AND ?", (start, end))
                 search_index.forget(conn, end)
                 conn.execute("COMMIT")
         return removed
 
-    def trim_age(self, cutoff: float) -> dict[str, int]:
-        removed: dict[str, int] = {}
+    def trim_age(self, cutoff: float) -> Removed:
+        removed = Removed()
         more = True
         while more:  # a chunk per transaction, as trim(), up to the first task seen at or after cutoff
             with self._write_lock, self._index_lock:
@@ -442,7 +443,7 @@ class SQLiteStore:
         return removed
 
     @staticmethod
-    def _trim_age_chunk(conn: sqlite3.Connection, cutoff: float, removed: dict[str, int]) -> bool:
+    def _trim_age_chunk(conn: sqlite3.Connection, cutoff: float, removed: Removed) -> bool:
         """Delete the oldest tasks, at most a chunk, up to the first seen at or after ``cutoff``; count
         them into ``removed``. Whether there may be more to delete."""
         low = conn.execute("SELECT min(seq) FROM tasks").fetchone()[0]
@@ -455,10 +456,10 @@ class SQLiteStore:
             end = young - 1
         if end < low:
             return False
-        for state, count in conn.execute(
-            "SELECT state, count(*) FROM tasks WHERE seq BETWEEN ? AND ? GROUP BY state", (low, end)
+        for cluster, state, count in conn.execute(
+            "SELECT cluster, state, count(*) FROM tasks WHERE seq BETWEEN ? AND ? GROUP BY cluster, state", (low, end)
         ):
-            removed[state] = removed.get(state, 0) + count
+            removed.add(cluster, state, count)
         conn.execute("DELETE FROM tasks WHERE seq BETWEEN ? AND ?", (low, end))
         search_index.forget(conn, end)
         return young is None
@@ -780,6 +781,14 @@ class SQLiteStore:
     def task_names(self) -> list[str]:
         sql = "SELECT name FROM task_names WHERE typeof(name) = 'text' ORDER BY name"
         return [row[0] for row in self._reader.execute(sql)]
+
+    def cluster_state_counts(self) -> dict[str, dict[str, int]]:
+        counts: dict[str, dict[str, int]] = {}
+        sql = ("SELECT cluster, state, count(*) FROM tasks WHERE cluster IS NOT NULL AND typeof(state) = 'text' "
+               "GROUP BY cluster, state")
+        for cluster, state, count in self._reader.execute(sql):
+            counts.setdefault(cluster, {})[state] = count
+        return counts
 
     def state_counts(self) -> dict[str, int]:
         sql = "SELECT state, count(*) FROM tasks WHERE typeof(state) = 'text' GROUP BY state"

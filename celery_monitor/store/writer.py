@@ -32,7 +32,7 @@ import orjson
 
 from celery_monitor.state.memory import release_free_memory
 from celery_monitor.store import disk
-from celery_monitor.store.base import Store, TaskDict
+from celery_monitor.store.base import Removed, Store, TaskDict
 from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -56,7 +56,7 @@ class StoreWriter(threading.Thread):
         interval: float = 0.5,
         max_tasks: int = 100_000,
         snapshot_meta: Callable[[], dict[str, Any]] | None = None,
-        on_trim: Callable[[dict[str, int]], None] | None = None,
+        on_trim: Callable[[Removed], None] | None = None,
         trim_every: float = 2.0,
         path: str | None = None,
         max_failed_tasks: int | None = None,
@@ -281,8 +281,7 @@ class StoreWriter(threading.Thread):
         self.store.trim_failures(self.max_failed_tasks)
         if self.max_task_age is not None:
             cutoff = time.time() - self.max_task_age
-            for state, count in self.store.trim_age(cutoff).items():
-                removed[state] = removed.get(state, 0) + count
+            removed.merge(self.store.trim_age(cutoff))
             self.store.trim_failures_age(cutoff)
         if removed and self.on_trim:
             self.on_trim(removed)

@@ -184,8 +184,12 @@ async def notifications(request: Request) -> Response:
 
 
 async def timeline(request: Request) -> Response:
+    """The graphs' points; ``cluster=`` (and a scoped identity's clusters) narrow them."""
     line: Timeline = request.app.state.timeline
-    return json_response({"points": line.history(), "interval": line.interval})
+    monitor = monitor_of(request)
+    chosen = readable_filter(request, cluster_filter(request))
+    return json_response({"points": [monitor.graph_point(point, chosen) for point in line.history()],
+                          "interval": line.interval})
 
 
 async def live(request: Request) -> Response:

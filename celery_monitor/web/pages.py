@@ -38,7 +38,7 @@ VOCABULARY = {"states": list(STATES), "finished_states": sorted(FINISHED_STATES)
 
 # The pages whose lists the cluster switcher narrows (and the workflow's, which shows its own
 # cluster's tasks); the others show every cluster and say so.
-CLUSTER_PAGES = frozenset({"workers", "tasks", "audit", "schedules", "failures", "workflow", "broker"})
+CLUSTER_PAGES = frozenset({"workers", "tasks", "audit", "schedules", "failures", "workflow", "broker", "graphs"})
 
 
 @dataclass
@@ -134,7 +134,9 @@ async def tasks(request: Request) -> Response:
     monitor = monitor_of(request)
     choice = cluster_choice(request)
     workers = [name for name in sorted(monitor.live.worker_names()) if choice.includes(monitor.cluster_of(name))]
-    return render(request, "tasks.html", "tasks", "Tasks", states=STATES, task_names=monitor.task_names(),
+    # The task names of the clusters shown: the chosen ones, within a scoped identity's.
+    names = monitor.task_names([name for name in choice.watched if choice.includes(name)])
+    return render(request, "tasks.html", "tasks", "Tasks", states=STATES, task_names=names,
                   worker_names=workers, choice=choice)
 
 

@@ -15,7 +15,7 @@ from celery_monitor.control.task_control import RESULT_WAITERS, TaskControl
 def test_waits_for_results_leave_control_threads_free() -> None:
     assert RESULT_WAITERS < THREADS
     control = TaskControl(Celery(set_as_current=False), broadcaster=None,  # type: ignore[arg-type]
-                          knows_task=lambda name: True, find_task=lambda task_id: None, online_count=lambda: 1)
+                          knows_task=lambda name, cluster: True, find_task=lambda task_id: None, online_count=lambda: 1)
     with contextlib.ExitStack() as waiting:
         for _ in range(RESULT_WAITERS):
             waiting.enter_context(control.waiting_slot())

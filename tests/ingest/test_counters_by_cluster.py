@@ -74,10 +74,44 @@ def test_the_graphs_totals_kept_as_events_come_equal_the_sums_of_the_counters() 
         return (totals.outcomes, totals.received, {k: (h.counts, round(h.sum, 9)) for k, h in totals.runtime.items()},
                 {k: (h.counts, round(h.sum, 9)) for k, h in totals.latency.items()})
 
-    assert plain(stats.graph) == plain(GraphTotals.of(stats))
-    assert stats.graph.outcomes == {"SUCCESS": 22, "FAILURE": 8} and stats.graph.received == 30
+    def each(graphs: dict[str, GraphTotals]) -> dict[str, tuple[object, ...]]:
+        return {cluster: plain(totals) for cluster, totals in graphs.items()}
+
+    assert each(stats.graphs) == each(GraphTotals.of(stats))
+    # Kept per cluster: every third task is each cluster's.
+    assert stats.graphs["beta"].received == 10 and stats.graphs["beta"].outcomes == {"SUCCESS": 7, "FAILURE": 3}
+    everything = GraphTotals()
+    for totals in stats.graphs.values():
+        everything.add(totals)
+    assert everything.outcomes == {"SUCCESS": 22, "FAILURE": 8} and everything.received == 30
     restored = EventStats()
     restored.load(stats.to_store())  # a restart sums them once from what was saved
-    assert plain(restored.graph) == plain(stats.graph)
+    assert each(restored.graphs) == each(stats.graphs)
     stats.forget_worker("beta:w1@h")  # a point is a difference of totals: a forgotten worker takes nothing back
-    assert stats.graph.received == 30
+    assert stats.graphs["beta"].received == 10
+
+
+def test_each_clusters_task_counts_follow_its_tasks_trims_and_a_restart() -> None:
+    from celery_monitor.metrics.collector import task_counts
+    from celery_monitor.state.live import LiveView
+
+    live = LiveView(EventStats())
+    with live.applying():
+        for cluster, state in (("default", "SUCCESS"), ("beta", "SUCCESS"), ("beta", "FAILURE"), ("gamma", "PENDING")):
+            live.count_state(None, state, cluster)
+        live.count_state("PENDING", "STARTED", "gamma")
+    live.forget_trimmed({"SUCCESS": 1}, {"beta": {"SUCCESS": 1}})
+    snap = live.snapshot()
+    assert snap.state_counts == {"SUCCESS": 1, "FAILURE": 1, "PENDING": 0, "STARTED": 1}
+    rows = dict(task_counts(snap.state_counts, snap.cluster_state_counts, ["default", "beta", "gamma"]))
+    assert rows == {("beta", "FAILURE"): 1, ("beta", "SUCCESS"): 0, ("gamma", "PENDING"): 0, ("gamma", "STARTED"): 1,
+                    ("default", "SUCCESS"): 1, ("default", "FAILURE"): 0, ("default", "PENDING"): 0,
+                    ("default", "STARTED"): 0}
+    # Saved with the totals, taken back at a restart; default shows only when watched or holding tasks.
+    saved = live.counters_to_save()
+    again = LiveView(EventStats())
+    again.restore([], EventStats(), saved["state_counts"], [], cluster_state_counts=saved["cluster_state_counts"])
+    snap = again.snapshot()
+    assert dict(task_counts(snap.state_counts, snap.cluster_state_counts, ["beta", "gamma", "default"])) == rows
+    without_default = dict(task_counts({"SUCCESS": 2}, {"beta": {"SUCCESS": 2}}, ["beta"]))
+    assert without_default == {("beta", "SUCCESS"): 2}

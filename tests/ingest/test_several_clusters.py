@@ -159,6 +159,21 @@ def test_metrics_say_each_series_cluster_and_the_bare_hostname(several: Clusters
     for cluster in ("alpha", "beta", "gamma", "delta"):
         assert metric("celery_monitor_receiver_connected", cluster=cluster) == 1, cluster
     assert metric("flower_worker_online", worker=f"beta:{hostname}") == 0  # no qualified name as a label
+    # The retained tasks by state are each cluster's: none is default's, which this monitor does not watch.
+    assert metric("celery_monitor_tasks", cluster="beta", state="SUCCESS") >= 1
+    assert "default" not in clusters_of(several.monitor, "celery_monitor_tasks")
+    # The reader's own counters are each cluster's too.
+    for family in ("celery_monitor_event_messages_dropped_total", "celery_monitor_reader_restarts_total",
+                   "celery_monitor_spool_backlog_bytes"):
+        assert clusters_of(several.monitor, family) == {"alpha", "beta", "gamma", "delta"}, family
+
+
+def clusters_of(monitor: MonitorProcess, name: str) -> set[str]:
+    """The clusters a family has a sample for."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return {sample.labels["cluster"] for family in text_string_to_metric_families(monitor.get("/metrics").text)
+            for sample in family.samples if sample.name == name and "cluster" in sample.labels}
 
 
 def test_a_bad_cluster_filter_gets_a_400_with_a_reason(several: Clusters) -> None:
@@ -335,7 +350,9 @@ def test_a_scoped_identity_gets_the_live_pushes_of_its_clusters_alone(several: C
         while not any(t["uuid"] == mine and t["state"] == "SUCCESS" for m in received for t in m["tasks"]):
             received.append(json.loads(live.recv(timeout=30)))
     assert {t["cluster"] for m in received for t in m["tasks"]} <= {"alpha", "beta"}
-    assert not [m for m in received if m["samples"] or m["audit"]]  # they span every cluster
+    assert not [m for m in received if m["audit"]]  # it spans every cluster
+    # Graph samples come narrowed to her clusters: their measures, not every cluster's breakdown.
+    assert all("clusters" not in sample for m in received for sample in m["samples"])
     with connect(url + "&cluster=gamma", additional_headers={"Authorization": f"Basic {token}"},
                  open_timeout=5) as refused, pytest.raises(ConnectionClosed) as closed:
         refused.recv(timeout=5)
@@ -375,6 +392,86 @@ def test_an_inspect_failure_names_the_broker_and_cluster_that_failed() -> None:
         assert f"127.0.0.1:{down}" in error and "6379" not in error, error
     finally:
         inspector.stop()
+
+
+def test_task_calls_and_reruns_go_to_the_chosen_cluster(several: Clusters) -> None:
+    client = several.monitor.client
+    hostname = several.workers["alpha"].hostname
+    for cluster in ("alpha", "beta", "gamma"):  # a task name is known on a cluster once its worker registers it
+        wait_for(lambda cluster=cluster: several.monitor.json(
+            "/api/workers", params={"workername": f"{cluster}:{hostname}", "refresh": "true"}).get(
+            f"{cluster}:{hostname}", {}).get("registered"), 60, message=f"{cluster}'s worker inspected")
+    # With several clusters a call must say where it goes: a send to the wrong one would run there.
+    unnamed = client.post("/api/task/async-apply/tests.add", json={"args": [1, 2]})
+    assert unnamed.status_code == 400
+    assert unnamed.json()["error"] == ("Name the cluster to send to: this monitor watches several "
+                                       "(cluster= one of alpha, beta, gamma, delta)")
+    unknown = client.post("/api/task/send-task/tests.add", params={"cluster": "omega"}, json={"args": [1, 2]})
+    assert unknown.status_code == 400 and unknown.json()["error"].startswith("Unknown cluster 'omega'")
+    # apply waits for the result in beta's own result backend (alpha's would never have it).
+    applied = client.post("/api/task/apply/tests.add", params={"cluster": "beta"}, json={"args": [20, 22],
+                                                                                        "timeout": 30})
+    assert applied.status_code == 200, applied.text
+    assert (applied.json()["state"], applied.json()["result"]) == ("SUCCESS", 42)
+    # The cluster as a body field; a name only gamma runs.
+    sent = client.post("/api/task/send-task/tests.echo", json={"cluster": "gamma", "args": ["only-gamma"]})
+    assert sent.status_code == 200, sent.text
+    for task_id, cluster in ((applied.json()["task-id"], "beta"), (sent.json()["task-id"], "gamma")):
+        wait_for(lambda task_id=task_id: (several.task(task_id) or {}).get("state") == "SUCCESS", 60,
+                 message=f"{task_id} ran")
+        assert (several.task(task_id) or {})["cluster"] == cluster
+    # A re-run goes to the task's own cluster, its arguments read from that cluster's result backend.
+    rerun = client.post(f"/api/task/rerun/{applied.json()['task-id']}", params={"force": "true"})
+    assert rerun.status_code == 200, rerun.text
+    assert rerun.json()["args-from"] == "result-backend"
+    again = rerun.json()["task-id"]
+    wait_for(lambda: (several.task(again) or {}).get("state") == "SUCCESS", 60, message=f"re-run {again} ran")
+    assert (several.task(again) or {})["cluster"] == "beta"
+    assert several.monitor.json(f"/api/task/result/{again}")["result"] == 42
+    # Task names are kept per cluster: the list narrows to the clusters asked for.
+    assert "tests.echo" in several.monitor.json("/api/task/types", params={"cluster": "gamma"})["task-types"]
+    assert "tests.echo" not in several.monitor.json("/api/task/types", params={"cluster": "alpha,beta"})["task-types"]
+    assert "tests.echo" in several.monitor.json("/api/task/types")["task-types"]
+    assert "<option>tests.echo</option>" in client.get("/tasks", params={"cluster": "gamma"}).text
+    assert "tests.echo" not in client.get("/tasks", params={"cluster": "alpha"}).text
+    # A scoped identity calls tasks on the clusters it controls alone, and sees their names alone.
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=30) as alice:
+        assert "tests.echo" not in alice.get("/api/task/types").json()["task-types"]
+        assert "tests.add" in alice.get("/api/task/types").json()["task-types"]
+        assert alice.get("/api/task/types", params={"cluster": "gamma"}).status_code == 403
+        page = alice.get("/tasks")
+        assert page.status_code == 200 and "<option>tests.add</option>" in page.text
+        assert "tests.echo" not in page.text
+        refused = alice.post("/api/task/async-apply/tests.add", params={"cluster": "beta"}, json={"args": [1, 1]})
+        assert refused.status_code == 403, refused.text
+        assert refused.json()["error"] == "This identity may not control the cluster 'beta'"
+        mine = alice.post("/api/task/async-apply/tests.add", json={"args": [2, 2], "cluster": "alpha"})
+        assert mine.status_code == 200, mine.text
+    wait_for(lambda: (several.task(mine.json()["task-id"]) or {}).get("cluster") == "alpha", 60,
+             message="alice's task ran on alpha")
+    entries = several.monitor.json("/api/audit", params={"user": "alice"})["entries"]
+    calls = [(e["cluster"], e["status"]) for e in entries if e["action"] == "task.async_apply"]
+    assert ("beta", 403) in calls and ("alpha", 200) in calls
+    admin_calls = several.monitor.json("/api/audit", params={"user": "admin", "action": "task.apply"})["entries"]
+    assert admin_calls[0]["cluster"] == "beta"
+
+
+def test_the_graphs_are_each_clusters_on_request(several: Clusters) -> None:
+    def failing(cluster: str, **params: str) -> bool:
+        points = several.monitor.json("/ui/graphs.json", params={"cluster": cluster, **params})["points"]
+        return any(point["rates"].get("FAILURE") for point in points)
+
+    task_id = several.send("gamma", "tests.fail", "graphed")
+    wait_for(lambda: failing("gamma"), 60, message=f"{task_id}'s failure in gamma's graphs")
+    assert not failing("alpha,beta")  # no task of theirs failed
+    point = next(p for p in several.monitor.json("/ui/graphs.json")["points"] if p["rates"].get("FAILURE"))
+    assert point["clusters"]["gamma"]["rates"]["FAILURE"] == point["rates"]["FAILURE"]
+    with httpx.Client(base_url=several.monitor.url, auth=ALICE, timeout=15) as alice:
+        assert alice.get("/graphs").status_code == 200
+        mine = alice.get("/ui/graphs.json").json()["points"]
+        assert mine and not any(p["rates"].get("FAILURE") for p in mine)
+        assert all("clusters" not in p for p in mine)
+        assert alice.get("/ui/graphs.json", params={"cluster": "gamma"}).status_code == 403
 
 
 def revoked_on(broker: str, hostname: str) -> list[str]:

@@ -49,3 +49,54 @@ def test_the_graphs_outlive_a_restart(tmp_path: Path) -> None:
         assert again.get("/ui/graphs.json").json()["points"] == [point]
     finally:
         again.close()
+
+
+def test_each_clusters_graphs_are_kept_apart_and_narrowed_on_request() -> None:
+    from celery import Celery
+
+    from celery_monitor.broker.poller import QueuePoller
+    from celery_monitor.broker.queues import QueueLengths
+    from celery_monitor.hub import Hub
+    from celery_monitor.metrics.timeline import Timeline, narrow
+    from celery_monitor.state.live import LiveView
+    from celery_monitor.state.models import TaskRecord
+    from celery_monitor.state.stats import EventStats
+
+    live = LiveView(EventStats())
+    poller = QueuePoller(QueueLengths(Celery("graphs", broker="redis://127.0.0.1:6379/13", set_as_current=False)),
+                         list)
+    timeline = Timeline(live, Hub(), poller)
+
+    def finish(cluster: str, index: int, outcome: str, runtime: float) -> None:
+        task = TaskRecord(uuid=f"{cluster}-{index}", name="app.work", worker=f"{cluster}:w@h", cluster=cluster)
+        with live.applying():
+            live.record("task-received", task, {"hostname": task.worker})
+            live.record(outcome, task, {"hostname": task.worker, "runtime": runtime, "exception": "KeyError('k')"})
+
+    timeline.sample()  # the baseline
+    for index in range(3):
+        finish("prod", index, "task-succeeded", 0.05)
+    finish("staging", 0, "task-failed", 0.0)
+    finish("staging", 1, "task-succeeded", 4.0)
+    point = timeline.sample()
+    assert point is not None and set(point["clusters"]) == {"prod", "staging"}
+    assert point["failure_rate"] == 0.2  # every cluster: 1 failure of 5
+    prod = narrow(point, ["prod"], "prod", several=True)
+    assert "clusters" not in prod and prod["failure_rate"] == 0.0 and prod["queues"] == {}
+    assert prod["rates"]["SUCCESS"] == point["clusters"]["prod"]["rates"]["SUCCESS"] > 0
+    staging = narrow(point, ["staging"], "prod", several=True)
+    assert staging["failure_rate"] == 0.5 and "FAILURE" in staging["rates"]
+    assert staging["runtimes"]["app.work"][0] > prod["runtimes"]["app.work"][2]  # staging's slow run alone
+    both = narrow(point, ["prod", "staging"], "prod", several=True)
+    assert both["failure_rate"] == 0.2  # the rates are rounded per cluster before they are added
+    assert both["rates"]["SUCCESS"] == pytest.approx(point["rates"]["SUCCESS"], abs=0.01)
+    # One cluster: the point is the cluster's, unchanged.
+    single = LiveView(EventStats())
+    one = Timeline(single, Hub(), poller)
+    one.sample()
+    task = TaskRecord(uuid="d-1", name="app.work", worker="w@h")
+    with single.applying():
+        single.record("task-succeeded", task, {"hostname": "w@h", "runtime": 0.1})
+    alone = one.sample()
+    assert alone is not None and "clusters" not in alone
+    assert narrow(alone, ["default"], "default", several=False) == alone

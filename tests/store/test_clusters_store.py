@@ -114,6 +114,15 @@ def test_tasks_of_the_default_cluster_stay_out_of_the_cluster_index(tmp_path: Pa
             store.close()
 
 
+def test_each_clusters_state_counts_are_counted_and_trimmed_per_cluster(store: Store) -> None:
+    # default's are the rest of the totals: only the other clusters are counted apart.
+    assert store.cluster_state_counts() == {"prod": {"SUCCESS": 1, "FAILURE": 1}, "staging": {"SUCCESS": 1}}
+    removed = store.trim(2)  # the three oldest: a1, a2 and b1, in the order written
+    assert dict(removed) == {"SUCCESS": 2, "FAILURE": 1}
+    assert removed.of_clusters == {"prod": {"SUCCESS": 1}}
+    assert store.cluster_state_counts() == {"prod": {"FAILURE": 1}, "staging": {"SUCCESS": 1}}
+
+
 def test_the_audit_trail_is_filtered_by_the_cluster_each_action_reached(store: Store) -> None:
     def action(user: str, cluster: str | None, **extra: object) -> None:
         store.add_audit({"time": 1000.0, "user": user, "action": "task.revoke", "target": "t", "status": 200,

@@ -178,9 +178,14 @@ def test_a_shared_address_opens_narrowed_and_keeps_its_cluster_across_pages(page
     page.wait_for_url("**/workers?cluster=staging")
     expect(page.locator("#workers tbody tr[data-worker]")).to_have_count(1)
     assert shown_rows(page, "workers", "worker") == [two.worker("staging")]
-    # A page the switcher does not narrow says so, and keeps the choice for the next link.
-    page.get_by_role("link", name="Graphs", exact=True).click()
+    # The graphs are the chosen cluster's: the page asks for that cluster's points.
+    with page.expect_request(lambda request: "/ui/graphs.json?cluster=staging" in request.url):
+        page.get_by_role("link", name="Graphs", exact=True).click()
     page.wait_for_url("**/graphs?cluster=staging")
+    expect(page.locator("#cluster-scope")).to_have_count(0)
+    # A page the switcher does not narrow says so, and keeps the choice for the next link.
+    page.get_by_role("link", name="Notifications", exact=True).click()
+    page.wait_for_url("**/notifications?cluster=staging")
     expect(page.locator("#cluster-scope")).to_have_text("not filtered here")
 
 

@@ -1,4 +1,6 @@
-// Graphs over time from the server's sampled timeline, extended live by pushed samples.
+// Graphs over time from the server's sampled timeline, extended live by pushed samples; with a
+// cluster chosen, both are that cluster's (the server narrows them).
+import { config } from "../lib/config.js";
 import { $, el, replace } from "../lib/dom.js";
 import { TimeChart } from "../lib/charts.js";
 import { getJSON } from "../lib/http.js";
@@ -60,7 +62,7 @@ export async function graphsPage() {
   }
 
   async function load() {
-    points = (await getJSON("/ui/graphs.json")).points;
+    points = (await getJSON("/ui/graphs.json", config.cluster ? { cluster: config.cluster } : undefined)).points;
     draw();
   }
 
@@ -68,6 +70,7 @@ export async function graphsPage() {
   await load();
   connectLive({
     topics: ["samples"],
+    cluster: config.cluster,
     onMessage(message) {
       if (!message.samples.length) return;
       points = points.concat(message.samples).slice(-MAX_POINTS);
