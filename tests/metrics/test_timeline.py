@@ -63,8 +63,8 @@ def test_each_clusters_graphs_are_kept_apart_and_narrowed_on_request() -> None:
     from celery_monitor.state.stats import EventStats
 
     live = LiveView(EventStats())
-    poller = QueuePoller(QueueLengths(Celery("graphs", broker="redis://127.0.0.1:6379/13", set_as_current=False)),
-                         list)
+    poller = QueuePoller({"default": QueueLengths(Celery("graphs", broker="redis://127.0.0.1:6379/13",
+                                                          set_as_current=False))}, lambda cluster: [])
     timeline = Timeline(live, Hub(), poller)
 
     def finish(cluster: str, index: int, outcome: str, runtime: float) -> None:
