@@ -29,7 +29,7 @@ from typing import Any
 
 from celery_monitor import states
 from celery_monitor.broker.poller import QueuePoller
-from celery_monitor.clusters import DEFAULT
+from celery_monitor.clusters import DEFAULT, qualified
 from celery_monitor.hub import Hub
 from celery_monitor.state.live import LiveView
 from celery_monitor.state.stats import GraphTotals
@@ -59,30 +59,31 @@ def quantile(bounds: tuple[float, ...], counts: list[int], q: float) -> float | 
     return bounds[-1]
 
 
-# What a point measures of the tasks and workers, per cluster too (queues are the first cluster's).
-MEASURES = ("rates", "failure_rate", "runtimes", "latency_p95", "online")
+# A point's measures of the queues, per cluster too (the others are _measured's).
+QUEUE_MEASURES = ("queues", "oldest_message_age")
 
 
 def narrow(point: dict[str, Any], chosen: list[str], first: str, several: bool) -> dict[str, Any]:
     """The point as the graphs of the ``chosen`` clusters draw it: their measures (added up: rates
     and workers online summed, the failure rate of the summed rates, of percentiles the highest of
-    theirs), and the queues when the first cluster (whose queues are read) is one of them."""
+    theirs, the queues of each under ``<cluster>:<queue>`` as the backlog names them)."""
     parts: dict[str, Any] | None = point.get("clusters")
     if parts is None:  # a monitor of one cluster (or a point saved before clusters were kept apart)
         parts = {} if several else {first: point}
-    picked = [parts[name] for name in chosen if name in parts]
+    picked = [(name, parts[name]) for name in chosen if name in parts]
     narrowed = {key: value for key, value in point.items() if key != "clusters"}
-    narrowed.update(picked[0] if len(picked) == 1 else _added(picked))
-    if first not in chosen:
-        narrowed["queues"], narrowed["oldest_message_age"] = {}, {}
+    narrowed.update(picked[0][1] if len(picked) == 1 else _added(picked))
+    for measure in QUEUE_MEASURES:  # a point saved before queues were kept per cluster has none there
+        narrowed[measure] = picked[0][1].get(measure, {}) if len(picked) == 1 else narrowed.get(measure, {})
     return narrowed
 
 
-def _added(parts: list[dict[str, Any]]) -> dict[str, Any]:
+def _added(parts: list[tuple[str, dict[str, Any]]]) -> dict[str, Any]:
     rates: dict[str, float] = {}
     runtimes: dict[str, list[float | None]] = {}
     latency: dict[str, float | None] = {}
-    for part in parts:
+    queues: dict[str, dict[str, float]] = {measure: {} for measure in QUEUE_MEASURES}
+    for cluster, part in parts:
         for state, rate in part.get("rates", {}).items():
             rates[state] = round(rates.get(state, 0.0) + rate, 3)
         for name, values in part.get("runtimes", {}).items():
@@ -90,14 +91,29 @@ def _added(parts: list[dict[str, Any]]) -> dict[str, Any]:
                                                               strict=True)]
         for queue, value in part.get("latency_p95", {}).items():
             latency[queue] = _highest(latency.get(queue), value)
+        for measure in QUEUE_MEASURES:
+            for queue, value in part.get(measure, {}).items():
+                queues[measure][qualified(cluster, queue)] = value
     finished = rates.get(states.SUCCESS, 0.0) + rates.get(states.FAILURE, 0.0)
     return {"rates": rates, "runtimes": runtimes, "latency_p95": latency,
             "failure_rate": round(rates.get(states.FAILURE, 0.0) / finished, 4) if finished > 0 else None,
-            "online": sum(int(part.get("online", 0)) for part in parts)}
+            "online": sum(int(part.get("online", 0)) for _, part in parts), **queues}
+
+
+def _queue_measures(queues: list[dict[str, Any]], now: float, named: Callable[[dict[str, Any]], str]
+                    ) -> dict[str, dict[str, float]]:
+    """The queues' lengths and their oldest messages' ages, each queue under ``named(queue)``."""
+    return {"oldest_message_age": {named(q): round(max(0.0, now - q["oldest_message_timestamp"]), 3)
+                                   for q in queues if "oldest_message_timestamp" in q},
+            "queues": {named(q): q.get("messages", 0) for q in queues}}
 
 
 def _highest(a: float | None, b: float | None) -> float | None:
     return b if a is None else a if b is None else max(a, b)
+
+
+def _cluster(queue: dict[str, Any]) -> str:
+    return str(queue.get("cluster") or DEFAULT)
 
 
 def minute_of(point: dict[str, Any]) -> int:
@@ -235,14 +251,17 @@ class Timeline:
     def _point(self, previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
         point = _measured(previous, current)
         queues = self.queues.latest
-        oldest = {q["name"]: round(max(0.0, current["time"] - q["oldest_message_timestamp"]), 3)
-                  for q in queues if "oldest_message_timestamp" in q}
-        point.update({"oldest_message_age": oldest, "time": round(current["time"], 3),
-                      "queues": {q["name"]: q.get("messages", 0) for q in queues}})
+        # Every cluster's queues, a queue outside default under <cluster>:<queue>; each cluster's
+        # own under their bare names in its part.
+        point.update({"time": round(current["time"], 3),
+                      **_queue_measures(queues, current["time"], lambda q: qualified(_cluster(q), q["name"]))})
         if "clusters" in current:
             before = previous.get("clusters", {})
             point["clusters"] = {name: _measured(before.get(name) or _empty_like(totals, previous["time"]), totals)
                                  for name, totals in current["clusters"].items()}
+            for name, part in point["clusters"].items():
+                part.update(_queue_measures([q for q in queues if _cluster(q) == name], current["time"],
+                                            lambda q: str(q["name"])))
         return point
 
     def history(self) -> list[dict[str, Any]]:
@@ -265,7 +284,7 @@ def _empty_like(totals: dict[str, Any], then: float) -> dict[str, Any]:
 
 
 def _measured(previous: dict[str, Any], current: dict[str, Any]) -> dict[str, Any]:
-    """What a point measures of the tasks and workers between two totals (MEASURES)."""
+    """What a point measures of the tasks and workers between two totals."""
     elapsed = max(current["time"] - previous["time"], 1e-6)
     outcomes = set(previous["outcomes"]) | set(current["outcomes"])
     done = {s: current["outcomes"].get(s, 0) - previous["outcomes"].get(s, 0) for s in outcomes}

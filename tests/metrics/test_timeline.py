@@ -54,7 +54,7 @@ def test_the_graphs_outlive_a_restart(tmp_path: Path) -> None:
 def test_each_clusters_graphs_are_kept_apart_and_narrowed_on_request() -> None:
     from celery import Celery
 
-    from celery_monitor.broker.poller import QueuePoller
+    from celery_monitor.broker.poller import ClusterPoll, QueuePoller
     from celery_monitor.broker.queues import QueueLengths
     from celery_monitor.hub import Hub
     from celery_monitor.metrics.timeline import Timeline, narrow
@@ -66,6 +66,9 @@ def test_each_clusters_graphs_are_kept_apart_and_narrowed_on_request() -> None:
     poller = QueuePoller({"default": QueueLengths(Celery("graphs", broker="redis://127.0.0.1:6379/13",
                                                           set_as_current=False))}, lambda cluster: [])
     timeline = Timeline(live, Hub(), poller)
+    # One queue name in both clusters, each read on its own broker.
+    poller.polls = {name: ClusterPoll([{"name": "celery", "cluster": name, "messages": waiting}], at=1.0)
+                    for name, waiting in (("prod", 3), ("staging", 7))}
 
     def finish(cluster: str, index: int, outcome: str, runtime: float) -> None:
         task = TaskRecord(uuid=f"{cluster}-{index}", name="app.work", worker=f"{cluster}:w@h", cluster=cluster)
@@ -82,13 +85,15 @@ def test_each_clusters_graphs_are_kept_apart_and_narrowed_on_request() -> None:
     assert point is not None and set(point["clusters"]) == {"prod", "staging"}
     assert point["failure_rate"] == 0.2  # every cluster: 1 failure of 5
     prod = narrow(point, ["prod"], "prod", several=True)
-    assert "clusters" not in prod and prod["failure_rate"] == 0.0 and prod["queues"] == {}
+    assert point["queues"] == {"prod:celery": 3, "staging:celery": 7}  # two queues, not one line
+    assert "clusters" not in prod and prod["failure_rate"] == 0.0 and prod["queues"] == {"celery": 3}
     assert prod["rates"]["SUCCESS"] == point["clusters"]["prod"]["rates"]["SUCCESS"] > 0
     staging = narrow(point, ["staging"], "prod", several=True)
-    assert staging["failure_rate"] == 0.5 and "FAILURE" in staging["rates"]
+    assert staging["failure_rate"] == 0.5 and "FAILURE" in staging["rates"] and staging["queues"] == {"celery": 7}
     assert staging["runtimes"]["app.work"][0] > prod["runtimes"]["app.work"][2]  # staging's slow run alone
     both = narrow(point, ["prod", "staging"], "prod", several=True)
     assert both["failure_rate"] == 0.2  # the rates are rounded per cluster before they are added
+    assert both["queues"] == {"prod:celery": 3, "staging:celery": 7}
     assert both["rates"]["SUCCESS"] == pytest.approx(point["rates"]["SUCCESS"], abs=0.01)
     # One cluster: the point is the cluster's, unchanged.
     single = LiveView(EventStats())
