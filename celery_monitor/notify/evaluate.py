@@ -33,6 +33,7 @@ class Group:
     last_at: float = 0.0
     details: list[str] = field(default_factory=list)
     links: list[Link] = field(default_factory=list)
+    listed: list[Link] = field(default_factory=list)  # a task rule's: the tasks list its message ends with
 
 
 def _describe(rule: Rule, notice: TaskNotice) -> str | None:
@@ -84,11 +85,12 @@ class Evaluator:
 
     # -- occurrences ---------------------------------------------------------------------------
 
-    def _occur(self, rule: Rule, subject: str, now: float, detail: str, links: list[Link]) -> None:
+    def _occur(self, rule: Rule, subject: str, now: float, detail: str, links: list[Link],
+               listed: list[Link] | None = None) -> None:
         key = (rule.name, subject)
         group = self.groups.get(key)
         if group is None:
-            group = self.groups[key] = Group(rule, subject, now)
+            group = self.groups[key] = Group(rule, subject, now, listed=listed or [])
         group.count += 1
         group.last_at = now
         if len(group.details) < MAX_EXAMPLES:
@@ -98,10 +100,17 @@ class Evaluator:
     def tasks(self, rules: Iterable[Rule], notices: list[TaskNotice]) -> None:
         task_rules = [r for r in rules if r.enabled and not r.stateful]
         for notice in notices:
+            # Tasks of one name in two clusters are two subjects, named as the pages name workers.
+            cluster = notice.cluster or clusters.DEFAULT
+            subject = clusters.qualified(cluster, notice.name or "(unnamed)")
             for rule in task_rules:
+                if not rule.cluster_matches(cluster):
+                    continue
                 detail = _describe(rule, notice)
                 if detail is not None:
-                    self._occur(rule, notice.name or "(unnamed)", notice.at, detail, self._task_links(notice))
+                    listed = self.links.tasks(notice.name or "", _LISTED_STATE.get(rule.kind, FAILURE),
+                                              None if cluster == clusters.DEFAULT else cluster)
+                    self._occur(rule, subject, notice.at, detail, self._task_links(notice), listed)
 
     def _task_links(self, notice: TaskNotice) -> list[Link]:
         """The task, its failure group when it failed, and its workflow when it is a step of one."""
@@ -123,7 +132,8 @@ class Evaluator:
             if rule.kind != "worker_offline" or not rule.enabled:
                 continue
             for name in sorted(self.seen_online):
-                if not rule.subject_matches(name):
+                cluster = workers.get(name, {}).get("cluster")
+                if not rule.subject_matches(name) or not rule.cluster_matches(cluster):
                     continue
                 offline = name not in online
                 freq = workers.get(name, {}).get("freq") or 2.0
@@ -141,7 +151,7 @@ class Evaluator:
                 bare = str(queue.get("name"))
                 cluster = str(queue.get("cluster") or clusters.DEFAULT)
                 name = clusters.qualified(cluster, bare)
-                if not (rule.subject_matches(name) or rule.subject_matches(bare)):
+                if not (rule.subject_matches(name) or rule.subject_matches(bare)) or not rule.cluster_matches(cluster):
                     continue
                 if rule.kind == "queue_length":
                     value: float | None = float(queue.get("messages") or 0)
@@ -173,6 +183,8 @@ class Evaluator:
             for entry in entries:
                 name = str(entry.get("name"))
                 if not rule.subject_matches(name) or (entry.get("due_at") is None and not entry.get("missed")):
+                    continue
+                if not rule.cluster_matches(entry.get("cluster")):
                     continue
                 # Entries of the same name in two clusters are two subjects, named as the pages name them.
                 subject = clusters.qualified(str(entry.get("cluster") or clusters.DEFAULT), name)
@@ -211,9 +223,7 @@ class Evaluator:
         details = list(group.details)
         if group.count > len(details):
             details.append(f"... and {group.count - len(details)} more")
-        links = list(group.links)
-        if not rule.stateful:
-            links.extend(self.links.tasks(group.subject, _LISTED_STATE.get(rule.kind, FAILURE)))
+        links = [*group.links, *group.listed]
         return Message(rule.name, rule.kind, rule.severity, FIRING, group.subject, summary, group.count, details,
                        links, group.opened_at, group.last_at)
 

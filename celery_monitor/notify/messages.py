@@ -78,9 +78,11 @@ class Links:
     def task(self, task_id: str) -> list[Link]:
         return self._at(f"task {task_id}", f"/task/{quote(task_id, safe='')}")
 
-    def tasks(self, name: str, state: str) -> list[Link]:
+    def tasks(self, name: str, state: str, cluster: str | None = None) -> list[Link]:
+        """The tasks page listing tasks of this name (in this state, of this cluster)."""
         state_filter = f"&state={quote(state, safe='')}" if state else ""
-        return self._at("tasks", f"/tasks?taskname={quote(name, safe='')}{state_filter}")
+        cluster_filter = f"&cluster={quote(cluster, safe='')}" if cluster else ""
+        return self._at("tasks", f"/tasks?taskname={quote(name, safe='')}{state_filter}{cluster_filter}")
 
     def worker(self, hostname: str) -> list[Link]:
         return self._at(f"worker {hostname}", f"/worker/{quote(hostname, safe='')}")

@@ -13,6 +13,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
+from celery_monitor.clusters import BadClusters, check_name
 from celery_monitor.notify import secrets
 
 # What a rule watches. Task rules fire once per matching task; the others are conditions that hold
@@ -70,6 +72,7 @@ class Rule:
     workers: tuple[str, ...] = ()  # worker name patterns; none: every worker
     entries: tuple[str, ...] = ()  # schedule_missed: beat entry name patterns; none: every entry
     min_retries: int = 1  # retries_exhausted: the retries a failed task must have had
+    clusters: tuple[str, ...] = ()  # the clusters whose tasks, workers, queues and entries it watches; none: all
     enabled: bool = True
     source: str = "config"
     _compiled: tuple[re.Pattern[str], ...] = field(default=(), repr=False, compare=False)
@@ -90,6 +93,9 @@ class Rule:
             return False
         return not any(p.search(text) for p in self._compiled_excluded)
 
+    def cluster_matches(self, cluster: str | None) -> bool:
+        return not self.clusters or (cluster or DEFAULT_CLUSTER) in self.clusters
+
     def subject_matches(self, subject: str) -> bool:
         patterns = (self.queues if self.kind.startswith("queue_")
                     else self.entries if self.kind == "schedule_missed" else self.workers)
@@ -101,7 +107,7 @@ class Rule:
                 "exceptions": list(self.exceptions), "exclude_exceptions": list(self.exclude_exceptions),
                 "threshold": self.threshold, "duration": self.duration, "queues": list(self.queues),
                 "workers": list(self.workers), "entries": list(self.entries), "min_retries": self.min_retries,
-                "enabled": self.enabled,
+                "clusters": list(self.clusters), "enabled": self.enabled,
                 "source": self.source}
 
 
@@ -219,6 +225,12 @@ def parse_rule(name: Any, raw: Any, channels: Mapping[str, Channel], source: str
     enabled = raw.get("enabled", True)
     if not isinstance(enabled, bool):
         raise BadConfig(f"{where}.enabled: expected true or false")
+    watched = _strings(f"{where}.clusters", raw.get("clusters"))
+    for cluster in watched:
+        try:
+            check_name(cluster)
+        except BadClusters as exc:
+            raise BadConfig(f"{where}.clusters: {exc}") from None
     return Rule(
         name=name, kind=kind, channels=targets, severity=severity,
         window=_number(f"{where}.window", raw.get("window", 60.0)),
@@ -231,7 +243,7 @@ def parse_rule(name: Any, raw: Any, channels: Mapping[str, Channel], source: str
         workers=_strings(f"{where}.workers", raw.get("workers")),
         entries=_strings(f"{where}.entries", raw.get("entries")),
         min_retries=int(_number(f"{where}.min_retries", raw.get("min_retries", 1), 1)),
-        enabled=enabled, source=source,
+        clusters=watched, enabled=enabled, source=source,
         _compiled=patterns["exceptions"], _compiled_excluded=patterns["exclude_exceptions"],
     )
 

@@ -35,6 +35,8 @@ def failed(name: str, exception: str, retries: int = 0, at: float = 1000.0) -> T
      "unknown field 'colour'"),
     ({"channels": CHANNELS, "rules": {"r": {"kind": "task_failed", "channels": ["hook"], "severity": "meh"}}},
      "severity"),
+    ({"channels": CHANNELS, "rules": {"r": {"kind": "task_failed", "channels": ["hook"], "clusters": ["Prod"]}}},
+     "rule 'r'.clusters: cluster name 'Prod' must be"),
     ("not a dict", "expected a dict"),
 ])
 def test_bad_configuration_is_named(config: Any, needle: str) -> None:
@@ -129,6 +131,37 @@ def test_a_queue_of_one_name_in_two_clusters_is_two_subjects_named_by_their_clus
     # staging's queue of that name is another subject: its growth fires apart, prod's stays firing.
     evaluator.queues(rules, [queues[0], {**queues[1], "messages": 40}], 1.0)
     assert [(m.rule, m.subject, m.status) for m in evaluator.due(1.0)] == [("long", "staging:celery", FIRING)]
+
+
+def test_a_rule_given_clusters_watches_theirs_alone_and_names_each_subject_by_its_cluster() -> None:
+    config = parse_config({"channels": CHANNELS, "rules": {
+        "prod-failures": {"kind": "task_failed", "channels": ["hook"], "window": 0, "clusters": ["prod"]},
+        "any-failures": {"kind": "task_failed", "channels": ["hook"], "window": 0},
+        "prod-workers": {"kind": "worker_offline", "channels": ["hook"], "window": 0, "clusters": ["prod"]},
+        "default-queues": {"kind": "queue_length", "channels": ["hook"], "window": 0, "threshold": 1,
+                           "clusters": ["default"]}}})
+    rules = list(config.rules.values())
+    assert config.rules["prod-failures"].shown()["clusters"] == ["prod"]
+    evaluator = Evaluator(Links("https://cm.example.com"))
+    evaluator.tasks(rules, [TaskNotice("p1", "billing.charge", "FAILURE", "E()", None, 0, "prod:w@h", 1.0,
+                                       cluster="prod"),
+                            TaskNotice("s1", "billing.charge", "FAILURE", "E()", None, 0, "staging:w@h", 1.0,
+                                       cluster="staging"),
+                            failed("billing.charge", "E()", at=1.0)])
+    evaluator.workers(rules, {"prod:w@h": {"status": True, "cluster": "prod"},
+                              "staging:w@h": {"status": True, "cluster": "staging"}}, 1.0)
+    evaluator.workers(rules, {"prod:w@h": {"status": False, "cluster": "prod"},
+                              "staging:w@h": {"status": False, "cluster": "staging"}}, 2.0)
+    evaluator.queues(rules, [{"name": "celery", "messages": 5}, {"cluster": "prod", "name": "celery", "messages": 5}],
+                     2.0)
+    fired = {(m.rule, m.subject): m for m in evaluator.due(3.0)}
+    assert set(fired) == {("prod-failures", "prod:billing.charge"), ("any-failures", "prod:billing.charge"),
+                          ("any-failures", "staging:billing.charge"), ("any-failures", "billing.charge"),
+                          ("prod-workers", "prod:w@h"), ("default-queues", "celery")}
+    # The message's list of tasks is the cluster's: the name alone would match the other clusters' tasks too.
+    listed = fired[("prod-failures", "prod:billing.charge")].links[-1].url
+    assert listed == "https://cm.example.com/tasks?taskname=billing.charge&state=FAILURE&cluster=prod"
+    assert fired[("any-failures", "billing.charge")].links[-1].url.endswith("taskname=billing.charge&state=FAILURE")
 
 
 def test_a_missed_periodic_task_fires_and_resolves_when_its_run_arrives() -> None:

@@ -25,6 +25,7 @@ function condition(rule) {
   if (rule.workers.length) parts.push(`workers ${rule.workers.join(", ")}`);
   if ((rule.entries || []).length) parts.push(`entries ${rule.entries.join(", ")}`);
   if (rule.kind === "retries_exhausted") parts.push(`after ${rule.min_retries}+ retries`);
+  if ((rule.clusters || []).length) parts.push(`clusters ${rule.clusters.join(", ")}`);
   return parts.join("; ");
 }
 
