@@ -96,7 +96,8 @@ AUTH = ("admin", "s3cret")
 
 @dataclass
 class InstalledMonitor:
-    """The installed console script, started as the README says: ``celery-monitor --broker=... --basic_auth=...``."""
+    """The installed console script, started as the README says: ``celery-monitor --broker=... --basic_auth=...``
+    (no ``--broker`` when ``broker`` is empty: ``extra`` gives ``--clusters`` instead)."""
 
     venv: Venv
     broker: str
@@ -115,7 +116,7 @@ class InstalledMonitor:
         return self.directory / f"monitor-{self.port}.log"
 
     def start(self, wait_connected: bool = True) -> InstalledMonitor:
-        command = [str(self.venv.bin("celery-monitor")), f"--broker={self.broker}",
+        command = [str(self.venv.bin("celery-monitor")), *([f"--broker={self.broker}"] if self.broker else []),
                    f"--basic_auth={AUTH[0]}:{AUTH[1]}", f"--port={self.port}", "--address=127.0.0.1",
                    f"--db={self.directory / f'monitor-{self.port}.db'}", *self.extra]
         self.process = subprocess.Popen(command, cwd=self.directory, env=user_environment(),

@@ -96,3 +96,23 @@ def test_redis_over_tls_inspects_sends_and_measures_queues(release: Release, tls
         assert {"name": "celery", "messages": 1, "cluster": "default"} in lengths.json()["active_queues"]
     finally:
         monitor.stop()
+
+
+def test_a_cluster_over_tls_beside_a_plain_one(release: Release, tls_redis: TlsRedis, tmp_path: Path) -> None:
+    """Each cluster's connection has its own transport: a rediss:// cluster and a redis:// one, side by side."""
+    plain = "redis://127.0.0.1:6379/14"
+    spec = f"--clusters=secure={tls_redis.url}, plain={plain}"
+    monitor = InstalledMonitor(release.plain, "", tmp_path, (spec,)).start(wait_connected=False)
+    try:
+        wait_for(lambda: all(c["connected"] for c in monitor.client.get("/api/monitor/status").json()["clusters"]
+                             .values()), 30, message="both clusters' streams connected")
+        before = tls_redis.client().llen("celery")
+        sent = monitor.client.post("/api/task/send-task/tests.add", json={"args": [1, 2], "cluster": "secure"})
+        assert sent.status_code == 200, sent.text
+        assert tls_redis.client().llen("celery") == before + 1  # on the TLS broker, not on the plain one
+        secure = wait_for(lambda: [q for q in monitor.client.get("/api/queues/length?cluster=secure").json()
+                                   ["active_queues"] if q["name"] == "celery" and q["messages"] == before + 1], 20,
+                          message="the TLS cluster's queue measured over TLS")
+        assert secure[0]["cluster"] == "secure"
+    finally:
+        monitor.stop()
