@@ -520,7 +520,7 @@ class Applier(threading.Thread):
                         continue
                     brought = settle.apply_outcome(task, self._cut(fact), now)
                     settled.append(fact.state)
-                    live.count_reconciled(fact.state)
+                    live.count_reconciled(task.cluster or DEFAULT_CLUSTER, fact.state)
                 else:
                     moved, brought = settle.apply_inspected(task, self._cut(fact), fact.seen_at - skew)
                     if not moved:

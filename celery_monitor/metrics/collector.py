@@ -177,7 +177,7 @@ class MonitorCollector:
         self.lost = Counter(P + "tasks_lost", "Tasks turned LOST: their worker went offline or restarted while "
                             "it held them", ("cluster", "name"))
         self.reconciled = Counter(P + "tasks_reconciled", "Tasks whose final state, missed as an event, was read "
-                                  "from the result backend", ("state",))
+                                  "from the result backend", ("cluster", "state"))
         self.workers = Gauge(P + "workers", "Workers by status", ("cluster", "status"))
         self.pool_processes = Gauge(P + "worker_pool_processes", "Pool processes per online worker", by_worker)
         self.queues = QueueFamilies()
@@ -299,7 +299,7 @@ class MonitorCollector:
         self.queue_latency.write(out, latency.items())
         self.tasks.write(out, task_counts(snap.live.state_counts, snap.live.cluster_state_counts, clusters))
         self.lost.write(out, fold(stats.lost, by_task, _add).items())
-        self.reconciled.write(out, [((state,), count) for state, count in sorted(stats.reconciled)])
+        self.reconciled.write(out, sorted(stats.reconciled))
 
     def _workers(self, out: list[str], snap: Snapshot, clusters: list[str]) -> None:
         up = dict.fromkeys(clusters, 0)

@@ -123,8 +123,8 @@ class LiveView:
     def count_lost(self, task: TaskRecord) -> None:
         self._stats.count_lost(task.cluster, task.name or "")
 
-    def count_reconciled(self, state: str) -> None:
-        self._stats.count_reconciled(state)
+    def count_reconciled(self, cluster: str, state: str) -> None:
+        self._stats.count_reconciled(cluster, state)
 
     def count_state(self, old: str | None, new: str | None, cluster: str = DEFAULT) -> None:
         if old == new:

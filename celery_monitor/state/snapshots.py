@@ -72,7 +72,7 @@ class StatsSnapshot:
     queue_wait: list[tuple[ClusterTask, Histogram]]
     queue_latency: list[tuple[QueueTask, Histogram]]
     lost: list[tuple[ClusterTask, int]]  # tasks turned LOST
-    reconciled: list[tuple[str, int]]  # tasks settled from the result backend, by final state
+    reconciled: list[tuple[tuple[str, str], int]]  # tasks settled from the result backend, by (cluster, final state)
 
 
 @dataclass(frozen=True, slots=True)

@@ -65,7 +65,7 @@ class EventStats:
         self.queue_wait: dict[tuple[str, str], Histogram] = {}  # by (cluster, task name)
         self.queue_latency: dict[tuple[str, str, str], Histogram] = {}  # by (cluster, queue, task name)
         self.lost: dict[tuple[str, str], int] = {}  # tasks the monitor judged LOST, by (cluster, task name)
-        self.reconciled: dict[str, int] = {}  # tasks settled from the result backend, by final state
+        self.reconciled: dict[tuple[str, str], int] = {}  # tasks settled from the result backend: (cluster, state)
         # What the graphs draw, kept per cluster as events come (all workers together): a second's
         # point then copies a few small tables per cluster, not every (cluster, task, worker) row.
         self.graphs: dict[str, GraphTotals] = {}
@@ -110,8 +110,9 @@ class EventStats:
         key = (cluster, name)
         self.lost[key] = self.lost.get(key, 0) + 1
 
-    def count_reconciled(self, state: str) -> None:
-        self.reconciled[state] = self.reconciled.get(state, 0) + 1
+    def count_reconciled(self, cluster: str, state: str) -> None:
+        key = (cluster, state)
+        self.reconciled[key] = self.reconciled.get(key, 0) + 1
 
     def _record_wait(self, cluster: str, name: str, task: TaskRecord) -> None:
         queued_at = task.sent if task.sent is not None else task.received
@@ -161,7 +162,6 @@ class EventStats:
         """The ``default`` cluster's rows as a monitor of one broker has always saved them (so a
         history stays readable by an older version); every other cluster's rows under ``clusters``."""
         saved = self._rows_of(DEFAULT)
-        saved["reconciled"] = [[k, v] for k, v in self.reconciled.items()]
         others = sorted({key[0] for table in self._cluster_tables() for key in table} - {DEFAULT})
         if others:
             saved["clusters"] = {cluster: self._rows_of(cluster) for cluster in others}
@@ -169,7 +169,7 @@ class EventStats:
 
     def _cluster_tables(self) -> tuple[dict[Any, Any], ...]:
         return (self.events, self.runtime, self.prefetch_time, self.prefetched, self.outcomes, self.queue_wait,
-                self.queue_latency, self.lost)
+                self.queue_latency, self.lost, self.reconciled)
 
     def _rows_of(self, cluster: str) -> dict[str, Any]:
         def rows(table: dict[Any, Any], histograms: bool = False) -> list[list[Any]]:
@@ -184,6 +184,7 @@ class EventStats:
             "queue_wait": rows(self.queue_wait, True),
             "queue_latency": rows(self.queue_latency, True),
             "lost": rows(self.lost),
+            "reconciled": rows(self.reconciled),
         }
 
     def load(self, data: dict[str, Any] | None) -> None:
@@ -198,7 +199,6 @@ class EventStats:
             table.clear()
         for cluster, rows in [(DEFAULT, data), *data.get("clusters", {}).items()]:
             self._load_rows(cluster, rows)
-        self.reconciled = dict(data.get("reconciled", []))
         self.graphs = GraphTotals.of(self)
 
     def _load_rows(self, cluster: str, data: dict[str, Any]) -> None:
@@ -213,6 +213,7 @@ class EventStats:
         self.queue_latency.update({(c, q, t): Histogram.from_store(h, LATENCY_BUCKETS)
                                    for q, t, h in data.get("queue_latency", [])})
         self.lost.update({(c, k): v for k, v in data.get("lost", [])})
+        self.reconciled.update({(c, state): v for state, v in data.get("reconciled", [])})
 
 
 class GraphTotals:
@@ -304,10 +305,10 @@ class _SavedRows(msgspec.Struct, forbid_unknown_fields=False):
     queue_wait: list[tuple[str, _SavedHistogram]] = []
     queue_latency: list[tuple[str, str, _SavedHistogram]] = []
     lost: list[tuple[str, _Count]] = []
+    reconciled: list[tuple[str, _Count]] = []
 
 
 class _SavedStats(_SavedRows, forbid_unknown_fields=False):
     """What :meth:`EventStats.to_store` writes, checked before a restart trusts it."""
 
-    reconciled: list[tuple[str, _Count]] = []
     clusters: dict[str, _SavedRows] = {}

@@ -14,6 +14,7 @@ def finished(stats: EventStats, cluster: str, worker: str) -> None:
     stats.record("task-started", task, {"hostname": worker})
     stats.record("task-failed", task, {"hostname": worker, "exception": "KeyError('x')"})
     stats.count_lost(cluster, "app.add")
+    stats.count_reconciled(cluster, "SUCCESS")
 
 
 def test_the_same_task_in_two_clusters_is_counted_under_each() -> None:
@@ -26,6 +27,7 @@ def test_the_same_task_in_two_clusters_is_counted_under_each() -> None:
                               ("beta", "app.add", "FAILURE", "KeyError"): 1}
     assert set(stats.queue_wait) == {("default", "app.add"), ("beta", "app.add")}
     assert stats.lost == {("default", "app.add"): 1, ("beta", "app.add"): 1}
+    assert stats.reconciled == {("default", "SUCCESS"): 1, ("beta", "SUCCESS"): 1}
     stats.forget_worker("beta:w@h")
     assert ("beta", "app.add", "task-started", "beta:w@h") not in stats.events
     assert ("default", "app.add", "task-started", "w@h") in stats.events
@@ -40,18 +42,22 @@ def test_saved_counters_come_back_per_cluster_and_default_keeps_the_old_layout()
     assert ["app.add", "task-sent", "client@web", 1] in saved["events"]
     assert list(saved["clusters"]) == ["beta"]
     assert ["app.add", 1] in saved["clusters"]["beta"]["lost"]
+    assert saved["reconciled"] == [["SUCCESS", 1]] and saved["clusters"]["beta"]["reconciled"] == [["SUCCESS", 1]]
     restored = EventStats()
     restored.load(saved)
     assert restored.to_store() == saved
     assert restored.events == stats.events and restored.lost == stats.lost
+    assert restored.reconciled == stats.reconciled
 
 
 def test_counters_saved_before_clusters_continue_as_defaults() -> None:
     restored = EventStats()
     restored.load({"events": [["app.add", "task-received", "w@h", 3]], "lost": [["app.add", 2]],
+                   "reconciled": [["FAILURE", 4]],
                    "queue_wait": [["app.add", {"bounds": [1.0], "counts": [1, 0], "sum": 0.5}]]})
     assert restored.events == {("default", "app.add", "task-received", "w@h"): 3}
     assert restored.lost == {("default", "app.add"): 2}
+    assert restored.reconciled == {("default", "FAILURE"): 4}
     assert list(restored.queue_wait) == [("default", "app.add")]
     assert "clusters" not in restored.to_store()
 
