@@ -59,7 +59,7 @@ class ControlPlane:
                                      for name, cluster_app in apps.apps.items()}
         self.tasks = TaskControl(app, self.broadcaster, self.knows_task, tasks.get, self.online_count,
                                  redactor=lambda: redactor,
-                                 rerun_sources=RerunSources(app, self.messages, queue_names))
+                                 rerun_sources=RerunSources(app, self.messages, queue_names, self.cluster_messages))
         self.bulk = BulkActions(self.tasks, tasks.page, tasks.count, self.messages, queue_names,
                                 cluster_messages=self.cluster_messages)
         self.failure_groups = FailureGroupActions(self.tasks, tasks.store)

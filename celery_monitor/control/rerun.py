@@ -10,7 +10,7 @@ the original, so they are never used. The exact arguments live in two places:
 - the task's **message**, while it still waits in a queue (read without taking it, JSON only).
 
 With several clusters (``--clusters``) both are the task's own cluster's: its result backend, and its
-queues when it is the first cluster (the only one whose queues the monitor reads).
+queues on its broker.
 
 Anything else is refused with 409 and the reason, which the task page shows on its re-run button.
 Arguments the monitor redacts (``--redact``, ``format_task``) are refused too, whatever holds them:
@@ -32,6 +32,7 @@ from celery_monitor.applier.boundary import cut
 from celery_monitor.auth.redact import MASK, contains_mask
 from celery_monitor.broker.envelopes import Undecodable, exact_call
 from celery_monitor.broker.messages import BrokerUnreachable, QueueMessages, QueueUnreadable
+from celery_monitor.clusters import DEFAULT as DEFAULT_CLUSTER
 from celery_monitor.control.errors import ControlError
 from celery_monitor.states import FINISHED_STATES, PENDING, SUCCESS
 
@@ -72,10 +73,12 @@ def looks_cut(text: str | None) -> bool:
 
 
 class RerunSources:
-    def __init__(self, app: Celery, messages: QueueMessages, queue_names: Callable[[], list[str]]) -> None:
+    def __init__(self, app: Celery, messages: QueueMessages, queue_names: Callable[[], list[str]],
+                 cluster_messages: dict[str, QueueMessages] | None = None) -> None:
         self.app = app  # the first cluster's: the one whose queues ``messages`` reads
         self.messages = messages
         self.queue_names = queue_names
+        self.cluster_messages = cluster_messages or {}  # with several clusters, each one's queues
 
     def check_allowed(self, task: dict[str, Any], force: bool) -> None:
         """What refuses a re-run before any source is asked: no name, a state, redacted arguments."""
@@ -97,11 +100,13 @@ class RerunSources:
         backend_says = self._from_backend(task_id, app)
         if isinstance(backend_says, ExactCall):
             return backend_says
-        if app is self.app:
-            message_says = self._from_message(task)
+        messages = self.cluster_messages.get(str(task.get("cluster") or DEFAULT_CLUSTER))
+        if messages is None and app is self.app:
+            messages = self.messages
+        if messages is not None:
+            message_says = self._from_message(task, messages)
         else:
-            message_says = (f"its queues, on cluster '{task.get('cluster')}', are not read here (the monitor "
-                            "reads the first cluster's queues only)")
+            message_says = f"its queues, on cluster '{task.get('cluster')}', are not read here"
         if isinstance(message_says, ExactCall):
             return message_says
         recorded = "The arguments its events show are Celery's argsrepr, not what it was sent with"
@@ -136,13 +141,13 @@ class RerunSources:
 
     # -- the message, while it waits ------------------------------------------------------------
 
-    def _from_message(self, task: dict[str, Any]) -> ExactCall | str:
+    def _from_message(self, task: dict[str, Any], messages: QueueMessages) -> ExactCall | str:
         if task.get("state") not in MAY_BE_QUEUED:
             return "its message left the broker when a worker took it"
         queues = [task["queue"]] if task.get("queue") else self.queue_names()
         for queue in queues:
             try:
-                envelope = self.messages.find(queue, task["uuid"])
+                envelope = messages.find(queue, task["uuid"])
             except QueueUnreadable as exc:
                 return f"its queue cannot be read ({exc})"
             except BrokerUnreachable as exc:

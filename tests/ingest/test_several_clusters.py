@@ -585,3 +585,21 @@ def test_each_clusters_beat_entries_are_listed_and_run_under_that_cluster(severa
                       timeout=15) as ci:
         assert [e for e in ci.get("/api/schedules").json()["entries"] if e["name"] == "nightly"] == []
         assert ci.get("/api/schedules", params={"cluster": "alpha"}).status_code == 403
+
+
+def test_a_rerun_reads_a_waiting_tasks_message_on_its_own_clusters_broker(several: Clusters) -> None:
+    # gamma keeps no results: its task's arguments can only come from its message, waiting on gamma's broker.
+    waiting = several.send("gamma", "tests.add", 20, 22, queue=PARKED)
+    wait_for(lambda: several.task(waiting) is not None, 30, message=f"{waiting} known to the monitor")
+    rerun = several.monitor.client.post(f"/api/task/rerun/{waiting}", params={"force": "true"})
+    assert rerun.status_code == 200, rerun.text
+    assert rerun.json()["args-from"] == "queued-message"
+    again = rerun.json()["task-id"]
+
+    def gammas() -> dict[str, Any]:
+        listed = several.monitor.json(f"/api/queues/{PARKED}/tasks", params={"cluster": "gamma", "limit": 500})
+        return {t["uuid"]: t for t in listed["tasks"]}
+
+    # Sent again to gamma's queue, with the arguments its message held (no worker takes it there).
+    resent = wait_for(lambda: gammas().get(again), 20, message=f"the re-run {again} waiting on gamma's broker")
+    assert (resent["name"], resent["args"]) == ("tests.add", "[20, 22]")
