@@ -117,15 +117,6 @@ class Schedules:
         return ClusterBeat(beat.cluster, app, DjangoBeatSource(app, beat.beat_db) if beat.beat_db else None,
                            RedBeatSource(app, redbeat_url, prefix) if redbeat_url else None, page)
 
-    @property
-    def django(self) -> DjangoBeatSource | None:
-        """The first cluster's django-celery-beat source (the only one, with one cluster)."""
-        return next(iter(self.beats.values())).django
-
-    @property
-    def redbeat(self) -> RedBeatSource | None:
-        return next(iter(self.beats.values())).redbeat
-
     # -- the loop ---------------------------------------------------------------------------------
 
     def start(self) -> None:
