@@ -88,7 +88,6 @@ class Schedules:
     def __init__(self, app: Celery, config: ScheduleConfig, page: Page, redactor: Redactor | None,
                  started_at: float, beats: list[BeatOf] | None = None) -> None:
         """``beats``: each cluster's sources (None: one cluster, ``default``, as ``config`` names them)."""
-        self.app = app
         self.config = config
         self.page = page
         self.redactor = redactor
@@ -206,15 +205,15 @@ class Schedules:
             views, errors, refreshed = list(self._views), dict(self._errors), self._refreshed_at
         chosen = [beat for name, beat in self.beats.items() if not only or name in only]
         per_cluster = {beat.cluster: self._sources(beat, errors.get(beat.cluster, {})) for beat in chosen}
-        sources: dict[str, dict[str, Any]] = {
-            APP: {"configured": True}, DJANGO: {"configured": any(b.django is not None for b in chosen)},
-            REDBEAT: {"configured": any(b.redbeat is not None for b in chosen)}}
-        for cluster, found in per_cluster.items():
-            for name, state in found.items():
-                if "error" in state:
-                    prefix = f"{cluster}: " if len(self.beats) > 1 else ""
-                    sources[name]["error"] = "; ".join(filter(None, (sources[name].get("error"),
-                                                                     prefix + state["error"])))
+        prefix = len(self.beats) > 1
+        sources: dict[str, dict[str, Any]] = {}
+        for name in (APP, DJANGO, REDBEAT):
+            states = [(cluster, found[name]) for cluster, found in per_cluster.items()]
+            sources[name] = {"configured": name == APP or any(state["configured"] for _, state in states)}
+            errors_of = [f"{cluster}: {state['error']}" if prefix else state["error"]
+                         for cluster, state in states if "error" in state]
+            if errors_of:
+                sources[name]["error"] = "; ".join(errors_of)
         if only:
             views = [view for view in views if view["cluster"] in only]
         return {"entries": views, "sources": sources, "clusters": per_cluster, "tolerance": self.config.tolerance,
