@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import ast
 import dataclasses
+import functools
 import logging
 import threading
 import time
@@ -39,6 +40,7 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
 from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, pg_search, stored
 from celery_monitor.store.base import Removed, StoreError, TaskDict
+from celery_monitor.store.pg_statistics import TableStatistics
 from celery_monitor.store.quarantine import LATEST, raw_text
 from celery_monitor.store.query import SORT_KEYS, TaskQuery, seqs_past_cursor
 from celery_monitor.store.search import BARE_COLUMNS, All, Expression, Term
@@ -115,6 +117,27 @@ def kwargs_pairs(kwargs_repr: Any) -> list[dict[str, str]] | None:
     return pairs
 
 
+def _kwargs_pairs_json(kwargs_repr: Any) -> str | None:
+    """:func:`kwargs_pairs` as the ``kwargs_pairs`` column's JSON; a task's kwargs are read once per
+    flush that writes it, and most fleets send the same few again and again: short ones are remembered."""
+    if isinstance(kwargs_repr, str) and len(kwargs_repr) <= _REMEMBERED_KWARGS_CHARS:
+        return _remembered_kwargs_pairs_json(kwargs_repr)
+    pairs = kwargs_pairs(kwargs_repr)
+    return None if pairs is None else orjson.dumps(pairs).decode()
+
+
+# Parsing kwargs (ast.literal_eval) was a fifth of the PostgreSQL writer's time: up to this many
+# short ones (at most about 1 MB) keep their answer.
+_REMEMBERED_KWARGS = 1024
+_REMEMBERED_KWARGS_CHARS = 512
+
+
+@functools.lru_cache(maxsize=_REMEMBERED_KWARGS)
+def _remembered_kwargs_pairs_json(kwargs_repr: str) -> str | None:
+    pairs = kwargs_pairs(kwargs_repr)
+    return None if pairs is None else orjson.dumps(pairs).decode()
+
+
 def _row(task: TaskDict, seq: int) -> tuple[Any, ...]:
     """The table row of one task (in ``_ROW_COLUMNS`` order)."""
     rest = {k: v for k, v in task.items() if k not in _COLUMN_SET}
@@ -141,9 +164,8 @@ def _row(task: TaskDict, seq: int) -> tuple[Any, ...]:
         text = values[column]
         folded = text.casefold() if isinstance(text, str) and not text.isascii() else None
         folds.append(folded if folded is not None and folded != text.translate(_ASCII_LOWER) else None)
-    pairs = kwargs_pairs(task.get("kwargs"))
     root_id = task.get("root_id")
-    return (seq, *values.values(), *folds, None if pairs is None else orjson.dumps(pairs).decode(),
+    return (seq, *values.values(), *folds, _kwargs_pairs_json(task.get("kwargs")),
             _text(root_id) if isinstance(root_id, str) else None, orjson.dumps(rest).decode())
 
 
@@ -219,6 +241,7 @@ class PostgresStore:
         self.search_indexer = pg_search.SearchIndexer(search_settle_seconds)
         self._hit_cache = pg_search.HitCache()
         self._wrote_at = float("-inf")  # when tasks were last written (the search indexer's budget)
+        self._statistics = TableStatistics()
         try:
             self._writer = self._connect(psycopg.IsolationLevel.READ_COMMITTED)
         except psycopg.Error as exc:
@@ -335,9 +358,10 @@ class PostgresStore:
             conn = self._write_conn()
             if rows:
                 self._wrote_at = time.monotonic()
+            added = 0
             with conn.transaction():
                 if rows:
-                    self._upsert(conn, rows, names)
+                    added = self._upsert(conn, rows, names)
                     pg_failures.write(conn, failed, others)
                 if worker_rows:
                     with conn.cursor() as cursor:
@@ -349,15 +373,17 @@ class PostgresStore:
                                            "ON CONFLICT (key) DO UPDATE SET value = excluded.value", meta_rows)
                 if rows or worker_rows:  # standbys' pages: sent when (and only if) this commits
                     pg_notices.send(conn, [row[1] for row in rows], [row[0] for row in worker_rows])
+            self._statistics.grown(conn, added)
 
     @staticmethod
-    def _upsert(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], names: list[str]) -> None:
-        """Give the new tasks the next seqs, in order, then copy and upsert the whole batch."""
+    def _upsert(conn: psycopg.Connection[Any], rows: list[tuple[Any, ...]], names: list[str]) -> int:
+        """Give the new tasks the next seqs, in order, then copy and upsert the whole batch; returns
+        how many tasks were new."""
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
         uuids = [row[1] for row in rows]
         known = dict(conn.execute("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (uuids,)).fetchall())
         top = conn.execute("SELECT max(seq) FROM tasks").fetchone()
-        next_seq = (top[0] if top and top[0] is not None else 0) + 1
+        next_seq = first_seq = (top[0] if top and top[0] is not None else 0) + 1
         with conn.cursor() as cursor, cursor.copy(f"COPY incoming ({', '.join(_ROW_COLUMNS)}) FROM STDIN") as copy:
             for row in rows:
                 seq = known.get(row[1])
@@ -367,6 +393,7 @@ class PostgresStore:
         conn.execute(_UPSERT)
         if names:
             conn.execute("INSERT INTO task_names SELECT unnest(%s::text[]) ON CONFLICT DO NOTHING", (names,))
+        return next_seq - first_seq
 
     def index_search(self, budget_seconds: float = 0.05, until: Callable[[], bool] | None = None) -> int:
         """Fill the search table for about ``budget_seconds`` (the leader's writer, between flushes);
