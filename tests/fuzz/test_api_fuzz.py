@@ -35,8 +35,10 @@ APPLY_WAIT = 5.0  # seconds: an apply waits as long as asked (300 s by default, 
 
 
 def _longer_than_the_wait(value: Any) -> bool:
-    if isinstance(value, str) and not value.strip():
-        return True  # an empty value is no value: the default wait
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return True  # no value (a JSON null, an empty string): the default wait
+    if isinstance(value, list):  # a repeated query parameter: the API reads one of them
+        return any(_longer_than_the_wait(item) for item in value)
     try:
         return float(value) > APPLY_WAIT
     except (TypeError, ValueError, OverflowError):
