@@ -82,6 +82,7 @@ class Config:
     soak_rate: int = 2_000
     soak_flat: float = 30.0
     pg_history: int | None = None
+    pg_empty: bool = False
     pg_rates: list[int] = field(default_factory=list)
     pg_keep: bool = False
     pg_queries_only: bool = False
@@ -140,6 +141,9 @@ def parse_args(argv: list[str]) -> Config:
     parser.add_argument("--pg-keep", action="store_true",
                         help="keep the PostgreSQL history database for later runs, and reuse one that holds "
                              "--pg-history tasks")
+    parser.add_argument("--pg-empty", action="store_true",
+                        help="first the PostgreSQL section's ingest rates into an empty database (a new monitor's "
+                             "start), then the history")
     parser.add_argument("--pg-queries-only", action="store_true",
                         help="the PostgreSQL section's queries only (no ingest, no retention): before/after a change")
     parser.add_argument("--clusters", type=int, metavar="N",
@@ -171,6 +175,7 @@ def parse_args(argv: list[str]) -> Config:
     config.soak_rate = args.soak_rate
     config.soak_flat = args.soak_flat
     config.pg_history = args.pg_history
+    config.pg_empty = args.pg_empty
     config.pg_rates = ints(args.pg_rates)
     config.pg_keep = args.pg_keep
     config.pg_queries_only = args.pg_queries_only
@@ -586,7 +591,7 @@ def main(argv: list[str] | None = None) -> None:
             bench = Bench(config, path)
             bench.sample_load()
             pg_history.PgHistory(bench, config.pg_history, config.pg_keep, config.pg_rates, log,
-                                 config.pg_queries_only).run()
+                                 config.pg_queries_only, config.pg_empty).run()
             bench.sample_load()
         write(bench, output, render=report.render_ours, header=[
             f"# Benchmark: celery-monitor on PostgreSQL, {config.pg_history:,} tasks",

@@ -107,8 +107,9 @@ def wait_written(monitor: OurMonitor, timeout: float) -> float | None:
 
 class PgHistory:
     def __init__(self, bench: Any, tasks: int, keep: bool, rates: list[int], log: Callable[[str], None],
-                 queries_only: bool = False) -> None:
+                 queries_only: bool = False, empty: bool = False) -> None:
         self.bench = bench
+        self.empty = empty  # first the ingest rates into an empty database
         self.queries_only = queries_only
         self.tasks = tasks
         self.keep = keep
@@ -125,7 +126,31 @@ class PgHistory:
     def row(self, metric: str, value: float | str | None, unit: str = "") -> None:
         self.bench.row(self.section, metric, OURS, value, unit)
 
+    def empty_history(self) -> None:
+        """The same ingest rates into an empty database, as a new monitor starts on PostgreSQL: the
+        history grows from nothing (no trimming), while the planner's statistics follow it."""
+        database = f"{self.database}_empty"
+        pg_seed.drop_database(database)
+        pg_seed.create_database(database)
+        workdir = self.bench.workdir / "pg-empty"
+        workdir.mkdir(parents=True, exist_ok=True)
+        redis = brokers.PrivateRedis(workdir).start()
+        monitor = OurMonitor(redis.url, workdir, 10_000_000, pg_seed.url_of(database))
+        publisher = brokers.RedisPublisher(redis.port)
+        section, self.section = self.section, "celery-monitor on PostgreSQL, from an empty database (--db=postgresql://...)"
+        try:
+            monitor.start(300)
+            self.ingest(monitor, publisher, redis, "into an empty history (no trimming)", search_after=False)
+        finally:
+            self.section = section
+            monitor.close()
+            publisher.close()
+            redis.stop()
+            pg_seed.drop_database(database)
+
     def run(self) -> None:
+        if self.empty:
+            self.empty_history()
         try:
             self._seed()
             self._run()
@@ -262,7 +287,8 @@ class PgHistory:
 
     # -- ingest with the history full --------------------------------------------------------------
 
-    def ingest(self, monitor: OurMonitor, publisher: brokers.RedisPublisher, redis: brokers.PrivateRedis) -> None:
+    def ingest(self, monitor: OurMonitor, publisher: brokers.RedisPublisher, redis: brokers.PrivateRedis,
+               history: str = "at --max_tasks (each new task trims an old one)", search_after: bool = True) -> None:
         cfg = self.bench.config
         factory = self.factory
         measure.wait_reading(monitor, lambda: publisher.publish(brokers.Encoded(factory.probe(time.time())[1]), None))
@@ -284,8 +310,8 @@ class PgHistory:
                 best = rate
             self.log(f"  PostgreSQL ingest @ {rate}/s: {result.ingested}/{result.published}, written "
                      f"{'never' if written is None else f'{written:.1f}s'} after counted")
-            self.row(f"ingest {rate:,} task events/s for {cfg.seconds:g} s at --max_tasks (each new task trims "
-                     "an old one): lost / all written to PostgreSQL within",
+            self.row(f"ingest {rate:,} task events/s for {cfg.seconds:g} s {history}: lost / all written to "
+                     "PostgreSQL within",
                      f"{result.lost:,} / {'not within 120 s' if lag is None else f'{lag:.1f} s'} of the end"
                      f"{'' if not dropped else f' ({dropped:.0f} writes dropped)'}"
                      f"{'' if redis.dropped_subscribers() == before else ' (Redis dropped the subscriber)'}")
@@ -295,7 +321,8 @@ class PgHistory:
                 break
         self.row("highest rate written to PostgreSQL with zero loss, ≤ 3 s behind", best, "ev/s")
         self.row(f"ingest target ≥ {TARGET_RATE:,} task events/s", "holds" if best >= TARGET_RATE else "does not hold")
-        self.search_after_ingest(monitor)
+        if search_after:
+            self.search_after_ingest(monitor)
 
     def search_after_ingest(self, monitor: OurMonitor) -> None:
         """The task table's search right after the ingest, while the search table (filled behind the

@@ -50,6 +50,11 @@ def task_count(database: str) -> int | None:
     return int(row[0]) if row and row[0] is not None else 0
 
 
+def create_database(database: str) -> None:
+    with psycopg.connect(ADMIN, autocommit=True) as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(database)))
+
+
 def drop_database(database: str) -> None:
     with psycopg.connect(ADMIN, autocommit=True) as admin:
         admin.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(database)))
