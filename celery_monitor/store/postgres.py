@@ -127,7 +127,7 @@ def _kwargs_pairs_json(kwargs_repr: Any) -> str | None:
 
 
 # Parsing kwargs (ast.literal_eval) was a fifth of the PostgreSQL writer's time: up to this many
-# short ones (at most about 1 MB) keep their answer.
+# short ones keep their answer (with the pairs' JSON, a couple of MB at most).
 _REMEMBERED_KWARGS = 1024
 _REMEMBERED_KWARGS_CHARS = 512
 
