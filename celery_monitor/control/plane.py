@@ -37,7 +37,7 @@ SETTLE_SECONDS = 2.0
 
 class ControlPlane:
     def __init__(self, app: Celery, *, inspector: Inspector, live: LiveView, tasks: TaskLookup,
-                 queue_names: Callable[[], list[str]], redactor: Redactor | None, reply_timeout: float,
+                 queue_names: Callable[..., list[str]], redactor: Redactor | None, reply_timeout: float,
                  broker_api: str = "", apps: ClusterApps | None = None,
                  broker_apis: dict[str, str] | None = None) -> None:
         """``apps``: with several clusters, each one's app (``app`` is the first's); ``broker_apis``

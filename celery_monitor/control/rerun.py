@@ -73,8 +73,9 @@ def looks_cut(text: str | None) -> bool:
 
 
 class RerunSources:
-    def __init__(self, app: Celery, messages: QueueMessages, queue_names: Callable[[], list[str]],
+    def __init__(self, app: Celery, messages: QueueMessages, queue_names: Callable[..., list[str]],
                  cluster_messages: dict[str, QueueMessages] | None = None) -> None:
+        """``queue_names(cluster)``: the queues measured on a cluster's broker (None: the first's)."""
         self.app = app  # the first cluster's: the one whose queues ``messages`` reads
         self.messages = messages
         self.queue_names = queue_names
@@ -144,7 +145,8 @@ class RerunSources:
     def _from_message(self, task: dict[str, Any], messages: QueueMessages) -> ExactCall | str:
         if task.get("state") not in MAY_BE_QUEUED:
             return "its message left the broker when a worker took it"
-        queues = [task["queue"]] if task.get("queue") else self.queue_names()
+        # With no queue in its events, look in those of its own cluster, on whose broker ``messages`` reads.
+        queues = [task["queue"]] if task.get("queue") else self.queue_names(task.get("cluster") or None)
         for queue in queues:
             try:
                 envelope = messages.find(queue, task["uuid"])

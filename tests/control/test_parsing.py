@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import pytest
+from celery import Celery
 
 from celery_monitor.broker.envelopes import QueuedTask
 from celery_monitor.control import queued
@@ -118,3 +119,28 @@ def test_audit_entries_stay_small() -> None:
     assert len(shortened["ids"]) == 21 and shortened["ids"][-1] == "... 30 more"
     assert len(shortened["text"]) == 2003
     assert shortened["obj"].startswith("<object")
+
+
+class MessagesAsked:
+    """A broker's queues, as far as a re-run's search reaches them: which it looked in."""
+
+    def __init__(self) -> None:
+        self.looked_in: list[str] = []
+
+    def find(self, queue: str, task_id: str) -> None:
+        self.looked_in.append(queue)
+
+
+@pytest.mark.parametrize(("cluster", "looked_in"), [("gamma", ["gamma-queue"]), (None, ["first-queue"])])
+def test_a_rerun_without_a_known_queue_looks_in_its_own_clusters_queues(
+        cluster: str | None, looked_in: list[str]) -> None:
+    measured = {"gamma": ["gamma-queue"], None: ["first-queue"]}
+    messages = MessagesAsked()
+    sources = RerunSources(Celery(set_as_current=False), messages,  # type: ignore[arg-type]
+                           lambda cluster=None: measured[cluster],
+                           cluster_messages={"gamma": messages})  # type: ignore[dict-item]
+    task = {"uuid": "t", "name": "n", "state": "PENDING", "cluster": cluster}
+    with pytest.raises(ControlError) as error:
+        sources.exact_call(task)
+    assert messages.looked_in == looked_in
+    assert f"not waiting in {looked_in[0]}" in error.value.reason
