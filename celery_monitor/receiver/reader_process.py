@@ -38,6 +38,7 @@ from celery_monitor.receiver.handoff import Handoff, RawMessage
 from celery_monitor.receiver.health import ReceiverHealth
 from celery_monitor.receiver.resp import RespSplitter
 from celery_monitor.receiver.spool import AHEAD_BYTES, Position, SpoolTailer, SpoolWriter, decode, encode
+from celery_monitor.receiver.wake import WakePipe, wake
 from celery_monitor.supervision import Loop, ThrottledLog
 
 log = logging.getLogger(__name__)
@@ -48,6 +49,8 @@ STALL_AFTER = 90.0
 RETRY_SPOOL_AFTER = 5.0  # seconds between attempts at the spool while the disk refuses it
 PIPE_WAITS_FOR_SPOOL = 1.0  # seconds a batch from the pipe waits for the tailer to empty the spool
 BACKLOG_MEASURE_SECONDS = 0.25
+FLOW_WAIT = 0.05  # between reads of the spool while events flow: each read takes what came meanwhile
+IDLE_WAIT = 0.25  # the longest an idle tailer sleeps without a wake-up (it measures and watches meanwhile)
 MIN_BACKOFF = 0.1
 MAX_BACKOFF = 5.0
 # The child's counters: the monitor adds those of the processes before it.
@@ -73,6 +76,7 @@ class ReaderProcess:
         self.loop = Loop("reader", critical=True, stall_after=STALL_AFTER)
         self.tail_loop = Loop("spool", critical=True, stall_after=STALL_AFTER)
         self._stop_event = threading.Event()
+        self._wake = WakePipe()  # every reader process it starts writes to it (wake.py)
         self._process: subprocess.Popen[bytes] | None = None
         self._line_at = time.monotonic()
         self._base = dict.fromkeys(COUNTERS, 0)
@@ -104,11 +108,14 @@ class ReaderProcess:
 
     def stop(self) -> None:
         self._stop_event.set()
+        self._wake.wake()
         self._end_child()
         if self._supervisor.is_alive():
             self._supervisor.join(10)
         if self._tail_thread.is_alive():
             self._tail_thread.join(10)
+        if not self._tail_thread.is_alive():
+            self._wake.close()
 
     # -- the reader process --------------------------------------------------------------------
 
@@ -135,14 +142,15 @@ class ReaderProcess:
                 backoff = min(backoff * 2, MAX_BACKOFF)
 
     def _run_child(self) -> int:
-        process = subprocess.Popen(
-            [sys.executable, "-m", MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True)
+        process = subprocess.Popen([sys.executable, "-m", MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                   close_fds=True, pass_fds=(self._wake.write_fd,))
         self._process = process
         assert process.stdin is not None and process.stdout is not None
         self.health.reader_pid = process.pid
         self._line_at = time.monotonic()
         try:
-            process.stdin.write(json.dumps(self.config, default=str).encode() + b"\n")
+            config = {**self.config, "wake_fd": self._wake.write_fd}
+            process.stdin.write(json.dumps(config, default=str).encode() + b"\n")
             process.stdin.flush()
             read = process.stdout.read
             while len(head := read(FRAME.size + 1)) == FRAME.size + 1:
@@ -224,9 +232,11 @@ class ReaderProcess:
         with self.tail_loop.lifetime(self._stop_event):
             backoff = MIN_BACKOFF
             measured_at = 0.0
+            flowing = False  # the last read found something
             while not self._stop_event.is_set():
                 self.tail_loop.beat()
                 try:
+                    self._wake.drain()  # before reading: a wake-up after this waits for the sleep below
                     more = self.tailer.step()
                     self._count_received()
                     now = time.monotonic()
@@ -241,8 +251,13 @@ class ReaderProcess:
                     backoff = min(backoff * 2, MAX_BACKOFF)
                     continue
                 backoff = MIN_BACKOFF
-                if not more:
-                    self._stop_event.wait(0.01)
+                if more:
+                    flowing = True
+                elif flowing or self.tailer.waiting_for_applier:
+                    flowing = False
+                    self._stop_event.wait(FLOW_WAIT)
+                else:  # idle: until the reader process spools something
+                    self._wake.wait(IDLE_WAIT)
 
     def _watch_child(self) -> None:
         process = self._process
@@ -276,10 +291,12 @@ class SpoolOrPipe:
     read-only), the messages parsed here and sent over the pipe to the monitor, which hands them
     over in memory as the in-process reader did."""
 
-    def __init__(self, spool: SpoolWriter, frames: Frames, health: ReceiverHealth) -> None:
+    def __init__(self, spool: SpoolWriter, frames: Frames, health: ReceiverHealth,
+                 wake_tailer: Callable[[], object] = lambda: None) -> None:
         self.spool = spool
         self.frames = frames
         self.health = health
+        self.wake_tailer = wake_tailer
         self.parser: RespSplitter | None = None  # while the pipe is used
         self._outage = ThrottledLog(log)
         self._retry_at = 0.0
@@ -292,7 +309,7 @@ class SpoolOrPipe:
     def write_raw(self, received_at: float, data: memoryview) -> None:
         if self.parser is None:
             if self.spool.write(received_at, data):
-                self._spooling()
+                self._spooled()
                 return
             # The reply under way is cut (its start is in the spool): parsed from the next message on.
             self._refused(resync=True)
@@ -303,7 +320,7 @@ class SpoolOrPipe:
             self.spool.new_stream()
             rest = data[parser.clean[1] :]
             if not rest or self.spool.write(received_at, rest):
-                self._spooling()
+                self._spooled()
             else:
                 self._refused(resync=False)
                 self._parse(received_at, rest)
@@ -316,7 +333,8 @@ class SpoolOrPipe:
         self._outage.failure(str(self.spool.failing), f"the spool refuses writes ({self.spool.failing}): "
                                                       "events go to the monitor's memory instead")
 
-    def _spooling(self) -> None:
+    def _spooled(self) -> None:
+        self.wake_tailer()
         if self._outage.failing:
             self._outage.recovered("spooling events again")
 
@@ -348,7 +366,9 @@ def main() -> None:
     threading.Thread(target=_exit_with_parent, args=(sys.stdin.buffer,), daemon=True).start()
     frames = Frames(sys.stdout.buffer)
     health = ReceiverHealth()
-    sink = SpoolOrPipe(SpoolWriter(Path(config["spool"])), frames, health)
+    wake_fd = config.get("wake_fd")
+    sink = SpoolOrPipe(SpoolWriter(Path(config["spool"])), frames, health,
+                       (lambda: wake(wake_fd)) if isinstance(wake_fd, int) else (lambda: None))
     reader = RedisEventReader(config["url"], Handoff(0), health, config["exchange"], config.get("transport_options"),
                               config.get("ssl_options"), raw=sink)
     reader.start()

@@ -252,12 +252,18 @@ class SpoolTailer:
             total += size - offset if n == number else size
         return max(0, total)
 
+    @property
+    def waiting_for_applier(self) -> bool:
+        """The hand-off holds as much as the tailer lets wait there: it reads no more until the applier
+        has taken some (no wake-up says when: the tailer looks again soon)."""
+        return self.handoff.pending_bytes > self.ahead_bytes
+
     def step(self) -> bool:
         """Read what is new into the hand-off; True when something was read (more may follow)."""
         saved = self.flushed()
         if saved is not None:
             self._delete_below(min(saved[0], self.position[0]))
-        if self.handoff.pending_bytes > self.ahead_bytes:
+        if self.waiting_for_applier:
             return False
         number = self.position[0]
         if number == 0 or not (self.directory / segment_name(number)).exists():
