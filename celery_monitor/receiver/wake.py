@@ -1,9 +1,10 @@
 """The reader process's wake-ups for the spool's tailer: a byte down a pipe after each spool write.
 
-Polling the spool costs the monitor a thread wake-up every 10 ms, busy or idle: 3% of a core
+Polling the spool cost the monitor a thread wake-up every 10 ms, busy or idle: 3% of a core
 for a monitor with nothing to do, on this project's 2-core test machine. With the pipe, an idle
 tailer sleeps until the reader process has spooled something. While events flow, the tailer
-reads every 50 ms, whatever the wake-ups say, so that one read takes many records.
+reads at intervals (reader_process.FLOW_WAIT), whatever the wake-ups say, so that one read takes
+many records.
 
 The monitor makes the pipe and keeps both ends; the reader process inherits the writing end.
 Both ends are non-blocking: a full pipe means the tailer has unread wake-ups already, so a byte
