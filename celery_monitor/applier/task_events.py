@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from celery_monitor.state.models import EVENT_TASK_FIELDS, TaskRecord
-from celery_monitor.states import CUSTOM_RANK, EVENT_STATES, RANK, RECEIVED, RETRY
+from celery_monitor.states import CUSTOM_RANK, EVENT_STATES, PENDING, RANK, RECEIVED, RETRY, STARTED
 
 # What a state that arrives after a later one may still contribute.
 _MERGE_ONLY: dict[str, frozenset[str]] = {
@@ -62,12 +62,32 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str | None:
         # read (RabbitMQ, replicas sharing a queue). Applying it again is harmless (and restores what
         # a repaired row lost); the timeline keeps it once, and the counters must not count it twice.
         return None
+    if state == PENDING and transitions and transitions[-1][0] in _AFTER_SENDING and _sent_before(transitions, entry):
+        return state
     if transitions and isinstance(timestamp, int | float) and (
             not isinstance(last := transitions[-1][1], int | float) or last <= timestamp):
         transitions.append(entry)  # the usual case: in order
     else:
         _record_transition(transitions, entry)
     return state
+
+
+# A worker receives a task after it was sent, but Celery stamps task-sent once the message is
+# published, and a client's clock may run ahead of the workers': the sent event's time can come
+# after the first events of the attempt it began. The timeline shows it before them all the same.
+_AFTER_SENDING = frozenset({RECEIVED, STARTED})
+
+
+def _sent_before(transitions: list[list[Any]], entry: list[Any]) -> bool:
+    """Put a task-sent entry before the RECEIVED and STARTED entries at the timeline's end, unless
+    they follow a send of their own (then this is a send again, kept in time order): whether it did."""
+    index = len(transitions)
+    while index > 0 and transitions[index - 1][0] in _AFTER_SENDING:
+        index -= 1
+    if index > 0 and transitions[index - 1][0] == PENDING:
+        return False
+    transitions.insert(index, entry)
+    return True
 
 
 def _record_transition(transitions: list[list[Any]], entry: list[Any]) -> None:

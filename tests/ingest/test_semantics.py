@@ -46,6 +46,25 @@ def test_retry_always_takes_over_and_a_new_attempt_follows() -> None:
     assert task.state == "RECEIVED" and task.retries == 1
 
 
+def test_a_send_stamped_after_the_workers_first_events_still_comes_first_on_the_timeline() -> None:
+    """Celery stamps task-sent after publishing the message, so a worker can receive it first (and a
+    client's clock can run ahead): the timeline still shows the send before the attempt it began."""
+    task = TaskRecord("t1")
+    apply_task_event(task, event("task-received", 1.001, name="app.add"))
+    apply_task_event(task, event("task-sent", 1.002, hostname="client@h"))
+    assert [t[0] for t in task.transitions] == ["PENDING", "RECEIVED"]
+    assert task.state == "RECEIVED"
+    apply_task_event(task, event("task-started", 1.003))
+    apply_task_event(task, event("task-retried", 2, exception="IOError()"))
+    # The retry's send comes after the next attempt's received, by its time: before it on the timeline.
+    apply_task_event(task, event("task-received", 3.001, retries=1))
+    apply_task_event(task, event("task-sent", 3.002, hostname="client@h"))
+    assert [t[0] for t in task.transitions] == ["PENDING", "RECEIVED", "STARTED", "RETRY", "PENDING", "RECEIVED"]
+    # A task sent again while its attempt runs (the same id published twice) stays in time order.
+    apply_task_event(task, event("task-sent", 4, hostname="client@h"))
+    assert [t[0] for t in task.transitions][-2:] == ["RECEIVED", "PENDING"]
+
+
 def test_custom_events_become_states_with_their_data() -> None:
     task = TaskRecord("t1")
     apply_task_event(task, event("task-started", 1))
