@@ -230,7 +230,7 @@ def test_an_idle_tailer_sleeps_until_the_reader_process_spools(
         wait_for(lambda: health.connected, 15, message="the reader process to subscribe")
         before = steps
         time.sleep(0.5)  # a span with nothing in it: what the idle tailer does meanwhile
-        assert steps - before <= 1  # polling read the spool 50 times
+        assert steps - before <= 3  # polling read it 50 times (a wake-up left from the subscribing may come)
         redis.Redis(port=redis_server.port).publish(CHANNEL, kombu_envelope(b'[{"uuid": "woken"}]'))
         received: list[bytes] = []
 
