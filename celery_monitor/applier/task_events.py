@@ -62,7 +62,7 @@ def apply_task_event(task: TaskRecord, event: dict[str, Any]) -> str | None:
         # read (RabbitMQ, replicas sharing a queue). Applying it again is harmless (and restores what
         # a repaired row lost); the timeline keeps it once, and the counters must not count it twice.
         return None
-    if state == PENDING and transitions and transitions[-1][0] in _AFTER_SENDING and _sent_before(transitions, entry):
+    if state == PENDING and _sent_before(transitions, entry):
         return state
     if transitions and isinstance(timestamp, int | float) and (
             not isinstance(last := transitions[-1][1], int | float) or last <= timestamp):
@@ -80,11 +80,12 @@ _AFTER_SENDING = frozenset({RECEIVED, STARTED})
 
 def _sent_before(transitions: list[list[Any]], entry: list[Any]) -> bool:
     """Put a task-sent entry before the RECEIVED and STARTED entries at the timeline's end, unless
-    they follow a send of their own (then this is a send again, kept in time order): whether it did."""
+    there are none or they follow a send of their own (then this is a send again, kept in time
+    order, as every other entry): whether it did."""
     index = len(transitions)
     while index > 0 and transitions[index - 1][0] in _AFTER_SENDING:
         index -= 1
-    if index > 0 and transitions[index - 1][0] == PENDING:
+    if index == len(transitions) or (index > 0 and transitions[index - 1][0] == PENDING):
         return False
     transitions.insert(index, entry)
     return True

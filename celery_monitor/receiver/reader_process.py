@@ -31,6 +31,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import IO, Any
 
@@ -301,7 +302,7 @@ class SpoolOrPipe:
     over in memory as the in-process reader did."""
 
     def __init__(self, spool: SpoolWriter, frames: Frames, health: ReceiverHealth,
-                 wake_tailer: Callable[[], object] = lambda: None) -> None:
+                 wake_tailer: Callable[[], None] = lambda: None) -> None:
         self.spool = spool
         self.frames = frames
         self.health = health
@@ -377,7 +378,7 @@ def main() -> None:
     health = ReceiverHealth()
     wake_fd = config.get("wake_fd")
     sink = SpoolOrPipe(SpoolWriter(Path(config["spool"])), frames, health,
-                       (lambda: wake(wake_fd)) if isinstance(wake_fd, int) else (lambda: None))
+                       partial(wake, wake_fd) if isinstance(wake_fd, int) else lambda: None)
     reader = RedisEventReader(config["url"], Handoff(0), health, config["exchange"], config.get("transport_options"),
                               config.get("ssl_options"), raw=sink)
     reader.start()

@@ -53,12 +53,10 @@ class WakePipe:
                 pass
 
 
-def wake(fd: int) -> bool:
-    """One wake-up down the pipe ``fd``; False once nothing can read it (the monitor is gone)."""
+def wake(fd: int) -> None:
+    """One wake-up down the pipe ``fd``. A full pipe already holds wake-ups the tailer has not
+    taken; a closed one has no reader left (the monitor is gone, and this process follows it)."""
     try:
         os.write(fd, b"\0")
-    except BlockingIOError:
-        return True  # full: the tailer has wake-ups it has not taken yet
     except OSError:
-        return False
-    return True
+        pass
