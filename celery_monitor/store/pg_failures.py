@@ -9,7 +9,7 @@ from typing import Any
 import orjson
 import psycopg
 
-from celery_monitor.store import failures, stored
+from celery_monitor.store import failures, pg_arrays, stored
 from celery_monitor.store.failures import MAX_GROUPS, FailureRow, GroupCounts
 
 Rows = Callable[[str, Sequence[Any]], list[Any]]
@@ -58,9 +58,11 @@ def write(conn: psycopg.Connection[Any], rows: list[FailureRow], others: list[st
     if rows:
         columns = zip(*[(_text(uuid), _text(name), _text(kind), failed, _text(cluster), orjson.dumps(task).decode())
                         for uuid, name, kind, failed, cluster, task in rows], strict=True)
-        conn.execute(_UPSERT, [list(column) for column in columns])
+        uuids, names, kinds, times, clusters, data = columns
+        conn.execute(_UPSERT, [*map(pg_arrays.texts, (uuids, names, kinds)), list(times),
+                               *map(pg_arrays.texts, (clusters, data))])
     if others:
-        conn.execute("DELETE FROM failures WHERE uuid = ANY(%s)", ([_text(uuid) for uuid in others],))
+        conn.execute("DELETE FROM failures WHERE uuid = ANY(%s)", (pg_arrays.texts(_text(uuid) for uuid in others),))
 
 
 def trim(conn: psycopg.Connection[Any], keep: int) -> int:

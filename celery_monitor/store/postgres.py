@@ -38,7 +38,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from celery_monitor.state.models import DEFAULT_CLUSTER, TASK_FIELDS
-from celery_monitor.store import dsn, failures, pg_failures, pg_notices, pg_schema, pg_search, stored
+from celery_monitor.store import dsn, failures, pg_arrays, pg_failures, pg_notices, pg_schema, pg_search, stored
 from celery_monitor.store.base import Removed, StoreError, TaskDict
 from celery_monitor.store.pg_statistics import TableStatistics
 from celery_monitor.store.quarantine import LATEST, raw_text
@@ -290,6 +290,7 @@ class PostgresStore:
         extra = {k: v for k, v in KEEPALIVES.items() if k not in given}
         conn = psycopg.connect(make_conninfo(self.dsn, **extra), autocommit=True, connect_timeout=CONNECT_TIMEOUT)
         conn.isolation_level = isolation
+        pg_arrays.register(conn)
         with self._connections_lock:  # kept to be closed with the store; those dropped are let go
             self._connections = [*(c for c in self._connections if not c.closed), conn]
         return conn
@@ -380,7 +381,7 @@ class PostgresStore:
         """Give the new tasks the next seqs, in order, then copy and upsert the whole batch; returns
         how many tasks were new."""
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
-        uuids = [row[1] for row in rows]
+        uuids = pg_arrays.texts(row[1] for row in rows)
         known = dict(conn.execute("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (uuids,)).fetchall())
         top = conn.execute("SELECT max(seq) FROM tasks").fetchone()
         next_seq = first_seq = (top[0] if top and top[0] is not None else 0) + 1
@@ -542,7 +543,7 @@ class PostgresStore:
         wanted = [_text(uuid) for uuid in uuids]
         found: dict[str, TaskDict] = {}
         for i in range(0, len(wanted), 500):
-            rows = self._fetch_tasks(f"{_SELECT} WHERE uuid = ANY(%s)", (wanted[i : i + 500],))
+            rows = self._fetch_tasks(f"{_SELECT} WHERE uuid = ANY(%s)", (pg_arrays.texts(wanted[i : i + 500]),))
             found.update((task["uuid"], task) for _, task in rows)
         return found
 
@@ -615,7 +616,7 @@ class PostgresStore:
         if query.search.expression is not None:
             add(self._search_sql(query.search.expression))
         if excluding:
-            add(("seq <> ALL(%s)", [list(excluding)]))
+            add(("seq <> ALL(%s)", [pg_arrays.seqs(excluding)]))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def _search_sql(self, expression: Expression) -> tuple[str, list[Any]]:
@@ -658,7 +659,7 @@ class PostgresStore:
             return None
         hits, watermark = found
         if len(hits) <= pg_search.MAX_HITS:
-            return pg_search.CANDIDATE_TASKS, [hits, watermark, watermark]
+            return pg_search.CANDIDATE_TASKS, [pg_arrays.seqs(hits), watermark, watermark]
         if counting:
             return pg_search.CANDIDATE_MATCHES.format(predicate=predicate[0]), [*predicate[1], watermark, watermark]
         return None
@@ -736,7 +737,7 @@ class PostgresStore:
         wanted = [_text(uuid) for uuid in uuids]
         if not wanted:
             return {}
-        return dict(self._rows("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (wanted,)))
+        return dict(self._rows("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (pg_arrays.texts(wanted),)))
 
     def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
         with self.snapshot():  # the total and the page (and the search's hits) from one snapshot
@@ -782,7 +783,7 @@ class PostgresStore:
         """These tasks with their seqs, in the order given; those deleted meanwhile are left out."""
         sql = (f"SELECT t.seq, {', '.join(f't.{c}' for c in _COLUMNS)}, t.data "
                "FROM unnest(%s::bigint[]) WITH ORDINALITY AS j(seq, n) JOIN tasks t ON t.seq = j.seq ORDER BY j.n")
-        return self._fetch_tasks(sql, (list(seqs),))
+        return self._fetch_tasks(sql, (pg_arrays.seqs(seqs),))
 
     def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
         with self.snapshot():
@@ -827,7 +828,7 @@ class PostgresStore:
             return False
         where, params = self._where(query, excluding)
         sql = f"SELECT count(*) FROM (SELECT 1 FROM tasks{where} AND seq = ANY(%s) LIMIT %s) AS capped"
-        row = self._rows(sql, [*params, found[0], cap + 1], _prepare(query))
+        row = self._rows(sql, [*params, pg_arrays.seqs(found[0]), cap + 1], _prepare(query))
         return bool(row) and int(row[0][0]) > cap
 
     def _counted(self, query: TaskQuery, excluding: Sequence[int]) -> int:
@@ -847,7 +848,7 @@ class PostgresStore:
             total = int(row[0]) if row else 0
         if excluding:  # rows known to be stale are left out of the total, as from the page
             where = " AND ".join([*clauses, "seq = ANY(%s)"])
-            row = self._row(f"SELECT count(*) FROM tasks WHERE {where}", [*params, list(excluding)])
+            row = self._row(f"SELECT count(*) FROM tasks WHERE {where}", [*params, pg_arrays.seqs(excluding)])
             total -= int(row[0]) if row else 0
         return total
 

@@ -48,6 +48,8 @@ def test_without_auto_refresh_nothing_is_pushed(page: Page, web_cluster: WebClus
                                                 quiet_monitor: MonitorProcess) -> None:
     page.goto(f"{quiet_monitor.url}/tasks")
     expect(page.locator("#live")).to_have_text("live updates off")
+    # The indicator is set before the first fetch ends: a task run before it ends would be fetched, not pushed.
+    expect(page.locator("#page-info")).to_contain_text(" of ")
     sockets: list[str] = []
     page.on("websocket", lambda ws: sockets.append(ws.url))
     with celery_client(web_cluster.broker, web_cluster.backend) as client:
