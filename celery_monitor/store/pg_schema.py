@@ -371,6 +371,12 @@ MIGRATIONS: tuple[Migration, ...] = (
         "DELETE FROM failure_counts",
         _failure_cluster_count_change("SELECT name, cluster, exception_type, 1 FROM failures"),
     )),
+    # A workflow's index holds its tasks other than the root (read by its uuid): most tasks are their
+    # own root, and each version of a row adds an entry to every index that holds it.
+    Migration(12, "the workflow index leaves out the tasks that are their own root", (
+        "DROP INDEX IF EXISTS tasks_root_id",
+        "CREATE INDEX IF NOT EXISTS tasks_workflow ON tasks (root_id, seq) WHERE root_id <> uuid",
+    )),
 )
 LATEST = MIGRATIONS[-1].version
 OUR_TABLES = ("tasks", "task_names", "workers", "meta", "audit", "quarantine", "failures", "task_counts",

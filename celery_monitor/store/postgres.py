@@ -53,7 +53,7 @@ _COLUMNS = ("uuid", "name", "state", "worker", "received", "sent", "started", "s
 _TIME_COLUMNS = frozenset({"received", "sent", "started", "succeeded", "failed", "timestamp", "runtime"})
 _COLUMN_SET = frozenset(_COLUMNS)
 _FOLD_COLUMNS = tuple(f"fold_{c}" for c in BARE_COLUMNS)
-# root_id is kept in the JSON too: its column only indexes a workflow's tasks (pg_schema, migration 3).
+# root_id is kept in the JSON too: its column only indexes a workflow's tasks (pg_schema, migrations 4 and 12).
 _ROW_COLUMNS = ("seq", *_COLUMNS, *_FOLD_COLUMNS, "kwargs_pairs", "root_id", "data")
 _SELECT = f"SELECT seq, {', '.join(_COLUMNS)}, data FROM tasks"
 _UPSERT = (f"INSERT INTO tasks ({', '.join(_ROW_COLUMNS)}) SELECT {', '.join(_ROW_COLUMNS)} FROM incoming "
@@ -549,7 +549,12 @@ class PostgresStore:
 
     def workflow_tasks(self, root_id: str, limit: int) -> list[TaskDict]:
         """The first ``limit`` tasks (in the order first seen) whose root is ``root_id``."""
-        rows = self._fetch_tasks(f"{_SELECT} WHERE root_id = %s ORDER BY seq LIMIT %s", (_text(root_id), limit))
+        root = _text(root_id)
+        # The root by its uuid, the others from the workflow index in order, then the first of them all.
+        sql = (f"{_SELECT} WHERE seq IN (SELECT seq FROM tasks WHERE uuid = %s AND root_id = %s UNION ALL "
+               "(SELECT seq FROM tasks WHERE root_id = %s AND root_id <> uuid ORDER BY seq LIMIT %s)) "
+               "ORDER BY seq LIMIT %s")
+        rows = self._fetch_tasks(sql, (root, root, root, limit, limit))
         return [task for _, task in rows if task.get("root_id") == root_id]
 
     def _fetch_tasks(self, sql: str, params: Sequence[Any], prepare: bool | None = None) -> list[tuple[int, TaskDict]]:

@@ -44,16 +44,22 @@ def test_sqlite_reads_a_workflow_from_its_index(tmp_path: Path) -> None:
     store = SQLiteStore(str(tmp_path / "h.db"))
     store.write(TASKS, [], {})
     store._reader.execute("ANALYZE")
+    root_id = "(CASE WHEN json_valid(CAST(data AS TEXT)) THEN json_extract(CAST(data AS TEXT), '$.root_id') END)"
     plan = store._reader.execute(
-        "EXPLAIN QUERY PLAN SELECT uuid FROM tasks WHERE (CASE WHEN json_valid(CAST(data AS TEXT)) "
-        "THEN json_extract(CAST(data AS TEXT), '$.root_id') END) = ? ORDER BY seq LIMIT 5", ("root3",)).fetchall()
-    assert "tasks_root_id" in " ".join(row[-1] for row in plan)
-    # A history written before the index existed gets it when opened.
-    store._writer.execute("DROP INDEX tasks_root_id")
+        f"EXPLAIN QUERY PLAN SELECT uuid FROM tasks WHERE {root_id} = ? AND {root_id} <> uuid ORDER BY seq LIMIT 5",
+        ("root3",)).fetchall()
+    assert "tasks_workflow" in " ".join(row[-1] for row in plan)
+    # Only the tasks that are not their own root are in the index.
+    held = store._reader.execute(f"SELECT count(*) FROM tasks INDEXED BY tasks_workflow WHERE {root_id} <> uuid")
+    assert held.fetchone()[0] == len(TASKS) - 50
+    # A history of an earlier version (every task in an index of root ids) gets the new index when opened.
+    store._writer.execute("DROP INDEX tasks_workflow")
+    store._writer.execute(f"CREATE INDEX tasks_root_id ON tasks({root_id}, seq)")
     store.close()
     reopened = SQLiteStore(str(tmp_path / "h.db"))
     names = {row[0] for row in reopened._reader.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
-    assert "tasks_root_id" in names
+    assert "tasks_workflow" in names and "tasks_root_id" not in names
+    assert [t["uuid"] for t in reopened.workflow_tasks("root3", 3)] == ["root3", "root3-1", "root3-2"]
     assert len(reopened.workflow_tasks("root3", 100)) == 20
     reopened.close()
 
@@ -64,7 +70,7 @@ def test_postgres_migration_fills_root_id_and_reads_from_its_index() -> None:
         store.write([*TASKS, {"uuid": "nul", "root_id": "root1", "exception": "a\x00b", "state": "FAILURE"}], [], {})
         store.close()
         # The database as version 3 left it: no column, no index, root_id in each row's JSON only.
-        execute(dsn, "DROP INDEX tasks_root_id")
+        execute(dsn, "DROP INDEX tasks_workflow")
         execute(dsn, "ALTER TABLE tasks DROP COLUMN root_id")
         execute(dsn, "DROP TABLE failure_counts")  # migration 8's, keyed by cluster since migration 11
         execute(dsn, "DELETE FROM schema_version WHERE version >= 4")  # and the later ones
@@ -77,8 +83,12 @@ def test_postgres_migration_fills_root_id_and_reads_from_its_index() -> None:
             conn: psycopg.Connection[Any] = upgraded._reader
             with conn.transaction():
                 conn.execute("SET LOCAL enable_seqscan = off")
-                plan = conn.execute("EXPLAIN SELECT seq FROM tasks WHERE root_id = %s ORDER BY seq LIMIT 10",
-                                    ("root4",)).fetchall()
-            assert "tasks_root_id" in " ".join(row[0] for row in plan)
+                plan = conn.execute("EXPLAIN SELECT seq FROM tasks WHERE root_id = %s AND root_id <> uuid "
+                                    "ORDER BY seq LIMIT 10", ("root4",)).fetchall()
+            assert "tasks_workflow" in " ".join(row[0] for row in plan)
+            # Only the tasks that are not their own root are in it.
+            definition = execute(dsn, "SELECT indexdef FROM pg_indexes WHERE indexname = 'tasks_workflow'")[0][0]
+            assert definition.endswith("WHERE (root_id <> uuid)"), definition
+            assert not execute(dsn, "SELECT 1 FROM pg_indexes WHERE indexname = 'tasks_root_id'")
         finally:
             upgraded.close()
