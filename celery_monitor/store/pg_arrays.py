@@ -8,8 +8,6 @@ typed ``text[]`` or ``bigint[]`` as before, so the queries and their plans do no
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 import psycopg
 from psycopg.adapt import Dumper
 from psycopg.postgres import types
@@ -24,14 +22,6 @@ class Texts(list[str]):
 
 class Seqs(list[int]):
     """Integers for a ``bigint[]`` parameter."""
-
-
-def texts(values: Iterable[str]) -> Texts:
-    return Texts(values)
-
-
-def seqs(values: Iterable[int]) -> Seqs:
-    return Seqs(values)
 
 
 def text_literal(values: list[str]) -> str:

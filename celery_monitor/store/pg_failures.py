@@ -9,8 +9,9 @@ from typing import Any
 import orjson
 import psycopg
 
-from celery_monitor.store import failures, pg_arrays, stored
+from celery_monitor.store import failures, stored
 from celery_monitor.store.failures import MAX_GROUPS, FailureRow, GroupCounts
+from celery_monitor.store.pg_arrays import Texts
 
 Rows = Callable[[str, Sequence[Any]], list[Any]]
 
@@ -59,10 +60,9 @@ def write(conn: psycopg.Connection[Any], rows: list[FailureRow], others: list[st
         columns = zip(*[(_text(uuid), _text(name), _text(kind), failed, _text(cluster), orjson.dumps(task).decode())
                         for uuid, name, kind, failed, cluster, task in rows], strict=True)
         uuids, names, kinds, times, clusters, data = columns
-        conn.execute(_UPSERT, [*map(pg_arrays.texts, (uuids, names, kinds)), list(times),
-                               *map(pg_arrays.texts, (clusters, data))])
+        conn.execute(_UPSERT, [Texts(uuids), Texts(names), Texts(kinds), list(times), Texts(clusters), Texts(data)])
     if others:
-        conn.execute("DELETE FROM failures WHERE uuid = ANY(%s)", (pg_arrays.texts(_text(uuid) for uuid in others),))
+        conn.execute("DELETE FROM failures WHERE uuid = ANY(%s)", (Texts(_text(uuid) for uuid in others),))
 
 
 def trim(conn: psycopg.Connection[Any], keep: int) -> int:

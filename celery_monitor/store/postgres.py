@@ -381,7 +381,7 @@ class PostgresStore:
         """Give the new tasks the next seqs, in order, then copy and upsert the whole batch; returns
         how many tasks were new."""
         conn.execute("SELECT pg_advisory_xact_lock(%s)", (WRITE_LOCK_KEY,))
-        uuids = pg_arrays.texts(row[1] for row in rows)
+        uuids = pg_arrays.Texts(row[1] for row in rows)
         known = dict(conn.execute("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (uuids,)).fetchall())
         top = conn.execute("SELECT max(seq) FROM tasks").fetchone()
         next_seq = first_seq = (top[0] if top and top[0] is not None else 0) + 1
@@ -543,7 +543,7 @@ class PostgresStore:
         wanted = [_text(uuid) for uuid in uuids]
         found: dict[str, TaskDict] = {}
         for i in range(0, len(wanted), 500):
-            rows = self._fetch_tasks(f"{_SELECT} WHERE uuid = ANY(%s)", (pg_arrays.texts(wanted[i : i + 500]),))
+            rows = self._fetch_tasks(f"{_SELECT} WHERE uuid = ANY(%s)", (pg_arrays.Texts(wanted[i : i + 500]),))
             found.update((task["uuid"], task) for _, task in rows)
         return found
 
@@ -621,7 +621,7 @@ class PostgresStore:
         if query.search.expression is not None:
             add(self._search_sql(query.search.expression))
         if excluding:
-            add(("seq <> ALL(%s)", [pg_arrays.seqs(excluding)]))
+            add(("seq <> ALL(%s)", [pg_arrays.Seqs(excluding)]))
         return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
 
     def _search_sql(self, expression: Expression) -> tuple[str, list[Any]]:
@@ -664,7 +664,7 @@ class PostgresStore:
             return None
         hits, watermark = found
         if len(hits) <= pg_search.MAX_HITS:
-            return pg_search.CANDIDATE_TASKS, [pg_arrays.seqs(hits), watermark, watermark]
+            return pg_search.CANDIDATE_TASKS, [pg_arrays.Seqs(hits), watermark, watermark]
         if counting:
             return pg_search.CANDIDATE_MATCHES.format(predicate=predicate[0]), [*predicate[1], watermark, watermark]
         return None
@@ -742,7 +742,7 @@ class PostgresStore:
         wanted = [_text(uuid) for uuid in uuids]
         if not wanted:
             return {}
-        return dict(self._rows("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (pg_arrays.texts(wanted),)))
+        return dict(self._rows("SELECT uuid, seq FROM tasks WHERE uuid = ANY(%s)", (pg_arrays.Texts(wanted),)))
 
     def ordered_seqs(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[int]:
         with self.snapshot():  # the total and the page (and the search's hits) from one snapshot
@@ -788,7 +788,7 @@ class PostgresStore:
         """These tasks with their seqs, in the order given; those deleted meanwhile are left out."""
         sql = (f"SELECT t.seq, {', '.join(f't.{c}' for c in _COLUMNS)}, t.data "
                "FROM unnest(%s::bigint[]) WITH ORDINALITY AS j(seq, n) JOIN tasks t ON t.seq = j.seq ORDER BY j.n")
-        return self._fetch_tasks(sql, (pg_arrays.seqs(seqs),))
+        return self._fetch_tasks(sql, (pg_arrays.Seqs(seqs),))
 
     def query_tasks(self, query: TaskQuery, excluding: Sequence[int] = ()) -> list[TaskDict]:
         with self.snapshot():
@@ -833,7 +833,7 @@ class PostgresStore:
             return False
         where, params = self._where(query, excluding)
         sql = f"SELECT count(*) FROM (SELECT 1 FROM tasks{where} AND seq = ANY(%s) LIMIT %s) AS capped"
-        row = self._rows(sql, [*params, pg_arrays.seqs(found[0]), cap + 1], _prepare(query))
+        row = self._rows(sql, [*params, pg_arrays.Seqs(found[0]), cap + 1], _prepare(query))
         return bool(row) and int(row[0][0]) > cap
 
     def _counted(self, query: TaskQuery, excluding: Sequence[int]) -> int:
@@ -853,7 +853,7 @@ class PostgresStore:
             total = int(row[0]) if row else 0
         if excluding:  # rows known to be stale are left out of the total, as from the page
             where = " AND ".join([*clauses, "seq = ANY(%s)"])
-            row = self._row(f"SELECT count(*) FROM tasks WHERE {where}", [*params, pg_arrays.seqs(excluding)])
+            row = self._row(f"SELECT count(*) FROM tasks WHERE {where}", [*params, pg_arrays.Seqs(excluding)])
             total -= int(row[0]) if row else 0
         return total
 

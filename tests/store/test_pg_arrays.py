@@ -24,10 +24,10 @@ def dsn() -> Iterator[str]:
 def test_literals_read_back_as_the_values_sent(dsn: str) -> None:
     with psycopg.connect(dsn) as conn:
         pg_arrays.register(conn)
-        texts = conn.execute("SELECT %s::text[]", (pg_arrays.texts(HOSTILE_IDS),)).fetchone()
-        seqs = conn.execute("SELECT %s", (pg_arrays.seqs([1, -2, 2**62]),)).fetchone()
+        texts = conn.execute("SELECT %s::text[]", (pg_arrays.Texts(HOSTILE_IDS),)).fetchone()
+        seqs = conn.execute("SELECT %s", (pg_arrays.Seqs([1, -2, 2**62]),)).fetchone()
         empty = conn.execute("SELECT cardinality(%s::text[]), cardinality(%s::bigint[])",
-                             (pg_arrays.texts([]), pg_arrays.seqs([]))).fetchone()
+                             (pg_arrays.Texts([]), pg_arrays.Seqs([]))).fetchone()
     assert texts is not None and texts[0] == HOSTILE_IDS
     assert seqs is not None and seqs[0] == [1, -2, 2**62]
     assert empty == (0, 0)
