@@ -20,6 +20,7 @@ from celery_monitor.api import (
     workers,
     workflows,
 )
+from celery_monitor.http import path_text  # noqa: F401  (registers {name:text}, used below)
 from celery_monitor.metrics.endpoint import metrics
 
 ROUTES: list[BaseRoute] = [
@@ -30,14 +31,14 @@ ROUTES: list[BaseRoute] = [
     Route("/api/workers", workers.list_workers),
     Route("/api/tasks", tasks.list_tasks),
     Route("/api/task/types", tasks.task_types),
-    Route("/api/task/info/{task_id:path}", tasks.task_info),
+    Route("/api/task/info/{task_id:text}", tasks.task_info),
     Route("/api/queues/length", queues.queue_lengths),
     Route("/api/queues/backlog", queues.queue_backlog),
-    Route("/api/queues/{queue:path}/tasks", queue_tasks.queued_tasks, methods=["GET"]),
+    Route("/api/queues/{queue:text}/tasks", queue_tasks.queued_tasks, methods=["GET"]),
     Route("/api/monitor/status", health.monitor_status),
     WebSocketRoute("/api/ws", websocket.page_updates),
     WebSocketRoute("/api/task/events/{event_type}/", websocket.task_events),
-    WebSocketRoute("/api/task/events/{event_type}/{task_id:path}", websocket.task_events),
+    WebSocketRoute("/api/task/events/{event_type}/{task_id:text}", websocket.task_events),
 ]
 
 # Control (Flower's paths and methods), re-run, bulk revoke and the audit trail.
@@ -52,13 +53,13 @@ ROUTES += [
     Route("/api/task/apply/{name}", control_tasks.apply, methods=["POST"]),
     Route("/api/task/async-apply/{name}", control_tasks.async_apply, methods=["POST"]),
     Route("/api/task/send-task/{name}", control_tasks.send_task, methods=["POST"]),
-    Route("/api/task/result/{task_id}", control_tasks.result, methods=["GET"]),
-    Route("/api/task/abort/{task_id}", control_tasks.abort, methods=["POST"]),
-    Route("/api/task/revoke/{task_id}", control_tasks.revoke, methods=["POST"]),
+    Route("/api/task/result/{task_id:text}", control_tasks.result, methods=["GET"]),
+    Route("/api/task/abort/{task_id:text}", control_tasks.abort, methods=["POST"]),
+    Route("/api/task/revoke/{task_id:text}", control_tasks.revoke, methods=["POST"]),
     Route("/api/task/timeout/{name}", control_tasks.time_limit, methods=["POST"]),
     Route("/api/task/rate-limit/{name}", control_tasks.rate_limit, methods=["POST"]),
-    Route("/api/task/rerun/{task_id}", control_tasks.rerun, methods=["POST"]),
-    Route("/api/task/rerun/{task_id}", control_tasks.rerun_check, methods=["GET"]),
+    Route("/api/task/rerun/{task_id:text}", control_tasks.rerun, methods=["POST"]),
+    Route("/api/task/rerun/{task_id:text}", control_tasks.rerun_check, methods=["GET"]),
     Route("/api/tasks/revoke", control_tasks.bulk_revoke, methods=["POST"]),
     Route("/api/audit", audit.list_audit, methods=["GET"]),
 ]
@@ -66,9 +67,9 @@ ROUTES += [
 # Periodic tasks: the beat entries the monitor sees, and enable, disable and run-now on one.
 ROUTES += [
     Route("/api/schedules", schedules.list_schedules, methods=["GET"]),
-    Route("/api/schedule/enable/{entry:path}", schedules.enable, methods=["POST"]),
-    Route("/api/schedule/disable/{entry:path}", schedules.disable, methods=["POST"]),
-    Route("/api/schedule/run/{entry:path}", schedules.run_now, methods=["POST"]),
+    Route("/api/schedule/enable/{entry:text}", schedules.enable, methods=["POST"]),
+    Route("/api/schedule/disable/{entry:text}", schedules.disable, methods=["POST"]),
+    Route("/api/schedule/run/{entry:text}", schedules.run_now, methods=["POST"]),
 ]
 
 # Failure groups: reads, and the group's audited bulk actions.

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
+from celery_monitor.http import path_text  # noqa: F401  (registers {name:text}, used below)
 from celery_monitor.web import data, pages
 
 ROUTES: list[BaseRoute] = [
     Route("/", pages.workers),
     Route("/workers", pages.workers),
-    Route("/worker/{name:path}", pages.worker),
+    Route("/worker/{name:text}", pages.worker),
     Route("/tasks", pages.tasks),
-    Route("/task/{task_id:path}", pages.task),
+    Route("/task/{task_id:text}", pages.task),
     Route("/workflow/{root_id}", pages.workflow),
     Route("/broker", pages.broker),
     Route("/graphs", pages.graphs),
@@ -22,10 +23,10 @@ ROUTES: list[BaseRoute] = [
     Route("/notifications", pages.notifications),
     Route("/live", data.live),
     Route("/ui/workers.json", data.workers),
-    Route("/ui/worker/{name:path}/limits.json", data.worker_limits),
-    Route("/ui/worker/{name:path}.json", data.worker),
+    Route("/ui/worker/{name:text}/limits.json", data.worker_limits),
+    Route("/ui/worker/{name:text}.json", data.worker),
     Route("/ui/tasks.json", data.tasks),
-    Route("/ui/task/{task_id:path}.json", data.task),
+    Route("/ui/task/{task_id:text}.json", data.task),
     Route("/ui/broker.json", data.broker),
     Route("/ui/graphs.json", data.timeline),
     Route("/ui/audit.json", data.audit),
