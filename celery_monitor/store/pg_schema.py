@@ -37,8 +37,13 @@ SETTLE_SECONDS = 10.0  # a finished task is indexed once its last event is this 
 
 
 def ascii_lower(column: str) -> str:
-    """SQL: the column with ASCII letters lowered, and only those (SQLite's LIKE folding)."""
-    return f"translate({column}, '{UPPER}', '{LOWER}')"
+    """SQL: the column with ASCII letters lowered, and only those (SQLite's LIKE folding).
+
+    Under the "C" collation PostgreSQL's lower() changes the bytes A-Z and nothing else, whatever the
+    database's locale; translate() gave the same text ~40 times slower (it maps character by
+    character): 3.3 s against 86 ms over the args of 100,000 tasks, the bulk of a common term's search.
+    """
+    return f'lower({column} COLLATE "C")'
 
 
 def folded(column: str) -> str:

@@ -10,6 +10,8 @@ them), new ones arrive (not indexed yet), the oldest are trimmed; the search tab
 from __future__ import annotations
 
 import random
+import string
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ import pytest
 from support.postgres import fresh_database
 from test_search_index import NOW, SEARCHES, history, make_task, variants
 
-from celery_monitor.store import pg_search
+from celery_monitor.store import pg_schema, pg_search
 from celery_monitor.store import postgres as postgres_store
 from celery_monitor.store.postgres import PostgresStore
 from celery_monitor.store.query import TaskQuery
@@ -145,3 +147,17 @@ def test_filters_sorts_and_deep_pages_agree(stores: tuple[SQLiteStore, PostgresS
                   TaskQuery(names=["no.such"])):
         assert postgres.count_tasks(query) == sqlite.count_tasks(query), query
     assert postgres.state_counts() == sqlite.state_counts()
+
+
+def test_ascii_lowering_changes_a_to_z_only_whatever_the_collation() -> None:
+    """SQLite's LIKE folds A-Z and nothing else; the SQL the searches run (``ascii_lower``) must too,
+    on every character, in a column whose own collation lowers more (Turkish lowers I to a dotless i)."""
+    every = "".join(chr(code) for code in range(1, sys.maxunicode + 1) if not 0xD800 <= code <= 0xDFFF)
+    expected = every.translate(str.maketrans(string.ascii_uppercase, string.ascii_lowercase))
+    with fresh_database() as dsn, psycopg.connect(dsn) as conn:
+        conn.execute('CREATE TABLE t (v text COLLATE "tr-x-icu")')
+        conn.execute("INSERT INTO t VALUES (%s)", (every,))
+        row = conn.execute(f"SELECT {pg_schema.ascii_lower('v')}, lower(v) FROM t").fetchone()
+    assert row is not None
+    assert row[0] == expected
+    assert row[1] != expected  # the column's collation alone would not do
