@@ -14,7 +14,6 @@ from __future__ import annotations
 import errno
 import re
 import socket
-import ssl
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -43,8 +42,9 @@ class _NotLoaded(Exception):
 
 
 def _client_error(module: str, name: str) -> type[BaseException]:
-    """A broker client's exception class, looked up only if its module is loaded, so the clients are
-    not imported here: the reader process (which needs none of them) classifies its faults too."""
+    """A broker client's (or ssl's) exception class, looked up only if its module is loaded, so they
+    are not imported here: the reader process, which needs none of them (and ssl only for a TLS
+    broker: 5 MB of its memory), classifies its faults too."""
     found = getattr(sys.modules.get(module), name, None)
     return found if isinstance(found, type) and issubclass(found, BaseException) else _NotLoaded
 
@@ -96,8 +96,9 @@ def _chain(exc: BaseException) -> Iterator[BaseException]:
 
 
 def _text(exc: BaseException) -> str:
-    if isinstance(exc, ssl.SSLCertVerificationError) and exc.verify_message:
-        return f"certificate verify failed: {exc.verify_message}"
+    verify_message = getattr(exc, "verify_message", None)
+    if isinstance(exc, _client_error("ssl", "SSLCertVerificationError")) and verify_message:
+        return f"certificate verify failed: {verify_message}"
     if isinstance(exc, _client_error("amqp.exceptions", "AMQPError")) and getattr(exc, "reply_text", None):
         return str(exc.reply_text)  # type: ignore[attr-defined]
     text = " ".join(str(exc).split())
@@ -125,7 +126,7 @@ def classify(exc: BaseException, where: str, phase: str = CONNECT) -> BrokerFaul
             return BrokerFault(AUTH, f"the broker at {where} refused the login: {_text(item)} "
                                      "(check the user name and password in the broker URL)")
     for item in chain:
-        if isinstance(item, ssl.SSLError):
+        if isinstance(item, _client_error("ssl", "SSLError")):
             text = _text(item)
             return BrokerFault(TLS, f"TLS handshake with {where} failed: {text}{_tls_hint(text)}")
     for item in chain:

@@ -9,7 +9,6 @@ monitor splits the replies when it reads them back.
 from __future__ import annotations
 
 import socket
-import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -185,6 +184,8 @@ class RedisEventReader(EventReader):
         return sock
 
     def _wrap_tls(self, sock: socket.socket) -> socket.socket:
+        import ssl  # here, not at the top: a broker without TLS spares the reader process ~5 MB
+
         opts = self.ssl_options
         context = ssl.create_default_context(cafile=opts.get("ssl_ca_certs"))
         reqs = opts.get("ssl_cert_reqs", ssl.CERT_REQUIRED)

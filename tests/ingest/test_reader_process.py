@@ -242,3 +242,19 @@ def test_an_idle_tailer_sleeps_until_the_reader_process_spools(
         assert received == [kombu_envelope(b'[{"uuid": "woken"}]')]
     finally:
         reader.stop()
+
+
+def test_the_reader_process_of_a_broker_without_tls_loads_no_tls_library(tmp_path: Path) -> None:
+    """ssl (and libssl, libcrypto: ~5 MB resident) is loaded by the reader process only for a TLS broker."""
+    server = RedisServer(free_port(), tmp_path).start()
+    monitor = new_monitor(server.url, tmp_path, "--event_spool").start()
+    try:
+        reader_pid = receiver(monitor)["reader_pid"]
+        publish_burst(server.port, 10, "plain")
+        wait_for(lambda: monitor.get("/api/task/info/plain-9").status_code == 200, 15, message="events read")
+        maps = Path(f"/proc/{reader_pid}/maps").read_text()
+        assert "python3" in maps or "libpython" in maps  # the process's own mappings were read
+        assert "libssl" not in maps and "_ssl." not in maps
+    finally:
+        monitor.stop()
+        server.stop()
