@@ -477,10 +477,10 @@ class Monitor:
                 log.debug("enable_events broadcast failed: %s", exc)
 
     def _worker_came_online(self, hostname: str) -> None:
-        """Inspect a worker as soon as it appears, instead of waiting for the next period; what it
-        runs and holds appears at once (late start)."""
+        """Inspect a worker as soon as it appears (with the others appearing with it), instead of
+        waiting for the next period; what it runs and holds appears at once (late start)."""
         if self.inspector.started:
-            self.late_start.watch(self.inspector.refresh(hostname))
+            self.inspector.refresh_soon(hostname, self.late_start.watch)
 
     # -- reads (store/lookup.py: the live view, then the pending writes, then the history) -------
 

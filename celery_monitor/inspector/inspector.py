@@ -1,8 +1,9 @@
 """Worker details from inspect broadcasts, run off the request path and cached per worker.
 
 A refresh runs every inspect method at once, broadcast to all workers (or one), and waits at
-most ``--inspect_timeout``. Concurrent requests for the same refresh share it. A worker that
-comes online triggers a refresh of its own, so new workers never wait for the next period.
+most ``--inspect_timeout``. Concurrent requests for the same refresh share it. Workers that
+come online trigger a refresh of their own half a second later (those coming online meanwhile
+join it), so new workers never wait for the next period.
 
 A broker that does not answer fails every method of a refresh: that is one ``last_error`` and
 one log line when it starts (a reminder every few minutes while it lasts), not eight lines per
@@ -18,6 +19,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, TypeGuard
 
@@ -33,6 +35,10 @@ METHODS: tuple[str, ...] = (
     "stats", "active_queues", "registered", "scheduled", "active", "reserved", "revoked", "conf",
 )  # fmt: skip
 MAX_CALLS = 24  # inspect broadcasts in flight at once, over every cluster
+# Workers that come online this close together are inspected in one refresh: a fleet that starts
+# (or rolls) together costs eight broadcasts, not eight per worker (320 for 40 workers, each polling
+# for replies: 0.55 s of an idle monitor's CPU instead of 0.17 s, and more while it ingests).
+ONLINE_BATCH_SECONDS = 0.5
 
 
 class Inspector:
@@ -48,6 +54,8 @@ class Inspector:
         self.missed: dict[str, int] = {}
         self._lock = threading.Lock()
         self._inflight: dict[str | None, Future[dict[str, dict[str, Any]]]] = {}
+        self._coming_online: set[str] = set()  # waiting for the batch a timer will start
+        self._batch_watch: Callable[[Future[dict[str, dict[str, Any]]]], None] | None = None  # set while one waits
         # Refreshes run here; each one's broadcasts (every method of every cluster) on a pool of their
         # own, so a refresh never waits for a thread that a refresh holds. Bounded: twenty clusters
         # would otherwise ask 160 broadcasts at once, each polling its replies on a thread of its own.
@@ -94,9 +102,32 @@ class Inspector:
             running = self._inflight.get(workername)
             if running is not None and not running.done():
                 return running
-            future = self._pool.submit(self._inspect, workername)
+            future = self._pool.submit(self._inspect, [workername] if workername else None)
             self._inflight[workername] = future
             return future
+
+    def refresh_soon(self, workername: str, watch: Callable[[Future[dict[str, dict[str, Any]]]], None]) -> None:
+        """Inspect a worker that just came online, together with those that come online within
+        ``ONLINE_BATCH_SECONDS``; ``watch`` is handed the batch's refresh as it starts (when it is
+        asked: late start stamps the replies with that time)."""
+        with self._lock:
+            self._coming_online.add(workername)
+            opened, self._batch_watch = self._batch_watch is not None, watch
+        if not opened:
+            timer = threading.Timer(ONLINE_BATCH_SECONDS, self._refresh_batch)
+            timer.daemon = True
+            timer.start()
+
+    def _refresh_batch(self) -> None:
+        with self._lock:
+            names, self._coming_online = sorted(self._coming_online), set()
+            watch, self._batch_watch = self._batch_watch, None
+        try:
+            future = self._pool.submit(self._inspect, names)
+        except RuntimeError:  # the pool shut down with the monitor
+            return
+        if watch is not None:
+            watch(future)
 
     def _call(self, app: Celery, method: str, destination: list[str] | None) -> dict[str, Any]:
         # With named workers, stop waiting as soon as they all answered.
@@ -106,10 +137,10 @@ class Inspector:
             return inspect.conf(with_defaults=False) or {}
         return getattr(inspect, method)() or {}
 
-    def _inspect(self, workername: str | None) -> dict[str, dict[str, Any]]:
+    def _inspect(self, workernames: list[str] | None) -> dict[str, dict[str, Any]]:
         # Every method of every cluster, as many at once as the calls' pool holds: a silent cluster
         # costs its timeout in one round, and the rounds bound how long the whole refresh may take.
-        routes = self.apps.routes([workername] if workername else None)
+        routes = self.apps.routes(workernames or None)
         futures = {(method, cluster): self._calls.submit(self._call, app, method, names)
                    for method in METHODS for cluster, app, names in routes}
         rounds = -(-len(futures) // MAX_CALLS)
@@ -134,7 +165,7 @@ class Inspector:
                 entry["timestamp"] = now
                 self.answered_at.setdefault(worker, {}).update(dict.fromkeys(info, now))
                 self.missed[worker] = 0
-            silent = [workername] if workername else list(self.cache)
+            silent = workernames or list(self.cache)
             for worker in silent:
                 if worker not in replies and worker in self.cache:
                     self.missed[worker] = self.missed.get(worker, 0) + 1
