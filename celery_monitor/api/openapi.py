@@ -243,11 +243,11 @@ def describe(routes: list[BaseRoute], prefix: str = "") -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     sockets: list[str] = []
     for route in routes:
+        path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", getattr(route, "path", ""))  # without convertors
         if isinstance(route, WebSocketRoute) and route.path.startswith("/api"):
-            sockets.append(route.path)
+            sockets.append(path)
         if not isinstance(route, Route) or not (route.path.startswith("/api") or route.path in PROBES):
             continue
-        path = _PATH_PARAM.sub(lambda m: "{" + m.group(1) + "}", route.path)
         for method in sorted(route.methods or {"GET"}):
             if method in ("HEAD", "OPTIONS"):
                 continue
