@@ -108,10 +108,6 @@ _ROW_UPSERT = (
     f"INSERT INTO tasks ({', '.join(_COLUMNS)}, data) VALUES ({', '.join('?' * (len(_COLUMNS) + 1))}) "
     "ON CONFLICT(uuid) DO UPDATE SET " + ", ".join(f"{c} = excluded.{c}" for c in (*_COLUMNS[1:], "data"))
 )
-_BULK_NAMES = (
-    "INSERT OR IGNORE INTO task_names SELECT DISTINCT json_extract(value, '$.name') FROM json_each(?) "
-    "WHERE json_type(value, '$.name') = 'text'"
-)
 WAL_CHECKPOINT_PAGES = 10_000  # of 4 KB
 WAL_KEPT_BYTES = 64 * 2**20  # a WAL that grew past this (a reader held a checkpoint back) is cut back to it
 WRITE_CHUNK = 2000  # tasks per statement: a few MB of JSON, built while holding the GIL briefly
@@ -216,12 +212,15 @@ def _task_row(task: TaskDict) -> tuple[Any, ...]:
 def _upsert_chunk(conn: sqlite3.Connection, chunk: str) -> None:
     if "\\u0000" not in chunk:
         conn.execute(_BULK_UPSERT, (chunk,))
-        conn.execute(_BULK_NAMES, (chunk,))
         return
     # SQLite's JSON functions end a string at a NUL character: such a chunk goes row by row.
-    rows = [_task_row(task) for task in orjson.loads(chunk)]
-    conn.executemany(_ROW_UPSERT, rows)
-    conn.executemany("INSERT OR IGNORE INTO task_names VALUES (?)", [(row[1],) for row in rows if row[1]])
+    conn.executemany(_ROW_UPSERT, [_task_row(task) for task in orjson.loads(chunk)])
+
+
+def _task_names(batch: list[TaskDict]) -> list[tuple[str]]:
+    """The batch's distinct task names, for ``task_names``: a set here costs a fraction of reading
+    the chunk's JSON a second time in SQL (4% of the monitor's CPU at 16,000 task events/s)."""
+    return [(name,) for name in {task.get("name") for task in batch} if isinstance(name, str)]
 
 
 # Tasks of the cluster ``default`` hold NULL in the cluster column and stay out of its index: a
@@ -372,6 +371,7 @@ class SQLiteStore:
         batch = list(tasks)
         failed, others = failures.split(batch)
         chunks = _json_chunks(batch)
+        names = _task_names(batch)
         worker_rows = [(w["hostname"], orjson.dumps(w)) for w in workers]
         meta_rows = [(k, orjson.dumps(v)) for k, v in meta.items()]
         with self._write_lock:
@@ -380,6 +380,7 @@ class SQLiteStore:
             try:
                 for chunk in chunks:
                     _upsert_chunk(conn, chunk)
+                conn.executemany("INSERT OR IGNORE INTO task_names VALUES (?)", names)
                 sqlite_failures.write(conn, failed, others)
                 if worker_rows:
                     conn.executemany("INSERT OR REPLACE INTO workers VALUES (?, ?)", worker_rows)
